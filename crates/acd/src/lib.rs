@@ -1,0 +1,1 @@
+//! permanence-acd (placeholder, being built)

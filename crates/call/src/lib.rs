@@ -1,0 +1,1 @@
+//! permanence-call (placeholder, being built)

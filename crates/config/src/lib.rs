@@ -1,0 +1,1 @@
+//! permanence-config (placeholder, being built)

@@ -1,0 +1,1 @@
+//! permanence-engine (placeholder, being built)

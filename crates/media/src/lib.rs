@@ -1,0 +1,1 @@
+//! permanence-media (placeholder, being built)

@@ -1,0 +1,1 @@
+//! permanence-sim (placeholder, being built)

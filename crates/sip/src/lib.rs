@@ -1,0 +1,1 @@
+//! permanence-sip (placeholder, being built)
