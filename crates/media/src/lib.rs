@@ -1,1 +1,4 @@
-//! permanence-media (placeholder, being built)
+//! RTP media for Permanence.
+pub mod g711;
+pub mod prompt;
+pub mod prompts;

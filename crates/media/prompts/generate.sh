@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Regenerates the default French prompts embedded in permanence-media.
+#
+# Not run by the build: the WAV files it writes under prompts/fr/ are
+# committed, and `src/prompts.rs` embeds them with include_bytes!.
+#
+# Needs espeak-ng and sox (Debian: apt-get install -y espeak-ng sox).
+# Every output is 8 kHz, mono, 16-bit signed PCM WAV (check with soxi).
+#
+# Usage: crates/media/prompts/generate.sh            (writes prompts/fr/*.wav)
+#        VOICE=fr+f3 SPEED=145 crates/media/prompts/generate.sh
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OUT="$HERE/fr"
+VOICE="${VOICE:-fr+f3}"
+SPEED="${SPEED:-145}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+
+for tool in espeak-ng sox soxi; do
+    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
+done
+
+# speak NAME TEXT: synthesise TEXT, trim leading/trailing silence, resample to
+# 8 kHz mono 16-bit, peak-normalise to -3 dBFS, add a short tail of silence.
+speak() {
+    local name="$1" text="$2"
+    espeak-ng -v "$VOICE" -s "$SPEED" -w "$WORK/raw.wav" "$text"
+    sox "$WORK/raw.wav" -r 8000 -c 1 -b 16 "$OUT/$name.wav" \
+        silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse \
+        norm -3 pad 0 0.15
+}
+
+# ---- whole prompts -------------------------------------------------------
+speak greeting "Bonjour, vous êtes bien au secrétariat de votre praticien. Merci de patienter, une secrétaire va vous répondre."
+speak closed "Le cabinet est actuellement fermé. En cas d'urgence vitale, composez le 15. Sinon, merci de rappeler pendant les heures d'ouverture du cabinet. Au revoir."
+speak callback_taken "Votre demande de rappel est enregistrée. Une secrétaire vous rappellera dès que possible. Au revoir."
+speak menu "Pour une urgence, tapez 1. Pour un rendez-vous, tapez 2. Pour des résultats d'examens, tapez 3."
+speak overflow "Toutes nos secrétaires sont actuellement occupées et nous ne pouvons pas prendre votre appel. En cas d'urgence vitale, composez le 15. Merci de rappeler un peu plus tard. Au revoir."
+
+# Voicemail: speech followed by a 1 kHz beep (0.4 s).
+espeak-ng -v "$VOICE" -s "$SPEED" -w "$WORK/raw.wav" \
+    "Vous pouvez laisser un message au cabinet. Indiquez votre nom, votre numéro de téléphone et l'objet de votre appel. Parlez après le bip."
+sox "$WORK/raw.wav" -r 8000 -c 1 -b 16 "$WORK/vm_speech.wav" \
+    silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse norm -3 pad 0 0.4
+sox -n -r 8000 -c 1 -b 16 "$WORK/beep.wav" synth 0.4 sine 1000 fade t 0.01 0.4 0.01 gain -9
+sox "$WORK/vm_speech.wav" "$WORK/beep.wav" "$OUT/voicemail.wav"
+
+# ---- queue announcement pieces -------------------------------------------
+speak position_prefix "Vous êtes le"
+speak in_queue "en attente."
+speak position_over_20 "Plus de vingt personnes sont en attente avant vous."
+speak wait_prefix "Temps d'attente estimé :"
+speak wait_under_1_minute "moins d'une minute."
+speak wait_over_30_minutes "plus de trente minutes."
+speak minute "minute."
+speak minutes "minutes."
+
+ordinals=(premier deuxième troisième quatrième cinquième sixième septième huitième
+          neuvième dixième onzième douzième treizième quatorzième quinzième seizième
+          dix-septième dix-huitième dix-neuvième vingtième)
+for i in "${!ordinals[@]}"; do
+    speak "ordinal_$((i + 1))" "${ordinals[$i]}"
+done
+
+# Cardinals in the feminine ("une minute", "vingt et une minutes").
+cardinals=(une deux trois quatre cinq six sept huit neuf dix onze douze treize
+           quatorze quinze seize dix-sept dix-huit dix-neuf vingt "vingt et une"
+           vingt-deux vingt-trois vingt-quatre vingt-cinq vingt-six vingt-sept
+           vingt-huit vingt-neuf trente)
+for i in "${!cardinals[@]}"; do
+    speak "number_$((i + 1))" "${cardinals[$i]}"
+done
+
+# ---- hold music ------------------------------------------------------------
+# A soft I-vi-IV-V progression (C, Am, F, G), 3 s per chord, played twice:
+# sine pads with slow attack/release plus a quiet plucked arpeggio. Each
+# chord fades in and out, so the 24 s file loops without a click. Normalised
+# to an RMS of about -18 dBFS.
+hz() { # hz SEMITONES_FROM_A4 -> frequency in Hz
+    awk -v n="$1" 'BEGIN { printf "%.2f", 440 * 2 ^ (n / 12) }'
+}
+chord() { # chord NAME "ROOT THIRD FIFTH" BASS (semitones from A4)
+    local name="$1" notes="$2" bass="$3" parts=() n i=0
+    for n in $notes; do
+        sox -n -r 8000 -c 1 -b 16 "$WORK/${name}_pad$i.wav" synth 3 sine "$(hz "$n")" fade t 0.6 3 0.9 vol 0.16
+        parts+=("$WORK/${name}_pad$i.wav")
+        i=$((i + 1))
+    done
+    sox -n -r 8000 -c 1 -b 16 "$WORK/${name}_bass.wav" synth 3 sine "$(hz "$bass")" fade t 0.6 3 0.9 vol 0.2
+    parts+=("$WORK/${name}_bass.wav")
+    # Arpeggio: chord tones one octave up, up then down, 0.5 s each.
+    local arp=() a
+    read -r -a a <<<"$notes"
+    for n in "${a[0]}" "${a[1]}" "${a[2]}" "${a[1]}" "${a[0]}" "${a[2]}"; do
+        sox -n -r 8000 -c 1 -b 16 "$WORK/${name}_arp${#arp[@]}.wav" synth 0.5 pluck "$(hz $((n + 12)))" fade t 0.005 0.5 0.3 vol 0.1
+        arp+=("$WORK/${name}_arp${#arp[@]}.wav")
+    done
+    sox "${arp[@]}" "$WORK/${name}_arp.wav"
+    parts+=("$WORK/${name}_arp.wav")
+    sox -m "${parts[@]}" "$WORK/$name.wav"
+}
+# Semitones from A4: C4=-9 E4=-5 G4=-2 A3=-12 F3=-16 G3=-14 B3=-10 D4=-7.
+chord c "-9 -5 -2" -21
+chord am "-12 -9 -5" -24
+chord f "-16 -12 -9" -28
+chord g "-14 -10 -7" -26
+sox "$WORK/c.wav" "$WORK/am.wav" "$WORK/f.wav" "$WORK/g.wav" \
+    "$WORK/c.wav" "$WORK/am.wav" "$WORK/f.wav" "$WORK/g.wav" "$WORK/hold_raw.wav"
+rms="$(sox "$WORK/hold_raw.wav" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')"
+gain="$(awk -v r="$rms" 'BEGIN { printf "%.2f", -18 - 20 * log(r) / log(10) }')"
+sox "$WORK/hold_raw.wav" -r 8000 -c 1 -b 16 "$OUT/hold_music.wav" gain "$gain"
+
+echo "prompts written to $OUT:"
+for f in "$OUT"/*.wav; do
+    printf '%-28s %6.2f s\n' "$(basename "$f")" "$(soxi -D "$f")"
+done
+du -ch "$OUT"/*.wav | tail -1
