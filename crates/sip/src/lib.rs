@@ -1,1 +1,20 @@
-//! permanence-sip (placeholder, being built)
+//! The SIP front door of Permanence.
+//!
+//! rsipstack carries transport, transactions and dialogs; this crate holds
+//! what Permanence itself decides at the SIP edge, as pure functions and
+//! sans-IO state machines:
+//! - [`guard`]: checks each UDP datagram before the stack parses it, answers
+//!   malformed requests with the right 4xx/5xx and drops unanswerable junk;
+//! - [`digest`]: server-side digest authentication (MD5, SHA-256) with
+//!   expiring, replay-proof nonces;
+//! - [`registrar`]: telesecretary softphone registrations and OPTIONS
+//!   qualify;
+//! - [`intake`]: which practice a forwarded call is for (History-Info,
+//!   Diversion, Request-URI, To).
+
+#![forbid(unsafe_code)]
+
+pub mod digest;
+pub mod guard;
+pub mod intake;
+pub mod registrar;
