@@ -2,3 +2,4 @@
 pub mod g711;
 pub mod prompt;
 pub mod prompts;
+pub mod sdp;
