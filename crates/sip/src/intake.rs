@@ -80,18 +80,41 @@ pub fn split_entries(value: &str) -> Vec<&str> {
     out
 }
 
+/// Byte positions of the `<` and `>` around the URI of a name-addr entry,
+/// skipping a quoted display name.
+fn angle_span(entry: &str) -> Option<(usize, usize)> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in entry.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => {
+                let r = entry[i + 1..].find('>')?;
+                return Some((i, i + 1 + r));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The URI of a name-addr entry (`"Name" <uri>;params` or a bare `uri;params`).
-fn entry_uri(entry: &str) -> &str {
-    match (entry.find('<'), entry.rfind('>')) {
-        (Some(l), Some(r)) if l < r => &entry[l + 1..r],
-        _ => entry.split(';').next().unwrap_or(entry).trim(),
+pub fn entry_uri(entry: &str) -> &str {
+    match angle_span(entry) {
+        Some((l, r)) => &entry[l + 1..r],
+        None => entry.split(';').next().unwrap_or(entry).trim(),
     }
 }
 
 /// A header parameter (outside the `<...>`) such as `index=1.1`.
-fn entry_param<'a>(entry: &'a str, name: &str) -> Option<&'a str> {
-    let params = match entry.rfind('>') {
-        Some(r) => &entry[r + 1..],
+pub fn entry_param<'a>(entry: &'a str, name: &str) -> Option<&'a str> {
+    let params = match angle_span(entry) {
+        Some((_, r)) => &entry[r + 1..],
         None => entry.split_once(';').map(|(_, p)| p).unwrap_or(""),
     };
     params.split(';').find_map(|p| {

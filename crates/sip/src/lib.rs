@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod extract;
 pub mod guard;
 pub mod intake;
 pub mod registrar;
