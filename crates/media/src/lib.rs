@@ -1,5 +1,31 @@
-//! RTP media for Permanence.
+//! RTP media for Permanence, the SIP call-routing engine of French medical
+//! telesecretariats.
+//!
+//! * [`g711`]: µ-law / A-law tables and PCMU<->PCMA transcoding.
+//! * [`Prompt`]: WAV prompts pre-encoded into 20 ms frames of both laws;
+//!   [`prompts`]: the default French prompts embedded in the binary and the
+//!   queue announcement composer.
+//! * [`sdp`]: offer/answer parsing, negotiation and building.
+//! * [`MediaEngine`] / [`Leg`]: RTP legs with playout, DTMF, symmetric
+//!   latching, inactivity timeout, bridging and recording; events arrive as
+//!   [`MediaEvent`]s on a per-leg channel.
+//! * [`rtp`]: the allocation-free per-packet building blocks.
+#![deny(missing_docs)]
+
+mod engine;
 pub mod g711;
 pub mod prompt;
 pub mod prompts;
+mod record;
+pub mod rtp;
 pub mod sdp;
+
+pub use engine::{
+    bridge, unbridge, Leg, LegStats, MediaConfig, MediaEngine, MediaError, MediaEvent,
+};
+pub use g711::Codec;
+pub use prompt::{Prompt, PromptError};
+pub use prompts::{announcement, FrenchPrompts};
+pub use record::RecordingEnd;
+pub use rtp::{Playlist, RemoteMedia};
+pub use sdp::Direction;

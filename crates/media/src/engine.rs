@@ -1,0 +1,1012 @@
+//! The media engine: RTP port allocation and call legs (one UDP socket and
+//! one tokio task each) with playout, DTMF detection, latching, inactivity
+//! timeout, bridging and recording.
+//!
+//! Concurrency model: each leg's task owns the receive side of its socket
+//! and all receive state. The outgoing stream of a leg ([`TxStream`],
+//! destination, negotiated codec) sits behind a per-leg mutex so that, when
+//! two legs are bridged, the task of leg A can stamp and send A's received
+//! packets directly on leg B's socket (`try_send_to`, never blocking)
+//! without an extra hop. Only the two legs of a bridge ever touch that
+//! mutex; nothing on the packet path is shared by all calls. The port
+//! allocator's mutex is taken only when a leg opens or closes.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rtp_rs::RtpReader;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+
+use crate::record::{Recorder, RecordingEnd};
+use crate::rtp::{
+    self, DtmfDetector, InLeg, OutLeg, Player, Playlist, RemoteMedia, SeqEvent, SeqTracker,
+    TxStream, MAX_PACKET,
+};
+
+/// Playout packet interval.
+const PTIME: Duration = Duration::from_millis(20);
+/// If the playout ticker falls this far behind, it re-synchronises instead
+/// of bursting the missed packets.
+const MAX_PLAYOUT_LAG: Duration = Duration::from_millis(100);
+/// A latched source must have been silent this long before another source
+/// can take over (protects an active stream from stray packets).
+const RELATCH_AFTER: Duration = Duration::from_millis(500);
+/// Receive buffer size (larger datagrams are truncated and counted as
+/// garbage if they fail to parse).
+const RECV_BUF: usize = 2048;
+
+/// Errors of the media engine.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// Invalid [`MediaConfig`].
+    #[error("invalid media configuration: {0}")]
+    Config(String),
+    /// Every even port of the range is in use.
+    #[error("no free RTP port in {min}-{max}")]
+    PortsExhausted {
+        /// Range start.
+        min: u16,
+        /// Range end.
+        max: u16,
+    },
+    /// Binding failed for a reason other than the port being in use.
+    #[error("cannot bind RTP socket on {addr}: {error}")]
+    Bind {
+        /// Address tried.
+        addr: SocketAddr,
+        /// OS error.
+        #[source]
+        error: std::io::Error,
+    },
+    /// Not called from within a tokio runtime.
+    #[error("the media engine must be used from within a tokio runtime")]
+    NoRuntime,
+    /// The leg's task has ended (leg closed).
+    #[error("leg is closed")]
+    Closed,
+    /// A leg cannot be bridged to itself.
+    #[error("cannot bridge a leg to itself")]
+    SelfBridge,
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Local address RTP sockets bind to (e.g. 0.0.0.0 or a specific IP).
+    pub bind_ip: IpAddr,
+    /// Address written in SDP (public address of the switch).
+    pub advertise_ip: IpAddr,
+    /// First port of the RTP range (inclusive).
+    pub port_min: u16,
+    /// Last port of the RTP range (inclusive). Only even ports are used.
+    pub port_max: u16,
+    /// Inactivity timeout: a leg reports [`MediaEvent::RtpTimeout`] (or
+    /// [`MediaEvent::NoRtp`]) when no RTP arrived for this long.
+    pub rtp_timeout: Duration,
+    /// Capacity of each leg's event channel (events beyond it are dropped
+    /// if the consumer does not keep up).
+    pub event_capacity: usize,
+}
+
+impl MediaConfig {
+    /// A configuration binding and advertising `ip`, ports `port_min..=port_max`,
+    /// 30 s RTP timeout.
+    pub fn new(ip: IpAddr, port_min: u16, port_max: u16) -> Self {
+        MediaConfig {
+            bind_ip: ip,
+            advertise_ip: ip,
+            port_min,
+            port_max,
+            rtp_timeout: Duration::from_secs(30),
+            event_capacity: 64,
+        }
+    }
+}
+
+/// Events a leg reports on its channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// RTP latched to this source address (first packet, or a new source
+    /// after the previous one went silent); we now send there.
+    Latched(SocketAddr),
+    /// A non-looping playlist played to the end.
+    PlaybackFinished,
+    /// An RFC 4733 DTMF digit (`0-9`, `*`, `#`, `A-D`), reported once per
+    /// key press.
+    Dtmf(char),
+    /// RTP stopped: none for `rtp_timeout` after packets had been received.
+    RtpTimeout,
+    /// No RTP at all within `rtp_timeout` of the remote being set.
+    NoRtp,
+    /// A recording was finalised.
+    RecordingFinished {
+        /// The WAV file written.
+        path: PathBuf,
+        /// Audio length written.
+        duration: Duration,
+        /// Why it ended.
+        reason: RecordingEnd,
+    },
+    /// A recording could not be written.
+    RecordingFailed {
+        /// The WAV file attempted.
+        path: PathBuf,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// A snapshot of a leg's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    /// Valid RTP packets received from the far end.
+    pub packets_in: u64,
+    /// Bytes of those packets.
+    pub bytes_in: u64,
+    /// RTP packets sent to the far end (playout and relayed).
+    pub packets_out: u64,
+    /// Bytes of those packets.
+    pub bytes_out: u64,
+    /// Packets missing in the received sequence numbers.
+    pub lost: u64,
+    /// Packets received late / out of order / duplicated.
+    pub late: u64,
+    /// Datagrams that were not valid RTP, or of an unexpected payload type.
+    pub garbage: u64,
+    /// Valid RTP from an address other than the latched one (ignored).
+    pub foreign: u64,
+    /// DTMF digits detected.
+    pub dtmf: u64,
+    /// Packets that could not be sent (socket buffer full or error).
+    pub send_errors: u64,
+    /// Recorded samples dropped because the writer fell behind.
+    pub record_dropped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    packets_in: AtomicU64,
+    bytes_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_out: AtomicU64,
+    lost: AtomicU64,
+    late: AtomicU64,
+    garbage: AtomicU64,
+    foreign: AtomicU64,
+    dtmf: AtomicU64,
+    send_errors: AtomicU64,
+    record_dropped: AtomicU64,
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn snapshot(&self) -> LegStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        LegStats {
+            packets_in: g(&self.packets_in),
+            bytes_in: g(&self.bytes_in),
+            packets_out: g(&self.packets_out),
+            bytes_out: g(&self.bytes_out),
+            lost: g(&self.lost),
+            late: g(&self.late),
+            garbage: g(&self.garbage),
+            foreign: g(&self.foreign),
+            dtmf: g(&self.dtmf),
+            send_errors: g(&self.send_errors),
+            record_dropped: g(&self.record_dropped),
+        }
+    }
+}
+
+/// Who may send on a leg's outgoing stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The leg's own playout.
+    Local,
+    /// The bridged peer's relay, for this bridge id.
+    Bridge(u64),
+}
+
+/// Per-leg outgoing state, shared with a bridged peer's task.
+struct TxState {
+    stream: TxStream,
+    remote: Option<RemoteMedia>,
+    /// Latched source, else the SDP address.
+    dest: Option<SocketAddr>,
+    owner: Owner,
+}
+
+impl TxState {
+    /// Destination and settings if the far end currently wants our media.
+    fn sendable(&self) -> Option<(SocketAddr, RemoteMedia)> {
+        let r = self.remote?;
+        if !r.direction.receives() {
+            return None;
+        }
+        Some((self.dest?, r))
+    }
+}
+
+struct LegShared {
+    socket: UdpSocket,
+    tx: Mutex<TxState>,
+    counters: Counters,
+    _lease: PortLease,
+}
+
+impl LegShared {
+    #[inline]
+    fn send(&self, buf: &[u8], dest: SocketAddr) {
+        match self.socket.try_send_to(buf, dest) {
+            Ok(n) => {
+                bump(&self.counters.packets_out, 1);
+                bump(&self.counters.bytes_out, n as u64);
+            }
+            Err(_) => bump(&self.counters.send_errors, 1),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Port allocation
+
+struct PortAllocator {
+    bind_ip: IpAddr,
+    min: u16,
+    max: u16,
+    state: Mutex<PortState>,
+}
+
+struct PortState {
+    in_use: HashSet<u16>,
+    cursor: u16,
+}
+
+/// Holds an allocated port; releases it when dropped.
+struct PortLease {
+    port: u16,
+    alloc: Arc<PortAllocator>,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        self.alloc.state.lock().in_use.remove(&self.port);
+    }
+}
+
+impl PortAllocator {
+    fn first_even(&self) -> u16 {
+        self.min + (self.min & 1)
+    }
+
+    fn slots(&self) -> u32 {
+        (u32::from(self.max) - u32::from(self.first_even())) / 2 + 1
+    }
+
+    /// Binds a socket on the next free even port (round-robin, so a port is
+    /// not reused immediately after release).
+    fn allocate(self: &Arc<Self>) -> Result<(std::net::UdpSocket, PortLease), MediaError> {
+        let mut st = self.state.lock();
+        let base = self.first_even();
+        let slots = self.slots();
+        let mut last_err = None;
+        for _ in 0..slots {
+            let idx = u32::from(st.cursor) % slots;
+            st.cursor = ((idx + 1) % slots) as u16;
+            let port = (u32::from(base) + 2 * idx) as u16;
+            if st.in_use.contains(&port) {
+                continue;
+            }
+            let addr = SocketAddr::new(self.bind_ip, port);
+            match std::net::UdpSocket::bind(addr) {
+                Ok(sock) => {
+                    st.in_use.insert(port);
+                    return Ok((
+                        sock,
+                        PortLease {
+                            port,
+                            alloc: self.clone(),
+                        },
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => last_err = Some((addr, e)),
+            }
+        }
+        match last_err {
+            Some((addr, error)) => Err(MediaError::Bind { addr, error }),
+            None => Err(MediaError::PortsExhausted {
+                min: self.min,
+                max: self.max,
+            }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Engine
+
+struct EngineInner {
+    config: MediaConfig,
+    ports: Arc<PortAllocator>,
+    next_bridge: AtomicU64,
+}
+
+/// The media engine: cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine")
+            .field("config", &self.inner.config)
+            .field("ports_in_use", &self.ports_in_use())
+            .finish()
+    }
+}
+
+impl MediaEngine {
+    /// Creates an engine; checks that the port range holds an even port.
+    pub fn new(config: MediaConfig) -> Result<Self, MediaError> {
+        if config.port_min == 0 || config.port_min > config.port_max {
+            return Err(MediaError::Config(format!(
+                "port range {}-{} is empty or starts at 0",
+                config.port_min, config.port_max
+            )));
+        }
+        if config.port_min == config.port_max && config.port_min % 2 == 1 {
+            return Err(MediaError::Config(format!(
+                "port range {}-{} holds no even port",
+                config.port_min, config.port_max
+            )));
+        }
+        if config.rtp_timeout.is_zero() || config.event_capacity == 0 {
+            return Err(MediaError::Config(
+                "rtp_timeout and event_capacity must be non-zero".into(),
+            ));
+        }
+        let ports = Arc::new(PortAllocator {
+            bind_ip: config.bind_ip,
+            min: config.port_min,
+            max: config.port_max,
+            state: Mutex::new(PortState {
+                in_use: HashSet::new(),
+                cursor: 0,
+            }),
+        });
+        Ok(MediaEngine {
+            inner: Arc::new(EngineInner {
+                config,
+                ports,
+                next_bridge: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MediaConfig {
+        &self.inner.config
+    }
+
+    /// Number of RTP ports currently held by open legs.
+    pub fn ports_in_use(&self) -> usize {
+        self.inner.ports.state.lock().in_use.len()
+    }
+
+    /// Opens a leg on a free even port and starts its task. Must be called
+    /// within a tokio runtime. Returns the leg and its event receiver.
+    pub fn open_leg(&self) -> Result<(Leg, mpsc::Receiver<MediaEvent>), MediaError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let (std_sock, lease) = self.inner.ports.allocate()?;
+        let port = lease.port;
+        let addr = SocketAddr::new(self.inner.config.bind_ip, port);
+        let bind_err = |error| MediaError::Bind { addr, error };
+        std_sock.set_nonblocking(true).map_err(bind_err)?;
+        let socket = {
+            let _guard = rt.enter();
+            UdpSocket::from_std(std_sock).map_err(bind_err)?
+        };
+        let shared = Arc::new(LegShared {
+            socket,
+            tx: Mutex::new(TxState {
+                stream: TxStream::new(),
+                remote: None,
+                dest: None,
+                owner: Owner::Local,
+            }),
+            counters: Counters::default(),
+            _lease: lease,
+        });
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(self.inner.config.event_capacity);
+        let task = LegTask::new(shared.clone(), cmd_rx, ev_tx, self.inner.config.rtp_timeout);
+        let join = rt.spawn(task.run());
+        Ok((
+            Leg {
+                shared,
+                cmd: cmd_tx,
+                local: SocketAddr::new(self.inner.config.advertise_ip, port),
+                join: Some(join),
+                engine: self.clone(),
+            },
+            ev_rx,
+        ))
+    }
+
+    /// Bridges two legs (see [`bridge`]).
+    pub fn bridge(&self, a: &Leg, b: &Leg) -> Result<(), MediaError> {
+        bridge(a, b)
+    }
+
+    /// Unbridges two legs (see [`unbridge`]).
+    pub fn unbridge(&self, a: &Leg, b: &Leg) {
+        unbridge(a, b)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Leg handle
+
+enum Command {
+    SetRemote(RemoteMedia),
+    Play(Playlist),
+    StopPlayback,
+    Bridge {
+        id: u64,
+        peer: Arc<LegShared>,
+        peer_cmd: mpsc::UnboundedSender<Command>,
+    },
+    /// Leave bridge `id` (or any bridge with `None`).
+    Unbridge(Option<u64>),
+    Record {
+        path: PathBuf,
+        max: Duration,
+    },
+    StopRecording,
+    Close,
+}
+
+/// One call side: a UDP socket on an even port and the task serving it.
+/// Dropping it (or [`Leg::close`]) stops the task and frees the port.
+pub struct Leg {
+    shared: Arc<LegShared>,
+    cmd: mpsc::UnboundedSender<Command>,
+    local: SocketAddr,
+    join: Option<JoinHandle<()>>,
+    engine: MediaEngine,
+}
+
+impl std::fmt::Debug for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leg").field("local", &self.local).finish()
+    }
+}
+
+impl Leg {
+    fn send(&self, c: Command) -> Result<(), MediaError> {
+        self.cmd.send(c).map_err(|_| MediaError::Closed)
+    }
+
+    /// Advertised address and RTP port, for SDP.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The RTP port.
+    pub fn port(&self) -> u16 {
+        self.local.port()
+    }
+
+    /// The SSRC of the stream this leg sends.
+    pub fn ssrc(&self) -> u32 {
+        self.shared.tx.lock().stream.ssrc()
+    }
+
+    /// Sets (or updates, on re-INVITE) the negotiated remote media. Resets
+    /// latching and re-arms the inactivity timeout.
+    pub fn set_remote(&self, remote: RemoteMedia) -> Result<(), MediaError> {
+        {
+            let mut tx = self.shared.tx.lock();
+            tx.remote = Some(remote);
+            tx.dest = remote.addr;
+        }
+        self.send(Command::SetRemote(remote))
+    }
+
+    /// Replaces what is playing with `playlist` (sequence numbers and
+    /// timestamps continue; the first packet carries the marker bit).
+    /// Ignored while the leg is bridged.
+    pub fn play(&self, playlist: Playlist) -> Result<(), MediaError> {
+        self.send(Command::Play(playlist))
+    }
+
+    /// Stops playback (no `PlaybackFinished`); the leg sends nothing.
+    pub fn stop_playback(&self) -> Result<(), MediaError> {
+        self.send(Command::StopPlayback)
+    }
+
+    /// Records what the far end sends to `path` (8 kHz mono 16-bit WAV), at
+    /// most `max` long; replaces a recording in progress. Completion or
+    /// failure is reported as an event.
+    pub fn record(&self, path: impl Into<PathBuf>, max: Duration) -> Result<(), MediaError> {
+        self.send(Command::Record {
+            path: path.into(),
+            max,
+        })
+    }
+
+    /// Stops and finalises the recording in progress.
+    pub fn stop_recording(&self) -> Result<(), MediaError> {
+        self.send(Command::StopRecording)
+    }
+
+    /// Leaves any bridge (both legs return to idle).
+    pub fn unbridge(&self) -> Result<(), MediaError> {
+        self.send(Command::Unbridge(None))
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> LegStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The engine this leg belongs to.
+    pub fn engine(&self) -> &MediaEngine {
+        &self.engine
+    }
+
+    /// Stops the task, waits for it and frees the port.
+    pub async fn close(mut self) {
+        let _ = self.cmd.send(Command::Close);
+        if let Some(j) = self.join.take() {
+            let _ = j.await;
+        }
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        let _ = self.cmd.send(Command::Close);
+    }
+}
+
+/// Bridges legs `a` and `b`: RTP received on each is relayed to the other
+/// (payload copied, or transcoded PCMU<->PCMA; telephone-event payload type
+/// rewritten, or dropped if the other side negotiated none), re-stamped on
+/// the receiving leg's own continuous stream. Playback stops on both legs.
+/// Replaces any previous bridge of either leg.
+pub fn bridge(a: &Leg, b: &Leg) -> Result<(), MediaError> {
+    if Arc::ptr_eq(&a.shared, &b.shared) {
+        return Err(MediaError::SelfBridge);
+    }
+    if a.cmd.is_closed() || b.cmd.is_closed() {
+        return Err(MediaError::Closed);
+    }
+    let id = a.engine.inner.next_bridge.fetch_add(1, Ordering::Relaxed);
+    // Take ownership of both outgoing streams now so no playout packet
+    // interleaves with relayed ones.
+    a.shared.tx.lock().owner = Owner::Bridge(id);
+    b.shared.tx.lock().owner = Owner::Bridge(id);
+    let sent = a
+        .send(Command::Bridge {
+            id,
+            peer: b.shared.clone(),
+            peer_cmd: b.cmd.clone(),
+        })
+        .and_then(|()| {
+            b.send(Command::Bridge {
+                id,
+                peer: a.shared.clone(),
+                peer_cmd: a.cmd.clone(),
+            })
+        });
+    if sent.is_err() {
+        unbridge(a, b);
+    }
+    sent
+}
+
+/// Ends the bridge between `a` and `b` (if any); both legs become idle and
+/// can `play` again.
+pub fn unbridge(a: &Leg, b: &Leg) {
+    for l in [a, b] {
+        {
+            let mut tx = l.shared.tx.lock();
+            tx.owner = Owner::Local;
+        }
+        let _ = l.cmd.send(Command::Unbridge(None));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Leg task
+
+struct Peer {
+    id: u64,
+    shared: Arc<LegShared>,
+    cmd: mpsc::UnboundedSender<Command>,
+}
+
+struct Playing {
+    player: Player,
+    start: Instant,
+    ticks: u64,
+    restart: bool,
+}
+
+struct LegTask {
+    shared: Arc<LegShared>,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<MediaEvent>,
+    timeout: Duration,
+    remote: Option<RemoteMedia>,
+    latched: Option<SocketAddr>,
+    last_rx: Option<Instant>,
+    /// When the inactivity timeout was armed; `None` = disarmed.
+    armed_at: Option<Instant>,
+    received_any: bool,
+    seq: SeqTracker,
+    dtmf: DtmfDetector,
+    playing: Option<Playing>,
+    peer: Option<Peer>,
+    recorder: Option<Recorder>,
+    tx_buf: [u8; MAX_PACKET],
+}
+
+impl LegTask {
+    fn new(
+        shared: Arc<LegShared>,
+        cmd_rx: mpsc::UnboundedReceiver<Command>,
+        events: mpsc::Sender<MediaEvent>,
+        timeout: Duration,
+    ) -> Box<Self> {
+        Box::new(LegTask {
+            shared,
+            cmd_rx,
+            events,
+            timeout,
+            remote: None,
+            latched: None,
+            last_rx: None,
+            armed_at: None,
+            received_any: false,
+            seq: SeqTracker::default(),
+            dtmf: DtmfDetector::default(),
+            playing: None,
+            peer: None,
+            recorder: None,
+            tx_buf: [0; MAX_PACKET],
+        })
+    }
+
+    fn emit(&self, ev: MediaEvent) {
+        if self.events.try_send(ev).is_err() {
+            tracing::debug!("media event dropped (channel full or closed)");
+        }
+    }
+
+    async fn run(mut self: Box<Self>) {
+        let shared = self.shared.clone();
+        let mut rx_buf = Box::new([0u8; RECV_BUF]);
+        let far = Instant::now() + Duration::from_secs(86400 * 365);
+        let play_sleep = sleep_until(far);
+        let timeout_sleep = sleep_until(far);
+        tokio::pin!(play_sleep);
+        tokio::pin!(timeout_sleep);
+        loop {
+            let playing = self.playing.is_some();
+            let armed = self.armed_at.is_some();
+            tokio::select! {
+                biased;
+                cmd = self.cmd_rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    if matches!(cmd, Command::Close) {
+                        break;
+                    }
+                    self.handle(cmd);
+                    if let Some(p) = &self.playing {
+                        if p.ticks == 0 {
+                            play_sleep.as_mut().reset(p.start);
+                        }
+                    }
+                    if let Some(deadline) = self.timeout_deadline() {
+                        timeout_sleep.as_mut().reset(deadline);
+                    }
+                }
+                () = &mut play_sleep, if playing => {
+                    if let Some(next) = self.tick() {
+                        play_sleep.as_mut().reset(next);
+                    }
+                }
+                () = &mut timeout_sleep, if armed => {
+                    if let Some(next) = self.check_timeout() {
+                        timeout_sleep.as_mut().reset(next);
+                    }
+                }
+                res = shared.socket.recv_from(&mut rx_buf[..]) => {
+                    if let Ok((n, src)) = res {
+                        let resumed = self.on_datagram(rx_buf.get(..n).unwrap_or(&[]), src);
+                        if resumed {
+                            if let Some(deadline) = self.timeout_deadline() {
+                                timeout_sleep.as_mut().reset(deadline);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            bump(&self.shared.counters.record_dropped, r.dropped);
+            r.finish(RecordingEnd::LegClosed);
+        }
+        self.leave_bridge(None);
+    }
+
+    fn leave_bridge(&mut self, only: Option<u64>) {
+        let matches = match (&self.peer, only) {
+            (Some(p), Some(id)) => p.id == id,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !matches {
+            return;
+        }
+        if let Some(p) = self.peer.take() {
+            {
+                let mut tx = p.shared.tx.lock();
+                if tx.owner == Owner::Bridge(p.id) {
+                    tx.owner = Owner::Local;
+                }
+            }
+            let mut own = self.shared.tx.lock();
+            if own.owner == Owner::Bridge(p.id) {
+                own.owner = Owner::Local;
+            }
+            drop(own);
+            let _ = p.cmd.send(Command::Unbridge(Some(p.id)));
+        }
+    }
+
+    fn timeout_deadline(&self) -> Option<Instant> {
+        let armed = self.armed_at?;
+        let since = match self.last_rx {
+            Some(t) if t > armed => t,
+            _ => armed,
+        };
+        Some(since + self.timeout)
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::SetRemote(r) => {
+                self.remote = Some(r);
+                self.latched = None;
+                self.armed_at = r.direction.sends().then(Instant::now);
+            }
+            Command::Play(list) => {
+                if self.peer.is_some() {
+                    return;
+                }
+                self.playing = Some(Playing {
+                    player: Player::new(list),
+                    start: Instant::now(),
+                    ticks: 0,
+                    restart: true,
+                });
+            }
+            Command::StopPlayback => self.playing = None,
+            Command::Bridge { id, peer, peer_cmd } => {
+                self.playing = None;
+                if let Some(old) = self.peer.take() {
+                    if old.id != id {
+                        let mut tx = old.shared.tx.lock();
+                        if tx.owner == Owner::Bridge(old.id) {
+                            tx.owner = Owner::Local;
+                        }
+                        drop(tx);
+                        let _ = old.cmd.send(Command::Unbridge(Some(old.id)));
+                    }
+                }
+                self.peer = Some(Peer {
+                    id,
+                    shared: peer,
+                    cmd: peer_cmd,
+                });
+            }
+            Command::Unbridge(only) => self.leave_bridge(only),
+            Command::Record { path, max } => {
+                if let Some(r) = self.recorder.take() {
+                    bump(&self.shared.counters.record_dropped, r.dropped);
+                    r.finish(RecordingEnd::Stopped);
+                }
+                self.recorder = Some(Recorder::start(path, max, self.events.clone()));
+            }
+            Command::StopRecording => {
+                if let Some(r) = self.recorder.take() {
+                    bump(&self.shared.counters.record_dropped, r.dropped);
+                    r.finish(RecordingEnd::Stopped);
+                }
+            }
+            Command::Close => {}
+        }
+    }
+
+    /// Sends one playout frame; returns the next deadline, or `None` when
+    /// playback ended.
+    fn tick(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        let p = self.playing.as_mut()?;
+        let mut restart = std::mem::replace(&mut p.restart, false);
+        let deadline = p.start + PTIME * (p.ticks as u32);
+        if now.saturating_duration_since(deadline) > MAX_PLAYOUT_LAG {
+            // Starved: re-synchronise rather than burst.
+            p.start = now;
+            p.ticks = 0;
+            restart = true;
+        }
+        let mut tx = self.shared.tx.lock();
+        let codec = tx.remote.map(|r| r.codec).unwrap_or(crate::Codec::Pcmu);
+        let Some(frame) = p.player.next_frame(codec) else {
+            drop(tx);
+            self.playing = None;
+            self.emit(MediaEvent::PlaybackFinished);
+            return None;
+        };
+        p.ticks += 1;
+        let next = p.start + PTIME * (p.ticks.min(u64::from(u32::MAX)) as u32);
+        if tx.owner != Owner::Local {
+            return Some(next);
+        }
+        let Some((dest, remote)) = tx.sendable() else {
+            return Some(next);
+        };
+        let built = rtp::build_playout_packet(
+            &mut self.tx_buf,
+            &mut tx.stream,
+            remote.payload_type,
+            frame,
+            now.into_std(),
+            restart,
+        );
+        drop(tx);
+        if let Some(len) = built {
+            if let Some(pkt) = self.tx_buf.get(..len) {
+                self.shared.send(pkt, dest);
+            }
+        }
+        Some(next)
+    }
+
+    /// Inactivity check; returns the next deadline to wait for, `None` once
+    /// reported (re-armed by the next packet).
+    fn check_timeout(&mut self) -> Option<Instant> {
+        let deadline = self.timeout_deadline()?;
+        if Instant::now() < deadline {
+            return Some(deadline);
+        }
+        self.armed_at = None;
+        self.emit(if self.received_any {
+            MediaEvent::RtpTimeout
+        } else {
+            MediaEvent::NoRtp
+        });
+        None
+    }
+
+    /// Handles one datagram. Returns true when the inactivity timer must be
+    /// re-armed (RTP resumed after a timeout).
+    fn on_datagram(&mut self, data: &[u8], src: SocketAddr) -> bool {
+        let c = &self.shared.counters;
+        let Ok(pkt) = RtpReader::new(data) else {
+            bump(&c.garbage, 1);
+            return false;
+        };
+        let Some(remote) = self.remote else {
+            // No SDP yet: cannot validate nor latch.
+            bump(&c.garbage, 1);
+            return false;
+        };
+        let pt = pkt.payload_type();
+        let is_audio = pt == remote.payload_type;
+        let is_dtmf = Some(pt) == remote.dtmf_payload_type;
+        if !is_audio && !is_dtmf {
+            if pt != rtp::PT_COMFORT_NOISE {
+                bump(&c.garbage, 1);
+            }
+            return false;
+        }
+        let now = Instant::now();
+        // Symmetric RTP latching.
+        if self.latched != Some(src) {
+            let may_latch = match (self.latched, self.last_rx) {
+                (None, _) => true,
+                (Some(_), Some(t)) => now.saturating_duration_since(t) >= RELATCH_AFTER,
+                (Some(_), None) => true,
+            };
+            if !may_latch {
+                bump(&c.foreign, 1);
+                return false;
+            }
+            self.latched = Some(src);
+            self.shared.tx.lock().dest = Some(src);
+            self.emit(MediaEvent::Latched(src));
+        }
+        bump(&c.packets_in, 1);
+        bump(&c.bytes_in, data.len() as u64);
+        self.last_rx = Some(now);
+        self.received_any = true;
+        match self.seq.on_packet(pkt.ssrc(), pkt.sequence_number().into()) {
+            SeqEvent::InOrder => {}
+            SeqEvent::Gap(n) => bump(&c.lost, u64::from(n)),
+            SeqEvent::Late => bump(&c.late, 1),
+        }
+        if is_dtmf {
+            if let Some(d) = self.dtmf.on_packet(pkt.timestamp(), pkt.payload()) {
+                bump(&c.dtmf, 1);
+                self.emit(MediaEvent::Dtmf(d));
+            }
+        } else if let Some(r) = self.recorder.as_mut() {
+            if !r.push(remote.codec, pkt.payload()) {
+                if let Some(r) = self.recorder.take() {
+                    bump(&c.record_dropped, r.dropped);
+                    r.finish(RecordingEnd::MaxDuration);
+                }
+            }
+        }
+        if let Some(peer) = &self.peer {
+            let mut tx = peer.shared.tx.lock();
+            if tx.owner == Owner::Bridge(peer.id) {
+                if let Some((dest, out)) = tx.sendable() {
+                    let from = InLeg {
+                        codec: remote.codec,
+                        payload_type: remote.payload_type,
+                        dtmf_payload_type: remote.dtmf_payload_type,
+                    };
+                    let to = OutLeg {
+                        codec: out.codec,
+                        payload_type: out.payload_type,
+                        dtmf_payload_type: out.dtmf_payload_type,
+                    };
+                    let len = rtp::relay_packet(
+                        &pkt,
+                        peer.id,
+                        from,
+                        to,
+                        &mut tx.stream,
+                        &mut self.tx_buf,
+                        now.into_std(),
+                    );
+                    drop(tx);
+                    if let Some(out_pkt) = len.and_then(|l| self.tx_buf.get(..l)) {
+                        peer.shared.send(out_pkt, dest);
+                    }
+                }
+            }
+        }
+        // Re-arm the inactivity timer if it had fired.
+        if self.armed_at.is_none() && remote.direction.sends() {
+            self.armed_at = Some(now);
+            return true;
+        }
+        false
+    }
+}
