@@ -1,0 +1,479 @@
+//! Dispatcher configuration: agents, pools, practice policies, settings.
+//!
+//! All types deserialize from TOML/JSON (the simulator scenarios reuse them).
+//! Schedules (opening hours, shifts) are written in a compact form, see
+//! [`ScheduleSpec`]:
+//!
+//! ```toml
+//! [[practices]]
+//! id = "cabinet-martin"
+//! hours = { tz = "Europe/Paris", holidays = "fr", weekly = { mon-fri = ["08:00-12:00", "14:00-19:00"], sat = ["08:00-12:00"] } }
+//! steps = [
+//!   { after_secs = 0, dedicated = true },
+//!   { after_secs = 20, pool = "shared", skill = "generaliste", min_level = 3 },
+//!   { after_secs = 60, language = "fr" },
+//! ]
+//! max_wait_secs = 180
+//! overflow = "voicemail"
+//! ```
+
+use std::collections::BTreeMap;
+
+use permanence_calendar::{
+    parse_date, parse_time_range, parse_tz, parse_weekday, DateException, DayHours, HolidayRule,
+    MinuteRange, Schedule, Weekday, WeeklyHours,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, PoolId, PracticeId};
+
+/// The whole dispatcher configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AcdConfig {
+    /// Global settings and defaults.
+    #[serde(default)]
+    pub settings: AcdSettings,
+    /// Agents (telesecretaries).
+    #[serde(default)]
+    pub agents: Vec<AgentProfile>,
+    /// Named pools of agents.
+    #[serde(default)]
+    pub pools: Vec<PoolDef>,
+    /// Practices and their routing policy.
+    #[serde(default)]
+    pub practices: Vec<PracticePolicy>,
+}
+
+/// How the agent is chosen among the available eligible agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The agent idle for the longest time (since the end of their last
+    /// call or wrap-up, login, unpause, shift start or reconnection).
+    #[default]
+    LongestIdle,
+    /// The agent with the highest level in the call's ranking skill (the
+    /// call's first required skill, else the practice's specialty); ties go
+    /// to the longest-idle agent.
+    MostSkilled,
+    /// The agent offered a call least recently (a global rotation).
+    RoundRobin,
+}
+
+/// Where a call goes when it has waited its practice's maximum wait (or
+/// when its practice is removed by a reconfiguration).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverflowTarget {
+    /// Stay queued (keeping its place) and also become eligible for this
+    /// pool's agents.
+    Pool(PoolId),
+    /// Leave the queue to the practice's voicemail.
+    Voicemail,
+    /// Leave the queue to a callback request (the caller is called back).
+    Callback,
+    /// Leave the queue; the front plays a message and hangs up.
+    Hangup,
+}
+
+/// Global settings; every per-practice value falls back to these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AcdSettings {
+    /// Default agent selection strategy.
+    pub strategy: Strategy,
+    /// Default ring timeout of an offer, in seconds.
+    pub ring_timeout_secs: u32,
+    /// After an offer failed (busy, rejected, unreachable), the agent is not
+    /// offered calls for this many seconds.
+    pub busy_backoff_secs: u32,
+    /// After a ring-no-answer the agent is not offered calls for this many
+    /// seconds (so the call moves on to another agent).
+    pub rona_backoff_secs: u32,
+    /// Default number of consecutive ring-no-answers that pause an agent.
+    pub max_no_answer_strikes: u32,
+    /// Default wrap-up after each call, in seconds.
+    pub wrap_up_secs: u32,
+    /// Default seed of the per-practice average handle time, in seconds.
+    pub default_handle_secs: u32,
+    /// Weight of the newest call in the exponentially weighted average
+    /// handle time, in `(0, 1]`.
+    pub aht_alpha: f64,
+    /// Target of waiting calls whose practice disappears in a
+    /// reconfiguration (must not be a pool).
+    pub orphan_overflow: OverflowTarget,
+}
+
+impl Default for AcdSettings {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::LongestIdle,
+            ring_timeout_secs: 20,
+            busy_backoff_secs: 10,
+            rona_backoff_secs: 10,
+            max_no_answer_strikes: 3,
+            wrap_up_secs: 15,
+            default_handle_secs: 180,
+            aht_alpha: 0.1,
+            orphan_overflow: OverflowTarget::Voicemail,
+        }
+    }
+}
+
+/// One agent's static profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentProfile {
+    /// Unique id.
+    pub id: AgentId,
+    /// Skills with proficiency 1..=5 (`cardiologie = 4`, practice-specific
+    /// training, ...).
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Languages spoken (`["fr", "en"]`).
+    #[serde(default)]
+    pub languages: Vec<String>,
+    /// Pools the agent belongs to (merged with [`PoolDef::members`]).
+    #[serde(default)]
+    pub pools: Vec<PoolId>,
+    /// Practices the agent is dedicated to (merged with
+    /// [`PracticePolicy::dedicated_agents`]).
+    #[serde(default)]
+    pub practices: Vec<PracticeId>,
+    /// Shift windows in the agent's time zone; `None` means no limit.
+    #[serde(
+        default,
+        serialize_with = "schedule_serde::ser_opt",
+        deserialize_with = "schedule_serde::de_opt"
+    )]
+    pub shift: Option<Schedule>,
+    /// Whether a newly configured agent starts logged in (existing agents
+    /// keep their state across reconfigurations).
+    #[serde(default)]
+    pub logged_in: bool,
+}
+
+impl AgentProfile {
+    /// A logged-out agent with no skills, languages or memberships.
+    pub fn new(id: impl Into<AgentId>) -> Self {
+        Self {
+            id: id.into(),
+            skills: BTreeMap::new(),
+            languages: Vec::new(),
+            pools: Vec::new(),
+            practices: Vec::new(),
+            shift: None,
+            logged_in: false,
+        }
+    }
+}
+
+/// A named pool of agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolDef {
+    /// Unique id.
+    pub id: PoolId,
+    /// Members (merged with [`AgentProfile::pools`]).
+    #[serde(default)]
+    pub members: Vec<AgentId>,
+}
+
+/// A conjunction of optional criteria selecting agents. All criteria left
+/// out match everyone: an empty selector is "any agent".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Selector {
+    /// Only the practice's dedicated agents.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dedicated: bool,
+    /// Only members of this pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolId>,
+    /// Only agents having this skill ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// ... at this level or above (0 or 1: any level).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_level: u8,
+    /// Only agents speaking this language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+/// A routing step: from `after_secs` of waiting on, the call is also
+/// eligible for the agents matching `select` (steps are cumulative).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RoutingStep {
+    /// Seconds of waiting after which the step applies.
+    #[serde(default)]
+    pub after_secs: u32,
+    /// Which agents the step adds.
+    #[serde(flatten)]
+    pub select: Selector,
+}
+
+impl RoutingStep {
+    /// A step adding the practice's dedicated agents after `after_secs`.
+    pub fn dedicated(after_secs: u32) -> Self {
+        Self {
+            after_secs,
+            select: Selector {
+                dedicated: true,
+                ..Selector::default()
+            },
+        }
+    }
+}
+
+fn default_steps() -> Vec<RoutingStep> {
+    vec![RoutingStep::dedicated(0)]
+}
+
+/// A practice's routing policy (mapped from its dialplan file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PracticePolicy {
+    /// Unique id.
+    pub id: PracticeId,
+    /// Opening hours; `None` means always open.
+    #[serde(
+        default,
+        serialize_with = "schedule_serde::ser_opt",
+        deserialize_with = "schedule_serde::de_opt"
+    )]
+    pub hours: Option<Schedule>,
+    /// Dedicated agents (merged with [`AgentProfile::practices`]).
+    #[serde(default)]
+    pub dedicated_agents: Vec<AgentId>,
+    /// Routing steps, by non-decreasing `after_secs`; default: the
+    /// dedicated agents from 0 s.
+    #[serde(default = "default_steps")]
+    pub steps: Vec<RoutingStep>,
+    /// Base priority of the practice's calls (higher is served first).
+    #[serde(default)]
+    pub priority: i32,
+    /// Maximum wait before overflow, in seconds; `None`: wait until
+    /// answered or abandoned.
+    #[serde(default)]
+    pub max_wait_secs: Option<u32>,
+    /// Where calls go at the maximum wait.
+    #[serde(default = "default_overflow")]
+    pub overflow: OverflowTarget,
+    /// Wrap-up after each call, in seconds (default: settings).
+    #[serde(default)]
+    pub wrap_up_secs: Option<u32>,
+    /// Ring timeout of offers, in seconds (default: settings).
+    #[serde(default)]
+    pub ring_timeout_secs: Option<u32>,
+    /// Consecutive ring-no-answers (on this practice's calls) that pause
+    /// the agent (default: settings).
+    #[serde(default)]
+    pub max_no_answer_strikes: Option<u32>,
+    /// Seed of the average handle time, in seconds (default: settings).
+    #[serde(default)]
+    pub default_handle_secs: Option<u32>,
+    /// Specialty skill used to rank agents with [`Strategy::MostSkilled`].
+    #[serde(default)]
+    pub specialty: Option<String>,
+    /// Agent selection strategy (default: settings).
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+}
+
+fn default_overflow() -> OverflowTarget {
+    OverflowTarget::Voicemail
+}
+
+impl PracticePolicy {
+    /// An always-open practice served by its dedicated agents only, with no
+    /// maximum wait.
+    pub fn new(id: impl Into<PracticeId>) -> Self {
+        Self {
+            id: id.into(),
+            hours: None,
+            dedicated_agents: Vec::new(),
+            steps: default_steps(),
+            priority: 0,
+            max_wait_secs: None,
+            overflow: default_overflow(),
+            wrap_up_secs: None,
+            ring_timeout_secs: None,
+            max_no_answer_strikes: None,
+            default_handle_secs: None,
+            specialty: None,
+            strategy: None,
+        }
+    }
+}
+
+/// Compact, human-writable form of a [`Schedule`].
+///
+/// `weekly` keys are weekday names (`mon`, `lundi`, ...) or the groups
+/// `mon-fri` / `weekdays` and `daily`; values are lists of `HH:MM-HH:MM`
+/// ranges (a range ending before it starts crosses midnight).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// IANA time zone.
+    #[serde(default = "default_tz")]
+    pub tz: String,
+    /// Open around the clock.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub always_open: bool,
+    /// Weekly ranges by day.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weekly: BTreeMap<String, Vec<String>>,
+    /// Public holidays closing the schedule.
+    #[serde(default)]
+    pub holidays: HolidayRule,
+    /// Dated exceptions (closures or special hours).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<ExceptionSpec>,
+}
+
+/// A dated exception in a [`ScheduleSpec`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionSpec {
+    /// First date, `YYYY-MM-DD`.
+    pub from: String,
+    /// Last date (inclusive); default: `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Open ranges on those dates; empty: closed.
+    #[serde(default)]
+    pub hours: Vec<String>,
+    /// Free text.
+    #[serde(default)]
+    pub label: String,
+}
+
+fn default_tz() -> String {
+    "Europe/Paris".to_string()
+}
+
+impl ScheduleSpec {
+    /// Builds the schedule.
+    pub fn to_schedule(&self) -> Result<Schedule, permanence_calendar::CalendarError> {
+        let tz = parse_tz(&self.tz)?;
+        if self.always_open {
+            return Ok(Schedule::always(tz));
+        }
+        let mut weekly = WeeklyHours::default();
+        for (day, ranges) in &self.weekly {
+            let days: Vec<Weekday> = match day.to_ascii_lowercase().as_str() {
+                "mon-fri" | "weekdays" => vec![
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                ],
+                "mon-sat" => vec![
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                    Weekday::Sat,
+                ],
+                "daily" => vec![
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                    Weekday::Sat,
+                    Weekday::Sun,
+                ],
+                other => vec![parse_weekday(other)?],
+            };
+            for d in days {
+                for r in ranges {
+                    weekly.add_text(d, r)?;
+                }
+            }
+        }
+        let mut schedule = Schedule::weekly(tz, weekly, self.holidays);
+        for e in &self.exceptions {
+            let from = parse_date(&e.from)?;
+            let to = match &e.to {
+                Some(t) => parse_date(t)?,
+                None => from,
+            };
+            let mut hours = DayHours::closed();
+            for r in &e.hours {
+                let (s, end) = parse_time_range(r)?;
+                let range = MinuteRange::new(s, end)
+                    .ok_or_else(|| permanence_calendar::CalendarError::BadRange(r.clone()))?;
+                hours.insert(&e.from, range)?;
+            }
+            schedule
+                .exceptions
+                .push(DateException::new(from, to, hours, e.label.clone())?);
+        }
+        Ok(schedule)
+    }
+
+    /// The compact form of a schedule (inverse of [`ScheduleSpec::to_schedule`]).
+    pub fn from_schedule(s: &Schedule) -> Self {
+        let mut weekly = BTreeMap::new();
+        if !s.always_open {
+            for d in [
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ] {
+                let ranges: Vec<String> = s
+                    .weekly
+                    .day(d)
+                    .ranges()
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect();
+                if !ranges.is_empty() {
+                    weekly.insert(format!("{d:?}").to_ascii_lowercase(), ranges);
+                }
+            }
+        }
+        Self {
+            tz: s.tz.name().to_string(),
+            always_open: s.always_open,
+            weekly,
+            holidays: s.holidays,
+            exceptions: s
+                .exceptions
+                .iter()
+                .map(|e| ExceptionSpec {
+                    from: e.from.to_string(),
+                    to: Some(e.to.to_string()),
+                    hours: e.hours.ranges().iter().map(|r| r.to_string()).collect(),
+                    label: e.label.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Serde helpers writing `Option<Schedule>` as a [`ScheduleSpec`].
+pub mod schedule_serde {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    /// Serializes an optional schedule in compact form.
+    pub fn ser_opt<S: Serializer>(v: &Option<Schedule>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map(ScheduleSpec::from_schedule).serialize(s)
+    }
+
+    /// Deserializes an optional schedule from its compact form.
+    pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Schedule>, D::Error> {
+        let spec = Option::<ScheduleSpec>::deserialize(d)?;
+        spec.map(|s| s.to_schedule().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

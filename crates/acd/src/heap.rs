@@ -1,0 +1,125 @@
+//! A max-heap with lazy deletion, used for every dispatcher index.
+//!
+//! Entries carry the generation of the entity (call or agent) at push time;
+//! an entry is live only while the entity still has that generation and is
+//! still in the indexed state. Removing an entity is O(1) (bump its
+//! generation); stale entries are dropped when they surface at the top or by
+//! an occasional compaction, so memory stays proportional to live entries.
+
+use std::collections::BinaryHeap;
+
+/// One heap entry: higher `score` is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Entry {
+    pub score: u128,
+    pub idx: u32,
+    pub gen: u32,
+}
+
+/// A lazily cleaned max-heap.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LazyHeap {
+    heap: BinaryHeap<Entry>,
+}
+
+impl LazyHeap {
+    pub fn push(&mut self, e: Entry) {
+        self.heap.push(e);
+    }
+
+    /// The best live entry, dropping stale ones on the way.
+    pub fn peek_live(&mut self, mut live: impl FnMut(&Entry) -> bool) -> Option<Entry> {
+        while let Some(top) = self.heap.peek() {
+            if live(top) {
+                return Some(*top);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Keeps only live entries (O(n)); called when the heap holds more than
+    /// about twice its live entries, so the cost is amortized O(1) per push.
+    pub fn compact(&mut self, live: impl FnMut(&Entry) -> bool) {
+        let mut v = std::mem::take(&mut self.heap).into_vec();
+        v.retain(live);
+        self.heap = BinaryHeap::from(v);
+    }
+
+    /// All entries, live or not, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.heap.iter()
+    }
+}
+
+/// Bits of a biased millisecond timestamp in a score.
+const TIME_BITS: u32 = 52;
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
+const TIE_BITS: u32 = 44;
+const TIE_MASK: u64 = (1 << TIE_BITS) - 1;
+const TIME_BIAS: i64 = 1 << 50;
+
+fn biased(t_ms: i64) -> u64 {
+    (t_ms.saturating_add(TIME_BIAS)).clamp(0, TIME_MASK as i64) as u64
+}
+
+/// Score of a waiting call: higher priority first, then earlier join, then
+/// earlier arrival sequence.
+pub(crate) fn call_score(priority: i32, joined_ms: i64, seq: u64) -> u128 {
+    let p = (i64::from(priority) + (1i64 << 31)) as u128;
+    let t = (TIME_MASK - biased(joined_ms)) as u128;
+    let s = (TIE_MASK - (seq & TIE_MASK)) as u128;
+    (p << 96) | (t << TIE_BITS) | s
+}
+
+/// Score of an available agent: `primary` first (higher better), then the
+/// earliest `time_ms`, then the lowest `tie`.
+pub(crate) fn agent_score(primary: u32, time_ms: i64, tie: u64) -> u128 {
+    let t = (TIME_MASK - biased(time_ms)) as u128;
+    let s = (TIE_MASK - (tie & TIE_MASK)) as u128;
+    ((primary as u128) << 96) | (t << TIE_BITS) | s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_scores_order_by_priority_then_age() {
+        assert!(call_score(1, 10_000, 5) > call_score(0, 0, 0));
+        assert!(call_score(0, 1_000, 9) > call_score(0, 2_000, 1));
+        assert!(call_score(0, 1_000, 1) > call_score(0, 1_000, 2));
+        assert!(call_score(-5, 0, 0) < call_score(0, 1_000_000, 0));
+        let now = 1_780_000_000_000;
+        assert!(call_score(0, now, 3) > call_score(0, now + 1, 3));
+    }
+
+    #[test]
+    fn agent_scores_order() {
+        assert!(agent_score(0, 100, 3) > agent_score(0, 200, 1));
+        assert!(agent_score(5, 900, 3) > agent_score(4, 100, 1));
+        assert!(agent_score(0, 100, 1) > agent_score(0, 100, 2));
+    }
+
+    #[test]
+    fn lazy_heap_skips_stale() {
+        let mut h = LazyHeap::default();
+        for i in 0..10u32 {
+            h.push(Entry {
+                score: u128::from(i),
+                idx: i,
+                gen: 0,
+            });
+        }
+        let top = h.peek_live(|e| e.idx % 4 == 1);
+        assert_eq!(top.map(|e| e.idx), Some(9));
+        let top = h.peek_live(|e| e.idx % 4 == 1 && e.idx < 9);
+        assert_eq!(top.map(|e| e.idx), Some(5));
+        h.compact(|e| e.idx == 1);
+        assert_eq!(h.len(), 1);
+    }
+}

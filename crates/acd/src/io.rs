@@ -1,0 +1,404 @@
+//! What goes into the dispatcher ([`Input`]) and what comes out ([`Output`]).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::OverflowTarget;
+use crate::ids::{AgentId, CallId, PauseReason, PoolId, PracticeId};
+
+/// A skill a call requires (`cardiologie` at level 3 or more).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SkillRequirement {
+    /// Skill name.
+    pub skill: String,
+    /// Minimum level (1..=5; 0 is treated as 1).
+    #[serde(default)]
+    pub min_level: u8,
+}
+
+/// A new call entering the ACD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallArrival {
+    /// Driver-assigned id, unique among live calls.
+    pub call: CallId,
+    /// The practice whose line was dialled.
+    pub practice: PracticeId,
+    /// Priority; `None`: the practice's base priority. Urgent triage raises it.
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// Language the caller wants, if any (`"en"`).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Skills the call requires (besides the routing steps' criteria).
+    #[serde(default)]
+    pub skills: Vec<SkillRequirement>,
+}
+
+impl CallArrival {
+    /// A call with the practice's base priority and no extra requirement.
+    pub fn new(call: CallId, practice: impl Into<PracticeId>) -> Self {
+        Self {
+            call,
+            practice: practice.into(),
+            priority: None,
+            language: None,
+            skills: Vec::new(),
+        }
+    }
+}
+
+/// Why an offer failed immediately (reported by the driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OfferFailure {
+    /// 486 Busy Here.
+    Busy,
+    /// 603 Decline.
+    Rejected,
+    /// 480 Temporarily Unavailable, 408, transport errors.
+    Unreachable,
+}
+
+/// An event reported by the driver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// A call enters the ACD.
+    CallArrived(CallArrival),
+    /// The caller hung up while queued or ringing.
+    CallAbandoned {
+        /// The call.
+        call: CallId,
+    },
+    /// The agent answered the offer (200 OK).
+    OfferAnswered {
+        /// The call.
+        call: CallId,
+        /// The agent it was offered to.
+        agent: AgentId,
+    },
+    /// The offer failed at once (486/603/480).
+    OfferFailed {
+        /// The call.
+        call: CallId,
+        /// The agent it was offered to.
+        agent: AgentId,
+        /// Why.
+        reason: OfferFailure,
+    },
+    /// An answered call ended (either side hung up or it was transferred
+    /// away): the agent goes to wrap-up.
+    CallEnded {
+        /// The call.
+        call: CallId,
+    },
+    /// Change the priority of a queued or ringing call (keeps its join time).
+    SetPriority {
+        /// The call.
+        call: CallId,
+        /// New priority.
+        priority: i32,
+    },
+    /// The agent logs in (becomes available).
+    AgentLogin {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent logs out (after their current call, if any).
+    AgentLogout {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent pauses (after their current call, if any).
+    AgentPause {
+        /// The agent.
+        agent: AgentId,
+        /// Free text (`lunch`, `training`, ...).
+        reason: String,
+    },
+    /// The agent ends a pause.
+    AgentUnpause {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent's softphone registered/unregistered or stopped/resumed
+    /// answering OPTIONS.
+    AgentReachability {
+        /// The agent.
+        agent: AgentId,
+        /// Whether it can be reached.
+        reachable: bool,
+    },
+}
+
+/// An agent's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentState {
+    /// Not working.
+    LoggedOut,
+    /// Waiting for a call (it gets offers only when also in shift, reachable
+    /// and not in a back-off).
+    Available,
+    /// A call is ringing on the agent's phone.
+    Offered,
+    /// On a call.
+    OnCall,
+    /// After-call work (timed).
+    WrapUp,
+    /// Paused, with a reason.
+    Paused,
+}
+
+/// Why an agent's state changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeReason {
+    /// Login request.
+    Login,
+    /// Logout request (or the deferred logout after a call).
+    Logout,
+    /// Pause request, with its reason.
+    Pause(PauseReason),
+    /// Automatic pause after consecutive ring-no-answers.
+    NoAnswer,
+    /// Unpause request.
+    Unpause,
+    /// A call was offered.
+    Offer,
+    /// The offer was answered.
+    Answer,
+    /// The offer ended without an answer (timeout, failure, caller hang-up,
+    /// withdrawal).
+    OfferEnded,
+    /// The call ended.
+    CallEnded,
+    /// The wrap-up time elapsed.
+    WrapUpEnded,
+    /// The agent was removed by a reconfiguration.
+    Removed,
+}
+
+/// Why the dispatcher withdraws an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CancelReason {
+    /// The ring timeout elapsed (ring-no-answer).
+    RingTimeout,
+    /// The caller hung up.
+    CallerHangup,
+    /// The agent logged out.
+    AgentLoggedOut,
+    /// The agent paused.
+    AgentPaused,
+    /// The agent's phone became unreachable.
+    AgentUnreachable,
+    /// A reconfiguration removed the agent or the practice.
+    Reconfigured,
+    /// The call reached its maximum wait and leaves the queue.
+    Overflow,
+}
+
+/// Where the caller was when they hung up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AbandonPhase {
+    /// Waiting in the queue.
+    Queue,
+    /// While an agent's phone was ringing.
+    Ringing,
+}
+
+/// Why a call overflowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverflowReason {
+    /// The practice's maximum wait was reached.
+    MaxWait,
+    /// The practice was removed by a reconfiguration.
+    PracticeRemoved,
+}
+
+/// Something the driver must carry out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Ring the agent's phone with the call. The dispatcher times the
+    /// offer out by itself after `ring_timeout` (then emits `CancelOffer`).
+    Offer {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// How long the dispatcher lets it ring.
+        ring_timeout: Duration,
+    },
+    /// Stop ringing the agent (CANCEL); the call stays with the dispatcher
+    /// unless another output says otherwise.
+    CancelOffer {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// Take the call out of the ACD to this target (voicemail, callback,
+    /// hang-up message). Never a pool: pool overflow stays inside the ACD.
+    Overflow {
+        /// The call.
+        call: CallId,
+        /// Where it goes.
+        target: OverflowTarget,
+    },
+    /// The practice is closed: play the closed prompt (the call was not
+    /// queued).
+    Closed {
+        /// The call.
+        call: CallId,
+        /// Its practice.
+        practice: PracticeId,
+    },
+}
+
+/// A decision or state change, for metrics and the call log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A call joined its practice's queue.
+    CallQueued {
+        /// The call.
+        call: CallId,
+        /// Its practice.
+        practice: PracticeId,
+        /// Its priority.
+        priority: i32,
+    },
+    /// A call arrived while its practice was closed (terminal).
+    Closed {
+        /// The call.
+        call: CallId,
+        /// Its practice.
+        practice: PracticeId,
+    },
+    /// A call was offered to an agent.
+    Offered {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent answered (terminal for the queue; the call then ends with
+    /// `CallCompleted`).
+    Answered {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// Time from joining the queue to the answer.
+        wait: Duration,
+    },
+    /// An answered call ended.
+    CallCompleted {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// Talk time (answer to end).
+        talk: Duration,
+    },
+    /// The caller hung up before an answer (terminal).
+    Abandoned {
+        /// The call.
+        call: CallId,
+        /// Queued or ringing.
+        phase: AbandonPhase,
+        /// Time since joining the queue.
+        wait: Duration,
+        /// 1-based position in the practice queue (ringing calls included).
+        position: u32,
+    },
+    /// Ring-no-answer: the offer timed out; the call is re-dispatched.
+    Rona {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// The agent's consecutive no-answer count after this one.
+        strikes: u32,
+    },
+    /// The offer failed at once; the agent backs off, the call is
+    /// re-dispatched.
+    OfferFailed {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        reason: OfferFailure,
+    },
+    /// The dispatcher withdrew an offer for a reason other than a ring
+    /// timeout or a caller hang-up (the agent logged out, paused, became
+    /// unreachable or was removed); the call is re-dispatched.
+    OfferWithdrawn {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// The call reached its maximum wait and became eligible for a pool's
+    /// agents (it keeps its place; not terminal).
+    Retargeted {
+        /// The call.
+        call: CallId,
+        /// The pool.
+        pool: PoolId,
+        /// Time since joining the queue.
+        wait: Duration,
+    },
+    /// The call left the queue to an overflow target (terminal).
+    Overflowed {
+        /// The call.
+        call: CallId,
+        /// Where it went.
+        target: OverflowTarget,
+        /// Time since joining the queue.
+        wait: Duration,
+        /// Why.
+        reason: OverflowReason,
+    },
+    /// An agent's state changed.
+    AgentStateChanged {
+        /// The agent.
+        agent: AgentId,
+        /// Previous state.
+        from: AgentState,
+        /// New state.
+        to: AgentState,
+        /// Why.
+        reason: ChangeReason,
+    },
+    /// An agent's shift started or ended.
+    ShiftChanged {
+        /// The agent.
+        agent: AgentId,
+        /// Whether the agent is now inside a shift window.
+        in_shift: bool,
+    },
+    /// An agent's phone became reachable or unreachable.
+    ReachabilityChanged {
+        /// The agent.
+        agent: AgentId,
+        /// Whether it can be reached.
+        reachable: bool,
+    },
+}
+
+/// One output: an action for the driver or an event for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    /// To be carried out by the driver.
+    Action(Action),
+    /// To be recorded by metrics and the call log.
+    Event(Event),
+}

@@ -1,0 +1,106 @@
+//! Read-only views for the admin API and metrics.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, CallId, PracticeId};
+use crate::io::AgentState;
+
+/// Phase of a call known to the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallPhase {
+    /// Waiting in the queue.
+    Waiting,
+    /// Ringing an agent.
+    Ringing,
+    /// Answered, not ended yet.
+    Connected,
+}
+
+/// One call as seen by the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSnapshot {
+    /// The call.
+    pub call: CallId,
+    /// Its practice (`None` if a reconfiguration removed it while connected).
+    pub practice: Option<PracticeId>,
+    /// Its phase.
+    pub phase: CallPhase,
+    /// The agent ringing or talking, if any.
+    pub agent: Option<AgentId>,
+    /// Priority.
+    pub priority: i32,
+    /// Time since joining the queue.
+    pub wait: Duration,
+    /// Highest routing step reached (0-based).
+    pub step: u32,
+    /// Whether the call was retargeted to an overflow pool.
+    pub retargeted: bool,
+    /// 1-based position in the practice queue (waiting and ringing calls);
+    /// 0 once connected.
+    pub position: u32,
+    /// Estimated remaining wait (waiting calls), see
+    /// [`crate::Dispatcher::estimated_wait`].
+    pub estimated_wait: Option<Duration>,
+}
+
+/// A practice queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    /// The practice.
+    pub practice: PracticeId,
+    /// Whether the practice is open now.
+    pub open: bool,
+    /// Calls waiting (not ringing).
+    pub waiting: u32,
+    /// Calls ringing an agent.
+    pub ringing: u32,
+    /// Wait of the oldest waiting or ringing call.
+    pub oldest_wait: Option<Duration>,
+    /// Estimated wait of a call arriving now with the base priority.
+    pub estimated_wait: Option<Duration>,
+    /// The calls in queue order (position 1 first).
+    pub calls: Vec<CallSnapshot>,
+}
+
+/// One agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSnapshot {
+    /// The agent.
+    pub agent: AgentId,
+    /// State.
+    pub state: AgentState,
+    /// Pause reason when paused (or pending pause while on a call).
+    pub pause_reason: Option<String>,
+    /// Inside a shift window.
+    pub in_shift: bool,
+    /// Phone reachable.
+    pub reachable: bool,
+    /// Would get an offer now if an eligible call waited.
+    pub dispatchable: bool,
+    /// Back-off remaining after a failed or unanswered offer.
+    pub backoff: Option<Duration>,
+    /// Consecutive ring-no-answers.
+    pub strikes: u32,
+    /// The call ringing or connected, if any.
+    pub call: Option<CallId>,
+    /// Logs out when the current call ends.
+    pub pending_logout: bool,
+    /// Removed by a reconfiguration, finishing its call.
+    pub retired: bool,
+}
+
+/// Agents eligible for a practice's calls (union of all routing steps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EligibleAgents {
+    /// Configured agents matching at least one step.
+    pub configured: u32,
+    /// Of which logged in.
+    pub logged_in: u32,
+    /// Of which logged in and inside their shift.
+    pub staffed: u32,
+    /// Of which would get an offer right now.
+    pub dispatchable: u32,
+}
