@@ -34,6 +34,9 @@ pub enum RecordingEnd {
     LegClosed,
 }
 
+// Chunks travel by value through preallocated channel slots: boxing the
+// large variant would allocate per packet, which is what we avoid.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
     Audio { len: u16, samples: [i16; CHUNK] },
     End(RecordingEnd),

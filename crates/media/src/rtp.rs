@@ -722,4 +722,36 @@ mod tests {
         )
         .is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn random_datagrams_never_panic_the_packet_path(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            transcode in proptest::bool::ANY,
+        ) {
+            let now = Instant::now();
+            let mut s = TxStream::with_ids(1, 2, 3);
+            let mut seq = SeqTracker::default();
+            let mut dtmf = DtmfDetector::default();
+            let mut buf = [0u8; MAX_PACKET];
+            let from = InLeg { codec: Codec::Pcmu, payload_type: 0, dtmf_payload_type: Some(101) };
+            let to = OutLeg {
+                codec: if transcode { Codec::Pcma } else { Codec::Pcmu },
+                payload_type: 8,
+                dtmf_payload_type: Some(96),
+            };
+            if let Ok(r) = RtpReader::new(&data) {
+                let _ = seq.on_packet(r.ssrc(), r.sequence_number().into());
+                let _ = dtmf.on_packet(r.timestamp(), r.payload());
+                if let Some(n) = relay_packet(&r, 1, from, to, &mut s, &mut buf, now) {
+                    let out = RtpReader::new(&buf[..n]);
+                    proptest::prop_assert!(out.is_ok());
+                }
+            }
+            // Short output buffers are refused, not overrun.
+            if let Ok(r) = RtpReader::new(&data) {
+                let _ = relay_packet(&r, 1, from, to, &mut s, &mut buf[..8], now);
+            }
+        }
+    }
 }
