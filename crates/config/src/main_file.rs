@@ -1,0 +1,748 @@
+//! Validation of the main file: `[sip]`, `[rtp]`, `[http]`, `[dispatcher]`,
+//! `[[trunks]]`, `[[agents]]`, `[[pools]]`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use permanence_calendar::{HolidayRule, Schedule, WeeklyHours};
+use serde::de::DeserializeOwned;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
+use crate::error::{ConfigError, Origin};
+use crate::model::{
+    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, Pool, RegistrarConfig, RtpConfig,
+    SipConfig, Trunk,
+};
+use crate::raw;
+use crate::source::{self, get, get_str, index, join, Source};
+
+/// What was read from the main file; sections that failed are `None` (their
+/// errors are in the loader's list).
+pub(crate) struct MainParts {
+    pub src: Source,
+    pub dialplans_dir: Option<PathBuf>,
+    pub sip: Option<SipConfig>,
+    pub rtp: Option<RtpConfig>,
+    pub http: Option<HttpConfig>,
+    pub dispatcher: DispatcherConfig,
+    pub trunks: Vec<Trunk>,
+    pub agents: Vec<Agent>,
+    pub pools: Vec<Pool>,
+    /// User names of every `[[agents]]` entry, valid or not, so references
+    /// to a broken agent are not also reported as undefined.
+    pub known_agents: HashSet<String>,
+    /// Ids of every `[[pools]]` entry, valid or not.
+    pub known_pools: HashSet<String>,
+    /// Non-fatal findings.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// The elements of an array of tables, with their paths; reports a key that
+/// is not an array.
+fn elements<'a, 'i>(
+    ctx: &mut Ctx<'_>,
+    root: &'a Spanned<DeValue<'i>>,
+    key: &str,
+) -> Vec<(String, &'a Spanned<DeValue<'i>>)> {
+    match get(root, key).map(Spanned::get_ref) {
+        None => Vec::new(),
+        Some(DeValue::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (index(key, i), v))
+            .collect(),
+        Some(_) => {
+            ctx.err(key, format!("expected an array of tables ([[{key}]])"));
+            Vec::new()
+        }
+    }
+}
+
+fn section<T: DeserializeOwned>(
+    src: &Source,
+    root: &Spanned<DeValue<'_>>,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    get(root, key).and_then(|v| src.de_unit(v, key, errors))
+}
+
+/// Loads and validates the main file. `None` when it cannot be read or
+/// parsed at all.
+pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<MainParts> {
+    let text = match source::read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    let mut src = Source::new(path, &text);
+    let root = source::parse(&mut src, &text, errors)?;
+    let _top: Option<raw::MainTop> = src.de_unit(&root, "", errors);
+
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let dialplans_dir = get_str(&root, "dialplans_dir").map(|d| dir.join(d));
+
+    let sip_raw: Option<raw::Sip> = section(&src, &root, "sip", errors);
+    let rtp_raw: Option<raw::Rtp> = section(&src, &root, "rtp", errors);
+    let http_raw: Option<raw::Http> = section(&src, &root, "http", errors);
+    let disp_raw: Option<raw::Dispatcher> = section(&src, &root, "dispatcher", errors);
+
+    let mut warnings = Vec::new();
+    let mut ctx = Ctx { src: &src, errors };
+    if let Some(d) = get_str(&root, "dialplans_dir") {
+        if d.trim().is_empty() {
+            ctx.err("dialplans_dir", "must not be empty");
+        }
+    }
+    let sip = sip_raw.and_then(|r| sip(&mut ctx, r));
+    let rtp = rtp_raw.and_then(|r| rtp(&mut ctx, r));
+    let http = http_raw.and_then(|r| http(&mut ctx, r, sip.as_ref()));
+    let dispatcher = dispatcher(&mut ctx, disp_raw.unwrap_or_default());
+
+    // Trunks.
+    let mut trunks: Vec<Trunk> = Vec::new();
+    let mut trunk_names: HashMap<String, String> = HashMap::new();
+    for (p, v) in elements(&mut ctx, &root, "trunks") {
+        if let Some(name) = get_str(v, "name") {
+            if let Some(first) = trunk_names.get(&name) {
+                ctx.err(
+                    &join(&p, "name"),
+                    format!("duplicate trunk name {name:?} (also {first})"),
+                );
+            } else {
+                trunk_names.insert(name, p.clone());
+            }
+        }
+        let r: Option<raw::Trunk> = src.de_unit(v, &p, ctx.errors);
+        if let Some(t) = r.and_then(|r| trunk(&mut ctx, &p, r)) {
+            trunks.push(t);
+        }
+    }
+    trunk_overlaps(&mut ctx, &trunks);
+    for t in &trunks {
+        for (i, n) in t.sources.iter().enumerate() {
+            if n.prefix_len() == 0 {
+                warnings.push(src.err(
+                    &index(&join(&t.origin.field, "sources"), i),
+                    format!("{n} accepts calls from any address"),
+                ));
+            }
+        }
+    }
+    if get(&root, "trunks").is_none() {
+        ctx.err(
+            "trunks",
+            "at least one [[trunks]] is required to receive calls",
+        );
+    }
+
+    // Agents.
+    let mut agents: Vec<Agent> = Vec::new();
+    let mut known_agents: HashSet<String> = HashSet::new();
+    let mut usernames: HashMap<String, String> = HashMap::new();
+    for (p, v) in elements(&mut ctx, &root, "agents") {
+        if let Some(name) = get_str(v, "username") {
+            known_agents.insert(name.clone());
+            if let Some(first) = usernames.get(&name) {
+                ctx.err(
+                    &join(&p, "username"),
+                    format!("duplicate username {name:?} (also {first})"),
+                );
+            } else {
+                usernames.insert(name, p.clone());
+            }
+        }
+        let r: Option<raw::Agent> = src.de_unit(v, &p, ctx.errors);
+        if let Some(a) = r.and_then(|r| agent(&mut ctx, &p, r)) {
+            agents.push(a);
+        }
+    }
+    if get(&root, "agents").is_none() {
+        ctx.err("agents", "at least one [[agents]] is required");
+    }
+
+    // Pools.
+    let mut pools: Vec<Pool> = Vec::new();
+    let mut known_pools: HashSet<String> = HashSet::new();
+    let mut pool_ids: HashMap<String, String> = HashMap::new();
+    for (p, v) in elements(&mut ctx, &root, "pools") {
+        if let Some(id) = get_str(v, "id") {
+            known_pools.insert(id.clone());
+            if let Some(first) = pool_ids.get(&id) {
+                ctx.err(
+                    &join(&p, "id"),
+                    format!("duplicate pool id {id:?} (also {first})"),
+                );
+            } else {
+                pool_ids.insert(id, p.clone());
+            }
+        }
+        let r: Option<raw::Pool> = src.de_unit(v, &p, ctx.errors);
+        if let Some(pool) = r.and_then(|r| pool(&mut ctx, &p, r, &known_agents)) {
+            pools.push(pool);
+        }
+    }
+
+    Some(MainParts {
+        dialplans_dir,
+        sip,
+        rtp,
+        http,
+        dispatcher,
+        trunks,
+        agents,
+        pools,
+        known_agents,
+        known_pools,
+        warnings,
+        src,
+    })
+}
+
+fn origin(src: &Source, path: &str) -> Origin {
+    Origin {
+        file: src.path.clone(),
+        line: src.line_of(path),
+        field: path.to_string(),
+    }
+}
+
+fn socket_list(ctx: &mut Ctx<'_>, path: &str, list: &[String]) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let p = index(path, i);
+        match s.trim().parse::<SocketAddr>() {
+            Ok(a) if out.contains(&a) => ctx.err(&p, format!("{a} is listed twice")),
+            Ok(a) => out.push(a),
+            Err(_) => ctx.err(
+                &p,
+                format!("invalid socket address {s:?}: expected IP:port such as 127.0.0.1:5060 or [::1]:5060"),
+            ),
+        }
+    }
+    out
+}
+
+fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
+    let m = ctx.mark();
+    let listen_udp = socket_list(ctx, "sip.listen_udp", &r.listen_udp);
+    let listen_tcp = socket_list(ctx, "sip.listen_tcp", &r.listen_tcp);
+    if r.listen_udp.is_empty() && r.listen_tcp.is_empty() {
+        ctx.err(
+            "sip.listen_udp",
+            "at least one listen_udp or listen_tcp address is required",
+        );
+    }
+    if r.realm.is_empty() || !is_text(&r.realm) || r.realm.contains(['"', '\\']) {
+        ctx.err(
+            "sip.realm",
+            "must not be empty nor contain control characters, '\"' or '\\'",
+        );
+    }
+    let public_host = match &r.public_host {
+        Some(h) => {
+            let h = h.trim();
+            let unbracketed = h
+                .strip_prefix('[')
+                .and_then(|x| x.strip_suffix(']'))
+                .unwrap_or(h);
+            match unbracketed.parse::<IpAddr>() {
+                Ok(ip) if ip.is_unspecified() => {
+                    ctx.err(
+                        "sip.public_host",
+                        format!("{ip} is not a reachable address"),
+                    );
+                    String::new()
+                }
+                Ok(ip) => ip.to_string(),
+                Err(_) if is_hostname(h) => h.to_ascii_lowercase(),
+                Err(_) => {
+                    ctx.err(
+                        "sip.public_host",
+                        format!("invalid host {h:?}: expected an IP address or a DNS name, without port"),
+                    );
+                    String::new()
+                }
+            }
+        }
+        None => match listen_udp.first().or(listen_tcp.first()) {
+            Some(a) if a.ip().is_unspecified() => {
+                ctx.err(
+                    "sip.public_host",
+                    format!("required when the first listen address ({a}) is unspecified"),
+                );
+                String::new()
+            }
+            Some(a) => a.ip().to_string(),
+            None => String::new(),
+        },
+    };
+    let user_agent = r.user_agent.unwrap_or_else(|| "Permanence".to_string());
+    ctx.text("sip.user_agent", &user_agent);
+    let registrar = registrar(ctx, &r.registrar);
+    ctx.clean_since(m).then_some(SipConfig {
+        listen_udp,
+        listen_tcp,
+        realm: r.realm,
+        public_host,
+        user_agent,
+        registrar,
+    })
+}
+
+fn registrar(ctx: &mut Ctx<'_>, r: &raw::Registrar) -> RegistrarConfig {
+    const P: &str = "sip.registrar";
+    let d = RegistrarConfig::default();
+    let max = ctx.opt_u32(
+        &join(P, "max_expires"),
+        r.max_expires,
+        d.max_expires,
+        1,
+        604_800,
+    );
+    let min = ctx.opt_u32(
+        &join(P, "min_expires"),
+        r.min_expires,
+        d.min_expires.min(max),
+        1,
+        604_800,
+    );
+    if min > max {
+        ctx.err(
+            &join(P, "min_expires"),
+            format!("min_expires ({min}) is greater than max_expires ({max})"),
+        );
+    }
+    let default = ctx.opt_u32(
+        &join(P, "default_expires"),
+        r.default_expires,
+        d.default_expires.clamp(min.min(max), max),
+        1,
+        604_800,
+    );
+    if r.default_expires.is_some() && (default < min || default > max) {
+        ctx.err(
+            &join(P, "default_expires"),
+            format!("must be between min_expires ({min}) and max_expires ({max}), got {default}"),
+        );
+    }
+    let nonce_ttl = ctx.opt_secs(
+        &join(P, "nonce_ttl_seconds"),
+        r.nonce_ttl_seconds,
+        300,
+        10,
+        86_400,
+    );
+    let interval = ctx.opt_u32(
+        &join(P, "qualify_interval_seconds"),
+        r.qualify_interval_seconds,
+        30,
+        0,
+        3600,
+    );
+    if (1..5).contains(&interval) {
+        ctx.err(
+            &join(P, "qualify_interval_seconds"),
+            format!("must be 0 (disabled) or at least 5, got {interval}"),
+        );
+    }
+    let timeout = ctx.opt_u32(
+        &join(P, "qualify_timeout_seconds"),
+        r.qualify_timeout_seconds,
+        5,
+        1,
+        60,
+    );
+    if interval >= 5 && timeout > interval {
+        ctx.err(
+            &join(P, "qualify_timeout_seconds"),
+            format!("must not exceed qualify_interval_seconds ({interval}), got {timeout}"),
+        );
+    }
+    RegistrarConfig {
+        min_expires: min,
+        max_expires: max,
+        default_expires: default,
+        nonce_ttl,
+        qualify_interval: (interval > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(interval))),
+        qualify_timeout: std::time::Duration::from_secs(u64::from(timeout)),
+    }
+}
+
+fn ip(ctx: &mut Ctx<'_>, path: &str, s: &str) -> Option<IpAddr> {
+    match s.trim().parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            ctx.err(path, format!("invalid IP address {s:?}"));
+            None
+        }
+    }
+}
+
+fn rtp(ctx: &mut Ctx<'_>, r: raw::Rtp) -> Option<RtpConfig> {
+    let m = ctx.mark();
+    let bind = ip(ctx, "rtp.bind", &r.bind);
+    let advertise = match (&r.advertise, bind) {
+        (Some(a), _) => {
+            let a = ip(ctx, "rtp.advertise", a);
+            if let Some(a) = a {
+                if a.is_unspecified() || a.is_multicast() {
+                    ctx.err("rtp.advertise", format!("{a} cannot be written in SDP: give the address peers should send media to"));
+                } else if bind.is_some_and(|b| b.is_ipv4() != a.is_ipv4()) {
+                    ctx.err("rtp.advertise", "must be of the same IP version as bind");
+                }
+            }
+            a
+        }
+        (None, Some(b)) if b.is_unspecified() => {
+            ctx.err(
+                "rtp.advertise",
+                format!("required when bind is {b}: SDP needs an address peers can reach"),
+            );
+            None
+        }
+        (None, b) => b,
+    };
+    if bind.is_some_and(|b| b.is_multicast()) {
+        ctx.err("rtp.bind", "must not be a multicast address");
+    }
+    let pmin = ctx.range("rtp.port_min", r.port_min, 1024, 65535);
+    let pmax = ctx.range("rtp.port_max", r.port_max, 1024, 65535);
+    if let (Some(lo), Some(hi)) = (pmin, pmax) {
+        if lo >= hi {
+            ctx.err(
+                "rtp.port_max",
+                format!("port range is inverted or empty: port_max ({hi}) must be greater than port_min ({lo})"),
+            );
+        } else if lo % 2 != 0 {
+            ctx.err(
+                "rtp.port_min",
+                format!("must be even (RTP uses even ports, RTCP the next odd one), got {lo}"),
+            );
+        } else if hi % 2 == 0 {
+            ctx.err(
+                "rtp.port_max",
+                format!("must be odd so the range holds whole RTP/RTCP port pairs, got {hi}"),
+            );
+        } else if hi - lo + 1 < 4 {
+            ctx.err(
+                "rtp.port_max",
+                format!(
+                    "port range too small: {} ports, at least 4 are needed (a call has a caller leg and an agent leg, each an RTP/RTCP pair)",
+                    hi - lo + 1
+                ),
+            );
+        }
+    }
+    if !ctx.clean_since(m) {
+        return None;
+    }
+    Some(RtpConfig {
+        bind: bind?,
+        advertise: advertise?,
+        port_min: u16::try_from(pmin?).ok()?,
+        port_max: u16::try_from(pmax?).ok()?,
+    })
+}
+
+fn http(ctx: &mut Ctx<'_>, r: raw::Http, sip: Option<&SipConfig>) -> Option<HttpConfig> {
+    let Ok(listen) = r.listen.trim().parse::<SocketAddr>() else {
+        ctx.err(
+            "http.listen",
+            format!(
+                "invalid socket address {:?}: expected IP:port such as 127.0.0.1:8080",
+                r.listen
+            ),
+        );
+        return None;
+    };
+    if listen.port() != 0 && sip.is_some_and(|s| s.listen_tcp.contains(&listen)) {
+        ctx.err(
+            "http.listen",
+            format!("{listen} is also a sip.listen_tcp address"),
+        );
+        return None;
+    }
+    Some(HttpConfig { listen })
+}
+
+fn dispatcher(ctx: &mut Ctx<'_>, r: raw::Dispatcher) -> DispatcherConfig {
+    const P: &str = "dispatcher";
+    let d = DispatcherConfig::default();
+    DispatcherConfig {
+        strategy: r.strategy.unwrap_or(d.strategy),
+        max_no_answer_strikes: ctx.opt_u32(
+            &join(P, "max_no_answer_strikes"),
+            r.max_no_answer_strikes,
+            3,
+            1,
+            100,
+        ),
+        busy_backoff: ctx.opt_secs(
+            &join(P, "busy_backoff_seconds"),
+            r.busy_backoff_seconds,
+            10,
+            0,
+            3600,
+        ),
+        default_ring_timeout: ctx.opt_secs(
+            &join(P, "default_ring_timeout_seconds"),
+            r.default_ring_timeout_seconds,
+            20,
+            5,
+            300,
+        ),
+        default_wrap_up: ctx.opt_secs(
+            &join(P, "default_wrap_up_seconds"),
+            r.default_wrap_up_seconds,
+            30,
+            0,
+            3600,
+        ),
+        default_handle: ctx.opt_secs(
+            &join(P, "default_handle_seconds"),
+            r.default_handle_seconds,
+            180,
+            10,
+            7200,
+        ),
+    }
+}
+
+fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> Option<Trunk> {
+    let m = ctx.mark();
+    if !is_id(&r.name) {
+        ctx.err(
+            &join(p, "name"),
+            format!("invalid trunk name {:?}: {ID_RULE}", r.name),
+        );
+    }
+    let sp = join(p, "sources");
+    if r.sources.is_empty() {
+        ctx.err(&sp, "at least one source address or network is required");
+    }
+    let mut sources = Vec::new();
+    for (i, s) in r.sources.iter().enumerate() {
+        let t = s.trim();
+        let net = t
+            .parse::<IpNet>()
+            .ok()
+            .or_else(|| t.parse::<IpAddr>().ok().map(IpNet::from));
+        match net {
+            Some(n) => sources.push(n.trunc()),
+            None => ctx.err(
+                &index(&sp, i),
+                format!(
+                    "invalid CIDR {s:?}: expected an IP address or a network such as 192.0.2.0/24"
+                ),
+            ),
+        }
+    }
+    ctx.clean_since(m).then(|| Trunk {
+        name: r.name,
+        sources,
+        origin: origin(ctx.src, p),
+    })
+}
+
+/// Trunk sources must not overlap, so a source address names one trunk.
+fn trunk_overlaps(ctx: &mut Ctx<'_>, trunks: &[Trunk]) {
+    let all: Vec<(&Trunk, usize, &IpNet)> = trunks
+        .iter()
+        .flat_map(|t| t.sources.iter().enumerate().map(move |(i, n)| (t, i, n)))
+        .collect();
+    for (k, (t, i, n)) in all.iter().enumerate() {
+        let earlier = all
+            .iter()
+            .take(k)
+            .find(|(_, _, o)| o.contains(&n.network()) || n.contains(&o.network()));
+        if let Some((ot, oi, on)) = earlier {
+            let what = if ot.name == t.name {
+                format!("sources[{oi}] ({on})")
+            } else {
+                format!("{on} of trunk {:?}", ot.name)
+            };
+            ctx.err(
+                &index(&join(&t.origin.field, "sources"), *i),
+                format!("{n} overlaps {what}"),
+            );
+        }
+    }
+}
+
+fn ha1(ctx: &mut Ctx<'_>, path: &str, v: Option<String>, alg: DigestAlgorithm) -> Option<String> {
+    let v = v?;
+    let len = v.chars().count();
+    let what = match alg {
+        DigestAlgorithm::Md5 => "MD5",
+        DigestAlgorithm::Sha256 => "SHA-256",
+    };
+    if len != alg.hex_len() {
+        ctx.err(
+            path,
+            format!(
+                "expected {} hexadecimal digits ({what} of username:realm:password), got {len} characters",
+                alg.hex_len()
+            ),
+        );
+        return None;
+    }
+    if !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        ctx.err(path, "not hexadecimal: use only 0-9 and a-f");
+        return None;
+    }
+    Some(v.to_ascii_lowercase())
+}
+
+/// Builds a weekly pattern from weekday keys, reporting bad and
+/// overlapping ranges at `path.<day>[i]`.
+pub(crate) fn weekly(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    days: [(&str, &Option<Vec<String>>); 7],
+) -> WeeklyHours {
+    let mut w = WeeklyHours::default();
+    for (name, ranges) in days {
+        let Some(ranges) = ranges else { continue };
+        let Ok(day) = permanence_calendar::parse_weekday(name) else {
+            continue;
+        };
+        for (i, r) in ranges.iter().enumerate() {
+            if let Err(e) = w.add_text(day, r) {
+                ctx.err(&index(&join(path, name), i), e.to_string());
+            }
+        }
+    }
+    w
+}
+
+/// The weekday keys of a raw week, in order.
+pub(crate) fn week_days(w: &raw::Week) -> [(&'static str, &Option<Vec<String>>); 7] {
+    [
+        ("mon", &w.mon),
+        ("tue", &w.tue),
+        ("wed", &w.wed),
+        ("thu", &w.thu),
+        ("fri", &w.fri),
+        ("sat", &w.sat),
+        ("sun", &w.sun),
+    ]
+}
+
+pub(crate) fn timezone(ctx: &mut Ctx<'_>, path: &str, tz: Option<&str>) -> permanence_calendar::Tz {
+    match tz {
+        None => chrono_tz::Europe::Paris,
+        Some(s) => match permanence_calendar::parse_tz(s) {
+            Ok(tz) => tz,
+            Err(e) => {
+                ctx.err(path, e.to_string());
+                chrono_tz::Europe::Paris
+            }
+        },
+    }
+}
+
+fn agent(ctx: &mut Ctx<'_>, p: &str, r: raw::Agent) -> Option<Agent> {
+    let m = ctx.mark();
+    if !is_username(&r.username) {
+        ctx.err(
+            &join(p, "username"),
+            format!(
+                "invalid username {:?}: use lowercase letters, digits, '.', '_' and '-'",
+                r.username
+            ),
+        );
+    }
+    ctx.text(&join(p, "display_name"), &r.display_name);
+    if r.ha1_md5.is_none() && r.ha1_sha256.is_none() {
+        ctx.err(
+            &join(p, "ha1_md5"),
+            "at least one of ha1_md5 and ha1_sha256 is required",
+        );
+    }
+    let ha1_md5 = ha1(ctx, &join(p, "ha1_md5"), r.ha1_md5, DigestAlgorithm::Md5);
+    let ha1_sha256 = ha1(
+        ctx,
+        &join(p, "ha1_sha256"),
+        r.ha1_sha256,
+        DigestAlgorithm::Sha256,
+    );
+    ctx.languages(&join(p, "languages"), &r.languages);
+    let mut skills = BTreeMap::new();
+    for (name, level) in &r.skills {
+        let sp = join(&join(p, "skills"), name);
+        ctx.skill(&sp, name);
+        if let Some(l) = ctx
+            .range(&sp, *level, 1, 5)
+            .and_then(|l| u8::try_from(l).ok())
+        {
+            skills.insert(name.clone(), l);
+        }
+    }
+    let tz = timezone(ctx, &join(p, "timezone"), r.timezone.as_deref());
+    let wrap_up = r
+        .wrap_up_seconds
+        .map(|w| ctx.secs(&join(p, "wrap_up_seconds"), w, 0, 3600));
+    let shift = match &r.shift {
+        None => Schedule::always(tz),
+        Some(w) => {
+            let sp = join(p, "shift");
+            let weekly = weekly(ctx, &sp, week_days(w));
+            if weekly.is_never_open() && ctx.clean_since(m) {
+                ctx.err(
+                    &sp,
+                    "the shift has no hours: remove [agents.shift] for an agent without shift limit",
+                );
+            }
+            Schedule::weekly(tz, weekly, HolidayRule::None)
+        }
+    };
+    ctx.clean_since(m).then(|| Agent {
+        username: r.username,
+        display_name: r.display_name,
+        ha1_md5,
+        ha1_sha256,
+        languages: r.languages,
+        skills,
+        timezone: tz,
+        wrap_up,
+        shift,
+        origin: origin(ctx.src, p),
+    })
+}
+
+fn pool(ctx: &mut Ctx<'_>, p: &str, r: raw::Pool, known: &HashSet<String>) -> Option<Pool> {
+    let m = ctx.mark();
+    if !is_id(&r.id) {
+        ctx.err(
+            &join(p, "id"),
+            format!("invalid pool id {:?}: {ID_RULE}", r.id),
+        );
+    }
+    ctx.text(&join(p, "name"), &r.name);
+    let ap = join(p, "agents");
+    if r.agents.is_empty() {
+        ctx.err(&ap, "a pool needs at least one agent");
+    }
+    for (i, a) in r.agents.iter().enumerate() {
+        let ip = index(&ap, i);
+        if !known.contains(a) {
+            ctx.err(&ip, format!("agent {a:?} is not defined in [[agents]]"));
+        } else if r.agents.iter().take(i).any(|o| o == a) {
+            ctx.err(&ip, format!("agent {a:?} is listed twice"));
+        }
+    }
+    ctx.clean_since(m).then(|| Pool {
+        id: r.id,
+        name: r.name,
+        agents: r.agents,
+        origin: origin(ctx.src, p),
+    })
+}

@@ -1,0 +1,751 @@
+//! The validated configuration model.
+//!
+//! Every value here has been checked by [`crate::load`]: addresses parse,
+//! references resolve (agents, pools), numbers are E.164, prompt files are
+//! 8 kHz mono 16-bit PCM WAV. Durations are [`std::time::Duration`]s; the
+//! doc comment of each field names the key it comes from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use permanence_calendar::{Schedule, Tz};
+use permanence_numbers::{normalize, Country, E164};
+use serde::Deserialize;
+
+use crate::error::{ConfigError, Origin};
+
+/// The whole validated configuration: main file plus practice dialplans.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file, as given to [`crate::load`].
+    pub source: PathBuf,
+    /// The dialplans directory (`dialplans_dir`, resolved against the main
+    /// file's directory).
+    pub dialplans_dir: PathBuf,
+    /// `[sip]`: listening sockets, realm, registrar settings.
+    pub sip: SipConfig,
+    /// `[rtp]`: media address and port range.
+    pub rtp: RtpConfig,
+    /// `[http]`: the HTTP (status, metrics, admin) listener.
+    pub http: HttpConfig,
+    /// `[dispatcher]`: call distribution settings.
+    pub dispatcher: DispatcherConfig,
+    pub(crate) trunks: Vec<Trunk>,
+    pub(crate) agents: Vec<Agent>,
+    pub(crate) pools: Vec<Pool>,
+    pub(crate) practices: Vec<Practice>,
+    pub(crate) agent_index: HashMap<String, usize>,
+    pub(crate) pool_index: HashMap<String, usize>,
+    pub(crate) practice_index: HashMap<String, usize>,
+    pub(crate) numbers: HashMap<E164, (usize, NumberKind)>,
+    pub(crate) warnings: Vec<ConfigError>,
+}
+
+/// How a number reaches a practice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NumberKind {
+    /// A number the practice forwards from (`forwarded_from`): found in
+    /// `Diversion` / `History-Info` of the incoming INVITE.
+    ForwardedFrom,
+    /// A number dialled directly (`dids`): found in the Request-URI / `To`.
+    Did,
+}
+
+impl Config {
+    /// The practices, in load order (dialplan files sorted by name).
+    pub fn practices(&self) -> &[Practice] {
+        &self.practices
+    }
+
+    /// A practice by its `id`.
+    pub fn practice(&self, id: &str) -> Option<&Practice> {
+        self.practice_index
+            .get(id)
+            .and_then(|&i| self.practices.get(i))
+    }
+
+    /// The practice a number belongs to (one of its `forwarded_from`
+    /// numbers or DIDs).
+    pub fn practice_by_number(&self, number: &E164) -> Option<&Practice> {
+        self.number_owner(number).map(|(p, _)| p)
+    }
+
+    /// The practice a number belongs to, and whether it is a forwarded-from
+    /// number or a DID.
+    pub fn number_owner(&self, number: &E164) -> Option<(&Practice, NumberKind)> {
+        let &(i, kind) = self.numbers.get(number)?;
+        self.practices.get(i).map(|p| (p, kind))
+    }
+
+    /// Normalises a raw number or URI (`0450000001`, `tel:+33450000001`,
+    /// `sip:+33450000001@carrier;user=phone`, `+33 4 50 00 00 01`) and
+    /// finds its practice. National forms are read in each numbering plan
+    /// used by a practice (France first), and the first plan that yields a
+    /// configured number wins. Returns the practice and the normalised
+    /// number.
+    pub fn find_practice(&self, raw: &str) -> Option<(&Practice, E164)> {
+        let mut plans = vec![Country::Fr];
+        for p in &self.practices {
+            if !plans.contains(&p.country) {
+                plans.push(p.country);
+            }
+        }
+        plans.into_iter().find_map(|c| {
+            let n = normalize(raw, c)?;
+            self.practice_by_number(&n).map(|p| (p, n))
+        })
+    }
+
+    /// Every configured number with its practice and kind, sorted by number.
+    pub fn numbers(&self) -> Vec<(&E164, &Practice, NumberKind)> {
+        let mut v: Vec<_> = self
+            .numbers
+            .iter()
+            .filter_map(|(n, &(i, k))| self.practices.get(i).map(|p| (n, p, k)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+
+    /// The agents, in file order.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    /// An agent by SIP user name.
+    pub fn agent(&self, username: &str) -> Option<&Agent> {
+        self.agent_index
+            .get(username)
+            .and_then(|&i| self.agents.get(i))
+    }
+
+    /// The pools, in file order.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
+    /// A pool by id.
+    pub fn pool(&self, id: &str) -> Option<&Pool> {
+        self.pool_index.get(id).and_then(|&i| self.pools.get(i))
+    }
+
+    /// The trunks, in file order.
+    pub fn trunks(&self) -> &[Trunk] {
+        &self.trunks
+    }
+
+    /// The trunk a packet from `ip` belongs to, if any. IPv4-mapped IPv6
+    /// addresses (`::ffff:127.0.0.1`) are matched as IPv4. Trunk sources
+    /// never overlap (validated), so at most one trunk matches.
+    pub fn trunk_for(&self, ip: IpAddr) -> Option<&Trunk> {
+        let ip = ip.to_canonical();
+        self.trunks.iter().find(|t| t.contains(ip))
+    }
+
+    /// Non-fatal findings (a routing step no agent can satisfy, a trunk open
+    /// to any address, ...), in the same located form as errors.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    /// Whether `agent` satisfies every criterion of `step` of `practice`:
+    /// listed in the practice's `routing.dedicated` when `dedicated = true`,
+    /// member of `pool`, `skill` at `min_level` or more, speaks `language`.
+    pub fn step_admits(&self, practice: &Practice, step: &RoutingStep, agent: &Agent) -> bool {
+        if step.dedicated && !practice.routing.dedicated.contains(&agent.username) {
+            return false;
+        }
+        if let Some(pool) = &step.pool {
+            if !self.pool(pool).is_some_and(|p| p.has(&agent.username)) {
+                return false;
+            }
+        }
+        if let Some(skill) = &step.skill {
+            if agent.skill(skill) < step.min_level {
+                return false;
+            }
+        }
+        if let Some(lang) = &step.language {
+            if !agent.speaks(lang) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The agents that may be offered a call to `practice` that has waited
+    /// `waited` in queue: the union of the steps already reached (steps are
+    /// cumulative), before any triage requirement. Ignores shifts and
+    /// presence, which are run-time state.
+    pub fn eligible_agents(&self, practice: &Practice, waited: Duration) -> Vec<&Agent> {
+        let steps = practice.routing.active_steps(waited);
+        self.agents
+            .iter()
+            .filter(|a| steps.iter().any(|s| self.step_admits(practice, s, a)))
+            .collect()
+    }
+
+    /// Wrap-up time after a call to `practice` answered by `agent`: the
+    /// agent's `wrap_up_seconds` if set, else the practice's
+    /// `routing.wrap_up_seconds`, else `dispatcher.default_wrap_up_seconds`.
+    pub fn wrap_up(&self, agent: &Agent, practice: &Practice) -> Duration {
+        agent.wrap_up.unwrap_or(practice.routing.wrap_up)
+    }
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    /// `listen_udp`: UDP sockets to listen on (may be empty if TCP is not).
+    /// Port 0 means "any free port": the SIP front must then advertise the
+    /// port it actually bound.
+    pub listen_udp: Vec<SocketAddr>,
+    /// `listen_tcp`: TCP sockets to listen on.
+    pub listen_tcp: Vec<SocketAddr>,
+    /// `realm`: the digest authentication realm.
+    pub realm: String,
+    /// `public_host`: host (IP or DNS name, no port, IPv6 without brackets)
+    /// advertised in Contact / Via; defaults to the IP of the first listen
+    /// socket (UDP first), which must then not be unspecified.
+    pub public_host: String,
+    /// `user_agent`: the `User-Agent` / `Server` header value (default
+    /// `Permanence`).
+    pub user_agent: String,
+    /// `[sip.registrar]`.
+    pub registrar: RegistrarConfig,
+}
+
+/// `[sip.registrar]`: REGISTER handling and contact qualification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// `min_expires` (seconds, default 60): shorter requests get
+    /// `423 Interval Too Brief`.
+    pub min_expires: u32,
+    /// `max_expires` (seconds, default 3600): longer requests are capped.
+    pub max_expires: u32,
+    /// `default_expires` (seconds, default 600): used when the REGISTER
+    /// gives none.
+    pub default_expires: u32,
+    /// `nonce_ttl_seconds` (default 300): lifetime of a digest nonce.
+    pub nonce_ttl: Duration,
+    /// `qualify_interval_seconds` (default 30): OPTIONS ping period for
+    /// registered contacts; `None` when set to 0 (disabled).
+    pub qualify_interval: Option<Duration>,
+    /// `qualify_timeout_seconds` (default 5): a contact that does not answer
+    /// an OPTIONS ping within this time is considered unreachable.
+    pub qualify_timeout: Duration,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 600,
+            nonce_ttl: Duration::from_secs(300),
+            qualify_interval: Some(Duration::from_secs(30)),
+            qualify_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[rtp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpConfig {
+    /// `bind`: the IP media sockets bind to.
+    pub bind: IpAddr,
+    /// `advertise`: the IP written in SDP (`c=`); defaults to `bind`, never
+    /// unspecified (`0.0.0.0` / `::`).
+    pub advertise: IpAddr,
+    /// `port_min`: first port of the range, even (an RTP port; RTCP uses
+    /// the next odd port).
+    pub port_min: u16,
+    /// `port_max`: last port of the range, odd.
+    pub port_max: u16,
+}
+
+impl RtpConfig {
+    /// The even RTP ports of the range (each with its RTCP port + 1).
+    pub fn rtp_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        (self.port_min..self.port_max).step_by(2)
+    }
+
+    /// How many RTP/RTCP port pairs the range holds (one per media leg).
+    pub fn pair_count(&self) -> usize {
+        (usize::from(self.port_max) + 1).saturating_sub(usize::from(self.port_min)) / 2
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `listen`: the HTTP listener socket.
+    pub listen: SocketAddr,
+}
+
+/// How the dispatcher picks among eligible agents (`dispatcher.strategy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// `longest-idle`: the agent idle for the longest time.
+    #[default]
+    LongestIdle,
+    /// `most-skilled`: the highest level in the required skill, then
+    /// longest idle.
+    MostSkilled,
+    /// `round-robin`: rotate through the eligible agents.
+    RoundRobin,
+}
+
+/// `[dispatcher]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatcherConfig {
+    /// `strategy` (default `longest-idle`).
+    pub strategy: Strategy,
+    /// `max_no_answer_strikes` (default 3): consecutive unanswered offers
+    /// after which an agent is made unavailable.
+    pub max_no_answer_strikes: u32,
+    /// `busy_backoff_seconds` (default 10): how long an agent that answered
+    /// busy is skipped.
+    pub busy_backoff: Duration,
+    /// `default_ring_timeout_seconds` (default 20): ring time of an offer
+    /// when the practice sets none.
+    pub default_ring_timeout: Duration,
+    /// `default_wrap_up_seconds` (default 30): wrap-up time when neither the
+    /// practice nor the agent sets one.
+    pub default_wrap_up: Duration,
+    /// `default_handle_seconds` (default 180): seed of the handle-time
+    /// estimate used for wait-time announcements.
+    pub default_handle: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::LongestIdle,
+            max_no_answer_strikes: 3,
+            busy_backoff: Duration::from_secs(10),
+            default_ring_timeout: Duration::from_secs(20),
+            default_wrap_up: Duration::from_secs(30),
+            default_handle: Duration::from_secs(180),
+        }
+    }
+}
+
+/// A carrier trunk (`[[trunks]]`): calls are accepted only from its sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    /// `name`, unique.
+    pub name: String,
+    /// `sources`: networks calls may come from (a bare IP is a /32 or
+    /// /128); host bits are cleared (`10.0.0.1/24` is `10.0.0.0/24`).
+    pub sources: Vec<IpNet>,
+    /// Where the trunk is defined.
+    pub origin: Origin,
+}
+
+impl Trunk {
+    /// Whether `ip` is in one of the sources (no IPv4-mapped conversion;
+    /// see [`Config::trunk_for`]).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.sources.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// A digest algorithm of RFC 8760 (`MD5` or `SHA-256`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    /// `MD5`: HA1 is 32 hex digits.
+    Md5,
+    /// `SHA-256`: HA1 is 64 hex digits.
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    /// Length of the HA1 in hex digits.
+    pub fn hex_len(self) -> usize {
+        match self {
+            DigestAlgorithm::Md5 => 32,
+            DigestAlgorithm::Sha256 => 64,
+        }
+    }
+
+    /// The `algorithm=` token of the `WWW-Authenticate` header.
+    pub fn token(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Sha256 => "SHA-256",
+        }
+    }
+}
+
+/// A telesecretary (`[[agents]]`), registered from a SIP softphone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    /// `username`: SIP user name, `[a-z0-9._-]+`, unique.
+    pub username: String,
+    /// `display_name`.
+    pub display_name: String,
+    /// `ha1_md5`: MD5(username:realm:password), 32 lowercase hex digits.
+    pub ha1_md5: Option<String>,
+    /// `ha1_sha256`: SHA-256(username:realm:password), 64 lowercase hex
+    /// digits.
+    pub ha1_sha256: Option<String>,
+    /// `languages`: ISO 639-1 codes, at least one, no duplicates.
+    pub languages: Vec<String>,
+    /// `skills`: skill name to level 1..=5.
+    pub skills: BTreeMap<String, u8>,
+    /// `timezone` (default Europe/Paris): the zone the shift is read in.
+    pub timezone: Tz,
+    /// `wrap_up_seconds`: overrides the practice and dispatcher wrap-up.
+    pub wrap_up: Option<Duration>,
+    /// `[agents.shift]`, in `timezone`; without a shift section this is
+    /// [`Schedule::always`] (`always_open = true`: no shift limit).
+    pub shift: Schedule,
+    /// Where the agent is defined (its `[[agents]]` header).
+    pub origin: Origin,
+}
+
+impl Agent {
+    /// The HA1 for `alg`, if configured.
+    pub fn ha1(&self, alg: DigestAlgorithm) -> Option<&str> {
+        match alg {
+            DigestAlgorithm::Md5 => self.ha1_md5.as_deref(),
+            DigestAlgorithm::Sha256 => self.ha1_sha256.as_deref(),
+        }
+    }
+
+    /// The algorithms this agent can authenticate with, SHA-256 first.
+    pub fn algorithms(&self) -> Vec<DigestAlgorithm> {
+        let mut v = Vec::with_capacity(2);
+        if self.ha1_sha256.is_some() {
+            v.push(DigestAlgorithm::Sha256);
+        }
+        if self.ha1_md5.is_some() {
+            v.push(DigestAlgorithm::Md5);
+        }
+        v
+    }
+
+    /// Level in `skill`, 0 if the agent does not have it.
+    pub fn skill(&self, skill: &str) -> u8 {
+        self.skills.get(skill).copied().unwrap_or(0)
+    }
+
+    /// Whether the agent speaks `language`.
+    pub fn speaks(&self, language: &str) -> bool {
+        self.languages.iter().any(|l| l == language)
+    }
+
+    /// Whether the agent has a shift limit (an `[agents.shift]` section).
+    pub fn has_shift(&self) -> bool {
+        !self.shift.always_open
+    }
+}
+
+/// A named group of agents (`[[pools]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// `id`, `[a-z0-9-]+`, unique.
+    pub id: String,
+    /// `name`, for display.
+    pub name: String,
+    /// `agents`: user names of defined agents, no duplicates, at least one.
+    pub agents: Vec<String>,
+    /// Where the pool is defined.
+    pub origin: Origin,
+}
+
+impl Pool {
+    /// Whether `username` is a member.
+    pub fn has(&self, username: &str) -> bool {
+        self.agents.iter().any(|a| a == username)
+    }
+}
+
+/// A doctor's practice (one dialplan file).
+#[derive(Debug, Clone)]
+pub struct Practice {
+    /// `id`, `[a-z0-9-]+`, unique across dialplans.
+    pub id: String,
+    /// `name`, shown to agents ("Cabinet du Dr Martin").
+    pub name: String,
+    /// `specialty`: a skill name.
+    pub specialty: String,
+    /// `language`: default language of the callers (ISO 639-1).
+    pub language: String,
+    /// `languages`: languages offered (default `[language]`); always
+    /// contains `language`, first.
+    pub languages: Vec<String>,
+    /// `timezone`: the zone the hours are read in.
+    pub timezone: Tz,
+    /// `country` (default `fr`): numbering plan of national number forms.
+    pub country: Country,
+    /// `forwarded_from`: numbers the practice forwards from.
+    pub forwarded_from: Vec<E164>,
+    /// `dids`: numbers dialled directly.
+    pub dids: Vec<E164>,
+    /// `info_url`: for a `Call-Info` header to agents (http or https, no
+    /// spaces, quotes or angle brackets).
+    pub info_url: Option<String>,
+    /// `[hours]`, in `timezone`.
+    pub hours: Schedule,
+    /// `[prompts]`.
+    pub prompts: Prompts,
+    /// `[queue]`.
+    pub queue: QueueSettings,
+    /// `[triage]`, if the practice has a DTMF menu.
+    pub triage: Option<Triage>,
+    /// `[routing]`.
+    pub routing: Routing,
+    /// The dialplan file.
+    pub source: PathBuf,
+}
+
+impl Practice {
+    /// All the numbers of the practice (forwarded-from first, then DIDs).
+    pub fn numbers(&self) -> impl Iterator<Item = &E164> {
+        self.forwarded_from.iter().chain(self.dids.iter())
+    }
+}
+
+/// The prompts a practice can override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PromptKind {
+    /// `greeting`: played when the call is answered.
+    Greeting,
+    /// `hold`: played while waiting in queue.
+    Hold,
+    /// `closed`: played outside opening hours.
+    Closed,
+    /// `voicemail`: played before recording a message on voicemail overflow.
+    Voicemail,
+    /// `callback`: played when a callback request is taken.
+    Callback,
+    /// `triage`: the triage menu.
+    Triage,
+}
+
+impl PromptKind {
+    /// Every kind, in schema order.
+    pub const ALL: [PromptKind; 6] = [
+        PromptKind::Greeting,
+        PromptKind::Hold,
+        PromptKind::Closed,
+        PromptKind::Voicemail,
+        PromptKind::Callback,
+        PromptKind::Triage,
+    ];
+
+    /// The key in `[prompts]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            PromptKind::Greeting => "greeting",
+            PromptKind::Hold => "hold",
+            PromptKind::Closed => "closed",
+            PromptKind::Voicemail => "voicemail",
+            PromptKind::Callback => "callback",
+            PromptKind::Triage => "triage",
+        }
+    }
+}
+
+/// A prompt WAV file configured by a practice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// The file, resolved against the dialplan file's directory.
+    pub path: PathBuf,
+    /// Audio length, from the WAV header (8 kHz mono 16-bit PCM).
+    pub duration: Duration,
+    /// Where it is configured (`prompts.greeting` of a dialplan), to report
+    /// a decoding problem as `file:line: field: message`.
+    pub origin: Origin,
+}
+
+/// `[prompts]`: each absent prompt means the engine's embedded French
+/// default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompts {
+    /// `greeting`.
+    pub greeting: Option<Prompt>,
+    /// `hold`.
+    pub hold: Option<Prompt>,
+    /// `closed`.
+    pub closed: Option<Prompt>,
+    /// `voicemail`.
+    pub voicemail: Option<Prompt>,
+    /// `callback`.
+    pub callback: Option<Prompt>,
+    /// `triage`.
+    pub triage: Option<Prompt>,
+}
+
+impl Prompts {
+    /// The configured prompt of a kind.
+    pub fn get(&self, kind: PromptKind) -> Option<&Prompt> {
+        match kind {
+            PromptKind::Greeting => self.greeting.as_ref(),
+            PromptKind::Hold => self.hold.as_ref(),
+            PromptKind::Closed => self.closed.as_ref(),
+            PromptKind::Voicemail => self.voicemail.as_ref(),
+            PromptKind::Callback => self.callback.as_ref(),
+            PromptKind::Triage => self.triage.as_ref(),
+        }
+    }
+
+    pub(crate) fn slot(&mut self, kind: PromptKind) -> &mut Option<Prompt> {
+        match kind {
+            PromptKind::Greeting => &mut self.greeting,
+            PromptKind::Hold => &mut self.hold,
+            PromptKind::Closed => &mut self.closed,
+            PromptKind::Voicemail => &mut self.voicemail,
+            PromptKind::Callback => &mut self.callback,
+            PromptKind::Triage => &mut self.triage,
+        }
+    }
+}
+
+/// `[queue]`: announcements to waiting callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// `announce_position` (default false).
+    pub announce_position: bool,
+    /// `announce_wait` (default false): announce the estimated wait.
+    pub announce_wait: bool,
+    /// `announce_every_seconds` (default 60, 10..=600): period of the
+    /// announcements.
+    pub announce_every: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            announce_position: false,
+            announce_wait: false,
+            announce_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[triage]`: a DTMF menu played after the greeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Triage {
+    /// `timeout_seconds` (default 5, 1..=30): wait for a digit.
+    pub timeout: Duration,
+    /// `default`: digit of the option taken when no digit is pressed; `None`
+    /// = queue the call as if there were no triage.
+    pub default: Option<char>,
+    /// `options`, in file order, digits unique.
+    pub options: Vec<TriageOption>,
+}
+
+impl Triage {
+    /// The option for a pressed digit.
+    pub fn option(&self, digit: char) -> Option<&TriageOption> {
+        self.options.iter().find(|o| o.digit == digit)
+    }
+
+    /// The option taken on timeout.
+    pub fn default_option(&self) -> Option<&TriageOption> {
+        self.default.and_then(|d| self.option(d))
+    }
+}
+
+/// One `[[triage.options]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriageOption {
+    /// `digit`: one of `0-9*#`.
+    pub digit: char,
+    /// `label`: shown to agents ("urgence").
+    pub label: String,
+    /// `priority` (default 0): added to the practice priority.
+    pub priority: i32,
+    /// `skills`: required skills, name to minimum level 1..=5.
+    pub skills: BTreeMap<String, u8>,
+    /// `route_to`: send the call to this number instead of the queue.
+    pub route_to: Option<E164>,
+    /// `language`: the call then needs an agent speaking it (one of the
+    /// practice's `languages`).
+    pub language: Option<String>,
+    /// Where the option is defined.
+    pub origin: Origin,
+}
+
+/// `[routing]`: who may answer, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// `dedicated`: the practice's dedicated telesecretaries (defined
+    /// agents, no duplicates).
+    pub dedicated: Vec<String>,
+    /// `priority` (default 0, -1000..=1000): higher is served first.
+    pub priority: i32,
+    /// `max_wait_seconds`: queue time after which `overflow` applies.
+    pub max_wait: Duration,
+    /// `wrap_up_seconds`, or `dispatcher.default_wrap_up_seconds`.
+    pub wrap_up: Duration,
+    /// `ring_timeout_seconds`, or `dispatcher.default_ring_timeout_seconds`.
+    pub ring_timeout: Duration,
+    /// `steps`: cumulative, `after` strictly increasing from 0, all before
+    /// `max_wait`.
+    pub steps: Vec<RoutingStep>,
+    /// `[routing.overflow]`.
+    pub overflow: Overflow,
+}
+
+impl Routing {
+    /// The steps reached after waiting `waited` (at least the first).
+    pub fn active_steps(&self, waited: Duration) -> &[RoutingStep] {
+        let n = self.steps.partition_point(|s| s.after <= waited);
+        self.steps.get(..n.max(1)).unwrap_or(&self.steps)
+    }
+}
+
+/// One `[[routing.steps]]`: from `after` on, agents matching all the given
+/// criteria become eligible (in addition to those of earlier steps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingStep {
+    /// `after_seconds`.
+    pub after: Duration,
+    /// `dedicated = true`: only the practice's dedicated agents.
+    pub dedicated: bool,
+    /// `pool`: only members of this (defined) pool.
+    pub pool: Option<String>,
+    /// `skill`: only agents with this skill at `min_level` or more.
+    pub skill: Option<String>,
+    /// `min_level` (default 1, 1..=5); only meaningful with `skill`.
+    pub min_level: u8,
+    /// `language`: only agents speaking it.
+    pub language: Option<String>,
+    /// Where the step is defined.
+    pub origin: Origin,
+}
+
+/// `routing.overflow.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverflowAction {
+    /// `voicemail`.
+    Voicemail,
+    /// `callback`.
+    Callback,
+    /// `pool`.
+    Pool,
+    /// `hangup`.
+    Hangup,
+}
+
+/// What happens to a call still waiting after `max_wait_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overflow {
+    /// Record a message (after the `voicemail` prompt).
+    Voicemail,
+    /// Take a callback request (after the `callback` prompt).
+    Callback,
+    /// Offer the call to this (defined) pool.
+    Pool(String),
+    /// End the call.
+    Hangup,
+}

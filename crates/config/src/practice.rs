@@ -1,0 +1,751 @@
+//! Validation of one practice dialplan file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use permanence_calendar::{
+    parse_date, parse_time_range, DateException, DayHours, HolidayRule, MinuteRange, Schedule, Tz,
+    WeeklyHours,
+};
+use permanence_numbers::{normalize, Country, E164};
+use toml::de::DeValue;
+use toml::Spanned;
+
+use crate::check::{is_id, Ctx, ID_RULE};
+use crate::error::{ConfigError, Origin};
+use crate::main_file::{timezone, weekly};
+use crate::model::{
+    DispatcherConfig, Overflow, OverflowAction, Practice, Prompt, PromptKind, Prompts,
+    QueueSettings, Routing, RoutingStep, Triage, TriageOption,
+};
+use crate::raw;
+use crate::source::{self, get, get_str, index, join, Source};
+use crate::wav::{inspect_wav, WavError};
+
+/// What the main file provides to dialplan validation.
+pub(crate) struct Shared<'a> {
+    /// User names of every `[[agents]]` entry (valid or not).
+    pub known_agents: &'a HashSet<String>,
+    /// Ids of every `[[pools]]` entry (valid or not).
+    pub known_pools: &'a HashSet<String>,
+    /// Defaults for ring timeout and wrap-up.
+    pub dispatcher: &'a DispatcherConfig,
+}
+
+/// What was read from one dialplan file.
+pub(crate) struct PracticeParts {
+    pub src: Source,
+    /// The `id` as written, if it is a string, for duplicate detection even
+    /// when the rest of the file is broken.
+    pub id: Option<String>,
+    /// Valid numbers (forwarded-from and DIDs) with their field paths.
+    pub numbers: Vec<(E164, String)>,
+    /// Valid triage `route_to` numbers with their field paths.
+    pub route_tos: Vec<(E164, String)>,
+    /// The practice, when the whole file is valid.
+    pub practice: Option<Practice>,
+    /// Non-fatal findings.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Loads and validates one dialplan file. `None` when it cannot be read or
+/// parsed at all.
+pub(crate) fn load_practice(
+    path: &Path,
+    shared: &Shared<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<PracticeParts> {
+    let text = match source::read_text(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    let mut src = Source::new(path, &text);
+    let root = source::parse(&mut src, &text, errors)?;
+    let id = get_str(&root, "id");
+    let top: Option<raw::PracticeTop> = src.de_unit(&root, "", errors);
+    let hours_raw: Option<raw::Hours> = unit(&src, &root, "hours", errors);
+    let prompts_raw: Option<raw::Prompts> = unit(&src, &root, "prompts", errors);
+    let queue_raw: Option<raw::Queue> = unit(&src, &root, "queue", errors);
+    let triage_raw: Option<raw::Triage> = unit(&src, &root, "triage", errors);
+    let routing_raw: Option<raw::Routing> = unit(&src, &root, "routing", errors);
+    let has = |k: &str| get(&root, k).is_some();
+    let (has_prompts, has_queue, has_triage) = (has("prompts"), has("queue"), has("triage"));
+
+    let mut warnings = Vec::new();
+    let mut ctx = Ctx { src: &src, errors };
+    let start = ctx.mark();
+    let top = top.map(|t| top_level(&mut ctx, t));
+    let tz = top
+        .as_ref()
+        .map_or(chrono_tz::Europe::Paris, |t| t.timezone);
+    let country = top.as_ref().map_or(Country::Fr, |t| t.country);
+    let languages = top.as_ref().map(|t| t.languages.clone());
+
+    let hours = hours_raw.and_then(|h| hours(&mut ctx, h, tz, &mut warnings));
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let prompts = if has_prompts {
+        prompts_raw.and_then(|p| prompts(&mut ctx, p, dir))
+    } else {
+        Some(Prompts::default())
+    };
+    let queue = if has_queue {
+        queue_raw.map(|q| queue(&mut ctx, q))
+    } else {
+        Some(QueueSettings::default())
+    };
+    let mut route_tos = Vec::new();
+    let triage = if has_triage {
+        triage_raw
+            .and_then(|t| triage(&mut ctx, t, country, languages.as_deref(), &mut route_tos))
+            .map(Some)
+    } else {
+        Some(None)
+    };
+    let routing = routing_raw.and_then(|r| routing(&mut ctx, r, shared));
+
+    let numbers = top.as_ref().map(|t| t.numbers.clone()).unwrap_or_default();
+    let clean = ctx.clean_since(start);
+    let practice = match (top, hours, prompts, queue, triage, routing) {
+        (Some(t), Some(hours), Some(prompts), Some(queue), Some(triage), Some(routing))
+            if clean =>
+        {
+            Some(Practice {
+                id: t.id,
+                name: t.name,
+                specialty: t.specialty,
+                language: t.language,
+                languages: t.languages,
+                timezone: t.timezone,
+                country: t.country,
+                forwarded_from: t.forwarded_from,
+                dids: t.dids,
+                info_url: t.info_url,
+                hours,
+                prompts,
+                queue,
+                triage,
+                routing,
+                source: path.to_path_buf(),
+            })
+        }
+        _ => None,
+    };
+    Some(PracticeParts {
+        id,
+        numbers,
+        route_tos,
+        practice,
+        warnings,
+        src,
+    })
+}
+
+fn unit<T: serde::de::DeserializeOwned>(
+    src: &Source,
+    root: &Spanned<DeValue<'_>>,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    get(root, key).and_then(|v| src.de_unit(v, key, errors))
+}
+
+fn origin(src: &Source, path: &str) -> Origin {
+    Origin {
+        file: src.path.clone(),
+        line: src.line_of(path),
+        field: path.to_string(),
+    }
+}
+
+/// The validated top-level keys.
+struct Top {
+    id: String,
+    name: String,
+    specialty: String,
+    language: String,
+    languages: Vec<String>,
+    timezone: Tz,
+    country: Country,
+    forwarded_from: Vec<E164>,
+    dids: Vec<E164>,
+    info_url: Option<String>,
+    numbers: Vec<(E164, String)>,
+}
+
+fn top_level(ctx: &mut Ctx<'_>, r: raw::PracticeTop) -> Top {
+    if !is_id(&r.id) {
+        ctx.err("id", format!("invalid practice id {:?}: {ID_RULE}", r.id));
+    }
+    ctx.text("name", &r.name);
+    ctx.skill("specialty", &r.specialty);
+    ctx.language("language", &r.language);
+    let languages = match r.languages {
+        None => vec![r.language.clone()],
+        Some(list) => {
+            ctx.languages("languages", &list);
+            if !list.is_empty() && !list.contains(&r.language) {
+                ctx.err(
+                    "languages",
+                    format!("must contain the practice language {:?}", r.language),
+                );
+            }
+            // The default language first, then the others in file order.
+            let mut v = vec![r.language.clone()];
+            v.extend(list.into_iter().filter(|l| *l != r.language));
+            v
+        }
+    };
+    let timezone = timezone(ctx, "timezone", Some(&r.timezone));
+    let country = r.country.unwrap_or_default();
+    let mut numbers: Vec<(E164, String)> = Vec::new();
+    let mut lists = (Vec::new(), Vec::new());
+    for (key, list) in [("forwarded_from", &r.forwarded_from), ("dids", &r.dids)] {
+        for (i, raw) in list.iter().enumerate() {
+            let p = index(key, i);
+            let Some(n) = normalize(raw, country) else {
+                ctx.err(
+                    &p,
+                    format!("not a telephone number: {raw:?} (expected E.164 such as +33450000001, or a national number)"),
+                );
+                continue;
+            };
+            if let Some((_, first)) = numbers.iter().find(|(o, _)| *o == n) {
+                ctx.err(&p, format!("number {n} is listed twice (also {first})"));
+                continue;
+            }
+            numbers.push((n.clone(), p));
+            if key == "dids" {
+                lists.1.push(n);
+            } else {
+                lists.0.push(n);
+            }
+        }
+    }
+    if r.forwarded_from.is_empty() && r.dids.is_empty() {
+        ctx.err(
+            "forwarded_from",
+            "a practice needs at least one number in forwarded_from or dids",
+        );
+    }
+    if let Some(url) = &r.info_url {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() > "https://".len()
+            && !url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
+        if !ok {
+            ctx.err(
+                "info_url",
+                "must be an http:// or https:// URL without spaces, quotes or angle brackets",
+            );
+        }
+    }
+    Top {
+        id: r.id,
+        name: r.name,
+        specialty: r.specialty,
+        language: r.language,
+        languages,
+        timezone,
+        country,
+        forwarded_from: lists.0,
+        dids: lists.1,
+        info_url: r.info_url,
+        numbers,
+    }
+}
+
+fn date(ctx: &mut Ctx<'_>, path: &str, v: &toml::Value) -> Option<NaiveDate> {
+    match v {
+        toml::Value::String(s) => match parse_date(s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                ctx.err(path, e.to_string());
+                None
+            }
+        },
+        toml::Value::Datetime(dt) => match (dt.date, dt.time, dt.offset) {
+            (Some(d), None, None) => {
+                NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+                    .or_else(|| {
+                        ctx.err(path, format!("invalid date {dt}"));
+                        None
+                    })
+            }
+            _ => {
+                ctx.err(path, format!("expected a date without time, got {dt}"));
+                None
+            }
+        },
+        other => {
+            ctx.err(
+                path,
+                format!(
+                    "expected a date such as 2026-08-03, got a {}",
+                    other.type_str()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn hours(
+    ctx: &mut Ctx<'_>,
+    r: raw::Hours,
+    tz: Tz,
+    warnings: &mut Vec<ConfigError>,
+) -> Option<Schedule> {
+    let m = ctx.mark();
+    let always_open = r.always_open.unwrap_or(false);
+    let holidays = r.holidays.unwrap_or_default();
+    let days = [
+        ("mon", &r.mon),
+        ("tue", &r.tue),
+        ("wed", &r.wed),
+        ("thu", &r.thu),
+        ("fri", &r.fri),
+        ("sat", &r.sat),
+        ("sun", &r.sun),
+    ];
+    let week = weekly(ctx, "hours", days);
+    if always_open {
+        if let Some((name, _)) = days.iter().find(|(_, v)| v.is_some()) {
+            ctx.err(
+                &join("hours", name),
+                "weekday hours cannot be combined with always_open = true",
+            );
+        }
+        if holidays != HolidayRule::None {
+            ctx.err(
+                "hours.holidays",
+                "cannot be combined with always_open = true (a 24/7 practice is open on holidays)",
+            );
+        }
+        if !r.exceptions.is_empty() {
+            ctx.err(
+                "hours.exceptions[0]",
+                "exceptions cannot be combined with always_open = true",
+            );
+        }
+    }
+    let mut exceptions: Vec<DateException> = Vec::new();
+    let mut spans: Vec<(NaiveDate, NaiveDate, String)> = Vec::new();
+    for (i, e) in r.exceptions.iter().enumerate() {
+        let p = index("hours.exceptions", i);
+        let from = date(ctx, &join(&p, "from"), &e.from);
+        let to = match &e.to {
+            Some(t) => date(ctx, &join(&p, "to"), t),
+            None => from,
+        };
+        let mut day = DayHours::closed();
+        for (j, text) in e.hours.iter().enumerate() {
+            let hp = index(&join(&p, "hours"), j);
+            match parse_time_range(text) {
+                Err(err) => ctx.err(&hp, err.to_string()),
+                Ok((s, end)) => match MinuteRange::new(s, end) {
+                    None => ctx.err(
+                        &hp,
+                        format!("{text:?} crosses midnight: an exception's hours must end on the same day"),
+                    ),
+                    Some(range) => {
+                        if let Err(err) = day.insert(&p, range) {
+                            ctx.err(&hp, err.to_string());
+                        }
+                    }
+                },
+            }
+        }
+        if !e.label.is_empty() {
+            ctx.text(&join(&p, "label"), &e.label);
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            continue;
+        };
+        match DateException::new(from, to, day, e.label.clone()) {
+            Err(err) => ctx.err(&join(&p, "to"), err.to_string()),
+            Ok(x) => {
+                if let Some((a, b, other)) = spans.iter().find(|(a, b, _)| *a <= to && from <= *b) {
+                    ctx.err(
+                        &join(&p, "from"),
+                        format!("dates overlap {other} ({a} to {b})"),
+                    );
+                }
+                spans.push((from, to, p.clone()));
+                exceptions.push(x);
+            }
+        }
+    }
+    if !ctx.clean_since(m) {
+        return None;
+    }
+    if !always_open && week.is_never_open() {
+        if exceptions.iter().any(|e| !e.hours.is_closed()) {
+            warnings.push(ctx.src.err(
+                "hours",
+                "no weekday hours: the practice is only open on exception dates",
+            ));
+        } else {
+            ctx.err(
+                "hours",
+                "the practice is never open: give weekday hours (mon = [\"08:00-12:00\"], ...) or set always_open = true",
+            );
+            return None;
+        }
+    }
+    Some(Schedule {
+        tz,
+        always_open,
+        weekly: if always_open {
+            WeeklyHours::always()
+        } else {
+            week
+        },
+        holidays,
+        exceptions,
+    })
+}
+
+fn prompts(ctx: &mut Ctx<'_>, r: raw::Prompts, dir: &Path) -> Option<Prompts> {
+    let m = ctx.mark();
+    let mut out = Prompts::default();
+    for kind in PromptKind::ALL {
+        let value = match kind {
+            PromptKind::Greeting => &r.greeting,
+            PromptKind::Hold => &r.hold,
+            PromptKind::Closed => &r.closed,
+            PromptKind::Voicemail => &r.voicemail,
+            PromptKind::Callback => &r.callback,
+            PromptKind::Triage => &r.triage,
+        };
+        let Some(rel) = value else { continue };
+        let p = join("prompts", kind.key());
+        if rel.trim().is_empty() {
+            ctx.err(&p, "must not be empty");
+            continue;
+        }
+        let path = dir.join(rel);
+        match inspect_wav(&path) {
+            Err(WavError::Io(why)) => ctx.err(&p, format!("prompt file {rel:?}: {why}")),
+            Err(e) => ctx.err(&p, format!("prompt file {rel:?}: {e}")),
+            Ok(info) if !info.is_telephony_pcm() => ctx.err(
+                &p,
+                format!(
+                    "prompt file {rel:?} must be 8000 Hz mono 16-bit PCM WAV, found {}",
+                    info.describe()
+                ),
+            ),
+            Ok(info) => {
+                *out.slot(kind) = Some(Prompt {
+                    path,
+                    duration: info.duration(),
+                    origin: origin(ctx.src, &p),
+                });
+            }
+        }
+    }
+    ctx.clean_since(m).then_some(out)
+}
+
+fn queue(ctx: &mut Ctx<'_>, r: raw::Queue) -> QueueSettings {
+    let d = QueueSettings::default();
+    QueueSettings {
+        announce_position: r.announce_position.unwrap_or(d.announce_position),
+        announce_wait: r.announce_wait.unwrap_or(d.announce_wait),
+        announce_every: ctx.opt_secs(
+            "queue.announce_every_seconds",
+            r.announce_every_seconds,
+            60,
+            10,
+            600,
+        ),
+    }
+}
+
+/// A DTMF digit written `"1"`, `"*"`, `"#"` or `1`.
+fn digit(ctx: &mut Ctx<'_>, path: &str, v: &toml::Value) -> Option<char> {
+    let c = match v {
+        toml::Value::String(s) => {
+            let mut it = s.chars();
+            match (it.next(), it.next()) {
+                (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Some(c),
+                _ => None,
+            }
+        }
+        toml::Value::Integer(i) => u32::try_from(*i)
+            .ok()
+            .filter(|d| *d <= 9)
+            .and_then(|d| char::from_digit(d, 10)),
+        _ => None,
+    };
+    if c.is_none() {
+        ctx.err(
+            path,
+            format!("invalid DTMF digit {v}: expected one of 0-9, * or #"),
+        );
+    }
+    c
+}
+
+fn skill_map(ctx: &mut Ctx<'_>, path: &str, m: &BTreeMap<String, i64>) -> BTreeMap<String, u8> {
+    let mut out = BTreeMap::new();
+    for (name, level) in m {
+        let p = join(path, name);
+        ctx.skill(&p, name);
+        if let Some(l) = ctx
+            .range(&p, *level, 1, 5)
+            .and_then(|l| u8::try_from(l).ok())
+        {
+            out.insert(name.clone(), l);
+        }
+    }
+    out
+}
+
+fn triage(
+    ctx: &mut Ctx<'_>,
+    r: raw::Triage,
+    country: Country,
+    languages: Option<&[String]>,
+    route_tos: &mut Vec<(E164, String)>,
+) -> Option<Triage> {
+    let m = ctx.mark();
+    let timeout = ctx.opt_secs("triage.timeout_seconds", r.timeout_seconds, 5, 1, 30);
+    if r.options.is_empty() {
+        ctx.err("triage.options", "a triage menu needs at least one option");
+    }
+    let mut options: Vec<TriageOption> = Vec::new();
+    let mut digits: Vec<(char, String)> = Vec::new();
+    for (i, o) in r.options.iter().enumerate() {
+        let p = index("triage.options", i);
+        let d = digit(ctx, &join(&p, "digit"), &o.digit);
+        if let Some(d) = d {
+            if let Some((_, first)) = digits.iter().find(|(x, _)| *x == d) {
+                ctx.err(
+                    &join(&p, "digit"),
+                    format!("digit {d:?} is already used by {first}"),
+                );
+            }
+            digits.push((d, p.clone()));
+        }
+        ctx.text(&join(&p, "label"), &o.label);
+        let priority = o
+            .priority
+            .and_then(|v| ctx.range(&join(&p, "priority"), v, -1000, 1000))
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(0);
+        let skills = skill_map(ctx, &join(&p, "skills"), &o.skills);
+        let route_to = o.route_to.as_ref().and_then(|raw| {
+            let rp = join(&p, "route_to");
+            let n = normalize(raw, country);
+            match &n {
+                None => ctx.err(
+                    &rp,
+                    format!("not a telephone number: {raw:?} (expected E.164 such as +33612345678)"),
+                ),
+                Some(n) => route_tos.push((n.clone(), rp.clone())),
+            }
+            if n.is_some() && (!o.skills.is_empty() || o.language.is_some() || o.priority.is_some())
+            {
+                ctx.err(
+                    &rp,
+                    "a call sent to route_to leaves the queue: priority, skills and language would be ignored",
+                );
+            }
+            n
+        });
+        if let Some(l) = &o.language {
+            let lp = join(&p, "language");
+            ctx.language(&lp, l);
+            if let Some(langs) = languages {
+                if crate::check::is_language(l) && !langs.contains(l) {
+                    ctx.err(
+                        &lp,
+                        format!(
+                            "{l:?} is not one of the practice languages ({})",
+                            langs.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(d) = d {
+            options.push(TriageOption {
+                digit: d,
+                label: o.label.clone(),
+                priority,
+                skills,
+                route_to,
+                language: o.language.clone(),
+                origin: origin(ctx.src, &p),
+            });
+        }
+    }
+    let default = r.default.as_ref().and_then(|v| {
+        let d = digit(ctx, "triage.default", v)?;
+        if !digits.iter().any(|(x, _)| *x == d) {
+            ctx.err(
+                "triage.default",
+                format!("{d:?} is not the digit of any triage option"),
+            );
+        }
+        Some(d)
+    });
+    ctx.clean_since(m).then_some(Triage {
+        timeout,
+        default,
+        options,
+    })
+}
+
+fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Routing> {
+    let m = ctx.mark();
+    for (i, a) in r.dedicated.iter().enumerate() {
+        let p = index("routing.dedicated", i);
+        if !shared.known_agents.contains(a) {
+            ctx.err(&p, format!("agent {a:?} is not defined in [[agents]]"));
+        } else if r.dedicated.iter().take(i).any(|o| o == a) {
+            ctx.err(&p, format!("agent {a:?} is listed twice"));
+        }
+    }
+    let priority = r
+        .priority
+        .and_then(|v| ctx.range("routing.priority", v, -1000, 1000))
+        .and_then(|v| i32::try_from(v).ok())
+        .unwrap_or(0);
+    let max_wait = ctx.secs("routing.max_wait_seconds", r.max_wait_seconds, 10, 86_400);
+    let d = shared.dispatcher;
+    let wrap_up = match r.wrap_up_seconds {
+        Some(v) => ctx.secs("routing.wrap_up_seconds", v, 0, 3600),
+        None => d.default_wrap_up,
+    };
+    let ring_timeout = match r.ring_timeout_seconds {
+        Some(v) => ctx.secs("routing.ring_timeout_seconds", v, 5, 300),
+        None => d.default_ring_timeout,
+    };
+    if r.steps.is_empty() {
+        ctx.err(
+            "routing.steps",
+            "at least one [[routing.steps]] is required",
+        );
+    }
+    let mut steps: Vec<RoutingStep> = Vec::new();
+    let mut previous: Option<i64> = None;
+    for (i, s) in r.steps.iter().enumerate() {
+        let p = index("routing.steps", i);
+        let ap = join(&p, "after_seconds");
+        match previous {
+            None if s.after_seconds != 0 => ctx.err(
+                &ap,
+                format!("the first step must start at 0, got {}", s.after_seconds),
+            ),
+            Some(prev) if s.after_seconds <= prev => ctx.err(
+                &ap,
+                format!(
+                    "must be greater than the previous step's after_seconds ({prev}), got {}",
+                    s.after_seconds
+                ),
+            ),
+            _ => {}
+        }
+        previous = Some(s.after_seconds);
+        let after = ctx.secs(&ap, s.after_seconds.max(0), 0, 86_400);
+        if (0..=86_400).contains(&s.after_seconds)
+            && (10..=86_400).contains(&r.max_wait_seconds)
+            && s.after_seconds >= r.max_wait_seconds
+        {
+            ctx.err(
+                &ap,
+                format!(
+                    "the step would never apply: it starts at or after max_wait_seconds ({})",
+                    r.max_wait_seconds
+                ),
+            );
+        }
+        if !s.dedicated && s.pool.is_none() && s.skill.is_none() && s.language.is_none() {
+            ctx.err(
+                &p,
+                "a step needs at least one criterion: dedicated = true, pool, skill or language",
+            );
+        }
+        if s.dedicated && r.dedicated.is_empty() {
+            ctx.err(
+                &join(&p, "dedicated"),
+                "dedicated = true but routing.dedicated lists no agent",
+            );
+        }
+        if let Some(pool) = &s.pool {
+            if !shared.known_pools.contains(pool) {
+                ctx.err(
+                    &join(&p, "pool"),
+                    format!("pool {pool:?} is not defined in [[pools]]"),
+                );
+            }
+        }
+        if let Some(skill) = &s.skill {
+            ctx.skill(&join(&p, "skill"), skill);
+        }
+        let min_level = match s.min_level {
+            None => 1,
+            Some(l) => {
+                if s.skill.is_none() {
+                    ctx.err(&join(&p, "min_level"), "min_level needs a skill");
+                }
+                ctx.range(&join(&p, "min_level"), l, 1, 5)
+                    .and_then(|l| u8::try_from(l).ok())
+                    .unwrap_or(1)
+            }
+        };
+        if let Some(l) = &s.language {
+            ctx.language(&join(&p, "language"), l);
+        }
+        steps.push(RoutingStep {
+            after,
+            dedicated: s.dedicated,
+            pool: s.pool.clone(),
+            skill: s.skill.clone(),
+            min_level,
+            language: s.language.clone(),
+            origin: origin(ctx.src, &p),
+        });
+    }
+    let overflow = match (r.overflow.action, &r.overflow.pool) {
+        (OverflowAction::Pool, None) => {
+            ctx.err("routing.overflow.pool", "required when action = \"pool\"");
+            None
+        }
+        (OverflowAction::Pool, Some(pool)) => {
+            if !shared.known_pools.contains(pool) {
+                ctx.err(
+                    "routing.overflow.pool",
+                    format!("pool {pool:?} is not defined in [[pools]]"),
+                );
+            }
+            Some(Overflow::Pool(pool.clone()))
+        }
+        (_, Some(_)) => {
+            ctx.err(
+                "routing.overflow.pool",
+                "only allowed when action = \"pool\"",
+            );
+            None
+        }
+        (OverflowAction::Voicemail, None) => Some(Overflow::Voicemail),
+        (OverflowAction::Callback, None) => Some(Overflow::Callback),
+        (OverflowAction::Hangup, None) => Some(Overflow::Hangup),
+    };
+    let overflow = overflow?;
+    ctx.clean_since(m).then_some(Routing {
+        dedicated: r.dedicated,
+        priority,
+        max_wait,
+        wrap_up,
+        ring_timeout,
+        steps,
+        overflow,
+    })
+}

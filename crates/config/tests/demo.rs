@@ -1,0 +1,237 @@
+//! The shipped demo configuration validates and its lookups work.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use permanence_config::{
+    compute_ha1, load, Config, DigestAlgorithm, NumberKind, Overflow, PromptKind, Strategy,
+};
+use permanence_numbers::{normalize, Country};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn demo() -> Config {
+    match load(&repo().join("config/permanence.toml")) {
+        Ok(c) => c,
+        Err(e) => panic!("demo configuration does not validate:\n{e}"),
+    }
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("test literal")
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn demo_validates_without_warnings() {
+    let c = demo();
+    let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+    assert!(w.is_empty(), "unexpected warnings: {w:#?}");
+    let ids: Vec<&str> = c.practices().iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["caron", "kine-dupont", "martin", "tilleuls"]);
+}
+
+#[test]
+fn network_settings() {
+    let c = demo();
+    let lo: IpAddr = "127.0.0.1".parse().expect("ip");
+    assert_eq!(
+        c.sip.listen_udp,
+        vec!["127.0.0.1:5060".parse().expect("addr")]
+    );
+    assert_eq!(
+        c.sip.listen_tcp,
+        vec!["127.0.0.1:5060".parse().expect("addr")]
+    );
+    assert_eq!(c.sip.realm, "permanence");
+    assert_eq!(c.sip.public_host, "127.0.0.1");
+    assert_eq!(
+        c.sip.registrar.qualify_interval,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!((c.rtp.bind, c.rtp.advertise), (lo, lo));
+    assert_eq!((c.rtp.port_min, c.rtp.port_max), (20000, 20999));
+    assert_eq!(c.rtp.pair_count(), 500);
+    assert_eq!(c.rtp.rtp_ports().count(), 500);
+    assert_eq!(c.http.listen, "127.0.0.1:8080".parse().expect("addr"));
+    assert_eq!(c.dispatcher.strategy, Strategy::LongestIdle);
+}
+
+#[test]
+fn trunk_is_loopback_only() {
+    let c = demo();
+    let t = c
+        .trunk_for("127.0.0.1".parse().expect("ip"))
+        .expect("trunk");
+    assert_eq!(t.name, "demo-carrier");
+    assert!(c
+        .trunk_for("::ffff:127.0.0.1".parse().expect("ip"))
+        .is_some());
+    assert!(c.trunk_for("127.0.0.2".parse().expect("ip")).is_none());
+    assert!(c.trunk_for("::1".parse().expect("ip")).is_none());
+    assert!(c.trunk_for("192.0.2.1".parse().expect("ip")).is_none());
+}
+
+#[test]
+fn agents_have_the_documented_demo_passwords() {
+    let c = demo();
+    let names: Vec<&str> = c.agents().iter().map(|a| a.username.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+    for a in c.agents() {
+        let pw = format!("{}-demo", a.username);
+        for alg in [DigestAlgorithm::Md5, DigestAlgorithm::Sha256] {
+            assert_eq!(
+                a.ha1(alg),
+                Some(compute_ha1(alg, &a.username, &c.sip.realm, &pw).as_str()),
+                "{} {alg:?}",
+                a.username
+            );
+        }
+        assert!(!a.has_shift());
+    }
+    let alice = c.agent("alice").expect("alice");
+    assert_eq!(alice.skill("generaliste"), 5);
+    assert_eq!(alice.skill("pediatrie"), 3);
+    assert!(alice.speaks("fr") && !alice.speaks("en"));
+    let bob = c.agent("bob").expect("bob");
+    assert_eq!(bob.skill("cardiologie"), 5);
+    assert!(bob.speaks("en"));
+    let carol = c.agent("carol").expect("carol");
+    assert_eq!((carol.skill("kine"), carol.skill("infirmier")), (4, 4));
+    assert!(c.agent("dave").is_none());
+}
+
+#[test]
+fn number_lookups_normalise() {
+    let c = demo();
+    for raw in [
+        "+33450000001",
+        "0450000001",
+        "tel:+33450000001",
+        "+33 4 50 00 00 01",
+        "sip:+33450000001@carrier.example;user=phone",
+        "04.50.00.00.01",
+    ] {
+        let (p, n) = c
+            .find_practice(raw)
+            .unwrap_or_else(|| panic!("{raw} not found"));
+        assert_eq!(p.id, "martin", "{raw}");
+        assert_eq!(n.as_str(), "+33450000001");
+        let n = normalize(raw, Country::Fr).expect("normalises");
+        assert_eq!(
+            c.practice_by_number(&n).map(|p| p.id.as_str()),
+            Some("martin")
+        );
+    }
+    let did = normalize("09 80 00 00 04", Country::Fr).expect("did");
+    assert_eq!(
+        c.number_owner(&did).map(|(p, k)| (p.id.as_str(), k)),
+        Some(("tilleuls", NumberKind::Did))
+    );
+    let fwd = normalize("+33380000004", Country::Fr).expect("fwd");
+    assert_eq!(
+        c.number_owner(&fwd).map(|(p, k)| (p.id.as_str(), k)),
+        Some(("tilleuls", NumberKind::ForwardedFrom))
+    );
+    // The kiné's number was written in national form in its dialplan.
+    assert_eq!(
+        c.find_practice("+33478000005").map(|(p, _)| p.id.as_str()),
+        Some("kine-dupont")
+    );
+    assert_eq!(
+        c.find_practice("+33140000002").map(|(p, _)| p.id.as_str()),
+        Some("caron")
+    );
+    assert!(c.find_practice("+33499999999").is_none());
+    assert!(c.find_practice("alice").is_none());
+    assert_eq!(c.numbers().len(), 5);
+}
+
+#[test]
+fn practices_content() {
+    let c = demo();
+    let martin = c.practice("martin").expect("martin");
+    assert_eq!(martin.name, "Cabinet du Dr Martin");
+    assert_eq!(martin.specialty, "generaliste");
+    // Monday 2026-01-12 09:00 Paris (08:00 UTC): open; 13:00 Paris closed;
+    // Saturday 10:00 open; Sunday closed; Lundi de Pâques 2026-04-06 closed.
+    assert!(martin.hours.is_open(utc("2026-01-12T08:00:00Z")));
+    assert!(!martin.hours.is_open(utc("2026-01-12T12:00:00Z")));
+    assert!(martin.hours.is_open(utc("2026-01-17T09:00:00Z")));
+    assert!(!martin.hours.is_open(utc("2026-01-18T09:00:00Z")));
+    assert!(!martin.hours.is_open(utc("2026-04-06T08:00:00Z")));
+    let triage = martin.triage.as_ref().expect("triage");
+    let digits: Vec<char> = triage.options.iter().map(|o| o.digit).collect();
+    assert_eq!(digits, ['1', '2', '3']);
+    assert_eq!(
+        triage.default_option().map(|o| o.label.as_str()),
+        Some("rendez-vous")
+    );
+    assert_eq!(triage.option('1').map(|o| o.priority), Some(10));
+    assert_eq!(martin.routing.dedicated, ["alice"]);
+    assert_eq!(martin.routing.steps.len(), 3);
+    assert_eq!(martin.routing.overflow, Overflow::Voicemail);
+    let names = |v: Vec<&permanence_config::Agent>| -> Vec<String> {
+        v.into_iter().map(|a| a.username.clone()).collect()
+    };
+    assert_eq!(names(c.eligible_agents(martin, Duration::ZERO)), ["alice"]);
+    assert_eq!(
+        names(c.eligible_agents(martin, Duration::from_secs(20))),
+        ["alice", "bob"]
+    );
+    assert_eq!(
+        names(c.eligible_agents(martin, Duration::from_secs(60))),
+        ["alice", "bob", "carol"]
+    );
+    let greeting = martin.prompts.get(PromptKind::Greeting).expect("greeting");
+    assert!(greeting.path.ends_with("prompts/martin-greeting.wav"));
+    assert!(greeting.path.is_file());
+    assert!(
+        greeting.duration >= Duration::from_secs(2) && greeting.duration <= Duration::from_secs(5)
+    );
+    assert_eq!(greeting.origin.field, "prompts.greeting");
+    assert!(greeting.origin.line > 1);
+    assert!(martin.prompts.get(PromptKind::Hold).is_none());
+
+    let caron = c.practice("caron").expect("caron");
+    assert_eq!(caron.languages, ["fr", "en"]);
+    assert_eq!(caron.routing.dedicated, ["bob"]);
+    let en = caron
+        .triage
+        .as_ref()
+        .and_then(|t| t.option('9'))
+        .expect("english");
+    assert_eq!(en.language.as_deref(), Some("en"));
+    // Summer closure 2027-08-02..20: Tuesday 2027-08-10 10:00 Paris is closed.
+    assert!(!caron.hours.is_open(utc("2027-08-10T08:00:00Z")));
+    assert!(caron.hours.is_open(utc("2027-08-24T08:00:00Z")));
+
+    let tilleuls = c.practice("tilleuls").expect("tilleuls");
+    assert!(tilleuls.hours.always_open);
+    assert!(tilleuls.hours.is_open(utc("2026-12-25T03:00:00Z")));
+    // Every demo agent can serve Les Tilleuls from the first second.
+    assert_eq!(
+        names(c.eligible_agents(tilleuls, Duration::ZERO)),
+        ["alice", "bob", "carol"]
+    );
+
+    let kine = c.practice("kine-dupont").expect("kine");
+    assert_eq!(
+        kine.routing.overflow,
+        Overflow::Pool("shared-generaliste".into())
+    );
+    assert_eq!(kine.routing.ring_timeout, Duration::from_secs(25));
+    // Defaulted from [dispatcher].
+    assert_eq!(kine.routing.wrap_up, Duration::from_secs(30));
+    let carol = c.agent("carol").expect("carol");
+    assert_eq!(c.wrap_up(carol, kine), Duration::from_secs(20));
+    assert_eq!(
+        c.wrap_up(c.agent("alice").expect("alice"), kine),
+        Duration::from_secs(30)
+    );
+}
