@@ -631,6 +631,14 @@ impl Dispatcher {
                     if a.logged_in_at_start {
                         a.state = AgentState::Available;
                         a.idle_since = now;
+                        let id = a.id.clone();
+                        next.outputs
+                            .push_back(Output::Event(Event::AgentStateChanged {
+                                agent: id,
+                                from: AgentState::LoggedOut,
+                                to: AgentState::Available,
+                                reason: ChangeReason::Login,
+                            }));
                     }
                 }
             }
@@ -652,12 +660,17 @@ impl Dispatcher {
                 next.agent_by_id.insert(r.id.clone(), idx);
                 next.agents.push(r);
                 prev_shift.push(Some(o.in_shift));
-            } else if o.state != AgentState::LoggedOut {
-                next.emit(Event::AgentStateChanged {
+            } else {
+                if o.state != AgentState::LoggedOut {
+                    next.emit(Event::AgentStateChanged {
+                        agent: o.id.clone(),
+                        from: o.state,
+                        to: AgentState::LoggedOut,
+                        reason: ChangeReason::Removed,
+                    });
+                }
+                next.emit(Event::AgentRemoved {
                     agent: o.id.clone(),
-                    from: o.state,
-                    to: AgentState::LoggedOut,
-                    reason: ChangeReason::Removed,
                 });
             }
         }
@@ -994,6 +1007,13 @@ impl Dispatcher {
                 if self.agents[ai].logged_in_at_start {
                     self.agents[ai].state = AgentState::Available;
                     self.agents[ai].idle_since = self.now;
+                    let id = self.agents[ai].id.clone();
+                    self.emit(Event::AgentStateChanged {
+                        agent: id,
+                        from: AgentState::LoggedOut,
+                        to: AgentState::Available,
+                        reason: ChangeReason::Login,
+                    });
                 }
                 self.init_shift(ai as u32, None);
             }
@@ -1719,6 +1739,7 @@ impl Dispatcher {
                 to: AgentState::LoggedOut,
                 reason: ChangeReason::Removed,
             });
+            self.emit(Event::AgentRemoved { agent: id.clone() });
             self.agent_by_id.remove(&id);
             return Ok(());
         }

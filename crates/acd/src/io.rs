@@ -378,6 +378,13 @@ pub enum Event {
         /// Why.
         reason: ChangeReason,
     },
+    /// An agent left the configuration (at the reconfiguration, or when it
+    /// finished the call it was on then). Re-adding the id later starts a
+    /// new agent.
+    AgentRemoved {
+        /// The agent.
+        agent: AgentId,
+    },
     /// An agent's shift started or ended.
     ShiftChanged {
         /// The agent.

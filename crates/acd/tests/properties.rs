@@ -1,0 +1,431 @@
+//! Property tests: random input sequences, invariants checked after each step.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use permanence_acd::*;
+use proptest::prelude::*;
+use proptest::strategy::Strategy as _;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Arrive {
+        practice: usize,
+        priority: Option<i32>,
+        english: bool,
+    },
+    Abandon(usize),
+    Answer(usize),
+    Fail(usize, u8),
+    End(usize),
+    SetPriority(usize, i32),
+    Pause(usize),
+    Unpause(usize),
+    Login(usize),
+    Logout(usize),
+    Reach(usize, bool),
+    Advance(i64),
+    Reconfigure(bool),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..3usize, prop::option::of(-1..3i32), prop::bool::weighted(0.2))
+            .prop_map(|(practice, priority, english)| Op::Arrive { practice, priority, english }),
+        2 => (0..64usize).prop_map(Op::Abandon),
+        5 => (0..64usize).prop_map(Op::Answer),
+        1 => (0..64usize, 0..3u8).prop_map(|(c, r)| Op::Fail(c, r)),
+        4 => (0..64usize).prop_map(Op::End),
+        1 => (0..64usize, -2..5i32).prop_map(|(c, p)| Op::SetPriority(c, p)),
+        1 => (0..6usize).prop_map(Op::Pause),
+        1 => (0..6usize).prop_map(Op::Unpause),
+        1 => (0..6usize).prop_map(Op::Login),
+        1 => (0..6usize).prop_map(Op::Logout),
+        1 => (0..6usize, any::<bool>()).prop_map(|(a, r)| Op::Reach(a, r)),
+        6 => (0..90_000i64).prop_map(Op::Advance),
+        1 => any::<bool>().prop_map(Op::Reconfigure),
+    ]
+}
+
+const AGENTS: [&str; 6] = ["a0", "a1", "a2", "a3", "a4", "a5"];
+const PRACTICES: [&str; 3] = ["p0", "p1", "p2"];
+
+fn spec(ranges: &str) -> Schedule {
+    ScheduleSpec {
+        tz: "Europe/Paris".into(),
+        always_open: false,
+        weekly: [("daily".to_string(), vec![ranges.to_string()])]
+            .into_iter()
+            .collect(),
+        holidays: permanence_calendar::HolidayRule::None,
+        exceptions: vec![],
+    }
+    .to_schedule()
+    .expect("valid")
+}
+
+fn prop_config(alternate: bool) -> AcdConfig {
+    let mut agents: Vec<AgentProfile> = AGENTS.iter().map(|a| agent(a)).collect();
+    agents[0].shift = Some(spec("08:00-08:10"));
+    agents[1].shift = Some(spec("08:05-09:00"));
+    agents[2].languages.push("en".into());
+    for a in &mut agents[3..] {
+        a.pools.push("shared".into());
+        a.skills.insert("generaliste".into(), 3);
+    }
+    agents[4].logged_in = false;
+    let mut p0 = practice("p0", &["a0", "a1"]);
+    p0.steps.push(RoutingStep {
+        after_secs: 15,
+        select: Selector {
+            pool: Some("shared".into()),
+            skill: Some("generaliste".into()),
+            min_level: 3,
+            ..Selector::default()
+        },
+    });
+    p0.max_wait_secs = Some(120);
+    p0.overflow = OverflowTarget::Pool("backup".into());
+    p0.wrap_up_secs = Some(5);
+    let mut p1 = practice("p1", &["a2"]);
+    p1.hours = Some(spec("08:00-08:20"));
+    p1.max_wait_secs = Some(60);
+    p1.overflow = OverflowTarget::Voicemail;
+    p1.ring_timeout_secs = Some(8);
+    p1.steps.push(RoutingStep {
+        after_secs: 30,
+        select: Selector {
+            language: Some("fr".into()),
+            ..Selector::default()
+        },
+    });
+    let mut p2 = practice("p2", &["a5"]);
+    p2.max_wait_secs = Some(45);
+    p2.overflow = OverflowTarget::Callback;
+    p2.strategy = Some(permanence_acd::Strategy::RoundRobin);
+    let mut practices = vec![p0, p1, p2];
+    if alternate {
+        agents.pop();
+        practices.pop();
+        practices[0].steps.truncate(1);
+        practices[1].max_wait_secs = Some(20);
+    }
+    let mut c = config(agents, practices);
+    c.pools.push(PoolDef {
+        id: "shared".into(),
+        members: vec![],
+    });
+    c.pools.push(PoolDef {
+        id: "backup".into(),
+        members: vec!["a4".into()],
+    });
+    c.settings.max_no_answer_strikes = 2;
+    c
+}
+
+#[derive(Default)]
+struct Model {
+    /// Terminal events per call.
+    terminal: HashMap<u64, Vec<&'static str>>,
+    /// Outstanding offers call -> agent.
+    offers: HashMap<u64, String>,
+    /// Agent state as told by events.
+    state: HashMap<String, AgentState>,
+    in_shift: HashMap<String, bool>,
+    reachable: HashMap<String, bool>,
+    backoff_until: HashMap<String, DateTime<Utc>>,
+}
+
+impl Model {
+    fn apply(&mut self, outputs: &[Output], now: DateTime<Utc>) -> Result<(), String> {
+        for o in outputs {
+            match o {
+                Output::Action(Action::Offer { call, agent, .. }) => {
+                    let a = agent.to_string();
+                    if self.offers.contains_key(&call.0) {
+                        return Err(format!("call {} offered twice", call.0));
+                    }
+                    if self.offers.values().any(|x| *x == a) {
+                        return Err(format!("agent {a} has two offers"));
+                    }
+                    let st = self.state.get(&a).copied();
+                    if st != Some(AgentState::Available) {
+                        return Err(format!("offer to {a} in state {st:?}"));
+                    }
+                    if self.in_shift.get(&a) == Some(&false) {
+                        return Err(format!("offer to {a} outside its shift"));
+                    }
+                    if self.reachable.get(&a) == Some(&false) {
+                        return Err(format!("offer to unreachable {a}"));
+                    }
+                    if self.backoff_until.get(&a).is_some_and(|t| *t > now) {
+                        return Err(format!("offer to {a} during its back-off"));
+                    }
+                    self.offers.insert(call.0, a);
+                }
+                Output::Action(Action::CancelOffer { call, agent, .. }) => {
+                    if self.offers.remove(&call.0).as_deref() != Some(agent.as_str()) {
+                        return Err(format!("cancel of an offer not made: {}", call.0));
+                    }
+                }
+                Output::Event(e) => match e {
+                    Event::Answered { call, agent, .. } => {
+                        if self.offers.remove(&call.0).as_deref() != Some(agent.as_str()) {
+                            return Err(format!("answer of an offer not made: {}", call.0));
+                        }
+                        self.terminal.entry(call.0).or_default().push("answered");
+                    }
+                    Event::CallCompleted { call, .. } => {
+                        self.terminal.entry(call.0).or_default().push("completed");
+                    }
+                    Event::Abandoned { call, .. } => {
+                        self.terminal.entry(call.0).or_default().push("abandoned");
+                    }
+                    Event::Overflowed { call, .. } => {
+                        self.terminal.entry(call.0).or_default().push("overflowed");
+                    }
+                    Event::Closed { call, .. } => {
+                        self.terminal.entry(call.0).or_default().push("closed");
+                    }
+                    Event::OfferFailed { call, agent, .. } => {
+                        if self.offers.remove(&call.0).as_deref() != Some(agent.as_str()) {
+                            return Err(format!("failure of an offer not made: {}", call.0));
+                        }
+                        self.backoff_until
+                            .insert(agent.to_string(), now + Duration::seconds(10));
+                    }
+                    Event::Rona { agent, .. } => {
+                        self.backoff_until
+                            .insert(agent.to_string(), now + Duration::seconds(10));
+                    }
+                    Event::AgentStateChanged {
+                        agent,
+                        from,
+                        to,
+                        reason,
+                    } => {
+                        if *reason == ChangeReason::NoAnswer {
+                            // Auto-pause replaces the back-off.
+                            self.backoff_until.remove(agent.as_str());
+                        }
+                        let prev = self.state.insert(agent.to_string(), *to);
+                        if prev.is_some_and(|p| p != *from) {
+                            return Err(format!("{agent}: from {from:?} but was {prev:?}"));
+                        }
+                    }
+                    Event::AgentRemoved { agent } => {
+                        // A re-added agent starts afresh.
+                        self.reachable.remove(agent.as_str());
+                        self.backoff_until.remove(agent.as_str());
+                        self.in_shift.remove(agent.as_str());
+                        self.state.insert(agent.to_string(), AgentState::LoggedOut);
+                    }
+                    Event::ShiftChanged { agent, in_shift } => {
+                        self.in_shift.insert(agent.to_string(), *in_shift);
+                    }
+                    Event::ReachabilityChanged { agent, reachable } => {
+                        self.reachable.insert(agent.to_string(), *reachable);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    // Monday 2026-01-12 07:58 Paris: shifts and opening hours flip during
+    // the run.
+    let start = utc("2026-01-12T06:58:00Z");
+    let mut d = Dispatcher::new(prop_config(false)).expect("valid");
+    let mut t = start;
+    let mut model = Model::default();
+    for a in AGENTS {
+        model.state.insert(a.to_string(), AgentState::LoggedOut);
+    }
+    // Initial shift state as the dispatcher sees it.
+    d.handle_timeout(t);
+    for a in AGENTS {
+        model
+            .in_shift
+            .insert(a.to_string(), d.agent_in_shift(a).expect("agent"));
+    }
+    let mut calls: Vec<u64> = Vec::new();
+    let mut next_call = 1u64;
+    let mut outs = Vec::new();
+    while let Some(o) = d.poll_output() {
+        outs.push(o);
+    }
+    model.apply(&outs, t).map_err(TestCaseError::fail)?;
+    let pick = |calls: &Vec<u64>, i: usize| -> CallId {
+        if calls.is_empty() {
+            CallId(999_999)
+        } else {
+            CallId(calls[i % calls.len()])
+        }
+    };
+    for op in ops {
+        let mut step_outputs: Vec<(Vec<Output>, DateTime<Utc>)> = Vec::new();
+        let input = match op {
+            Op::Arrive {
+                practice,
+                priority,
+                english,
+            } => {
+                let id = next_call;
+                next_call += 1;
+                let mut a = CallArrival::new(CallId(id), PRACTICES[practice]);
+                a.priority = priority;
+                if english {
+                    a.language = Some("en".into());
+                }
+                Some(Input::CallArrived(a))
+            }
+            Op::Abandon(i) => Some(Input::CallAbandoned {
+                call: pick(&calls, i),
+            }),
+            Op::Answer(i) | Op::Fail(i, _) => {
+                let mut offers: Vec<(&u64, &String)> = model.offers.iter().collect();
+                offers.sort();
+                if offers.is_empty() {
+                    None
+                } else {
+                    let (c, a) = offers[i % offers.len()];
+                    let (call, agent) = (CallId(*c), AgentId::from(a.as_str()));
+                    Some(match op {
+                        Op::Fail(_, r) => Input::OfferFailed {
+                            call,
+                            agent,
+                            reason: [
+                                OfferFailure::Busy,
+                                OfferFailure::Rejected,
+                                OfferFailure::Unreachable,
+                            ][r as usize % 3],
+                        },
+                        _ => Input::OfferAnswered { call, agent },
+                    })
+                }
+            }
+            Op::End(i) => Some(Input::CallEnded {
+                call: pick(&calls, i),
+            }),
+            Op::SetPriority(i, p) => Some(Input::SetPriority {
+                call: pick(&calls, i),
+                priority: p,
+            }),
+            Op::Pause(a) => Some(Input::AgentPause {
+                agent: AGENTS[a].into(),
+                reason: "break".into(),
+            }),
+            Op::Unpause(a) => Some(Input::AgentUnpause {
+                agent: AGENTS[a].into(),
+            }),
+            Op::Login(a) => Some(Input::AgentLogin {
+                agent: AGENTS[a].into(),
+            }),
+            Op::Logout(a) => Some(Input::AgentLogout {
+                agent: AGENTS[a].into(),
+            }),
+            Op::Reach(a, r) => Some(Input::AgentReachability {
+                agent: AGENTS[a].into(),
+                reachable: r,
+            }),
+            Op::Advance(ms) => {
+                let target = t + Duration::milliseconds(ms);
+                while let Some(next) = d.poll_timeout() {
+                    if next > target {
+                        break;
+                    }
+                    t = next.max(t);
+                    d.handle_timeout(t);
+                    let mut o = Vec::new();
+                    while let Some(x) = d.poll_output() {
+                        o.push(x);
+                    }
+                    step_outputs.push((o, t));
+                    d.check_invariants().map_err(TestCaseError::fail)?;
+                }
+                t = target;
+                d.handle_timeout(t);
+                None
+            }
+            Op::Reconfigure(alt) => {
+                d.reconfigure(prop_config(alt), t)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                None
+            }
+        };
+        if let Some(input) = input {
+            let arrival = match &input {
+                Input::CallArrived(a) => Some(a.call.0),
+                _ => None,
+            };
+            let r = d.handle_input(input, t);
+            if let (Some(id), Ok(())) = (arrival, &r) {
+                calls.push(id);
+            }
+        }
+        let mut o = Vec::new();
+        while let Some(x) = d.poll_output() {
+            o.push(x);
+        }
+        step_outputs.push((o, t));
+        for (o, at) in &step_outputs {
+            model.apply(o, *at).map_err(TestCaseError::fail)?;
+        }
+        d.check_invariants().map_err(TestCaseError::fail)?;
+        // No call is lost.
+        let live: HashSet<CallId> = d.calls().collect();
+        for &c in &calls {
+            let term = model.terminal.get(&c).cloned().unwrap_or_default();
+            let snap = d.call(CallId(c), t);
+            match snap {
+                Some(s) => {
+                    let ok = match s.phase {
+                        CallPhase::Connected => term == ["answered"],
+                        CallPhase::Ringing => {
+                            term.is_empty()
+                                && model.offers.get(&c).map(|a| a.as_str())
+                                    == s.agent.as_ref().map(|a| a.as_str())
+                        }
+                        CallPhase::Waiting => term.is_empty() && !model.offers.contains_key(&c),
+                    };
+                    prop_assert!(ok, "call {c} {:?} with terminal {term:?}", s.phase);
+                }
+                None => {
+                    let ok = matches!(
+                        term.as_slice(),
+                        ["abandoned"] | ["overflowed"] | ["closed"] | ["answered", "completed"]
+                    );
+                    prop_assert!(ok, "call {c} gone with terminal events {term:?}");
+                }
+            }
+        }
+        prop_assert_eq!(
+            live.len(),
+            calls
+                .iter()
+                .filter(|c| d.call(CallId(**c), t).is_some())
+                .count()
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    // 256 cases by default; PROPTEST_CASES=N runs more.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_sequences_keep_invariants(ops in prop::collection::vec(op(), 1..120)) {
+        run(ops)?;
+    }
+}
