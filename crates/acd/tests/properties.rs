@@ -166,10 +166,10 @@ impl Model {
                     }
                     self.offers.insert(call.0, a);
                 }
-                Output::Action(Action::CancelOffer { call, agent, .. }) => {
-                    if self.offers.remove(&call.0).as_deref() != Some(agent.as_str()) {
-                        return Err(format!("cancel of an offer not made: {}", call.0));
-                    }
+                Output::Action(Action::CancelOffer { call, agent, .. })
+                    if self.offers.remove(&call.0).as_deref() != Some(agent.as_str()) =>
+                {
+                    return Err(format!("cancel of an offer not made: {}", call.0));
                 }
                 Output::Event(e) => match e {
                     Event::Answered { call, agent, .. } => {
