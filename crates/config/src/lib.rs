@@ -71,7 +71,7 @@ use crate::source::io_message;
 ///
 /// Returns every error found, sorted by file (main file first, then
 /// dialplans in name order) and line. Non-fatal findings of a valid
-/// configuration are in [`Config::warnings`].
+/// configuration are in [`Config::warnings`], sorted the same way.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut errors: Vec<ConfigError> = Vec::new();
     let mut order: Vec<PathBuf> = vec![path.to_path_buf()];
@@ -85,7 +85,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 known_pools: &main.known_pools,
                 dispatcher: &main.dispatcher,
             };
+            let main_id = std::fs::canonicalize(path).ok();
             for f in files {
+                // `dialplans_dir = "."`: the main file is not a dialplan.
+                if main_id.is_some() && std::fs::canonicalize(&f).ok() == main_id {
+                    continue;
+                }
                 order.push(f.clone());
                 if let Some(p) = practice::load_practice(&f, &shared, &mut errors) {
                     parts.push(p);
@@ -94,8 +99,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }
     }
     cross_file(&parts, &mut errors);
+    let rank = |f: &Path| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
+    let by_place = |a: &ConfigError, b: &ConfigError| {
+        rank(&a.file).cmp(&rank(&b.file)).then(a.line.cmp(&b.line))
+    };
     if errors.is_empty() {
-        if let Some(config) = main.and_then(|m| assemble(m, parts)) {
+        if let Some(mut config) = main.and_then(|m| assemble(m, parts)) {
+            config.warnings.sort_by(by_place);
             return Ok(config);
         }
         // Unreachable in practice: every missing part has reported an error.
@@ -106,8 +116,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             "configuration incomplete (internal error: a section failed without an error message)",
         ));
     }
-    let rank = |f: &Path| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
-    errors.sort_by(|a, b| rank(&a.file).cmp(&rank(&b.file)).then(a.line.cmp(&b.line)));
+    errors.sort_by(by_place);
     errors.dedup();
     Err(ConfigErrors::new(errors))
 }

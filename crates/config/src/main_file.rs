@@ -108,6 +108,9 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
     // Trunks.
     let mut trunks: Vec<Trunk> = Vec::new();
     let mut trunk_names: HashMap<String, String> = HashMap::new();
+    // Every source that parses, per trunk, even when the trunk has other
+    // errors, so overlaps are reported in one pass.
+    let mut parsed: Vec<(String, Vec<(usize, IpNet)>)> = Vec::new();
     for (p, v) in elements(&mut ctx, &root, "trunks") {
         if let Some(name) = get_str(v, "name") {
             if let Some(first) = trunk_names.get(&name) {
@@ -120,11 +123,13 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
             }
         }
         let r: Option<raw::Trunk> = src.de_unit(v, &p, ctx.errors);
-        if let Some(t) = r.and_then(|r| trunk(&mut ctx, &p, r)) {
-            trunks.push(t);
+        if let Some(r) = r {
+            let (t, nets) = trunk(&mut ctx, &p, r);
+            parsed.push((p.clone(), nets));
+            trunks.extend(t);
         }
     }
-    trunk_overlaps(&mut ctx, &trunks);
+    trunk_overlaps(&mut ctx, &parsed);
     for t in &trunks {
         for (i, n) in t.sources.iter().enumerate() {
             if n.prefix_len() == 0 {
@@ -516,7 +521,8 @@ fn dispatcher(ctx: &mut Ctx<'_>, r: raw::Dispatcher) -> DispatcherConfig {
     }
 }
 
-fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> Option<Trunk> {
+/// A trunk (when valid) and the sources that parse, by index.
+fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> (Option<Trunk>, Vec<(usize, IpNet)>) {
     let m = ctx.mark();
     if !is_id(&r.name) {
         ctx.err(
@@ -528,7 +534,7 @@ fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> Option<Trunk> {
     if r.sources.is_empty() {
         ctx.err(&sp, "at least one source address or network is required");
     }
-    let mut sources = Vec::new();
+    let mut nets = Vec::new();
     for (i, s) in r.sources.iter().enumerate() {
         let t = s.trim();
         let net = t
@@ -536,7 +542,7 @@ fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> Option<Trunk> {
             .ok()
             .or_else(|| t.parse::<IpAddr>().ok().map(IpNet::from));
         match net {
-            Some(n) => sources.push(n.trunc()),
+            Some(n) => nets.push((i, n.trunc())),
             None => ctx.err(
                 &index(&sp, i),
                 format!(
@@ -545,32 +551,34 @@ fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> Option<Trunk> {
             ),
         }
     }
-    ctx.clean_since(m).then(|| Trunk {
+    let trunk = ctx.clean_since(m).then(|| Trunk {
         name: r.name,
-        sources,
+        sources: nets.iter().map(|(_, n)| *n).collect(),
         origin: origin(ctx.src, p),
-    })
+    });
+    (trunk, nets)
 }
 
 /// Trunk sources must not overlap, so a source address names one trunk.
-fn trunk_overlaps(ctx: &mut Ctx<'_>, trunks: &[Trunk]) {
-    let all: Vec<(&Trunk, usize, &IpNet)> = trunks
+/// `parsed` holds, per trunk path, the sources that parse.
+fn trunk_overlaps(ctx: &mut Ctx<'_>, parsed: &[(String, Vec<(usize, IpNet)>)]) {
+    let all: Vec<(&str, usize, IpNet)> = parsed
         .iter()
-        .flat_map(|t| t.sources.iter().enumerate().map(move |(i, n)| (t, i, n)))
+        .flat_map(|(p, nets)| nets.iter().map(move |(i, n)| (p.as_str(), *i, *n)))
         .collect();
-    for (k, (t, i, n)) in all.iter().enumerate() {
+    for (k, (p, i, n)) in all.iter().enumerate() {
         let earlier = all
             .iter()
             .take(k)
             .find(|(_, _, o)| o.contains(&n.network()) || n.contains(&o.network()));
-        if let Some((ot, oi, on)) = earlier {
-            let what = if ot.name == t.name {
+        if let Some((op, oi, on)) = earlier {
+            let what = if op == p {
                 format!("sources[{oi}] ({on})")
             } else {
-                format!("{on} of trunk {:?}", ot.name)
+                format!("{on} ({op}.sources[{oi}])")
             };
             ctx.err(
-                &index(&join(&t.origin.field, "sources"), *i),
+                &index(&join(p, "sources"), *i),
                 format!("{n} overlaps {what}"),
             );
         }

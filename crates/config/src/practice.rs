@@ -527,7 +527,7 @@ fn triage(
             if let Some((_, first)) = digits.iter().find(|(x, _)| *x == d) {
                 ctx.err(
                     &join(&p, "digit"),
-                    format!("digit {d:?} is already used by {first}"),
+                    format!("digit \"{d}\" is already used by {first}"),
                 );
             }
             digits.push((d, p.clone()));
@@ -590,7 +590,7 @@ fn triage(
         if !digits.iter().any(|(x, _)| *x == d) {
             ctx.err(
                 "triage.default",
-                format!("{d:?} is not the digit of any triage option"),
+                format!("\"{d}\" is not the digit of any triage option"),
             );
         }
         Some(d)

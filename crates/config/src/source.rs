@@ -225,7 +225,7 @@ impl Source {
                 span.as_ref()
                     .map_or_else(|| self.line_of(&at), |s| self.line_at(s.start)),
                 at.clone(),
-                msg,
+                friendly(msg),
             ));
             let Some(span) = span else { break };
             if !remove_span(work.get_mut(), &span, 0) {
@@ -271,6 +271,27 @@ fn parent_of(path: &str) -> Option<&str> {
         return Some("");
     }
     Some(path.rfind('.').and_then(|i| path.get(..i)).unwrap_or(""))
+}
+
+/// serde's messages name Rust types; say what to write instead.
+fn friendly(msg: &str) -> String {
+    let mut out = msg
+        .replace("expected i64", "expected an integer")
+        .replace("expected a borrowed string", "expected a string")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a table")
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: map", "invalid type: table");
+    // "expected struct Sip" -> "expected a table"
+    while let Some(i) = out.find("expected struct ") {
+        let rest = out.get(i + "expected struct ".len()..).unwrap_or("");
+        let end = rest
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(rest.len());
+        let tail = rest.get(end..).unwrap_or("").to_string();
+        out = format!("{}expected a table{tail}", out.get(..i).unwrap_or(""));
+    }
+    out
 }
 
 /// The field name in serde's "missing field `x`" message.
@@ -413,6 +434,19 @@ mod tests {
         assert_eq!(s.line_of("agents[1].shift.mon[1]"), 11);
         assert_eq!(s.line_of("agents[1].timezone"), 6);
         assert_eq!(s.line_of("nothing.here"), 1);
+    }
+
+    #[test]
+    fn friendly_messages() {
+        assert_eq!(
+            friendly("invalid type: integer `5`, expected struct Sip"),
+            "invalid type: integer `5`, expected a table"
+        );
+        assert_eq!(
+            friendly("invalid type: map, expected a sequence"),
+            "invalid type: table, expected an array"
+        );
+        assert_eq!(friendly("expected struct"), "expected struct");
     }
 
     #[test]
