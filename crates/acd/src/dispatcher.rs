@@ -964,6 +964,27 @@ impl Dispatcher {
         Some(out)
     }
 
+    /// Ids of the agents eligible for a practice's calls without extra
+    /// requirements (union of all its routing steps and its overflow pool),
+    /// in configuration order.
+    pub fn eligible_agent_ids(&self, practice: &str) -> Option<Vec<AgentId>> {
+        let pi = *self.practice_by_id.get(practice)? as usize;
+        let route = &self.routes[self.practices[pi].routes.first()?.1 as usize];
+        let mut seen = vec![false; self.agents.len()];
+        for g in route.steps.iter().map(|s| s.1).chain(route.overflow) {
+            for &a in &self.groups[g as usize].members {
+                seen[a as usize] = true;
+            }
+        }
+        Some(
+            seen.iter()
+                .enumerate()
+                .filter(|(_, s)| **s)
+                .map(|(a, _)| self.agents[a].id.clone())
+                .collect(),
+        )
+    }
+
     /// Estimated remaining wait of a waiting call.
     ///
     /// Model: the call is at position `k` = 1 + the number of distinct
