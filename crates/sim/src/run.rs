@@ -393,7 +393,6 @@ pub fn run_scenario(s: &Scenario) -> Result<Summary, ScenarioError> {
                         }
                     }
                     Event::Rona { .. } if now >= warm => rona += 1,
-                    }
                     Event::AgentStateChanged { agent, to, .. } => {
                         if let Some(tr) = tracks.get_mut(agent.as_str()) {
                             account(tr, now, &mut busy_ms, &mut staffed_ms);
