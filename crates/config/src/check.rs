@@ -148,10 +148,11 @@ impl Ctx<'_> {
         if langs.is_empty() {
             self.err(path, "at least one language is required");
         }
+        let mut seen = std::collections::HashSet::new();
         for (i, l) in langs.iter().enumerate() {
             let p = crate::source::index(path, i);
             self.language(&p, l);
-            if langs.iter().take(i).any(|o| o == l) {
+            if !seen.insert(l) {
                 self.err(&p, format!("language {l:?} is listed twice"));
             }
         }

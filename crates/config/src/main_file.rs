@@ -560,29 +560,65 @@ fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> (Option<Trunk>, Vec<(usiz
 }
 
 /// Trunk sources must not overlap, so a source address names one trunk.
-/// `parsed` holds, per trunk path, the sources that parse.
+/// `parsed` holds, per trunk path, the sources that parse. Each source that
+/// overlaps a source written before it is reported once, naming the first
+/// such source.
 fn trunk_overlaps(ctx: &mut Ctx<'_>, parsed: &[(String, Vec<(usize, IpNet)>)]) {
-    let all: Vec<(&str, usize, IpNet)> = parsed
-        .iter()
-        .flat_map(|(p, nets)| nets.iter().map(move |(i, n)| (p.as_str(), *i, *n)))
-        .collect();
-    for (k, (p, i, n)) in all.iter().enumerate() {
-        let earlier = all
-            .iter()
-            .take(k)
-            .find(|(_, _, o)| o.contains(&n.network()) || n.contains(&o.network()));
-        if let Some((op, oi, on)) = earlier {
-            let what = if op == p {
-                format!("sources[{oi}] ({on})")
-            } else {
-                format!("{on} ({op}.sources[{oi}])")
-            };
-            ctx.err(
-                &index(&join(p, "sources"), *i),
-                format!("{n} overlaps {what}"),
-            );
+    let mut all: Vec<(&str, usize, IpNet)> = Vec::new();
+    for (p, nets) in parsed {
+        for (i, n) in nets {
+            all.push((p.as_str(), *i, *n));
         }
     }
+    let nets: Vec<IpNet> = all.iter().map(|(_, _, n)| *n).collect();
+    for (later, earlier) in overlapping_pairs(&nets) {
+        let (Some((lp, li, ln)), Some((ep, ei, en))) = (all.get(later), all.get(earlier)) else {
+            continue;
+        };
+        let what = if ep == lp {
+            format!("sources[{ei}] ({en})")
+        } else {
+            format!("{en} ({ep}.sources[{ei}])")
+        };
+        ctx.err(
+            &index(&join(lp, "sources"), *li),
+            format!("{ln} overlaps {what}"),
+        );
+    }
+}
+
+/// For each network that overlaps one listed before it, `(its index, the
+/// index of the first earlier network it overlaps)`, sorted by index.
+///
+/// CIDR networks are nested or disjoint. Sorted by first address (widest
+/// first), the networks containing the current one are exactly those left
+/// on a stack from which every network ending before the current one
+/// starts has been popped; the stack is at most 129 deep, so this is
+/// O(n log n) rather than pairwise.
+pub(crate) fn overlapping_pairs(nets: &[IpNet]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..nets.len()).collect();
+    order.sort_by_key(|&i| nets.get(i).map(|n| (n.network(), n.prefix_len(), i)));
+    let mut first: HashMap<usize, usize> = HashMap::new();
+    let mut stack: Vec<usize> = Vec::new();
+    for &cur in &order {
+        let Some(c) = nets.get(cur) else { continue };
+        while let Some(top) = stack.last().and_then(|&t| nets.get(t)) {
+            let same_family = top.network().is_ipv6() == c.network().is_ipv6();
+            if same_family && c.network() <= top.broadcast() {
+                break;
+            }
+            stack.pop();
+        }
+        for &s in &stack {
+            let (later, earlier) = if cur > s { (cur, s) } else { (s, cur) };
+            let e = first.entry(later).or_insert(earlier);
+            *e = (*e).min(earlier);
+        }
+        stack.push(cur);
+    }
+    let mut out: Vec<(usize, usize)> = first.into_iter().collect();
+    out.sort_unstable();
+    out
 }
 
 fn ha1(ctx: &mut Ctx<'_>, path: &str, v: Option<String>, alg: DigestAlgorithm) -> Option<String> {
@@ -739,11 +775,12 @@ fn pool(ctx: &mut Ctx<'_>, p: &str, r: raw::Pool, known: &HashSet<String>) -> Op
     if r.agents.is_empty() {
         ctx.err(&ap, "a pool needs at least one agent");
     }
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, a) in r.agents.iter().enumerate() {
         let ip = index(&ap, i);
         if !known.contains(a) {
             ctx.err(&ip, format!("agent {a:?} is not defined in [[agents]]"));
-        } else if r.agents.iter().take(i).any(|o| o == a) {
+        } else if !seen.insert(a) {
             ctx.err(&ip, format!("agent {a:?} is listed twice"));
         }
     }
@@ -753,4 +790,66 @@ fn pool(ctx: &mut Ctx<'_>, p: &str, r: raw::Pool, known: &HashSet<String>) -> Op
         agents: r.agents,
         origin: origin(ctx.src, p),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn brute(nets: &[IpNet]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for (i, n) in nets.iter().enumerate() {
+            if let Some(j) = nets
+                .iter()
+                .take(i)
+                .position(|m| m.contains(&n.network()) || n.contains(&m.network()))
+            {
+                out.push((i, j));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn nested_chain_out_of_file_order() {
+        let n = |s: &str| s.parse::<IpNet>().expect("net");
+        // The /24 overlaps the earlier /16 even though the /8 (written
+        // last) is the widest cover.
+        let nets = [
+            n("10.0.0.0/16"),
+            n("10.0.1.0/24"),
+            n("10.0.0.0/8"),
+            n("::/0"),
+        ];
+        assert_eq!(overlapping_pairs(&nets), vec![(1, 0), (2, 0)]);
+        let nets = [n("10.0.0.0/16"), n("10.1.0.0/24"), n("10.0.0.0/8")];
+        assert_eq!(overlapping_pairs(&nets), vec![(2, 0)]);
+        let nets = [n("10.0.0.0/16"), n("10.0.0.0/8"), n("10.0.1.0/24")];
+        assert_eq!(overlapping_pairs(&nets), vec![(1, 0), (2, 0)]);
+        let nets = [n("10.1.0.0/16"), n("10.0.0.0/8"), n("10.0.0.0/16")];
+        assert_eq!(overlapping_pairs(&nets), vec![(1, 0), (2, 1)]);
+    }
+
+    proptest! {
+        #[test]
+        fn sweep_matches_brute_force(
+            raw in proptest::collection::vec((any::<bool>(), 0u8..4, 0u8..4, 0u8..=34), 0..40)
+        ) {
+            // Few distinct addresses so overlaps are frequent; both families.
+            let nets: Vec<IpNet> = raw
+                .iter()
+                .map(|&(v6, a, b, len)| {
+                    if v6 {
+                        let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, u16::from(a), u16::from(b), 0, 0, 0, 0);
+                        IpNet::new(ip.into(), len.min(64) + 16).expect("valid").trunc()
+                    } else {
+                        let ip = std::net::Ipv4Addr::new(10, a, b, 0);
+                        IpNet::new(ip.into(), len.min(32)).expect("valid").trunc()
+                    }
+                })
+                .collect();
+            prop_assert_eq!(overlapping_pairs(&nets), brute(&nets));
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Validation of one practice dialplan file.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -202,6 +202,7 @@ fn top_level(ctx: &mut Ctx<'_>, r: raw::PracticeTop) -> Top {
     let timezone = timezone(ctx, "timezone", Some(&r.timezone));
     let country = r.country.unwrap_or_default();
     let mut numbers: Vec<(E164, String)> = Vec::new();
+    let mut first_at: HashMap<E164, String> = HashMap::new();
     let mut lists = (Vec::new(), Vec::new());
     for (key, list) in [("forwarded_from", &r.forwarded_from), ("dids", &r.dids)] {
         for (i, raw) in list.iter().enumerate() {
@@ -213,10 +214,11 @@ fn top_level(ctx: &mut Ctx<'_>, r: raw::PracticeTop) -> Top {
                 );
                 continue;
             };
-            if let Some((_, first)) = numbers.iter().find(|(o, _)| *o == n) {
+            if let Some(first) = first_at.get(&n) {
                 ctx.err(&p, format!("number {n} is listed twice (also {first})"));
                 continue;
             }
+            first_at.insert(n.clone(), p.clone());
             numbers.push((n.clone(), p));
             if key == "dids" {
                 lists.1.push(n);
@@ -604,11 +606,12 @@ fn triage(
 
 fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Routing> {
     let m = ctx.mark();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, a) in r.dedicated.iter().enumerate() {
         let p = index("routing.dedicated", i);
         if !shared.known_agents.contains(a) {
             ctx.err(&p, format!("agent {a:?} is not defined in [[agents]]"));
-        } else if r.dedicated.iter().take(i).any(|o| o == a) {
+        } else if !seen.insert(a) {
             ctx.err(&p, format!("agent {a:?} is listed twice"));
         }
     }

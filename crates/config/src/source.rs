@@ -37,6 +37,11 @@ pub(crate) struct Source {
     pub path: PathBuf,
     line_starts: Vec<usize>,
     locs: HashMap<String, Loc>,
+    /// Path of the key with a given span.
+    by_key: HashMap<(usize, usize), String>,
+    /// Deepest path of the value with a given span (an `[[array]]`'s first
+    /// element has the same header span as the array).
+    by_value: HashMap<(usize, usize), (usize, String)>,
 }
 
 /// Appends `key` to a dotted path, quoting it unless it is a bare TOML key.
@@ -76,6 +81,8 @@ impl Source {
             path: path.to_path_buf(),
             line_starts,
             locs: HashMap::new(),
+            by_key: HashMap::new(),
+            by_value: HashMap::new(),
         }
     }
 
@@ -107,14 +114,19 @@ impl Source {
             }
             _ => {}
         }
-        self.locs.insert(
-            path,
-            Loc {
-                key,
-                value: v.span(),
-                depth,
-            },
-        );
+        let value = v.span();
+        if let Some(k) = &key {
+            self.by_key.insert((k.start, k.end), path.clone());
+        }
+        let deeper = self
+            .by_value
+            .get(&(value.start, value.end))
+            .is_none_or(|(d, p)| depth > *d || (depth == *d && path < *p));
+        if deeper {
+            self.by_value
+                .insert((value.start, value.end), (depth, path.clone()));
+        }
+        self.locs.insert(path, Loc { key, value, depth });
     }
 
     /// 1-based line of a byte offset.
@@ -149,15 +161,11 @@ impl Source {
     /// by serde: a key with exactly that span, else the deepest value with
     /// exactly that span, else the smallest value containing it.
     pub fn path_at(&self, span: &Range<usize>) -> Option<String> {
-        if let Some((p, _)) = self.locs.iter().find(|(_, l)| l.key.as_ref() == Some(span)) {
+        let k = (span.start, span.end);
+        if let Some(p) = self.by_key.get(&k) {
             return Some(p.clone());
         }
-        if let Some((p, _)) = self
-            .locs
-            .iter()
-            .filter(|(_, l)| l.value == *span)
-            .max_by(|(pa, a), (pb, b)| a.depth.cmp(&b.depth).then_with(|| pb.cmp(pa)))
-        {
+        if let Some((_, p)) = self.by_value.get(&k) {
             return Some(p.clone());
         }
         self.locs
