@@ -1,1 +1,431 @@
-//! permanence-engine (placeholder, being built)
+//! The engine: thin tokio drivers around the sans-IO cores.
+//!
+//! - [`edge`] brings up rsipstack (UDP behind the datagram guard, TCP);
+//! - [`registrations`] drives the registrar core (REGISTER, expiry, OPTIONS
+//!   qualify);
+//! - [`calls`] drives one call core per forwarded call (answer, greeting,
+//!   hold audio, closed prompt, hang-up);
+//! - this module receives every new SIP transaction and routes it.
+//!
+//! Time is read here (`Utc::now()`) and passed to the cores; nothing below
+//! reads a clock.
+
+#![forbid(unsafe_code)]
+
+pub mod calls;
+pub mod edge;
+pub mod registrations;
+
+use chrono::Utc;
+use parking_lot::RwLock;
+use permanence_config::{Config, DigestAlgorithm};
+use permanence_numbers::{mask, Country};
+use permanence_sip::registrar::{
+    AgentSecrets, AuthResult, RegisterOutcome, Registrar, RegistrarSettings,
+};
+use permanence_sip::{extract, intake};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Header, Method, StatusCode};
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::Transaction;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub use edge::EdgeError;
+
+/// Methods we answer (Allow header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
+
+/// Errors at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The SIP edge failed to start.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+    /// The media engine or prompts failed to load.
+    #[error("media: {0}")]
+    Media(String),
+}
+
+/// Engine-wide settings not (yet) in the configuration file.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Delay between `180 Ringing` and the answer of a forwarded call.
+    pub answer_delay: Duration,
+    /// A call whose caller sends no RTP for this long is ended.
+    pub rtp_timeout: Duration,
+    /// Longest call.
+    pub max_call: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            answer_delay: Duration::ZERO,
+            rtp_timeout: Duration::from_secs(60),
+            max_call: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// Counters readable by tests and (later) metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Calls answered for a practice (open or closed).
+    pub calls_started: AtomicU64,
+    /// Calls that ended (any reason).
+    pub calls_ended: AtomicU64,
+    /// INVITEs refused (unknown number, not a trunk, bad SDP...).
+    pub invites_rejected: AtomicU64,
+}
+
+/// What every driver shares.
+pub struct Shared {
+    config: RwLock<Arc<Config>>,
+    /// The transaction endpoint.
+    pub endpoint: EndpointInnerRef,
+    /// The dialog layer.
+    pub dialogs: Arc<DialogLayer>,
+    /// The registrar driver.
+    pub registrations: Arc<registrations::Registrations>,
+    /// Media (RTP legs, prompts).
+    pub media: calls::MediaContext,
+    /// Settings.
+    pub options: EngineOptions,
+    /// Counters.
+    pub counters: Counters,
+    /// Host written in our Contact headers.
+    pub contact_host: String,
+    /// Port written in our Contact headers (first UDP listener).
+    pub contact_port: u16,
+    cancel: CancellationToken,
+}
+
+impl Shared {
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
+    }
+
+    /// Digest secrets of an agent, from the current configuration.
+    pub fn secrets(&self, user: &str) -> Option<AgentSecrets> {
+        let cfg = self.config();
+        cfg.agent(user).map(|a| AgentSecrets {
+            ha1_md5: a.ha1(DigestAlgorithm::Md5).map(str::to_string),
+            ha1_sha256: a.ha1(DigestAlgorithm::Sha256).map(str::to_string),
+        })
+    }
+
+    /// Whether the engine is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+fn registrar_settings(cfg: &Config) -> RegistrarSettings {
+    let r = &cfg.sip.registrar;
+    let secs = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    RegistrarSettings {
+        realm: cfg.sip.realm.clone(),
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        default_expires: r.default_expires,
+        nonce_ttl: secs(r.nonce_ttl),
+        qualify_interval: r
+            .qualify_interval
+            .map(secs)
+            .unwrap_or_else(chrono::Duration::zero),
+        qualify_timeout: secs(r.qualify_timeout),
+        max_contacts: 10,
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Bound SIP UDP addresses.
+    pub sip_udp: Vec<SocketAddr>,
+    /// Bound SIP TCP addresses.
+    pub sip_tcp: Vec<SocketAddr>,
+}
+
+impl Engine {
+    /// Starts listening and serving.
+    pub async fn start(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+        let cancel = CancellationToken::new();
+        let (edge, mut incoming) = edge::start(
+            &config.sip.listen_udp,
+            &config.sip.listen_tcp,
+            &config.sip.user_agent,
+            cancel.clone(),
+        )
+        .await?;
+        let media =
+            calls::MediaContext::new(&config, options.rtp_timeout).map_err(EngineError::Media)?;
+        let mut key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut key);
+        let registrations =
+            registrations::Registrations::new(Registrar::new(registrar_settings(&config), key));
+        let contact_port = edge
+            .udp
+            .first()
+            .or(edge.tcp.first())
+            .map(|a| a.port())
+            .unwrap_or(5060);
+        let shared = Arc::new(Shared {
+            contact_host: config.sip.public_host.clone(),
+            contact_port,
+            config: RwLock::new(Arc::new(config)),
+            endpoint: edge.inner(),
+            dialogs: edge.dialogs.clone(),
+            registrations: registrations.clone(),
+            media,
+            options,
+            counters: Counters::default(),
+            cancel: cancel.clone(),
+        });
+        let mut tasks = Vec::new();
+        let endpoint = edge.endpoint;
+        let serve_cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = endpoint.serve() => {}
+                _ = serve_cancel.cancelled() => endpoint.shutdown(),
+            }
+        }));
+        tasks.push(tokio::spawn(registrations.run(
+            shared.endpoint.clone(),
+            shared.contact_host.clone(),
+            cancel.clone(),
+        )));
+        let s = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(tx) = incoming.recv().await {
+                let s = s.clone();
+                tokio::spawn(async move { handle_transaction(s, tx).await });
+            }
+        }));
+        info!(
+            event = "engine.ready",
+            sip_udp = ?edge.udp,
+            sip_tcp = ?edge.tcp,
+            "Permanence is ready"
+        );
+        Ok(Self {
+            shared,
+            tasks,
+            sip_udp: edge.udp,
+            sip_tcp: edge.tcp,
+        })
+    }
+
+    /// Shared state (for tests and the admin side).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops everything.
+    pub async fn shutdown(self) {
+        self.shared.cancel.cancel();
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Where a transaction's request came from.
+fn source_of(tx: &Transaction) -> Option<SocketAddr> {
+    tx.connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .and_then(|a| a.get_socketaddr().ok())
+}
+
+async fn reply(tx: &mut Transaction, code: StatusCode, headers: Vec<Header>) {
+    if let Err(e) = tx.reply_with(code, headers, None).await {
+        debug!(error = %e, "could not send response");
+    }
+}
+
+async fn handle_transaction(shared: Arc<Shared>, mut tx: Transaction) {
+    let method = tx.original.method;
+    let in_dialog = tx
+        .original
+        .to_header()
+        .ok()
+        .and_then(|t| t.tag().ok().flatten())
+        .is_some();
+    let Some(source) = source_of(&tx) else {
+        debug!("transaction without a source address");
+        return;
+    };
+    match method {
+        Method::Register => handle_register(&shared, &mut tx, source).await,
+        Method::Invite if !in_dialog => handle_invite(shared, tx, source).await,
+        Method::Ack => {}
+        _ if in_dialog => match shared.dialogs.match_dialog(&tx) {
+            Some(mut d) => {
+                if let Err(e) = d.handle(&mut tx).await {
+                    debug!(error = %e, %method, "in-dialog request failed");
+                }
+            }
+            None => reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await,
+        },
+        Method::Options => {
+            let headers = vec![
+                Header::Allow(ALLOW.into()),
+                Header::Other("Accept".into(), "application/sdp".into()),
+            ];
+            reply(&mut tx, StatusCode::OK, headers).await
+        }
+        Method::Bye | Method::Info | Method::Update | Method::PRack => {
+            reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await
+        }
+        _ => {
+            reply(
+                &mut tx,
+                StatusCode::MethodNotAllowed,
+                vec![Header::Allow(ALLOW.into())],
+            )
+            .await
+        }
+    }
+}
+
+async fn handle_register(shared: &Shared, tx: &mut Transaction, source: SocketAddr) {
+    let transport = tx
+        .connection
+        .as_ref()
+        .map(|c| c.transport().to_string().to_ascii_uppercase())
+        .unwrap_or_else(|| extract::via_transport(&tx.original));
+    let req = match extract::register_request(&tx.original, source, &transport) {
+        Ok(r) => r,
+        Err(reason) => {
+            info!(event = "register.bad_request", %source, reason, "malformed REGISTER");
+            reply(tx, StatusCode::BadRequest, vec![]).await;
+            return;
+        }
+    };
+    let lookup = |u: &str| shared.secrets(u);
+    match shared.registrations.register(&req, &lookup) {
+        RegisterOutcome::Challenge { www_authenticate } => {
+            let h = www_authenticate
+                .into_iter()
+                .map(|v| Header::WwwAuthenticate(v.into()))
+                .collect();
+            reply(tx, StatusCode::Unauthorized, h).await
+        }
+        RegisterOutcome::Ok { bindings } => {
+            let h = bindings
+                .into_iter()
+                .map(|(uri, exp)| Header::Contact(format!("<{uri}>;expires={exp}").into()))
+                .collect();
+            reply(tx, StatusCode::OK, h).await
+        }
+        RegisterOutcome::IntervalTooBrief { min_expires } => {
+            reply(
+                tx,
+                StatusCode::IntervalTooBrief,
+                vec![Header::MinExpires(min_expires.to_string().into())],
+            )
+            .await
+        }
+        RegisterOutcome::Forbidden(_) => reply(tx, StatusCode::Forbidden, vec![]).await,
+        RegisterOutcome::BadRequest(_) => reply(tx, StatusCode::BadRequest, vec![]).await,
+        RegisterOutcome::OutOfOrder => reply(tx, StatusCode::ServerInternalError, vec![]).await,
+    }
+}
+
+async fn handle_invite(shared: Arc<Shared>, mut tx: Transaction, source: SocketAddr) {
+    let cfg = shared.config();
+    let call_id = extract::call_id(&tx.original).unwrap_or_default();
+    if shared.is_stopping() {
+        reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
+        return;
+    }
+    let Some(trunk) = cfg.trunk_for(source.ip()) else {
+        // Not a carrier: only an authenticated telesecretary may call in.
+        let authz = extract::header_value(&tx.original.headers, "Proxy-Authorization");
+        let lookup = |u: &str| shared.secrets(u);
+        match shared.registrations.authenticate(authz, "INVITE", &lookup) {
+            AuthResult::Challenge(h) | AuthResult::Replayed { challenge: h, .. } => {
+                info!(event = "invite.challenged", %source, call_id, "INVITE from a non-trunk source challenged");
+                shared
+                    .counters
+                    .invites_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                let h = h
+                    .into_iter()
+                    .map(|v| Header::ProxyAuthenticate(v.into()))
+                    .collect();
+                reply(&mut tx, StatusCode::ProxyAuthenticationRequired, h).await;
+            }
+            AuthResult::Failed { user, reason } => {
+                warn!(event = "invite.forbidden", %source, user, reason, "INVITE refused");
+                shared
+                    .counters
+                    .invites_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+            }
+            AuthResult::Authenticated(user) => {
+                let target = extract::uri_user(&tx.original.uri.to_string())
+                    .map(str::to_string)
+                    .unwrap_or_default();
+                info!(event = "agent.call", agent = %user, target = %mask(&target), "call from an agent: no feature for this target");
+                shared
+                    .counters
+                    .invites_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                reply(&mut tx, StatusCode::NotFound, vec![]).await;
+            }
+        }
+        return;
+    };
+    let ruri = tx.original.uri.to_string();
+    let view = extract::intake_view(&tx.original, &ruri);
+    let found = intake::identify(&view, Country::Fr, |n| cfg.practice_by_number(n));
+    let Some((practice, number, via)) = found else {
+        let candidates: Vec<String> = intake::called_numbers(&view, Country::Fr)
+            .into_iter()
+            .map(|(s, n)| format!("{}:{}", s.as_str(), n.masked()))
+            .collect();
+        info!(
+            event = "intake.unknown_number",
+            trunk = %trunk.name,
+            call_id,
+            candidates = ?candidates,
+            "no practice for this call: 404"
+        );
+        shared
+            .counters
+            .invites_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        reply(&mut tx, StatusCode::NotFound, vec![]).await;
+        return;
+    };
+    let caller = extract::caller_id(&tx.original);
+    let caller_user = extract::uri_user(&caller).unwrap_or(&caller).to_string();
+    info!(
+        event = "call.identified",
+        practice = %practice.id,
+        number = %number.masked(),
+        via = via.as_str(),
+        trunk = %trunk.name,
+        caller = %mask(&caller_user),
+        call_id,
+        "forwarded call identified"
+    );
+    let practice_id = practice.id.clone();
+    let open = practice.hours.is_open(Utc::now());
+    drop(cfg);
+    calls::run_call(shared, tx, practice_id, open, call_id).await;
+}

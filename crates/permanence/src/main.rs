@@ -1,1 +1,182 @@
-fn main() {}
+//! `permanence`: the binary. It only wires the crates together.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// SIP call-routing engine for medical telesecretariats.
+#[derive(Parser)]
+#[command(name = "permanence", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine.
+    Run {
+        /// Main configuration file.
+        #[arg(long, default_value = "config/permanence.toml")]
+        config: PathBuf,
+        /// Log format on standard output.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+        /// Milliseconds of ringing (180) before a forwarded call is answered.
+        #[arg(long, default_value_t = 0)]
+        answer_delay_ms: u64,
+        /// Seconds without RTP from a caller before the call is ended.
+        #[arg(long, default_value_t = 60)]
+        rtp_timeout_s: u64,
+    },
+    /// Validate the configuration and dialplans, print every error as
+    /// `file:line: field: message`, exit non-zero if any.
+    CheckConfig {
+        /// Main configuration file.
+        #[arg(long, default_value = "config/permanence.toml")]
+        config: PathBuf,
+    },
+    /// Print the digest HA1 lines of an agent for the configuration file.
+    HashPassword {
+        /// SIP user name.
+        username: String,
+        /// Password (prefer reading it from a prompt in real use).
+        password: String,
+        /// Digest realm (`sip.realm`).
+        #[arg(long, default_value = "permanence")]
+        realm: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match permanence_config::load(path) {
+        Ok(cfg) => {
+            let mut bad = false;
+            if let Err(errors) = permanence_engine::calls::load_prompts(&cfg) {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                bad = true;
+            }
+            for w in cfg.warnings() {
+                eprintln!("warning: {w}");
+            }
+            if bad {
+                return ExitCode::FAILURE;
+            }
+            println!(
+                "{}: configuration OK ({} practices, {} agents, {} pools, {} trunks)",
+                path.display(),
+                cfg.practices().len(),
+                cfg.agents().len(),
+                cfg.pools().len(),
+                cfg.trunks().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: PathBuf, options: permanence_engine::EngineOptions) -> anyhow::Result<()> {
+    let cfg = match permanence_config::load(&config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("invalid configuration {}", config.display());
+        }
+    };
+    let engine = permanence_engine::Engine::start(cfg, options)
+        .await
+        .context("starting the engine")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(event = "engine.stopping", signal = "SIGINT", "stopping"),
+        _ = term.recv() => tracing::info!(event = "engine.stopping", signal = "SIGTERM", "stopping"),
+    }
+    engine.shutdown().await;
+    tracing::info!(event = "engine.stopped", "stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => check_config(&config),
+        Command::HashPassword {
+            username,
+            password,
+            realm,
+        } => {
+            use permanence_sip::digest::{ha1, Algorithm};
+            println!(
+                "ha1_md5 = \"{}\"",
+                ha1(Algorithm::Md5, &username, &realm, &password)
+            );
+            println!(
+                "ha1_sha256 = \"{}\"",
+                ha1(Algorithm::Sha256, &username, &realm, &password)
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            config,
+            log_format,
+            answer_delay_ms,
+            rtp_timeout_s,
+        } => {
+            init_logs(log_format);
+            let options = permanence_engine::EngineOptions {
+                answer_delay: std::time::Duration::from_millis(answer_delay_ms),
+                rtp_timeout: std::time::Duration::from_secs(rtp_timeout_s.max(1)),
+                ..Default::default()
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(run(config, options)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("permanence: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

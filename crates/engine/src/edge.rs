@@ -1,0 +1,132 @@
+//! Bringing up rsipstack: UDP listeners behind the datagram guard, TCP
+//! listeners, the transaction endpoint and the dialog layer.
+
+use permanence_sip::guard::{GuardStats, GuardedUdpSocket};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::{Endpoint, EndpointBuilder, TransactionReceiver};
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::TransportLayer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Errors while starting the SIP edge.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// A socket could not be bound.
+    #[error("cannot listen on {transport} {addr}: {source}")]
+    Bind {
+        /// `udp` or `tcp`.
+        transport: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// rsipstack refused the setup.
+    #[error("SIP stack: {0}")]
+    Stack(String),
+    /// Nothing to listen on.
+    #[error("no SIP listener configured")]
+    NoListener,
+}
+
+/// The running SIP stack.
+pub struct SipEdge {
+    /// The transaction endpoint.
+    pub endpoint: Endpoint,
+    /// The dialog layer on top of it.
+    pub dialogs: Arc<DialogLayer>,
+    /// What the datagram guard did.
+    pub guard_stats: Arc<GuardStats>,
+    /// Bound UDP addresses (ports resolved).
+    pub udp: Vec<SocketAddr>,
+    /// Bound TCP addresses.
+    pub tcp: Vec<SocketAddr>,
+}
+
+impl SipEdge {
+    /// The endpoint's shared core.
+    pub fn inner(&self) -> EndpointInnerRef {
+        self.endpoint.inner.clone()
+    }
+}
+
+/// Binds the listeners and builds the endpoint. The endpoint is not served
+/// yet; call `endpoint.serve()` in a task, then read the returned receiver.
+pub async fn start(
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
+    user_agent: &str,
+    cancel: CancellationToken,
+) -> Result<(SipEdge, TransactionReceiver), EdgeError> {
+    if udp.is_empty() && tcp.is_empty() {
+        return Err(EdgeError::NoListener);
+    }
+    let transport_layer = TransportLayer::new(cancel.child_token());
+    let guard_stats = Arc::new(GuardStats::default());
+    let mut bound_udp = Vec::new();
+    for addr in udp {
+        let socket = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|source| EdgeError::Bind {
+                transport: "udp",
+                addr: *addr,
+                source,
+            })?;
+        let local = socket.local_addr().map_err(|source| EdgeError::Bind {
+            transport: "udp",
+            addr: *addr,
+            source,
+        })?;
+        bound_udp.push(local);
+        let guarded = Arc::new(GuardedUdpSocket::new(socket, guard_stats.clone()));
+        let conn = UdpConnection::from_socket(guarded, None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| EdgeError::Stack(e.to_string()))?;
+        transport_layer.add_transport(conn.into());
+    }
+    let mut bound_tcp = Vec::new();
+    for addr in tcp {
+        // rsipstack binds TCP listeners when the endpoint starts serving and
+        // only logs a failure there: check the address now so a port in use
+        // fails startup with a clear error.
+        let probe = std::net::TcpListener::bind(addr).map_err(|source| EdgeError::Bind {
+            transport: "tcp",
+            addr: *addr,
+            source,
+        })?;
+        let local = probe.local_addr().map_err(|source| EdgeError::Bind {
+            transport: "tcp",
+            addr: *addr,
+            source,
+        })?;
+        drop(probe);
+        bound_tcp.push(local);
+        let conn = TcpListenerConnection::new(local, None)
+            .await
+            .map_err(|e| EdgeError::Stack(e.to_string()))?;
+        transport_layer.add_transport(conn.into());
+    }
+    let endpoint = EndpointBuilder::new()
+        .with_user_agent(user_agent)
+        .with_transport_layer(transport_layer)
+        .with_cancel_token(cancel.child_token())
+        .build();
+    let incoming = endpoint
+        .incoming_transactions()
+        .map_err(|e| EdgeError::Stack(e.to_string()))?;
+    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    Ok((
+        SipEdge {
+            endpoint,
+            dialogs,
+            guard_stats,
+            udp: bound_udp,
+            tcp: bound_tcp,
+        },
+        incoming,
+    ))
+}

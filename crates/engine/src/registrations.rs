@@ -1,0 +1,270 @@
+//! Driver of the registrar core: REGISTER answers, expiry timers and OPTIONS
+//! qualify probes.
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use permanence_sip::registrar::{
+    AgentSecrets, AuthResult, Binding, QualifyTarget, RegisterOutcome, RegisterRequest, Registrar,
+    RegistrationEvent,
+};
+use rsipstack::sip::{Header, Method, SipMessage, StatusCode};
+use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::{make_tag, Transaction};
+use rsipstack::transport::SipAddr;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// A contact the engine can send an INVITE to.
+#[derive(Debug, Clone)]
+pub struct ContactTarget {
+    /// Contact URI (Request-URI of the INVITE).
+    pub uri: String,
+    /// Address the softphone registered from.
+    pub source: SocketAddr,
+    /// Transport.
+    pub transport: String,
+}
+
+impl From<&Binding> for ContactTarget {
+    fn from(b: &Binding) -> Self {
+        Self {
+            uri: b.uri.clone(),
+            source: b.source,
+            transport: b.transport.clone(),
+        }
+    }
+}
+
+/// Shared registrar with its timer task.
+pub struct Registrations {
+    core: Mutex<Registrar>,
+    wake: Notify,
+}
+
+fn log_event(e: &RegistrationEvent) {
+    match e {
+        RegistrationEvent::Registered {
+            user,
+            contact,
+            source,
+            expires,
+            user_agent,
+        } => info!(
+            event = "agent.registered",
+            agent = %user,
+            contact = %contact,
+            %source,
+            expires,
+            user_agent = user_agent.as_deref().unwrap_or(""),
+            "agent registered"
+        ),
+        RegistrationEvent::Unregistered {
+            user,
+            contact,
+            reason,
+        } => info!(
+            event = "agent.unregistered",
+            agent = %user,
+            contact = %contact,
+            reason = ?reason,
+            "agent contact removed"
+        ),
+        RegistrationEvent::Unreachable { user, contact } => warn!(
+            event = "agent.unreachable",
+            agent = %user,
+            contact = %contact,
+            "agent contact stopped answering OPTIONS"
+        ),
+        RegistrationEvent::Reachable { user, contact } => info!(
+            event = "agent.reachable",
+            agent = %user,
+            contact = %contact,
+            "agent contact reachable again"
+        ),
+        RegistrationEvent::AuthFailed {
+            user,
+            source,
+            reason,
+        } => warn!(
+            event = "auth.failed",
+            user = %user,
+            %source,
+            reason,
+            "authentication failed"
+        ),
+    }
+}
+
+impl Registrations {
+    /// Wraps a registrar core.
+    pub fn new(core: Registrar) -> Arc<Self> {
+        Arc::new(Self {
+            core: Mutex::new(core),
+            wake: Notify::new(),
+        })
+    }
+
+    fn drain_events(core: &mut Registrar) {
+        while let Some(e) = core.poll_event() {
+            log_event(&e);
+        }
+    }
+
+    /// Answers a REGISTER.
+    pub fn register(
+        &self,
+        req: &RegisterRequest,
+        lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
+    ) -> RegisterOutcome {
+        let mut core = self.core.lock();
+        let out = core.handle_register(req, lookup, Utc::now());
+        Self::drain_events(&mut core);
+        drop(core);
+        self.wake.notify_one();
+        out
+    }
+
+    /// Authenticates a request (an INVITE from an agent).
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
+    ) -> AuthResult {
+        let mut core = self.core.lock();
+        core.authenticate(authorization, method, lookup, Utc::now())
+    }
+
+    /// Reachable contacts of an agent, newest first.
+    pub fn contacts(&self, user: &str) -> Vec<ContactTarget> {
+        self.core
+            .lock()
+            .reachable_contacts(user)
+            .into_iter()
+            .map(ContactTarget::from)
+            .collect()
+    }
+
+    /// Number of registered contacts.
+    pub fn contact_count(&self) -> usize {
+        self.core.lock().contact_count()
+    }
+
+    /// Applies new registrar settings (config reload).
+    pub fn set_settings(&self, s: permanence_sip::registrar::RegistrarSettings) {
+        self.core.lock().set_settings(s);
+        self.wake.notify_one();
+    }
+
+    /// Runs expiry timers and qualify probes until `cancel`.
+    pub async fn run(
+        self: Arc<Self>,
+        endpoint: EndpointInnerRef,
+        contact_host: String,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let (next, probes) = {
+                let mut core = self.core.lock();
+                let now = Utc::now();
+                core.handle_timeout(now);
+                let probes = core.due_qualify(now);
+                Self::drain_events(&mut core);
+                (core.poll_timeout(), probes)
+            };
+            for p in probes {
+                let me = self.clone();
+                let endpoint = endpoint.clone();
+                let host = contact_host.clone();
+                tokio::spawn(async move {
+                    let ok = send_options(&endpoint, &p, &host).await;
+                    let mut core = me.core.lock();
+                    core.qualify_result(p.id, ok, Utc::now());
+                    Self::drain_events(&mut core);
+                    drop(core);
+                    me.wake.notify_one();
+                });
+            }
+            let sleep = match next {
+                Some(t) => (t - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(Duration::from_millis(5)),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+}
+
+/// Sends one OPTIONS probe; true if the softphone answered (any final
+/// response but 408/503 from our own stack).
+async fn send_options(endpoint: &EndpointInnerRef, p: &QualifyTarget, host: &str) -> bool {
+    let Ok(uri) = rsipstack::sip::Uri::try_from(p.contact.as_str()) else {
+        debug!(contact = %p.contact, "cannot parse contact URI for OPTIONS");
+        return false;
+    };
+    let transport = if p.transport.eq_ignore_ascii_case("TCP") {
+        rsipstack::sip::Transport::Tcp
+    } else {
+        rsipstack::sip::Transport::Udp
+    };
+    let dest = SipAddr {
+        r#type: Some(transport),
+        addr: p.destination.into(),
+    };
+    let Ok(via) = endpoint.get_via(None, None) else {
+        return false;
+    };
+    let Ok(from_uri) = rsipstack::sip::Uri::try_from(format!("sip:permanence@{host}").as_str())
+    else {
+        return false;
+    };
+    let from = rsipstack::sip::typed::From {
+        display_name: None,
+        uri: from_uri,
+        params: vec![],
+    }
+    .with_tag(make_tag());
+    let to = rsipstack::sip::typed::To {
+        display_name: None,
+        uri: uri.clone(),
+        params: vec![],
+    };
+    let mut req = endpoint.make_request(Method::Options, uri, via, from, to, 1, None);
+    req.headers
+        .unique_push(Header::Other("Accept".into(), "application/sdp".into()));
+    let Ok(key) = TransactionKey::from_request(&req, TransactionRole::Client) else {
+        return false;
+    };
+    let mut tx = Transaction::new_client(key, req, endpoint.clone(), None);
+    tx.destination = Some(dest);
+    if tx.send().await.is_err() {
+        return false;
+    }
+    let wait = async {
+        while let Some(msg) = tx.receive().await {
+            if let SipMessage::Response(resp) = msg {
+                if resp.status_code.kind() != rsipstack::sip::StatusCodeKind::Provisional {
+                    return !matches!(
+                        resp.status_code,
+                        StatusCode::RequestTimeout | StatusCode::ServiceUnavailable
+                    );
+                }
+            }
+        }
+        false
+    };
+    tokio::time::timeout(Duration::from_secs(32), wait)
+        .await
+        .unwrap_or(false)
+}

@@ -1,0 +1,557 @@
+//! Test harness: runs the real `permanence` binary on a generated copy of
+//! the demo configuration (free ports on 127.0.0.1, tweaks per test), reads
+//! its JSON logs, and drives real peers (SIPp, baresip) against it. Every
+//! process is bounded in time and killed by PID when the test ends.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let base = std::env::temp_dir().join(format!(
+            "permanence-{tag}-{}-{}",
+            std::process::id(),
+            rand_u32()
+        ));
+        std::fs::create_dir_all(&base).expect("temp dir");
+        Self(base)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("PERMANENCE_KEEP_TMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let Ok(t) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = t.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+    panic!("no free port");
+}
+
+/// A free UDP port on 127.0.0.1 (released before return).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port")
+}
+
+/// An even-aligned range of `n` UDP ports that are all free right now.
+pub fn free_rtp_range(n: u16) -> (u16, u16) {
+    for _ in 0..500 {
+        let base = 20_000 + (rand_u32() % 20_000) as u16 & !1;
+        let ok = (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if ok {
+            return (base, base + n - 1);
+        }
+    }
+    panic!("no free RTP range");
+}
+
+/// Loads a TOML file as a table.
+pub fn load_toml(path: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(path).expect("read toml");
+    text.parse::<toml::Table>().expect("parse toml")
+}
+
+/// A test configuration: the demo config and dialplans, with ports and
+/// anything else a test needs changed, written to a temp dir.
+pub struct TestConfig {
+    pub main: toml::Table,
+    pub dialplans: Vec<(String, toml::Table)>,
+    pub sip_port: u16,
+    pub http_port: u16,
+    pub rtp: (u16, u16),
+}
+
+impl TestConfig {
+    /// The demo configuration on free ports.
+    pub fn demo() -> Self {
+        let root = repo();
+        let mut main = load_toml(&root.join("config/permanence.toml"));
+        let sip_port = free_port();
+        let http_port = free_port();
+        let rtp = free_rtp_range(40);
+        {
+            let sip = main
+                .get_mut("sip")
+                .and_then(|v| v.as_table_mut())
+                .expect("[sip]");
+            sip.insert(
+                "listen_udp".into(),
+                toml::Value::Array(vec![format!("127.0.0.1:{sip_port}").into()]),
+            );
+            sip.insert(
+                "listen_tcp".into(),
+                toml::Value::Array(vec![format!("127.0.0.1:{sip_port}").into()]),
+            );
+        }
+        {
+            let r = main
+                .get_mut("rtp")
+                .and_then(|v| v.as_table_mut())
+                .expect("[rtp]");
+            r.insert("port_min".into(), i64::from(rtp.0).into());
+            r.insert("port_max".into(), i64::from(rtp.1).into());
+        }
+        if let Some(h) = main.get_mut("http").and_then(|v| v.as_table_mut()) {
+            h.insert("listen".into(), format!("127.0.0.1:{http_port}").into());
+        }
+        let mut dialplans = Vec::new();
+        let dir = root.join("dialplans");
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dialplans dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        entries.sort();
+        for p in entries {
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("x.toml")
+                .to_string();
+            dialplans.push((name, load_toml(&p)));
+        }
+        Self {
+            main,
+            dialplans,
+            sip_port,
+            http_port,
+            rtp,
+        }
+    }
+
+    /// A practice's table, by id.
+    pub fn practice(&mut self, id: &str) -> &mut toml::Table {
+        self.dialplans
+            .iter_mut()
+            .map(|(_, t)| t)
+            .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
+            .expect("practice in demo")
+    }
+
+    /// Makes a practice open around the clock.
+    pub fn always_open(&mut self, id: &str) -> &mut Self {
+        let p = self.practice(id);
+        let mut hours = toml::Table::new();
+        hours.insert("always_open".into(), true.into());
+        hours.insert("holidays".into(), "none".into());
+        p.insert("hours".into(), toml::Value::Table(hours));
+        self
+    }
+
+    /// Makes a practice closed at all times (a closure covering every date).
+    pub fn always_closed(&mut self, id: &str) -> &mut Self {
+        let p = self.practice(id);
+        let mut hours = toml::Table::new();
+        hours.insert("holidays".into(), "none".into());
+        hours.insert(
+            "mon".into(),
+            toml::Value::Array(vec!["08:00-09:00".into()]),
+        );
+        let mut exc = toml::Table::new();
+        exc.insert("from".into(), "2000-01-01".into());
+        exc.insert("to".into(), "2999-12-31".into());
+        exc.insert("hours".into(), toml::Value::Array(vec![]));
+        exc.insert("label".into(), "fermeture de test".into());
+        hours.insert(
+            "exceptions".into(),
+            toml::Value::Array(vec![toml::Value::Table(exc)]),
+        );
+        p.insert("hours".into(), toml::Value::Table(hours));
+        self
+    }
+
+    /// Writes the configuration; returns the main file path. Prompt paths
+    /// in dialplans are made absolute so the copies find the demo WAVs.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let root = repo();
+        let dp_dir = dir.join("dialplans");
+        std::fs::create_dir_all(&dp_dir).expect("mkdir");
+        let mut main = self.main.clone();
+        main.insert("dialplans_dir".into(), "dialplans".into());
+        for (name, t) in &self.dialplans {
+            let mut t = t.clone();
+            if let Some(prompts) = t.get_mut("prompts").and_then(|v| v.as_table_mut()) {
+                for (_, v) in prompts.iter_mut() {
+                    if let Some(s) = v.as_str() {
+                        let abs = root.join("dialplans").join(s);
+                        *v = abs.to_string_lossy().to_string().into();
+                    }
+                }
+            }
+            std::fs::write(dp_dir.join(name), toml::to_string(&t).expect("toml")).expect("write");
+        }
+        let path = dir.join("permanence.toml");
+        std::fs::write(&path, toml::to_string(&main).expect("toml")).expect("write");
+        path
+    }
+}
+
+/// The engine under test.
+pub struct Engine {
+    child: Child,
+    pub logs: Arc<Mutex<Vec<Value>>>,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub rtp: (u16, u16),
+    _dir: TempDir,
+}
+
+impl Engine {
+    /// Starts the engine on `cfg` with extra CLI arguments; waits until it
+    /// logs `engine.ready`.
+    pub fn start(cfg: &TestConfig, extra: &[&str]) -> Self {
+        let dir = TempDir::new("engine");
+        let path = cfg.write(dir.path());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_permanence"))
+            .arg("run")
+            .arg("--config")
+            .arg(&path)
+            .args(["--log-format", "json"])
+            .args(extra)
+            .env("RUST_LOG", "info,rsipstack=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn permanence");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("PERMANENCE_TEST_LOGS").is_some() {
+                    eprintln!("engine: {line}");
+                }
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().expect("logs").push(v);
+                }
+            }
+        });
+        let engine = Self {
+            child,
+            logs,
+            sip: SocketAddr::from(([127, 0, 0, 1], cfg.sip_port)),
+            http: SocketAddr::from(([127, 0, 0, 1], cfg.http_port)),
+            rtp: cfg.rtp,
+            _dir: dir,
+        };
+        engine
+            .wait_event("engine.ready", Duration::from_secs(20))
+            .expect("engine did not become ready");
+        engine
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Log records with `event == name`.
+    pub fn events(&self, name: &str) -> Vec<Value> {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter(|v| v.get("event").and_then(|e| e.as_str()) == Some(name))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for a log record with `event == name` matching `pred`.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.events(name).into_iter().find(|v| pred(v)) {
+                return Some(v);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for any record with `event == name`.
+    pub fn wait_event(&self, name: &str, timeout: Duration) -> Option<Value> {
+        self.wait_for(name, timeout, |_| true)
+    }
+
+    /// Sends SIGTERM and waits (bounded) for exit; returns the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A record's string field.
+pub fn field<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(|x| x.as_str()).unwrap_or("")
+}
+
+/// Result of a SIPp run.
+#[derive(Debug)]
+pub struct SippRun {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub output: String,
+    pub messages: String,
+    pub errors: String,
+}
+
+/// Runs SIPp with a scenario from `tests/sipp/`, bounded by `limit`.
+/// `vars` are passed with `-set`.
+pub fn sipp(
+    scenario: &str,
+    target: SocketAddr,
+    local_ip: &str,
+    vars: &[(&str, String)],
+    extra: &[&str],
+    limit: Duration,
+) -> SippRun {
+    let dir = TempDir::new("sipp");
+    let port = free_udp_port();
+    let mut cmd = Command::new("timeout");
+    cmd.arg("-k")
+        .arg("5")
+        .arg(limit.as_secs().max(1).to_string())
+        .arg("sipp")
+        .arg(target.to_string())
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .args(["-i", local_ip])
+        .args(["-p", &port.to_string()])
+        .args(["-m", "1", "-l", "1"])
+        .arg("-nostdin")
+        .args(["-timeout_error", "-max_recv_loops", "1000"])
+        .arg("-trace_msg")
+        .arg("-trace_err")
+        .arg("-message_file")
+        .arg(dir.path().join("messages.log"))
+        .arg("-error_file")
+        .arg(dir.path().join("errors.log"));
+    for (k, v) in vars {
+        cmd.arg("-set").arg(k).arg(v);
+    }
+    cmd.args(extra);
+    cmd.current_dir(dir.path());
+    let out = cmd.output().expect("run sipp (apt-get install sip-tester)");
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_default();
+    SippRun {
+        success: out.status.success(),
+        code: out.status.code(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        messages: read("messages.log"),
+        errors: read("errors.log"),
+    }
+}
+
+/// RTP received on a socket.
+#[derive(Debug, Default, Clone)]
+pub struct RtpCapture {
+    pub packets: Vec<RtpPacket>,
+}
+
+/// One RTP packet.
+#[derive(Debug, Clone)]
+pub struct RtpPacket {
+    pub pt: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
+    pub payload: Vec<u8>,
+    pub from: SocketAddr,
+}
+
+/// Parses an RTP packet (no extensions needed for our peers).
+pub fn parse_rtp(buf: &[u8], from: SocketAddr) -> Option<RtpPacket> {
+    if buf.len() < 12 || buf[0] >> 6 != 2 {
+        return None;
+    }
+    let cc = usize::from(buf[0] & 0x0f);
+    let start = 12 + 4 * cc;
+    Some(RtpPacket {
+        pt: buf[1] & 0x7f,
+        marker: buf[1] & 0x80 != 0,
+        seq: u16::from_be_bytes([buf[2], buf[3]]),
+        ts: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+        ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+        payload: buf.get(start..)?.to_vec(),
+        from,
+    })
+}
+
+/// Receives RTP on `socket` for `dur`.
+pub fn capture_rtp(socket: &UdpSocket, dur: Duration) -> RtpCapture {
+    let deadline = Instant::now() + dur;
+    let mut cap = RtpCapture::default();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("timeout");
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if let Some(p) = parse_rtp(&buf[..n], from) {
+                    cap.packets.push(p);
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    cap
+}
+
+/// G.711 µ-law to linear.
+pub fn ulaw_to_linear(u: u8) -> i16 {
+    let u = !u;
+    let sign = u & 0x80;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = u & 0x0f;
+    let mut sample = ((i32::from(mantissa) << 3) + 0x84) << exponent;
+    sample -= 0x84;
+    (if sign != 0 { -sample } else { sample }) as i16
+}
+
+/// G.711 A-law to linear.
+pub fn alaw_to_linear(a: u8) -> i16 {
+    let a = a ^ 0x55;
+    let sign = a & 0x80;
+    let exponent = (a >> 4) & 0x07;
+    let mantissa = i32::from(a & 0x0f);
+    let mut sample = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
+    if sign == 0 {
+        sample = -sample;
+    }
+    sample as i16
+}
+
+impl RtpCapture {
+    /// Packets of a payload type.
+    pub fn of_pt(&self, pt: u8) -> Vec<&RtpPacket> {
+        self.packets.iter().filter(|p| p.pt == pt).collect()
+    }
+
+    /// Decoded PCM of all audio packets (PT 0 or 8), in arrival order.
+    pub fn pcm(&self) -> Vec<i16> {
+        let mut out = Vec::new();
+        for p in &self.packets {
+            match p.pt {
+                0 => out.extend(p.payload.iter().map(|&b| ulaw_to_linear(b))),
+                8 => out.extend(p.payload.iter().map(|&b| alaw_to_linear(b))),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// RMS level of the decoded audio (0 for silence).
+    pub fn rms(&self) -> f64 {
+        let pcm = self.pcm();
+        if pcm.is_empty() {
+            return 0.0;
+        }
+        let sum: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        (sum / pcm.len() as f64).sqrt()
+    }
+}
+
+/// Checks the basic shape of a received stream: one SSRC, sequence +1,
+/// timestamp +160 per packet, 160-byte payloads.
+pub fn assert_well_formed_stream(cap: &RtpCapture, pt: u8) {
+    let pkts = cap.of_pt(pt);
+    assert!(pkts.len() > 10, "too few RTP packets: {}", pkts.len());
+    let ssrc = pkts[0].ssrc;
+    for w in pkts.windows(2) {
+        assert_eq!(w[1].ssrc, ssrc, "SSRC changed");
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap");
+        assert_eq!(w[1].ts, w[0].ts.wrapping_add(160), "timestamp step");
+        assert_eq!(w[1].payload.len(), 160, "payload size");
+    }
+}
