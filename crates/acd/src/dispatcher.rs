@@ -1236,14 +1236,9 @@ impl Dispatcher {
         if now >= p.open_from && now < p.open_until {
             return p.open;
         }
-        let t = time_of(now);
-        p.open = h.is_open(t);
+        p.open = h.is_open(time_of(now));
         p.open_from = now;
-        p.open_until = match h.next_change(t) {
-            Some(n) => ms_of(n),
-            None if h.always_open => Ms::MAX,
-            None => now + RECHECK_MS,
-        };
+        p.open_until = schedule_next(h, now).unwrap_or(Ms::MAX);
         p.open
     }
 
@@ -1252,15 +1247,7 @@ impl Dispatcher {
         let a = &mut self.agents[ai as usize];
         let (in_shift, next) = match &a.shift {
             None => (true, None),
-            Some(s) => {
-                let t = time_of(now);
-                let next = match s.next_change(t) {
-                    Some(n) => Some(ms_of(n)),
-                    None if s.always_open => None,
-                    None => Some(now + RECHECK_MS),
-                };
-                (s.is_open(t), next)
-            }
+            Some(s) => (s.is_open(time_of(now)), schedule_next(s, now)),
         };
         a.in_shift = in_shift;
         a.shift_next = next;
@@ -2395,6 +2382,35 @@ impl Dispatcher {
     /// The practice ids, in configuration order.
     pub fn practice_ids(&self) -> impl Iterator<Item = &PracticeId> {
         self.practices.iter().map(|p| &p.id)
+    }
+}
+
+/// The next instant a schedule's open state must be re-evaluated.
+///
+/// Normally `Schedule::next_change`. Workaround for a `permanence-calendar`
+/// bug: on a fall-back day (Europe/Paris, last Sunday of October), a range
+/// ending inside the repeated hour (e.g. `00:00-02:30`) is open again during
+/// the second occurrence of that hour, and `next_change` skips both that
+/// re-opening and the following close. Within a day before and three hours
+/// after a backward UTC-offset change the state is therefore re-evaluated at
+/// least every 5 minutes (boundaries `next_change` does report stay exact).
+fn schedule_next(s: &Schedule, now: Ms) -> Option<Ms> {
+    use chrono::{Offset, TimeZone};
+    if s.always_open {
+        return None;
+    }
+    let t = time_of(now);
+    let next = s.next_change(t).map_or(now + RECHECK_MS, ms_of);
+    let offset = |ms: Ms| {
+        s.tz.offset_from_utc_datetime(&time_of(ms).naive_utc())
+            .fix()
+            .local_minus_utc()
+    };
+    let here = offset(now);
+    if offset(now + 86_400_000) < here || offset(now - 3 * 3_600_000) > here {
+        Some(next.min(now + 300_000))
+    } else {
+        Some(next)
     }
 }
 

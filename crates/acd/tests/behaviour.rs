@@ -1056,3 +1056,30 @@ fn estimated_wait_accounts_for_relaxing_steps() {
         Some(Duration::from_secs(20))
     );
 }
+
+#[test]
+fn shift_ending_inside_the_repeated_hour_of_fall_back_day() {
+    // Night shift 22:00-02:30 Paris. On 2026-10-25 02:00-03:00 CEST is
+    // followed by 02:00-03:00 CET: the calendar says the shift is open again
+    // during the second 02:00-02:30 (01:00-01:30 UTC). Its next_change skips
+    // that (calendar bug); the dispatcher must follow is_open anyway.
+    let a = shift_agent("22:00-02:30");
+    let shift = a.shift.clone().expect("shift");
+    let cfg = config(vec![a], vec![practice("p", &["x"])]);
+    let mut h = H::at(cfg, utc("2026-10-24T21:00:00Z"));
+    for probe in [
+        "2026-10-25T00:29:00Z",
+        "2026-10-25T00:31:00Z",
+        "2026-10-25T01:10:00Z",
+        "2026-10-25T01:36:00Z",
+        "2026-10-25T21:05:00Z",
+    ] {
+        h.advance_to(utc(probe));
+        assert_eq!(
+            h.d.agent_in_shift("x"),
+            Some(shift.is_open(utc(probe))),
+            "at {probe}"
+        );
+    }
+    assert_eq!(h.d.agent_in_shift("x"), Some(true));
+}
