@@ -192,10 +192,7 @@ impl TestConfig {
         let p = self.practice(id);
         let mut hours = toml::Table::new();
         hours.insert("holidays".into(), "none".into());
-        hours.insert(
-            "mon".into(),
-            toml::Value::Array(vec!["08:00-09:00".into()]),
-        );
+        hours.insert("mon".into(), toml::Value::Array(vec!["08:00-09:00".into()]));
         let mut exc = toml::Table::new();
         exc.insert("from".into(), "2000-01-01".into());
         exc.insert("to".into(), "2999-12-31".into());
@@ -554,4 +551,26 @@ pub fn assert_well_formed_stream(cap: &RtpCapture, pt: u8) {
         assert_eq!(w[1].ts, w[0].ts.wrapping_add(160), "timestamp step");
         assert_eq!(w[1].payload.len(), 160, "payload size");
     }
+}
+
+/// Writes 8 kHz mono 16-bit PCM samples as a WAV file.
+pub fn write_wav(path: &Path, samples: &[i16]) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, out).expect("write wav");
 }

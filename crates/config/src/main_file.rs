@@ -370,7 +370,36 @@ fn registrar(ctx: &mut Ctx<'_>, r: &raw::Registrar) -> RegistrarConfig {
             format!("must not exceed qualify_interval_seconds ({interval}), got {timeout}"),
         );
     }
+    let mut algorithms = Vec::new();
+    match &r.algorithms {
+        None => algorithms = d.algorithms.clone(),
+        Some(list) => {
+            for (i, a) in list.iter().enumerate() {
+                let field = format!("{P}.algorithms[{i}]");
+                let alg = if a.eq_ignore_ascii_case("MD5") {
+                    DigestAlgorithm::Md5
+                } else if a.eq_ignore_ascii_case("SHA-256") {
+                    DigestAlgorithm::Sha256
+                } else {
+                    ctx.err(
+                        &field,
+                        format!("unknown digest algorithm {a:?}: expected \"SHA-256\" or \"MD5\""),
+                    );
+                    continue;
+                };
+                if algorithms.contains(&alg) {
+                    ctx.err(&field, format!("{} is listed twice", alg.token()));
+                } else {
+                    algorithms.push(alg);
+                }
+            }
+            if list.is_empty() {
+                ctx.err(&join(P, "algorithms"), "must list at least one algorithm");
+            }
+        }
+    }
     RegistrarConfig {
+        algorithms,
         min_expires: min,
         max_expires: max,
         default_expires: default,

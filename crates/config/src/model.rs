@@ -237,6 +237,11 @@ pub struct RegistrarConfig {
     /// `qualify_timeout_seconds` (default 5): a contact that does not answer
     /// an OPTIONS ping within this time is considered unreachable.
     pub qualify_timeout: Duration,
+    /// `algorithms` (default `["SHA-256", "MD5"]`): the digest algorithms
+    /// offered in challenges, most preferred first (RFC 8760). Softphones
+    /// that only read the first challenge and only know MD5 (SIPp, some
+    /// older phones) need `"MD5"` first.
+    pub algorithms: Vec<DigestAlgorithm>,
 }
 
 impl Default for RegistrarConfig {
@@ -248,6 +253,7 @@ impl Default for RegistrarConfig {
             nonce_ttl: Duration::from_secs(300),
             qualify_interval: Some(Duration::from_secs(30)),
             qualify_timeout: Duration::from_secs(5),
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
         }
     }
 }

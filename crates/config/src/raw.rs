@@ -57,6 +57,7 @@ pub(crate) struct Registrar {
     pub nonce_ttl_seconds: Option<i64>,
     pub qualify_interval_seconds: Option<i64>,
     pub qualify_timeout_seconds: Option<i64>,
+    pub algorithms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

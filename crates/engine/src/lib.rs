@@ -20,6 +20,7 @@ use chrono::Utc;
 use parking_lot::RwLock;
 use permanence_config::{Config, DigestAlgorithm};
 use permanence_numbers::{mask, Country};
+use permanence_sip::digest::Algorithm;
 use permanence_sip::registrar::{
     AgentSecrets, AuthResult, RegisterOutcome, Registrar, RegistrarSettings,
 };
@@ -143,6 +144,14 @@ fn registrar_settings(cfg: &Config) -> RegistrarSettings {
             .unwrap_or_else(chrono::Duration::zero),
         qualify_timeout: secs(r.qualify_timeout),
         max_contacts: 10,
+        algorithms: r
+            .algorithms
+            .iter()
+            .map(|a| match a {
+                DigestAlgorithm::Md5 => Algorithm::Md5,
+                DigestAlgorithm::Sha256 => Algorithm::Sha256,
+            })
+            .collect(),
     }
 }
 

@@ -43,6 +43,18 @@ enum Command {
         #[arg(long, default_value = "config/permanence.toml")]
         config: PathBuf,
     },
+    /// Run the real dispatcher on virtual time through a discrete-event
+    /// simulation and print a JSON summary (pickup rate, ASA, service
+    /// level, occupancy, and the Erlang-A prediction for single-pool
+    /// scenarios).
+    Simulate {
+        /// Scenario file (see benches/scenarios/).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Override the scenario's random seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Print the digest HA1 lines of an agent for the configuration file.
     HashPassword {
         /// SIP user name.
@@ -104,6 +116,37 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn simulate(path: &std::path::Path, seed: Option<u64>) -> ExitCode {
+    let scenario = match permanence_sim::Scenario::from_toml_file(path) {
+        Ok(mut s) => {
+            if let Some(seed) = seed {
+                s.seed = seed;
+            }
+            s
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match permanence_sim::run_scenario(&scenario) {
+        Ok(summary) => match serde_json::to_string_pretty(&summary.to_json()) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot print the summary: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(config: PathBuf, options: permanence_engine::EngineOptions) -> anyhow::Result<()> {
     let cfg = match permanence_config::load(&config) {
         Ok(c) => c,
@@ -132,6 +175,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Simulate { scenario, seed } => simulate(&scenario, seed),
         Command::HashPassword {
             username,
             password,

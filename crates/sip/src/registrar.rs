@@ -34,6 +34,8 @@ pub struct RegistrarSettings {
     pub qualify_timeout: Duration,
     /// Contacts kept per agent; registering one more evicts the oldest.
     pub max_contacts: usize,
+    /// Algorithms offered in challenges, most preferred first.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Default for RegistrarSettings {
@@ -47,6 +49,7 @@ impl Default for RegistrarSettings {
             qualify_interval: Duration::seconds(30),
             qualify_timeout: Duration::seconds(5),
             max_contacts: 10,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
     }
 }
@@ -69,16 +72,13 @@ impl AgentSecrets {
         }
     }
 
-    /// Algorithms this agent can authenticate with, preferred first.
-    pub fn algorithms(&self) -> Vec<Algorithm> {
-        let mut v = Vec::with_capacity(2);
-        if self.ha1_sha256.is_some() {
-            v.push(Algorithm::Sha256);
-        }
-        if self.ha1_md5.is_some() {
-            v.push(Algorithm::Md5);
-        }
-        v
+    /// Which of `offered` (in that order) this agent can authenticate with.
+    pub fn algorithms(&self, offered: &[Algorithm]) -> Vec<Algorithm> {
+        offered
+            .iter()
+            .copied()
+            .filter(|a| self.ha1(*a).is_some())
+            .collect()
     }
 }
 
@@ -315,9 +315,10 @@ impl Registrar {
         stale: bool,
         now: DateTime<Utc>,
     ) -> Vec<String> {
-        let algs = match secrets {
-            Some(s) if !s.algorithms().is_empty() => s.algorithms(),
-            _ => vec![Algorithm::Sha256, Algorithm::Md5],
+        let offered = &self.settings.algorithms;
+        let algs = match secrets.map(|s| s.algorithms(offered)) {
+            Some(a) if !a.is_empty() => a,
+            _ => offered.clone(),
         };
         let nonce = self.nonces.issue(now);
         algs.into_iter()
@@ -359,7 +360,8 @@ impl Registrar {
                 reason: "unknown user",
             };
         };
-        let Some(ha1) = secrets.ha1(params.algorithm) else {
+        let allowed = self.settings.algorithms.contains(&params.algorithm);
+        let Some(ha1) = secrets.ha1(params.algorithm).filter(|_| allowed) else {
             return AuthResult::Challenge(self.challenge(Some(&secrets), false, now));
         };
         if !digest::verify(&params, ha1, method) {
