@@ -1,0 +1,405 @@
+//! SQLite schema, connections, inserts, purge and row decoding.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OpenFlags, Row, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::types::{CallRecord, QueueEvent, RtpCounters, TriageChoice};
+use crate::RecordsError;
+
+/// Schema version written by this build.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Version 1 of the schema. Timestamps are UTC RFC 3339 text with
+/// microseconds and a `Z` suffix (fixed width, so text order is time order
+/// and SQLite's date functions understand them).
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS calls (
+    call_id            TEXT PRIMARY KEY NOT NULL,
+    sip_call_id        TEXT NOT NULL,
+    practice_id        TEXT NOT NULL,
+    trunk              TEXT NOT NULL,
+    caller             TEXT,
+    caller_hashed      INTEGER NOT NULL,
+    called             TEXT,
+    identified_by      TEXT,
+    received_at        TEXT NOT NULL,
+    engine_answered_at TEXT,
+    queued_at          TEXT,
+    first_offered_at   TEXT,
+    agent_answered_at  TEXT,
+    ended_at           TEXT,
+    agent              TEXT,
+    outcome            TEXT NOT NULL,
+    abandon_phase      TEXT,
+    wait_secs          REAL,
+    talk_secs          REAL,
+    triage_digit       TEXT,
+    triage_label       TEXT,
+    overflow_target    TEXT,
+    end_reason         TEXT,
+    offers             INTEGER NOT NULL,
+    rtp_packets_in     INTEGER,
+    rtp_packets_out    INTEGER,
+    rtp_packets_lost   INTEGER
+);
+CREATE INDEX IF NOT EXISTS calls_practice_received ON calls (practice_id, received_at);
+CREATE INDEX IF NOT EXISTS calls_received ON calls (received_at);
+CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller);
+
+CREATE TABLE IF NOT EXISTS queue_events (
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    call_id     TEXT,
+    practice_id TEXT,
+    kind        TEXT NOT NULL,
+    agent       TEXT,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_events_call ON queue_events (call_id, at);
+CREATE INDEX IF NOT EXISTS queue_events_practice_at ON queue_events (practice_id, at);
+CREATE INDEX IF NOT EXISTS queue_events_at ON queue_events (at);
+";
+
+/// Columns of `calls`, in the order used by inserts and selects.
+pub(crate) const CALL_COLUMNS: &str = "call_id, sip_call_id, practice_id, trunk, caller, \
+    caller_hashed, called, identified_by, received_at, engine_answered_at, queued_at, \
+    first_offered_at, agent_answered_at, ended_at, agent, outcome, abandon_phase, wait_secs, \
+    talk_secs, triage_digit, triage_label, overflow_target, end_reason, offers, \
+    rtp_packets_in, rtp_packets_out, rtp_packets_lost";
+
+/// Columns of `queue_events` selected by the readers.
+pub(crate) const EVENT_COLUMNS: &str = "at, call_id, practice_id, kind, agent, detail";
+
+/// Text form of a timestamp as stored.
+pub(crate) fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// `sha256(salt || number)` as lowercase hex: what the store keeps instead
+/// of a caller number when hashing is on.
+pub fn hash_caller(salt: &str, number: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update(number.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// What to do with caller numbers before they reach the disk.
+#[derive(Clone)]
+pub(crate) struct CallerPolicy {
+    /// `Some(salt)` to hash, `None` to store numbers in clear.
+    pub(crate) salt: Option<String>,
+}
+
+impl CallerPolicy {
+    /// The stored form of `number`.
+    pub(crate) fn apply(&self, number: &str) -> String {
+        match &self.salt {
+            Some(salt) => hash_caller(salt, number),
+            None => number.to_owned(),
+        }
+    }
+
+    fn hashing(&self) -> bool {
+        self.salt.is_some()
+    }
+}
+
+/// Opens (creating it if needed) the database for writing: WAL journal,
+/// `synchronous = NORMAL`, schema created or checked.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, RecordsError> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(RecordsError::NotWal(mode));
+    }
+    // In WAL mode NORMAL keeps the database consistent on power loss (the
+    // last commits may be lost, never corrupted) and avoids an fsync per
+    // transaction; a clean shutdown loses nothing.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Overwrite deleted content with zeros: rows removed by retention must
+    // not linger in free pages of the file (personal data).
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens the database read-only (for the admin side and tests).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, RecordsError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let found = schema_version(&conn)?;
+    match found {
+        Some(v) if v <= SCHEMA_VERSION => Ok(conn),
+        Some(v) => Err(RecordsError::UnsupportedSchema {
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        None => Err(RecordsError::Corrupt {
+            column: "schema_version",
+            message: "not a records database (no schema version)".into(),
+        }),
+    }
+}
+
+/// Highest version recorded in `schema_version`, `None` if the table is
+/// missing or empty.
+fn schema_version(conn: &Connection) -> Result<Option<i64>, RecordsError> {
+    let has_table: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_table == 0 {
+        return Ok(None);
+    }
+    Ok(conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?)
+}
+
+/// Creates the schema in a fresh database, or checks an existing one.
+fn migrate(conn: &mut Connection) -> Result<(), RecordsError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version    INTEGER PRIMARY KEY NOT NULL,
+             applied_at TEXT NOT NULL
+         );",
+    )?;
+    match schema_version(&tx)? {
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(RecordsError::UnsupportedSchema {
+                found: v,
+                supported: SCHEMA_VERSION,
+            })
+        }
+        Some(_) => {}
+        None => {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+                params![SCHEMA_VERSION, ts(&Utc::now())],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Inserts a batch in one transaction. Calls replace an earlier row with the
+/// same `call_id`.
+pub(crate) fn insert_batch(
+    conn: &mut Connection,
+    calls: &[CallRecord],
+    events: &[QueueEvent],
+    policy: &CallerPolicy,
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    if !calls.is_empty() {
+        let sql = format!(
+            "INSERT OR REPLACE INTO calls ({CALL_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+              ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
+        );
+        let mut st = tx.prepare(&sql)?;
+        for c in calls {
+            let caller = c.caller.as_deref().map(|n| policy.apply(n));
+            st.execute(params![
+                c.call_id,
+                c.sip_call_id,
+                c.practice_id,
+                c.trunk,
+                caller,
+                policy.hashing() && caller.is_some(),
+                c.called,
+                c.identified_by.map(|v| v.as_str()),
+                ts(&c.received_at),
+                c.engine_answered_at.as_ref().map(ts),
+                c.queued_at.as_ref().map(ts),
+                c.first_offered_at.as_ref().map(ts),
+                c.agent_answered_at.as_ref().map(ts),
+                c.ended_at.as_ref().map(ts),
+                c.agent,
+                c.outcome.as_str(),
+                c.abandon_phase.map(|v| v.as_str()),
+                c.wait_secs,
+                c.talk_secs,
+                c.triage.as_ref().map(|t| t.digit.as_str()),
+                c.triage.as_ref().map(|t| t.label.as_str()),
+                c.overflow_target,
+                c.end_reason,
+                c.offers,
+                c.rtp.map(|r| clamp_i64(r.packets_in)),
+                c.rtp.map(|r| clamp_i64(r.packets_out)),
+                c.rtp.map(|r| clamp_i64(r.packets_lost)),
+            ])?;
+        }
+    }
+    if !events.is_empty() {
+        let mut st = tx.prepare(
+            "INSERT INTO queue_events (at, call_id, practice_id, kind, agent, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for e in events {
+            st.execute(params![
+                ts(&e.at),
+                e.call_id,
+                e.practice_id,
+                e.kind.as_str(),
+                e.agent,
+                e.detail.to_string(),
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Rows deleted by a purge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Call records deleted.
+    pub calls: u64,
+    /// Queue events deleted.
+    pub events: u64,
+}
+
+/// Deletes calls received and events that happened strictly before `cutoff`.
+pub(crate) fn purge(conn: &mut Connection, cutoff: DateTime<Utc>) -> Result<Purged, RecordsError> {
+    let cutoff = ts(&cutoff);
+    let tx = conn.transaction()?;
+    let calls = tx.execute("DELETE FROM calls WHERE received_at < ?1", [&cutoff])?;
+    let events = tx.execute("DELETE FROM queue_events WHERE at < ?1", [&cutoff])?;
+    tx.commit()?;
+    Ok(Purged {
+        calls: calls as u64,
+        events: events as u64,
+    })
+}
+
+fn corrupt(column: &'static str, message: impl ToString) -> RecordsError {
+    RecordsError::Corrupt {
+        column,
+        message: message.to_string(),
+    }
+}
+
+fn parse_ts(column: &'static str, s: &str) -> Result<DateTime<Utc>, RecordsError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| corrupt(column, format!("`{s}`: {e}")))
+}
+
+fn opt_ts(
+    row: &Row<'_>,
+    idx: usize,
+    column: &'static str,
+) -> Result<Option<DateTime<Utc>>, RecordsError> {
+    row.get::<_, Option<String>>(idx)?
+        .map(|s| parse_ts(column, &s))
+        .transpose()
+}
+
+fn opt_enum<T: std::str::FromStr<Err = crate::UnknownValue>>(
+    row: &Row<'_>,
+    idx: usize,
+    column: &'static str,
+) -> Result<Option<T>, RecordsError> {
+    row.get::<_, Option<String>>(idx)?
+        .map(|s| s.parse::<T>().map_err(|e| corrupt(column, e)))
+        .transpose()
+}
+
+fn opt_u64(row: &Row<'_>, idx: usize, column: &'static str) -> Result<Option<u64>, RecordsError> {
+    row.get::<_, Option<i64>>(idx)?
+        .map(|v| u64::try_from(v).map_err(|_| corrupt(column, format!("negative value {v}"))))
+        .transpose()
+}
+
+/// Decodes a row selected with [`CALL_COLUMNS`].
+pub(crate) fn decode_call(row: &Row<'_>) -> Result<CallRecord, RecordsError> {
+    let received: String = row.get(8)?;
+    let outcome: String = row.get(15)?;
+    let offers: i64 = row.get(23)?;
+    let triage = match (
+        row.get::<_, Option<String>>(19)?,
+        row.get::<_, Option<String>>(20)?,
+    ) {
+        (None, None) => None,
+        (digit, label) => Some(TriageChoice {
+            digit: digit.unwrap_or_default(),
+            label: label.unwrap_or_default(),
+        }),
+    };
+    let rtp = match (
+        opt_u64(row, 24, "rtp_packets_in")?,
+        opt_u64(row, 25, "rtp_packets_out")?,
+        opt_u64(row, 26, "rtp_packets_lost")?,
+    ) {
+        (None, None, None) => None,
+        (i, o, l) => Some(RtpCounters {
+            packets_in: i.unwrap_or(0),
+            packets_out: o.unwrap_or(0),
+            packets_lost: l.unwrap_or(0),
+        }),
+    };
+    Ok(CallRecord {
+        call_id: row.get(0)?,
+        sip_call_id: row.get(1)?,
+        practice_id: row.get(2)?,
+        trunk: row.get(3)?,
+        caller: row.get(4)?,
+        called: row.get(6)?,
+        identified_by: opt_enum(row, 7, "identified_by")?,
+        received_at: parse_ts("received_at", &received)?,
+        engine_answered_at: opt_ts(row, 9, "engine_answered_at")?,
+        queued_at: opt_ts(row, 10, "queued_at")?,
+        first_offered_at: opt_ts(row, 11, "first_offered_at")?,
+        agent_answered_at: opt_ts(row, 12, "agent_answered_at")?,
+        ended_at: opt_ts(row, 13, "ended_at")?,
+        agent: row.get(14)?,
+        outcome: outcome.parse().map_err(|e| corrupt("outcome", e))?,
+        abandon_phase: opt_enum(row, 16, "abandon_phase")?,
+        wait_secs: row.get(17)?,
+        talk_secs: row.get(18)?,
+        triage,
+        overflow_target: row.get(21)?,
+        end_reason: row.get(22)?,
+        offers: u32::try_from(offers)
+            .map_err(|_| corrupt("offers", format!("out of range: {offers}")))?,
+        rtp,
+    })
+}
+
+/// Decodes a row selected with [`EVENT_COLUMNS`].
+pub(crate) fn decode_event(row: &Row<'_>) -> Result<QueueEvent, RecordsError> {
+    let at: String = row.get(0)?;
+    let kind: String = row.get(3)?;
+    let detail: String = row.get(5)?;
+    Ok(QueueEvent {
+        at: parse_ts("at", &at)?,
+        call_id: row.get(1)?,
+        practice_id: row.get(2)?,
+        kind: kind.parse().map_err(|e| corrupt("kind", e))?,
+        agent: row.get(4)?,
+        detail: serde_json::from_str(&detail).map_err(|e| corrupt("detail", e))?,
+    })
+}

@@ -1,0 +1,177 @@
+//! Read side: queries for the admin interface and tests, on a read-only
+//! connection of its own (WAL lets it read while the writer writes).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+use crate::db::{self, CALL_COLUMNS, EVENT_COLUMNS};
+use crate::{CallRecord, Outcome, QueueEvent, RecordsError};
+
+/// Which calls [`RecordReader::calls`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only calls of this practice.
+    pub practice_id: Option<String>,
+    /// Only calls received at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only calls from this caller: give the stored form, i.e. the number
+    /// itself, or its hash when hashing is on (see
+    /// [`RecorderHandle::caller_key`](crate::RecorderHandle::caller_key)).
+    pub caller: Option<String>,
+    /// At most this many rows (`0` returns none).
+    pub limit: usize,
+}
+
+impl CallFilter {
+    /// The latest `limit` calls of every practice.
+    pub fn latest(limit: usize) -> Self {
+        CallFilter {
+            limit,
+            ..CallFilter::default()
+        }
+    }
+}
+
+/// Read-only access to the records database.
+///
+/// A reader holds one SQLite connection: it is `Send` but not `Sync`; put it
+/// behind a mutex (or open one per task) to share it. Queries are blocking
+/// disk reads: from async code, run them in `spawn_blocking`.
+pub struct RecordReader {
+    conn: Connection,
+}
+
+fn limit_param(limit: usize) -> Value {
+    Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX))
+}
+
+impl RecordReader {
+    /// Opens an existing records database read-only. Fails if the file does
+    /// not exist or is not a records database.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, RecordsError> {
+        Ok(RecordReader {
+            conn: db::open_reader(path.as_ref())?,
+        })
+    }
+
+    /// Calls matching `filter`, most recently received first.
+    pub fn calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, RecordsError> {
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE 1 = 1");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(p) = &filter.practice_id {
+            args.push(Value::Text(p.clone()));
+            sql.push_str(&format!(" AND practice_id = ?{}", args.len()));
+        }
+        if let Some(since) = &filter.since {
+            args.push(Value::Text(db::ts(since)));
+            sql.push_str(&format!(" AND received_at >= ?{}", args.len()));
+        }
+        if let Some(c) = &filter.caller {
+            args.push(Value::Text(c.clone()));
+            sql.push_str(&format!(" AND caller = ?{}", args.len()));
+        }
+        args.push(limit_param(filter.limit));
+        sql.push_str(&format!(
+            " ORDER BY received_at DESC, call_id LIMIT ?{}",
+            args.len()
+        ));
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query(params_from_iter(args))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(db::decode_call(row)?);
+        }
+        Ok(out)
+    }
+
+    /// One call by our call id.
+    pub fn call(&self, call_id: &str) -> Result<Option<CallRecord>, RecordsError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE call_id = ?1"
+        ))?;
+        let mut rows = st.query([call_id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(db::decode_call(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every queue event of a call, oldest first (insertion order for equal
+    /// timestamps).
+    pub fn events_for_call(&self, call_id: &str) -> Result<Vec<QueueEvent>, RecordsError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM queue_events WHERE call_id = ?1 ORDER BY at, id"
+        ))?;
+        let rows = st.query([call_id])?;
+        collect_events(rows)
+    }
+
+    /// Queue events at or after `since` (all if `None`), oldest first, at
+    /// most `limit`. To page through the log, pass the last `at` seen: the
+    /// bound is inclusive, so events sharing that instant come again.
+    pub fn events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<QueueEvent>, RecordsError> {
+        let since = since.map(|t| db::ts(&t)).unwrap_or_default();
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM queue_events WHERE at >= ?1 ORDER BY at, id LIMIT ?2"
+        ))?;
+        let rows = st.query(params_from_iter([Value::Text(since), limit_param(limit)]))?;
+        collect_events(rows)
+    }
+
+    /// Number of calls per outcome, optionally for one practice and/or from
+    /// `since` on. Outcomes with no call are absent.
+    pub fn counts_by_outcome(
+        &self,
+        practice_id: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<BTreeMap<Outcome, u64>, RecordsError> {
+        let since = since.map(|t| db::ts(&t)).unwrap_or_default();
+        let mut st = self.conn.prepare(
+            "SELECT outcome, count(*) FROM calls \
+             WHERE (?1 IS NULL OR practice_id = ?1) AND received_at >= ?2 \
+             GROUP BY outcome",
+        )?;
+        let mut rows = st.query(rusqlite::params![practice_id, since])?;
+        let mut out = BTreeMap::new();
+        while let Some(row) = rows.next()? {
+            let outcome: String = row.get(0)?;
+            let n: i64 = row.get(1)?;
+            let outcome = outcome.parse().map_err(|e| RecordsError::Corrupt {
+                column: "outcome",
+                message: format!("{e}"),
+            })?;
+            out.insert(outcome, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    /// Total rows in the `calls` and `queue_events` tables.
+    pub fn row_counts(&self) -> Result<(u64, u64), RecordsError> {
+        let calls: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
+        let events: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM queue_events", [], |r| r.get(0))?;
+        Ok((
+            u64::try_from(calls).unwrap_or(0),
+            u64::try_from(events).unwrap_or(0),
+        ))
+    }
+}
+
+fn collect_events(mut rows: rusqlite::Rows<'_>) -> Result<Vec<QueueEvent>, RecordsError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(db::decode_event(row)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,102 @@
+//! Unit tests that need the writer's test hook (pausing the writer thread).
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+
+use crate::{CallRecord, Outcome, Recorder, RecordsConfig};
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "permanence-records-unit-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn call(id: usize) -> CallRecord {
+    CallRecord {
+        call_id: format!("c{id}"),
+        sip_call_id: format!("sip-{id}"),
+        practice_id: "p".into(),
+        trunk: "t".into(),
+        caller: Some("+33600000000".into()),
+        called: None,
+        identified_by: None,
+        received_at: Utc.with_ymd_and_hms(2025, 1, 6, 9, 0, 0).unwrap(),
+        engine_answered_at: None,
+        queued_at: None,
+        first_offered_at: None,
+        agent_answered_at: None,
+        ended_at: None,
+        agent: None,
+        outcome: Outcome::Answered,
+        abandon_phase: None,
+        wait_secs: None,
+        talk_secs: None,
+        triage: None,
+        overflow_target: None,
+        end_reason: None,
+        offers: 0,
+        rtp: None,
+    }
+}
+
+#[test]
+fn a_full_channel_drops_and_counts_without_blocking() {
+    let dir = TempDir::new("dropped");
+    let mut cfg = RecordsConfig::new(dir.0.join("records.db"));
+    cfg.queue_capacity = 4;
+    let rec = Recorder::open(cfg).expect("open");
+    let h = rec.handle();
+
+    let gate = h.pause_writer().expect("pause");
+    let started = Instant::now();
+    let accepted: Vec<bool> = (0..10).map(|i| h.record_call(call(i))).collect();
+    // Ten sends against a stalled writer return at once.
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(accepted, [[true; 4].as_slice(), &[false; 6]].concat());
+    assert_eq!(h.stats().dropped, 6);
+    assert_eq!(h.stats().written, 0);
+
+    drop(gate);
+    h.flush().expect("flush");
+    assert_eq!(h.stats().written, 4);
+    assert!(h.record_call(call(10)), "room again once the writer runs");
+    rec.shutdown().expect("shutdown");
+    assert_eq!(h.stats().written, 5);
+    assert_eq!(h.stats().dropped, 6);
+}
+
+#[test]
+fn shutdown_waits_for_a_stalled_writer_and_loses_nothing() {
+    let dir = TempDir::new("stalled");
+    let mut cfg = RecordsConfig::new(dir.0.join("records.db"));
+    cfg.queue_capacity = 8;
+    let rec = Recorder::open(cfg).expect("open");
+    let h = rec.handle();
+    let gate = h.pause_writer().expect("pause");
+    for i in 0..8 {
+        assert!(h.record_call(call(i)));
+    }
+    // Release the writer a little after shutdown starts waiting for room.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(gate);
+    });
+    rec.shutdown().expect("shutdown");
+    releaser.join().expect("join");
+    assert_eq!(h.stats().written, 8);
+    assert!(!h.record_call(call(99)));
+}

@@ -1,0 +1,265 @@
+//! The records themselves: one [`CallRecord`] per call, [`QueueEvent`]s for
+//! the queue event log, and the small enums they use.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Call detail record: everything the ops team needs to know about one call,
+/// written once the call has ended (writing the same [`call_id`] again
+/// replaces the earlier row, so a provisional record may be refined).
+///
+/// Timestamps are UTC and stored with microsecond precision (finer parts are
+/// truncated). Fields that may be unknown (the call never got that far, or
+/// the information was missing) are `Option`s.
+///
+/// `caller` is personal data: with
+/// [`RecordsConfig::hash_callers`](crate::RecordsConfig::hash_callers) the
+/// store keeps `sha256(salt || caller)` in hex instead of the number, and the
+/// record read back carries that hash in `caller`.
+///
+/// [`call_id`]: CallRecord::call_id
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// Our call id (unique key of the record).
+    pub call_id: String,
+    /// SIP `Call-ID` of the inbound leg.
+    pub sip_call_id: String,
+    /// Practice the call was routed to (empty if it could not be identified).
+    pub practice_id: String,
+    /// Name of the trunk the call came in on.
+    pub trunk: String,
+    /// Caller number: E.164 (`+33…`) when it could be normalised, else the
+    /// raw user part; `None` for anonymous calls.
+    pub caller: Option<String>,
+    /// Called number: the practice number that identified the call.
+    pub called: Option<String>,
+    /// Which header or part of the INVITE the called number was taken from.
+    pub identified_by: Option<IdentifiedBy>,
+    /// When the INVITE was received.
+    pub received_at: DateTime<Utc>,
+    /// When the engine answered the caller (200 OK sent).
+    pub engine_answered_at: Option<DateTime<Utc>>,
+    /// When the call joined the queue.
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When the call was first offered to an agent.
+    pub first_offered_at: Option<DateTime<Utc>>,
+    /// When an agent answered.
+    pub agent_answered_at: Option<DateTime<Utc>>,
+    /// When the call ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Username of the agent who answered, if any.
+    pub agent: Option<String>,
+    /// How the call ended.
+    pub outcome: Outcome,
+    /// Where the caller was when they hung up (set when `outcome` is
+    /// [`Outcome::Abandoned`]).
+    pub abandon_phase: Option<AbandonPhase>,
+    /// Seconds waited in the queue before being answered, abandoning or
+    /// overflowing.
+    pub wait_secs: Option<f64>,
+    /// Seconds of conversation with the agent.
+    pub talk_secs: Option<f64>,
+    /// The caller's choice in the triage menu, if the practice has one.
+    pub triage: Option<TriageChoice>,
+    /// Where the call overflowed to (number or pool), if it did.
+    pub overflow_target: Option<String>,
+    /// Free-form reason the call ended (`caller-hangup`, `agent-hangup`,
+    /// `max-wait`, …).
+    pub end_reason: Option<String>,
+    /// How many times the call was offered to an agent.
+    pub offers: u32,
+    /// RTP packet counters of the caller leg, if media was set up.
+    pub rtp: Option<RtpCounters>,
+}
+
+/// A choice made by the caller in a triage menu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriageChoice {
+    /// The DTMF digit pressed (`1`…`9`, `0`, `*`, `#`).
+    pub digit: String,
+    /// The label of that choice in the practice configuration.
+    pub label: String,
+}
+
+/// RTP packet counters of a call's caller leg. Values above `i64::MAX`
+/// (never reached in practice) are stored as `i64::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RtpCounters {
+    /// Packets received from the caller.
+    pub packets_in: u64,
+    /// Packets sent to the caller.
+    pub packets_out: u64,
+    /// Packets detected as lost (sequence gaps) on the inbound stream.
+    pub packets_lost: u64,
+}
+
+/// One entry of the queue event log.
+///
+/// `detail` is a JSON value with the kind-specific data (wait, position,
+/// reason, from/to state…). It must not contain personal data such as the
+/// caller number: only [`CallRecord::caller`] is hashed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEvent {
+    /// When it happened (stored with microsecond precision).
+    pub at: DateTime<Utc>,
+    /// Our call id; `None` for events not about a call
+    /// ([`QueueEventKind::AgentState`]).
+    pub call_id: Option<String>,
+    /// Practice of the call; `None` for events not about a practice.
+    pub practice_id: Option<String>,
+    /// What happened.
+    pub kind: QueueEventKind,
+    /// Agent username concerned, if any.
+    pub agent: Option<String>,
+    /// Kind-specific details as JSON (`Value::Null` when there are none).
+    pub detail: serde_json::Value,
+}
+
+/// Error returned when a stored enum value is not one this version knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} value `{value}`")]
+pub struct UnknownValue {
+    /// Which enum was being parsed.
+    pub what: &'static str,
+    /// The text that did not match.
+    pub value: String,
+}
+
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal, $serde:literal {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = $serde)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The text stored in the database (same as the serde name).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { what: $what, value: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where the called (practice) number was found in the INVITE.
+    IdentifiedBy, "identified-by", "kebab-case" {
+        /// `History-Info` header (the diverting number).
+        HistoryInfo => "history-info",
+        /// `Diversion` header.
+        Diversion => "diversion",
+        /// User part of the Request-URI.
+        RequestUri => "request-uri",
+        /// `To` header.
+        To => "to",
+    }
+}
+
+text_enum! {
+    /// How a call ended.
+    Outcome, "outcome", "lowercase" {
+        /// An agent answered.
+        Answered => "answered",
+        /// The caller hung up before an agent answered.
+        Abandoned => "abandoned",
+        /// The call was sent to its overflow target.
+        Overflowed => "overflowed",
+        /// The practice was closed (closed-hours prompt).
+        Closed => "closed",
+        /// The call was refused (unknown practice, untrusted source, …).
+        Rejected => "rejected",
+        /// A technical failure ended the call.
+        Failed => "failed",
+    }
+}
+
+text_enum! {
+    /// Where an abandoned caller was when they hung up.
+    AbandonPhase, "abandon phase", "lowercase" {
+        /// Waiting in the queue.
+        Queue => "queue",
+        /// While an agent's phone was ringing.
+        Ringing => "ringing",
+    }
+}
+
+text_enum! {
+    /// Kind of a [`QueueEvent`].
+    QueueEventKind, "queue event kind", "snake_case" {
+        /// The call joined a queue.
+        Entered => "entered",
+        /// The call was offered to an agent.
+        Offered => "offered",
+        /// An agent answered the call.
+        Answered => "answered",
+        /// The caller hung up while queued or ringing.
+        Abandoned => "abandoned",
+        /// The call left the queue for its overflow target.
+        Overflowed => "overflowed",
+        /// Ring-no-answer: the agent did not pick up in time.
+        Rona => "rona",
+        /// The offer could not be delivered (agent unreachable, busy, …).
+        OfferFailed => "offer_failed",
+        /// An agent changed state (available, paused, logged out, …).
+        AgentState => "agent_state",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_texts_match_serde_and_parse_back() {
+        fn check<T>(all: &[T])
+        where
+            T: Copy + fmt::Display + FromStr + Serialize + PartialEq + fmt::Debug,
+        {
+            for v in all {
+                let text = v.to_string();
+                let json = serde_json::to_string(v).unwrap_or_default();
+                assert_eq!(json, format!("\"{text}\""));
+                assert!(matches!(text.parse::<T>(), Ok(back) if back == *v));
+            }
+        }
+        check(IdentifiedBy::ALL);
+        check(Outcome::ALL);
+        check(AbandonPhase::ALL);
+        check(QueueEventKind::ALL);
+        assert_eq!(QueueEventKind::OfferFailed.as_str(), "offer_failed");
+        assert_eq!(IdentifiedBy::HistoryInfo.as_str(), "history-info");
+        assert!("bogus".parse::<Outcome>().is_err());
+    }
+}
