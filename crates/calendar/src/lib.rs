@@ -11,6 +11,11 @@
 //! saving changes (Europe/Paris: last Sunday of March and of October) are
 //! handled: a range `08:00-20:00` is twelve wall-clock hours on every day,
 //! and a boundary that falls in a spring-forward gap takes effect at the gap.
+//! Open or closed is decided by the wall clock alone, so a local time that a
+//! fall-back change repeats has the same state both times: a night shift
+//! `22:00-02:30` on the last Saturday of October (Paris) closes at the first
+//! 02:30 CEST, is open again from 02:00 CET to the second 02:30, and
+//! [`Schedule::next_change`] reports each of those changes.
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +39,19 @@ pub enum CalendarError {
     /// A range whose start equals its end.
     #[error("empty time range {0:?}: start and end are equal")]
     EmptyRange(String),
+    /// A range starting at `24:00`, the end of the day.
+    #[error("invalid time range {0:?}: a range cannot start at 24:00 (the end of the day); start it at 00:00 of the next day")]
+    StartsAtEndOfDay(String),
+    /// A range given in minutes that does not lie within one day.
+    #[error("time range of {start}-{end} minutes on {day} is outside the day: the start must be below 1440 (24:00) and the end at most 1440")]
+    OutsideDay {
+        /// The weekday.
+        day: String,
+        /// Start, in minutes since midnight.
+        start: u16,
+        /// End, in minutes since midnight.
+        end: u16,
+    },
     /// Two ranges of the same day overlap.
     #[error("time ranges overlap on {day}: {a} and {b}")]
     Overlap {
@@ -100,11 +118,13 @@ impl std::fmt::Display for MinuteRange {
     }
 }
 
-/// Parses `HH:MM` (00:00 to 24:00) into minutes since midnight.
+/// Parses `HH:MM` (00:00 to 24:00) into minutes since midnight: one or two
+/// ASCII digits for the hour, exactly two for the minutes (no sign).
 pub fn parse_time_of_day(s: &str) -> Result<u16, CalendarError> {
     let bad = || CalendarError::BadTime(s.to_string());
     let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+    let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+    if h.is_empty() || h.len() > 2 || m.len() != 2 || !digits(h) || !digits(m) {
         return Err(bad());
     }
     let h: u16 = h.parse().map_err(|_| bad())?;
@@ -118,13 +138,17 @@ pub fn parse_time_of_day(s: &str) -> Result<u16, CalendarError> {
 /// Parses `HH:MM-HH:MM`. The end may be earlier than the start: the range
 /// then crosses midnight (a night shift `22:00-06:00`), which
 /// [`WeeklyHours::add`] splits over two days. Returns `(start, end)` minutes.
+/// `24:00` is a valid end but not a valid start.
 pub fn parse_time_range(s: &str) -> Result<(u16, u16), CalendarError> {
     let (a, b) = s
         .split_once('-')
         .ok_or_else(|| CalendarError::BadRange(s.to_string()))?;
     let start = parse_time_of_day(a).map_err(|_| CalendarError::BadRange(s.to_string()))?;
     let end = parse_time_of_day(b).map_err(|_| CalendarError::BadRange(s.to_string()))?;
-    if start == end || (start == MINUTES_PER_DAY) {
+    if start == MINUTES_PER_DAY {
+        return Err(CalendarError::StartsAtEndOfDay(s.to_string()));
+    }
+    if start == end {
         return Err(CalendarError::EmptyRange(s.to_string()));
     }
     Ok((start, end))
@@ -249,9 +273,17 @@ impl WeeklyHours {
     }
 
     /// Adds a range on `day`, given as minutes. When `end <= start` the range
-    /// crosses midnight and continues on the next weekday.
+    /// crosses midnight and continues on the next weekday. `start` must be
+    /// below 1440 and `end` at most 1440 ([`CalendarError::OutsideDay`]).
     pub fn add(&mut self, day: Weekday, start: u16, end: u16) -> Result<(), CalendarError> {
         let name = format!("{day:?}").to_lowercase();
+        if start >= MINUTES_PER_DAY || end > MINUTES_PER_DAY {
+            return Err(CalendarError::OutsideDay {
+                day: name,
+                start,
+                end,
+            });
+        }
         if end > start {
             let r = MinuteRange::new(start, end).ok_or(CalendarError::EmptyRange(name.clone()))?;
             return self.days[day.num_days_from_monday() as usize].insert(&name, r);
@@ -526,31 +558,60 @@ impl Schedule {
     /// The first instant strictly after `at` where [`Schedule::is_open`]
     /// changes, looking at most 400 days ahead; `None` if it never changes
     /// in that horizon (always open, or never open).
+    ///
+    /// `is_open` reads the local wall clock, so the state can only change
+    /// when the wall clock reaches a range boundary or midnight, or at a
+    /// UTC offset change (the wall clock jumps). On a fall-back night a
+    /// repeated local time is reached twice, and both occurrences are
+    /// candidates: a range ending inside the repeated hour (a night shift
+    /// `22:00-02:30` on the last Saturday of October in Paris) closes at the
+    /// first 02:30, is open again from the offset change (second 02:00) and
+    /// closes again at the second 02:30, and every one of those changes is
+    /// reported.
     pub fn next_change(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.always_open {
             return None;
         }
         let now_open = self.is_open(at);
-        let start = self.local(at).date();
-        for offset in 0..=400 {
-            let date = start + Duration::days(offset);
+        // Start a day early: the second occurrence of the previous day's
+        // late boundaries can follow `at` when the repeated hour crosses
+        // midnight (America/Santiago, Asia/Beirut).
+        let first = self.local(at).date() - Duration::days(1);
+        let mut best: Option<DateTime<Utc>> = None;
+        let mut day_start = self.instant_of(first, 0);
+        let mut candidates: Vec<DateTime<Utc>> = Vec::new();
+        for offset in 0..=401 {
+            let date = first + Duration::days(offset);
+            // Every candidate of this day and the following ones is at or
+            // after the first occurrence of this day's midnight.
+            if best.is_some_and(|b| b <= day_start) {
+                break;
+            }
             let (hours, _) = self.hours_on(date);
-            // Boundaries of this day; midnight is a boundary too, since the
-            // next day may have different hours.
-            let mut candidates: Vec<u16> = Vec::with_capacity(hours.ranges().len() * 2 + 1);
+            candidates.clear();
             for r in hours.ranges() {
-                candidates.push(r.start);
-                candidates.push(r.end);
+                self.push_instants_of(date, r.start, &mut candidates);
+                self.push_instants_of(date, r.end, &mut candidates);
             }
-            candidates.push(MINUTES_PER_DAY);
-            for m in candidates {
-                let t = self.instant_of(date, m);
-                if t > at && self.is_open(t) != now_open {
-                    return Some(t);
-                }
+            // Midnight is a boundary too, since the next day may have
+            // different hours. (This day's own midnight was the previous
+            // day's end, or is not after `at`.)
+            self.push_instants_of(date, MINUTES_PER_DAY, &mut candidates);
+            let day_end = self.instant_of(date, MINUTES_PER_DAY);
+            self.push_offset_changes(day_start, day_end, &mut candidates);
+            candidates.sort_unstable();
+            candidates.dedup();
+            if let Some(t) = candidates
+                .iter()
+                .copied()
+                .filter(|&t| t > at && best.is_none_or(|b| t < b))
+                .find(|&t| self.is_open(t) != now_open)
+            {
+                best = Some(t);
             }
+            day_start = day_end;
         }
-        None
+        best
     }
 
     /// The UTC instant at which local `date` + `minute` occurs. A local time
@@ -575,6 +636,69 @@ impl Schedule {
         }
         Utc.from_utc_datetime(&local)
     }
+
+    /// Pushes every UTC instant at which local `date` + `minute` occurs: one
+    /// normally, two for a time repeated by a fall-back change, and for a
+    /// time skipped by a spring-forward change the instant of the change.
+    fn push_instants_of(&self, date: NaiveDate, minute: u16, out: &mut Vec<DateTime<Utc>>) {
+        let (d, m) = if minute >= MINUTES_PER_DAY {
+            (date + Duration::days(1), minute - MINUTES_PER_DAY)
+        } else {
+            (date, minute)
+        };
+        let local = NaiveTime::from_hms_opt(u32::from(m / 60), u32::from(m % 60), 0)
+            .map(|time| d.and_time(time));
+        match local.map(|l| self.tz.from_local_datetime(&l)) {
+            Some(chrono::LocalResult::Single(t)) => out.push(t.with_timezone(&Utc)),
+            Some(chrono::LocalResult::Ambiguous(a, b)) => {
+                out.push(a.with_timezone(&Utc));
+                out.push(b.with_timezone(&Utc));
+            }
+            _ => out.push(self.instant_of(date, minute)),
+        }
+    }
+
+    /// Pushes the instants in `(from, to]` at which the zone's UTC offset
+    /// changes.
+    fn push_offset_changes(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        out: &mut Vec<DateTime<Utc>>,
+    ) {
+        use chrono::Offset;
+        let offset = |t: DateTime<Utc>| {
+            self.tz
+                .offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc()
+        };
+        // Offset changes are months apart in practice (never two within six
+        // hours); sampling every six hours and bisecting between samples
+        // that differ finds each one.
+        let step = Duration::hours(6);
+        let mut lo = from;
+        let mut lo_offset = offset(lo);
+        while lo < to {
+            let hi = (lo + step).min(to);
+            let hi_offset = offset(hi);
+            if hi_offset != lo_offset {
+                // First second in (a, b] with an offset other than lo's.
+                let (mut a, mut b) = (lo, hi);
+                while b - a > Duration::seconds(1) {
+                    let mid = a + (b - a) / 2;
+                    if offset(mid) == lo_offset {
+                        a = mid;
+                    } else {
+                        b = mid;
+                    }
+                }
+                out.push(b);
+            }
+            lo = hi;
+            lo_offset = hi_offset;
+        }
+    }
 }
 
 /// Minutes since local midnight.
@@ -586,6 +710,7 @@ pub fn minute_of_day(t: NaiveTime) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Timelike;
 
     fn paris() -> Tz {
         chrono_tz::Europe::Paris
@@ -623,6 +748,77 @@ mod tests {
         assert_eq!(parse_time_range("22:00-06:00"), Ok((1320, 360)));
         assert!(parse_time_range("10:00-10:00").is_err());
         assert!(parse_time_range("10:00").is_err());
+    }
+
+    #[test]
+    fn time_of_day_accepts_only_ascii_digits() {
+        for bad in [
+            "+8:00",
+            "08:+5",
+            "+08:00",
+            "8:+0",
+            "-8:00",
+            " 8:00x",
+            "8 :00",
+            "08: 5",
+            "٠٨:٠٠",
+        ] {
+            assert_eq!(
+                parse_time_of_day(bad),
+                Err(CalendarError::BadTime(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        assert!(parse_time_range("+8:00-12:00").is_err());
+        assert_eq!(parse_time_of_day("8:05"), Ok(485));
+        assert_eq!(parse_time_of_day(" 08:05 "), Ok(485));
+        assert_eq!(parse_time_of_day("00:00"), Ok(0));
+    }
+
+    #[test]
+    fn range_cannot_start_at_24_00() {
+        for text in ["24:00-01:00", "24:00-24:00", "24:00-00:00"] {
+            let err = parse_time_range(text).expect_err(text);
+            assert_eq!(err, CalendarError::StartsAtEndOfDay(text.to_string()));
+            assert!(err.to_string().contains("cannot start at 24:00"), "{err}");
+        }
+        assert!(matches!(
+            WeeklyHours::default().add_text(Weekday::Mon, "24:00-01:00"),
+            Err(CalendarError::StartsAtEndOfDay(_))
+        ));
+        // 24:00 stays a valid end.
+        assert_eq!(parse_time_range("20:00-24:00"), Ok((1200, 1440)));
+        assert_eq!(parse_time_range("00:00-24:00"), Ok((0, 1440)));
+    }
+
+    #[test]
+    fn numeric_ranges_must_lie_within_the_day() {
+        let mut w = WeeklyHours::default();
+        for (start, end) in [
+            (1500, 60),
+            (1440, 60),
+            (1440, 1440),
+            (60, 1441),
+            (1500, 1600),
+            (0, u16::MAX),
+        ] {
+            assert_eq!(
+                w.add(Weekday::Mon, start, end),
+                Err(CalendarError::OutsideDay {
+                    day: "mon".to_string(),
+                    start,
+                    end
+                }),
+                "{start}-{end}"
+            );
+        }
+        assert_eq!(w, WeeklyHours::default(), "nothing was added");
+        w.add(Weekday::Mon, 1320, 1440).expect("ends at 24:00");
+        w.add(Weekday::Tue, 1320, 360).expect("night shift");
+        assert_eq!(
+            w.day(Weekday::Wed).ranges(),
+            &[MinuteRange::new(0, 360).expect("valid")]
+        );
     }
 
     #[test]
@@ -813,6 +1009,102 @@ mod tests {
         );
     }
 
+    #[test]
+    fn fall_back_night_shift_reopens_in_repeated_hour() {
+        // Night shift 22:00-02:30 starting Saturday 2026-10-24. On Sunday
+        // 2026-10-25 Paris goes from 03:00 CEST back to 02:00 CET, so local
+        // 02:00-02:30 happens twice: 00:00-00:30 UTC and 01:00-01:30 UTC.
+        // is_open reads wall time: the shift is open during both passes.
+        let mut w = WeeklyHours::default();
+        w.add_text(Weekday::Sat, "22:00-02:30").expect("valid");
+        let s = Schedule::weekly(paris(), w, HolidayRule::None);
+        assert!(s.is_open(utc("2026-10-24T20:00:00Z")));
+        assert!(s.is_open(utc("2026-10-25T00:29:00Z")));
+        assert!(!s.is_open(utc("2026-10-25T00:30:00Z")));
+        assert!(!s.is_open(utc("2026-10-25T00:59:00Z")));
+        assert!(s.is_open(utc("2026-10-25T01:00:00Z")));
+        assert!(s.is_open(utc("2026-10-25T01:29:00Z")));
+        assert!(!s.is_open(utc("2026-10-25T01:30:00Z")));
+        let next = |t: &str| s.next_change(utc(t));
+        assert_eq!(
+            next("2026-10-24T19:00:00Z"),
+            Some(utc("2026-10-24T20:00:00Z"))
+        );
+        assert_eq!(
+            next("2026-10-24T20:00:00Z"),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+        assert_eq!(
+            next("2026-10-25T00:30:00Z"),
+            Some(utc("2026-10-25T01:00:00Z"))
+        );
+        assert_eq!(
+            next("2026-10-25T00:45:30Z"),
+            Some(utc("2026-10-25T01:00:00Z"))
+        );
+        assert_eq!(
+            next("2026-10-25T01:00:00Z"),
+            Some(utc("2026-10-25T01:30:00Z"))
+        );
+        // Next Saturday 22:00 CET.
+        assert_eq!(
+            next("2026-10-25T01:30:00Z"),
+            Some(utc("2026-10-31T21:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn fall_back_range_starting_in_repeated_hour() {
+        // Sunday 02:30-10:00: open during the first 02:30-03:00 (CEST),
+        // closed during the second 02:00-02:30 (CET), open again after. The
+        // close happens at the offset change itself, which is no boundary.
+        let mut w = WeeklyHours::default();
+        w.add_text(Weekday::Sun, "02:30-10:00").expect("valid");
+        let s = Schedule::weekly(paris(), w, HolidayRule::None);
+        assert!(s.is_open(utc("2026-10-25T00:59:00Z")));
+        assert!(!s.is_open(utc("2026-10-25T01:00:00Z")));
+        assert!(s.is_open(utc("2026-10-25T01:30:00Z")));
+        let next = |t: &str| s.next_change(utc(t));
+        assert_eq!(
+            next("2026-10-25T00:00:00Z"),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+        assert_eq!(
+            next("2026-10-25T00:30:00Z"),
+            Some(utc("2026-10-25T01:00:00Z"))
+        );
+        assert_eq!(
+            next("2026-10-25T01:00:00Z"),
+            Some(utc("2026-10-25T01:30:00Z"))
+        );
+        assert_eq!(
+            next("2026-10-25T01:30:00Z"),
+            Some(utc("2026-10-25T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn fall_back_across_midnight_in_santiago() {
+        // 2026-04-05 00:00 -03 in Santiago goes back to 2026-04-04 23:00 -04:
+        // the local date itself is repeated for an hour. Open on Saturdays
+        // only: Saturday 23:00-24:00 occurs twice (02:00Z and 03:00Z).
+        let mut w = WeeklyHours::default();
+        w.add_text(Weekday::Sat, "23:00-24:00").expect("valid");
+        let s = Schedule::weekly(chrono_tz::America::Santiago, w, HolidayRule::None);
+        assert!(s.is_open(utc("2026-04-05T02:00:00Z")));
+        assert!(s.is_open(utc("2026-04-05T02:59:00Z")));
+        assert!(s.is_open(utc("2026-04-05T03:00:00Z")));
+        assert!(!s.is_open(utc("2026-04-05T04:00:00Z")));
+        assert_eq!(
+            s.next_change(utc("2026-04-05T01:00:00Z")),
+            Some(utc("2026-04-05T02:00:00Z"))
+        );
+        assert_eq!(
+            s.next_change(utc("2026-04-05T02:00:00Z")),
+            Some(utc("2026-04-05T04:00:00Z"))
+        );
+    }
+
     proptest::proptest! {
         /// next_change really is the first change: the state is constant
         /// between `at` and the change, and differs at the change.
@@ -830,5 +1122,105 @@ mod tests {
                 }
             }
         }
+
+        /// The same contract on random weekly schedules (night shifts
+        /// included, boundaries often inside the hours DST changes affect),
+        /// at instants around daylight saving changes, checked minute by
+        /// minute: `next_change(at)` is the first instant after `at` where
+        /// `is_open` differs, and `None` means no change at all.
+        #[test]
+        fn next_change_is_first_change_around_dst(
+            (s, at) in dst_schedule_and_instant(),
+        ) {
+            let now_open = s.is_open(at);
+            let next = s.next_change(at);
+            // Every whole minute strictly between `at` and the change (or
+            // over eight days when there is none) has the state of `at`.
+            let horizon = next.unwrap_or(at + Duration::days(8));
+            let mut probe = at
+                .with_second(0)
+                .and_then(|t| t.with_nanosecond(0))
+                .expect("valid");
+            loop {
+                probe += Duration::minutes(1);
+                if probe >= horizon {
+                    break;
+                }
+                proptest::prop_assert_eq!(
+                    s.is_open(probe),
+                    now_open,
+                    "state changed at {} before next_change {:?}",
+                    probe,
+                    next
+                );
+            }
+            if let Some(t) = next {
+                proptest::prop_assert!(t > at);
+                proptest::prop_assert_eq!(t.second(), 0);
+                proptest::prop_assert_ne!(s.is_open(t), now_open);
+            }
+        }
+    }
+
+    /// A boundary minute, often one DST changes touch (01:00 to 03:00, the
+    /// whole-hour and half-hour marks, midnight).
+    fn boundary() -> impl proptest::strategy::Strategy<Value = u16> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u16..96).prop_map(|q| q * 15),
+            proptest::sample::select(vec![0u16, 60, 90, 120, 135, 150, 165, 180, 210, 1380, 1410]),
+        ]
+    }
+
+    /// A random weekly schedule in a zone with DST and an instant within
+    /// three days of one of that zone's 2026 offset changes. Paris changes at
+    /// 01:00 UTC; Santiago and Beirut go back across local midnight; Lord
+    /// Howe shifts by 30 minutes.
+    fn dst_schedule_and_instant(
+    ) -> impl proptest::strategy::Strategy<Value = (Schedule, DateTime<Utc>)> {
+        use proptest::prelude::*;
+        let zones = vec![
+            (chrono_tz::Europe::Paris, "2026-03-29T01:00:00Z"),
+            (chrono_tz::Europe::Paris, "2026-10-25T01:00:00Z"),
+            (chrono_tz::Europe::Paris, "2026-10-25T01:00:00Z"),
+            (chrono_tz::America::Santiago, "2026-04-05T03:00:00Z"),
+            (chrono_tz::America::Santiago, "2026-09-06T04:00:00Z"),
+            (chrono_tz::Asia::Beirut, "2026-10-24T21:00:00Z"),
+            (chrono_tz::Australia::Lord_Howe, "2026-04-04T15:00:00Z"),
+        ];
+        let ranges = proptest::collection::vec((0u8..7, boundary(), boundary()), 0..5);
+        // Sometimes special hours (or a closure) on a date next to the change.
+        let exception = proptest::option::of((
+            -1i64..=1,
+            proptest::collection::vec((boundary(), boundary()), 0..3),
+        ));
+        (
+            proptest::sample::select(zones),
+            ranges,
+            exception,
+            -3 * 86_400i64..3 * 86_400,
+        )
+            .prop_map(|((tz, change), ranges, exception, delta)| {
+                let mut w = WeeklyHours::default();
+                for (d, start, end) in ranges {
+                    let day = Weekday::try_from(d).expect("0..7");
+                    // Overlapping or empty ranges are just skipped.
+                    let _ = w.add(day, start, end);
+                }
+                let mut s = Schedule::weekly(tz, w, HolidayRule::None);
+                let change = utc(change);
+                if let Some((shift, ranges)) = exception {
+                    let date = change.with_timezone(&tz).date_naive() + Duration::days(shift);
+                    let mut hours = DayHours::closed();
+                    for (a, b) in ranges {
+                        if let Some(r) = MinuteRange::new(a.min(b), a.max(b)) {
+                            let _ = hours.insert("exception", r);
+                        }
+                    }
+                    s.exceptions
+                        .push(DateException::new(date, date, hours, "test").expect("one day"));
+                }
+                (s, change + Duration::seconds(delta))
+            })
     }
 }
