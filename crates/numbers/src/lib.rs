@@ -89,28 +89,80 @@ impl Country {
     }
 }
 
+/// The byte span of the URI inside `s`: between `<` and `>` in a name-addr
+/// (`"Name" <sip:...>;tag=1`, a `<` inside the quoted name does not count),
+/// else the whole string.
+fn addr_spec_span(s: &str) -> (usize, usize) {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '<' if !in_quotes => {
+                let start = i + 1;
+                let end = s[start..].find('>').map_or(s.len(), |j| start + j);
+                return (start, end);
+            }
+            _ => {}
+        }
+    }
+    (0, s.len())
+}
+
 /// Extracts the number part of a `sip:`/`sips:`/`tel:` URI or a bare number,
 /// also accepting a name-addr (`"Name" <sip:...>`). Returns the raw user
 /// part (URI parameters removed), not yet normalised.
 pub fn user_part(uri: &str) -> &str {
-    let mut s = uri.trim();
-    if let (Some(l), Some(r)) = (s.find('<'), s.rfind('>')) {
-        if l < r {
-            s = &s[l + 1..r];
-        }
-    }
-    let lower_prefix = |p: &str| s.get(..p.len()).is_some_and(|x| x.eq_ignore_ascii_case(p));
-    if lower_prefix("sips:") {
+    let (a, b) = addr_spec_span(uri);
+    let mut s = uri[a..b].trim();
+    let lower_prefix =
+        |s: &str, p: &str| s.get(..p.len()).is_some_and(|x| x.eq_ignore_ascii_case(p));
+    if lower_prefix(s, "sips:") {
         s = &s[5..];
         s = s.split('@').next().unwrap_or(s);
-    } else if lower_prefix("sip:") {
+    } else if lower_prefix(s, "sip:") {
         s = &s[4..];
         s = s.split('@').next().unwrap_or(s);
-    } else if lower_prefix("tel:") {
+    } else if lower_prefix(s, "tel:") {
         s = &s[4..];
     }
     // Parameters: `;user=phone` on the URI, `;phone-context=...` on tel:.
     s.split(';').next().unwrap_or(s)
+}
+
+/// The byte span of the user part in `uri` as [`mask_uri`] hides it: the
+/// user (and password) before `@` in a `sip:`/`sips:` (or other) URI, the
+/// number of a `tel:` URI, or a bare number; parameters after `;` excluded.
+/// `None` when there is no user part (`sip:carrier.example`).
+fn user_span(uri: &str) -> Option<(usize, usize)> {
+    let (a, b) = addr_spec_span(uri);
+    let spec = &uri[a..b];
+    let lead = spec.len() - spec.trim_start().len();
+    let body = &spec[lead..];
+    // A scheme: a letter, then letters, digits, `+`, `-` or `.`, then `:`.
+    let scheme_len = body
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .filter(|&i| {
+            i > 0 && body.as_bytes()[0].is_ascii_alphabetic() && body[i..].starts_with(':')
+        });
+    let (start, end) = match scheme_len {
+        Some(n) if body[..n].eq_ignore_ascii_case("tel") => {
+            let rest = &body[n + 1..];
+            (n + 1, n + 1 + rest.find(';').unwrap_or(rest.len()))
+        }
+        Some(n) => {
+            let rest = &body[n + 1..];
+            let at = rest.find('@')?;
+            (n + 1, n + 1 + rest[..at].find(';').unwrap_or(at))
+        }
+        None => {
+            let user = body.split(['@', ';']).next().unwrap_or(body).trim_end();
+            (0, user.len())
+        }
+    };
+    (start < end).then_some((a + lead + start, a + lead + end))
 }
 
 /// Normalises a number (bare, `tel:` or `sip:` form) to E.164, reading
@@ -165,14 +217,70 @@ pub fn mask(s: &str) -> String {
         .collect()
 }
 
-/// Masks the number inside a URI for logs (`sip:+3345xxxxx01@host`); a URI
-/// whose user part is not a number is returned with the user part masked too.
+/// Masks a URI, name-addr or bare number for logs, so that no caller
+/// number is readable in it:
+///
+/// - the user part, at its place in the URI, with [`mask`]
+///   (`sip:+3361xxxxx78@host`, `tel:+3345xxxxx01;phone-context=...`); a user
+///   part that is not a number (`sip:alice@host`) is masked too;
+/// - any other number, that is a run of six digits or more with an optional
+///   leading `+` (in a display name also written in groups separated by
+///   spaces, dots or dashes, `"06 12 34 56 78"`), also with [`mask`]: the
+///   display name, URI parameters (`;rn=+33...`) and header parameters.
+///
+/// Hosts, ports and other parameters stay readable. The result has as many
+/// characters as `uri`.
 pub fn mask_uri(uri: &str) -> String {
-    let user = user_part(uri);
-    if user.is_empty() {
-        return uri.to_string();
+    let mut out = String::with_capacity(uri.len());
+    let (spec_start, _) = addr_spec_span(uri);
+    // The display name and `<` (empty when `uri` is not a name-addr).
+    out.push_str(&mask_number_runs(&uri[..spec_start], &[' ', '.', '-']));
+    match user_span(uri) {
+        Some((a, b)) => {
+            out.push_str(&mask_number_runs(&uri[spec_start..a], &[]));
+            out.push_str(&mask(&uri[a..b]));
+            out.push_str(&mask_number_runs(&uri[b..], &[]));
+        }
+        None => out.push_str(&mask_number_runs(&uri[spec_start..], &[])),
     }
-    uri.replacen(user, &mask(user), 1)
+    out
+}
+
+/// Masks with [`mask`] every run of six digits or more in `s`, with an
+/// optional leading `+`, single `separators` allowed between digits.
+fn mask_number_runs(s: &str, separators: &[char]) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let digit_at = |j: usize| chars.get(j).is_some_and(char::is_ascii_digit);
+        let starts_run = digit_at(i) || (chars[i] == '+' && digit_at(i + 1));
+        if !starts_run {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let mut j = if chars[i] == '+' { i + 1 } else { i };
+        let mut digits = 0;
+        loop {
+            if digit_at(j) {
+                digits += 1;
+                j += 1;
+            } else if chars.get(j).is_some_and(|c| separators.contains(c)) && digit_at(j + 1) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let run: String = chars[i..j].iter().collect();
+        if digits >= 6 {
+            out.push_str(&mask(&run));
+        } else {
+            out.push_str(&run);
+        }
+        i = j;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -199,6 +307,8 @@ mod tests {
         assert_eq!(n("<sip:+33450000001;npdi@carrier>"), want);
         assert_eq!(n("\"Cabinet\" <sip:0450000001@x>;tag=1"), want);
         assert_eq!(n("SIP:+33450000001@x"), want);
+        // A `<` in the quoted display name is not where the URI starts.
+        assert_eq!(n("\"Dr <Martin>\" <sip:0450000001@x>"), want);
     }
 
     #[test]
@@ -237,6 +347,92 @@ mod tests {
         assert_eq!(mask_uri("sip:+33612345678@host"), "sip:+3361xxxxx78@host");
     }
 
+    #[test]
+    fn mask_uri_masks_the_user_part_where_it_is() {
+        let cases = [
+            // The display name repeats the number: both are masked (the
+            // user part used to stay in clear, the name being masked).
+            (
+                "\"0612345678\" <sip:0612345678@x>",
+                "\"06123xxx78\" <sip:06123xxx78@x>",
+            ),
+            // The user part equals the scheme name: the scheme stays.
+            ("sip:sip@x", "sip:xxx@x"),
+            ("sips:sips@sips.example", "sips:xxxx@sips.example"),
+            ("SIP:+33612345678@X", "SIP:+3361xxxxx78@X"),
+            (
+                "sips:+33612345678@carrier;user=phone",
+                "sips:+3361xxxxx78@carrier;user=phone",
+            ),
+            // The host and port stay readable.
+            (
+                "sip:0450000001@192.168.100.200:5060;transport=udp",
+                "sip:04500xxx01@192.168.100.200:5060;transport=udp",
+            ),
+            // User parameters, and a number in one of them.
+            (
+                "<sip:+33450000001;npdi@carrier>",
+                "<sip:+3345xxxxx01;npdi@carrier>",
+            ),
+            (
+                "<sip:+33612345678;npdi;rn=+33698765432@carrier>",
+                "<sip:+3361xxxxx78;npdi;rn=+3369xxxxx32@carrier>",
+            ),
+            // name-addr with header parameters.
+            (
+                "\"Cabinet\" <sip:0450000001@x>;tag=1",
+                "\"Cabinet\" <sip:04500xxx01@x>;tag=1",
+            ),
+            (
+                "Dr Martin <sip:0450000001@x>;tag=a1b2",
+                "Dr Martin <sip:04500xxx01@x>;tag=a1b2",
+            ),
+            // A number in the display name, written with separators.
+            (
+                "\"Mme Dupont 06 12 34 56 78\" <sip:alice@x>",
+                "\"Mme Dupont 06 12xxxxxxx78\" <sip:xxxxx@x>",
+            ),
+            (
+                "\"+33 6.12.34.56.78\" <tel:+33612345678>",
+                "\"+33 6xxxxxxxxxx78\" <tel:+3361xxxxx78>",
+            ),
+            // A `<` inside the quoted display name is not the URI's.
+            (
+                "\"a<0612345678\" <sip:bob@x>",
+                "\"a<06123xxx78\" <sip:xxx@x>",
+            ),
+            // tel: URIs, with visual separators and parameters.
+            ("tel:+33-4-50-00-00-01", "tel:+33-4xxxxxxxxxx01"),
+            (
+                "tel:+33450000001;phone-context=example.com",
+                "tel:+3345xxxxx01;phone-context=example.com",
+            ),
+            ("<tel:0450000001;ext=123456>", "<tel:04500xxx01;ext=xxxxxx>"),
+            // Bare numbers.
+            ("+33612345678", "+3361xxxxx78"),
+            ("06 12 34 56 78", "06 12xxxxxxx78"),
+            // No user part: nothing personal to hide.
+            ("sip:carrier.example", "sip:carrier.example"),
+            ("<sip:10.0.0.1:5060>", "<sip:10.0.0.1:5060>"),
+            ("", ""),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(mask_uri(uri), want, "{uri:?}");
+        }
+    }
+
+    /// Runs of `n` or more ASCII digits in `s`, ignoring `ignored` characters.
+    fn digit_run(s: &str, ignored: &[char], n: usize) -> bool {
+        let mut run = 0;
+        for c in s.chars().filter(|c| !ignored.contains(c)) {
+            run = if c.is_ascii_digit() { run + 1 } else { 0 };
+            if run >= n {
+                return true;
+            }
+        }
+        false
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics_and_is_idempotent(s in "\\PC{0,40}") {
@@ -245,7 +441,55 @@ mod tests {
                 proptest::prop_assert_eq!(e.masked().len(), e.as_str().len());
             }
             let _ = mask(&s);
-            let _ = mask_uri(&s);
+            let masked = mask_uri(&s);
+            // No six digits in a row survive, and masking keeps the length.
+            proptest::prop_assert!(!digit_run(&masked, &[], 6), "{:?} -> {:?}", s, masked);
+            proptest::prop_assert_eq!(masked.chars().count(), s.chars().count());
+        }
+
+        /// The same on strings made of digits and the characters that
+        /// structure a URI, which random text seldom contains.
+        #[test]
+        fn mask_uri_leaves_no_six_digits(s in "([0-9]{1,8}|[+<>\"@;:=. sipteltag\\\\]){0,12}") {
+            let masked = mask_uri(&s);
+            proptest::prop_assert!(!digit_run(&masked, &[], 6), "{:?} -> {:?}", s, masked);
+            proptest::prop_assert_eq!(masked.chars().count(), s.chars().count());
+        }
+
+        /// Whatever its form, a caller's number does not reach the logs,
+        /// neither from the URI nor from the display name.
+        #[test]
+        fn mask_uri_hides_numbers_in_name_addr(
+            number in "\\+?[0-9]{6,15}",
+            grouped in proptest::bool::ANY,
+            name in proptest::option::of("[A-Za-z ]{0,12}"),
+            scheme in proptest::sample::select(vec!["sip:", "sips:", "tel:", "SIP:", ""]),
+            params in "(;[a-z]{1,6}=[a-z0-9+]{1,8}){0,2}",
+            header in "(;tag=[a-z0-9]{1,8})?",
+        ) {
+            // The display name shows the number, maybe in groups of two.
+            let shown = if grouped {
+                let digits: Vec<char> = number.chars().collect();
+                digits
+                    .chunks(2)
+                    .map(|c| c.iter().collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                number.clone()
+            };
+            let host = if scheme.starts_with('t') || scheme.is_empty() { "" } else { "@carrier.example" };
+            let uri = match &name {
+                Some(n) => format!("\"{n} {shown}\" <{scheme}{number}{params}{host}>{header}"),
+                None => format!("{scheme}{number}{params}{host}"),
+            };
+            let masked = mask_uri(&uri);
+            proptest::prop_assert!(
+                !digit_run(&masked, &[' '], 8),
+                "{:?} -> {:?}", uri, masked
+            );
+            let bare = number.trim_start_matches('+');
+            proptest::prop_assert!(!masked.contains(bare), "{:?} -> {:?}", uri, masked);
         }
     }
 }
