@@ -84,7 +84,7 @@ pub fn free_udp_port() -> u16 {
 /// An even-aligned range of `n` UDP ports that are all free right now.
 pub fn free_rtp_range(n: u16) -> (u16, u16) {
     for _ in 0..500 {
-        let base = 20_000 + (rand_u32() % 20_000) as u16 & !1;
+        let base = (20_000 + (rand_u32() % 20_000) as u16) & !1;
         let ok = (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
         if ok {
             return (base, base + n - 1);
@@ -573,4 +573,277 @@ pub fn write_wav(path: &Path, samples: &[i16]) {
         out.extend_from_slice(&s.to_le_bytes());
     }
     std::fs::write(path, out).expect("write wav");
+}
+
+/// Registers `user` from local UDP port `port` (digest MD5, the demo's
+/// algorithm), expires 300 s. Panics unless the registrar answers 200.
+pub fn register_agent(engine: SocketAddr, user: &str, password: &str, port: u16) {
+    use permanence_sip::digest::{expected_response, ha1, Algorithm, DigestParams};
+    let sock = UdpSocket::bind(("127.0.0.1", port)).expect("bind agent port");
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let msg = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKreg{port}x{cseq};rport\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=r{port}\r\n\
+             To: <sip:{user}@127.0.0.1>\r\n\
+             Call-ID: reg-{user}-{port}@127.0.0.1\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:{user}@127.0.0.1:{port}>\r\n\
+             Expires: 300\r\nMax-Forwards: 70\r\nUser-Agent: test-agent\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+    };
+    let send = |m: String| -> String {
+        sock.send_to(m.as_bytes(), engine).expect("send");
+        let mut buf = [0u8; 4096];
+        loop {
+            let (n, _) = sock.recv_from(&mut buf).expect("registrar answer");
+            let t = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !t.starts_with("SIP/2.0 1") {
+                return t;
+            }
+        }
+    };
+    let challenge = send(msg(1, ""));
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("nonce")
+        .to_string();
+    let p = DigestParams {
+        username: user.into(),
+        realm: "permanence".into(),
+        nonce: nonce.clone(),
+        uri: "sip:127.0.0.1".into(),
+        response: String::new(),
+        algorithm: Algorithm::Md5,
+        qop: Some("auth".into()),
+        nc: Some(1),
+        cnonce: "c0ffee".to_string().into(),
+        opaque: None,
+    };
+    let r = expected_response(
+        &p,
+        &ha1(Algorithm::Md5, user, "permanence", password),
+        "REGISTER",
+    );
+    let auth = format!(
+        "Authorization: Digest username=\"{user}\", realm=\"permanence\", nonce=\"{nonce}\", \
+         uri=\"sip:127.0.0.1\", response=\"{r}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n"
+    );
+    let ok = send(msg(2, &auth));
+    assert!(ok.starts_with("SIP/2.0 200"), "registration failed: {ok}");
+}
+
+/// A SIPp process started in the background (a UAS softphone).
+pub struct SippBg {
+    child: Child,
+    dir: TempDir,
+}
+
+impl SippBg {
+    /// Starts `scenario` listening on `port`.
+    pub fn uas(
+        scenario: &str,
+        port: u16,
+        vars: &[(&str, String)],
+        extra: &[&str],
+        limit: Duration,
+    ) -> Self {
+        let dir = TempDir::new("sipp-uas");
+        let mut cmd = Command::new("timeout");
+        cmd.arg("-k")
+            .arg("5")
+            .arg(limit.as_secs().max(1).to_string())
+            .arg("sipp")
+            .arg("-sf")
+            .arg(repo().join("tests/sipp").join(scenario))
+            .args(["-i", "127.0.0.1"])
+            .args(["-p", &port.to_string()])
+            .args(["-m", "1"])
+            .arg("-nostdin")
+            .arg("-trace_msg")
+            .arg("-trace_err")
+            .arg("-message_file")
+            .arg(dir.path().join("messages.log"))
+            .arg("-error_file")
+            .arg(dir.path().join("errors.log"));
+        for (k, v) in vars {
+            cmd.arg("-set").arg(k).arg(v);
+        }
+        cmd.args(extra)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("sipp");
+        // Let SIPp bind its port.
+        std::thread::sleep(Duration::from_millis(300));
+        Self { child, dir }
+    }
+
+    /// Waits (bounded) for SIPp to finish; returns success and its logs.
+    pub fn finish(mut self, timeout: Duration) -> SippRun {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        SippRun {
+            success: status.is_some_and(|s| s.success()),
+            code: status.and_then(|s| s.code()),
+            output: String::new(),
+            messages: read("messages.log"),
+            errors: read("errors.log"),
+        }
+    }
+
+    /// The messages exchanged so far.
+    pub fn messages(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SippBg {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Builds an RTP packet.
+pub fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(12 + payload.len());
+    p.push(0x80);
+    p.push(pt | if marker { 0x80 } else { 0 });
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// An RTP endpoint of the test: receives everything on its socket and,
+/// once it has learnt where the engine sends from, sends 20 ms packets of
+/// a fixed payload byte back there (symmetric RTP), plus DTMF on request.
+pub struct RtpPeer {
+    pub port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    received: Arc<Mutex<Vec<RtpPacket>>>,
+    dtmf: Arc<Mutex<Vec<char>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RtpPeer {
+    /// Starts a peer sending `fill` bytes with payload type `pt` once the
+    /// engine's address is known.
+    pub fn start(pt: u8, fill: u8) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind rtp peer");
+        let port = sock.local_addr().expect("addr").port();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .expect("timeout");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let dtmf: Arc<Mutex<Vec<char>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s2, r2, d2) = (stop.clone(), received.clone(), dtmf.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut remote: Option<SocketAddr> = None;
+            let (mut seq, mut ts) = (1000u16, 50_000u32);
+            let ssrc = 0x5e55_0000 | u32::from(fill);
+            let mut next = Instant::now();
+            let payload = [fill; 160];
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    if let Some(p) = parse_rtp(&buf[..n], from) {
+                        remote.get_or_insert(from);
+                        r2.lock().expect("rtp").push(p);
+                    }
+                }
+                if let Some(to) = remote {
+                    if Instant::now() >= next {
+                        next += Duration::from_millis(20);
+                        let pending = d2.lock().expect("dtmf").pop();
+                        if let Some(d) = pending {
+                            // RFC 4733: 3 updates then 3 end packets, same timestamp.
+                            let ev = match d {
+                                '0'..='9' => d as u8 - b'0',
+                                '*' => 10,
+                                '#' => 11,
+                                _ => 0,
+                            };
+                            for i in 0..6u16 {
+                                let end = i >= 3;
+                                let dur = 160u16 * (i.min(3) + 1);
+                                let mut pl = [ev, 10, 0, 0];
+                                if end {
+                                    pl[1] |= 0x80;
+                                }
+                                pl[2..].copy_from_slice(&dur.to_be_bytes());
+                                let pkt = rtp_packet(101, seq, ts, ssrc, i == 0, &pl);
+                                let _ = sock.send_to(&pkt, to);
+                                seq = seq.wrapping_add(1);
+                            }
+                            ts = ts.wrapping_add(160 * 4);
+                        } else {
+                            let pkt = rtp_packet(pt, seq, ts, ssrc, false, &payload);
+                            let _ = sock.send_to(&pkt, to);
+                            seq = seq.wrapping_add(1);
+                            ts = ts.wrapping_add(160);
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            port,
+            stop,
+            received,
+            dtmf,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues a DTMF digit (sent as RFC 4733 events).
+    pub fn press(&self, d: char) {
+        self.dtmf.lock().expect("dtmf").insert(0, d);
+    }
+
+    /// Packets received so far.
+    pub fn received(&self) -> Vec<RtpPacket> {
+        self.received.lock().expect("rtp").clone()
+    }
+
+    /// Waits until `pred` holds on the received packets.
+    pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&[RtpPacket]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(&self.received()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for RtpPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

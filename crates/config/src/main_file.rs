@@ -580,8 +580,24 @@ fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> (Option<Trunk>, Vec<(usiz
             ),
         }
     }
+    let outbound = match r.outbound.as_deref().map(str::trim) {
+        None => None,
+        Some(o) => {
+            match o.parse::<SocketAddr>() {
+                Ok(a) if !a.ip().is_unspecified() && a.port() != 0 => Some(a),
+                _ => {
+                    ctx.err(
+                    &join(p, "outbound"),
+                    format!("invalid outbound address {o:?}: expected IP:port, such as 192.0.2.10:5060"),
+                );
+                    None
+                }
+            }
+        }
+    };
     let trunk = ctx.clean_since(m).then(|| Trunk {
         name: r.name,
+        outbound,
         sources: nets.iter().map(|(_, n)| *n).collect(),
         origin: origin(ctx.src, p),
     });

@@ -137,6 +137,11 @@ impl Config {
         &self.trunks
     }
 
+    /// The first trunk that can place outgoing calls (has `outbound`).
+    pub fn outbound_trunk(&self) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.outbound.is_some())
+    }
+
     /// The trunk a packet from `ip` belongs to, if any. IPv4-mapped IPv6
     /// addresses (`::ffff:127.0.0.1`) are matched as IPv4. Trunk sources
     /// never overlap (validated), so at most one trunk matches.
@@ -349,6 +354,11 @@ pub struct Trunk {
     /// `sources`: networks calls may come from (a bare IP is a /32 or
     /// /128); host bits are cleared (`10.0.0.1/24` is `10.0.0.0/24`).
     pub sources: Vec<IpNet>,
+    /// `outbound`: where to send calls out through this carrier (`host:port`
+    /// as an IP socket address), used when triage routes an urgent call
+    /// straight to a practitioner's number; `None` if the trunk only
+    /// delivers calls.
+    pub outbound: Option<SocketAddr>,
     /// Where the trunk is defined.
     pub origin: Origin,
 }

@@ -91,6 +91,7 @@ pub(crate) struct Dispatcher {
 pub(crate) struct Trunk {
     pub name: String,
     pub sources: Vec<String>,
+    pub outbound: Option<String>,
 }
 
 /// Weekday keys of a shift.

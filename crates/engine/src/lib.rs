@@ -12,8 +12,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acd_map;
 pub mod calls;
+pub mod dispatch;
 pub mod edge;
+pub mod leg;
 pub mod registrations;
 
 use chrono::Utc;
@@ -49,8 +52,8 @@ pub enum EngineError {
     /// The SIP edge failed to start.
     #[error(transparent)]
     Edge(#[from] EdgeError),
-    /// The media engine or prompts failed to load.
-    #[error("media: {0}")]
+    /// The media engine, prompts or dispatcher failed to start.
+    #[error("{0}")]
     Media(String),
 }
 
@@ -63,6 +66,10 @@ pub struct EngineOptions {
     pub rtp_timeout: Duration,
     /// Longest call.
     pub max_call: Duration,
+    /// Longest voicemail message.
+    pub voicemail_max: Duration,
+    /// Directory for voicemail recordings (`<data_dir>/voicemail/<practice>/`).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for EngineOptions {
@@ -71,6 +78,8 @@ impl Default for EngineOptions {
             answer_delay: Duration::ZERO,
             rtp_timeout: Duration::from_secs(60),
             max_call: Duration::from_secs(4 * 3600),
+            voicemail_max: Duration::from_secs(120),
+            data_dir: std::path::PathBuf::from("data"),
         }
     }
 }
@@ -97,6 +106,8 @@ pub struct Shared {
     pub registrations: Arc<registrations::Registrations>,
     /// Media (RTP legs, prompts).
     pub media: calls::MediaContext,
+    /// The dispatcher task.
+    pub dispatch: dispatch::DispatchHandle,
     /// Settings.
     pub options: EngineOptions,
     /// Counters.
@@ -121,6 +132,18 @@ impl Shared {
             ha1_md5: a.ha1(DigestAlgorithm::Md5).map(str::to_string),
             ha1_sha256: a.ha1(DigestAlgorithm::Sha256).map(str::to_string),
         })
+    }
+
+    /// Records a callback request (the caller's number is needed in clear
+    /// to call back).
+    pub fn save_callback(
+        &self,
+        practice: &str,
+        number: &str,
+        call: u64,
+        at: chrono::DateTime<Utc>,
+    ) {
+        let _ = (practice, number, call, at);
     }
 
     /// Whether the engine is shutting down.
@@ -182,6 +205,25 @@ impl Engine {
         rand::Rng::fill(&mut rand::rng(), &mut key);
         let registrations =
             registrations::Registrations::new(Registrar::new(registrar_settings(&config), key));
+        let dispatcher = permanence_acd::Dispatcher::new(acd_map::acd_config(&config))
+            .map_err(|e| EngineError::Media(format!("dispatcher: {e}")))?;
+        let (dispatch, dispatch_task) = dispatch::start(dispatcher, Vec::new(), cancel.clone());
+        // Agents are unreachable until their softphone registers.
+        for a in config.agents() {
+            dispatch.input(permanence_acd::Input::AgentReachability {
+                agent: a.username.as_str().into(),
+                reachable: false,
+            });
+        }
+        {
+            let d = dispatch.clone();
+            registrations.set_listener(Box::new(move |user, reachable| {
+                d.input(permanence_acd::Input::AgentReachability {
+                    agent: user.into(),
+                    reachable,
+                });
+            }));
+        }
         let contact_port = edge
             .udp
             .first()
@@ -196,11 +238,12 @@ impl Engine {
             dialogs: edge.dialogs.clone(),
             registrations: registrations.clone(),
             media,
+            dispatch,
             options,
             counters: Counters::default(),
             cancel: cancel.clone(),
         });
-        let mut tasks = Vec::new();
+        let mut tasks = vec![dispatch_task];
         let endpoint = edge.endpoint;
         let serve_cancel = cancel.clone();
         tasks.push(tokio::spawn(async move {
@@ -433,8 +476,14 @@ async fn handle_invite(shared: Arc<Shared>, mut tx: Transaction, source: SocketA
         call_id,
         "forwarded call identified"
     );
-    let practice_id = practice.id.clone();
-    let open = practice.hours.is_open(Utc::now());
+    let incoming = calls::IncomingCall {
+        practice: practice.id.clone(),
+        open: practice.hours.is_open(Utc::now()),
+        sip_call_id: call_id,
+        caller: permanence_numbers::normalize(&caller, practice.country)
+            .map(|n| n.as_str().to_string())
+            .unwrap_or(caller_user),
+    };
     drop(cfg);
-    calls::run_call(shared, tx, practice_id, open, call_id).await;
+    calls::run_call(shared, tx, incoming).await;
 }

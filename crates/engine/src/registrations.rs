@@ -40,10 +40,21 @@ impl From<&Binding> for ContactTarget {
     }
 }
 
+/// Called when an agent becomes reachable (has a registered contact that
+/// answers) or unreachable.
+pub type ReachabilityListener = Box<dyn Fn(&str, bool) + Send + Sync>;
+
+struct Inner {
+    core: Registrar,
+    /// Last reachability reported per agent.
+    known: std::collections::HashMap<String, bool>,
+}
+
 /// Shared registrar with its timer task.
 pub struct Registrations {
-    core: Mutex<Registrar>,
+    core: Mutex<Inner>,
     wake: Notify,
+    listener: std::sync::OnceLock<ReachabilityListener>,
 }
 
 fn log_event(e: &RegistrationEvent) {
@@ -104,14 +115,40 @@ impl Registrations {
     /// Wraps a registrar core.
     pub fn new(core: Registrar) -> Arc<Self> {
         Arc::new(Self {
-            core: Mutex::new(core),
+            core: Mutex::new(Inner {
+                core,
+                known: std::collections::HashMap::new(),
+            }),
             wake: Notify::new(),
+            listener: std::sync::OnceLock::new(),
         })
     }
 
-    fn drain_events(core: &mut Registrar) {
-        while let Some(e) = core.poll_event() {
+    /// Sets the reachability listener (once).
+    pub fn set_listener(&self, l: ReachabilityListener) {
+        let _ = self.listener.set(l);
+    }
+
+    fn drain_events(&self, inner: &mut Inner) {
+        let mut touched: Vec<String> = Vec::new();
+        while let Some(e) = inner.core.poll_event() {
             log_event(&e);
+            match &e {
+                RegistrationEvent::Registered { user, .. }
+                | RegistrationEvent::Unregistered { user, .. }
+                | RegistrationEvent::Unreachable { user, .. }
+                | RegistrationEvent::Reachable { user, .. } => touched.push(user.clone()),
+                RegistrationEvent::AuthFailed { .. } => {}
+            }
+        }
+        for user in touched {
+            let now = inner.core.is_reachable(&user);
+            if inner.known.get(&user) != Some(&now) {
+                inner.known.insert(user.clone(), now);
+                if let Some(l) = self.listener.get() {
+                    l(&user, now);
+                }
+            }
         }
     }
 
@@ -121,10 +158,10 @@ impl Registrations {
         req: &RegisterRequest,
         lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
     ) -> RegisterOutcome {
-        let mut core = self.core.lock();
-        let out = core.handle_register(req, lookup, Utc::now());
-        Self::drain_events(&mut core);
-        drop(core);
+        let mut inner = self.core.lock();
+        let out = inner.core.handle_register(req, lookup, Utc::now());
+        self.drain_events(&mut inner);
+        drop(inner);
         self.wake.notify_one();
         out
     }
@@ -136,14 +173,17 @@ impl Registrations {
         method: &str,
         lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
     ) -> AuthResult {
-        let mut core = self.core.lock();
-        core.authenticate(authorization, method, lookup, Utc::now())
+        self.core
+            .lock()
+            .core
+            .authenticate(authorization, method, lookup, Utc::now())
     }
 
     /// Reachable contacts of an agent, newest first.
     pub fn contacts(&self, user: &str) -> Vec<ContactTarget> {
         self.core
             .lock()
+            .core
             .reachable_contacts(user)
             .into_iter()
             .map(ContactTarget::from)
@@ -152,12 +192,12 @@ impl Registrations {
 
     /// Number of registered contacts.
     pub fn contact_count(&self) -> usize {
-        self.core.lock().contact_count()
+        self.core.lock().core.contact_count()
     }
 
     /// Applies new registrar settings (config reload).
     pub fn set_settings(&self, s: permanence_sip::registrar::RegistrarSettings) {
-        self.core.lock().set_settings(s);
+        self.core.lock().core.set_settings(s);
         self.wake.notify_one();
     }
 
@@ -170,12 +210,12 @@ impl Registrations {
     ) {
         loop {
             let (next, probes) = {
-                let mut core = self.core.lock();
+                let mut inner = self.core.lock();
                 let now = Utc::now();
-                core.handle_timeout(now);
-                let probes = core.due_qualify(now);
-                Self::drain_events(&mut core);
-                (core.poll_timeout(), probes)
+                inner.core.handle_timeout(now);
+                let probes = inner.core.due_qualify(now);
+                self.drain_events(&mut inner);
+                (inner.core.poll_timeout(), probes)
             };
             for p in probes {
                 let me = self.clone();
@@ -183,10 +223,10 @@ impl Registrations {
                 let host = contact_host.clone();
                 tokio::spawn(async move {
                     let ok = send_options(&endpoint, &p, &host).await;
-                    let mut core = me.core.lock();
-                    core.qualify_result(p.id, ok, Utc::now());
-                    Self::drain_events(&mut core);
-                    drop(core);
+                    let mut inner = me.core.lock();
+                    inner.core.qualify_result(p.id, ok, Utc::now());
+                    me.drain_events(&mut inner);
+                    drop(inner);
                     me.wake.notify_one();
                 });
             }

@@ -1,0 +1,460 @@
+//! Driver of the dispatcher core: one tokio task owns the
+//! [`Dispatcher`](permanence_acd::Dispatcher); call tasks, the registrar and
+//! the admin side talk to it through a channel, and it routes the
+//! dispatcher's actions to the call tasks and its events to logs and
+//! observers (metrics, call records).
+
+use chrono::Utc;
+use permanence_acd::{
+    Action, AgentId, CallArrival, CallId, Dispatcher, Event, Input, Output, OverflowTarget,
+};
+use permanence_call::OverflowKind;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// A command the dispatcher sends to one call task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCmd {
+    /// Ring this telesecretary.
+    Offer {
+        /// Agent user name.
+        agent: String,
+    },
+    /// Stop ringing this telesecretary.
+    CancelOffer {
+        /// Agent user name.
+        agent: String,
+    },
+    /// The call overflows.
+    Overflow(OverflowKind),
+    /// The practice is closed: the call was not queued.
+    Closed,
+    /// Position and estimated wait (answer to a position request).
+    Position {
+        /// 1-based position.
+        position: u32,
+        /// Estimated wait.
+        wait: Option<Duration>,
+    },
+    /// The dispatcher refused an answer (the offer had been withdrawn).
+    AnswerRefused {
+        /// Agent user name.
+        agent: String,
+    },
+}
+
+/// Something that observes every dispatcher event (metrics, call records).
+pub trait EventObserver: Send + Sync {
+    /// One event; `practice` is the call's practice when the event concerns
+    /// a call.
+    fn on_event(&self, event: &Event, practice: Option<&str>);
+}
+
+/// A read-only query run on the dispatcher task.
+pub type Query = Box<dyn FnOnce(&Dispatcher, chrono::DateTime<Utc>) + Send>;
+
+/// Messages to the dispatcher task.
+pub enum DispatchMsg {
+    /// A call joins its practice queue; its task listens on `tx`.
+    Arrive {
+        /// The arrival.
+        arrival: CallArrival,
+        /// Where commands for the call go.
+        tx: mpsc::UnboundedSender<CallCmd>,
+    },
+    /// Any other dispatcher input.
+    Input(Input),
+    /// The caller's position and estimated wait, sent back as
+    /// [`CallCmd::Position`].
+    Position {
+        /// The call.
+        call: CallId,
+    },
+    /// A read-only query.
+    Query(Query),
+    /// A new configuration (reload); the result is sent back.
+    Reconfigure {
+        /// The new dispatcher configuration.
+        config: Box<permanence_acd::AcdConfig>,
+        /// Outcome.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// Handle to the dispatcher task.
+#[derive(Clone)]
+pub struct DispatchHandle {
+    tx: mpsc::UnboundedSender<DispatchMsg>,
+}
+
+impl DispatchHandle {
+    /// Sends a message (dropped silently if the task stopped: shutdown).
+    pub fn send(&self, msg: DispatchMsg) {
+        if self.tx.send(msg).is_err() {
+            debug!("dispatcher task is gone");
+        }
+    }
+
+    /// Sends an input.
+    pub fn input(&self, input: Input) {
+        self.send(DispatchMsg::Input(input));
+    }
+
+    /// Runs a read-only query on the dispatcher and returns its result.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Dispatcher, chrono::DateTime<Utc>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(DispatchMsg::Query(Box::new(move |d, now| {
+            let _ = reply.send(f(d, now));
+        })));
+        rx.await.ok()
+    }
+
+    /// Applies a new configuration.
+    pub async fn reconfigure(&self, config: permanence_acd::AcdConfig) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(DispatchMsg::Reconfigure {
+            config: Box::new(config),
+            reply,
+        });
+        rx.await
+            .unwrap_or_else(|_| Err("dispatcher stopped".to_string()))
+    }
+}
+
+struct CallEntry {
+    tx: mpsc::UnboundedSender<CallCmd>,
+    practice: permanence_acd::PracticeId,
+}
+
+struct Driver {
+    d: Dispatcher,
+    calls: HashMap<CallId, CallEntry>,
+    observers: Vec<Arc<dyn EventObserver>>,
+}
+
+fn overflow_kind(t: &OverflowTarget) -> Option<OverflowKind> {
+    match t {
+        OverflowTarget::Voicemail => Some(OverflowKind::Voicemail),
+        OverflowTarget::Callback => Some(OverflowKind::Callback),
+        OverflowTarget::Hangup => Some(OverflowKind::Hangup),
+        OverflowTarget::Pool(_) => None,
+    }
+}
+
+impl Driver {
+    fn to_call(&self, call: CallId, cmd: CallCmd) {
+        match self.calls.get(&call) {
+            Some(e) => {
+                if e.tx.send(cmd).is_err() {
+                    debug!(call = call.0, "call task already gone");
+                }
+            }
+            None => debug!(call = call.0, ?cmd, "command for an unknown call"),
+        }
+    }
+
+    fn event_call(e: &Event) -> Option<CallId> {
+        match e {
+            Event::CallQueued { call, .. }
+            | Event::Closed { call, .. }
+            | Event::Offered { call, .. }
+            | Event::Answered { call, .. }
+            | Event::CallCompleted { call, .. }
+            | Event::Abandoned { call, .. }
+            | Event::Rona { call, .. }
+            | Event::OfferFailed { call, .. }
+            | Event::OfferWithdrawn { call, .. }
+            | Event::Retargeted { call, .. }
+            | Event::Overflowed { call, .. } => Some(*call),
+            _ => None,
+        }
+    }
+
+    fn log(e: &Event, practice: Option<&str>) {
+        let p = practice.unwrap_or("");
+        match e {
+            Event::CallQueued { call, priority, .. } => {
+                info!(
+                    event = "acd.queued",
+                    call = call.0,
+                    practice = p,
+                    priority,
+                    "call queued"
+                )
+            }
+            Event::Closed { call, .. } => {
+                info!(
+                    event = "acd.closed",
+                    call = call.0,
+                    practice = p,
+                    "practice closed"
+                )
+            }
+            Event::Offered { call, agent } => {
+                info!(event = "acd.offered", call = call.0, practice = p, agent = %agent, "call offered")
+            }
+            Event::Answered { call, agent, wait } => info!(
+                event = "acd.answered",
+                call = call.0,
+                practice = p,
+                agent = %agent,
+                wait_s = wait.as_secs_f64(),
+                "call answered by an agent"
+            ),
+            Event::CallCompleted { call, agent, talk } => info!(
+                event = "acd.completed",
+                call = call.0,
+                practice = p,
+                agent = %agent,
+                talk_s = talk.as_secs_f64(),
+                "call completed"
+            ),
+            Event::Abandoned {
+                call,
+                phase,
+                wait,
+                position,
+            } => info!(
+                event = "acd.abandoned",
+                call = call.0,
+                practice = p,
+                phase = ?phase,
+                wait_s = wait.as_secs_f64(),
+                position,
+                "caller abandoned"
+            ),
+            Event::Rona {
+                call,
+                agent,
+                strikes,
+            } => info!(
+                event = "acd.rona",
+                call = call.0,
+                practice = p,
+                agent = %agent,
+                strikes,
+                "ring no answer"
+            ),
+            Event::OfferFailed {
+                call,
+                agent,
+                reason,
+            } => info!(
+                event = "acd.offer_failed",
+                call = call.0,
+                practice = p,
+                agent = %agent,
+                reason = ?reason,
+                "offer failed"
+            ),
+            Event::OfferWithdrawn {
+                call,
+                agent,
+                reason,
+            } => info!(
+                event = "acd.offer_withdrawn",
+                call = call.0,
+                practice = p,
+                agent = %agent,
+                reason = ?reason,
+                "offer withdrawn"
+            ),
+            Event::Retargeted { call, pool, wait } => info!(
+                event = "acd.retargeted",
+                call = call.0,
+                practice = p,
+                pool = %pool,
+                wait_s = wait.as_secs_f64(),
+                "call overflowed to a pool"
+            ),
+            Event::Overflowed {
+                call,
+                target,
+                wait,
+                reason,
+            } => info!(
+                event = "acd.overflowed",
+                call = call.0,
+                practice = p,
+                target = ?target,
+                wait_s = wait.as_secs_f64(),
+                reason = ?reason,
+                "call overflowed"
+            ),
+            Event::AgentStateChanged {
+                agent,
+                from,
+                to,
+                reason,
+            } => info!(
+                event = "agent.state",
+                agent = %agent,
+                from = ?from,
+                to = ?to,
+                reason = ?reason,
+                "agent state changed"
+            ),
+            Event::AgentRemoved { agent } => {
+                info!(event = "agent.removed", agent = %agent, "agent removed")
+            }
+            Event::ShiftChanged { agent, in_shift } => {
+                info!(event = "agent.shift", agent = %agent, in_shift, "agent shift changed")
+            }
+            Event::ReachabilityChanged { agent, reachable } => info!(
+                event = "agent.reachability",
+                agent = %agent,
+                reachable,
+                "agent reachability changed"
+            ),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.d.poll_output() {
+            match out {
+                Output::Action(a) => match a {
+                    Action::Offer { call, agent, .. } => self.to_call(
+                        call,
+                        CallCmd::Offer {
+                            agent: agent.to_string(),
+                        },
+                    ),
+                    Action::CancelOffer { call, agent, .. } => self.to_call(
+                        call,
+                        CallCmd::CancelOffer {
+                            agent: agent.to_string(),
+                        },
+                    ),
+                    Action::Overflow { call, target } => match overflow_kind(&target) {
+                        Some(kind) => self.to_call(call, CallCmd::Overflow(kind)),
+                        None => debug!(call = call.0, "pool overflow keeps the call queued"),
+                    },
+                    Action::Closed { call, .. } => self.to_call(call, CallCmd::Closed),
+                },
+                Output::Event(e) => {
+                    let call = Self::event_call(&e);
+                    let practice = call
+                        .and_then(|c| self.calls.get(&c))
+                        .map(|c| c.practice.clone());
+                    Self::log(&e, practice.as_ref().map(|p| p.as_str()));
+                    for o in &self.observers {
+                        o.on_event(&e, practice.as_ref().map(|p| p.as_str()));
+                    }
+                    // The call's life in the dispatcher is over.
+                    if let Some(c) = call {
+                        let terminal = match &e {
+                            Event::Closed { .. }
+                            | Event::Abandoned { .. }
+                            | Event::CallCompleted { .. } => true,
+                            Event::Overflowed { target, .. } => overflow_kind(target).is_some(),
+                            _ => false,
+                        };
+                        if terminal {
+                            self.calls.remove(&c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: DispatchMsg) {
+        let now = Utc::now();
+        match msg {
+            DispatchMsg::Arrive { arrival, tx } => {
+                let call = arrival.call;
+                self.calls.insert(
+                    call,
+                    CallEntry {
+                        tx,
+                        practice: arrival.practice.clone(),
+                    },
+                );
+                if let Err(e) = self.d.handle_input(Input::CallArrived(arrival), now) {
+                    warn!(call = call.0, error = %e, "dispatcher refused the call");
+                    // Never lose it: the call plays the closed prompt.
+                    self.to_call(call, CallCmd::Closed);
+                    self.calls.remove(&call);
+                }
+            }
+            DispatchMsg::Input(input) => {
+                let answered = match &input {
+                    Input::OfferAnswered { call, agent } => Some((*call, agent.clone())),
+                    _ => None,
+                };
+                if let Err(e) = self.d.handle_input(input, now) {
+                    match answered {
+                        Some((call, agent)) => {
+                            info!(call = call.0, agent = %agent, error = %e, "late answer refused");
+                            self.to_call(
+                                call,
+                                CallCmd::AnswerRefused {
+                                    agent: agent.to_string(),
+                                },
+                            );
+                        }
+                        None => debug!(error = %e, "dispatcher input ignored"),
+                    }
+                }
+            }
+            DispatchMsg::Position { call } => {
+                let (position, wait) = match self.d.call(call, now) {
+                    Some(s) => (s.position, s.estimated_wait),
+                    None => (0, None),
+                };
+                self.to_call(call, CallCmd::Position { position, wait });
+            }
+            DispatchMsg::Query(q) => q(&self.d, now),
+            DispatchMsg::Reconfigure { config, reply } => {
+                let r = self.d.reconfigure(*config, now).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+        }
+        self.drain();
+    }
+}
+
+/// Starts the dispatcher task.
+pub fn start(
+    dispatcher: Dispatcher,
+    observers: Vec<Arc<dyn EventObserver>>,
+    cancel: CancellationToken,
+) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut driver = Driver {
+        d: dispatcher,
+        calls: HashMap::new(),
+        observers,
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            driver.drain();
+            let sleep = driver
+                .d
+                .poll_timeout()
+                .and_then(|t| (t - Utc::now()).to_std().ok())
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                msg = rx.recv() => match msg {
+                    Some(m) => driver.handle(m),
+                    None => break,
+                },
+                _ = tokio::time::sleep(sleep) => driver.d.handle_timeout(Utc::now()),
+            }
+        }
+    });
+    (DispatchHandle { tx }, task)
+}
+
+/// Parses an agent id.
+pub fn agent_id(s: &str) -> AgentId {
+    AgentId::from(s)
+}
