@@ -68,6 +68,13 @@ pub enum DispatchMsg {
     },
     /// Any other dispatcher input.
     Input(Input),
+    /// An input whose outcome the sender wants.
+    InputChecked {
+        /// The input.
+        input: Input,
+        /// Outcome (the dispatcher's error text if refused).
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// The caller's position and estimated wait, sent back as
     /// [`CallCmd::Position`].
     Position {
@@ -102,6 +109,14 @@ impl DispatchHandle {
     /// Sends an input.
     pub fn input(&self, input: Input) {
         self.send(DispatchMsg::Input(input));
+    }
+
+    /// Sends an input and waits for the dispatcher's verdict.
+    pub async fn input_checked(&self, input: Input) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(DispatchMsg::InputChecked { input, reply });
+        rx.await
+            .unwrap_or_else(|_| Err("dispatcher stopped".to_string()))
     }
 
     /// Runs a read-only query on the dispatcher and returns its result.
@@ -403,6 +418,10 @@ impl Driver {
                         None => debug!(error = %e, "dispatcher input ignored"),
                     }
                 }
+            }
+            DispatchMsg::InputChecked { input, reply } => {
+                let r = self.d.handle_input(input, now).map_err(|e| e.to_string());
+                let _ = reply.send(r);
             }
             DispatchMsg::Position { call } => {
                 let (position, wait) = match self.d.call(call, now) {

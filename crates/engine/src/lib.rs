@@ -16,6 +16,7 @@ pub mod acd_map;
 pub mod calls;
 pub mod dispatch;
 pub mod edge;
+pub mod features;
 pub mod leg;
 pub mod registrations;
 
@@ -396,6 +397,44 @@ async fn handle_register(shared: &Shared, tx: &mut Transaction, source: SocketAd
     }
 }
 
+/// An INVITE that is not a carrier's: authenticate the telesecretary
+/// (407 challenge), then run the feature code.
+async fn agent_invite(
+    shared: Arc<Shared>,
+    mut tx: Transaction,
+    source: SocketAddr,
+    call_id: String,
+    dialled: String,
+) {
+    let authz = extract::header_value(&tx.original.headers, "Proxy-Authorization");
+    let lookup = |u: &str| shared.secrets(u);
+    match shared.registrations.authenticate(authz, "INVITE", &lookup) {
+        AuthResult::Challenge(h) | AuthResult::Replayed { challenge: h, .. } => {
+            info!(event = "invite.challenged", %source, call_id, "INVITE from a non-trunk source challenged");
+            shared
+                .counters
+                .invites_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            let h = h
+                .into_iter()
+                .map(|v| Header::ProxyAuthenticate(v.into()))
+                .collect();
+            reply(&mut tx, StatusCode::ProxyAuthenticationRequired, h).await;
+        }
+        AuthResult::Failed { user, reason } => {
+            warn!(event = "invite.forbidden", %source, user, reason, "INVITE refused");
+            shared
+                .counters
+                .invites_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+        }
+        AuthResult::Authenticated(user) => {
+            features::agent_call(shared.clone(), tx, user, dialled).await;
+        }
+    }
+}
+
 async fn handle_invite(shared: Arc<Shared>, mut tx: Transaction, source: SocketAddr) {
     let cfg = shared.config();
     let call_id = extract::call_id(&tx.original).unwrap_or_default();
@@ -403,43 +442,16 @@ async fn handle_invite(shared: Arc<Shared>, mut tx: Transaction, source: SocketA
         reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
         return;
     }
-    let Some(trunk) = cfg.trunk_for(source.ip()) else {
-        // Not a carrier: only an authenticated telesecretary may call in.
-        let authz = extract::header_value(&tx.original.headers, "Proxy-Authorization");
-        let lookup = |u: &str| shared.secrets(u);
-        match shared.registrations.authenticate(authz, "INVITE", &lookup) {
-            AuthResult::Challenge(h) | AuthResult::Replayed { challenge: h, .. } => {
-                info!(event = "invite.challenged", %source, call_id, "INVITE from a non-trunk source challenged");
-                shared
-                    .counters
-                    .invites_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                let h = h
-                    .into_iter()
-                    .map(|v| Header::ProxyAuthenticate(v.into()))
-                    .collect();
-                reply(&mut tx, StatusCode::ProxyAuthenticationRequired, h).await;
-            }
-            AuthResult::Failed { user, reason } => {
-                warn!(event = "invite.forbidden", %source, user, reason, "INVITE refused");
-                shared
-                    .counters
-                    .invites_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                reply(&mut tx, StatusCode::Forbidden, vec![]).await;
-            }
-            AuthResult::Authenticated(user) => {
-                let target = extract::uri_user(&tx.original.uri.to_string())
-                    .map(str::to_string)
-                    .unwrap_or_default();
-                info!(event = "agent.call", agent = %user, target = %mask(&target), "call from an agent: no feature for this target");
-                shared
-                    .counters
-                    .invites_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                reply(&mut tx, StatusCode::NotFound, vec![]).await;
-            }
-        }
+    let dialled = extract::uri_user(&tx.original.uri.to_string())
+        .map(str::to_string)
+        .unwrap_or_default();
+    let feature_code = dialled.starts_with('*') || dialled.starts_with("%2A");
+    let trunk = cfg.trunk_for(source.ip()).filter(|_| !feature_code);
+    let Some(trunk) = trunk else {
+        // Not a carrier (or a feature code, which no carrier delivers):
+        // only an authenticated telesecretary may call in.
+        drop(cfg);
+        agent_invite(shared, tx, source, call_id, dialled).await;
         return;
     };
     let ruri = tx.original.uri.to_string();

@@ -40,6 +40,13 @@ speak callback_taken "Votre demande de rappel est enregistrée. Une secrétaire 
 speak menu "Pour une urgence, tapez 1. Pour un rendez-vous, tapez 2. Pour des résultats d'examens, tapez 3."
 speak overflow "Toutes nos secrétaires sont actuellement occupées et nous ne pouvons pas prendre votre appel. En cas d'urgence vitale, composez le 15. Merci de rappeler un peu plus tard. Au revoir."
 
+# Agent feature-code confirmations (heard by the telesecretary).
+speak feature_paused "Pause activée. Vous ne recevrez plus d'appels."
+speak feature_unpaused "Fin de pause. Vous recevez à nouveau les appels."
+speak feature_login "Vous êtes connecté aux files d'attente."
+speak feature_logout "Vous êtes déconnecté des files d'attente."
+speak feature_unknown "Code inconnu."
+
 # Voicemail: speech followed by a 1 kHz beep (0.4 s).
 espeak-ng -v "$VOICE" -s "$SPEED" -w "$WORK/raw.wav" \
     "Vous pouvez laisser un message au cabinet. Indiquez votre nom, votre numéro de téléphone et l'objet de votre appel. Parlez après le bip."

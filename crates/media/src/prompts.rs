@@ -22,6 +22,11 @@ const HOLD_MUSIC: &[u8] = include_bytes!("../prompts/fr/hold_music.wav");
 const CLOSED: &[u8] = include_bytes!("../prompts/fr/closed.wav");
 const VOICEMAIL: &[u8] = include_bytes!("../prompts/fr/voicemail.wav");
 const CALLBACK_TAKEN: &[u8] = include_bytes!("../prompts/fr/callback_taken.wav");
+const FEATURE_PAUSED: &[u8] = include_bytes!("../prompts/fr/feature_paused.wav");
+const FEATURE_UNPAUSED: &[u8] = include_bytes!("../prompts/fr/feature_unpaused.wav");
+const FEATURE_LOGIN: &[u8] = include_bytes!("../prompts/fr/feature_login.wav");
+const FEATURE_LOGOUT: &[u8] = include_bytes!("../prompts/fr/feature_logout.wav");
+const FEATURE_UNKNOWN: &[u8] = include_bytes!("../prompts/fr/feature_unknown.wav");
 const MENU: &[u8] = include_bytes!("../prompts/fr/menu.wav");
 const OVERFLOW: &[u8] = include_bytes!("../prompts/fr/overflow.wav");
 const POSITION_PREFIX: &[u8] = include_bytes!("../prompts/fr/position_prefix.wav");
@@ -113,6 +118,16 @@ pub struct FrenchPrompts {
     /// pas prendre votre appel. En cas d'urgence vitale, composez le 15.
     /// Merci de rappeler un peu plus tard. Au revoir."
     pub overflow: Arc<Prompt>,
+    /// "Pause activée. Vous ne recevrez plus d'appels." (agent feature code)
+    pub feature_paused: Arc<Prompt>,
+    /// "Fin de pause. Vous recevez à nouveau les appels."
+    pub feature_unpaused: Arc<Prompt>,
+    /// "Vous êtes connecté aux files d'attente."
+    pub feature_login: Arc<Prompt>,
+    /// "Vous êtes déconnecté des files d'attente."
+    pub feature_logout: Arc<Prompt>,
+    /// "Code inconnu."
+    pub feature_unknown: Arc<Prompt>,
     /// "Vous êtes le"
     pub position_prefix: Arc<Prompt>,
     /// "en attente."
@@ -159,6 +174,11 @@ impl FrenchPrompts {
             closed: load("fr/closed", CLOSED)?,
             voicemail: load("fr/voicemail", VOICEMAIL)?,
             callback_taken: load("fr/callback_taken", CALLBACK_TAKEN)?,
+            feature_paused: load("fr/feature_paused", FEATURE_PAUSED)?,
+            feature_unpaused: load("fr/feature_unpaused", FEATURE_UNPAUSED)?,
+            feature_login: load("fr/feature_login", FEATURE_LOGIN)?,
+            feature_logout: load("fr/feature_logout", FEATURE_LOGOUT)?,
+            feature_unknown: load("fr/feature_unknown", FEATURE_UNKNOWN)?,
             menu: load("fr/menu", MENU)?,
             overflow: load("fr/overflow", OVERFLOW)?,
             position_prefix: load("fr/position_prefix", POSITION_PREFIX)?,
@@ -270,6 +290,11 @@ mod tests {
             &p.closed,
             &p.voicemail,
             &p.callback_taken,
+            &p.feature_paused,
+            &p.feature_unpaused,
+            &p.feature_login,
+            &p.feature_logout,
+            &p.feature_unknown,
             &p.menu,
             &p.overflow,
             &p.position_prefix,
