@@ -107,6 +107,9 @@ pub struct TestConfig {
     pub sip_port: u16,
     pub http_port: u16,
     pub rtp: (u16, u16),
+    /// Scratch directory for files the configuration refers to (generated
+    /// prompts); kept alive by the engine started on this configuration.
+    pub scratch: Option<Arc<TempDir>>,
 }
 
 impl TestConfig {
@@ -165,6 +168,7 @@ impl TestConfig {
             sip_port,
             http_port,
             rtp,
+            scratch: None,
         }
     }
 
@@ -206,6 +210,58 @@ impl TestConfig {
         self
     }
 
+    /// A table of the main file (`dispatcher`, `sip`...), created if absent.
+    pub fn main_table(&mut self, name: &str) -> &mut toml::Table {
+        self.main
+            .entry(name.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("main table")
+    }
+
+    /// A practice's `[routing]` table.
+    pub fn routing(&mut self, id: &str) -> &mut toml::Table {
+        self.practice(id)
+            .get_mut("routing")
+            .and_then(|v| v.as_table_mut())
+            .expect("[routing]")
+    }
+
+    /// A practice's `[[routing.steps]]`, as tables.
+    pub fn steps(&mut self, id: &str) -> &mut Vec<toml::Value> {
+        self.routing(id)
+            .get_mut("steps")
+            .and_then(|v| v.as_array_mut())
+            .expect("[[routing.steps]]")
+    }
+
+    /// Replaces a practice's prompt `kind` (`greeting`, `voicemail`...) by
+    /// a generated tone of `seconds` at `freq` Hz (8 kHz mono 16-bit WAV in
+    /// the scratch directory). Returns the samples written.
+    pub fn tone_prompt(&mut self, id: &str, kind: &str, seconds: f64, freq: f64) -> Vec<i16> {
+        let dir = self
+            .scratch
+            .get_or_insert_with(|| Arc::new(TempDir::new("prompts")))
+            .clone();
+        let n = (seconds * 8000.0) as usize;
+        let samples: Vec<i16> = (0..n)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+            })
+            .collect();
+        let path = dir.path().join(format!("{id}-{kind}.wav"));
+        write_wav(&path, &samples);
+        let p = self.practice(id);
+        let prompts = p
+            .entry("prompts".to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("[prompts]");
+        prompts.insert(kind.into(), path.to_string_lossy().to_string().into());
+        samples
+    }
+
     /// Writes the configuration; returns the main file path. Prompt paths
     /// in dialplans are made absolute so the copies find the demo WAVs.
     pub fn write(&self, dir: &Path) -> PathBuf {
@@ -214,6 +270,20 @@ impl TestConfig {
         std::fs::create_dir_all(&dp_dir).expect("mkdir");
         let mut main = self.main.clone();
         main.insert("dialplans_dir".into(), "dialplans".into());
+        // Call records and voicemail of the test stay in its temp dir.
+        let records = main
+            .entry("records")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(r) = records.as_table_mut() {
+            r.insert(
+                "path".into(),
+                dir.join("data/permanence.db").to_string_lossy().to_string().into(),
+            );
+            r.insert(
+                "voicemail_dir".into(),
+                dir.join("data/voicemail").to_string_lossy().to_string().into(),
+            );
+        }
         for (name, t) in &self.dialplans {
             let mut t = t.clone();
             if let Some(prompts) = t.get_mut("prompts").and_then(|v| v.as_table_mut()) {
@@ -234,12 +304,15 @@ impl TestConfig {
 
 /// The engine under test.
 pub struct Engine {
+    /// The engine's data directory (records database, voicemail).
+    pub data: PathBuf,
     child: Child,
     pub logs: Arc<Mutex<Vec<Value>>>,
     pub sip: SocketAddr,
     pub http: SocketAddr,
     pub rtp: (u16, u16),
     _dir: TempDir,
+    _scratch: Option<Arc<TempDir>>,
 }
 
 impl Engine {
@@ -249,11 +322,15 @@ impl Engine {
         let dir = TempDir::new("engine");
         let path = cfg.write(dir.path());
         let mut child = Command::new(env!("CARGO_BIN_EXE_permanence"))
+            .current_dir(dir.path())
             .arg("run")
             .arg("--config")
             .arg(&path)
             .args(["--log-format", "json"])
             .args(extra)
+            // Relative paths of the engine (data/voicemail/...) stay in
+            // the scratch directory, not in the source tree.
+            .current_dir(dir.path())
             .env("RUST_LOG", "info,rsipstack=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -274,17 +351,60 @@ impl Engine {
             }
         });
         let engine = Self {
+            data: dir.path().join("data"),
             child,
             logs,
             sip: SocketAddr::from(([127, 0, 0, 1], cfg.sip_port)),
             http: SocketAddr::from(([127, 0, 0, 1], cfg.http_port)),
             rtp: cfg.rtp,
             _dir: dir,
+            _scratch: cfg.scratch.clone(),
         };
         engine
             .wait_event("engine.ready", Duration::from_secs(20))
             .expect("engine did not become ready");
         engine
+    }
+
+    /// The engine's working directory (relative paths it logs, such as a
+    /// voicemail recording, are relative to it). Removed with the engine.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Waits until `n` records with `event == name` match `pred`; returns
+    /// them (in log order) or `None` on timeout.
+    pub fn wait_n(
+        &self,
+        name: &str,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<Value> = self.events(name).into_iter().filter(|v| pred(v)).collect();
+            if found.len() >= n {
+                return Some(found);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every log record, for failure messages (one JSON object a line,
+    /// `event` records only).
+    pub fn dump(&self) -> String {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter(|v| v.get("event").is_some())
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Whether the process is still running.
@@ -360,6 +480,43 @@ impl Drop for Engine {
 /// A record's string field.
 pub fn field<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(|x| x.as_str()).unwrap_or("")
+}
+
+/// A record's integer field (`call`, `strikes`, `position`...).
+pub fn num(v: &Value, k: &str) -> Option<i64> {
+    v.get(k).and_then(|x| x.as_i64())
+}
+
+/// A record's float field (`wait_s`, `seconds`...).
+pub fn float(v: &Value, k: &str) -> Option<f64> {
+    v.get(k).and_then(|x| x.as_f64())
+}
+
+/// A record's `timestamp` (RFC 3339 UTC as the JSON log writes it, e.g.
+/// `2026-11-30T01:13:39.314087Z`) in seconds since the Unix epoch.
+pub fn ts(v: &Value) -> f64 {
+    let t = field(v, "timestamp");
+    parse_timestamp(t).unwrap_or_else(|| panic!("bad timestamp {t:?} in {v}"))
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.frac]Z` into seconds since the epoch.
+pub fn parse_timestamp(t: &str) -> Option<f64> {
+    let t = t.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut h = time.splitn(3, ':');
+    let (hh, mm) = (h.next()?.parse::<i64>().ok()?, h.next()?.parse::<i64>().ok()?);
+    let ss = h.next()?.parse::<f64>().ok()?;
+    // Days from civil (proleptic Gregorian), H. Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60) as f64 + ss)
 }
 
 /// Result of a SIPp run.
@@ -578,20 +735,54 @@ pub fn write_wav(path: &Path, samples: &[i16]) {
 /// Registers `user` from local UDP port `port` (digest MD5, the demo's
 /// algorithm), expires 300 s. Panics unless the registrar answers 200.
 pub fn register_agent(engine: SocketAddr, user: &str, password: &str, port: u16) {
+    let ok = register_contact(engine, user, password, port, port, 300);
+    assert!(ok.starts_with("SIP/2.0 200"), "registration failed: {ok}");
+}
+
+/// Removes the binding `<sip:user@127.0.0.1:contact_port>` (REGISTER with
+/// Expires: 0, digest MD5), sent from a free port of its own: the
+/// softphone's port may be held by the SIPp UAS answering on it, and the
+/// registrar matches the binding by its contact URI, not by the source.
+/// Panics unless the registrar answers 200.
+pub fn unregister_agent(engine: SocketAddr, user: &str, password: &str, contact_port: u16) {
+    let from = free_udp_port();
+    let ok = register_contact(engine, user, password, from, contact_port, 0);
+    assert!(ok.starts_with("SIP/2.0 200"), "unregistration failed: {ok}");
+}
+
+/// Sends a REGISTER for `user` from local UDP port `from_port` with
+/// Contact `<sip:user@127.0.0.1:contact_port>` and `Expires: expires`,
+/// answers the digest challenge (MD5) and returns the final response.
+/// The Call-ID depends on both ports, so a registration and a later
+/// removal from another port are independent REGISTER sequences.
+pub fn register_contact(
+    engine: SocketAddr,
+    user: &str,
+    password: &str,
+    from_port: u16,
+    contact_port: u16,
+    expires: u32,
+) -> String {
     use permanence_sip::digest::{expected_response, ha1, Algorithm, DigestParams};
+    let port = from_port;
     let sock = UdpSocket::bind(("127.0.0.1", port)).expect("bind agent port");
     sock.set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
+    let call_id = if from_port == contact_port {
+        format!("reg-{user}-{port}@127.0.0.1")
+    } else {
+        format!("reg-{user}-{port}-{contact_port}@127.0.0.1")
+    };
     let msg = |cseq: u32, auth: &str| {
         format!(
             "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
              Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKreg{port}x{cseq};rport\r\n\
              From: <sip:{user}@127.0.0.1>;tag=r{port}\r\n\
              To: <sip:{user}@127.0.0.1>\r\n\
-             Call-ID: reg-{user}-{port}@127.0.0.1\r\n\
+             Call-ID: {call_id}\r\n\
              CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{user}@127.0.0.1:{port}>\r\n\
-             Expires: 300\r\nMax-Forwards: 70\r\nUser-Agent: test-agent\r\n\
+             Contact: <sip:{user}@127.0.0.1:{contact_port}>\r\n\
+             Expires: {expires}\r\nMax-Forwards: 70\r\nUser-Agent: test-agent\r\n\
              {auth}Content-Length: 0\r\n\r\n"
         )
     };
@@ -634,8 +825,7 @@ pub fn register_agent(engine: SocketAddr, user: &str, password: &str, port: u16)
         "Authorization: Digest username=\"{user}\", realm=\"permanence\", nonce=\"{nonce}\", \
          uri=\"sip:127.0.0.1\", response=\"{r}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n"
     );
-    let ok = send(msg(2, &auth));
-    assert!(ok.starts_with("SIP/2.0 200"), "registration failed: {ok}");
+    send(msg(2, &auth))
 }
 
 /// A SIPp process started in the background (a UAS softphone).
@@ -846,4 +1036,175 @@ impl Drop for RtpPeer {
             let _ = t.join();
         }
     }
+}
+
+/// Runs [`sipp`] (a UAC: the carrier) on a thread; join it for the result.
+pub fn sipp_thread(
+    scenario: &'static str,
+    target: SocketAddr,
+    vars: Vec<(&'static str, String)>,
+    extra: Vec<String>,
+    limit: Duration,
+) -> std::thread::JoinHandle<SippRun> {
+    std::thread::spawn(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        sipp(scenario, target, "127.0.0.1", &vars, &extra, limit)
+    })
+}
+
+/// The SIP messages of a SIPp message log, one string each.
+pub fn sip_messages(log: &str) -> Vec<String> {
+    // SIPp separates messages with a "----- ... message sent/received"
+    // banner line; keep each message's text (start line first).
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in log.lines() {
+        if line.starts_with("----------") {
+            if !cur.trim().is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+            continue;
+        }
+        let l = line.trim_start();
+        if cur.is_empty() && l.is_empty() {
+            continue;
+        }
+        if cur.is_empty() && !(l.starts_with("SIP/2.0") || l.split(' ').nth(2) == Some("SIP/2.0")) {
+            continue;
+        }
+        cur.push_str(l);
+        cur.push('\n');
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A WAV file's format and samples.
+#[derive(Debug, Clone)]
+pub struct Wav {
+    pub rate: u32,
+    pub channels: u16,
+    pub bits: u16,
+    pub format: u16,
+    pub samples: Vec<i16>,
+}
+
+/// Reads a 16-bit PCM WAV file (walks the RIFF chunks to `fmt ` and
+/// `data`).
+pub fn read_wav(path: &Path) -> Result<Wav, String> {
+    let b = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if b.len() < 12 || &b[0..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+        return Err(format!("{}: not a RIFF/WAVE file", path.display()));
+    }
+    let mut i = 12;
+    let mut fmt: Option<(u16, u16, u32, u16)> = None;
+    while i + 8 <= b.len() {
+        let id = &b[i..i + 4];
+        let len = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        let body = &b[i + 8..(i + 8 + len).min(b.len())];
+        if id == b"fmt " && body.len() >= 16 {
+            fmt = Some((
+                u16::from_le_bytes([body[0], body[1]]),
+                u16::from_le_bytes([body[2], body[3]]),
+                u32::from_le_bytes([body[4], body[5], body[6], body[7]]),
+                u16::from_le_bytes([body[14], body[15]]),
+            ));
+        }
+        if id == b"data" {
+            let (format, channels, rate, bits) =
+                fmt.ok_or_else(|| format!("{}: data before fmt", path.display()))?;
+            if bits != 16 {
+                return Err(format!("{}: {bits}-bit samples", path.display()));
+            }
+            let samples = body
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return Ok(Wav {
+                rate,
+                channels,
+                bits,
+                format,
+                samples,
+            });
+        }
+        i += 8 + len + (len & 1);
+    }
+    Err(format!("{}: no data chunk", path.display()))
+}
+
+/// Whether a decoded G.711 sample is `want` up to one quantisation step of
+/// either law (µ-law: step 2^(seg+3), A-law: 2^(seg+3) above 256, 16
+/// below; both at most (|want| + 132) / 16 + 16).
+pub fn g711_close(got: i16, want: i16) -> bool {
+    let tol = (i32::from(want).abs() + 132) / 16 + 16;
+    (i32::from(got) - i32::from(want)).abs() <= tol
+}
+
+/// Decoded samples of one PCMU/PCMA packet (empty for other types).
+pub fn decode(p: &RtpPacket) -> Vec<i16> {
+    match p.pt {
+        0 => p.payload.iter().map(|&b| ulaw_to_linear(b)).collect(),
+        8 => p.payload.iter().map(|&b| alaw_to_linear(b)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// RMS of samples.
+pub fn rms(samples: &[i16]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / samples.len() as f64).sqrt()
+}
+
+/// Which 20 ms frame of `prompt` (8 kHz samples) each received packet
+/// carries: `Some(frame index)` when the packet's decoded samples equal
+/// that frame's up to G.711 quantisation, `None` otherwise (another
+/// sound, silence, DTMF). Frames are searched from the one after the last
+/// match first (playout order), then everywhere.
+pub fn prompt_frames(packets: &[RtpPacket], prompt: &[i16]) -> Vec<Option<usize>> {
+    let frames: Vec<&[i16]> = prompt.chunks_exact(160).collect();
+    let audible: Vec<bool> = frames.iter().map(|f| rms(f) >= 100.0).collect();
+    let matches = |pcm: &[i16], k: usize| {
+        audible[k] && pcm.len() == 160 && pcm.iter().zip(frames[k]).all(|(&g, &w)| g711_close(g, w))
+    };
+    let mut hint = 0usize;
+    packets
+        .iter()
+        .map(|p| {
+            let pcm = decode(p);
+            if pcm.len() != 160 || frames.is_empty() {
+                return None;
+            }
+            let n = frames.len();
+            let k = (0..n).map(|d| (hint + d) % n).find(|&k| matches(&pcm, k))?;
+            hint = k + 1;
+            Some(k)
+        })
+        .collect()
+}
+
+/// Share of the audible frames of `prompt` heard (in any order) among
+/// `packets`: 1.0 when the whole prompt was played.
+pub fn prompt_coverage(packets: &[RtpPacket], prompt: &[i16]) -> f64 {
+    let frames: Vec<&[i16]> = prompt.chunks_exact(160).collect();
+    let audible = frames.iter().filter(|f| rms(f) >= 100.0).count();
+    if audible == 0 {
+        return 0.0;
+    }
+    let heard: std::collections::HashSet<usize> =
+        prompt_frames(packets, prompt).into_iter().flatten().collect();
+    heard.len() as f64 / audible as f64
+}
+
+/// Samples of one of the engine's embedded French prompts
+/// (`crates/media/prompts/fr/<name>.wav`).
+pub fn default_prompt(name: &str) -> Vec<i16> {
+    let path = repo().join("crates/media/prompts/fr").join(format!("{name}.wav"));
+    read_wav(&path).expect("default prompt").samples
 }

@@ -56,8 +56,9 @@ pub use digest::compute_ha1;
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
     Agent, Config, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind, Overflow,
-    OverflowAction, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RegistrarConfig,
-    Routing, RoutingStep, RtpConfig, SipConfig, Strategy, Triage, TriageOption, Trunk,
+    OverflowAction, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
+    RegistrarConfig, Routing, RoutingStep, RtpConfig, SipConfig, Strategy, Triage, TriageOption,
+    Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 
@@ -251,6 +252,7 @@ fn assemble(main: MainParts, parts: Vec<PracticeParts>) -> Option<Config> {
         rtp: main.rtp?,
         http: main.http?,
         dispatcher: main.dispatcher,
+        records: main.records,
         trunks: main.trunks,
         agents: main.agents,
         pools: main.pools,

@@ -14,8 +14,8 @@ use toml::Spanned;
 use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::model::{
-    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, Pool, RegistrarConfig, RtpConfig,
-    SipConfig, Trunk,
+    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, Pool, RecordsSettings, RegistrarConfig,
+    RtpConfig, SipConfig, Trunk,
 };
 use crate::raw;
 use crate::source::{self, get, get_str, index, join, Source};
@@ -29,6 +29,7 @@ pub(crate) struct MainParts {
     pub rtp: Option<RtpConfig>,
     pub http: Option<HttpConfig>,
     pub dispatcher: DispatcherConfig,
+    pub records: RecordsSettings,
     pub trunks: Vec<Trunk>,
     pub agents: Vec<Agent>,
     pub pools: Vec<Pool>,
@@ -92,6 +93,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
     let rtp_raw: Option<raw::Rtp> = section(&src, &root, "rtp", errors);
     let http_raw: Option<raw::Http> = section(&src, &root, "http", errors);
     let disp_raw: Option<raw::Dispatcher> = section(&src, &root, "dispatcher", errors);
+    let records_raw: Option<raw::Records> = section(&src, &root, "records", errors);
 
     let mut warnings = Vec::new();
     let mut ctx = Ctx { src: &src, errors };
@@ -104,6 +106,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
     let rtp = rtp_raw.and_then(|r| rtp(&mut ctx, r));
     let http = http_raw.and_then(|r| http(&mut ctx, r, sip.as_ref()));
     let dispatcher = dispatcher(&mut ctx, disp_raw.unwrap_or_default());
+    let records = records(&mut ctx, records_raw.unwrap_or_default());
 
     // Trunks.
     let mut trunks: Vec<Trunk> = Vec::new();
@@ -200,6 +203,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
         rtp,
         http,
         dispatcher,
+        records,
         trunks,
         agents,
         pools,
@@ -504,7 +508,69 @@ fn http(ctx: &mut Ctx<'_>, r: raw::Http, sip: Option<&SipConfig>) -> Option<Http
         );
         return None;
     }
-    Some(HttpConfig { listen })
+    let admin_token = match r.admin_token {
+        None => None,
+        Some(t) => {
+            let t = t.trim().to_string();
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                ctx.err(
+                    "http.admin_token",
+                    "must be at least 16 printable ASCII characters without spaces",
+                );
+                return None;
+            }
+            Some(t)
+        }
+    };
+    Some(HttpConfig {
+        listen,
+        admin_token,
+    })
+}
+
+fn records(ctx: &mut Ctx<'_>, r: raw::Records) -> RecordsSettings {
+    const P: &str = "records";
+    let d = RecordsSettings::default();
+    let path = match r.path.as_deref().map(str::trim) {
+        None => d.path.clone(),
+        Some("") => {
+            ctx.err(&join(P, "path"), "must not be empty");
+            d.path.clone()
+        }
+        Some(p) => PathBuf::from(p),
+    };
+    let voicemail_dir = match r.voicemail_dir.as_deref().map(str::trim) {
+        None => d.voicemail_dir.clone(),
+        Some("") => {
+            ctx.err(&join(P, "voicemail_dir"), "must not be empty");
+            d.voicemail_dir.clone()
+        }
+        Some(p) => PathBuf::from(p),
+    };
+    let days = ctx.opt_u32(&join(P, "retention_days"), r.retention_days, 365, 1, 3650);
+    let hash_callers = r.hash_callers.unwrap_or(false);
+    let salt = r.salt.unwrap_or_default();
+    if hash_callers && salt.trim().is_empty() {
+        ctx.err(
+            &join(P, "salt"),
+            "a non-empty salt is required when hash_callers = true",
+        );
+    }
+    let vm = ctx.opt_secs(
+        &join(P, "voicemail_max_seconds"),
+        r.voicemail_max_seconds,
+        120,
+        10,
+        600,
+    );
+    RecordsSettings {
+        path,
+        retention: std::time::Duration::from_secs(u64::from(days) * 86_400),
+        hash_callers,
+        salt,
+        voicemail_dir,
+        voicemail_max: vm,
+    }
 }
 
 fn dispatcher(ctx: &mut Ctx<'_>, r: raw::Dispatcher) -> DispatcherConfig {

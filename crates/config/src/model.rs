@@ -33,6 +33,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[dispatcher]`: call distribution settings.
     pub dispatcher: DispatcherConfig,
+    /// `[records]`: call records, voicemail storage, retention.
+    pub records: RecordsSettings,
     pub(crate) trunks: Vec<Trunk>,
     pub(crate) agents: Vec<Agent>,
     pub(crate) pools: Vec<Pool>,
@@ -295,6 +297,43 @@ impl RtpConfig {
 pub struct HttpConfig {
     /// `listen`: the HTTP listener socket.
     pub listen: SocketAddr,
+    /// `admin_token`: bearer token of the admin API (`Authorization:
+    /// Bearer <token>`); `None` disables the admin API (metrics and health
+    /// stay available).
+    pub admin_token: Option<String>,
+}
+
+/// `[records]`: where call records and voicemail messages go, and for how
+/// long (RGPD). Paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsSettings {
+    /// `path` (default `data/permanence.db`): the SQLite file.
+    pub path: PathBuf,
+    /// `retention_days` (default 365, 1..=3650): rows older are purged.
+    pub retention: Duration,
+    /// `hash_callers` (default false): store `sha256(salt || number)`
+    /// instead of caller numbers in call records.
+    pub hash_callers: bool,
+    /// `salt`: required (non-empty) when `hash_callers` is true.
+    pub salt: String,
+    /// `voicemail_dir` (default `data/voicemail`): voicemail WAVs, one
+    /// directory per practice.
+    pub voicemail_dir: PathBuf,
+    /// `voicemail_max_seconds` (default 120, 10..=600): longest message.
+    pub voicemail_max: Duration,
+}
+
+impl Default for RecordsSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/permanence.db"),
+            retention: Duration::from_secs(365 * 86_400),
+            hash_callers: false,
+            salt: String::new(),
+            voicemail_dir: PathBuf::from("data/voicemail"),
+            voicemail_max: Duration::from_secs(120),
+        }
+    }
 }
 
 /// How the dispatcher picks among eligible agents (`dispatcher.strategy`).

@@ -32,6 +32,7 @@ pub(crate) struct MainTop {
     pub trunks: Option<IgnoredAny>,
     pub agents: Option<IgnoredAny>,
     pub pools: Option<IgnoredAny>,
+    pub records: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +74,18 @@ pub(crate) struct Rtp {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Http {
     pub listen: String,
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Records {
+    pub path: Option<String>,
+    pub retention_days: Option<i64>,
+    pub hash_callers: Option<bool>,
+    pub salt: Option<String>,
+    pub voicemail_dir: Option<String>,
+    pub voicemail_max_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
