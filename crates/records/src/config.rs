@@ -15,14 +15,17 @@ pub struct RecordsConfig {
     /// SQLite database file. Missing parent directories are created.
     pub path: PathBuf,
     /// How long rows are kept. Rows older than this (calls by
-    /// `received_at`, events by `at`) are purged at startup and every
+    /// `received_at`, events by `at`, callback requests by `requested_at`,
+    /// handled or not) are purged at startup and every
     /// [`purge_interval`](Self::purge_interval). Default: 365 days.
     pub retention: Duration,
     /// Store `sha256(salt || caller)` (lowercase hex) instead of the caller
     /// number. The same number always gives the same hash, so repeat callers
     /// can still be counted. This is pseudonymisation, not anonymisation:
     /// whoever knows the salt can recompute the hash of any number, so keep
-    /// the salt secret and out of the database. Default: `false`.
+    /// the salt secret and out of the database. Callback request numbers
+    /// ([`CallbackRequest`](crate::CallbackRequest)) are never hashed: they
+    /// are kept to call the patient back. Default: `false`.
     pub hash_callers: bool,
     /// Secret salt prepended to the number before hashing. Must not be empty
     /// when `hash_callers` is on (the space of phone numbers is small enough

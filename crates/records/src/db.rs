@@ -7,18 +7,22 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, Row, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::types::{CallRecord, QueueEvent, RtpCounters, TriageChoice};
+use crate::types::{
+    CallRecord, CallbackRequest, CallbackStatus, QueueEvent, RtpCounters, StoredCallback,
+    TriageChoice,
+};
 use crate::RecordsError;
 
 /// Schema version written by this build.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Version 1 of the schema. Timestamps are UTC RFC 3339 text with
-/// microseconds and a `Z` suffix (fixed width, so text order is time order
-/// and SQLite's date functions understand them).
+/// Version 1 of the schema (frozen: released databases hold exactly this;
+/// change the schema with a new step in [`MIGRATIONS`]). Timestamps are UTC
+/// RFC 3339 text with microseconds and a `Z` suffix (fixed width, so text
+/// order is time order and SQLite's date functions understand them).
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS calls (
     call_id            TEXT PRIMARY KEY NOT NULL,
@@ -67,6 +71,30 @@ CREATE INDEX IF NOT EXISTS queue_events_practice_at ON queue_events (practice_id
 CREATE INDEX IF NOT EXISTS queue_events_at ON queue_events (at);
 ";
 
+/// Version 2: callback requests. `number` is in clear on purpose (see
+/// [`CallbackRequest`]). The first index serves the per-practice lists of
+/// pending requests, the second the retention purge and the all-practices
+/// list.
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS callbacks (
+    id           INTEGER PRIMARY KEY,
+    requested_at TEXT NOT NULL,
+    call_id      TEXT NOT NULL,
+    practice_id  TEXT NOT NULL,
+    number       TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending',
+    handled_at   TEXT,
+    handled_by   TEXT
+);
+CREATE INDEX IF NOT EXISTS callbacks_practice_status_requested
+    ON callbacks (practice_id, status, requested_at);
+CREATE INDEX IF NOT EXISTS callbacks_requested ON callbacks (requested_at);
+";
+
+/// Schema steps: `MIGRATIONS[i]` takes a database from version `i` to
+/// version `i + 1`. A fresh database runs them all.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2];
+
 /// Columns of `calls`, in the order used by inserts and selects.
 pub(crate) const CALL_COLUMNS: &str = "call_id, sip_call_id, practice_id, trunk, caller, \
     caller_hashed, called, identified_by, received_at, engine_answered_at, queued_at, \
@@ -76,6 +104,10 @@ pub(crate) const CALL_COLUMNS: &str = "call_id, sip_call_id, practice_id, trunk,
 
 /// Columns of `queue_events` selected by the readers.
 pub(crate) const EVENT_COLUMNS: &str = "at, call_id, practice_id, kind, agent, detail";
+
+/// Columns of `callbacks` selected by the readers.
+pub(crate) const CALLBACK_COLUMNS: &str =
+    "id, requested_at, call_id, practice_id, number, status, handled_at, handled_by";
 
 /// Text form of a timestamp as stored.
 pub(crate) fn ts(t: &DateTime<Utc>) -> String {
@@ -160,7 +192,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, RecordsError> {
 
 /// Highest version recorded in `schema_version`, `None` if the table is
 /// missing or empty.
-fn schema_version(conn: &Connection) -> Result<Option<i64>, RecordsError> {
+pub(crate) fn schema_version(conn: &Connection) -> Result<Option<i64>, RecordsError> {
     let has_table: i64 = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
         [],
@@ -172,7 +204,11 @@ fn schema_version(conn: &Connection) -> Result<Option<i64>, RecordsError> {
     Ok(conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?)
 }
 
-/// Creates the schema in a fresh database, or checks an existing one.
+/// Creates the schema in a fresh database, or checks an existing one and
+/// brings it up to [`SCHEMA_VERSION`] in place, one step of [`MIGRATIONS`]
+/// at a time, recording each version applied. Everything happens in one
+/// immediate transaction: a failed step leaves the database as it was, and
+/// two processes opening the same old database migrate it once.
 fn migrate(conn: &mut Connection) -> Result<(), RecordsError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(
@@ -181,20 +217,24 @@ fn migrate(conn: &mut Connection) -> Result<(), RecordsError> {
              applied_at TEXT NOT NULL
          );",
     )?;
-    match schema_version(&tx)? {
-        Some(v) if v > SCHEMA_VERSION => {
-            return Err(RecordsError::UnsupportedSchema {
-                found: v,
-                supported: SCHEMA_VERSION,
-            })
-        }
-        Some(_) => {}
-        None => {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
-                params![SCHEMA_VERSION, ts(&Utc::now())],
-            )?;
+    let found = schema_version(&tx)?.unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(RecordsError::UnsupportedSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let done = usize::try_from(found)
+        .map_err(|_| corrupt("schema_version", format!("negative version {found}")))?;
+    let applied_at = ts(&Utc::now());
+    for (version, step) in (1i64..).zip(MIGRATIONS).skip(done) {
+        tx.execute_batch(step)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            params![version, applied_at],
+        )?;
+        if found > 0 {
+            tracing::info!(from = version - 1, to = version, "records schema migrated");
         }
     }
     tx.commit()?;
@@ -205,14 +245,40 @@ fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Rows waiting in the writer for their transaction.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) calls: Vec<CallRecord>,
+    pub(crate) events: Vec<QueueEvent>,
+    pub(crate) callbacks: Vec<CallbackRequest>,
+}
+
+impl Batch {
+    /// Rows pending, all tables together.
+    pub(crate) fn len(&self) -> usize {
+        self.calls.len() + self.events.len() + self.callbacks.len()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.calls.clear();
+        self.events.clear();
+        self.callbacks.clear();
+    }
+}
+
 /// Inserts a batch in one transaction. Calls replace an earlier row with the
-/// same `call_id`.
+/// same `call_id`. Callback numbers are stored as given: `policy` applies to
+/// `calls.caller` only.
 pub(crate) fn insert_batch(
     conn: &mut Connection,
-    calls: &[CallRecord],
-    events: &[QueueEvent],
+    batch: &Batch,
     policy: &CallerPolicy,
 ) -> Result<(), rusqlite::Error> {
+    let Batch {
+        calls,
+        events,
+        callbacks,
+    } = batch;
     let tx = conn.transaction()?;
     if !calls.is_empty() {
         let sql = format!(
@@ -270,7 +336,44 @@ pub(crate) fn insert_batch(
             ])?;
         }
     }
+    if !callbacks.is_empty() {
+        let mut st = tx.prepare(
+            "INSERT INTO callbacks (requested_at, call_id, practice_id, number, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for c in callbacks {
+            st.execute(params![
+                ts(&c.requested_at),
+                c.call_id,
+                c.practice_id,
+                c.number,
+                CallbackStatus::Pending.as_str(),
+            ])?;
+        }
+    }
     tx.commit()
+}
+
+/// Marks callback `id` handled by `agent` at `at`, if it is still pending.
+/// Returns whether a row changed.
+pub(crate) fn mark_callback_handled(
+    conn: &Connection,
+    id: i64,
+    agent: &str,
+    at: &DateTime<Utc>,
+) -> Result<bool, RecordsError> {
+    let n = conn.execute(
+        "UPDATE callbacks SET status = ?1, handled_at = ?2, handled_by = ?3 \
+         WHERE id = ?4 AND status = ?5",
+        params![
+            CallbackStatus::Handled.as_str(),
+            ts(at),
+            agent,
+            id,
+            CallbackStatus::Pending.as_str(),
+        ],
+    )?;
+    Ok(n > 0)
 }
 
 /// Rows deleted by a purge.
@@ -280,18 +383,30 @@ pub struct Purged {
     pub calls: u64,
     /// Queue events deleted.
     pub events: u64,
+    /// Callback requests deleted (handled or not).
+    pub callbacks: u64,
 }
 
-/// Deletes calls received and events that happened strictly before `cutoff`.
+impl Purged {
+    /// Rows deleted, all tables together.
+    pub fn total(&self) -> u64 {
+        self.calls + self.events + self.callbacks
+    }
+}
+
+/// Deletes calls received, events that happened and callbacks requested
+/// strictly before `cutoff`.
 pub(crate) fn purge(conn: &mut Connection, cutoff: DateTime<Utc>) -> Result<Purged, RecordsError> {
     let cutoff = ts(&cutoff);
     let tx = conn.transaction()?;
     let calls = tx.execute("DELETE FROM calls WHERE received_at < ?1", [&cutoff])?;
     let events = tx.execute("DELETE FROM queue_events WHERE at < ?1", [&cutoff])?;
+    let callbacks = tx.execute("DELETE FROM callbacks WHERE requested_at < ?1", [&cutoff])?;
     tx.commit()?;
     Ok(Purged {
         calls: calls as u64,
         events: events as u64,
+        callbacks: callbacks as u64,
     })
 }
 
@@ -401,5 +516,23 @@ pub(crate) fn decode_event(row: &Row<'_>) -> Result<QueueEvent, RecordsError> {
         kind: kind.parse().map_err(|e| corrupt("kind", e))?,
         agent: row.get(4)?,
         detail: serde_json::from_str(&detail).map_err(|e| corrupt("detail", e))?,
+    })
+}
+
+/// Decodes a row selected with [`CALLBACK_COLUMNS`].
+pub(crate) fn decode_callback(row: &Row<'_>) -> Result<StoredCallback, RecordsError> {
+    let requested_at: String = row.get(1)?;
+    let status: String = row.get(5)?;
+    Ok(StoredCallback {
+        id: row.get(0)?,
+        request: CallbackRequest {
+            requested_at: parse_ts("requested_at", &requested_at)?,
+            call_id: row.get(2)?,
+            practice_id: row.get(3)?,
+            number: row.get(4)?,
+        },
+        status: status.parse().map_err(|e| corrupt("status", e))?,
+        handled_at: opt_ts(row, 6, "handled_at")?,
+        handled_by: row.get(7)?,
     })
 }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
-use crate::db::{self, CALL_COLUMNS, EVENT_COLUMNS};
-use crate::{CallRecord, Outcome, QueueEvent, RecordsError};
+use crate::db::{self, CALLBACK_COLUMNS, CALL_COLUMNS, EVENT_COLUMNS};
+use crate::{CallRecord, CallbackStatus, Outcome, QueueEvent, RecordsError, StoredCallback};
 
 /// Which calls [`RecordReader::calls`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -149,6 +149,36 @@ impl RecordReader {
                 message: format!("{e}"),
             })?;
             out.insert(outcome, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    /// Callback requests, most recently requested first (newest id first on
+    /// ties), at most `limit`: of one practice or of all, pending ones only
+    /// or all. Numbers come back in clear (see
+    /// [`CallbackRequest`](crate::CallbackRequest)).
+    ///
+    /// A database not yet migrated to schema version 2 (opened read-only
+    /// before any writer of this build) has no callbacks: the list is empty.
+    pub fn callbacks(
+        &self,
+        practice: Option<&str>,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<StoredCallback>, RecordsError> {
+        if db::schema_version(&self.conn)?.unwrap_or(0) < 2 {
+            return Ok(Vec::new());
+        }
+        let status = pending_only.then_some(CallbackStatus::Pending.as_str());
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CALLBACK_COLUMNS} FROM callbacks \
+             WHERE (?1 IS NULL OR practice_id = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY requested_at DESC, id DESC LIMIT ?3"
+        ))?;
+        let mut rows = st.query(rusqlite::params![practice, status, limit_param(limit)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(db::decode_callback(row)?);
         }
         Ok(out)
     }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::Connection;
 
-use crate::db::{self, CallerPolicy, Purged};
+use crate::db::{self, Batch, CallerPolicy, Purged};
 use crate::reader::RecordReader;
-use crate::{CallRecord, QueueEvent, RecordsConfig, RecordsError};
+use crate::{CallRecord, CallbackRequest, QueueEvent, RecordsConfig, RecordsError};
 
 /// Source of the current time, injectable for tests. Used only for
 /// retention (the cutoff is `clock() - retention`).
@@ -26,7 +26,7 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Counters of the records store, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecorderStats {
-    /// Rows (calls and events) committed to the database.
+    /// Rows (calls, events and callback requests) committed to the database.
     pub written: u64,
     /// Rows refused on the call path because the channel was full or the
     /// recorder was shut down.
@@ -37,6 +37,8 @@ pub struct RecorderStats {
     pub purged_calls: u64,
     /// Queue events deleted by retention.
     pub purged_events: u64,
+    /// Callback requests deleted by retention.
+    pub purged_callbacks: u64,
 }
 
 /// A `warn!`/`error!` rate limiter that never blocks.
@@ -75,6 +77,7 @@ struct Shared {
     write_errors: AtomicU64,
     purged_calls: AtomicU64,
     purged_events: AtomicU64,
+    purged_callbacks: AtomicU64,
     /// Set by shutdown: producers stop sending.
     closed: AtomicBool,
     /// Producers between their `closed` check and the end of their send.
@@ -92,6 +95,7 @@ impl Shared {
             write_errors: self.write_errors.load(Ordering::Relaxed),
             purged_calls: self.purged_calls.load(Ordering::Relaxed),
             purged_events: self.purged_events.load(Ordering::Relaxed),
+            purged_callbacks: self.purged_callbacks.load(Ordering::Relaxed),
         }
     }
 }
@@ -100,24 +104,32 @@ impl Shared {
 enum Msg {
     Call(Box<CallRecord>),
     Event(Box<QueueEvent>),
+    Callback(Box<CallbackRequest>),
     Flush(SyncSender<Result<(), RecordsError>>),
     Purge(
         Option<DateTime<Utc>>,
         SyncSender<Result<Purged, RecordsError>>,
     ),
+    MarkCallbackHandled {
+        id: i64,
+        agent: String,
+        at: DateTime<Utc>,
+        reply: SyncSender<Result<bool, RecordsError>>,
+    },
     Shutdown,
     /// Test hook: acknowledge, then block until the gate is released.
     #[cfg(test)]
     Pause(SyncSender<()>, Receiver<()>),
 }
 
-/// Cheap, cloneable handle used on the call path to record calls and queue
-/// events.
+/// Cheap, cloneable handle used on the call path to record calls, queue
+/// events and callback requests.
 ///
-/// [`record_call`](Self::record_call) and [`record_event`](Self::record_event)
-/// never block and never touch the disk: they hand the record to the writer
-/// thread through a bounded channel, or count it as dropped when the channel
-/// is full. They are safe to call from async code.
+/// [`record_call`](Self::record_call), [`record_event`](Self::record_event)
+/// and [`record_callback`](Self::record_callback) never block and never
+/// touch the disk: they hand the record to the writer thread through a
+/// bounded channel, or count it as dropped when the channel is full. They
+/// are safe to call from async code.
 #[derive(Clone)]
 pub struct RecorderHandle {
     tx: SyncSender<Msg>,
@@ -130,16 +142,24 @@ impl RecorderHandle {
     /// [`RecorderStats::dropped`]) if the channel is full or the recorder is
     /// shut down. Never blocks.
     pub fn record_call(&self, rec: CallRecord) -> bool {
-        self.send(Msg::Call(Box::new(rec)))
+        self.send(Msg::Call(Box::new(rec)), "call record")
     }
 
     /// Queues a queue event for writing; same contract as
     /// [`record_call`](Self::record_call).
     pub fn record_event(&self, ev: QueueEvent) -> bool {
-        self.send(Msg::Event(Box::new(ev)))
+        self.send(Msg::Event(Box::new(ev)), "queue event")
     }
 
-    fn send(&self, msg: Msg) -> bool {
+    /// Queues a callback request for writing; same contract (and same
+    /// channel) as [`record_call`](Self::record_call). The number is stored
+    /// in clear whatever [`RecordsConfig::hash_callers`] says (see
+    /// [`CallbackRequest`]); the request is stored as pending.
+    pub fn record_callback(&self, req: CallbackRequest) -> bool {
+        self.send(Msg::Callback(Box::new(req)), "callback request")
+    }
+
+    fn send(&self, msg: Msg, what: &'static str) -> bool {
         let shared = &*self.shared;
         // Announce the send before checking `closed`; shutdown sets `closed`
         // then waits for `in_flight` to reach zero. With SeqCst on both
@@ -159,7 +179,7 @@ impl RecorderHandle {
                 tracing::warn!(
                     dropped_total = total,
                     closed = shared.closed.load(Ordering::Relaxed),
-                    "records channel full or closed: call record/queue event dropped"
+                    "records channel full or closed: {what} dropped"
                 );
             }
         }
@@ -188,8 +208,9 @@ impl RecorderHandle {
         rx.recv().map_err(|_| RecordsError::WriterGone)?
     }
 
-    /// Commits pending rows, then deletes calls received and events that
-    /// happened before `cutoff`. Blocking, like [`flush`](Self::flush).
+    /// Commits pending rows, then deletes calls received, events that
+    /// happened and callbacks requested before `cutoff`. Blocking, like
+    /// [`flush`](Self::flush).
     pub fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<Purged, RecordsError> {
         self.purge(Some(cutoff))
     }
@@ -203,6 +224,30 @@ impl RecorderHandle {
     fn purge(&self, cutoff: Option<DateTime<Utc>>) -> Result<Purged, RecordsError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.control(Msg::Purge(cutoff, reply))?;
+        rx.recv().map_err(|_| RecordsError::WriterGone)?
+    }
+
+    /// Marks the callback request `id` (see
+    /// [`StoredCallback::id`](crate::StoredCallback::id)) as handled by
+    /// `agent` at `at`. Returns `true` if a pending request was updated,
+    /// `false` if there is no such request or it was already handled (the
+    /// first `handled_at`/`handled_by` are kept).
+    ///
+    /// Rows queued before this call are committed first. Blocking, like
+    /// [`flush`](Self::flush).
+    pub fn mark_callback_handled(
+        &self,
+        id: i64,
+        agent: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RecordsError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.control(Msg::MarkCallbackHandled {
+            id,
+            agent: agent.to_owned(),
+            at,
+            reply,
+        })?;
         rx.recv().map_err(|_| RecordsError::WriterGone)?
     }
 
@@ -267,6 +312,7 @@ impl Recorder {
             write_errors: AtomicU64::new(0),
             purged_calls: AtomicU64::new(0),
             purged_events: AtomicU64::new(0),
+            purged_callbacks: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             base: Instant::now(),
@@ -293,8 +339,7 @@ impl Recorder {
             batch_size: config.batch_size,
             flush_interval: config.flush_interval,
             purge_interval: config.purge_interval,
-            calls: Vec::new(),
-            events: Vec::new(),
+            batch: Batch::default(),
             oldest_pending: None,
             next_purge: Instant::now() + config.purge_interval,
         };
@@ -410,10 +455,14 @@ fn record_purge(shared: &Shared, purged: Purged, cutoff: DateTime<Utc>) {
     shared
         .purged_events
         .fetch_add(purged.events, Ordering::Relaxed);
-    if purged.calls + purged.events > 0 {
+    shared
+        .purged_callbacks
+        .fetch_add(purged.callbacks, Ordering::Relaxed);
+    if purged.total() > 0 {
         tracing::info!(
             calls = purged.calls,
             events = purged.events,
+            callbacks = purged.callbacks,
             cutoff = %cutoff,
             "records retention purge"
         );
@@ -431,8 +480,7 @@ struct Writer {
     batch_size: usize,
     flush_interval: Duration,
     purge_interval: Duration,
-    calls: Vec<CallRecord>,
-    events: Vec<QueueEvent>,
+    batch: Batch,
     /// When the oldest uncommitted row arrived.
     oldest_pending: Option<Instant>,
     next_purge: Instant,
@@ -495,11 +543,15 @@ impl Writer {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Call(c) => {
-                self.calls.push(*c);
+                self.batch.calls.push(*c);
                 self.pending_added();
             }
             Msg::Event(e) => {
-                self.events.push(*e);
+                self.batch.events.push(*e);
+                self.pending_added();
+            }
+            Msg::Callback(c) => {
+                self.batch.callbacks.push(*c);
                 self.pending_added();
             }
             Msg::Flush(reply) => {
@@ -507,6 +559,17 @@ impl Writer {
             }
             Msg::Purge(cutoff, reply) => {
                 let _ = reply.send(self.purge(cutoff));
+            }
+            Msg::MarkCallbackHandled {
+                id,
+                agent,
+                at,
+                reply,
+            } => {
+                // Commit first so a request queued before this message can
+                // be marked; a failed batch is already counted and logged.
+                let _ = self.flush();
+                let _ = reply.send(db::mark_callback_handled(&self.conn, id, &agent, &at));
             }
             Msg::Shutdown => {}
             #[cfg(test)]
@@ -521,7 +584,7 @@ impl Writer {
         if self.oldest_pending.is_none() {
             self.oldest_pending = Some(Instant::now());
         }
-        if self.calls.len() + self.events.len() >= self.batch_size {
+        if self.batch.len() >= self.batch_size {
             let _ = self.flush();
         }
     }
@@ -530,13 +593,12 @@ impl Writer {
     /// discarded and counted in `write_errors`.
     fn flush(&mut self) -> Result<(), RecordsError> {
         self.oldest_pending = None;
-        let n = (self.calls.len() + self.events.len()) as u64;
+        let n = self.batch.len() as u64;
         if n == 0 {
             return Ok(());
         }
-        let result = db::insert_batch(&mut self.conn, &self.calls, &self.events, &self.policy);
-        self.calls.clear();
-        self.events.clear();
+        let result = db::insert_batch(&mut self.conn, &self.batch, &self.policy);
+        self.batch.clear();
         match result {
             Ok(()) => {
                 self.shared.written.fetch_add(n, Ordering::Relaxed);

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 
-use crate::{CallRecord, Outcome, Recorder, RecordsConfig};
+use crate::{CallRecord, CallbackRequest, Outcome, RecordReader, Recorder, RecordsConfig};
 
 struct TempDir(std::path::PathBuf);
 
@@ -99,4 +99,48 @@ fn shutdown_waits_for_a_stalled_writer_and_loses_nothing() {
     releaser.join().expect("join");
     assert_eq!(h.stats().written, 8);
     assert!(!h.record_call(call(99)));
+}
+
+fn callback(id: usize) -> CallbackRequest {
+    CallbackRequest {
+        requested_at: Utc.with_ymd_and_hms(2025, 1, 6, 9, 0, 0).unwrap(),
+        call_id: format!("c{id}"),
+        practice_id: "p".into(),
+        number: "+33600000000".into(),
+    }
+}
+
+#[test]
+fn callbacks_share_the_channel_and_the_dropped_counter() {
+    let dir = TempDir::new("dropped-callbacks");
+    let mut cfg = RecordsConfig::new(dir.0.join("records.db"));
+    cfg.queue_capacity = 4;
+    let rec = Recorder::open(cfg).expect("open");
+    let h = rec.handle();
+
+    let gate = h.pause_writer().expect("pause");
+    let started = Instant::now();
+    assert!(h.record_call(call(0)));
+    assert!(h.record_callback(callback(1)));
+    assert!(h.record_callback(callback(2)));
+    assert!(h.record_call(call(3)));
+    // The channel is full: callbacks are refused at once and counted.
+    let refused: Vec<bool> = (4..9).map(|i| h.record_callback(callback(i))).collect();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(refused, [false; 5]);
+    assert!(!h.record_call(call(9)));
+    assert_eq!(h.stats().dropped, 6);
+
+    drop(gate);
+    h.flush().expect("flush");
+    assert_eq!(h.stats().written, 4);
+    let path = rec.path().to_path_buf();
+    rec.shutdown().expect("shutdown");
+    assert!(!h.record_callback(callback(10)), "refused after shutdown");
+    assert_eq!(h.stats().dropped, 7);
+
+    let r = RecordReader::open(path).expect("reader");
+    let stored = r.callbacks(None, false, 100).expect("callbacks");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(r.row_counts().expect("counts"), (2, 0));
 }

@@ -1,5 +1,5 @@
 //! The records themselves: one [`CallRecord`] per call, [`QueueEvent`]s for
-//! the queue event log, and the small enums they use.
+//! the queue event log, [`CallbackRequest`]s, and the small enums they use.
 
 use std::fmt;
 use std::str::FromStr;
@@ -116,6 +116,48 @@ pub struct QueueEvent {
     pub agent: Option<String>,
     /// Kind-specific details as JSON (`Value::Null` when there are none).
     pub detail: serde_json::Value,
+}
+
+/// A patient's request to be called back, recorded when a call overflows to
+/// "callback".
+///
+/// Unlike [`CallRecord::caller`], `number` is **always stored in clear**,
+/// even with [`RecordsConfig::hash_callers`](crate::RecordsConfig::hash_callers)
+/// on: calling the patient back is the very purpose the patient consented to
+/// when asking for it, and a hash cannot be dialled. The number is used for
+/// that purpose only; keep it out of logs and of the other tables.
+///
+/// Retention applies as to the other tables: a request older than
+/// [`RecordsConfig::retention`](crate::RecordsConfig::retention) (by
+/// `requested_at`) is deleted, handled or not, and its number overwritten in
+/// the file (`secure_delete`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackRequest {
+    /// When the patient asked to be called back (stored with microsecond
+    /// precision).
+    pub requested_at: DateTime<Utc>,
+    /// Our call id of the call that overflowed to callback.
+    pub call_id: String,
+    /// Practice the patient was calling.
+    pub practice_id: String,
+    /// Number to call back, in clear (E.164 when it could be normalised).
+    pub number: String,
+}
+
+/// A [`CallbackRequest`] as stored, with its handling state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCallback {
+    /// Row id, to pass to
+    /// [`RecorderHandle::mark_callback_handled`](crate::RecorderHandle::mark_callback_handled).
+    pub id: i64,
+    /// The request itself.
+    pub request: CallbackRequest,
+    /// Whether someone has called the patient back yet.
+    pub status: CallbackStatus,
+    /// When it was marked handled.
+    pub handled_at: Option<DateTime<Utc>>,
+    /// Username of the agent who handled it.
+    pub handled_by: Option<String>,
 }
 
 /// Error returned when a stored enum value is not one this version knows.
@@ -237,6 +279,16 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Handling state of a [`StoredCallback`].
+    CallbackStatus, "callback status", "lowercase" {
+        /// Nobody has called the patient back yet.
+        Pending => "pending",
+        /// An agent has called the patient back.
+        Handled => "handled",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +310,7 @@ mod tests {
         check(Outcome::ALL);
         check(AbandonPhase::ALL);
         check(QueueEventKind::ALL);
+        check(CallbackStatus::ALL);
         assert_eq!(QueueEventKind::OfferFailed.as_str(), "offer_failed");
         assert_eq!(IdentifiedBy::HistoryInfo.as_str(), "history-info");
         assert!("bogus".parse::<Outcome>().is_err());

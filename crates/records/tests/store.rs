@@ -319,7 +319,8 @@ fn explicit_and_clock_driven_purges() {
         purged,
         Purged {
             calls: 1,
-            events: 1
+            events: 1,
+            callbacks: 0
         }
     );
     let purged = h
@@ -329,7 +330,8 @@ fn explicit_and_clock_driven_purges() {
         purged,
         Purged {
             calls: 1,
-            events: 1
+            events: 1,
+            callbacks: 0
         }
     );
     // Retention with the clock unchanged: nothing else is 30 days old.
@@ -343,7 +345,8 @@ fn explicit_and_clock_driven_purges() {
         h.apply_retention().expect("retention"),
         Purged {
             calls: 1,
-            events: 1
+            events: 1,
+            callbacks: 0
         }
     );
     let r = rec.reader().expect("reader");

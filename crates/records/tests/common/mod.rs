@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use permanence_records::{
-    AbandonPhase, CallRecord, IdentifiedBy, Outcome, QueueEvent, QueueEventKind, RecordsConfig,
-    RtpCounters, TriageChoice,
+    AbandonPhase, CallRecord, CallbackRequest, IdentifiedBy, Outcome, QueueEvent, QueueEventKind,
+    RecordsConfig, RtpCounters, TriageChoice,
 };
 
 /// A directory under the system temp dir, removed on drop.
@@ -151,6 +151,15 @@ pub fn event(
         kind,
         agent: agent.map(str::to_owned),
         detail,
+    }
+}
+
+pub fn callback(call: &str, practice: &str, at: DateTime<Utc>, number: &str) -> CallbackRequest {
+    CallbackRequest {
+        requested_at: at,
+        call_id: call.to_owned(),
+        practice_id: practice.to_owned(),
+        number: number.to_owned(),
     }
 }
 
