@@ -1,0 +1,123 @@
+//! Scrape cost at 5,000 practices.
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target-metrics cargo bench -p permanence-metrics --bench scrape`
+//!
+//! Every family is populated: each practice has non-zero counters in every
+//! label combination and observations in every histogram; SIP responses
+//! exist for the usual (method, code) pairs. The measured scrape is what
+//! the HTTP handler does: apply a fresh gauge snapshot (5,000 practices,
+//! agent states) and render the text exposition.
+//!
+//! * `scrape/refresh_and_render_5000`: `set_gauges_from` + `render()`;
+//! * `scrape/refresh_and_render_into_5000`: the same, reusing the output
+//!   buffer between scrapes (`render_into`);
+//! * `scrape/refresh_only_5000`: `set_gauges_from` alone.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use permanence_acd::{AbandonPhase, PracticeId};
+use permanence_metrics::{
+    AcdGauges, AgentCounts, Metrics, OfferResult, OverflowKind, PracticeGauges, RtpTotals,
+    SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
+};
+
+const PRACTICES: usize = 5_000;
+
+fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
+    let m = Metrics::new(DEFAULT_SHORT_ABANDON).expect("metrics");
+    let ids: Vec<String> = (0..PRACTICES).map(|i| format!("cabinet-{i:05}")).collect();
+    m.practices(&ids).expect("practices");
+    let mut gauges = AcdGauges::default();
+    for (i, id) in ids.iter().enumerate() {
+        let h = m.practice(id).expect("practice");
+        let s = (i % 400) as u64;
+        h.call_offered();
+        h.call_closed();
+        h.call_answered(Duration::from_secs(s), Some(Duration::from_secs(s % 20)));
+        h.call_completed(Duration::from_secs(s * 3));
+        h.wrap_up_done(Duration::from_secs(s % 60));
+        for phase in [AbandonPhase::Queue, AbandonPhase::Ringing] {
+            h.call_abandoned(phase, Duration::from_secs(2), true);
+            h.call_abandoned(phase, Duration::from_secs(s), false);
+        }
+        for k in OverflowKind::ALL {
+            h.call_overflowed(k);
+        }
+        for r in OfferResult::ALL {
+            h.offer_ended(r);
+        }
+        gauges.practices.push(PracticeGauges {
+            practice: PracticeId::new(id),
+            open: i % 3 != 0,
+            waiting: (i % 7) as u32,
+            oldest_wait: Some(Duration::from_millis(i as u64 * 37)),
+            estimated_wait: (i % 11 != 0).then(|| Duration::from_millis(i as u64 * 13)),
+            eligible: (i % 5) as u32,
+        });
+    }
+    gauges.agents = AgentCounts([40, 300, 20, 250, 60, 30]);
+    for method in SipMethod::ALL {
+        m.sip_request(method);
+        for code in [
+            100, 180, 183, 200, 202, 401, 403, 404, 408, 480, 486, 487, 500, 503, 603,
+        ] {
+            m.sip_response(method, code);
+        }
+    }
+    m.sip_retransmission();
+    for r in SipReject::ALL {
+        m.sip_rejected(r);
+    }
+    m.sync_sip_parse_errors(3, 7);
+    m.rtp_add(&RtpTotals {
+        packets_in: 1_000_000,
+        bytes_in: 172_000_000,
+        packets_out: 1_000_100,
+        bytes_out: 172_017_200,
+        lost: 120,
+        late: 40,
+    });
+    m.set_active_calls(420);
+    m.set_registered_contacts(700);
+    m.records_dropped(0);
+    m.config_reload(true);
+    m.config_reload(false);
+    (m, gauges)
+}
+
+fn scrape(c: &mut Criterion) {
+    let (m, gauges) = populated();
+    let text = m.render();
+    eprintln!(
+        "scrape at {PRACTICES} practices: {} lines, {} bytes",
+        text.lines().count(),
+        text.len()
+    );
+    let mut g = c.benchmark_group("scrape");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function("refresh_and_render_5000", |b| {
+        b.iter(|| {
+            m.set_gauges_from(black_box(&gauges));
+            black_box(m.render())
+        })
+    });
+    let mut buf = String::new();
+    g.bench_function("refresh_and_render_into_5000", |b| {
+        b.iter(|| {
+            buf.clear();
+            m.set_gauges_from(black_box(&gauges));
+            m.render_into(&mut buf);
+            black_box(buf.len())
+        })
+    });
+    g.bench_function("refresh_only_5000", |b| {
+        b.iter(|| m.set_gauges_from(black_box(&gauges)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, scrape);
+criterion_main!(benches);

@@ -1,0 +1,372 @@
+//! The per-practice families as registry collectors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
+
+use crate::atomics::{AtomicHistogram, HistogramSnapshot};
+use crate::practice::{OfferResult, OverflowKind};
+use crate::{MetricsError, PracticeMetrics, PracticeSet, BUCKETS};
+
+/// A per-practice family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PracticeFamily {
+    Offered,
+    Answered,
+    Closed,
+    Abandoned,
+    Overflowed,
+    Offers,
+    Wait,
+    Ring,
+    Talk,
+    Wrapup,
+    QueueWaiting,
+    QueueOldestWait,
+    QueueEstimatedWait,
+    AgentsEligible,
+    PracticeOpen,
+}
+
+/// The metric type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    /// As written on the `# TYPE` line.
+    pub fn text(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One value of a series.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Counter(u64),
+    Gauge(f64),
+    Histogram(HistogramSnapshot),
+}
+
+/// Receives a series: its labels besides `practice`, and its value.
+type SeriesSink<'a> = dyn FnMut(&[(&str, &str)], Value) + 'a;
+
+/// `outcome` values of `permanence_wait_seconds`, sorted.
+pub(crate) const WAIT_OUTCOMES: [&str; 2] = ["abandoned", "answered"];
+
+/// `phase` values of `permanence_calls_abandoned_total`, sorted (index of
+/// [`PracticeMetrics::abandoned`]).
+pub(crate) const PHASES: [&str; 2] = ["queue", "ringing"];
+
+/// `short` values, sorted (second index of [`PracticeMetrics::abandoned`]).
+pub(crate) const SHORT: [&str; 2] = ["false", "true"];
+
+/// `result` values, sorted.
+pub(crate) const OFFER_ORDER: [OfferResult; 6] = [
+    OfferResult::Answered,
+    OfferResult::Busy,
+    OfferResult::Cancelled,
+    OfferResult::NoAnswer,
+    OfferResult::Rejected,
+    OfferResult::Unreachable,
+];
+
+/// `target` values, sorted.
+pub(crate) const OVERFLOW_ORDER: [OverflowKind; 4] = [
+    OverflowKind::Callback,
+    OverflowKind::Hangup,
+    OverflowKind::Pool,
+    OverflowKind::Voicemail,
+];
+
+impl PracticeFamily {
+    /// Every per-practice family.
+    pub const ALL: [PracticeFamily; 15] = [
+        PracticeFamily::Offered,
+        PracticeFamily::Answered,
+        PracticeFamily::Closed,
+        PracticeFamily::Abandoned,
+        PracticeFamily::Overflowed,
+        PracticeFamily::Offers,
+        PracticeFamily::Wait,
+        PracticeFamily::Ring,
+        PracticeFamily::Talk,
+        PracticeFamily::Wrapup,
+        PracticeFamily::QueueWaiting,
+        PracticeFamily::QueueOldestWait,
+        PracticeFamily::QueueEstimatedWait,
+        PracticeFamily::AgentsEligible,
+        PracticeFamily::PracticeOpen,
+    ];
+
+    /// Name, help and label names (sorted).
+    pub fn info(self) -> (&'static str, &'static str, &'static [&'static str]) {
+        use PracticeFamily::*;
+        const P: &[&str] = &["practice"];
+        match self {
+            Offered => (
+                "permanence_calls_offered_total",
+                "Calls that joined the practice's queue (calls arriving while it is closed are counted in permanence_calls_closed_total instead).",
+                P,
+            ),
+            Answered => (
+                "permanence_calls_answered_total",
+                "Queued calls answered by an agent.",
+                P,
+            ),
+            Closed => (
+                "permanence_calls_closed_total",
+                "Calls that arrived while the practice was closed (closed prompt, not queued).",
+                P,
+            ),
+            Abandoned => (
+                "permanence_calls_abandoned_total",
+                "Queued calls whose caller hung up before an answer, by phase (queue, or ringing an agent); short=\"true\" when within the short-abandon threshold (pocket dials, wrong numbers).",
+                &["phase", "practice", "short"],
+            ),
+            Overflowed => (
+                "permanence_calls_overflowed_total",
+                "Calls sent to an overflow target at their maximum wait (voicemail, callback, hangup: they leave the queue; pool: they stay queued and an overflow pool's agents are added).",
+                &["practice", "target"],
+            ),
+            Offers => (
+                "permanence_offers_total",
+                "Offers of a call to an agent's phone, by result (no_answer is ring-no-answer; cancelled: caller hang-up, overflow, agent logout/pause/unreachable).",
+                &["practice", "result"],
+            ),
+            Wait => (
+                "permanence_wait_seconds",
+                "Time from joining the queue to the answer (outcome=\"answered\") or to the caller hanging up (outcome=\"abandoned\").",
+                &["outcome", "practice"],
+            ),
+            Ring => (
+                "permanence_ring_seconds",
+                "How long the answering agent's phone rang before the answer.",
+                P,
+            ),
+            Talk => (
+                "permanence_talk_seconds",
+                "Talk time of answered calls (answer to hang-up).",
+                P,
+            ),
+            Wrapup => (
+                "permanence_wrapup_seconds",
+                "After-call work time of agents, attributed to the practice of the call before it.",
+                P,
+            ),
+            QueueWaiting => (
+                "permanence_queue_waiting",
+                "Calls in the practice's queue not answered yet (waiting or ringing an agent).",
+                P,
+            ),
+            QueueOldestWait => (
+                "permanence_queue_oldest_wait_seconds",
+                "Wait of the oldest call in the practice's queue (0 when empty).",
+                P,
+            ),
+            QueueEstimatedWait => (
+                "permanence_queue_estimated_wait_seconds",
+                "Estimated wait of a call arriving now with the practice's base priority (NaN when no agent could serve it).",
+                P,
+            ),
+            AgentsEligible => (
+                "permanence_agents_eligible",
+                "Agents eligible for the practice's calls that are logged in and inside their shift (they may be busy or paused).",
+                P,
+            ),
+            PracticeOpen => (
+                "permanence_practice_open",
+                "1 when the practice is open now (by its opening hours), else 0.",
+                P,
+            ),
+        }
+    }
+
+    /// The metric type.
+    pub fn kind(self) -> Kind {
+        use PracticeFamily::*;
+        match self {
+            Offered | Answered | Closed | Abandoned | Overflowed | Offers => Kind::Counter,
+            Wait | Ring | Talk | Wrapup => Kind::Histogram,
+            QueueWaiting | QueueOldestWait | QueueEstimatedWait | AgentsEligible | PracticeOpen => {
+                Kind::Gauge
+            }
+        }
+    }
+
+    /// The histogram of a single-series histogram family.
+    pub fn histogram(self, p: &PracticeMetrics) -> Option<&AtomicHistogram> {
+        match self {
+            PracticeFamily::Ring => Some(&p.ring),
+            PracticeFamily::Talk => Some(&p.talk),
+            PracticeFamily::Wrapup => Some(&p.wrapup),
+            _ => None,
+        }
+    }
+
+    /// Calls `f` with each series of the practice: its extra labels
+    /// (besides `practice`, each with its position among the sorted label
+    /// names) and its value.
+    fn for_each(self, p: &PracticeMetrics, f: &mut SeriesSink<'_>) {
+        use PracticeFamily::*;
+        let c = |v: &crate::atomics::Counter| Value::Counter(v.get());
+        match self {
+            Offered => f(&[], c(&p.offered)),
+            Answered => f(&[], c(&p.answered)),
+            Closed => f(&[], c(&p.closed)),
+            Abandoned => {
+                for (pi, phase) in PHASES.iter().enumerate() {
+                    for (si, short) in SHORT.iter().enumerate() {
+                        f(
+                            &[("phase", phase), ("short", short)],
+                            c(&p.abandoned[pi][si]),
+                        );
+                    }
+                }
+            }
+            Overflowed => {
+                for k in OVERFLOW_ORDER {
+                    f(&[("target", k.label())], c(&p.overflowed[k.index()]));
+                }
+            }
+            Offers => {
+                for r in OFFER_ORDER {
+                    f(&[("result", r.label())], c(&p.offers[r.index()]));
+                }
+            }
+            Wait => {
+                f(
+                    &[("outcome", WAIT_OUTCOMES[0])],
+                    Value::Histogram(p.wait_abandoned.snapshot()),
+                );
+                f(
+                    &[("outcome", WAIT_OUTCOMES[1])],
+                    Value::Histogram(p.wait_answered.snapshot()),
+                );
+            }
+            Ring | Talk | Wrapup => {
+                if let Some(h) = self.histogram(p) {
+                    f(&[], Value::Histogram(h.snapshot()));
+                }
+            }
+            QueueWaiting => f(&[], Value::Gauge(p.waiting.get() as f64)),
+            QueueOldestWait => f(&[], Value::Gauge(p.oldest_wait.get())),
+            QueueEstimatedWait => f(&[], Value::Gauge(p.estimated_wait.get())),
+            AgentsEligible => f(&[], Value::Gauge(p.eligible.get() as f64)),
+            PracticeOpen => f(&[], Value::Gauge(p.open.get() as f64)),
+        }
+    }
+}
+
+/// One per-practice family over the current practice set, registered in
+/// the registry so `Registry::gather` sees it (the fast exposition reads
+/// the same cells directly).
+#[derive(Debug, Clone)]
+pub(crate) struct PracticeCollector {
+    desc: Arc<Desc>,
+    family: PracticeFamily,
+    set: Arc<RwLock<Arc<PracticeSet>>>,
+}
+
+impl PracticeCollector {
+    pub fn new(
+        family: PracticeFamily,
+        set: Arc<RwLock<Arc<PracticeSet>>>,
+    ) -> Result<Self, MetricsError> {
+        let (name, help, labels) = family.info();
+        Ok(Self {
+            desc: Arc::new(Desc::new(
+                name.to_string(),
+                help.to_string(),
+                labels.iter().map(|l| l.to_string()).collect(),
+                HashMap::new(),
+            )?),
+            family,
+            set,
+        })
+    }
+}
+
+fn label(name: &str, value: &str) -> LabelPair {
+    let mut l = LabelPair::default();
+    l.set_name(name.to_string());
+    l.set_value(value.to_string());
+    l
+}
+
+impl Collector for PracticeCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let set = self
+            .set
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut metrics = Vec::new();
+        for p in set.iter() {
+            self.family.for_each(p, &mut |extra, value| {
+                let mut labels: Vec<LabelPair> = extra
+                    .iter()
+                    .map(|(k, v)| label(k, v))
+                    .chain(std::iter::once(label("practice", p.id.as_str())))
+                    .collect();
+                labels.sort_by(|a, b| a.name().cmp(b.name()));
+                let mut m = proto::Metric::default();
+                m.set_label(labels);
+                match value {
+                    Value::Counter(v) => {
+                        let mut c = proto::Counter::default();
+                        c.set_value(v as f64);
+                        m.set_counter(c);
+                    }
+                    Value::Gauge(v) => {
+                        let mut g = proto::Gauge::default();
+                        g.set_value(v);
+                        m.set_gauge(g);
+                    }
+                    Value::Histogram(s) => {
+                        let mut h = proto::Histogram::default();
+                        h.set_sample_count(s.count);
+                        h.set_sample_sum(s.sum);
+                        h.set_bucket(
+                            BUCKETS
+                                .iter()
+                                .zip(s.cumulative)
+                                .map(|(ub, n)| {
+                                    let mut b = proto::Bucket::default();
+                                    b.set_upper_bound(*ub);
+                                    b.set_cumulative_count(n);
+                                    b
+                                })
+                                .collect(),
+                        );
+                        m.set_histogram(h);
+                    }
+                }
+                metrics.push(m);
+            });
+        }
+        let mut mf = MetricFamily::default();
+        mf.set_name(self.desc.fq_name.clone());
+        mf.set_help(self.desc.help.clone());
+        mf.set_field_type(match self.family.kind() {
+            Kind::Counter => MetricType::COUNTER,
+            Kind::Gauge => MetricType::GAUGE,
+            Kind::Histogram => MetricType::HISTOGRAM,
+        });
+        mf.set_metric(metrics);
+        vec![mf]
+    }
+}

@@ -1,0 +1,184 @@
+//! The metric families and their registration.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus::core::Collector;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::collector::{PracticeCollector, PracticeFamily};
+use crate::render::Block;
+use crate::{MetricsError, PracticeSet};
+
+/// Every family, registered in one registry.
+#[derive(Debug)]
+pub(crate) struct Families {
+    // Agents and calls.
+    pub agents: IntGaugeVec,
+    pub active_calls: IntGauge,
+    pub registered_contacts: IntGauge,
+    // SIP.
+    pub sip_requests: IntCounterVec,
+    pub sip_responses: IntCounterVec,
+    pub sip_retransmissions: IntCounter,
+    pub sip_parse_errors: IntCounterVec,
+    pub sip_rejected: IntCounterVec,
+    // RTP.
+    pub rtp_packets: IntCounterVec,
+    pub rtp_bytes: IntCounterVec,
+    pub rtp_lost: IntCounter,
+    pub rtp_late: IntCounter,
+    // Service.
+    pub build_info: IntGaugeVec,
+    pub records_dropped: IntCounter,
+    pub config_reloads: IntCounterVec,
+}
+
+fn reg<C: Collector + Clone + 'static>(r: &Registry, c: C) -> Result<C, MetricsError> {
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+fn int_gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    reg(r, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
+    reg(r, IntCounter::with_opts(Opts::new(name, help))?)
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
+    reg(r, IntGauge::with_opts(Opts::new(name, help))?)
+}
+
+impl Families {
+    pub fn new(r: &Registry, set: &Arc<RwLock<Arc<PracticeSet>>>) -> Result<Self, MetricsError> {
+        for f in PracticeFamily::ALL {
+            reg(r, PracticeCollector::new(f, set.clone())?)?;
+        }
+        Ok(Self {
+            agents: int_gauge_vec(r, "permanence_agents", "Agents by state.", &["state"])?,
+            active_calls: int_gauge(
+                r,
+                "permanence_active_calls",
+                "Forwarded calls in progress (any phase).",
+            )?,
+            registered_contacts: int_gauge(
+                r,
+                "permanence_registered_contacts",
+                "Softphone contacts currently registered.",
+            )?,
+            sip_requests: counter_vec(
+                r,
+                "permanence_sip_requests_total",
+                "SIP requests received, by method.",
+                &["method"],
+            )?,
+            sip_responses: counter_vec(
+                r,
+                "permanence_sip_responses_total",
+                "SIP responses sent to received requests, by request method and status code.",
+                &["method", "code"],
+            )?,
+            sip_retransmissions: counter(
+                r,
+                "permanence_sip_retransmissions_total",
+                "SIP messages retransmitted.",
+            )?,
+            sip_parse_errors: counter_vec(
+                r,
+                "permanence_sip_parse_errors_total",
+                "Malformed SIP datagrams, answered with an error response or dropped.",
+                &["action"],
+            )?,
+            sip_rejected: counter_vec(
+                r,
+                "permanence_sip_rejected_total",
+                "SIP requests refused, by reason.",
+                &["reason"],
+            )?,
+            rtp_packets: counter_vec(
+                r,
+                "permanence_rtp_packets_total",
+                "RTP packets received (in) and sent (out).",
+                &["direction"],
+            )?,
+            rtp_bytes: counter_vec(
+                r,
+                "permanence_rtp_bytes_total",
+                "Bytes of RTP packets received (in) and sent (out).",
+                &["direction"],
+            )?,
+            rtp_lost: counter(
+                r,
+                "permanence_rtp_lost_packets_total",
+                "RTP packets missing in the received sequence numbers.",
+            )?,
+            rtp_late: counter(
+                r,
+                "permanence_rtp_late_packets_total",
+                "RTP packets received late, out of order or duplicated.",
+            )?,
+            build_info: int_gauge_vec(
+                r,
+                "permanence_build_info",
+                "Always 1; the version label names the running build.",
+                &["version"],
+            )?,
+            records_dropped: counter(
+                r,
+                "permanence_records_dropped_total",
+                "Call records dropped because the writer fell behind.",
+            )?,
+            config_reloads: counter_vec(
+                r,
+                "permanence_config_reloads_total",
+                "Configuration reloads, by result.",
+                &["result"],
+            )?,
+        })
+    }
+
+    /// Every family as a rendering block, in name order.
+    pub fn blocks(&self) -> Vec<Block> {
+        fn g<C: Collector + Clone + 'static>(c: &C) -> Block {
+            Block::Global(Box::new(c.clone()))
+        }
+        let mut blocks: Vec<Block> = PracticeFamily::ALL
+            .iter()
+            .map(|f| Block::Practice(*f))
+            .collect();
+        blocks.extend([
+            g(&self.agents),
+            g(&self.active_calls),
+            g(&self.registered_contacts),
+            g(&self.sip_requests),
+            g(&self.sip_responses),
+            g(&self.sip_retransmissions),
+            g(&self.sip_parse_errors),
+            g(&self.sip_rejected),
+            g(&self.rtp_packets),
+            g(&self.rtp_bytes),
+            g(&self.rtp_lost),
+            g(&self.rtp_late),
+            g(&self.build_info),
+            g(&self.records_dropped),
+            g(&self.config_reloads),
+        ]);
+        blocks.sort_by_key(Block::name);
+        blocks
+    }
+}

@@ -1,0 +1,411 @@
+//! Prometheus metrics of Permanence.
+//!
+//! [`Metrics`] owns a [`prometheus::Registry`] holding every family the
+//! service exports (see the crate README in `deploy/README.md` for the
+//! PromQL of pickup rate, service level and ASA). Hot paths never look a
+//! series up by label:
+//!
+//! * per-practice series are resolved once into a [`PracticeMetrics`]
+//!   handle set ([`Metrics::practices`] at startup and reload,
+//!   [`Metrics::practice`] for one), whose counters and histograms are
+//!   updated with atomic operations;
+//! * the dispatcher task owns an [`AcdRecorder`] that maps the
+//!   dispatcher's [`permanence_acd::Event`]s to those handles, with its own
+//!   copy of the practice map (no lock shared with other tasks);
+//! * SIP, RTP and service counters are pre-resolved arrays indexed by
+//!   enum ([`SipMethod`], [`SipReject`], ...); SIP response counters are
+//!   resolved on first use per (method, code) and cached lock-free.
+//!
+//! Gauges (queues, agents) are set from a snapshot just before each scrape
+//! ([`Metrics::set_gauges_from`]), then [`Metrics::render`] writes the
+//! Prometheus text exposition format.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod atomics;
+mod collector;
+mod families;
+mod gauges;
+mod practice;
+mod recorder;
+mod render;
+mod rtp;
+mod sip;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use permanence_acd::PracticeId;
+use prometheus::{IntCounter, IntGauge, Registry};
+
+use families::Families;
+pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGENT_STATES};
+pub use practice::{OfferResult, OverflowKind, PracticeMetrics};
+pub use recorder::AcdRecorder;
+pub use rtp::RtpTotals;
+pub use sip::{ParseErrorAction, SipMethod, SipReject};
+
+/// Upper bounds (seconds) of every duration histogram's buckets: the
+/// service-level thresholds, so that "answered within 20 s" is the
+/// `le="20"` bucket.
+pub const BUCKETS: [f64; 11] = [
+    5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
+];
+
+/// Default short-abandon threshold: callers hanging up within 5 s are
+/// counted with `short="true"`.
+pub const DEFAULT_SHORT_ABANDON: Duration = Duration::from_secs(5);
+
+/// Content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// The practice handles, by id and in id order. Shared copy-on-write: a
+/// reload builds a new set, holders of the old one keep a consistent view.
+#[derive(Debug, Default)]
+pub struct PracticeSet {
+    map: HashMap<PracticeId, Arc<PracticeMetrics>>,
+    /// Sorted by id (byte order), for rendering.
+    sorted: Vec<Arc<PracticeMetrics>>,
+}
+
+impl PracticeSet {
+    fn from_handles(handles: Vec<Arc<PracticeMetrics>>) -> Self {
+        let mut sorted = handles;
+        sorted.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        sorted.dedup_by(|a, b| a.id == b.id);
+        let map = sorted.iter().map(|h| (h.id.clone(), h.clone())).collect();
+        Self { map, sorted }
+    }
+
+    /// The handles of a practice.
+    pub fn get(&self, id: &str) -> Option<&Arc<PracticeMetrics>> {
+        self.map.get(id)
+    }
+
+    /// Number of practices.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether there is no practice.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// The handles in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<PracticeMetrics>> {
+        self.sorted.iter()
+    }
+}
+
+/// Errors building the metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A family could not be created or registered, or a series could not
+    /// be resolved (a bug: names and label counts are fixed here).
+    #[error("prometheus: {0}")]
+    Prometheus(#[from] prometheus::Error),
+}
+
+/// Every metric of the service; shared as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    f: Families,
+    short_abandon: Duration,
+    /// Copy-on-write: readers clone the `Arc`, a reload swaps it.
+    practices: Arc<RwLock<Arc<PracticeSet>>>,
+    /// The families in exposition order.
+    blocks: Vec<render::Block>,
+    sip_requests: Vec<IntCounter>,
+    /// `method index * CODE_SLOTS + code slot`, resolved on first use.
+    sip_responses: Vec<OnceLock<IntCounter>>,
+    sip_parse_errors: [IntCounter; 2],
+    sip_parse_seen: [AtomicU64; 2],
+    sip_rejected: Vec<IntCounter>,
+    rtp_packets: [IntCounter; 2],
+    rtp_bytes: [IntCounter; 2],
+    agents: Vec<IntGauge>,
+    config_reloads: [IntCounter; 2],
+}
+
+impl Metrics {
+    /// Builds every family in a new registry, with `short_abandon` as the
+    /// short-abandon threshold ([`DEFAULT_SHORT_ABANDON`] is 5 s), and
+    /// `permanence_build_info{version}` set to this crate's version.
+    /// Per-practice series appear with [`Metrics::practices`].
+    pub fn new(short_abandon: Duration) -> Result<Arc<Self>, MetricsError> {
+        let registry = Registry::new();
+        let practices = Arc::new(RwLock::new(Arc::new(PracticeSet::default())));
+        let f = Families::new(&registry, &practices)?;
+        f.build_info
+            .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
+            .set(1);
+        let sip_requests = SipMethod::ALL
+            .iter()
+            .map(|m| f.sip_requests.get_metric_with_label_values(&[m.label()]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sip_responses = (0..SipMethod::ALL.len() * sip::CODE_SLOTS)
+            .map(|_| OnceLock::new())
+            .collect();
+        let sip_rejected = SipReject::ALL
+            .iter()
+            .map(|r| f.sip_rejected.get_metric_with_label_values(&[r.label()]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let agents = AGENT_STATES
+            .iter()
+            .map(|s| {
+                f.agents
+                    .get_metric_with_label_values(&[agent_state_label(*s)])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pe = |a: ParseErrorAction| {
+            f.sip_parse_errors
+                .get_metric_with_label_values(&[a.label()])
+        };
+        let dir = |v: &prometheus::IntCounterVec, d: &str| v.get_metric_with_label_values(&[d]);
+        let reloads = |r: &str| f.config_reloads.get_metric_with_label_values(&[r]);
+        let blocks = f.blocks();
+        Ok(Arc::new(Self {
+            blocks,
+            sip_parse_errors: [
+                pe(ParseErrorAction::Answered)?,
+                pe(ParseErrorAction::Dropped)?,
+            ],
+            sip_parse_seen: [AtomicU64::new(0), AtomicU64::new(0)],
+            rtp_packets: [dir(&f.rtp_packets, "in")?, dir(&f.rtp_packets, "out")?],
+            rtp_bytes: [dir(&f.rtp_bytes, "in")?, dir(&f.rtp_bytes, "out")?],
+            config_reloads: [reloads("ok")?, reloads("failed")?],
+            registry,
+            f,
+            short_abandon,
+            practices,
+            sip_requests,
+            sip_responses,
+            sip_rejected,
+            agents,
+        }))
+    }
+
+    /// The registry (every family is registered in it).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The short-abandon threshold.
+    pub fn short_abandon(&self) -> Duration {
+        self.short_abandon
+    }
+
+    // ------------------------------------------------------------ practices
+
+    /// Makes the practice set exactly `ids`: creates every series of new
+    /// practices (so scrapes show zeros, and handles are resolved now, not
+    /// on the hot path) and removes every series of practices not listed
+    /// any more. Existing practices keep their values. Call at startup and
+    /// at each reload, then [`AcdRecorder::reload`] in the dispatcher task.
+    ///
+    /// Handles of removed practices held by callers stay usable; their
+    /// updates are no longer exported (a call of a removed practice that
+    /// ends later is not counted).
+    pub fn practices<S: AsRef<str>>(&self, ids: &[S]) -> Result<(), MetricsError> {
+        let mut guard = self
+            .practices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let wanted: HashSet<&str> = ids.iter().map(AsRef::as_ref).collect();
+        let mut handles = Vec::with_capacity(wanted.len());
+        for id in &wanted {
+            handles.push(match guard.get(id) {
+                Some(h) => h.clone(),
+                None => Arc::new(PracticeMetrics::new(
+                    PracticeId::new(id),
+                    self.short_abandon,
+                )),
+            });
+        }
+        *guard = Arc::new(PracticeSet::from_handles(handles));
+        Ok(())
+    }
+
+    /// The handles of one practice, created (with all its series) if it
+    /// is not in the set yet. Takes the practice-set lock: call it once
+    /// and keep the handle.
+    pub fn practice(&self, id: &str) -> Result<Arc<PracticeMetrics>, MetricsError> {
+        if let Some(h) = self.practice_set().get(id) {
+            return Ok(h.clone());
+        }
+        let mut guard = self
+            .practices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = guard.get(id) {
+            return Ok(h.clone());
+        }
+        let h = Arc::new(PracticeMetrics::new(
+            PracticeId::new(id),
+            self.short_abandon,
+        ));
+        let mut handles = guard.sorted.clone();
+        handles.push(h.clone());
+        *guard = Arc::new(PracticeSet::from_handles(handles));
+        Ok(h)
+    }
+
+    /// The current practice set (a cheap `Arc` clone).
+    pub fn practice_set(&self) -> Arc<PracticeSet> {
+        self.practices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A dispatcher-event recorder for the task that drives the
+    /// dispatcher.
+    pub fn recorder(self: &Arc<Self>) -> AcdRecorder {
+        AcdRecorder::new(self.clone())
+    }
+
+    // --------------------------------------------------------------- gauges
+
+    /// Sets the queue, eligible-agent, open and agent-state gauges from a
+    /// dispatcher snapshot (call just before rendering a scrape).
+    /// Practices of the snapshot that are not in the practice set are
+    /// skipped.
+    pub fn set_gauges_from(&self, g: &AcdGauges) {
+        let map = self.practice_set();
+        for p in &g.practices {
+            let Some(h) = map.get(p.practice.as_str()) else {
+                continue;
+            };
+            h.open.set(i64::from(p.open));
+            h.waiting.set(i64::from(p.waiting));
+            h.oldest_wait
+                .set(p.oldest_wait.map_or(0.0, |d| d.as_secs_f64()));
+            h.estimated_wait
+                .set(p.estimated_wait.map_or(f64::NAN, |d| d.as_secs_f64()));
+            h.eligible.set(i64::from(p.eligible));
+        }
+        for (gauge, n) in self.agents.iter().zip(g.agents.0) {
+            gauge.set(i64::from(n));
+        }
+    }
+
+    /// Sets `permanence_active_calls`.
+    pub fn set_active_calls(&self, n: u64) {
+        self.f.active_calls.set(saturate(n));
+    }
+
+    /// Sets `permanence_registered_contacts`.
+    pub fn set_registered_contacts(&self, n: u64) {
+        self.f.registered_contacts.set(saturate(n));
+    }
+
+    // ------------------------------------------------------------------ SIP
+
+    /// A SIP request was received.
+    pub fn sip_request(&self, method: SipMethod) {
+        if let Some(c) = self.sip_requests.get(method.index()) {
+            c.inc();
+        }
+    }
+
+    /// A SIP response was sent to a received `method` request.
+    pub fn sip_response(&self, method: SipMethod, code: u16) {
+        let slot = method.index() * sip::CODE_SLOTS + sip::code_slot(code);
+        let Some(cell) = self.sip_responses.get(slot) else {
+            return;
+        };
+        if let Some(c) = cell.get() {
+            c.inc();
+            return;
+        }
+        let label = if sip::code_slot(code) == sip::CODE_SLOTS - 1 {
+            "other".to_string()
+        } else {
+            code.to_string()
+        };
+        if let Ok(c) = self
+            .f
+            .sip_responses
+            .get_metric_with_label_values(&[method.label(), label.as_str()])
+        {
+            cell.get_or_init(|| c).inc();
+        }
+    }
+
+    /// A SIP message was retransmitted.
+    pub fn sip_retransmission(&self) {
+        self.f.sip_retransmissions.inc();
+    }
+
+    /// A SIP request was refused.
+    pub fn sip_rejected(&self, reason: SipReject) {
+        if let Some(c) = self.sip_rejected.get(reason as usize) {
+            c.inc();
+        }
+    }
+
+    /// Brings `permanence_sip_parse_errors_total` up to the datagram
+    /// guard's cumulative counts (`GuardStats::answered` and `dropped`,
+    /// summed over guards sharing one `Metrics`): adds what they grew by
+    /// since the previous call. Call before each scrape.
+    pub fn sync_sip_parse_errors(&self, answered_total: u64, dropped_total: u64) {
+        for (i, total) in [answered_total, dropped_total].into_iter().enumerate() {
+            let prev = self.sip_parse_seen[i].swap(total, Ordering::Relaxed);
+            if total > prev {
+                self.sip_parse_errors[i].inc_by(total - prev);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ RTP
+
+    /// Adds RTP counts (an increment: a closed leg's final stats, or the
+    /// delta of a live leg since it was last reported).
+    pub fn rtp_add(&self, d: &RtpTotals) {
+        self.rtp_packets[0].inc_by(d.packets_in);
+        self.rtp_packets[1].inc_by(d.packets_out);
+        self.rtp_bytes[0].inc_by(d.bytes_in);
+        self.rtp_bytes[1].inc_by(d.bytes_out);
+        self.f.rtp_lost.inc_by(d.lost);
+        self.f.rtp_late.inc_by(d.late);
+    }
+
+    // -------------------------------------------------------------- service
+
+    /// `n` call records were dropped under load.
+    pub fn records_dropped(&self, n: u64) {
+        self.f.records_dropped.inc_by(n);
+    }
+
+    /// A configuration reload succeeded (`ok`) or failed.
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads[usize::from(!ok)].inc();
+    }
+
+    // ------------------------------------------------------------ rendering
+
+    /// Every family in the Prometheus text exposition format
+    /// ([`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out);
+        out
+    }
+
+    /// Like [`Metrics::render`], appending to `out` (reuse the buffer
+    /// between scrapes to avoid regrowing it).
+    pub fn render_into(&self, out: &mut String) {
+        let set = self.practice_set();
+        out.reserve(set.len() * 8192 + 16384);
+        render::render(&self.blocks, &set, out);
+    }
+}
+
+fn saturate(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

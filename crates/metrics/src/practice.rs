@@ -1,0 +1,244 @@
+//! Per-practice series: one compact block of atomics per practice,
+//! updated lock-free and read in place by the exposition.
+
+use std::time::Duration;
+
+use permanence_acd::{AbandonPhase, OfferFailure, OverflowTarget, PracticeId};
+
+use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
+
+/// How an offer to an agent ended (`result` label of
+/// `permanence_offers_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfferResult {
+    /// The agent answered.
+    Answered,
+    /// Ring-no-answer: the ring timeout elapsed.
+    NoAnswer,
+    /// 486 Busy Here.
+    Busy,
+    /// 603 Decline.
+    Rejected,
+    /// 480/408/transport error.
+    Unreachable,
+    /// Withdrawn: the caller hung up while it rang, the call overflowed,
+    /// the agent logged out, paused, became unreachable or was removed.
+    Cancelled,
+}
+
+impl OfferResult {
+    /// Every result, in label order.
+    pub const ALL: [OfferResult; 6] = [
+        OfferResult::Answered,
+        OfferResult::NoAnswer,
+        OfferResult::Busy,
+        OfferResult::Rejected,
+        OfferResult::Unreachable,
+        OfferResult::Cancelled,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            OfferResult::Answered => "answered",
+            OfferResult::NoAnswer => "no_answer",
+            OfferResult::Busy => "busy",
+            OfferResult::Rejected => "rejected",
+            OfferResult::Unreachable => "unreachable",
+            OfferResult::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<OfferFailure> for OfferResult {
+    fn from(f: OfferFailure) -> Self {
+        match f {
+            OfferFailure::Busy => OfferResult::Busy,
+            OfferFailure::Rejected => OfferResult::Rejected,
+            OfferFailure::Unreachable => OfferResult::Unreachable,
+        }
+    }
+}
+
+/// Where an overflowing call went (`target` label of
+/// `permanence_calls_overflowed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OverflowKind {
+    /// Left the queue to the practice's voicemail (terminal).
+    Voicemail,
+    /// Left the queue to a callback request (terminal).
+    Callback,
+    /// Left the queue to a message and hang-up (terminal).
+    Hangup,
+    /// Stayed queued and became eligible for an overflow pool's agents
+    /// (not terminal: the call still ends answered, abandoned or
+    /// overflowed elsewhere).
+    Pool,
+}
+
+impl OverflowKind {
+    /// Every kind, in label order.
+    pub const ALL: [OverflowKind; 4] = [
+        OverflowKind::Voicemail,
+        OverflowKind::Callback,
+        OverflowKind::Hangup,
+        OverflowKind::Pool,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            OverflowKind::Voicemail => "voicemail",
+            OverflowKind::Callback => "callback",
+            OverflowKind::Hangup => "hangup",
+            OverflowKind::Pool => "pool",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<&OverflowTarget> for OverflowKind {
+    fn from(t: &OverflowTarget) -> Self {
+        match t {
+            OverflowTarget::Voicemail => OverflowKind::Voicemail,
+            OverflowTarget::Callback => OverflowKind::Callback,
+            OverflowTarget::Hangup => OverflowKind::Hangup,
+            OverflowTarget::Pool(_) => OverflowKind::Pool,
+        }
+    }
+}
+
+/// Every series of one practice, in one allocation: updating them is an
+/// atomic operation, with no lookup and no lock shared with other
+/// practices. Obtained from [`crate::Metrics::practices`] /
+/// [`crate::Metrics::practice`] and cached by the caller.
+///
+/// The exposition reads the practices of the current set
+/// ([`crate::Metrics::practice_set`]); a handle of a practice removed by a
+/// reload stays usable, its updates are simply no longer exported.
+#[derive(Debug)]
+pub struct PracticeMetrics {
+    pub(crate) id: PracticeId,
+    /// The id escaped as a label value (rendering).
+    pub(crate) escaped: Box<str>,
+    pub(crate) short_abandon: Duration,
+    pub(crate) offered: Counter,
+    pub(crate) answered: Counter,
+    pub(crate) closed: Counter,
+    /// `[phase][short]`: (queue, ringing) × (false, true).
+    pub(crate) abandoned: [[Counter; 2]; 2],
+    /// By [`OverflowKind`] index.
+    pub(crate) overflowed: [Counter; 4],
+    /// By [`OfferResult`] index.
+    pub(crate) offers: [Counter; 6],
+    pub(crate) wait_answered: AtomicHistogram,
+    pub(crate) wait_abandoned: AtomicHistogram,
+    pub(crate) ring: AtomicHistogram,
+    pub(crate) talk: AtomicHistogram,
+    pub(crate) wrapup: AtomicHistogram,
+    pub(crate) waiting: IntGauge,
+    pub(crate) oldest_wait: FloatGauge,
+    pub(crate) estimated_wait: FloatGauge,
+    pub(crate) eligible: IntGauge,
+    pub(crate) open: IntGauge,
+}
+
+impl PracticeMetrics {
+    /// A practice with every series at zero.
+    pub(crate) fn new(id: PracticeId, short_abandon: Duration) -> Self {
+        Self {
+            escaped: crate::render::escape(id.as_str(), true).into(),
+            id,
+            short_abandon,
+            offered: Counter::default(),
+            answered: Counter::default(),
+            closed: Counter::default(),
+            abandoned: Default::default(),
+            overflowed: Default::default(),
+            offers: Default::default(),
+            wait_answered: AtomicHistogram::default(),
+            wait_abandoned: AtomicHistogram::default(),
+            ring: AtomicHistogram::default(),
+            talk: AtomicHistogram::default(),
+            wrapup: AtomicHistogram::default(),
+            waiting: IntGauge::default(),
+            oldest_wait: FloatGauge::default(),
+            estimated_wait: FloatGauge::default(),
+            eligible: IntGauge::default(),
+            open: IntGauge::default(),
+        }
+    }
+
+    /// The practice id.
+    pub fn id(&self) -> &PracticeId {
+        &self.id
+    }
+
+    /// A call joined the practice's queue (`permanence_calls_offered_total`).
+    pub fn call_offered(&self) {
+        self.offered.inc();
+    }
+
+    /// A call arrived while the practice was closed
+    /// (`permanence_calls_closed_total`; not counted as offered).
+    pub fn call_closed(&self) {
+        self.closed.inc();
+    }
+
+    /// An agent answered after `wait` in queue; `ring` is how long the
+    /// answering agent's phone rang, if known. Also counts the offer as
+    /// answered.
+    pub fn call_answered(&self, wait: Duration, ring: Option<Duration>) {
+        self.answered.inc();
+        self.wait_answered.observe(wait.as_secs_f64());
+        self.offers[OfferResult::Answered.index()].inc();
+        if let Some(r) = ring {
+            self.ring.observe(r.as_secs_f64());
+        }
+    }
+
+    /// The caller hung up before an answer after `wait`; `short` is
+    /// `wait <= short_abandon` (the threshold given to
+    /// [`crate::Metrics::new`]). Also counts the ringing offer as cancelled
+    /// when `offer_ringing`.
+    pub fn call_abandoned(&self, phase: AbandonPhase, wait: Duration, offer_ringing: bool) {
+        let short = wait <= self.short_abandon;
+        let pi = match phase {
+            AbandonPhase::Queue => 0,
+            AbandonPhase::Ringing => 1,
+        };
+        self.abandoned[pi][usize::from(short)].inc();
+        self.wait_abandoned.observe(wait.as_secs_f64());
+        if offer_ringing {
+            self.offers[OfferResult::Cancelled.index()].inc();
+        }
+    }
+
+    /// The call overflowed (left to `kind`, or retargeted to a pool).
+    pub fn call_overflowed(&self, kind: OverflowKind) {
+        self.overflowed[kind.index()].inc();
+    }
+
+    /// An offer to an agent ended without an answer (an answered offer is
+    /// counted by [`Self::call_answered`]).
+    pub fn offer_ended(&self, result: OfferResult) {
+        self.offers[result.index()].inc();
+    }
+
+    /// An answered call of the practice ended after `talk`.
+    pub fn call_completed(&self, talk: Duration) {
+        self.talk.observe(talk.as_secs_f64());
+    }
+
+    /// An agent finished the wrap-up of one of the practice's calls.
+    pub fn wrap_up_done(&self, wrap_up: Duration) {
+        self.wrapup.observe(wrap_up.as_secs_f64());
+    }
+}

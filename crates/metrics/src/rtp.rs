@@ -1,0 +1,40 @@
+//! RTP counter input.
+
+/// RTP counts of one media leg (or a sum of legs), with the same fields as
+/// the media engine's `LegStats` (`packets_in`, `bytes_in`, `packets_out`,
+/// `bytes_out`, `lost`, `late`): the engine copies them field by field.
+///
+/// The legs' counters are cumulative; metrics counters take increments.
+/// Report each leg's final stats when it closes, or, to see live calls move
+/// too, report `now.delta_since(&last_reported)` periodically and keep
+/// `now` as the new `last_reported`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpTotals {
+    /// Valid RTP packets received.
+    pub packets_in: u64,
+    /// Bytes of those packets.
+    pub bytes_in: u64,
+    /// RTP packets sent.
+    pub packets_out: u64,
+    /// Bytes of those packets.
+    pub bytes_out: u64,
+    /// Packets missing in the received sequence numbers.
+    pub lost: u64,
+    /// Packets received late, out of order or duplicated.
+    pub late: u64,
+}
+
+impl RtpTotals {
+    /// The increase from `earlier` to `self`, field by field (0 where a
+    /// counter went backwards).
+    pub fn delta_since(&self, earlier: &RtpTotals) -> RtpTotals {
+        RtpTotals {
+            packets_in: self.packets_in.saturating_sub(earlier.packets_in),
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+            packets_out: self.packets_out.saturating_sub(earlier.packets_out),
+            bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
+            lost: self.lost.saturating_sub(earlier.lost),
+            late: self.late.saturating_sub(earlier.late),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The hand-written exposition is byte-identical to the prometheus crate's
+//! `gather()` + `TextEncoder` on the same registry.
+
+use std::time::Duration;
+
+use permanence_acd::{AbandonPhase, PracticeId};
+use permanence_metrics::{
+    AcdGauges, AgentCounts, Metrics, OfferResult, OverflowKind, PracticeGauges, RtpTotals,
+    SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
+};
+use prometheus::{Encoder, TextEncoder};
+
+fn reference(m: &Metrics) -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&m.registry().gather(), &mut buf)
+        .expect("encode");
+    String::from_utf8(buf).expect("utf8")
+}
+
+#[test]
+fn empty_metrics_render_like_the_encoder() {
+    let m = Metrics::new(DEFAULT_SHORT_ABANDON).expect("metrics");
+    assert_eq!(m.render(), reference(&m));
+    m.practices::<&str>(&[]).expect("practices");
+    assert_eq!(m.render(), reference(&m));
+}
+
+#[test]
+fn populated_metrics_render_like_the_encoder() {
+    let m = Metrics::new(DEFAULT_SHORT_ABANDON).expect("metrics");
+    // Odd ids: escaping, byte order (upper case before lower case, UTF-8).
+    let ids = [
+        "martin",
+        "Zeta",
+        "caron",
+        "quote\"d",
+        "back\\slash",
+        "new\nline",
+        "été",
+        "a",
+        "kine-dupont",
+    ];
+    m.practices(&ids).expect("practices");
+    let mut gauges = AcdGauges::default();
+    for (i, id) in ids.iter().enumerate() {
+        let h = m.practice(id).expect("practice");
+        for _ in 0..=i {
+            h.call_offered();
+        }
+        h.call_answered(
+            Duration::from_millis(1234 * i as u64),
+            Some(Duration::from_millis(700)),
+        );
+        h.call_abandoned(
+            AbandonPhase::Queue,
+            Duration::from_secs(i as u64 * 4),
+            false,
+        );
+        h.call_abandoned(AbandonPhase::Ringing, Duration::from_millis(10), true);
+        h.call_overflowed(OverflowKind::ALL[i % 4]);
+        h.offer_ended(OfferResult::ALL[i % 6]);
+        h.call_completed(Duration::from_secs(400 + i as u64));
+        h.wrap_up_done(Duration::from_millis(29_999));
+        h.call_closed();
+        gauges.practices.push(PracticeGauges {
+            practice: PracticeId::new(id),
+            open: i % 2 == 0,
+            waiting: i as u32,
+            oldest_wait: (i % 3 != 0).then(|| Duration::from_millis(12_345 * i as u64)),
+            estimated_wait: (i % 4 != 0).then(|| Duration::from_millis(777 * i as u64)),
+            eligible: 2 * i as u32,
+        });
+    }
+    gauges.agents = AgentCounts([1, 2, 3, 4, 5, 6]);
+    m.set_gauges_from(&gauges);
+    m.sip_request(SipMethod::Invite);
+    m.sip_request(SipMethod::parse("FOO"));
+    m.sip_response(SipMethod::Invite, 200);
+    m.sip_response(SipMethod::Invite, 486);
+    m.sip_response(SipMethod::Register, 401);
+    m.sip_response(SipMethod::Options, 9999);
+    m.sip_retransmission();
+    m.sip_rejected(SipReject::Auth);
+    m.sync_sip_parse_errors(2, 5);
+    m.rtp_add(&RtpTotals {
+        packets_in: 10,
+        bytes_in: 1720,
+        packets_out: 12,
+        bytes_out: 2064,
+        lost: 1,
+        late: 2,
+    });
+    m.set_active_calls(3);
+    m.set_registered_contacts(4);
+    m.records_dropped(1);
+    m.config_reload(false);
+    let ours = m.render();
+    let theirs = reference(&m);
+    if ours != theirs {
+        for (i, (a, b)) in ours.lines().zip(theirs.lines()).enumerate() {
+            assert_eq!(a, b, "first difference at line {i}");
+        }
+        assert_eq!(ours.lines().count(), theirs.lines().count());
+    }
+    assert_eq!(ours, theirs);
+}
