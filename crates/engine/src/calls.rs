@@ -189,6 +189,14 @@ pub struct IncomingCall {
     pub sip_call_id: String,
     /// Caller's number in E.164 when it is one, else the raw user part.
     pub caller: String,
+    /// The carrier trunk.
+    pub trunk: String,
+    /// The practice number that identified the call.
+    pub called: String,
+    /// Where that number was found.
+    pub via: permanence_sip::intake::NumberSource,
+    /// When the INVITE arrived.
+    pub received_at: chrono::DateTime<Utc>,
 }
 
 fn triage_menu(p: &Practice) -> Option<TriageMenu> {
@@ -364,6 +372,24 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
 
     let acd_call = CallId(NEXT_CALL.fetch_add(1, Ordering::Relaxed));
     let started = Utc::now();
+    let mut cdr = crate::cdr::CdrBuilder {
+        id: crate::cdr::record_id(acd_call),
+        sip_call_id: incoming.sip_call_id.clone(),
+        practice: practice.id.clone(),
+        trunk: incoming.trunk.clone(),
+        caller: incoming.caller.clone(),
+        called: incoming.called.clone(),
+        via: Some(incoming.via),
+        received_at: incoming.received_at,
+        answered_at: None,
+        queued_at: None,
+        first_offered_at: None,
+        agent_answered_at: None,
+        agent: None,
+        offers: 0,
+        triage: None,
+        overflow: None,
+    };
     let mut queued_at: Option<chrono::DateTime<Utc>> = None;
     shared
         .counters
@@ -376,7 +402,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
         announce_every: (practice.queue.announce_position || practice.queue.announce_wait)
             .then(|| chrono::Duration::from_std(practice.queue.announce_every).ok())
             .flatten(),
-        voicemail_max: chrono::Duration::from_std(shared.options.voicemail_max)
+        voicemail_max: chrono::Duration::from_std(shared.config().records.voicemail_max)
             .unwrap_or(chrono::Duration::minutes(2)),
     };
     let mut core = Call::new(settings);
@@ -428,6 +454,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                             .accept(Some(headers), Some(answer_sdp.clone().into_bytes()))
                             .is_ok();
                     if ok {
+                        cdr.answered_at = Some(now);
                         info!(
                             event = "call.answered",
                             practice = %practice.id,
@@ -459,6 +486,8 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     let label = triage
                         .and_then(|d| practice.triage.as_ref().and_then(|t| t.option(d)))
                         .map(|o| o.label.clone());
+                    cdr.queued_at = Some(now);
+                    cdr.triage = triage.map(|d| (d, label.clone().unwrap_or_default()));
                     info!(
                         event = "call.queued",
                         practice = %practice.id,
@@ -481,6 +510,8 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     .input(AcdInput::CallAbandoned { call: acd_call }),
                 Action::ReportAnswered { agent } => {
                     agent_answered = Some(agent.clone());
+                    cdr.agent = Some(agent.clone());
+                    cdr.agent_answered_at = Some(now);
                     shared.dispatch.input(AcdInput::OfferAnswered {
                         call: acd_call,
                         agent: AgentId::from(agent.as_str()),
@@ -515,6 +546,8 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                         })
                         .collect();
                     let wait = queued_at.map(|q| (now - q).num_seconds()).unwrap_or(0);
+                    cdr.offers += 1;
+                    cdr.first_offered_at.get_or_insert(now);
                     match open_side(
                         &shared,
                         &practice,
@@ -562,7 +595,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     }
                 }
                 Action::StartRecording(max) => {
-                    let dir = shared.options.data_dir.join("voicemail").join(&practice.id);
+                    let dir = shared.config().records.voicemail_dir.join(&practice.id);
                     let name = format!("{}-{}.wav", now.format("%Y%m%dT%H%M%SZ"), acd_call.0);
                     let path = dir.join(name);
                     let started = std::fs::create_dir_all(&dir).is_ok()
@@ -587,7 +620,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                         caller = %permanence_numbers::mask(&incoming.caller),
                         "callback requested"
                     );
-                    shared.save_callback(&practice.id, &incoming.caller, acd_call.0, now);
+                    shared.save_callback(&practice.id, &incoming.caller, &cdr.id, now);
                 }
                 Action::Transfer { digit } => {
                     let number = practice
@@ -701,7 +734,10 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                 match cmd {
                     Some(CallCmd::Offer { agent }) => core.handle(Input::Offer { agent }, now),
                     Some(CallCmd::CancelOffer { agent }) => core.handle(Input::OfferCancelled { agent }, now),
-                    Some(CallCmd::Overflow(kind)) => core.handle(Input::Overflow(kind), now),
+                    Some(CallCmd::Overflow(kind)) => {
+                        cdr.overflow = Some(format!("{kind:?}").to_lowercase());
+                        core.handle(Input::Overflow(kind), now)
+                    }
                     Some(CallCmd::Closed) => core.handle(Input::Closed, now),
                     Some(CallCmd::Position { position, wait }) => core.handle(
                         Input::Position { position, wait: wait.and_then(|w| chrono::Duration::from_std(w).ok()) },
@@ -780,6 +816,16 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
         o.close(LegCmd::HangUp).await;
     }
     let stats = leg.stats();
+    if let Some(r) = &shared.records {
+        r.record_call(cdr.finish(
+            end_reason,
+            permanence_records::RtpCounters {
+                packets_in: stats.packets_in,
+                packets_out: stats.packets_out,
+                packets_lost: stats.lost,
+            },
+        ));
+    }
     leg.close().await;
     shared.dialogs.remove_dialog(&dialog_id);
     invite_task.abort();

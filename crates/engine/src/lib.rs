@@ -14,6 +14,7 @@
 
 pub mod acd_map;
 pub mod calls;
+pub mod cdr;
 pub mod dispatch;
 pub mod edge;
 pub mod features;
@@ -67,10 +68,6 @@ pub struct EngineOptions {
     pub rtp_timeout: Duration,
     /// Longest call.
     pub max_call: Duration,
-    /// Longest voicemail message.
-    pub voicemail_max: Duration,
-    /// Directory for voicemail recordings (`<data_dir>/voicemail/<practice>/`).
-    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for EngineOptions {
@@ -79,8 +76,6 @@ impl Default for EngineOptions {
             answer_delay: Duration::ZERO,
             rtp_timeout: Duration::from_secs(60),
             max_call: Duration::from_secs(4 * 3600),
-            voicemail_max: Duration::from_secs(120),
-            data_dir: std::path::PathBuf::from("data"),
         }
     }
 }
@@ -109,6 +104,9 @@ pub struct Shared {
     pub media: calls::MediaContext,
     /// The dispatcher task.
     pub dispatch: dispatch::DispatchHandle,
+    /// The call records store (`None` if it could not be opened: calls
+    /// still flow, records are lost and an error was logged).
+    pub records: Option<permanence_records::RecorderHandle>,
     /// Settings.
     pub options: EngineOptions,
     /// Counters.
@@ -141,10 +139,42 @@ impl Shared {
         &self,
         practice: &str,
         number: &str,
-        call: u64,
+        call_id: &str,
         at: chrono::DateTime<Utc>,
     ) {
-        let _ = (practice, number, call, at);
+        let saved = self.records.as_ref().is_some_and(|r| {
+            r.record_callback(permanence_records::CallbackRequest {
+                requested_at: at,
+                call_id: call_id.to_string(),
+                practice_id: practice.to_string(),
+                number: number.to_string(),
+            })
+        });
+        if !saved {
+            // A patient waits for a call that nobody will make: make it
+            // visible to ops (the number itself stays masked in logs).
+            tracing::error!(
+                event = "callback.lost",
+                practice,
+                call_id,
+                caller = %mask(number),
+                "callback request could not be stored"
+            );
+        }
+    }
+
+    /// Records a call refused before any dialog.
+    pub fn record_rejected(
+        &self,
+        sip_call_id: &str,
+        practice: &str,
+        trunk: &str,
+        caller: &str,
+        reason: &str,
+    ) {
+        if let Some(r) = &self.records {
+            r.record_call(cdr::rejected(sip_call_id, practice, trunk, caller, reason));
+        }
     }
 
     /// Whether the engine is shutting down.
@@ -182,6 +212,7 @@ fn registrar_settings(cfg: &Config) -> RegistrarSettings {
 /// A running engine.
 pub struct Engine {
     shared: Arc<Shared>,
+    recorder: Option<permanence_records::Recorder>,
     tasks: Vec<JoinHandle<()>>,
     /// Bound SIP UDP addresses.
     pub sip_udp: Vec<SocketAddr>,
@@ -208,7 +239,13 @@ impl Engine {
             registrations::Registrations::new(Registrar::new(registrar_settings(&config), key));
         let dispatcher = permanence_acd::Dispatcher::new(acd_map::acd_config(&config))
             .map_err(|e| EngineError::Media(format!("dispatcher: {e}")))?;
-        let (dispatch, dispatch_task) = dispatch::start(dispatcher, Vec::new(), cancel.clone());
+        let recorder = open_records(&config);
+        let records = recorder.as_ref().map(|r| r.handle());
+        let mut observers: Vec<Arc<dyn dispatch::EventObserver>> = Vec::new();
+        if let Some(h) = &records {
+            observers.push(Arc::new(cdr::QueueLog::new(h.clone())));
+        }
+        let (dispatch, dispatch_task) = dispatch::start(dispatcher, observers, cancel.clone());
         // Agents are unreachable until their softphone registers.
         for a in config.agents() {
             dispatch.input(permanence_acd::Input::AgentReachability {
@@ -240,6 +277,7 @@ impl Engine {
             registrations: registrations.clone(),
             media,
             dispatch,
+            records,
             options,
             counters: Counters::default(),
             cancel: cancel.clone(),
@@ -273,6 +311,7 @@ impl Engine {
         );
         Ok(Self {
             shared,
+            recorder,
             tasks,
             sip_udp: edge.udp,
             sip_tcp: edge.tcp,
@@ -284,12 +323,39 @@ impl Engine {
         &self.shared
     }
 
-    /// Stops everything.
+    /// Stops everything; pending call records are committed.
     pub async fn shutdown(self) {
         self.shared.cancel.cancel();
         for t in self.tasks {
             t.abort();
             let _ = t.await;
+        }
+        if let Some(r) = self.recorder {
+            match tokio::task::spawn_blocking(move || r.shutdown()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "call records: shutdown failed"),
+                Err(e) => warn!(error = %e, "call records: shutdown task failed"),
+            }
+        }
+    }
+}
+
+/// Opens the call records store; a failure is logged and the engine runs
+/// without records (calls matter more than their records).
+fn open_records(cfg: &Config) -> Option<permanence_records::Recorder> {
+    let r = &cfg.records;
+    let mut rc = permanence_records::RecordsConfig::new(&r.path);
+    rc.retention = r.retention;
+    rc.hash_callers = r.hash_callers;
+    rc.salt = r.salt.clone();
+    match permanence_records::Recorder::open(rc) {
+        Ok(rec) => {
+            info!(event = "records.open", path = %r.path.display(), hash_callers = r.hash_callers, "call records store open");
+            Some(rec)
+        }
+        Err(e) => {
+            tracing::error!(event = "records.unavailable", path = %r.path.display(), error = %e, "cannot open the call records store: running without records");
+            None
         }
     }
 }
@@ -491,6 +557,10 @@ async fn handle_invite(shared: Arc<Shared>, mut tx: Transaction, source: SocketA
     let incoming = calls::IncomingCall {
         practice: practice.id.clone(),
         open: practice.hours.is_open(Utc::now()),
+        trunk: trunk.name.clone(),
+        called: number.as_str().to_string(),
+        via,
+        received_at: Utc::now(),
         sip_call_id: call_id,
         caller: permanence_numbers::normalize(&caller, practice.country)
             .map(|n| n.as_str().to_string())

@@ -1,0 +1,529 @@
+//! The HTTP side of Permanence.
+//!
+//! - `GET /metrics`: Prometheus text exposition (no authentication: bind
+//!   the HTTP address to a private interface);
+//! - `GET /healthz`: `200 ok`, or `503 draining` while the engine drains;
+//! - the admin API, JSON, protected by a bearer token
+//!   (`Authorization: Bearer <http.admin_token>`):
+//!   - `GET /api/queues`, `GET /api/agents`, `GET /api/calls`;
+//!   - `POST /api/agents/{agent}/pause` (body `{"reason": "..."}`, optional),
+//!     `/unpause`, `/login`, `/logout`;
+//!   - `POST /api/reload`: reload configuration and dialplans;
+//!   - `POST /api/drain`: stop taking calls and exit when they are done.
+//!
+//! The engine implements [`Backend`]; this crate knows nothing of SIP.
+
+#![forbid(unsafe_code)]
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// One practice queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    /// Practice id.
+    pub practice: String,
+    /// Practice name.
+    pub name: String,
+    /// Open now.
+    pub open: bool,
+    /// Calls waiting (not ringing).
+    pub waiting: u32,
+    /// Calls ringing a telesecretary.
+    pub ringing: u32,
+    /// Oldest wait, seconds.
+    pub oldest_wait_s: Option<f64>,
+    /// Estimated wait of a new call, seconds.
+    pub estimated_wait_s: Option<f64>,
+    /// Agents who could take its calls now.
+    pub agents_dispatchable: u32,
+    /// Agents logged in and in shift for it.
+    pub agents_staffed: u32,
+}
+
+/// One telesecretary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentView {
+    /// User name.
+    pub agent: String,
+    /// Display name.
+    pub display_name: String,
+    /// Dispatcher state (`available`, `offered`, `on-call`, `wrap-up`,
+    /// `paused`, `logged-out`).
+    pub state: String,
+    /// Pause reason.
+    pub pause_reason: Option<String>,
+    /// Inside a shift window.
+    pub in_shift: bool,
+    /// Softphone registered and answering.
+    pub reachable: bool,
+    /// Registered contacts.
+    pub contacts: u32,
+    /// Consecutive unanswered offers.
+    pub strikes: u32,
+}
+
+/// One call in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallView {
+    /// Call id (as in call records).
+    pub call_id: String,
+    /// Practice id.
+    pub practice: String,
+    /// Caller number, masked.
+    pub caller: String,
+    /// Phase (`greeting`, `triage`, `queued`, `ringing`, `talking`, ...).
+    pub phase: String,
+    /// Telesecretary ringing or talking.
+    pub agent: Option<String>,
+    /// Seconds since the call arrived.
+    pub age_s: f64,
+    /// Seconds waiting in queue (until answered), if queued.
+    pub wait_s: Option<f64>,
+    /// Position in the practice queue (1 = next), if waiting.
+    pub position: Option<u32>,
+}
+
+/// An agent control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentAction {
+    /// Pause with a reason.
+    Pause(String),
+    /// End of pause.
+    Unpause,
+    /// Log in to the queues.
+    Login,
+    /// Log out of the queues.
+    Logout,
+}
+
+/// Health of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Serving.
+    pub ok: bool,
+    /// Draining: new calls are refused.
+    pub draining: bool,
+}
+
+/// What the engine provides to the HTTP side.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Prometheus text exposition.
+    async fn metrics(&self) -> String;
+    /// Health.
+    fn health(&self) -> Health;
+    /// Practice queues.
+    async fn queues(&self) -> Vec<QueueView>;
+    /// Telesecretaries.
+    async fn agents(&self) -> Vec<AgentView>;
+    /// Calls in progress.
+    async fn calls(&self) -> Vec<CallView>;
+    /// Applies an agent control; `Err` with a message if refused.
+    async fn agent_action(&self, agent: &str, action: AgentAction) -> Result<(), String>;
+    /// Reloads the configuration; `Ok(summary)` or `Err(errors)`.
+    async fn reload(&self) -> Result<String, String>;
+    /// Starts draining.
+    async fn drain(&self) -> Result<(), String>;
+}
+
+/// Errors of the HTTP side.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The listener could not be bound.
+    #[error("cannot listen on HTTP {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+struct App {
+    backend: Arc<dyn Backend>,
+    token: Option<String>,
+}
+
+type AppState = Arc<App>;
+
+/// The rejection of a request without the admin token, if any.
+fn rejection(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &app.token else {
+        return Some(
+            (
+                StatusCode::NOT_FOUND,
+                "admin API disabled (no http.admin_token configured)\n",
+            )
+                .into_response(),
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant time over the token length.
+    let ok = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    (!ok).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or wrong bearer token\n",
+        )
+            .into_response()
+    })
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.backend.metrics().await,
+    )
+        .into_response()
+}
+
+async fn healthz(State(app): State<AppState>) -> Response {
+    let h = app.backend.health();
+    if h.draining {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if h.ok {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn queues(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = rejection(&app, &headers) {
+        return r;
+    }
+    Json(app.backend.queues().await).into_response()
+}
+
+async fn agents(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = rejection(&app, &headers) {
+        return r;
+    }
+    Json(app.backend.agents().await).into_response()
+}
+
+async fn calls(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = rejection(&app, &headers) {
+        return r;
+    }
+    Json(app.backend.calls().await).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PauseBody {
+    reason: Option<String>,
+}
+
+async fn agent_action(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((agent, action)): Path<(String, String)>,
+    body: Option<Json<PauseBody>>,
+) -> Response {
+    if let Some(r) = rejection(&app, &headers) {
+        return r;
+    }
+    let action = match action.as_str() {
+        "pause" => AgentAction::Pause(
+            body.and_then(|Json(b)| b.reason)
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| "pause".to_string()),
+        ),
+        "unpause" => AgentAction::Unpause,
+        "login" => AgentAction::Login,
+        "logout" => AgentAction::Logout,
+        _ => return (StatusCode::NOT_FOUND, "unknown agent action\n").into_response(),
+    };
+    match app.backend.agent_action(&agent, action).await {
+        Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "ok": false, "error": e })),
+        )
+            .into_response(),
+    }
+}
+
+async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = rejection(&app, &headers) {
+        return r;
+    }
+    match app.backend.reload().await {
+        Ok(summary) => Json(serde_json::json!({ "ok": true, "summary": summary })).into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "ok": false, "errors": e })),
+        )
+            .into_response(),
+    }
+}
+
+async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = rejection(&app, &headers) {
+        return r;
+    }
+    match app.backend.drain().await {
+        Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "ok": false, "error": e })),
+        )
+            .into_response(),
+    }
+}
+
+/// The router (for tests and embedding).
+pub fn router(backend: Arc<dyn Backend>, admin_token: Option<String>) -> Router {
+    let app = Arc::new(App {
+        backend,
+        token: admin_token,
+    });
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/api/queues", get(queues))
+        .route("/api/agents", get(agents))
+        .route("/api/calls", get(calls))
+        .route("/api/agents/{agent}/{action}", post(agent_action))
+        .route("/api/reload", post(reload))
+        .route("/api/drain", post(drain))
+        .with_state(app)
+}
+
+/// Binds `addr` and serves until `cancel`; returns the bound address and the
+/// server task.
+pub async fn serve(
+    addr: SocketAddr,
+    backend: Arc<dyn Backend>,
+    admin_token: Option<String>,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let app = router(backend, admin_token);
+    let task = tokio::spawn(async move {
+        let shutdown = async move { cancel.cancelled().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Fake {
+        actions: Mutex<Vec<(String, AgentAction)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Fake {
+        async fn metrics(&self) -> String {
+            "permanence_build_info{version=\"x\"} 1\n".into()
+        }
+        fn health(&self) -> Health {
+            Health {
+                ok: true,
+                draining: false,
+            }
+        }
+        async fn queues(&self) -> Vec<QueueView> {
+            vec![QueueView {
+                practice: "martin".into(),
+                name: "Cabinet du Dr Martin".into(),
+                open: true,
+                waiting: 2,
+                ringing: 1,
+                oldest_wait_s: Some(42.0),
+                estimated_wait_s: Some(60.0),
+                agents_dispatchable: 1,
+                agents_staffed: 3,
+            }]
+        }
+        async fn agents(&self) -> Vec<AgentView> {
+            vec![]
+        }
+        async fn calls(&self) -> Vec<CallView> {
+            vec![]
+        }
+        async fn agent_action(&self, agent: &str, action: AgentAction) -> Result<(), String> {
+            if agent == "nobody" {
+                return Err("unknown agent".into());
+            }
+            self.actions
+                .lock()
+                .map_err(|_| "poisoned".to_string())?
+                .push((agent.to_string(), action));
+            Ok(())
+        }
+        async fn reload(&self) -> Result<String, String> {
+            Err("config/permanence.toml:3: sip.realm: must not be empty".into())
+        }
+        async fn drain(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn call(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("http://{addr}{path}");
+        let resp = match (method, body) {
+            ("GET", _) => {
+                let mut r = agent.get(&url);
+                if let Some(t) = token {
+                    r = r.header("Authorization", &format!("Bearer {t}"));
+                }
+                r.call()
+            }
+            (_, b) => {
+                let mut r = agent.post(&url);
+                if let Some(t) = token {
+                    r = r.header("Authorization", &format!("Bearer {t}"));
+                }
+                match b {
+                    Some(b) => r.content_type("application/json").send(b),
+                    None => r.send_empty(),
+                }
+            }
+        };
+        match resp {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(e) => panic!("request failed: {e}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn routes_and_auth() {
+        let fake = Arc::new(Fake::default());
+        let cancel = CancellationToken::new();
+        let (addr, task) = serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            fake.clone(),
+            Some("0123456789abcdef".into()),
+            cancel.clone(),
+        )
+        .await
+        .expect("serve");
+        let results = tokio::task::spawn_blocking(move || {
+            let tok = Some("0123456789abcdef");
+            vec![
+                call(addr, "GET", "/metrics", None, None),
+                call(addr, "GET", "/healthz", None, None),
+                call(addr, "GET", "/api/queues", None, None),
+                call(addr, "GET", "/api/queues", Some("wrong-token-0000"), None),
+                call(addr, "GET", "/api/queues", tok, None),
+                call(
+                    addr,
+                    "POST",
+                    "/api/agents/alice/pause",
+                    tok,
+                    Some(r#"{"reason":"formation"}"#),
+                ),
+                call(addr, "POST", "/api/agents/alice/unpause", tok, None),
+                call(addr, "POST", "/api/agents/nobody/logout", tok, None),
+                call(addr, "POST", "/api/agents/alice/dance", tok, None),
+                call(addr, "POST", "/api/reload", tok, None),
+            ]
+        })
+        .await
+        .expect("client");
+        assert_eq!(results[0].0, 200);
+        assert!(results[0].1.contains("permanence_build_info"));
+        assert_eq!(results[1], (200, "ok\n".to_string()));
+        assert_eq!(results[2].0, 401);
+        assert_eq!(results[3].0, 401);
+        assert_eq!(results[4].0, 200);
+        let q: Vec<QueueView> = serde_json::from_str(&results[4].1).expect("json");
+        assert_eq!(q[0].practice, "martin");
+        assert_eq!(results[5].0, 200);
+        assert_eq!(results[6].0, 200);
+        assert_eq!(results[7].0, 409);
+        assert_eq!(results[8].0, 404);
+        assert_eq!(results[9].0, 422);
+        assert!(results[9].1.contains("sip.realm"));
+        let acts = fake.actions.lock().expect("lock").clone();
+        assert_eq!(
+            acts,
+            vec![
+                ("alice".to_string(), AgentAction::Pause("formation".into())),
+                ("alice".to_string(), AgentAction::Unpause)
+            ]
+        );
+        cancel.cancel();
+        let _ = task.await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admin_disabled_without_token() {
+        let cancel = CancellationToken::new();
+        let (addr, _task) = serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            Arc::new(Fake::default()),
+            None,
+            cancel.clone(),
+        )
+        .await
+        .expect("serve");
+        let r = tokio::task::spawn_blocking(move || {
+            (
+                call(
+                    addr,
+                    "GET",
+                    "/api/agents",
+                    Some("whatever-long-token"),
+                    None,
+                ),
+                call(addr, "GET", "/metrics", None, None),
+            )
+        })
+        .await
+        .expect("client");
+        assert_eq!(r.0 .0, 404);
+        assert_eq!(r.1 .0, 200);
+        cancel.cancel();
+    }
+}
