@@ -242,9 +242,51 @@ struct OtherSide {
 }
 
 impl OtherSide {
-    async fn close(self, cmd: LegCmd) {
+    /// Ends the leg; returns its media counters.
+    async fn close(self, cmd: LegCmd) -> permanence_metrics::RtpTotals {
         let _ = self.leg.cmd.send(cmd);
+        let totals = rtp_totals(&self.media.stats());
         self.media.close().await;
+        totals
+    }
+}
+
+fn rtp_totals(s: &permanence_media::LegStats) -> permanence_metrics::RtpTotals {
+    permanence_metrics::RtpTotals {
+        packets_in: s.packets_in,
+        bytes_in: s.bytes_in,
+        packets_out: s.packets_out,
+        bytes_out: s.bytes_out,
+        lost: s.lost,
+        late: s.late,
+    }
+}
+
+fn add_totals(a: &mut permanence_metrics::RtpTotals, b: permanence_metrics::RtpTotals) {
+    a.packets_in += b.packets_in;
+    a.bytes_in += b.bytes_in;
+    a.packets_out += b.packets_out;
+    a.bytes_out += b.bytes_out;
+    a.lost += b.lost;
+    a.late += b.late;
+}
+
+fn phase_name(p: &permanence_call::Phase) -> &'static str {
+    use permanence_call::Phase;
+    match p {
+        Phase::New => "answering",
+        Phase::Greeting => "greeting",
+        Phase::Triage { .. } => "triage",
+        Phase::Queued { ringing: None } => "queued",
+        Phase::Queued { ringing: Some(_) } => "ringing",
+        Phase::Bridged { held: false, .. } => "talking",
+        Phase::Bridged { held: true, .. } => "on-hold",
+        Phase::Transferring { .. } => "transferring",
+        Phase::Transferred => "transferred",
+        Phase::Overflowing(_) => "overflow",
+        Phase::Recording { .. } => "voicemail",
+        Phase::ClosedMessage => "closed",
+        Phase::Ended(_) => "ended",
     }
 }
 
@@ -406,6 +448,26 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
             .unwrap_or(chrono::Duration::minutes(2)),
     };
     let mut core = Call::new(settings);
+    shared.live.insert(
+        acd_call.0,
+        crate::admin::LiveCall {
+            call_id: cdr.id.clone(),
+            call: acd_call.0,
+            practice: practice.id.clone(),
+            caller: permanence_numbers::mask(&incoming.caller),
+            phase: "answering",
+            agent: None,
+            started,
+            queued_at: None,
+            answered_at: None,
+        },
+    );
+    if !incoming.open {
+        if let Ok(m) = shared.metrics.practice(&practice.id) {
+            m.call_closed();
+        }
+    }
+    let mut rtp_other = permanence_metrics::RtpTotals::default();
     let mut cmds: Option<mpsc::UnboundedReceiver<CallCmd>> = None;
     let mut other: Option<OtherSide> = None;
     let mut recording: Option<PathBuf> = None;
@@ -533,7 +595,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     .input(AcdInput::CallEnded { call: acd_call }),
                 Action::InviteAgent { agent } => {
                     if let Some(old) = other.take() {
-                        old.close(LegCmd::Cancel).await;
+                        add_totals(&mut rtp_other, old.close(LegCmd::Cancel).await);
                     }
                     let targets: Vec<Target> = shared
                         .registrations
@@ -563,13 +625,13 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                 }
                 Action::CancelAgent { .. } => {
                     if let Some(old) = other.take() {
-                        old.close(LegCmd::Cancel).await;
+                        add_totals(&mut rtp_other, old.close(LegCmd::Cancel).await);
                     }
                 }
                 Action::HangUpAgent { agent } => {
                     if let Some(old) = other.take() {
                         if old.name == agent {
-                            old.close(LegCmd::HangUp).await;
+                            add_totals(&mut rtp_other, old.close(LegCmd::HangUp).await);
                         } else {
                             other = Some(old);
                         }
@@ -577,7 +639,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                 }
                 Action::HangUpTransfer => {
                     if let Some(old) = other.take() {
-                        old.close(LegCmd::HangUp).await;
+                        add_totals(&mut rtp_other, old.close(LegCmd::HangUp).await);
                     }
                 }
                 Action::Bridge => {
@@ -659,6 +721,16 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                 }
                 Action::Finished(reason) => break 'run reason,
             }
+        }
+        if let Some(mut l) = shared.live.get_mut(&acd_call.0) {
+            l.phase = phase_name(core.phase());
+            l.queued_at = cdr.queued_at;
+            l.answered_at = cdr.agent_answered_at;
+            l.agent = match core.phase() {
+                permanence_call::Phase::Queued { ringing } => ringing.clone(),
+                permanence_call::Phase::Bridged { agent, .. } => Some(agent.clone()),
+                _ => None,
+            };
         }
         let sleep = sleep_until(core.poll_timeout());
         tokio::select! {
@@ -767,6 +839,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     }
                     Some(LegEvent::Failed(reason)) => {
                         if let Some(o) = other.take() {
+                            add_totals(&mut rtp_other, rtp_totals(&o.media.stats()));
                             o.media.close().await;
                         }
                         if transfer {
@@ -778,6 +851,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     Some(LegEvent::Bye) | None => {
                         if let Some(o) = other.take() {
                             permanence_media::unbridge(&leg, &o.media);
+                            add_totals(&mut rtp_other, rtp_totals(&o.media.stats()));
                             o.media.close().await;
                         }
                         if transfer {
@@ -801,7 +875,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     if other.as_ref().is_some_and(|o| o.answered) {
                         info!(call_id, "agent RTP timeout: ending the call");
                         if let Some(o) = other.take() {
-                            o.close(LegCmd::HangUp).await;
+                            add_totals(&mut rtp_other, o.close(LegCmd::HangUp).await);
                         }
                         core.handle(Input::AgentBye, Utc::now());
                     }
@@ -813,9 +887,12 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
     };
 
     if let Some(o) = other.take() {
-        o.close(LegCmd::HangUp).await;
+        add_totals(&mut rtp_other, o.close(LegCmd::HangUp).await);
     }
     let stats = leg.stats();
+    add_totals(&mut rtp_other, rtp_totals(&stats));
+    shared.metrics.rtp_add(&rtp_other);
+    shared.live.remove(&acd_call.0);
     if let Some(r) = &shared.records {
         r.record_call(cdr.finish(
             end_reason,

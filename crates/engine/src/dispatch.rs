@@ -152,6 +152,7 @@ struct Driver {
     d: Dispatcher,
     calls: HashMap<CallId, CallEntry>,
     observers: Vec<Arc<dyn EventObserver>>,
+    metrics: Option<permanence_metrics::AcdRecorder>,
 }
 
 fn overflow_kind(t: &OverflowTarget) -> Option<OverflowKind> {
@@ -354,6 +355,9 @@ impl Driver {
                     Action::Closed { call, .. } => self.to_call(call, CallCmd::Closed),
                 },
                 Output::Event(e) => {
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.on_event(&e, Utc::now());
+                    }
                     let call = Self::event_call(&e);
                     let practice = call
                         .and_then(|c| self.calls.get(&c))
@@ -433,6 +437,11 @@ impl Driver {
             DispatchMsg::Query(q) => q(&self.d, now),
             DispatchMsg::Reconfigure { config, reply } => {
                 let r = self.d.reconfigure(*config, now).map_err(|e| e.to_string());
+                if r.is_ok() {
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.reload();
+                    }
+                }
                 let _ = reply.send(r);
             }
         }
@@ -444,6 +453,7 @@ impl Driver {
 pub fn start(
     dispatcher: Dispatcher,
     observers: Vec<Arc<dyn EventObserver>>,
+    metrics: Option<permanence_metrics::AcdRecorder>,
     cancel: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -451,6 +461,7 @@ pub fn start(
         d: dispatcher,
         calls: HashMap::new(),
         observers,
+        metrics,
     };
     let task = tokio::spawn(async move {
         loop {

@@ -1,13 +1,19 @@
 //! Bringing up rsipstack: UDP listeners behind the datagram guard, TCP
 //! listeners, the transaction endpoint and the dialog layer.
 
+use crate::admin::SipCounts;
+use permanence_metrics::{Metrics, SipMethod};
 use permanence_sip::guard::{GuardStats, GuardedUdpSocket};
 use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::SipMessage;
 use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::endpoint::{MessageInspector, TransportEventInspector};
 use rsipstack::transaction::{Endpoint, EndpointBuilder, TransactionReceiver};
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::TransportLayer;
+use rsipstack::transport::{SipAddr, TransportEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +37,66 @@ pub enum EdgeError {
     /// Nothing to listen on.
     #[error("no SIP listener configured")]
     NoListener,
+}
+
+/// Counts SIP traffic for metrics: requests reaching the transaction layer
+/// and responses we send (by method and code).
+struct CountingInspector {
+    metrics: Arc<Metrics>,
+    counts: Arc<SipCounts>,
+}
+
+fn method_of(msg: &SipMessage) -> SipMethod {
+    match msg {
+        SipMessage::Request(r) => SipMethod::parse(&r.method.to_string()),
+        SipMessage::Response(r) => r
+            .cseq_header()
+            .ok()
+            .and_then(|c| c.method().ok())
+            .map(|m| SipMethod::parse(&m.to_string()))
+            .unwrap_or(SipMethod::Other),
+    }
+}
+
+impl MessageInspector for CountingInspector {
+    fn before_send(&self, msg: SipMessage, _dest: Option<&SipAddr>) -> SipMessage {
+        if let SipMessage::Response(r) = &msg {
+            self.metrics
+                .sip_response(method_of(&msg), r.status_code.code());
+        }
+        msg
+    }
+
+    fn after_received(&self, msg: SipMessage, _from: Option<&SipAddr>) -> SipMessage {
+        if let SipMessage::Request(r) = &msg {
+            if r.method != rsipstack::sip::Method::Ack {
+                self.counts
+                    .new_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.metrics.sip_request(method_of(&msg));
+        }
+        msg
+    }
+}
+
+/// Counts every request the transport delivers, retransmissions included.
+struct TransportCounter {
+    counts: Arc<SipCounts>,
+}
+
+#[async_trait::async_trait]
+impl TransportEventInspector for TransportCounter {
+    async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
+        if let TransportEvent::Incoming(SipMessage::Request(r), _, _) = &event {
+            if r.method != rsipstack::sip::Method::Ack {
+                self.counts
+                    .raw_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Some(event)
+    }
 }
 
 /// The running SIP stack.
@@ -60,6 +126,8 @@ pub async fn start(
     udp: &[SocketAddr],
     tcp: &[SocketAddr],
     user_agent: &str,
+    metrics: Arc<Metrics>,
+    counts: Arc<SipCounts>,
     cancel: CancellationToken,
 ) -> Result<(SipEdge, TransactionReceiver), EdgeError> {
     if udp.is_empty() && tcp.is_empty() {
@@ -112,6 +180,11 @@ pub async fn start(
     }
     let endpoint = EndpointBuilder::new()
         .with_user_agent(user_agent)
+        .with_inspector(Box::new(CountingInspector {
+            metrics,
+            counts: counts.clone(),
+        }))
+        .with_transport_inspector(Box::new(TransportCounter { counts }))
         .with_transport_layer(transport_layer)
         .with_cancel_token(cancel.child_token())
         .build();

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acd_map;
+pub mod admin;
 pub mod calls;
 pub mod cdr;
 pub mod dispatch;
@@ -68,6 +69,10 @@ pub struct EngineOptions {
     pub rtp_timeout: Duration,
     /// Longest call.
     pub max_call: Duration,
+    /// The main configuration file (re-read on reload).
+    pub config_path: std::path::PathBuf,
+    /// How long a drain waits for calls in progress before exiting anyway.
+    pub drain_timeout: Duration,
 }
 
 impl Default for EngineOptions {
@@ -76,6 +81,8 @@ impl Default for EngineOptions {
             answer_delay: Duration::ZERO,
             rtp_timeout: Duration::from_secs(60),
             max_call: Duration::from_secs(4 * 3600),
+            config_path: std::path::PathBuf::from("config/permanence.toml"),
+            drain_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -115,6 +122,17 @@ pub struct Shared {
     pub contact_host: String,
     /// Port written in our Contact headers (first UDP listener).
     pub contact_port: u16,
+    /// Prometheus metrics.
+    pub metrics: Arc<permanence_metrics::Metrics>,
+    /// Calls in progress (admin API, active-calls gauge), by call number.
+    pub live: dashmap::DashMap<u64, admin::LiveCall>,
+    /// What the datagram guard did.
+    pub guard_stats: Arc<permanence_sip::guard::GuardStats>,
+    /// SIP request counts for the retransmission metric.
+    pub sip_counts: Arc<admin::SipCounts>,
+    draining: std::sync::atomic::AtomicBool,
+    /// Serialises reloads.
+    reload_lock: tokio::sync::Mutex<()>,
     cancel: CancellationToken,
 }
 
@@ -181,6 +199,22 @@ impl Shared {
     pub fn is_stopping(&self) -> bool {
         self.cancel.is_cancelled()
     }
+
+    /// Whether the engine refuses new calls (draining or stopping).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.is_stopping()
+    }
+
+    /// Stops taking new calls; calls in progress go on.
+    pub fn start_drain(&self) {
+        if !self.draining.swap(true, Ordering::Relaxed) {
+            info!(
+                event = "engine.draining",
+                calls = self.live.len(),
+                "draining: new calls get 503"
+            );
+        }
+    }
 }
 
 fn registrar_settings(cfg: &Config) -> RegistrarSettings {
@@ -224,10 +258,19 @@ impl Engine {
     /// Starts listening and serving.
     pub async fn start(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
         let cancel = CancellationToken::new();
+        let metrics = permanence_metrics::Metrics::new(permanence_metrics::DEFAULT_SHORT_ABANDON)
+            .map_err(|e| EngineError::Media(format!("metrics: {e}")))?;
+        let ids: Vec<&str> = config.practices().iter().map(|p| p.id.as_str()).collect();
+        metrics
+            .practices(&ids)
+            .map_err(|e| EngineError::Media(format!("metrics: {e}")))?;
+        let sip_counts = Arc::new(admin::SipCounts::default());
         let (edge, mut incoming) = edge::start(
             &config.sip.listen_udp,
             &config.sip.listen_tcp,
             &config.sip.user_agent,
+            metrics.clone(),
+            sip_counts.clone(),
             cancel.clone(),
         )
         .await?;
@@ -245,7 +288,12 @@ impl Engine {
         if let Some(h) = &records {
             observers.push(Arc::new(cdr::QueueLog::new(h.clone())));
         }
-        let (dispatch, dispatch_task) = dispatch::start(dispatcher, observers, cancel.clone());
+        let (dispatch, dispatch_task) = dispatch::start(
+            dispatcher,
+            observers,
+            Some(metrics.recorder()),
+            cancel.clone(),
+        );
         // Agents are unreachable until their softphone registers.
         for a in config.agents() {
             dispatch.input(permanence_acd::Input::AgentReachability {
@@ -280,6 +328,12 @@ impl Engine {
             records,
             options,
             counters: Counters::default(),
+            metrics,
+            live: dashmap::DashMap::new(),
+            guard_stats: edge.guard_stats.clone(),
+            sip_counts,
+            draining: std::sync::atomic::AtomicBool::new(false),
+            reload_lock: tokio::sync::Mutex::new(()),
             cancel: cancel.clone(),
         });
         let mut tasks = vec![dispatch_task];
@@ -296,6 +350,14 @@ impl Engine {
             shared.contact_host.clone(),
             cancel.clone(),
         )));
+        let http_listen = shared.config().http.listen;
+        let token = shared.config().http.admin_token.clone();
+        let backend = Arc::new(admin::EngineBackend::new(shared.clone()));
+        let (http_addr, http_task) =
+            permanence_http::serve(http_listen, backend, token, cancel.clone())
+                .await
+                .map_err(|e| EngineError::Media(e.to_string()))?;
+        tasks.push(http_task);
         let s = shared.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(tx) = incoming.recv().await {
@@ -307,6 +369,7 @@ impl Engine {
             event = "engine.ready",
             sip_udp = ?edge.udp,
             sip_tcp = ?edge.tcp,
+            http = %http_addr,
             "Permanence is ready"
         );
         Ok(Self {
@@ -316,6 +379,27 @@ impl Engine {
             sip_udp: edge.udp,
             sip_tcp: edge.tcp,
         })
+    }
+
+    /// Drains: refuses new calls (503), waits for calls in progress to end
+    /// (at most `options.drain_timeout`). Returns how many calls were still
+    /// in progress when it gave up (0 when all ended).
+    pub async fn drain(&self) -> usize {
+        self.shared.start_drain();
+        let deadline = tokio::time::Instant::now() + self.shared.options.drain_timeout;
+        loop {
+            let n = self.shared.live.len();
+            if n == 0 || tokio::time::Instant::now() >= deadline {
+                info!(event = "engine.drained", remaining = n, "drain finished");
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether a drain was requested (signal or admin API).
+    pub fn is_draining(&self) -> bool {
+        self.shared.is_draining()
     }
 
     /// Shared state (for tests and the admin side).
@@ -338,6 +422,92 @@ impl Engine {
             }
         }
     }
+}
+
+/// Reloads the configuration file and dialplans: everything is validated
+/// first (config, prompts, dispatcher); if anything is wrong the running
+/// configuration stays and the errors are returned. Calls in progress and
+/// waiting callers keep their place. Listening addresses and the RTP range
+/// need a restart (a change is reported, not applied).
+pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
+    let _guard = shared.reload_lock.lock().await;
+    let path = shared.options.config_path.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let cfg = permanence_config::load(&path)
+            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+        let prompts = calls::load_prompts(&cfg)?;
+        Ok::<_, Vec<String>>((cfg, prompts))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let (cfg, prompts) = match loaded {
+        Ok(x) => x,
+        Err(errors) => {
+            shared.metrics.config_reload(false);
+            warn!(
+                event = "config.reload_failed",
+                errors = errors.len(),
+                "configuration reload refused: the running configuration stays"
+            );
+            for e in &errors {
+                warn!(event = "config.error", error = %e, "configuration error");
+            }
+            return Err(errors.join("\n"));
+        }
+    };
+    let old = shared.config();
+    let mut restart = Vec::new();
+    if old.sip.listen_udp != cfg.sip.listen_udp || old.sip.listen_tcp != cfg.sip.listen_tcp {
+        restart.push("sip listen addresses");
+    }
+    if old.rtp != cfg.rtp {
+        restart.push("rtp");
+    }
+    if old.http.listen != cfg.http.listen {
+        restart.push("http.listen");
+    }
+    if old.records.path != cfg.records.path {
+        restart.push("records.path");
+    }
+    if let Err(e) = shared.dispatch.reconfigure(acd_map::acd_config(&cfg)).await {
+        shared.metrics.config_reload(false);
+        warn!(event = "config.reload_failed", error = %e, "dispatcher refused the new configuration");
+        return Err(format!("dispatcher: {e}"));
+    }
+    let ids: Vec<&str> = cfg.practices().iter().map(|p| p.id.as_str()).collect();
+    if let Err(e) = shared.metrics.practices(&ids) {
+        warn!(error = %e, "metrics: practices not updated");
+    }
+    shared.media.set_prompts(prompts);
+    shared.registrations.set_settings(registrar_settings(&cfg));
+    // Agents added by the reload are unreachable until they register.
+    for a in cfg.agents() {
+        if old.agent(&a.username).is_none() {
+            let reachable = !shared.registrations.contacts(&a.username).is_empty();
+            shared
+                .dispatch
+                .input(permanence_acd::Input::AgentReachability {
+                    agent: a.username.as_str().into(),
+                    reachable,
+                });
+        }
+    }
+    let summary = format!(
+        "{} practices, {} agents, {} pools, {} trunks{}",
+        cfg.practices().len(),
+        cfg.agents().len(),
+        cfg.pools().len(),
+        cfg.trunks().len(),
+        if restart.is_empty() {
+            String::new()
+        } else {
+            format!("; needs a restart to apply: {}", restart.join(", "))
+        }
+    );
+    *shared.config.write() = Arc::new(cfg);
+    shared.metrics.config_reload(true);
+    info!(event = "config.reloaded", summary, "configuration reloaded");
+    Ok(summary)
 }
 
 /// Opens the call records store; a failure is logged and the engine runs
@@ -478,6 +648,9 @@ async fn agent_invite(
         AuthResult::Challenge(h) | AuthResult::Replayed { challenge: h, .. } => {
             info!(event = "invite.challenged", %source, call_id, "INVITE from a non-trunk source challenged");
             shared
+                .metrics
+                .sip_rejected(permanence_metrics::SipReject::Acl);
+            shared
                 .counters
                 .invites_rejected
                 .fetch_add(1, Ordering::Relaxed);
@@ -489,6 +662,9 @@ async fn agent_invite(
         }
         AuthResult::Failed { user, reason } => {
             warn!(event = "invite.forbidden", %source, user, reason, "INVITE refused");
+            shared
+                .metrics
+                .sip_rejected(permanence_metrics::SipReject::Auth);
             shared
                 .counters
                 .invites_rejected
@@ -504,8 +680,16 @@ async fn agent_invite(
 async fn handle_invite(shared: Arc<Shared>, mut tx: Transaction, source: SocketAddr) {
     let cfg = shared.config();
     let call_id = extract::call_id(&tx.original).unwrap_or_default();
-    if shared.is_stopping() {
-        reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
+    if shared.is_draining() {
+        shared
+            .metrics
+            .sip_rejected(permanence_metrics::SipReject::Overload);
+        reply(
+            &mut tx,
+            StatusCode::ServiceUnavailable,
+            vec![Header::RetryAfter("30".into())],
+        )
+        .await;
         return;
     }
     let dialled = extract::uri_user(&tx.original.uri.to_string())

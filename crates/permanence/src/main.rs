@@ -1,5 +1,7 @@
 //! `permanence`: the binary. It only wires the crates together.
 
+mod admin;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -54,6 +56,24 @@ enum Command {
         /// Override the scenario's random seed.
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// Print the practice queues of the running engine (admin API).
+    Queues {
+        /// Main configuration file (for the HTTP address and admin token).
+        #[arg(long, default_value = "config/permanence.toml")]
+        config: PathBuf,
+    },
+    /// Print the telesecretaries and their state (admin API).
+    Agents {
+        /// Main configuration file.
+        #[arg(long, default_value = "config/permanence.toml")]
+        config: PathBuf,
+    },
+    /// Print the calls in progress (admin API).
+    Calls {
+        /// Main configuration file.
+        #[arg(long, default_value = "config/permanence.toml")]
+        config: PathBuf,
     },
     /// Print the digest HA1 lines of an agent for the configuration file.
     HashPassword {
@@ -157,14 +177,45 @@ async fn run(config: PathBuf, options: permanence_engine::EngineOptions) -> anyh
             anyhow::bail!("invalid configuration {}", config.display());
         }
     };
+    let mut options = options;
+    options.config_path = config.clone();
     let engine = permanence_engine::Engine::start(cfg, options)
         .await
         .context("starting the engine")?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!(event = "engine.stopping", signal = "SIGINT", "stopping"),
-        _ = term.recv() => tracing::info!(event = "engine.stopping", signal = "SIGTERM", "stopping"),
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    // SIGHUP reloads; SIGTERM (or the admin API) drains then exits;
+    // SIGINT, or a second SIGTERM while draining, stops at once.
+    loop {
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(200));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!(event = "engine.stopping", signal = "SIGINT", "stopping");
+                break;
+            }
+            _ = hup.recv() => {
+                tracing::info!(event = "config.reload_requested", signal = "SIGHUP", "reloading configuration");
+                let _ = permanence_engine::reload(engine.shared()).await;
+            }
+            _ = term.recv() => {
+                tracing::info!(event = "engine.stopping", signal = "SIGTERM", "draining, then stopping");
+                tokio::select! {
+                    _ = engine.drain() => {}
+                    _ = term.recv() => tracing::info!(event = "engine.stopping", signal = "SIGTERM", "second SIGTERM: stopping now"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!(event = "engine.stopping", signal = "SIGINT", "stopping now"),
+                }
+                break;
+            }
+            _ = poll.tick() => {
+                if engine.is_draining() {
+                    tracing::info!(event = "engine.stopping", reason = "admin drain", "draining, then stopping");
+                    engine.drain().await;
+                    break;
+                }
+            }
+        }
     }
     engine.shutdown().await;
     tracing::info!(event = "engine.stopped", "stopped");
@@ -176,6 +227,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Simulate { scenario, seed } => simulate(&scenario, seed),
+        Command::Queues { config } => admin::queues(&config),
+        Command::Agents { config } => admin::agents(&config),
+        Command::Calls { config } => admin::calls(&config),
         Command::HashPassword {
             username,
             password,
