@@ -12,12 +12,16 @@
 //! * `scrape/refresh_and_render_into_5000`: the same, reusing the output
 //!   buffer between scrapes (`render_into`);
 //! * `scrape/refresh_only_5000`: `set_gauges_from` alone.
+//! * `recorder/call_lifecycle`: the dispatcher-task cost of one answered
+//!   call's events (queued, offered, answered, completed, wrap-up start and
+//!   end) through `AcdRecorder::on_event`, at 5,000 practices.
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use permanence_acd::{AbandonPhase, PracticeId};
+use permanence_acd::{AbandonPhase, AgentState, CallId, ChangeReason, Event, PracticeId};
 use permanence_metrics::{
     AcdGauges, AgentCounts, Metrics, OfferResult, OverflowKind, PracticeGauges, RtpTotals,
     SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
@@ -119,5 +123,81 @@ fn scrape(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scrape);
+fn recorder(c: &mut Criterion) {
+    let (m, _) = populated();
+    let mut r = m.recorder();
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 1, 12, 9, 0, 0)
+        .single()
+        .expect("t0");
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    let mut n = 0u64;
+    let mut g = c.benchmark_group("recorder");
+    g.throughput(criterion::Throughput::Elements(6));
+    g.bench_function("call_lifecycle", |b| {
+        b.iter(|| {
+            n += 1;
+            let call = CallId(n);
+            let practice = PracticeId::new(format!("cabinet-{:05}", n % PRACTICES as u64));
+            let agent: permanence_acd::AgentId = "alice".into();
+            let events = [
+                (
+                    0,
+                    Event::CallQueued {
+                        call,
+                        practice,
+                        priority: 0,
+                    },
+                ),
+                (
+                    1,
+                    Event::Offered {
+                        call,
+                        agent: agent.clone(),
+                    },
+                ),
+                (
+                    7,
+                    Event::Answered {
+                        call,
+                        agent: agent.clone(),
+                        wait: Duration::from_secs(7),
+                    },
+                ),
+                (
+                    187,
+                    Event::CallCompleted {
+                        call,
+                        agent: agent.clone(),
+                        talk: Duration::from_secs(180),
+                    },
+                ),
+                (
+                    187,
+                    Event::AgentStateChanged {
+                        agent: agent.clone(),
+                        from: AgentState::OnCall,
+                        to: AgentState::WrapUp,
+                        reason: ChangeReason::CallEnded,
+                    },
+                ),
+                (
+                    217,
+                    Event::AgentStateChanged {
+                        agent,
+                        from: AgentState::WrapUp,
+                        to: AgentState::Available,
+                        reason: ChangeReason::WrapUpEnded,
+                    },
+                ),
+            ];
+            for (s, e) in &events {
+                r.on_event(black_box(e), at(*s));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, scrape, recorder);
 criterion_main!(benches);

@@ -31,10 +31,13 @@ pub(crate) enum PracticeFamily {
 }
 
 /// The metric type of a family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A monotonic counter.
     Counter,
+    /// A gauge.
     Gauge,
+    /// A histogram (`_bucket`, `_sum` and `_count` series).
     Histogram,
 }
 

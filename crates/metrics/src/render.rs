@@ -13,12 +13,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use prometheus::core::Collector;
-use prometheus::proto::{Metric, MetricFamily};
+use prometheus::proto::{Metric, MetricFamily, MetricType};
 use prometheus::TextEncoder;
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
 use crate::collector::{PracticeFamily, OFFER_ORDER, OVERFLOW_ORDER, PHASES, SHORT, WAIT_OUTCOMES};
-use crate::{PracticeMetrics, PracticeSet};
+use crate::{FamilyInfo, MetricKind, PracticeMetrics, PracticeSet};
 
 /// One family of the exposition.
 pub(crate) enum Block {
@@ -35,6 +35,37 @@ impl std::fmt::Debug for Block {
 }
 
 impl Block {
+    /// Name, type and help of the block's family.
+    pub(crate) fn family(&self) -> FamilyInfo {
+        match self {
+            Block::Global(c) => {
+                let kind = c
+                    .collect()
+                    .first()
+                    .map(|mf| match mf.get_field_type() {
+                        MetricType::COUNTER => MetricKind::Counter,
+                        MetricType::HISTOGRAM => MetricKind::Histogram,
+                        _ => MetricKind::Gauge,
+                    })
+                    .unwrap_or(MetricKind::Gauge);
+                let (name, help) = c
+                    .desc()
+                    .first()
+                    .map(|d| (d.fq_name.clone(), d.help.clone()))
+                    .unwrap_or_default();
+                FamilyInfo { name, kind, help }
+            }
+            Block::Practice(f) => {
+                let (name, help, _) = f.info();
+                FamilyInfo {
+                    name: name.to_string(),
+                    kind: f.kind(),
+                    help: help.to_string(),
+                }
+            }
+        }
+    }
+
     /// The family name (blocks are written in name order, like `gather`).
     pub(crate) fn name(&self) -> String {
         match self {
