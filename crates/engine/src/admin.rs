@@ -77,11 +77,7 @@ fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 /// Refreshes gauges and synced counters, then renders the exposition.
 pub async fn scrape(shared: &Shared) -> String {
     let m = &shared.metrics;
-    if let Some(g) = shared
-        .dispatch
-        .query(AcdGauges::from_dispatcher)
-        .await
-    {
+    if let Some(g) = shared.dispatch.query(AcdGauges::from_dispatcher).await {
         m.set_gauges_from(&g);
     }
     m.set_active_calls(shared.live.len() as u64);

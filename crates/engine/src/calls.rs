@@ -471,6 +471,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
     let mut cmds: Option<mpsc::UnboundedReceiver<CallCmd>> = None;
     let mut other: Option<OtherSide> = None;
     let mut recording: Option<PathBuf> = None;
+    let mut recording_done = false;
     let mut agent_answered: Option<String> = None;
 
     // Optional ringing before the answer; the caller may cancel meanwhile.
@@ -788,15 +789,21 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     Some(MediaEvent::Dtmf(d)) => core.handle(Input::Dtmf(d), now),
                     Some(MediaEvent::RtpTimeout) | Some(MediaEvent::NoRtp) => core.handle(Input::MediaTimeout, now),
                     Some(MediaEvent::Latched(addr)) => debug!(call_id, %addr, "caller RTP latched"),
-                    Some(MediaEvent::RecordingFinished { path, duration, .. }) => info!(
-                        event = "voicemail.recorded",
-                        practice = %practice.id,
-                        call_id,
-                        path = %path.display(),
-                        seconds = duration.as_secs_f64(),
-                        "voicemail message recorded"
-                    ),
-                    Some(MediaEvent::RecordingFailed { path, error }) => warn!(call_id, path = %path.display(), error, "voicemail recording failed"),
+                    Some(MediaEvent::RecordingFinished { path, duration, .. }) => {
+                        recording_done = true;
+                        info!(
+                            event = "voicemail.recorded",
+                            practice = %practice.id,
+                            call_id,
+                            path = %path.display(),
+                            seconds = duration.as_secs_f64(),
+                            "voicemail message recorded"
+                        )
+                    }
+                    Some(MediaEvent::RecordingFailed { path, error }) => {
+                        recording_done = true;
+                        warn!(call_id, path = %path.display(), error, "voicemail recording failed")
+                    }
                     Some(_) => {}
                     None => core.handle(Input::DriverFailure, now),
                 }
@@ -888,6 +895,37 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
 
     if let Some(o) = other.take() {
         add_totals(&mut rtp_other, o.close(LegCmd::HangUp).await);
+    }
+    if let Some(path) = recording.as_ref().filter(|_| !recording_done) {
+        // The recorder finalises the WAV after StopRecording: wait (bounded)
+        // for its verdict so the message is never reported before it is
+        // on disk.
+        let _ = leg.stop_recording();
+        let verdict = tokio::time::timeout(Duration::from_secs(3), async {
+            while let Some(ev) = media_events.recv().await {
+                match ev {
+                    MediaEvent::RecordingFinished { duration, .. } => return Ok(duration),
+                    MediaEvent::RecordingFailed { error, .. } => return Err(error),
+                    _ => {}
+                }
+            }
+            Err("media leg closed".to_string())
+        })
+        .await;
+        match verdict {
+            Ok(Ok(duration)) => info!(
+                event = "voicemail.recorded",
+                practice = %practice.id,
+                call_id,
+                path = %path.display(),
+                seconds = duration.as_secs_f64(),
+                "voicemail message recorded"
+            ),
+            Ok(Err(error)) => {
+                warn!(call_id, path = %path.display(), error, "voicemail recording failed")
+            }
+            Err(_) => warn!(call_id, path = %path.display(), "voicemail recording not confirmed"),
+        }
     }
     let stats = leg.stats();
     add_totals(&mut rtp_other, rtp_totals(&stats));
