@@ -2385,33 +2385,14 @@ impl Dispatcher {
     }
 }
 
-/// The next instant a schedule's open state must be re-evaluated.
-///
-/// Normally `Schedule::next_change`. Workaround for a `permanence-calendar`
-/// bug: on a fall-back day (Europe/Paris, last Sunday of October), a range
-/// ending inside the repeated hour (e.g. `00:00-02:30`) is open again during
-/// the second occurrence of that hour, and `next_change` skips both that
-/// re-opening and the following close. Within a day before and three hours
-/// after a backward UTC-offset change the state is therefore re-evaluated at
-/// least every 5 minutes (boundaries `next_change` does report stay exact).
+/// When `s` next changes between open and closed (`None`: never, as far
+/// as the calendar looks ahead; a re-check is then scheduled anyway, so a
+/// schedule that only changes beyond the horizon is still followed).
 fn schedule_next(s: &Schedule, now: Ms) -> Option<Ms> {
-    use chrono::{Offset, TimeZone};
     if s.always_open {
         return None;
     }
-    let t = time_of(now);
-    let next = s.next_change(t).map_or(now + RECHECK_MS, ms_of);
-    let offset = |ms: Ms| {
-        s.tz.offset_from_utc_datetime(&time_of(ms).naive_utc())
-            .fix()
-            .local_minus_utc()
-    };
-    let here = offset(now);
-    if offset(now + 86_400_000) < here || offset(now - 3 * 3_600_000) > here {
-        Some(next.min(now + 300_000))
-    } else {
-        Some(next)
-    }
+    Some(s.next_change(time_of(now)).map_or(now + RECHECK_MS, ms_of))
 }
 
 fn call_live(slots: &[Slot], e: &Entry) -> bool {
