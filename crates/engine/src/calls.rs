@@ -358,10 +358,6 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
         Ok(n) => n,
         Err(e) => {
             info!(event = "invite.bad_sdp", call_id, error = %e, "unusable SDP offer");
-            shared
-                .counters
-                .invites_rejected
-                .fetch_add(1, Ordering::Relaxed);
             reply(&mut tx, StatusCode::from(e.sip_status()), vec![]).await;
             return;
         }
@@ -371,9 +367,8 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
         Err(e) => {
             warn!(event = "media.unavailable", call_id, error = %e, "cannot open a media leg");
             shared
-                .counters
-                .invites_rejected
-                .fetch_add(1, Ordering::Relaxed);
+                .metrics
+                .sip_rejected(permanence_metrics::SipReject::Overload);
             let code = match e {
                 MediaError::PortsExhausted { .. } => StatusCode::ServiceUnavailable,
                 _ => StatusCode::ServerInternalError,
@@ -433,10 +428,6 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
         overflow: None,
     };
     let mut queued_at: Option<chrono::DateTime<Utc>> = None;
-    shared
-        .counters
-        .calls_started
-        .fetch_add(1, Ordering::Relaxed);
     let settings = CallSettings {
         max_duration: chrono::Duration::from_std(shared.options.max_call)
             .unwrap_or(chrono::Duration::hours(4)),
@@ -944,7 +935,6 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
     leg.close().await;
     shared.dialogs.remove_dialog(&dialog_id);
     invite_task.abort();
-    shared.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
     let seconds = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
     info!(
         event = "call.ended",

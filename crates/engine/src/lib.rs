@@ -37,7 +37,7 @@ use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::Transaction;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -87,17 +87,6 @@ impl Default for EngineOptions {
     }
 }
 
-/// Counters readable by tests and (later) metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Calls answered for a practice (open or closed).
-    pub calls_started: AtomicU64,
-    /// Calls that ended (any reason).
-    pub calls_ended: AtomicU64,
-    /// INVITEs refused (unknown number, not a trunk, bad SDP...).
-    pub invites_rejected: AtomicU64,
-}
-
 /// What every driver shares.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
@@ -116,8 +105,6 @@ pub struct Shared {
     pub records: Option<permanence_records::RecorderHandle>,
     /// Settings.
     pub options: EngineOptions,
-    /// Counters.
-    pub counters: Counters,
     /// Host written in our Contact headers.
     pub contact_host: String,
     /// Port written in our Contact headers (first UDP listener).
@@ -327,7 +314,6 @@ impl Engine {
             dispatch,
             records,
             options,
-            counters: Counters::default(),
             metrics,
             live: dashmap::DashMap::new(),
             guard_stats: edge.guard_stats.clone(),
@@ -650,10 +636,6 @@ async fn agent_invite(
             shared
                 .metrics
                 .sip_rejected(permanence_metrics::SipReject::Acl);
-            shared
-                .counters
-                .invites_rejected
-                .fetch_add(1, Ordering::Relaxed);
             let h = h
                 .into_iter()
                 .map(|v| Header::ProxyAuthenticate(v.into()))
@@ -665,10 +647,6 @@ async fn agent_invite(
             shared
                 .metrics
                 .sip_rejected(permanence_metrics::SipReject::Auth);
-            shared
-                .counters
-                .invites_rejected
-                .fetch_add(1, Ordering::Relaxed);
             reply(&mut tx, StatusCode::Forbidden, vec![]).await;
         }
         AuthResult::Authenticated(user) => {
@@ -719,10 +697,6 @@ async fn handle_invite(shared: Arc<Shared>, mut tx: Transaction, source: SocketA
             candidates = ?candidates,
             "no practice for this call: 404"
         );
-        shared
-            .counters
-            .invites_rejected
-            .fetch_add(1, Ordering::Relaxed);
         reply(&mut tx, StatusCode::NotFound, vec![]).await;
         return;
     };
