@@ -4,7 +4,11 @@
 
 mod common;
 
-use common::{field, free_udp_port, register_agent, sipp, Engine, RtpPeer, SippBg, TestConfig};
+use common::{
+    decode, default_prompt, field, float, free_udp_port, g711_close, num, prompt_coverage,
+    prompt_frames, read_wav, register_agent, rms, sip_messages_dir, sipp, sipp_thread, ts,
+    unregister_agent, Engine, RtpPacket, RtpPeer, SippBg, SippRun, TestConfig,
+};
 use std::time::Duration;
 
 const SERVICE: &str = "+33970000000";
@@ -133,4 +137,937 @@ fn martin_call_reaches_alice_with_two_way_audio() {
     assert!(engine
         .wait_event("acd.completed", Duration::from_secs(2))
         .is_some());
+}
+
+// ---------------------------------------------------------------------------
+// Helpers of the scenarios below.
+
+/// [`config`] with a 1 s tone as Dr Martin's greeting, so that calls reach
+/// the queue quickly (the real greeting is covered by the first test).
+fn quick_config() -> TestConfig {
+    let mut cfg = config();
+    cfg.tone_prompt("martin", "greeting", 1.0, 440.0);
+    cfg
+}
+
+/// Sets `after_seconds` of Dr Martin's routing step `i` (0: dedicated
+/// Alice, 1: pool shared-generaliste with generaliste >= 3, 2: French).
+fn step_after(cfg: &mut TestConfig, i: usize, secs: i64) {
+    cfg.steps("martin")[i]
+        .as_table_mut()
+        .expect("step")
+        .insert("after_seconds".into(), secs.into());
+}
+
+/// A telesecretary's softphone: registered from `port`, a SIPp UAS running
+/// `scenario` there, and an RTP endpoint sending `fill` bytes with
+/// payload type `pt`.
+struct Phone {
+    port: u16,
+    rtp: RtpPeer,
+    uas: SippBg,
+}
+
+fn phone(engine: &Engine, user: &str, scenario: &str, pt: u8, fill: u8, extra: &[&str]) -> Phone {
+    let port = free_udp_port();
+    register_agent(engine.sip, user, &format!("{user}-demo"), port);
+    let rtp = RtpPeer::start(pt, fill);
+    // Scenarios that never answer declare no media variables.
+    let text = std::fs::read_to_string(common::repo().join("tests/sipp").join(scenario))
+        .expect("scenario");
+    let vars = if text.contains("rtp_port") {
+        vec![("rtp_port", rtp.port.to_string()), ("pt", pt.to_string())]
+    } else {
+        Vec::new()
+    };
+    let uas = SippBg::uas(scenario, port, &vars, extra, Duration::from_secs(60));
+    Phone { port, rtp, uas }
+}
+
+/// A patient calling Dr Martin's forwarded line: an RTP endpoint sending
+/// PCMU `fill` bytes and a SIPp carrier running `scenario` (extra args,
+/// e.g. `-d` for carrier_call.xml) on a thread.
+fn patient(
+    engine: &Engine,
+    scenario: &'static str,
+    fill: u8,
+    extra: &[&str],
+) -> (RtpPeer, std::thread::JoinHandle<SippRun>) {
+    let rtp = RtpPeer::start(0, fill);
+    let run = sipp_thread(
+        scenario,
+        engine.sip,
+        carrier_vars(MARTIN, rtp.port),
+        extra.iter().map(|s| s.to_string()).collect(),
+        Duration::from_secs(60),
+    );
+    (rtp, run)
+}
+
+fn joined(h: std::thread::JoinHandle<SippRun>, who: &str) -> SippRun {
+    let run = h.join().expect("carrier thread");
+    assert!(
+        run.success,
+        "{who}: SIPp failed\n{}\n{}\n{}",
+        run.output, run.errors, run.messages
+    );
+    run
+}
+
+fn finished(uas: SippBg, who: &str) -> SippRun {
+    let run = uas.finish(Duration::from_secs(20));
+    assert!(
+        run.success,
+        "{who}: SIPp UAS failed\n{}\n{}",
+        run.errors, run.messages
+    );
+    run
+}
+
+/// Number of packets carrying exactly `fill` bytes of payload type `pt`.
+fn count_fill(p: &[RtpPacket], pt: u8, fill: u8) -> usize {
+    p.iter()
+        .filter(|p| p.pt == pt && p.payload.len() == 160 && p.payload.iter().all(|&b| b == fill))
+        .count()
+}
+
+fn has_fill(engine_peer: &RtpPeer, pt: u8, fill: u8, n: usize) -> bool {
+    engine_peer.wait_until(Duration::from_secs(5), |p| count_fill(p, pt, fill) > n)
+}
+
+fn call_no(v: &serde_json::Value) -> i64 {
+    num(v, "call").unwrap_or_else(|| panic!("no call number in {v}"))
+}
+
+/// The `acd.queued` record of a call.
+fn acd_queued(engine: &Engine, call: i64) -> serde_json::Value {
+    engine
+        .wait_for("acd.queued", Duration::from_secs(5), |v| {
+            num(v, "call") == Some(call)
+        })
+        .expect("acd.queued")
+}
+
+/// Messages that SIPp received (`received == true`) or sent, as text.
+fn uas_messages(run: &SippRun, received: bool) -> Vec<String> {
+    sip_messages_dir(&run.messages)
+        .into_iter()
+        .filter(|(r, _)| *r == received)
+        .map(|(_, m)| m)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Shared pool after the practice's delay.
+
+#[test]
+fn busy_dedicated_agent_overflows_to_shared_pool_after_step_delay() {
+    let mut cfg = quick_config();
+    step_after(&mut cfg, 1, 3);
+    let engine = Engine::start(&cfg, &[]);
+    // Carol registers first (longest idle) but has generaliste 2 < 3: the
+    // pool step must skip her.
+    register_agent(engine.sip, "carol", "carol-demo", free_udp_port());
+    let alice = phone(
+        &engine,
+        "alice",
+        "agent_answer.xml",
+        0,
+        0x2a,
+        &["-d", "200"],
+    );
+    let bob = phone(&engine, "bob", "agent_answer.xml", 0, 0x3b, &["-d", "200"]);
+
+    // First patient: Alice takes it and stays on the line.
+    let (p1, c1) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "14000"]);
+    let a1 = engine
+        .wait_for("acd.answered", Duration::from_secs(10), |v| {
+            field(v, "agent") == "alice"
+        })
+        .expect("first call answered by alice");
+    let call1 = call_no(&a1);
+    assert!(
+        has_fill(&p1, 0, 0x2a, 10),
+        "first caller does not hear alice"
+    );
+
+    // Second patient: only the pool step (3 s) can serve it, with Bob.
+    let (p2, c2) = patient(&engine, "carrier_call.xml", 0x66, &["-d", "9000"]);
+    // call.queued: logged by the call task just before it joins the
+    // dispatcher's queue (the dispatcher's own acd.queued record is
+    // written after its join time).
+    let q2 = engine
+        .wait_for("call.queued", Duration::from_secs(10), |v| {
+            call_no(v) != call1
+        })
+        .expect("second call queued");
+    let call2 = call_no(&q2);
+    let offer = engine
+        .wait_for("acd.offered", Duration::from_secs(10), |v| {
+            call_no(v) == call2
+        })
+        .expect("second call offered");
+    assert_eq!(field(&offer, "agent"), "bob", "{}", engine.dump());
+    let delay = ts(&offer) - ts(&q2);
+    // The dispatcher keeps time in whole milliseconds (join time floored):
+    // the step can open up to 1 ms before 3 s after call.queued's stamp.
+    assert!(
+        (2.999..5.0).contains(&delay),
+        "offered to the pool {delay:.4} s after queueing (step at 3 s)"
+    );
+    assert!(engine
+        .wait_for("acd.answered", Duration::from_secs(5), |v| call_no(v)
+            == call2
+            && field(v, "agent") == "bob")
+        .is_some());
+    assert!(
+        has_fill(&bob.rtp, 0, 0x66, 20),
+        "second caller's audio did not reach bob"
+    );
+    assert!(
+        has_fill(&p2, 0, 0x3b, 20),
+        "bob's audio did not reach the second caller"
+    );
+    // Alice's call is still bridged and undisturbed.
+    assert_eq!(
+        count_fill(&alice.rtp.received(), 0, 0x66),
+        0,
+        "alice hears the second caller"
+    );
+
+    joined(c2, "second carrier");
+    joined(c1, "first carrier");
+    finished(alice.uas, "alice");
+    finished(bob.uas, "bob");
+    let ended = engine
+        .wait_n("call.ended", 2, Duration::from_secs(5), |_| true)
+        .expect("both calls ended");
+    for e in &ended {
+        assert_eq!(field(e, "reason"), "caller-hangup");
+    }
+    let offers = engine.events("acd.offered");
+    assert!(
+        offers.iter().all(|o| field(o, "agent") != "carol"),
+        "carol (generaliste 2) was offered a call: {offers:?}"
+    );
+    assert_eq!(offers.len(), 2, "{offers:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 2. Ring no answer: next agent, strikes, automatic pause.
+
+#[test]
+fn ring_no_answer_moves_on_counts_strikes_and_pauses_the_agent() {
+    let mut cfg = quick_config();
+    step_after(&mut cfg, 1, 1);
+    cfg.routing("martin")
+        .insert("ring_timeout_seconds".into(), 5.into());
+    cfg.main_table("dispatcher")
+        .insert("max_no_answer_strikes".into(), 2.into());
+    let engine = Engine::start(&cfg, &[]);
+    // Alice's phone rings for every offer and is never picked up.
+    let alice = phone(
+        &engine,
+        "alice",
+        "agent_noanswer.xml",
+        0,
+        0x2a,
+        &["-m", "2"],
+    );
+    let bob = phone(&engine, "bob", "agent_answer.xml", 0, 0x3b, &["-d", "200"]);
+
+    // First call: Alice (dedicated) rings for the ring timeout, then Bob.
+    let (p1, c1) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "8000"]);
+    let o1 = engine
+        .wait_for("acd.offered", Duration::from_secs(10), |v| {
+            field(v, "agent") == "alice"
+        })
+        .expect("offered to alice");
+    let call1 = call_no(&o1);
+    let rona1 = engine
+        .wait_for("acd.rona", Duration::from_secs(10), |v| call_no(v) == call1)
+        .expect("ring no answer");
+    assert_eq!(field(&rona1, "agent"), "alice");
+    assert_eq!(num(&rona1, "strikes"), Some(1), "{rona1}");
+    let rang = ts(&rona1) - ts(&o1);
+    assert!(
+        (4.9..6.5).contains(&rang),
+        "rang {rang:.3} s (ring timeout 5 s)"
+    );
+    let o1b = engine
+        .wait_for("acd.offered", Duration::from_secs(5), |v| {
+            call_no(v) == call1 && field(v, "agent") == "bob"
+        })
+        .expect("then offered to bob");
+    assert!(ts(&o1b) >= ts(&rona1));
+    assert!(engine
+        .wait_for("acd.answered", Duration::from_secs(5), |v| field(
+            v, "agent"
+        ) == "bob")
+        .is_some());
+    assert!(has_fill(&p1, 0, 0x3b, 10), "first caller does not hear bob");
+
+    // Second call while Bob is busy (then in wrap-up): only Alice, once
+    // her no-answer back-off is over; she does not answer again.
+    let (_p2, c2) = patient(&engine, "carrier_call.xml", 0x66, &["-d", "17000"]);
+    let rona2 = engine
+        .wait_for("acd.rona", Duration::from_secs(25), |v| call_no(v) != call1)
+        .expect("second ring no answer");
+    assert_eq!(field(&rona2, "agent"), "alice");
+    assert_eq!(num(&rona2, "strikes"), Some(2), "{rona2}");
+    let paused = engine
+        .wait_for("agent.state", Duration::from_secs(2), |v| {
+            field(v, "agent") == "alice" && field(v, "to") == "Paused"
+        })
+        .expect("alice paused");
+    let reason = field(&paused, "reason");
+    assert!(
+        reason == "NoAnswer" || reason.contains("no-answer"),
+        "pause reason {reason:?}"
+    );
+    assert!(ts(&paused) >= ts(&rona2));
+
+    joined(c1, "first carrier");
+    joined(c2, "second carrier");
+    let alice_run = finished(alice.uas, "alice");
+    finished(bob.uas, "bob");
+    let got = uas_messages(&alice_run, true);
+    assert_eq!(got.iter().filter(|m| m.starts_with("INVITE ")).count(), 2);
+    assert_eq!(got.iter().filter(|m| m.starts_with("CANCEL ")).count(), 2);
+    // Paused: no further offer to Alice; the second caller gave up.
+    let after: Vec<_> = engine
+        .events("acd.offered")
+        .into_iter()
+        .filter(|v| field(v, "agent") == "alice" && ts(v) > ts(&paused))
+        .collect();
+    assert!(after.is_empty(), "offered to a paused agent: {after:?}");
+    let ab = engine
+        .wait_for("acd.abandoned", Duration::from_secs(5), |v| {
+            call_no(v) != call1
+        })
+        .expect("second call abandoned");
+    assert_eq!(field(&ab, "phase"), "Queue");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Busy agent.
+
+#[test]
+fn busy_agent_fails_the_offer_and_the_next_agent_gets_the_call() {
+    let mut cfg = quick_config();
+    step_after(&mut cfg, 1, 1);
+    let engine = Engine::start(&cfg, &[]);
+    let alice = phone(&engine, "alice", "agent_busy.xml", 0, 0x2a, &[]);
+    let bob = phone(&engine, "bob", "agent_answer.xml", 0, 0x3b, &["-d", "200"]);
+
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "6000"]);
+    let failed = engine
+        .wait_event("acd.offer_failed", Duration::from_secs(10))
+        .expect("offer failed");
+    assert_eq!(field(&failed, "agent"), "alice");
+    assert_eq!(field(&failed, "reason"), "Busy");
+    let call = call_no(&failed);
+    let next = engine
+        .wait_for("acd.offered", Duration::from_secs(5), |v| {
+            field(v, "agent") == "bob"
+        })
+        .expect("offered to bob");
+    assert_eq!(call_no(&next), call);
+    assert!(ts(&next) >= ts(&failed));
+    assert!(engine
+        .wait_for("acd.answered", Duration::from_secs(5), |v| field(
+            v, "agent"
+        ) == "bob")
+        .is_some());
+    assert!(
+        has_fill(&bob.rtp, 0, 0x55, 20),
+        "caller audio did not reach bob"
+    );
+    assert!(
+        has_fill(&p, 0, 0x3b, 20),
+        "bob's audio did not reach the caller"
+    );
+
+    joined(c, "carrier");
+    let a = finished(alice.uas, "alice");
+    assert!(
+        uas_messages(&a, false)
+            .iter()
+            .any(|m| m.starts_with("SIP/2.0 486")),
+        "{}",
+        a.messages
+    );
+    finished(bob.uas, "bob");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "agent"), "bob");
+    assert!(engine.events("acd.rona").is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// 4. Caller abandons in the queue.
+
+#[test]
+fn caller_hanging_up_in_queue_is_an_abandon() {
+    let engine = Engine::start(&quick_config(), &[]);
+    // Nobody registered: the call waits (hold music) until the caller
+    // hangs up 4 s after the answer (3 s in queue).
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "4000"]);
+    joined(c, "carrier");
+    let ab = engine
+        .wait_event("acd.abandoned", Duration::from_secs(5))
+        .expect("abandoned");
+    assert_eq!(field(&ab, "phase"), "Queue");
+    assert_eq!(num(&ab, "position"), Some(1));
+    let wait = float(&ab, "wait_s").expect("wait_s");
+    assert!((2.0..4.0).contains(&wait), "wait {wait}");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "abandoned-queue");
+    assert_eq!(field(&ended, "agent"), "");
+    assert!(engine.events("acd.offered").is_empty());
+    // While queued the caller heard the hold music, in order.
+    let hold = default_prompt("hold_music");
+    let frames = prompt_frames(&p.received(), &hold);
+    let heard = frames.iter().flatten().count();
+    assert!(heard > 100, "only {heard} packets of hold music");
+    let run = longest_run(&frames);
+    assert!(
+        run > 100,
+        "hold music not played in order (longest run {run})"
+    );
+}
+
+/// Longest run of consecutive frame indices (k, k+1, ...) in `frames`.
+fn longest_run(frames: &[Option<usize>]) -> usize {
+    let (mut best, mut cur, mut last) = (0, 0, None::<usize>);
+    for f in frames {
+        match (f, last) {
+            (Some(k), Some(l)) if *k == l + 1 => cur += 1,
+            (Some(_), _) => cur = 1,
+            (None, _) => cur = 0,
+        }
+        last = *f;
+        best = best.max(cur);
+    }
+    best
+}
+
+// ---------------------------------------------------------------------------
+// 5. Caller abandons while an agent's phone rings.
+
+#[test]
+fn caller_hanging_up_while_ringing_cancels_the_agent() {
+    let engine = Engine::start(&quick_config(), &[]);
+    let alice = phone(&engine, "alice", "agent_noanswer.xml", 0, 0x2a, &[]);
+    // Queued after the 1 s greeting, offered at once (ring timeout 20 s),
+    // the caller hangs up at 4 s.
+    let (_p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "4000"]);
+    let offered = engine
+        .wait_event("acd.offered", Duration::from_secs(10))
+        .expect("offered");
+    assert_eq!(field(&offered, "agent"), "alice");
+    joined(c, "carrier");
+    let ab = engine
+        .wait_event("acd.abandoned", Duration::from_secs(5))
+        .expect("abandoned");
+    assert_eq!(field(&ab, "phase"), "Ringing");
+    assert_eq!(call_no(&ab), call_no(&offered));
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "abandoned-ringing");
+    // Alice's phone got the CANCEL (and answered 200 + 487, took the ACK).
+    let run = finished(alice.uas, "alice");
+    assert!(
+        uas_messages(&run, true)
+            .iter()
+            .any(|m| m.starts_with("CANCEL ")),
+        "{}",
+        run.messages
+    );
+    assert!(engine.events("acd.rona").is_empty());
+    assert!(engine
+        .wait_for("agent.state", Duration::from_secs(2), |v| field(v, "agent")
+            == "alice"
+            && field(v, "from") == "Offered"
+            && field(v, "to") == "Available")
+        .is_some());
+}
+
+// ---------------------------------------------------------------------------
+// 6. Urgent triage choice jumps the queue.
+
+#[test]
+fn urgent_triage_choice_is_offered_before_earlier_callers() {
+    // Dr Martin's menu as in the demo (1 urgence +10, 2 rendez-vous by
+    // default), with short tones as greeting and menu and a 1 s timeout.
+    let mut cfg = TestConfig::demo();
+    cfg.always_open("martin");
+    let reg = cfg
+        .main_table("sip")
+        .get_mut("registrar")
+        .and_then(|r| r.as_table_mut());
+    reg.expect("[sip.registrar]")
+        .insert("qualify_interval_seconds".into(), 0.into());
+    cfg.tone_prompt("martin", "greeting", 1.5, 440.0);
+    cfg.tone_prompt("martin", "triage", 1.5, 660.0);
+    cfg.practice("martin")
+        .get_mut("triage")
+        .and_then(|t| t.as_table_mut())
+        .expect("[triage]")
+        .insert("timeout_seconds".into(), 1.into());
+    cfg.routing("martin")
+        .insert("wrap_up_seconds".into(), 0.into());
+    let engine = Engine::start(&cfg, &[]);
+
+    // Two patients press nothing: default "2".
+    let (_pa, ca) = patient(&engine, "carrier_wait_bye.xml", 0x11, &[]);
+    let qa = engine
+        .wait_for("call.queued", Duration::from_secs(10), |_| true)
+        .expect("first caller queued");
+    let (_pb, cb) = patient(&engine, "carrier_wait_bye.xml", 0x22, &[]);
+    let qb = engine
+        .wait_n("call.queued", 2, Duration::from_secs(10), |_| true)
+        .expect("second caller queued")[1]
+        .clone();
+    assert_eq!(field(&qa, "triage"), "2");
+    assert_eq!(field(&qb, "triage"), "2");
+    // A third presses 1 (urgence) during the greeting.
+    let (pc, cc) = patient(&engine, "carrier_wait_bye.xml", 0x33, &[]);
+    pc.press('1');
+    let qc = engine
+        .wait_for("call.queued", Duration::from_secs(10), |v| {
+            field(v, "triage") == "1"
+        })
+        .expect("urgent caller queued");
+    assert_eq!(field(&qc, "triage_label"), "urgence");
+    let (a, b, c) = (call_no(&qa), call_no(&qb), call_no(&qc));
+    assert_eq!(num(&acd_queued(&engine, c), "priority"), Some(10));
+    assert_eq!(num(&acd_queued(&engine, a), "priority"), Some(0));
+    assert!(engine.events("acd.offered").is_empty());
+
+    // Alice comes in; she answers each call and hangs up after 0.5 s.
+    let alice = phone(
+        &engine,
+        "alice",
+        "agent_answer_bye.xml",
+        0,
+        0x2a,
+        &["-m", "3", "-d", "500"],
+    );
+    let offers = engine
+        .wait_n("acd.offered", 3, Duration::from_secs(20), |_| true)
+        .unwrap_or_else(|| panic!("three offers\n{}", engine.dump()));
+    let order: Vec<i64> = offers.iter().map(call_no).collect();
+    assert_eq!(order, vec![c, a, b], "urgent {c}, then {a}, {b}");
+    for h in [(ca, "first"), (cb, "second"), (cc, "urgent")] {
+        joined(h.0, h.1);
+    }
+    let run = finished(alice.uas, "alice");
+    let invites: Vec<_> = uas_messages(&run, true)
+        .into_iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect();
+    assert_eq!(invites.len(), 3);
+    assert!(
+        invites[0].contains("X-Permanence-Triage: 1;label=\"urgence\""),
+        "{}",
+        invites[0]
+    );
+    assert!(
+        invites[1].contains("X-Permanence-Triage: 2;label=\"rendez-vous\""),
+        "{}",
+        invites[1]
+    );
+    let ended = engine
+        .wait_n("call.ended", 3, Duration::from_secs(5), |_| true)
+        .expect("three calls ended");
+    assert!(
+        ended.iter().all(|e| field(e, "reason") == "agent-hangup"),
+        "{ended:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. Hold and resume from the agent's phone.
+
+#[test]
+fn agent_hold_plays_hold_music_and_resume_restores_audio() {
+    let engine = Engine::start(&quick_config(), &[]);
+    // Alice answers, talks 1.5 s, holds 3 s, resumes.
+    let alice = phone(&engine, "alice", "agent_hold.xml", 0, 0x2a, &["-d", "1500"]);
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "10000"]);
+    assert!(engine
+        .wait_event("acd.answered", Duration::from_secs(10))
+        .is_some());
+    joined(c, "carrier");
+    let run = finished(alice.uas, "alice");
+
+    // What the caller heard after Alice answered: Alice, hold music,
+    // Alice again.
+    let got = p.received();
+    let first = got
+        .iter()
+        .position(|q| count_fill(std::slice::from_ref(q), 0, 0x2a) == 1)
+        .expect("the caller never heard alice");
+    let after = &got[first..];
+    let is_alice: Vec<bool> = after
+        .iter()
+        .map(|q| count_fill(std::slice::from_ref(q), 0, 0x2a) == 1)
+        .collect();
+    let mut runs: Vec<(bool, usize, usize)> = Vec::new(); // (alice, start, len)
+    for (i, &a) in is_alice.iter().enumerate() {
+        match runs.last_mut() {
+            Some((k, _, n)) if *k == a => *n += 1,
+            _ => runs.push((a, i, 1)),
+        }
+    }
+    let long: Vec<_> = runs.iter().filter(|r| r.2 >= 10).collect();
+    let shape: Vec<bool> = long.iter().map(|r| r.0).collect();
+    assert_eq!(
+        shape,
+        vec![true, false, true],
+        "runs (alice?, start, len): {runs:?}"
+    );
+    let (_, hs, hn) = *long[1];
+    assert!(
+        long[0].2 >= 40,
+        "talked only {} packets before hold",
+        long[0].2
+    );
+    assert!(
+        (100..=200).contains(&hn),
+        "hold lasted {hn} packets (3 s = 150)"
+    );
+    assert!(long[2].2 >= 100, "only {} packets after resume", long[2].2);
+    let held = &after[hs..hs + hn];
+    let cap = common::RtpCapture {
+        packets: held.to_vec(),
+    };
+    assert!(cap.rms() > 200.0, "hold audio is silent");
+    let frames = prompt_frames(held, &default_prompt("hold_music"));
+    let music = frames.iter().flatten().count();
+    assert!(
+        music * 10 >= hn * 9,
+        "only {music} of {hn} held packets are hold music"
+    );
+    assert!(
+        longest_run(&frames) * 10 >= hn * 8,
+        "hold music out of order"
+    );
+
+    // The engine answered the hold with recvonly, the resume with sendrecv.
+    let sent = uas_messages(&run, false);
+    let got_200 = uas_messages(&run, true)
+        .into_iter()
+        .filter(|m| m.starts_with("SIP/2.0 200"))
+        .collect::<Vec<_>>();
+    assert!(sent.iter().filter(|m| m.starts_with("INVITE ")).count() == 2);
+    let hold_ok = got_200
+        .iter()
+        .find(|m| m.contains("CSeq: 1 INVITE"))
+        .expect("200 to hold");
+    let resume_ok = got_200
+        .iter()
+        .find(|m| m.contains("CSeq: 2 INVITE"))
+        .expect("200 to resume");
+    assert!(hold_ok.contains("a=recvonly"), "{hold_ok}");
+    assert!(resume_ok.contains("a=sendrecv"), "{resume_ok}");
+    // Alice heard the caller before and after the hold.
+    assert!(count_fill(&alice.rtp.received(), 0, 0x55) > 150);
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "caller-hangup");
+}
+
+// ---------------------------------------------------------------------------
+// 8. The agent hangs up.
+
+#[test]
+fn agent_bye_hangs_up_the_caller() {
+    let engine = Engine::start(&quick_config(), &[]);
+    let alice = phone(
+        &engine,
+        "alice",
+        "agent_answer_bye.xml",
+        0,
+        0x2a,
+        &["-d", "2000"],
+    );
+    let (p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
+    assert!(engine
+        .wait_event("acd.answered", Duration::from_secs(10))
+        .is_some());
+    assert!(has_fill(&p, 0, 0x2a, 20), "the caller does not hear alice");
+    // The carrier scenario only succeeds if the engine's BYE came.
+    let run = joined(c, "carrier");
+    assert!(run.messages.contains("BYE sip:"), "{}", run.messages);
+    finished(alice.uas, "alice");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "agent-hangup");
+    assert_eq!(field(&ended, "agent"), "alice");
+    let done = engine
+        .wait_event("acd.completed", Duration::from_secs(2))
+        .expect("completed");
+    let talk = float(&done, "talk_s").expect("talk_s");
+    assert!((1.5..4.0).contains(&talk), "talk {talk}");
+}
+
+// ---------------------------------------------------------------------------
+// 9. Overflow after the maximum wait.
+
+/// [`quick_config`] with Dr Martin's maximum wait at 10 s (the minimum),
+/// only the dedicated step, and `action` as overflow.
+fn overflow_config(action: &str) -> TestConfig {
+    let mut cfg = quick_config();
+    cfg.steps("martin").truncate(1);
+    let r = cfg.routing("martin");
+    r.insert("max_wait_seconds".into(), 10.into());
+    let mut o = toml::Table::new();
+    o.insert("action".into(), action.into());
+    r.insert("overflow".into(), toml::Value::Table(o));
+    cfg
+}
+
+/// Waits for the call to overflow at its maximum wait (10 s after it
+/// joined the queue). Where it went is checked by the caller's experience
+/// (prompt heard, recording, end reason); the log record's `target` is
+/// checked by [`overflow_log_record_names_its_target`].
+fn assert_overflowed(engine: &Engine) -> serde_json::Value {
+    let q = engine
+        .wait_event("acd.queued", Duration::from_secs(10))
+        .expect("queued");
+    let o = engine
+        .wait_event("acd.overflowed", Duration::from_secs(15))
+        .expect("overflowed");
+    assert_eq!(field(&o, "reason"), "MaxWait");
+    assert_eq!(num(&o, "call"), num(&q, "call"));
+    let waited = ts(&o) - ts(&q);
+    assert!(
+        (9.9..12.0).contains(&waited),
+        "overflowed after {waited:.3} s"
+    );
+    o
+}
+
+#[test]
+#[ignore = "engine bug: acd.overflowed's `target` field is shadowed by the JSON log's own `target` (module path) key"]
+fn overflow_log_record_names_its_target() {
+    let engine = Engine::start(&overflow_config("callback"), &[]);
+    let (_p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
+    let o = assert_overflowed(&engine);
+    joined(c, "carrier");
+    // The JSON line carries "target":"Callback" and, later in the same
+    // object, the subscriber's "target":"permanence_engine::dispatch": a
+    // JSON reader keeps one of the two duplicate keys (the last).
+    assert_eq!(field(&o, "target"), "Callback", "{o}");
+}
+
+#[test]
+fn overflow_to_voicemail_records_the_callers_message() {
+    let engine = Engine::start(&overflow_config("voicemail"), &[]);
+    // 1 s greeting, 10 s queue, 9 s voicemail prompt, ~3 s of message.
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "23000"]);
+    assert_overflowed(&engine);
+    joined(c, "carrier");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "voicemail");
+    let path = field(&ended, "voicemail").to_string();
+    assert!(!path.is_empty(), "{ended}");
+    // The message is confirmed on disk before the call is reported ended.
+    let rec = engine
+        .wait_event("voicemail.recorded", Duration::from_secs(1))
+        .unwrap_or_else(|| panic!("no voicemail.recorded\n{}", engine.dump()));
+    assert_eq!(field(&rec, "path"), path);
+    assert!(ts(&rec) <= ts(&ended));
+    // The caller heard the whole voicemail prompt (with its beep).
+    let cov = prompt_coverage(&p.received(), &default_prompt("voicemail"));
+    assert!(cov >= 0.9, "voicemail prompt coverage {cov:.2}");
+    // The message: a complete 8 kHz mono 16-bit PCM WAV at the caller's
+    // level.
+    let file = engine.dir().join(&path);
+    let wav = read_wav(&file).unwrap_or_else(|e| panic!("voicemail WAV: {e}"));
+    assert_eq!(
+        (wav.format, wav.rate, wav.channels, wav.bits),
+        (1, 8000, 1, 16)
+    );
+    let secs = wav.samples.len() as f64 / 8000.0;
+    assert!((1.5..5.0).contains(&secs), "message of {secs:.2} s");
+    let want = common::ulaw_to_linear(0x55);
+    let close = wav.samples.iter().filter(|&&s| g711_close(s, want)).count();
+    assert!(
+        close * 100 >= wav.samples.len() * 95,
+        "{close} of {} samples at the caller's level {want}",
+        wav.samples.len()
+    );
+    assert!(rms(&wav.samples) > 500.0);
+    let logged = float(&rec, "seconds").expect("seconds");
+    assert!(
+        (logged - secs).abs() < 0.1,
+        "logged {logged} s, file {secs} s"
+    );
+}
+
+#[test]
+fn overflow_to_hangup_apologises_then_hangs_up() {
+    let engine = Engine::start(&overflow_config("hangup"), &[]);
+    let (p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
+    assert_overflowed(&engine);
+    joined(c, "carrier");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "overflow-hangup");
+    let cov = prompt_coverage(&p.received(), &default_prompt("overflow"));
+    assert!(cov >= 0.9, "apology coverage {cov:.2}");
+}
+
+#[test]
+fn overflow_to_callback_records_the_request_then_hangs_up() {
+    let engine = Engine::start(&overflow_config("callback"), &[]);
+    let (p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
+    assert_overflowed(&engine);
+    let cb = engine
+        .wait_event("callback.requested", Duration::from_secs(5))
+        .expect("callback requested");
+    assert_eq!(field(&cb, "practice"), "martin");
+    assert_eq!(field(&cb, "caller"), "+3361xxxxx78");
+    joined(c, "carrier");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "callback");
+    let cov = prompt_coverage(&p.received(), &default_prompt("callback_taken"));
+    assert!(cov >= 0.9, "callback prompt coverage {cov:.2}");
+}
+
+// ---------------------------------------------------------------------------
+// 10. Transcoding between a PCMU caller and a PCMA agent.
+
+#[test]
+fn pcmu_caller_and_pcma_agent_are_transcoded_both_ways() {
+    let engine = Engine::start(&quick_config(), &[]);
+    // Alice answers with PCMA only, sending A-law 0x90 (+2752).
+    let alice = phone(
+        &engine,
+        "alice",
+        "agent_answer.xml",
+        8,
+        0x90,
+        &["-d", "200"],
+    );
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "5000"]);
+    let answered = engine
+        .wait_event("call.answered", Duration::from_secs(5))
+        .expect("answered");
+    assert_eq!(field(&answered, "codec"), "Pcmu");
+    assert!(engine
+        .wait_event("acd.answered", Duration::from_secs(10))
+        .is_some());
+    let caller_level = common::ulaw_to_linear(0x55);
+    let agent_level = common::alaw_to_linear(0x90);
+    assert!(agent_level > 2000 && caller_level < -500);
+    let transcoded = |p: &RtpPacket, pt: u8, want: i16| {
+        p.pt == pt && p.payload.len() == 160 && decode(p).iter().all(|&s| g711_close(s, want))
+    };
+    assert!(
+        alice.rtp.wait_until(Duration::from_secs(5), |got| got
+            .iter()
+            .filter(|q| transcoded(q, 8, caller_level))
+            .count()
+            > 50),
+        "alice did not get the caller's audio as PCMA"
+    );
+    assert!(
+        p.wait_until(Duration::from_secs(5), |got| got
+            .iter()
+            .filter(|q| transcoded(q, 0, agent_level))
+            .count()
+            > 50),
+        "the caller did not get alice's audio as PCMU"
+    );
+    joined(c, "carrier");
+    finished(alice.uas, "alice");
+    // Nothing but PCMA ever went to Alice's phone.
+    let wrong: Vec<u8> = alice
+        .rtp
+        .received()
+        .iter()
+        .map(|q| q.pt)
+        .filter(|&pt| pt != 8)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "payload types {wrong:?} sent to a PCMA-only phone"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 11. The agent unregisters while their phone rings.
+
+#[test]
+fn agent_unregistering_while_ringing_withdraws_the_offer() {
+    let mut cfg = quick_config();
+    step_after(&mut cfg, 1, 1);
+    let engine = Engine::start(&cfg, &[]);
+    let alice = phone(&engine, "alice", "agent_noanswer.xml", 0, 0x2a, &[]);
+    let bob = phone(&engine, "bob", "agent_answer.xml", 0, 0x3b, &["-d", "200"]);
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "8000"]);
+    let offered = engine
+        .wait_for("acd.offered", Duration::from_secs(10), |v| {
+            field(v, "agent") == "alice"
+        })
+        .expect("offered to alice");
+    let call = call_no(&offered);
+    // Her phone rings...
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !alice.uas.messages().contains("180 Ringing") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice's phone never rang"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ... and she logs her softphone off (REGISTER Expires: 0 for its
+    // contact).
+    unregister_agent(engine.sip, "alice", "alice-demo", alice.port);
+    let w = engine
+        .wait_event("acd.offer_withdrawn", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("offer not withdrawn\n{}", engine.dump()));
+    assert_eq!(field(&w, "agent"), "alice");
+    assert_eq!(field(&w, "reason"), "AgentUnreachable");
+    assert_eq!(call_no(&w), call);
+    // The call goes back to the queue, keeps its place, and Bob gets it.
+    let o2 = engine
+        .wait_for("acd.offered", Duration::from_secs(5), |v| {
+            field(v, "agent") == "bob"
+        })
+        .expect("offered to bob");
+    assert_eq!(call_no(&o2), call);
+    assert!(engine
+        .wait_for("acd.answered", Duration::from_secs(5), |v| field(
+            v, "agent"
+        ) == "bob")
+        .is_some());
+    assert!(has_fill(&p, 0, 0x3b, 20), "the caller does not hear bob");
+    joined(c, "carrier");
+    let run = finished(alice.uas, "alice");
+    assert!(
+        uas_messages(&run, true)
+            .iter()
+            .any(|m| m.starts_with("CANCEL ")),
+        "{}",
+        run.messages
+    );
+    finished(bob.uas, "bob");
+    assert!(engine.events("acd.rona").is_empty());
+    assert!(engine.events("acd.abandoned").is_empty());
 }

@@ -181,6 +181,30 @@ impl TestConfig {
             .expect("practice in demo")
     }
 
+    /// Replaces a practice's prompt (`greeting`, `voicemail`, ...) with a
+    /// short beep (0.3 s), to keep tests fast.
+    pub fn short_prompt(&mut self, id: &str, kind: &str) -> &mut Self {
+        let path = std::env::temp_dir().join(format!(
+            "permanence-beep-{}-{}.wav",
+            std::process::id(),
+            rand_u32()
+        ));
+        let beep: Vec<i16> = (0..2400)
+            .map(|i| {
+                ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0) as i16
+            })
+            .collect();
+        write_wav(&path, &beep);
+        let p = self.practice(id);
+        let prompts = p
+            .entry("prompts")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(t) = prompts.as_table_mut() {
+            t.insert(kind.into(), path.to_string_lossy().to_string().into());
+        }
+        self
+    }
+
     /// Makes a practice open around the clock.
     pub fn always_open(&mut self, id: &str) -> &mut Self {
         let p = self.practice(id);
@@ -277,11 +301,17 @@ impl TestConfig {
         if let Some(r) = records.as_table_mut() {
             r.insert(
                 "path".into(),
-                dir.join("data/permanence.db").to_string_lossy().to_string().into(),
+                dir.join("data/permanence.db")
+                    .to_string_lossy()
+                    .to_string()
+                    .into(),
             );
             r.insert(
                 "voicemail_dir".into(),
-                dir.join("data/voicemail").to_string_lossy().to_string().into(),
+                dir.join("data/voicemail")
+                    .to_string_lossy()
+                    .to_string()
+                    .into(),
             );
         }
         for (name, t) in &self.dialplans {
@@ -328,9 +358,6 @@ impl Engine {
             .arg(&path)
             .args(["--log-format", "json"])
             .args(extra)
-            // Relative paths of the engine (data/voicemail/...) stay in
-            // the scratch directory, not in the source tree.
-            .current_dir(dir.path())
             .env("RUST_LOG", "info,rsipstack=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -452,6 +479,18 @@ impl Engine {
         self.wait_for(name, timeout, |_| true)
     }
 
+    /// Waits (bounded) for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits (bounded) for exit; returns the exit code.
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
         let _ = Command::new("kill")
@@ -506,7 +545,10 @@ pub fn parse_timestamp(t: &str) -> Option<f64> {
     let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>());
     let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
     let mut h = time.splitn(3, ':');
-    let (hh, mm) = (h.next()?.parse::<i64>().ok()?, h.next()?.parse::<i64>().ok()?);
+    let (hh, mm) = (
+        h.next()?.parse::<i64>().ok()?,
+        h.next()?.parse::<i64>().ok()?,
+    );
     let ss = h.next()?.parse::<f64>().ok()?;
     // Days from civil (proleptic Gregorian), H. Hinnant's algorithm.
     let y = if m <= 2 { y - 1 } else { y };
@@ -1052,34 +1094,27 @@ pub fn sipp_thread(
     })
 }
 
-/// The SIP messages of a SIPp message log, one string each.
-pub fn sip_messages(log: &str) -> Vec<String> {
-    // SIPp separates messages with a "----- ... message sent/received"
-    // banner line; keep each message's text (start line first).
+/// The SIP messages of a SIPp message log (`-trace_msg`), in order, with
+/// whether SIPp received (`true`) or sent (`false`) each; the text starts
+/// at the start line (`INVITE sip:...`, `SIP/2.0 200 OK`).
+pub fn sip_messages_dir(log: &str) -> Vec<(bool, String)> {
     let mut out = Vec::new();
-    let mut cur = String::new();
-    for line in log.lines() {
-        if line.starts_with("----------") {
-            if !cur.trim().is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            cur.clear();
-            continue;
+    for block in log.split("\n-----------------------------------------------") {
+        let mut lines = block.lines().skip_while(|l| !l.contains(" message "));
+        let Some(head) = lines.next() else { continue };
+        let received = head.contains("received");
+        let text: Vec<&str> = lines.skip_while(|l| l.trim().is_empty()).collect();
+        let text = text.join("\n").trim_end().to_string();
+        if !text.is_empty() {
+            out.push((received, text));
         }
-        let l = line.trim_start();
-        if cur.is_empty() && l.is_empty() {
-            continue;
-        }
-        if cur.is_empty() && !(l.starts_with("SIP/2.0") || l.split(' ').nth(2) == Some("SIP/2.0")) {
-            continue;
-        }
-        cur.push_str(l);
-        cur.push('\n');
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur);
     }
     out
+}
+
+/// The SIP messages of a SIPp message log, sent and received, in order.
+pub fn sip_messages(log: &str) -> Vec<String> {
+    sip_messages_dir(log).into_iter().map(|(_, m)| m).collect()
 }
 
 /// A WAV file's format and samples.
@@ -1197,14 +1232,18 @@ pub fn prompt_coverage(packets: &[RtpPacket], prompt: &[i16]) -> f64 {
     if audible == 0 {
         return 0.0;
     }
-    let heard: std::collections::HashSet<usize> =
-        prompt_frames(packets, prompt).into_iter().flatten().collect();
+    let heard: std::collections::HashSet<usize> = prompt_frames(packets, prompt)
+        .into_iter()
+        .flatten()
+        .collect();
     heard.len() as f64 / audible as f64
 }
 
 /// Samples of one of the engine's embedded French prompts
 /// (`crates/media/prompts/fr/<name>.wav`).
 pub fn default_prompt(name: &str) -> Vec<i16> {
-    let path = repo().join("crates/media/prompts/fr").join(format!("{name}.wav"));
+    let path = repo()
+        .join("crates/media/prompts/fr")
+        .join(format!("{name}.wav"));
     read_wav(&path).expect("default prompt").samples
 }
