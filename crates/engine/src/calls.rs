@@ -381,18 +381,10 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
     let answer_sdp = build_answer(&mut session, leg.port(), &negotiated, Direction::SendRecv);
     let remote = RemoteMedia::from(&negotiated);
 
-    let contact = format!(
-        "sip:permanence@{}:{}",
-        shared.contact_host, shared.contact_port
-    );
-    let contact_uri = rsipstack::sip::Uri::try_from(contact.as_str()).ok();
-    let (state_tx, mut state_rx) = shared.dialogs.new_dialog_state_channel();
-    let dialog = match shared
-        .dialogs
-        .get_or_create_server_invite(&tx, state_tx, None, contact_uri)
-    {
-        Ok(d) => d,
-        Err(e) => {
+    let (dialog, mut state_rx, invite_task) = match shared.server_dialog(tx) {
+        Ok(sd) => (sd.dialog, sd.states, sd.task),
+        Err(boxed) => {
+            let (mut tx, e) = *boxed;
             warn!(call_id, error = %e, "cannot create dialog");
             reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
             leg.close().await;
@@ -400,12 +392,6 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
         }
     };
     let dialog_id = dialog.id();
-    let mut handler = dialog.clone();
-    let invite_task = tokio::spawn(async move {
-        if let Err(e) = handler.handle(&mut tx).await {
-            debug!(error = %e, "INVITE transaction ended with an error");
-        }
-    });
 
     let acd_call = CallId(NEXT_CALL.fetch_add(1, Ordering::Relaxed));
     let started = Utc::now();

@@ -153,6 +153,8 @@ struct Driver {
     calls: HashMap<CallId, CallEntry>,
     observers: Vec<Arc<dyn EventObserver>>,
     metrics: Option<permanence_metrics::AcdRecorder>,
+    /// The time given to the dispatcher's last call (metrics need it).
+    now: chrono::DateTime<Utc>,
 }
 
 fn overflow_kind(t: &OverflowTarget) -> Option<OverflowKind> {
@@ -356,7 +358,7 @@ impl Driver {
                 },
                 Output::Event(e) => {
                     if let Some(m) = self.metrics.as_mut() {
-                        m.on_event(&e, Utc::now());
+                        m.on_event(&e, self.now);
                     }
                     let call = Self::event_call(&e);
                     let practice = call
@@ -386,6 +388,7 @@ impl Driver {
 
     fn handle(&mut self, msg: DispatchMsg) {
         let now = Utc::now();
+        self.now = now;
         match msg {
             DispatchMsg::Arrive { arrival, tx } => {
                 let call = arrival.call;
@@ -462,6 +465,7 @@ pub fn start(
         calls: HashMap::new(),
         observers,
         metrics,
+        now: Utc::now(),
     };
     let task = tokio::spawn(async move {
         loop {
@@ -477,7 +481,10 @@ pub fn start(
                     Some(m) => driver.handle(m),
                     None => break,
                 },
-                _ = tokio::time::sleep(sleep) => driver.d.handle_timeout(Utc::now()),
+                _ = tokio::time::sleep(sleep) => {
+                    driver.now = Utc::now();
+                    driver.d.handle_timeout(driver.now);
+                }
             }
         }
     });

@@ -111,26 +111,16 @@ async fn confirm(shared: Arc<Shared>, mut tx: Transaction, prompt: Arc<permanenc
     };
     let mut session = LocalSession::new(shared.media.advertise);
     let sdp = build_answer(&mut session, leg.port(), &neg, Direction::SendRecv);
-    let contact = format!(
-        "sip:permanence@{}:{}",
-        shared.contact_host, shared.contact_port
-    );
-    let (state_tx, mut state_rx) = shared.dialogs.new_dialog_state_channel();
-    let Ok(dialog) = shared.dialogs.get_or_create_server_invite(
-        &tx,
-        state_tx,
-        None,
-        rsipstack::sip::Uri::try_from(contact.as_str()).ok(),
-    ) else {
-        reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
-        leg.close().await;
-        return;
+    let (dialog, mut state_rx, task) = match shared.server_dialog(tx) {
+        Ok(sd) => (sd.dialog, sd.states, sd.task),
+        Err(boxed) => {
+            let (mut tx, _) = *boxed;
+            reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
+            leg.close().await;
+            return;
+        }
     };
     let id = dialog.id();
-    let mut handler = dialog.clone();
-    let task = tokio::spawn(async move {
-        let _ = handler.handle(&mut tx).await;
-    });
     let answered = leg.set_remote(RemoteMedia::from(&neg)).is_ok()
         && dialog
             .accept(

@@ -113,10 +113,7 @@ async fn run(
     mut cmd: mpsc::UnboundedReceiver<LegCmd>,
     events: mpsc::UnboundedSender<LegEvent>,
 ) {
-    let contact = format!(
-        "sip:permanence@{}:{}",
-        shared.contact_host, shared.contact_port
-    );
+    let contact = shared.contact();
     let caller = format!(
         "sip:{}@{}:{}",
         req.caller_user, shared.contact_host, shared.contact_port

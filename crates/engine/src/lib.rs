@@ -182,6 +182,42 @@ impl Shared {
         }
     }
 
+    /// Our Contact URI (`sip:permanence@host:port`).
+    pub fn contact(&self) -> String {
+        format!("sip:permanence@{}:{}", self.contact_host, self.contact_port)
+    }
+
+    /// Creates the server dialog of an incoming INVITE and starts the task
+    /// that drives its transaction (ACK, CANCEL). On failure the
+    /// transaction comes back so the caller can answer it.
+    pub fn server_dialog(
+        &self,
+        tx: Transaction,
+    ) -> Result<ServerDialog, Box<(Transaction, String)>> {
+        let contact = rsipstack::sip::Uri::try_from(self.contact().as_str()).ok();
+        let (state_tx, states) = self.dialogs.new_dialog_state_channel();
+        match self
+            .dialogs
+            .get_or_create_server_invite(&tx, state_tx, None, contact)
+        {
+            Ok(dialog) => {
+                let mut handler = dialog.clone();
+                let mut tx = tx;
+                let task = tokio::spawn(async move {
+                    if let Err(e) = handler.handle(&mut tx).await {
+                        debug!(error = %e, "INVITE transaction ended with an error");
+                    }
+                });
+                Ok(ServerDialog {
+                    dialog,
+                    states,
+                    task,
+                })
+            }
+            Err(e) => Err(Box::new((tx, e.to_string()))),
+        }
+    }
+
     /// Whether the engine is shutting down.
     pub fn is_stopping(&self) -> bool {
         self.cancel.is_cancelled()
@@ -202,6 +238,16 @@ impl Shared {
             );
         }
     }
+}
+
+/// The server side of an incoming INVITE.
+pub struct ServerDialog {
+    /// The dialog (accept, reject, bye).
+    pub dialog: rsipstack::dialog::invite_dialog::InviteDialog,
+    /// Its state changes (confirmed, terminated, in-dialog requests).
+    pub states: rsipstack::dialog::dialog::DialogStateReceiver,
+    /// The task driving the INVITE transaction.
+    pub task: JoinHandle<()>,
 }
 
 fn registrar_settings(cfg: &Config) -> RegistrarSettings {
@@ -455,14 +501,18 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
     if old.records.path != cfg.records.path {
         restart.push("records.path");
     }
-    if let Err(e) = shared.dispatch.reconfigure(acd_map::acd_config(&cfg)).await {
-        shared.metrics.config_reload(false);
-        warn!(event = "config.reload_failed", error = %e, "dispatcher refused the new configuration");
-        return Err(format!("dispatcher: {e}"));
-    }
+    // Metrics first: the dispatcher task's metrics recorder takes the new
+    // practice set when the reconfiguration succeeds.
     let ids: Vec<&str> = cfg.practices().iter().map(|p| p.id.as_str()).collect();
     if let Err(e) = shared.metrics.practices(&ids) {
         warn!(error = %e, "metrics: practices not updated");
+    }
+    if let Err(e) = shared.dispatch.reconfigure(acd_map::acd_config(&cfg)).await {
+        let old_ids: Vec<&str> = old.practices().iter().map(|p| p.id.as_str()).collect();
+        let _ = shared.metrics.practices(&old_ids);
+        shared.metrics.config_reload(false);
+        warn!(event = "config.reload_failed", error = %e, "dispatcher refused the new configuration");
+        return Err(format!("dispatcher: {e}"));
     }
     shared.media.set_prompts(prompts);
     shared.registrations.set_settings(registrar_settings(&cfg));
