@@ -1,0 +1,458 @@
+//! Operations end to end: exact metrics and call records after real calls,
+//! configuration reload under a call, and draining.
+
+mod common;
+
+use common::{field, free_udp_port, register_agent, sipp, Engine, RtpPeer, SippBg, TestConfig};
+use std::time::Duration;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const MARTIN: &str = "Diversion: <sip:+33450000001@carrier.example>;reason=unconditional";
+
+/// Martin open at all hours, short greeting and voicemail prompts, no
+/// triage, Alice only (dedicated), a 10 s max wait to voicemail, 1 s
+/// wrap-up; no OPTIONS probes; admin token set.
+fn config() -> TestConfig {
+    let mut cfg = TestConfig::demo();
+    cfg.always_open("martin");
+    cfg.short_prompt("martin", "greeting");
+    cfg.short_prompt("martin", "voicemail");
+    let m = cfg.practice("martin");
+    m.remove("triage");
+    let routing = m
+        .get_mut("routing")
+        .and_then(|r| r.as_table_mut())
+        .expect("[routing]");
+    routing.insert("max_wait_seconds".into(), 10.into());
+    routing.insert("wrap_up_seconds".into(), 1.into());
+    let mut step = toml::Table::new();
+    step.insert("after_seconds".into(), 0.into());
+    step.insert("dedicated".into(), true.into());
+    routing.insert(
+        "steps".into(),
+        toml::Value::Array(vec![toml::Value::Table(step)]),
+    );
+    let mut overflow = toml::Table::new();
+    overflow.insert("action".into(), "voicemail".into());
+    routing.insert("overflow".into(), toml::Value::Table(overflow));
+    cfg.main
+        .get_mut("sip")
+        .and_then(|s| s.as_table_mut())
+        .and_then(|s| s.get_mut("registrar"))
+        .and_then(|r| r.as_table_mut())
+        .expect("[sip.registrar]")
+        .insert("qualify_interval_seconds".into(), 0.into());
+    cfg.main
+        .get_mut("http")
+        .and_then(|h| h.as_table_mut())
+        .expect("[http]")
+        .insert("admin_token".into(), TOKEN.into());
+    cfg
+}
+
+fn http(engine: &Engine, method: &str, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("http://{}{}", engine.http, path);
+    let auth = format!("Bearer {TOKEN}");
+    let resp = if method == "GET" {
+        agent.get(&url).header("Authorization", &auth).call()
+    } else {
+        agent.post(&url).header("Authorization", &auth).send_empty()
+    };
+    match resp {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// The value of one series in a Prometheus exposition, written
+/// `name{a="x",b="y"}` (label order does not matter).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    fn split(s: &str) -> (String, Vec<String>) {
+        match s.split_once('{') {
+            Some((name, rest)) => {
+                let mut labels: Vec<String> = rest
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                labels.sort();
+                (name.to_string(), labels)
+            }
+            None => (s.to_string(), Vec::new()),
+        }
+    }
+    let want = split(series);
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        (split(series) == want)
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+fn place_call(
+    engine: &Engine,
+    hold_ms: u64,
+) -> (std::thread::JoinHandle<common::SippRun>, RtpPeer) {
+    let caller = RtpPeer::start(0, 0x55);
+    let vars = vec![
+        ("called", "+33970000000".to_string()),
+        ("hdr", MARTIN.to_string()),
+        ("rtp_port", caller.port.to_string()),
+    ];
+    let target = engine.sip;
+    let d = hold_ms.to_string();
+    let h = std::thread::spawn(move || {
+        sipp(
+            "carrier_call.xml",
+            target,
+            "127.0.0.1",
+            &vars,
+            &["-d", &d],
+            Duration::from_secs(40),
+        )
+    });
+    (h, caller)
+}
+
+#[test]
+fn metrics_and_call_records_match_the_calls() {
+    let engine = Engine::start(&config(), &[]);
+    let port = free_udp_port();
+    register_agent(engine.sip, "alice", "alice-demo", port);
+    let alice_rtp = RtpPeer::start(0, 0x2a);
+    let alice = SippBg::uas(
+        "agent_answer.xml",
+        port,
+        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        &["-d", "200"],
+        Duration::from_secs(60),
+    );
+
+    // 1. Answered by Alice, about 3 s of talk.
+    let (a, _a_rtp) = place_call(&engine, 3500);
+    let run = a.join().expect("call 1");
+    assert!(run.success, "call 1: {}\n{}", run.output, run.errors);
+    assert!(alice.finish(Duration::from_secs(10)).success);
+    assert!(engine
+        .wait_event("acd.completed", Duration::from_secs(3))
+        .is_some());
+
+    // 2. Alice paused (admin API): the caller waits in queue, gives up
+    //    after about 2 s in queue (short abandon: under 5 s).
+    let (code, body) = http(&engine, "POST", "/api/agents/alice/pause");
+    assert_eq!(code, 200, "{body}");
+    let (b, _b_rtp) = place_call(&engine, 2500);
+    let run = b.join().expect("call 2");
+    assert!(run.success, "call 2: {}\n{}", run.output, run.errors);
+    assert!(engine
+        .wait_event("acd.abandoned", Duration::from_secs(3))
+        .is_some());
+
+    // 3. Still nobody: after 10 s in queue, voicemail; the caller leaves a
+    //    message and hangs up.
+    let (c, _c_rtp) = place_call(&engine, 13500);
+    let run = c.join().expect("call 3");
+    assert!(run.success, "call 3: {}\n{}", run.output, run.errors);
+    assert!(engine
+        .wait_event("acd.overflowed", Duration::from_secs(3))
+        .is_some());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (code, text) = http(&engine, "GET", "/metrics");
+    assert_eq!(code, 200);
+    let m = |s: &str| metric(&text, s).unwrap_or_else(|| panic!("no series {s}\n{text}"));
+    assert_eq!(
+        m(r#"permanence_calls_offered_total{practice="martin"}"#),
+        3.0
+    );
+    assert_eq!(
+        m(r#"permanence_calls_answered_total{practice="martin"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_calls_abandoned_total{practice="martin",phase="queue",short="true"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_calls_abandoned_total{practice="martin",phase="queue",short="false"}"#),
+        0.0
+    );
+    assert_eq!(
+        m(r#"permanence_calls_overflowed_total{practice="martin",target="voicemail"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_offers_total{practice="martin",result="answered"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_calls_closed_total{practice="martin"}"#),
+        0.0
+    );
+    // Waits: the answered call waited well under 5 s; the abandoned one
+    // about 2 s.
+    assert_eq!(
+        m(r#"permanence_wait_seconds_bucket{practice="martin",outcome="answered",le="5"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_wait_seconds_count{practice="martin",outcome="answered"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_wait_seconds_bucket{practice="martin",outcome="abandoned",le="5"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_wait_seconds_count{practice="martin",outcome="abandoned"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_talk_seconds_count{practice="martin"}"#),
+        1.0
+    );
+    // Other practices saw nothing.
+    assert_eq!(
+        m(r#"permanence_calls_offered_total{practice="tilleuls"}"#),
+        0.0
+    );
+    assert!(m(r#"permanence_rtp_packets_total{direction="out"}"#) > 100.0);
+    assert!(m(r#"permanence_sip_requests_total{method="INVITE"}"#) >= 3.0);
+    assert_eq!(m(r#"permanence_active_calls"#), 0.0);
+
+    // The call records: one row per call, matching.
+    let db = engine.data.join("permanence.db");
+    let reader = permanence_records::RecordReader::open(&db).expect("records db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let rows = loop {
+        let rows = reader
+            .calls(&permanence_records::CallFilter::latest(10))
+            .expect("calls");
+        if rows.len() >= 3 || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut outcomes: Vec<(String, Option<String>, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.outcome.as_str().to_string(),
+                r.agent.clone(),
+                r.abandon_phase.map(|p| p.as_str().to_string()),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("abandoned".into(), None, Some("queue".into())),
+            ("answered".into(), Some("alice".into()), None),
+            ("overflowed".into(), None, None),
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r.practice_id, "martin");
+        assert_eq!(r.trunk, "demo-carrier");
+        assert_eq!(r.called.as_deref(), Some("+33450000001"));
+        assert_eq!(r.caller.as_deref(), Some("+33612345678"));
+        assert!(r.queued_at.is_some());
+    }
+    let answered = rows.iter().find(|r| r.agent.is_some()).expect("answered");
+    assert!(answered.talk_secs.unwrap_or(0.0) > 0.5);
+    let overflowed = rows
+        .iter()
+        .find(|r| r.overflow_target.is_some())
+        .expect("overflowed");
+    assert_eq!(overflowed.overflow_target.as_deref(), Some("voicemail"));
+    // Queue events for the answered call: entered, offered, answered.
+    let kinds: Vec<String> = reader
+        .events_for_call(&answered.call_id)
+        .expect("events")
+        .iter()
+        .map(|e| e.kind.as_str().to_string())
+        .collect();
+    assert_eq!(kinds, vec!["entered", "offered", "answered"]);
+    // The voicemail message exists.
+    let vm = engine
+        .wait_event("voicemail.recorded", Duration::from_secs(2))
+        .expect("voicemail recorded");
+    assert!(std::path::Path::new(field(&vm, "path")).exists());
+}
+
+#[test]
+fn reload_under_a_call_and_broken_reload_refused() {
+    let cfg = config();
+    let engine = Engine::start(&cfg, &[]);
+    let port = free_udp_port();
+    register_agent(engine.sip, "alice", "alice-demo", port);
+    let alice_rtp = RtpPeer::start(0, 0x2a);
+    let alice = SippBg::uas(
+        "agent_answer.xml",
+        port,
+        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        &["-d", "200"],
+        Duration::from_secs(60),
+    );
+    let (call, caller_rtp) = place_call(&engine, 12000);
+    assert!(engine
+        .wait_event("acd.answered", Duration::from_secs(10))
+        .is_some());
+
+    // A new practice appears on disk; reload through the admin API.
+    let dir = engine.data.parent().expect("config dir").to_path_buf();
+    let mut extra = common::load_toml(&dir.join("dialplans/tilleuls.toml"));
+    extra.insert("id".into(), "nouveau".into());
+    extra.insert("name".into(), "Cabinet Nouveau".into());
+    extra.insert(
+        "forwarded_from".into(),
+        toml::Value::Array(vec!["+33390000077".into()]),
+    );
+    extra.insert("dids".into(), toml::Value::Array(vec![]));
+    std::fs::write(
+        dir.join("dialplans/nouveau.toml"),
+        toml::to_string(&extra).expect("toml"),
+    )
+    .expect("write");
+    let (code, body) = http(&engine, "POST", "/api/reload");
+    assert_eq!(code, 200, "{body}");
+    assert!(engine
+        .wait_event("config.reloaded", Duration::from_secs(3))
+        .is_some());
+    // The call in progress did not notice: audio still flows both ways.
+    let before = caller_rtp
+        .received()
+        .iter()
+        .filter(|p| p.payload == vec![0x2au8; 160])
+        .count();
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = caller_rtp
+        .received()
+        .iter()
+        .filter(|p| p.payload == vec![0x2au8; 160])
+        .count();
+    assert!(
+        after > before + 30,
+        "audio stopped after reload ({before} -> {after})"
+    );
+
+    // A broken file: the reload is refused, with file, line and field.
+    let mut broken = extra.clone();
+    broken.insert("id".into(), "broken".into());
+    broken.insert("timezone".into(), "Europe/Pariss".into());
+    broken.insert(
+        "forwarded_from".into(),
+        toml::Value::Array(vec!["+33390000078".into()]),
+    );
+    std::fs::write(
+        dir.join("dialplans/zz-broken.toml"),
+        toml::to_string(&broken).expect("toml"),
+    )
+    .expect("write");
+    let (code, body) = http(&engine, "POST", "/api/reload");
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("zz-broken.toml:") && body.contains(": timezone: "),
+        "{body}"
+    );
+    assert!(engine
+        .wait_event("config.reload_failed", Duration::from_secs(3))
+        .is_some());
+
+    let run = call.join().expect("call");
+    assert!(run.success, "call: {}\n{}", run.output, run.errors);
+    assert!(alice.finish(Duration::from_secs(10)).success);
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(3))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "caller-hangup");
+
+    // The new practice (from the good reload) answers; the broken one did
+    // not replace the running configuration.
+    let probe = RtpPeer::start(0, 0x11);
+    let run = sipp(
+        "carrier_call.xml",
+        engine.sip,
+        "127.0.0.1",
+        &[
+            ("called", "+33970000000".to_string()),
+            ("hdr", "Diversion: <sip:+33390000077@c>".to_string()),
+            ("rtp_port", probe.port.to_string()),
+        ],
+        &["-d", "1000"],
+        Duration::from_secs(20),
+    );
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    assert!(engine
+        .wait_for("call.identified", Duration::from_secs(2), |v| {
+            field(v, "practice") == "nouveau"
+        })
+        .is_some());
+}
+
+#[test]
+fn drain_finishes_the_call_refuses_new_ones_and_exits_zero() {
+    let mut engine = Engine::start(&config(), &[]);
+    let port = free_udp_port();
+    register_agent(engine.sip, "alice", "alice-demo", port);
+    let alice_rtp = RtpPeer::start(0, 0x2a);
+    let alice = SippBg::uas(
+        "agent_answer.xml",
+        port,
+        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        &["-d", "200"],
+        Duration::from_secs(60),
+    );
+    let (call, _caller_rtp) = place_call(&engine, 9000);
+    assert!(engine
+        .wait_event("acd.answered", Duration::from_secs(10))
+        .is_some());
+    // SIGTERM: drain.
+    let pid = engine.pid().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(engine
+        .wait_event("engine.draining", Duration::from_secs(3))
+        .is_some());
+    // A new call is refused with 503.
+    let refused = sipp(
+        "carrier_rejected.xml",
+        engine.sip,
+        "127.0.0.1",
+        &[
+            ("called", "+33970000000".to_string()),
+            ("hdr", MARTIN.to_string()),
+            ("rtp_port", "9".to_string()),
+        ],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert!(
+        refused.messages.contains("SIP/2.0 503"),
+        "{}",
+        refused.messages
+    );
+    assert!(engine.is_alive(), "exited before the call ended");
+    // The call in progress ends normally...
+    let run = call.join().expect("call");
+    assert!(run.success, "call: {}\n{}", run.output, run.errors);
+    assert!(alice.finish(Duration::from_secs(10)).success);
+    // ... then the process exits 0 by itself.
+    let code = engine.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert!(engine
+        .wait_event("engine.stopped", Duration::from_secs(1))
+        .is_some());
+}
