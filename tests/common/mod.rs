@@ -638,6 +638,8 @@ pub struct RtpPacket {
     pub ssrc: u32,
     pub payload: Vec<u8>,
     pub from: SocketAddr,
+    /// When the test received it (parse time).
+    pub at: Instant,
 }
 
 /// Parses an RTP packet (no extensions needed for our peers).
@@ -655,6 +657,7 @@ pub fn parse_rtp(buf: &[u8], from: SocketAddr) -> Option<RtpPacket> {
         ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
         payload: buf.get(start..)?.to_vec(),
         from,
+        at: Instant::now(),
     })
 }
 
