@@ -742,17 +742,36 @@ impl RtpCapture {
 }
 
 /// Checks the basic shape of a received stream: one SSRC, sequence +1,
-/// timestamp +160 per packet, 160-byte payloads.
+/// 160-byte payloads, and an 8 kHz clock: the timestamp moves by 160 per
+/// packet, by a larger multiple of 160 where the sender skipped frames to
+/// stay on time, or by the real time elapsed at the start of a new prompt
+/// (marker bit) (RFC 3550: the timestamp follows the sampling clock, the
+/// sequence number the packets). Most steps must be exactly 160.
 pub fn assert_well_formed_stream(cap: &RtpCapture, pt: u8) {
     let pkts = cap.of_pt(pt);
     assert!(pkts.len() > 10, "too few RTP packets: {}", pkts.len());
     let ssrc = pkts[0].ssrc;
+    let mut exact = 0usize;
     for w in pkts.windows(2) {
         assert_eq!(w[1].ssrc, ssrc, "SSRC changed");
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap");
-        assert_eq!(w[1].ts, w[0].ts.wrapping_add(160), "timestamp step");
+        let step = w[1].ts.wrapping_sub(w[0].ts);
+        // A new prompt starts a talkspurt (marker bit): its timestamp is the
+        // real time elapsed since the previous one, in samples.
+        let ok = if w[1].marker {
+            (160..8000 * 5).contains(&step)
+        } else {
+            step >= 160 && step % 160 == 0 && step < 8000 * 5
+        };
+        assert!(ok, "timestamp step {step} (seq {}, marker {})", w[1].seq, w[1].marker);
+        exact += usize::from(step == 160);
         assert_eq!(w[1].payload.len(), 160, "payload size");
     }
+    assert!(
+        exact * 10 >= (pkts.len() - 1) * 9,
+        "timestamps too irregular: {exact} exact steps of {}",
+        pkts.len() - 1
+    );
 }
 
 /// Writes 8 kHz mono 16-bit PCM samples as a WAV file.

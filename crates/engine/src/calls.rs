@@ -949,7 +949,7 @@ fn open_side(
     targets: Vec<Target>,
 ) -> Result<OtherSide, OfferFailure> {
     if targets.is_empty() {
-        info!(target_name = %name, "no registered contact");
+        info!(leg = %name, "no registered contact");
         return Err(OfferFailure::Unreachable);
     }
     let (media, media_events) = shared.media.engine.open_leg().map_err(|e| {

@@ -301,7 +301,7 @@ impl Driver {
                 event = "acd.overflowed",
                 call = call.0,
                 practice = p,
-                target = ?target,
+                overflow_target = ?target,
                 wait_s = wait.as_secs_f64(),
                 reason = ?reason,
                 "call overflowed"

@@ -57,7 +57,7 @@ pub fn parse(dialled: &str) -> Option<Feature> {
 /// Handles an authenticated agent's INVITE to `dialled`.
 pub async fn agent_call(shared: Arc<Shared>, mut tx: Transaction, agent: String, dialled: String) {
     let Some(feature) = parse(&dialled) else {
-        info!(event = "agent.call", agent, target = %permanence_numbers::mask(&dialled), "call from an agent: no feature for this target");
+        info!(event = "agent.call", agent, dialled = %permanence_numbers::mask(&dialled), "call from an agent: no feature for this number");
         reply(&mut tx, StatusCode::NotFound, vec![]).await;
         return;
     };
