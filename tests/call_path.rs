@@ -861,11 +861,9 @@ fn overflow_config(action: &str) -> TestConfig {
     cfg
 }
 
-/// Waits for the call to overflow at its maximum wait (10 s after it
-/// joined the queue). Where it went is checked by the caller's experience
-/// (prompt heard, recording, end reason); the log record's `target` is
-/// checked by [`overflow_log_record_names_its_target`].
-fn assert_overflowed(engine: &Engine) -> serde_json::Value {
+/// Waits for the call to overflow to `target` (`Voicemail`, `Hangup`,
+/// `Callback`) at its maximum wait, 10 s after it joined the queue.
+fn assert_overflowed(engine: &Engine, target: &str) -> serde_json::Value {
     let q = engine
         .wait_event("acd.queued", Duration::from_secs(10))
         .expect("queued");
@@ -874,6 +872,9 @@ fn assert_overflowed(engine: &Engine) -> serde_json::Value {
         .expect("overflowed");
     assert_eq!(field(&o, "reason"), "MaxWait");
     assert_eq!(num(&o, "call"), num(&q, "call"));
+    // `overflow_target`: `target` is the JSON log line's own key (the
+    // module path).
+    assert_eq!(field(&o, "overflow_target"), target, "{o}");
     let waited = ts(&o) - ts(&q);
     assert!(
         (9.9..12.0).contains(&waited),
@@ -883,22 +884,11 @@ fn assert_overflowed(engine: &Engine) -> serde_json::Value {
 }
 
 #[test]
-fn overflow_log_record_names_its_target() {
-    let engine = Engine::start(&overflow_config("callback"), &[]);
-    let (_p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
-    let o = assert_overflowed(&engine);
-    joined(c, "carrier");
-    // The field is `overflow_target`: `target` is the log line's own key
-    // (the module path) in the JSON format.
-    assert_eq!(field(&o, "overflow_target"), "Callback", "{o}");
-}
-
-#[test]
 fn overflow_to_voicemail_records_the_callers_message() {
     let engine = Engine::start(&overflow_config("voicemail"), &[]);
     // 1 s greeting, 10 s queue, 9 s voicemail prompt, ~3 s of message.
     let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "23000"]);
-    assert_overflowed(&engine);
+    assert_overflowed(&engine, "Voicemail");
     joined(c, "carrier");
     let ended = engine
         .wait_event("call.ended", Duration::from_secs(5))
@@ -944,7 +934,7 @@ fn overflow_to_voicemail_records_the_callers_message() {
 fn overflow_to_hangup_apologises_then_hangs_up() {
     let engine = Engine::start(&overflow_config("hangup"), &[]);
     let (p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
-    assert_overflowed(&engine);
+    assert_overflowed(&engine, "Hangup");
     joined(c, "carrier");
     let ended = engine
         .wait_event("call.ended", Duration::from_secs(5))
@@ -958,7 +948,7 @@ fn overflow_to_hangup_apologises_then_hangs_up() {
 fn overflow_to_callback_records_the_request_then_hangs_up() {
     let engine = Engine::start(&overflow_config("callback"), &[]);
     let (p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
-    assert_overflowed(&engine);
+    assert_overflowed(&engine, "Callback");
     let cb = engine
         .wait_event("callback.requested", Duration::from_secs(5))
         .expect("callback requested");

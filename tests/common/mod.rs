@@ -763,7 +763,11 @@ pub fn assert_well_formed_stream(cap: &RtpCapture, pt: u8) {
         } else {
             step >= 160 && step % 160 == 0 && step < 8000 * 5
         };
-        assert!(ok, "timestamp step {step} (seq {}, marker {})", w[1].seq, w[1].marker);
+        assert!(
+            ok,
+            "timestamp step {step} (seq {}, marker {})",
+            w[1].seq, w[1].marker
+        );
         exact += usize::from(step == 160);
         assert_eq!(w[1].payload.len(), 160, "payload size");
     }
