@@ -638,7 +638,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     let dir = shared.config().records.voicemail_dir.join(&practice.id);
                     let name = format!("{}-{}.wav", now.format("%Y%m%dT%H%M%SZ"), acd_call.0);
                     let path = dir.join(name);
-                    let started = std::fs::create_dir_all(&dir).is_ok()
+                    let started = tokio::fs::create_dir_all(&dir).await.is_ok()
                         && leg
                             .record(&path, max.to_std().unwrap_or(Duration::from_secs(120)))
                             .is_ok();
