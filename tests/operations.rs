@@ -15,8 +15,8 @@ const MARTIN: &str = "Diversion: <sip:+33450000001@carrier.example>;reason=uncon
 fn config() -> TestConfig {
     let mut cfg = TestConfig::demo();
     cfg.always_open("martin");
-    cfg.short_prompt("martin", "greeting");
-    cfg.short_prompt("martin", "voicemail");
+    cfg.tone_prompt("martin", "greeting", 0.3, 440.0);
+    cfg.tone_prompt("martin", "voicemail", 0.3, 880.0);
     let m = cfg.practice("martin");
     m.remove("triage");
     let routing = m

@@ -181,30 +181,6 @@ impl TestConfig {
             .expect("practice in demo")
     }
 
-    /// Replaces a practice's prompt (`greeting`, `voicemail`, ...) with a
-    /// short beep (0.3 s), to keep tests fast.
-    pub fn short_prompt(&mut self, id: &str, kind: &str) -> &mut Self {
-        let path = std::env::temp_dir().join(format!(
-            "permanence-beep-{}-{}.wav",
-            std::process::id(),
-            rand_u32()
-        ));
-        let beep: Vec<i16> = (0..2400)
-            .map(|i| {
-                ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0) as i16
-            })
-            .collect();
-        write_wav(&path, &beep);
-        let p = self.practice(id);
-        let prompts = p
-            .entry("prompts")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(t) = prompts.as_table_mut() {
-            t.insert(kind.into(), path.to_string_lossy().to_string().into());
-        }
-        self
-    }
-
     /// Makes a practice open around the clock.
     pub fn always_open(&mut self, id: &str) -> &mut Self {
         let p = self.practice(id);
