@@ -381,6 +381,9 @@ fn ring_no_answer_moves_on_counts_strikes_and_pauses_the_agent() {
         .insert("ring_timeout_seconds".into(), 5.into());
     cfg.main_table("dispatcher")
         .insert("max_no_answer_strikes".into(), 2.into());
+    // After a ring-out, Alice is skipped for 1 s only (10 s by default).
+    cfg.main_table("dispatcher")
+        .insert("no_answer_backoff_seconds".into(), 1.into());
     let engine = Engine::start(&cfg, &[]);
     // Alice's phone rings for every offer and is never picked up.
     let alice = phone(

@@ -592,6 +592,13 @@ fn dispatcher(ctx: &mut Ctx<'_>, r: raw::Dispatcher) -> DispatcherConfig {
             0,
             3600,
         ),
+        no_answer_backoff: ctx.opt_secs(
+            &join(P, "no_answer_backoff_seconds"),
+            r.no_answer_backoff_seconds,
+            10,
+            0,
+            3600,
+        ),
         default_ring_timeout: ctx.opt_secs(
             &join(P, "default_ring_timeout_seconds"),
             r.default_ring_timeout_seconds,

@@ -361,6 +361,10 @@ pub struct DispatcherConfig {
     /// `busy_backoff_seconds` (default 10): how long an agent that answered
     /// busy is skipped.
     pub busy_backoff: Duration,
+    /// `no_answer_backoff_seconds` (default 10): how long an agent that let
+    /// an offer ring out is skipped (so the call is not offered straight
+    /// back to them).
+    pub no_answer_backoff: Duration,
     /// `default_ring_timeout_seconds` (default 20): ring time of an offer
     /// when the practice sets none.
     pub default_ring_timeout: Duration,
@@ -378,6 +382,7 @@ impl Default for DispatcherConfig {
             strategy: Strategy::LongestIdle,
             max_no_answer_strikes: 3,
             busy_backoff: Duration::from_secs(10),
+            no_answer_backoff: Duration::from_secs(10),
             default_ring_timeout: Duration::from_secs(20),
             default_wrap_up: Duration::from_secs(30),
             default_handle: Duration::from_secs(180),

@@ -94,6 +94,7 @@ pub(crate) struct Dispatcher {
     pub strategy: Option<Strategy>,
     pub max_no_answer_strikes: Option<i64>,
     pub busy_backoff_seconds: Option<i64>,
+    pub no_answer_backoff_seconds: Option<i64>,
     pub default_ring_timeout_seconds: Option<i64>,
     pub default_wrap_up_seconds: Option<i64>,
     pub default_handle_seconds: Option<i64>,

@@ -24,6 +24,7 @@ pub fn acd_config(cfg: &Config) -> AcdConfig {
         },
         ring_timeout_secs: secs(d.default_ring_timeout),
         busy_backoff_secs: secs(d.busy_backoff),
+        rona_backoff_secs: secs(d.no_answer_backoff),
         max_no_answer_strikes: d.max_no_answer_strikes,
         wrap_up_secs: secs(d.default_wrap_up),
         default_handle_secs: secs(d.default_handle),
