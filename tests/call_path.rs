@@ -1088,3 +1088,135 @@ fn agent_unregistering_while_ringing_withdraws_the_offer() {
     assert!(engine.events("acd.rona").is_empty());
     assert!(engine.events("acd.abandoned").is_empty());
 }
+
+#[test]
+fn urgent_option_routes_straight_to_the_practitioner() {
+    // Dr Martin's triage: "1" (urgence) goes to the practitioner's mobile
+    // through the carrier's outbound gateway (a SIPp softphone here).
+    let mut cfg = quick_config();
+    let gw_port = free_udp_port();
+    let trunk = cfg
+        .main
+        .get_mut("trunks")
+        .and_then(|t| t.as_array_mut())
+        .and_then(|a| a.first_mut())
+        .and_then(|t| t.as_table_mut())
+        .expect("[[trunks]]");
+    trunk.insert("outbound".into(), format!("127.0.0.1:{gw_port}").into());
+    let mut triage = toml::Table::new();
+    triage.insert("timeout_seconds".into(), 5.into());
+    triage.insert("default".into(), "2".into());
+    let mut urgent = toml::Table::new();
+    urgent.insert("digit".into(), "1".into());
+    urgent.insert("label".into(), "urgence".into());
+    urgent.insert("route_to".into(), "+33612340000".into());
+    let mut rdv = toml::Table::new();
+    rdv.insert("digit".into(), "2".into());
+    rdv.insert("label".into(), "rendez-vous".into());
+    triage.insert(
+        "options".into(),
+        toml::Value::Array(vec![toml::Value::Table(urgent), toml::Value::Table(rdv)]),
+    );
+    cfg.practice("martin")
+        .insert("triage".into(), toml::Value::Table(triage));
+    let engine = Engine::start(&cfg, &[]);
+    let mobile_rtp = RtpPeer::start(0, 0x4d);
+    let mobile = SippBg::uas(
+        "agent_answer.xml",
+        gw_port,
+        &[
+            ("rtp_port", mobile_rtp.port.to_string()),
+            ("pt", "0".into()),
+        ],
+        &["-d", "300"],
+        Duration::from_secs(40),
+    );
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "7000"]);
+    // The patient presses 1 during the greeting.
+    assert!(p.wait_until(Duration::from_secs(5), |pk| !pk.is_empty()));
+    p.press('1');
+    assert!(engine
+        .wait_event("call.transfer", Duration::from_secs(5))
+        .is_some());
+    // Two-way audio with the practitioner, no queue, no telesecretary.
+    assert!(
+        has_fill(&p, 0, 0x4d, 20),
+        "the caller does not hear the practitioner"
+    );
+    assert!(
+        has_fill(&mobile_rtp, 0, 0x55, 20),
+        "the practitioner does not hear the caller"
+    );
+    joined(c, "carrier");
+    let run = finished(mobile, "mobile");
+    let invite = uas_messages(&run, true)
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .expect("INVITE at the gateway");
+    assert!(invite.starts_with("INVITE sip:+33612340000@"), "{invite}");
+    assert!(invite.contains("X-Permanence-Practice: martin"), "{invite}");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "transferred");
+    assert!(engine.events("acd.queued").is_empty());
+}
+
+#[test]
+fn queued_callers_hear_their_position_and_wait() {
+    let mut cfg = quick_config();
+    let mut queue = toml::Table::new();
+    queue.insert("announce_position".into(), true.into());
+    queue.insert("announce_wait".into(), true.into());
+    queue.insert("announce_every_seconds".into(), 10.into());
+    cfg.practice("martin")
+        .insert("queue".into(), toml::Value::Table(queue));
+    let engine = Engine::start(&cfg, &[]);
+    // No telesecretary registered: the patient waits; at 10 s in queue
+    // the announcement says "Vous êtes le premier en attente...".
+    let (p, c) = patient(&engine, "carrier_call.xml", 0x55, &["-d", "15000"]);
+    let prefix = common::default_prompt("position_prefix");
+    let first = common::default_prompt("ordinal_1");
+    assert!(
+        p.wait_until(Duration::from_secs(16), |pk| common::prompt_coverage(
+            pk, &prefix
+        ) > 0.8
+            && common::prompt_coverage(pk, &first) > 0.8),
+        "no position announcement heard"
+    );
+    // It comes after a period in queue (1 s greeting + 10 s), not at once.
+    let packets = p.received();
+    let start = packets.first().map(|pk| pk.at).expect("packets");
+    let heard_at = packets
+        .iter()
+        .zip(common::prompt_frames(&packets, &prefix))
+        .find(|(_, f)| f.is_some())
+        .map(|(pk, _)| pk.at)
+        .expect("announcement frame");
+    let after = heard_at.duration_since(start).as_secs_f64();
+    assert!((9.5..14.0).contains(&after), "announced after {after:.1} s");
+    joined(c, "carrier");
+}
+
+#[test]
+fn caller_rtp_silence_ends_the_call() {
+    // The carrier's media path died: no RTP from the caller.
+    let engine = Engine::start(&quick_config(), &["--rtp-timeout-s", "2"]);
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let run = common::sipp(
+        "carrier_wait_bye.xml",
+        engine.sip,
+        "127.0.0.1",
+        &carrier_vars(MARTIN, port),
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(run.success, "carrier: {}\n{}", run.output, run.errors);
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(3))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "media-timeout");
+    let secs = ended.get("seconds").and_then(|s| s.as_f64()).unwrap_or(0.0);
+    assert!((1.5..10.0).contains(&secs), "ended after {secs} s");
+}

@@ -456,3 +456,55 @@ fn drain_finishes_the_call_refuses_new_ones_and_exits_zero() {
         .wait_event("engine.stopped", Duration::from_secs(1))
         .is_some());
 }
+
+#[test]
+fn cli_prints_queues_agents_and_calls() {
+    let engine = Engine::start(&config(), &[]);
+    let config_file = engine.data.parent().expect("dir").join("permanence.toml");
+    let (code, body) = http(&engine, "POST", "/api/agents/bob/pause");
+    assert_eq!(code, 200, "{body}");
+    // A caller waiting in Dr Martin's queue (Alice is not registered).
+    let (call, _rtp) = place_call(&engine, 5000);
+    assert!(engine
+        .wait_event("acd.queued", Duration::from_secs(10))
+        .is_some());
+    let cli = |what: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_permanence"))
+            .arg(what)
+            .arg("--config")
+            .arg(&config_file)
+            .output()
+            .expect("run permanence");
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let queues = cli("queues");
+    let martin = queues
+        .lines()
+        .find(|l| l.starts_with("martin "))
+        .unwrap_or_else(|| panic!("{queues}"));
+    assert!(martin.contains("Cabinet du Dr Martin"), "{martin}");
+    let cols: Vec<&str> = martin.split_whitespace().collect();
+    assert!(cols.contains(&"yes"), "{martin}");
+    let agents = cli("agents");
+    let bob = agents
+        .lines()
+        .find(|l| l.starts_with("bob "))
+        .unwrap_or_else(|| panic!("{agents}"));
+    assert!(bob.contains("paused") && bob.contains("pause"), "{bob}");
+    let calls = cli("calls");
+    let line = calls
+        .lines()
+        .find(|l| l.contains(" martin "))
+        .unwrap_or_else(|| panic!("{calls}"));
+    // The caller number is masked; the call is queued, first in line.
+    assert!(line.contains("+3361xxxxx78"), "{line}");
+    assert!(line.contains("queued"), "{line}");
+    assert!(line.trim_end().ends_with(" 1"), "{line}");
+    assert!(!calls.contains("+33612345678"));
+    let _ = call.join();
+}
