@@ -1220,3 +1220,41 @@ fn caller_rtp_silence_ends_the_call() {
     let secs = ended.get("seconds").and_then(|s| s.as_f64()).unwrap_or(0.0);
     assert!((1.5..10.0).contains(&secs), "ended after {secs} s");
 }
+
+#[test]
+fn dtmf_by_sip_info_chooses_the_triage_option() {
+    // Dr Martin's real triage menu (1 urgence, default 2), a short greeting;
+    // the carrier sends the caller's digit as SIP INFO.
+    let mut cfg = config();
+    cfg.tone_prompt("martin", "greeting", 1.5, 440.0);
+    let mut demo = TestConfig::demo();
+    let triage = demo
+        .practice("martin")
+        .get("triage")
+        .cloned()
+        .expect("demo triage");
+    cfg.practice("martin").insert("triage".into(), triage);
+    let engine = Engine::start(&cfg, &[]);
+    let rtp = RtpPeer::start(0, 0x55);
+    let mut vars = carrier_vars(MARTIN, rtp.port);
+    vars.push(("digit", "1".to_string()));
+    let run = common::sipp(
+        "carrier_info_dtmf.xml",
+        engine.sip,
+        "127.0.0.1",
+        &vars,
+        &["-d", "2000"],
+        Duration::from_secs(30),
+    );
+    assert!(run.success, "carrier: {}\n{}", run.output, run.errors);
+    let q = engine
+        .wait_event("call.queued", Duration::from_secs(5))
+        .expect("queued");
+    assert_eq!(field(&q, "triage"), "1");
+    assert_eq!(field(&q, "triage_label"), "urgence");
+    let acd = engine
+        .wait_event("acd.queued", Duration::from_secs(2))
+        .expect("acd queued");
+    // Practice priority 0 + urgence 10.
+    assert_eq!(num(&acd, "priority"), Some(10));
+}
