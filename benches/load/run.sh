@@ -1,0 +1,493 @@
+#!/usr/bin/env bash
+# Load benchmark of the full call path: SIPp carrier -> Permanence (release
+# build) -> SIPp telesecretary softphone, with RTP endpoints.
+#
+#   benches/load/run.sh rate  [--rate 100,500,1000] [--duration 30] [--hold-ms 1000] [--agents 2500]
+#   benches/load/run.sh media [--calls 1000] [--setup-rate 100] [--measure 30] [--settle 3] [--agents N]
+#
+# rate : a carrier calls the practice at a fixed rate (calls/s) for --duration
+#        seconds; the engine answers (20 ms silent greeting), queues the call,
+#        offers it to the longest-idle of N registered agents (one SIPp UAS
+#        answering at once for all of them), bridges; the caller hangs up
+#        after --hold-ms. Every rate runs on a fresh engine. A rate passes
+#        when every call succeeded on both SIPp sides.
+# media: --calls bridged calls set up at --setup-rate, then RTP flows both
+#        ways on all of them (rtpload plays every caller and every agent,
+#        50 packets/s each way per call, G.711 PCMU), measured for --measure
+#        seconds: loss per direction, relay latency, engine CPU and RSS.
+#
+# Options for both: --out DIR (default /tmp/permanence-load-<date>),
+# --no-build (use PERMANENCE_BIN or the existing binary), --perf (profile the
+# engine with `perf record -g` for up to 15 s of the steady phase; writes
+# perf.data and perf.txt in the run directory), --idle-after S (keep the
+# engine running S seconds after the last call, default 5, to see whether
+# its RSS comes back down), --wait-quiet S (before each run, wait up to S
+# seconds for the machine to be idle: under 0.3 busy cores for 6 s; the
+# figures are only comparable between quiet runs), --rtp-range MIN-MAX
+# (engine RTP ports, default 10000-19999: outside the kernel's ephemeral
+# range and outside the 20000-40000 range the integration tests use, so a
+# test suite running at the same time cannot send stray RTP into our legs;
+# each bridged call holds 2 even ports). Environment: CARGO_TARGET_DIR (default <repo>/target),
+# PERMANENCE_BIN (skip the build and use this binary), ENGINE_RUST_LOG (engine
+# log filter, default "warn": info logs every call event and costs CPU),
+# PERF_DELAY (rate mode: seconds after the start before profiling),
+# PERF_FREQ (default 299 Hz), PERF_CALLGRAPH (default dwarf,16384).
+#
+# Needs: sipp (Debian/Ubuntu package "sip-tester"; this script installs
+# nothing), python3, rustc and cargo. Every process is started by this
+# script, bounded with `timeout`, and stopped by its PID.
+
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+MODE="${1:-}"
+shift || true
+
+RATES="100,500,1000"
+DURATION=30
+HOLD_MS=1000
+AGENTS=""
+CALLS=1000
+SETUP_RATE=100
+MEASURE=30
+SETTLE=3
+RTP_MIN=10000
+RTP_MAX=19999
+OUT=""
+BUILD=1
+PERF=0
+IDLE_AFTER=5
+WAIT_QUIET=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rate) RATES="$2"; shift 2 ;;
+        --duration) DURATION="$2"; shift 2 ;;
+        --hold-ms) HOLD_MS="$2"; shift 2 ;;
+        --agents) AGENTS="$2"; shift 2 ;;
+        --calls) CALLS="$2"; shift 2 ;;
+        --setup-rate) SETUP_RATE="$2"; shift 2 ;;
+        --measure) MEASURE="$2"; shift 2 ;;
+        --settle) SETTLE="$2"; shift 2 ;;
+        --out) OUT="$2"; shift 2 ;;
+        --rtp-range) RTP_MIN="${2%-*}"; RTP_MAX="${2#*-}"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --perf) PERF=1; shift ;;
+        --idle-after) IDLE_AFTER="$2"; shift 2 ;;
+        --wait-quiet) WAIT_QUIET="$2"; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+case "$MODE" in
+    rate|media) ;;
+    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
+
+# --- Tools ---------------------------------------------------------------
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "missing: $1. $2" >&2; exit 1; }
+}
+need sipp "Install it with: apt-get install -y sip-tester"
+need python3 "Install python3."
+need rustc "Install a Rust toolchain (rustup)."
+need timeout "Install coreutils."
+[ "$PERF" = 0 ] || need perf "Install it with: apt-get install -y linux-perf (Debian) or linux-tools-generic (Ubuntu)."
+
+OUT="${OUT:-/tmp/permanence-load-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+echo "results in $OUT"
+
+if [ -n "${PERMANENCE_BIN:-}" ]; then
+    BIN="$PERMANENCE_BIN"
+else
+    TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+    BIN="$TARGET/release/permanence"
+    if [ "$BUILD" = 1 ]; then
+        need cargo "Install a Rust toolchain (rustup)."
+        echo "building the engine (cargo build --release -p permanence, target $TARGET)"
+        (cd "$REPO" && CARGO_TARGET_DIR="$TARGET" cargo build --release -p permanence --quiet)
+    fi
+fi
+[ -x "$BIN" ] || { echo "no engine binary at $BIN" >&2; exit 1; }
+rustc -O --edition 2021 "$HERE/rtpload.rs" -o "$OUT/rtpload"
+
+# File descriptors: every RTP leg is a socket.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then
+    echo "warning: ulimit -n is $(ulimit -n); large runs need more" >&2
+fi
+
+# --- Process bookkeeping -------------------------------------------------
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+    done
+    sleep 0.5
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap cleanup EXIT INT TERM
+
+stop_pid() { # PID [seconds]
+    local p="$1" t="${2:-10}" i
+    kill -TERM "$p" 2>/dev/null || return 0
+    for ((i = 0; i < t * 10; i++)); do
+        kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+}
+
+wait_pid() { # PID seconds -> 0 if it exited in time
+    local p="$1" t="$2" i
+    for ((i = 0; i < t * 10; i++)); do
+        kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
+# Free ports (UDP and TCP) for SIP and the peers, below the RTP range.
+free_ports() { # COUNT
+    python3 - "$1" <<'EOF'
+import random, socket, sys
+n = int(sys.argv[1]); got = []
+while len(got) < n:
+    p = random.randrange(6000, 9900)
+    if p in got: continue
+    try:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM); t.bind(("127.0.0.1", p))
+        u.close(); t.close(); got.append(p)
+    except OSError:
+        pass
+print(" ".join(map(str, got)))
+EOF
+}
+
+now() { python3 -c 'import time; print(f"{time.time():.3f}")'; }
+
+machine_info() {
+    echo "\"cores\": $(nproc), \"mem_gib\": $(awk '/MemTotal/ {printf "%.0f", $2/1048576}' /proc/meminfo), \"kernel\": \"$(uname -r)\", \"sipp\": \"$(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1)\", \"commit\": \"$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)\""
+}
+
+# Waits (up to WAIT_QUIET seconds) until other processes leave the machine
+# idle; records the busy cores seen last.
+wait_quiet() {
+    [ "$WAIT_QUIET" -gt 0 ] || return 0
+    python3 - "$WAIT_QUIET" <<'EOF2'
+import os, sys, time
+def busy():
+    # CPU time of every process (children included once reaped): /proc/stat
+    # undercounts on these VMs.
+    t = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                st = open(f"/proc/{d}/stat").read()
+                r = st[st.rindex(")") + 2:].split()
+                t += int(r[11]) + int(r[12]) + int(r[13]) + int(r[14])
+            except (OSError, ValueError, IndexError):
+                pass
+    return t
+hz = float(os.sysconf('SC_CLK_TCK'))
+deadline = time.time() + float(sys.argv[1])
+calm = 0
+while True:
+    a = busy(); time.sleep(2); b = busy()
+    cores = (b - a) / hz / 2
+    calm = calm + 1 if cores < 0.3 else 0
+    if calm >= 3:
+        print(f"machine quiet ({cores:.2f} busy cores)", file=sys.stderr); break
+    if time.time() > deadline:
+        print(f"warning: machine still busy ({cores:.2f} cores used by other processes)", file=sys.stderr); break
+EOF2
+}
+
+# Starts the engine on a generated configuration and registers the agents.
+# Sets RD (run dir), ENGINE_PID (the engine itself), SIP_PORT, AGENT_PORT,
+# CARRIER_PORT, RTP_A, RTP_B.
+start_engine() { # RUNDIR AGENTS
+    RD="$1"
+    local agents="$2"
+    mkdir -p "$RD"
+    wait_quiet
+    read -r SIP_PORT HTTP_PORT AGENT_PORT CARRIER_PORT RTP_A RTP_B <<<"$(free_ports 6)"
+    python3 "$HERE/genconf.py" "$RD" --agents "$agents" --sip-port "$SIP_PORT" \
+        --http-port "$HTTP_PORT" --rtp-min "$RTP_MIN" --rtp-max "$RTP_MAX" >/dev/null
+    RUST_LOG="${ENGINE_RUST_LOG:-warn}" timeout -k 5 3600 "$BIN" run --config "$RD/permanence.toml" \
+        --log-format json >"$RD/engine.log" 2>&1 &
+    local tpid=$!
+    PIDS+=("$tpid")
+    ENGINE_TIMEOUT_PID=$tpid
+    sleep 0.3
+    ENGINE_PID="$(pgrep -P "$tpid" | head -1 || true)"
+    [ -n "$ENGINE_PID" ] || { echo "engine did not start:" >&2; cat "$RD/engine.log" >&2; exit 1; }
+    python3 "$HERE/register.py" "127.0.0.1:$SIP_PORT" "$AGENT_PORT" "$RD/agents.txt" \
+        --expires 7200 --timeout 60
+}
+
+# Saves /metrics and keeps the engine idle for IDLE_AFTER seconds.
+engine_epilogue() {
+    sleep "$IDLE_AFTER"
+    python3 - "$HTTP_PORT" "$RD/metrics.txt" <<'EOF2' || true
+import sys, urllib.request
+try:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read()
+    open(sys.argv[2], "wb").write(body)
+except Exception as e:
+    print(f"could not read /metrics: {e}", file=sys.stderr)
+EOF2
+}
+
+# Stops the engine; records in $RD/engine_exit whether it was still alive
+# (a crash during the run shows as "died <status>").
+stop_engine() {
+    if kill -0 "$ENGINE_PID" 2>/dev/null; then
+        echo "alive at end of run" >"$RD/engine_exit"
+        local t0s t1s
+        t0s="$(now)"
+        stop_pid "$ENGINE_TIMEOUT_PID" 30
+        t1s="$(now)"
+        python3 -c "import sys; print(f'; stopped {float(sys.argv[2]) - float(sys.argv[1]):.1f} s after SIGTERM (SIGKILL at 30 s)')" "$t0s" "$t1s" >>"$RD/engine_exit"
+    else
+        local st=0
+        wait "$ENGINE_TIMEOUT_PID" 2>/dev/null || st=$?
+        echo "died during the run, exit status $st" >"$RD/engine_exit"
+        echo "ENGINE DIED during the run (exit status $st; see $RD/engine.log)" >&2
+    fi
+}
+
+# Profiles the engine for SECONDS after DELAY seconds (background job).
+profile_engine() { # RUNDIR DELAY SECONDS [WAIT_FILE WAIT_WORD]
+    local rd="$1" delay="$2" secs="$3" f="${4:-}" w="${5:-}" i
+    if [ -n "$f" ]; then
+        for ((i = 0; i < 600; i++)); do
+            grep -q "$w" "$f" 2>/dev/null && break
+            sleep 0.5
+        done
+    fi
+    sleep "$delay"
+    # The release binary has no frame pointers: unwind with DWARF.
+    timeout -k 5 $((secs + 30)) perf record -F "${PERF_FREQ:-299}" \
+        --call-graph "${PERF_CALLGRAPH:-dwarf,16384}" -p "$ENGINE_PID" -o "$rd/perf.data" \
+        -- sleep "$secs" >"$rd/perf_record.log" 2>&1 || true
+    {
+        echo "# perf report --no-children --sort dso"
+        perf report -i "$rd/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^$' | head -20
+        echo "# perf report --no-children --sort symbol (top 60)"
+        perf report -i "$rd/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -70
+        echo "# perf report --children --sort symbol (top 60, inclusive)"
+        perf report -i "$rd/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -70
+    } >"$rd/perf.txt"
+}
+
+# Socket groups whose receive queues procmon samples.
+port_groups() {
+    echo "--ports engine_rtp=$RTP_MIN-$RTP_MAX --ports engine_sip=$SIP_PORT-$SIP_PORT" \
+        "--ports peer_caller_rtp=$RTP_A-$RTP_A --ports peer_agent_rtp=$RTP_B-$RTP_B" \
+        "--ports sipp_agent=$AGENT_PORT-$AGENT_PORT --ports sipp_carrier=$CARRIER_PORT-$CARRIER_PORT"
+}
+
+write_meta() { # RUNDIR JSON-fields
+    echo "{ \"mode\": \"$MODE\", $2, $(machine_info), \"binary\": \"$BIN\", \"binary_sha256\": \"$(sha256sum "$BIN" | cut -c1-16)\", \"idle_after_s\": $IDLE_AFTER, \"date\": \"$(date -Iseconds)\" }" >"$1/meta.json"
+}
+
+run_rate() { # RATE
+    local rate="$1"
+    local calls=$((rate * DURATION))
+    local agents="${AGENTS:-$((rate * (HOLD_MS + 500) / 1000 + 200))}"
+    local rd="$OUT/rate-$rate"
+    echo "=== rate $rate calls/s for ${DURATION}s ($calls calls), hold ${HOLD_MS} ms, $agents agents"
+    start_engine "$rd" "$agents"
+    local limit=$((DURATION + HOLD_MS / 1000 + 90))
+    # Hold audio and prompts go to sinks (the SIPp peers send no RTP here).
+    "$OUT/rtpload" sink --port "$RTP_A" --seconds "$limit" >"$rd/sink_caller.json" &
+    PIDS+=("$!"); local sink_a=$!
+    "$OUT/rtpload" sink --port "$RTP_B" --seconds "$limit" >"$rd/sink_agent.json" &
+    PIDS+=("$!"); local sink_b=$!
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp -sf "$HERE/sipp/agent.xml" -i 127.0.0.1 \
+        -p "$AGENT_PORT" -m "$calls" -nostdin -set rtp_port "$RTP_B" -buff_size 8388608 \
+        -trace_stat -stf agent_stat.csv -fd 1 -trace_logs -log_file agent_logs.log \
+        -trace_err -error_file agent_err.log >agent_screen.log 2>&1) &
+    PIDS+=("$!"); local agent=$!
+    sleep 0.5
+    local sipp_agent_pid
+    sipp_agent_pid="$(pgrep -P "$agent" | head -1 || true)"
+    python3 "$HERE/procmon.py" "$rd/procmon.csv" --interval 0.5 $(port_groups) engine="$ENGINE_PID" \
+        sipp_agent="${sipp_agent_pid:-0}" &
+    PIDS+=("$!"); local mon=$!
+    sleep 1
+    local t0
+    t0="$(now)"
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/carrier.xml" \
+        -i 127.0.0.1 -p "$CARRIER_PORT" -r "$rate" -m "$calls" -l $((rate * 30)) -d "$HOLD_MS" \
+        -nostdin -set called +33980000099 -set rtp_port "$RTP_A" -recv_timeout 15000 \
+        -buff_size 8388608 -trace_stat -stf carrier_stat.csv -fd 1 \
+        -trace_logs -log_file carrier_logs.log -trace_err -error_file carrier_err.log \
+        >carrier_screen.log 2>&1) &
+    local carrier=$!
+    PIDS+=("$carrier")
+    if [ "$PERF" = 1 ]; then
+        local psecs=$((DURATION - HOLD_MS / 1000 - 4))
+        [ "$psecs" -gt 15 ] && psecs=15
+        [ "$psecs" -lt 2 ] && psecs=2
+        profile_engine "$rd" "${PERF_DELAY:-$((HOLD_MS / 1000 + 2))}" "$psecs" &
+        PERF_JOB=$!
+        PIDS+=("$PERF_JOB")
+    fi
+    sleep 0.3
+    local sipp_carrier_pid
+    sipp_carrier_pid="$(pgrep -P "$carrier" | head -1 || true)"
+    # A second monitor for the carrier (started after it).
+    python3 "$HERE/procmon.py" "$rd/procmon_carrier.csv" --interval 0.5 \
+        sipp_carrier="${sipp_carrier_pid:-0}" &
+    PIDS+=("$!"); local mon2=$!
+    wait "$carrier" || true
+    local t1
+    t1="$(now)"
+    # The agent side exits after its last call; give it a few seconds.
+    wait_pid "$agent" 15 || stop_pid "$agent" 5
+    stop_pid "$sink_a" 2; stop_pid "$sink_b" 2
+    [ -z "${PERF_JOB:-}" ] || wait_pid "$PERF_JOB" 180 || true
+    PERF_JOB=""
+    engine_epilogue
+    stop_pid "$mon" 3; stop_pid "$mon2" 3
+    cat "$rd/procmon_carrier.csv" >>"$rd/procmon.csv"
+    stop_engine
+    write_meta "$rd" "\"rate\": $rate, \"duration_s\": $DURATION, \"calls\": $calls, \"hold_ms\": $HOLD_MS, \"agents\": $agents, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1"
+    python3 "$HERE/analyze.py" "$rd" >"$rd/summary.txt"
+    python3 - "$rd/summary.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+c, a, l = s["carrier"], s["agent"], s["latency"]
+cpu = s.get("cpu_steady", {})
+def cores(k):
+    v = cpu.get(k) or {}
+    return v.get("cores")
+r = l.get("invite_to_agent_invite") or {}
+q = l.get("invite_to_200_at_carrier") or {}
+print(f"rate {s['meta']['rate']}/s: carrier {c['successful']}/{c['created']} ok, {c['failed']} failed "
+      f"(retrans {c['retransmissions']}); agent {a['successful']}/{a['incoming']} ok, {a['failed']} failed; "
+      f"zero failed: {s['zero_failed_calls']}")
+print(f"  INVITE->agent INVITE p50 {r.get('p50_ms')} ms p99 {r.get('p99_ms')} ms max {r.get('max_ms')} ms; "
+      f"INVITE->200 p50 {q.get('p50_ms')} ms p99 {q.get('p99_ms')} ms")
+print(f"  CPU (cores, steady): engine {cores('engine')}, sipp carrier {cores('sipp_carrier')}, "
+      f"sipp agent {cores('sipp_agent')}, other processes {cores('other_processes_on_machine')}; "
+      f"engine {s.get('engine_cpu_ms_per_call')} ms CPU/call")
+print(f"  engine RSS {s.get('engine_rss_kb')} kB; engine {s.get('engine_exit')}; "
+      f"warn lines {s['engine_log']['warn_or_error_lines']}")
+q = s.get("udp_queues_steady", {})
+print("  socket queues (mean/max bytes waiting): " + ", ".join(
+      f"{k} {v['queued_bytes_mean']}/{v['queued_bytes_max']}" + (f" drops {v['drops']}" if v['drops'] else "")
+      for k, v in q.items()))
+if c["failures"] or a["failures"]:
+    print(f"  failures: carrier {c['failures']} agent {a['failures']}")
+EOF
+}
+
+run_media() {
+    local calls="$CALLS"
+    local agents="${AGENTS:-$((calls + calls / 10 + 10))}"
+    local rd="$OUT/media-$calls"
+    local setup_s=$(((calls + SETUP_RATE - 1) / SETUP_RATE))
+    local hold_s=$((setup_s + SETTLE + MEASURE + 30))
+    local limit=$((setup_s + hold_s + 120))
+    echo "=== media: $calls bridged calls (set up at $SETUP_RATE/s), $agents agents, measure ${MEASURE}s"
+    start_engine "$rd" "$agents"
+    "$OUT/rtpload" media --caller-port "$RTP_A" --agent-port "$RTP_B" --calls "$calls" \
+        --max-wait $((setup_s + 10)) --settle "$SETTLE" --measure "$MEASURE" \
+        --linger $((hold_s + setup_s)) >"$rd/rtpload.json" 2>"$rd/rtpload.log" &
+    local rtp=$!
+    PIDS+=("$rtp")
+    if [ "$PERF" = 1 ]; then
+        local psecs=$MEASURE
+        [ "$psecs" -gt 15 ] && psecs=15
+        profile_engine "$rd" 1 "$psecs" "$rd/rtpload.log" measuring &
+        PERF_JOB=$!
+        PIDS+=("$PERF_JOB")
+    fi
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp -sf "$HERE/sipp/agent.xml" -i 127.0.0.1 \
+        -p "$AGENT_PORT" -m "$calls" -nostdin -set rtp_port "$RTP_B" -buff_size 8388608 \
+        -trace_stat -stf agent_stat.csv -fd 1 -trace_logs -log_file agent_logs.log \
+        -trace_err -error_file agent_err.log >agent_screen.log 2>&1) &
+    PIDS+=("$!"); local agent=$!
+    sleep 0.5
+    local sipp_agent_pid
+    sipp_agent_pid="$(pgrep -P "$agent" | head -1 || true)"
+    python3 "$HERE/procmon.py" "$rd/procmon.csv" --interval 0.5 $(port_groups) engine="$ENGINE_PID" \
+        sipp_agent="${sipp_agent_pid:-0}" rtpload="$rtp" &
+    PIDS+=("$!"); local mon=$!
+    sleep 1
+    local t0
+    t0="$(now)"
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/carrier.xml" \
+        -i 127.0.0.1 -p "$CARRIER_PORT" -r "$SETUP_RATE" -m "$calls" -l $((calls + 10)) \
+        -d $((hold_s * 1000)) -nostdin -set called +33980000099 -set rtp_port "$RTP_A" \
+        -recv_timeout 15000 -buff_size 8388608 -trace_stat -stf carrier_stat.csv -fd 1 \
+        -trace_logs -log_file carrier_logs.log -trace_err -error_file carrier_err.log \
+        >carrier_screen.log 2>&1) &
+    local carrier=$!
+    PIDS+=("$carrier")
+    sleep 0.3
+    local sipp_carrier_pid
+    sipp_carrier_pid="$(pgrep -P "$carrier" | head -1 || true)"
+    python3 "$HERE/procmon.py" "$rd/procmon_carrier.csv" --interval 0.5 \
+        sipp_carrier="${sipp_carrier_pid:-0}" &
+    PIDS+=("$!"); local mon2=$!
+    wait "$carrier" || true
+    local t1
+    t1="$(now)"
+    wait_pid "$agent" 20 || stop_pid "$agent" 5
+    stop_pid "$rtp" 5
+    [ -z "${PERF_JOB:-}" ] || wait_pid "$PERF_JOB" 180 || true
+    PERF_JOB=""
+    engine_epilogue
+    stop_pid "$mon" 3; stop_pid "$mon2" 3
+    cat "$rd/procmon_carrier.csv" >>"$rd/procmon.csv"
+    stop_engine
+    write_meta "$rd" "\"calls\": $calls, \"setup_rate\": $SETUP_RATE, \"measure_s\": $MEASURE, \"hold_s\": $hold_s, \"agents\": $agents, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1"
+    python3 "$HERE/analyze.py" "$rd" >"$rd/summary.txt"
+    python3 - "$rd/summary.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rt = s.get("rtp") or {}
+c, a = s["carrier"], s["agent"]
+print(f"calls: carrier {c['successful']}/{c['created']} ok, agent {a['successful']}/{a['incoming']} ok; "
+      f"established {rt.get('established')} ({rt.get('bridged_streams')})")
+for d in ("caller_to_agent", "agent_to_caller"):
+    x = rt.get(d) or {}
+    lat = x.get("latency_us") or {}
+    print(f"  {d}: sent {x.get('sent')} received {x.get('received')} lost {x.get('lost')} "
+          f"({x.get('streams_with_loss')} streams with loss); relay latency p50 {lat.get('p50')} us "
+          f"p99 {lat.get('p99')} us max {lat.get('max')} us")
+cpu = s.get("cpu_window", {})
+print(f"  packets/s through the engine: in {rt.get('pps_sent_by_endpoints')} out {rt.get('pps_received_by_endpoints')} "
+      f"(window {rt.get('window_s')} s, drain {rt.get('drain_s')} s; generator late ticks {rt.get('late_ticks')})")
+m = s.get("metrics", {})
+print("  engine metrics: " + ", ".join(f"{k.replace('permanence_rtp_', '')} {int(v)}" for k, v in m.items() if k.startswith("permanence_rtp_")))
+print(f"  CPU (cores): " + ", ".join(f"{k} {(v or {}).get('cores')}" for k, v in cpu.items()))
+print(f"  engine: {s.get('engine_cpu_per_call_pct_of_core')} % of a core per call, "
+      f"{s.get('engine_cpu_us_per_packet_relayed')} us CPU per relayed packet; RSS {s.get('engine_rss_kb')} kB")
+print(f"  kernel UDP in window: {s.get('kernel_udp_in_window')}")
+q = s.get("udp_queues_window", {})
+print("  socket queues (mean/max bytes waiting): " + ", ".join(
+      f"{k} {v['queued_bytes_mean']}/{v['queued_bytes_max']}" + (f" drops {v['drops']}" if v['drops'] else "")
+      for k, v in q.items()))
+print(f"  engine {s.get('engine_exit')}; zero loss: {s.get('zero_loss')}")
+EOF
+}
+
+if [ "$MODE" = rate ]; then
+    IFS=, read -r -a RLIST <<<"$RATES"
+    for r in "${RLIST[@]}"; do
+        run_rate "$r"
+    done
+else
+    run_media
+fi
