@@ -148,6 +148,12 @@ def queues(procs, t0, t1):
 def cpu_of(procs, t0, t1):
     res = {k: cpu_between(v, t0, t1) for k, v in procs.items() if not k.startswith("udpq:")}
     ours = sum((x or {}).get("cores", 0) for k, x in res.items() if k != "machine_all_processes")
+    # The monitors themselves: one line, summed.
+    mon = [k for k in res if k.startswith("procmon_")]
+    if mon:
+        res["monitors"] = {"cores": round(sum((res[k] or {}).get("cores", 0) for k in mon), 3)}
+        for k in mon:
+            del res[k]
     m = res.get("machine_all_processes")
     if m:
         # Approximate: the machine-wide and per-process counters are read

@@ -100,6 +100,9 @@ def main():
         name, pid = args[i].split("=")
         targets.append((name, int(pid)))
         i += 1
+    # Our own cost (scanning /proc is not free), so that it is not counted
+    # as "other processes".
+    targets.append((f"procmon_{os.getpid()}", os.getpid()))
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     with open(out, "w", buffering=1) as f:
@@ -107,6 +110,11 @@ def main():
             t = time.time()
             alive = 0
             for name, pid in targets:
+                if name.startswith("procmon_"):
+                    p = proc(pid)
+                    if p:
+                        f.write(f"{t:.3f},{name},{pid},{p[0] + p[1]:.2f},{p[0]:.2f},{p[1]:.2f},{p[2]},{p[3]}\n")
+                    continue
                 p = proc(pid)
                 if p:
                     alive += 1

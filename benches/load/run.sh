@@ -2,7 +2,7 @@
 # Load benchmark of the full call path: SIPp carrier -> Permanence (release
 # build) -> SIPp telesecretary softphone, with RTP endpoints.
 #
-#   benches/load/run.sh rate  [--rate 100,500,1000] [--duration 30] [--hold-ms 1000] [--agents 2500]
+#   benches/load/run.sh rate  [--rate 500,1000] [--duration 30] [--hold-ms 1000] [--agents 2500]
 #   benches/load/run.sh media [--calls 1000] [--setup-rate 100] [--measure 30] [--settle 3] [--agents N]
 #
 # rate : a carrier calls the practice at a fixed rate (calls/s) for --duration
@@ -44,7 +44,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 MODE="${1:-}"
 shift || true
 
-RATES="100,500,1000"
+RATES="500,1000"
 DURATION=30
 HOLD_MS=1000
 AGENTS=""
@@ -320,7 +320,7 @@ run_rate() { # RATE
     local sipp_agent_pid
     sipp_agent_pid="$(pgrep -P "$agent" | head -1 || true)"
     python3 "$HERE/procmon.py" "$rd/procmon.csv" --interval 0.5 $(port_groups) engine="$ENGINE_PID" \
-        sipp_agent="${sipp_agent_pid:-0}" &
+        sipp_agent="${sipp_agent_pid:-0}" sink_caller="$sink_a" sink_agent="$sink_b" &
     PIDS+=("$!"); local mon=$!
     sleep 1
     local t0
