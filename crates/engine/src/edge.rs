@@ -17,6 +17,7 @@ use rsipstack::transport::{SipAddr, TransportEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 /// Errors while starting the SIP edge.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +151,16 @@ pub async fn start(
             source,
         })?;
         bound_udp.push(local);
+        // Bursts at high call rates overflow the default receive buffer
+        // (net.core.rmem_default, about 208 KiB): ask for 8 MiB (the kernel
+        // caps it at net.core.rmem_max; best effort, see deploy/README.md).
+        {
+            let s = socket2::SockRef::from(&socket);
+            if let Err(e) = s.set_recv_buffer_size(8 << 20) {
+                warn!(%local, error = %e, "cannot enlarge the SIP receive buffer");
+            }
+            let _ = s.set_send_buffer_size(4 << 20);
+        }
         let guarded = Arc::new(GuardedUdpSocket::new(socket, guard_stats.clone()));
         let conn = UdpConnection::from_socket(guarded, None, Some(cancel.child_token()))
             .await

@@ -127,7 +127,9 @@ async fn run(
     };
     // Start one INVITE per target; results come back on one channel.
     let (res_tx, mut res_rx) = mpsc::unbounded_channel::<(usize, Result<(u16, Vec<u8>), String>)>();
-    let (states_tx, mut states_rx) = mpsc::unbounded_channel::<(usize, DialogState)>();
+    // One state channel for every fork: states name their dialog, so the
+    // winner's are told apart by its id (no channel and task per fork).
+    let (states_tx, mut states_rx) = shared.dialogs.new_dialog_state_channel();
     let mut forks: Vec<Option<InviteDialog>> = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
@@ -154,8 +156,7 @@ async fn run(
             headers: Some(req.headers.clone()),
             ..Default::default()
         };
-        let (state_tx, mut state_rx) = shared.dialogs.new_dialog_state_channel();
-        match shared.dialogs.do_invite_async(opt, state_tx) {
+        match shared.dialogs.do_invite_async(opt, states_tx.clone()) {
             Ok((dialog, handle)) => {
                 let res_tx = res_tx.clone();
                 tokio::spawn(async move {
@@ -166,14 +167,6 @@ async fn run(
                         Err(e) => Err(e.to_string()),
                     };
                     let _ = res_tx.send((i, r));
-                });
-                let states_tx = states_tx.clone();
-                tokio::spawn(async move {
-                    while let Some(st) = state_rx.recv().await {
-                        if states_tx.send((i, st)).is_err() {
-                            break;
-                        }
-                    }
                 });
                 forks.push(Some(dialog));
             }
@@ -211,7 +204,7 @@ async fn run(
                 }).await;
                 return;
             }
-            Some((_, st)) = states_rx.recv() => {
+            Some(st) = states_rx.recv() => {
                 if let DialogState::Early(_, _) = st {
                     if !ringing_sent {
                         ringing_sent = true;
@@ -278,7 +271,7 @@ async fn run(
                 }
                 break;
             }
-            st = states_rx.recv() => match st.map(|(i, st)| (i == winner, st)) {
+            st = states_rx.recv() => match st.map(|st| (st.id() == &win.id(), st)) {
                 Some((false, _)) => {}
                 Some((true, DialogState::Terminated(_, _))) | None => {
                     let _ = events.send(LegEvent::Bye);
