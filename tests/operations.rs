@@ -124,19 +124,26 @@ fn place_call(
     (h, caller)
 }
 
-#[test]
-fn metrics_and_call_records_match_the_calls() {
-    let engine = Engine::start(&config(), &[]);
+/// Alice's softphone: registered, answering every offer after 200 ms, her
+/// RTP endpoint sending 0x2a payloads.
+fn alice_answers(engine: &Engine) -> (SippBg, RtpPeer) {
     let port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let rtp = RtpPeer::start(0, 0x2a);
+    let uas = SippBg::uas(
         "agent_answer.xml",
         port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        &[("rtp_port", rtp.port.to_string()), ("pt", "0".into())],
         &["-d", "200"],
         Duration::from_secs(60),
     );
+    (uas, rtp)
+}
+
+#[test]
+fn metrics_and_call_records_match_the_calls() {
+    let engine = Engine::start(&config(), &[]);
+    let (alice, _alice_rtp) = alice_answers(&engine);
 
     // 1. Answered by Alice, about 3 s of talk.
     let (a, _a_rtp) = place_call(&engine, 3500);
@@ -295,16 +302,7 @@ fn metrics_and_call_records_match_the_calls() {
 fn reload_under_a_call_and_broken_reload_refused() {
     let cfg = config();
     let engine = Engine::start(&cfg, &[]);
-    let port = free_udp_port();
-    register_agent(engine.sip, "alice", "alice-demo", port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
-        "agent_answer.xml",
-        port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
-        &["-d", "200"],
-        Duration::from_secs(60),
-    );
+    let (alice, _alice_rtp) = alice_answers(&engine);
     let (call, caller_rtp) = place_call(&engine, 12000);
     assert!(engine
         .wait_event("acd.answered", Duration::from_secs(10))
@@ -404,16 +402,7 @@ fn reload_under_a_call_and_broken_reload_refused() {
 #[test]
 fn drain_finishes_the_call_refuses_new_ones_and_exits_zero() {
     let mut engine = Engine::start(&config(), &[]);
-    let port = free_udp_port();
-    register_agent(engine.sip, "alice", "alice-demo", port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
-        "agent_answer.xml",
-        port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
-        &["-d", "200"],
-        Duration::from_secs(60),
-    );
+    let (alice, _alice_rtp) = alice_answers(&engine);
     let (call, _caller_rtp) = place_call(&engine, 9000);
     assert!(engine
         .wait_event("acd.answered", Duration::from_secs(10))
