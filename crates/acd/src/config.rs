@@ -150,6 +150,9 @@ pub struct AgentProfile {
     /// keep their state across reconfigurations).
     #[serde(default)]
     pub logged_in: bool,
+    /// The agent's own wrap-up time (seconds), overriding the practice's.
+    #[serde(default)]
+    pub wrap_up_secs: Option<u32>,
 }
 
 impl AgentProfile {
@@ -163,6 +166,7 @@ impl AgentProfile {
             practices: Vec::new(),
             shift: None,
             logged_in: false,
+            wrap_up_secs: None,
         }
     }
 }

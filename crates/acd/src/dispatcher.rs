@@ -174,6 +174,8 @@ struct AgentRt {
     pending_logout: bool,
     pending_pause: Option<PauseReason>,
     wrap_until: Ms,
+    /// The agent's own wrap-up time, if it overrides the practice's.
+    wrap_override: Option<Ms>,
 }
 
 impl AgentRt {
@@ -457,6 +459,7 @@ impl Dispatcher {
                 pending_logout: false,
                 pending_pause: None,
                 wrap_until: 0,
+                wrap_override: a.wrap_up_secs.map(secs_ms),
             });
         }
         let s = &d.settings;
@@ -1657,10 +1660,11 @@ impl Dispatcher {
             c.overflow_pending = false;
             (c.joined, c.practice)
         };
-        let wrap = self
-            .practices
-            .get(pi as usize)
-            .map_or(secs_ms(self.settings.wrap_up_secs), |p| p.wrap_ms);
+        let wrap = self.agents[ai as usize].wrap_override.unwrap_or_else(|| {
+            self.practices
+                .get(pi as usize)
+                .map_or(secs_ms(self.settings.wrap_up_secs), |p| p.wrap_ms)
+        });
         if let Some(c) = self.call_mut(si) {
             c.wrap_ms = wrap;
         }

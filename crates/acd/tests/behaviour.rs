@@ -412,6 +412,26 @@ fn wrap_up_is_timed() {
     }));
 }
 
+#[test]
+fn an_agents_own_wrap_up_overrides_the_practices() {
+    let mut p = practice("p", &["x"]);
+    p.wrap_up_secs = Some(30);
+    let mut x = agent("x");
+    x.wrap_up_secs = Some(5);
+    let mut h = H::new(config(vec![x], vec![p]));
+    h.arrive(1, "p");
+    h.answer(1, "x");
+    h.advance(60);
+    h.end(1);
+    assert_eq!(h.state("x"), AgentState::WrapUp);
+    h.arrive(2, "p");
+    h.take();
+    h.advance_ms(4_999);
+    assert!(h.offers().is_empty());
+    h.advance_ms(1);
+    assert_eq!(h.offers(), vec![(2, "x".to_string())]);
+}
+
 fn overflow_case(target: OverflowTarget) -> H {
     let mut p = practice("p", &["x"]);
     p.max_wait_secs = Some(90);

@@ -50,6 +50,7 @@ pub fn acd_config(cfg: &Config) -> AcdConfig {
                 .map(|pr| pr.id.as_str().into())
                 .collect();
             p.shift = a.has_shift().then(|| a.shift.clone());
+            p.wrap_up_secs = a.wrap_up.map(secs);
             p.logged_in = true;
             p
         })
