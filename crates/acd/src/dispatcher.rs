@@ -955,7 +955,7 @@ impl Dispatcher {
                 out.configured += 1;
                 if ag.state != AgentState::LoggedOut {
                     out.logged_in += 1;
-                    if ag.in_shift {
+                    if ag.in_shift && ag.reachable {
                         out.staffed += 1;
                     }
                 }

@@ -99,7 +99,8 @@ pub struct EligibleAgents {
     pub configured: u32,
     /// Of which logged in.
     pub logged_in: u32,
-    /// Of which logged in and inside their shift.
+    /// Of which logged in, inside their shift and with a reachable
+    /// softphone (they may be busy or paused).
     pub staffed: u32,
     /// Of which would get an offer right now.
     pub dispatchable: u32,

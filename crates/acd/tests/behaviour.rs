@@ -1052,6 +1052,21 @@ fn estimated_wait_follows_staffing_and_handle_time() {
     let eligible = h.d.eligible_agents("p").expect("p");
     assert_eq!(eligible.configured, 2);
     assert_eq!(eligible.staffed, 2);
+    // A softphone that stops answering: that agent no longer staffs the
+    // practice (the "no agent while open" alert reads this count).
+    let first =
+        h.d.agents()
+            .first()
+            .map(|a| a.agent.clone())
+            .expect("agent");
+    h.input(Input::AgentReachability {
+        agent: first,
+        reachable: false,
+    })
+    .expect("reachability");
+    let eligible = h.d.eligible_agents("p").expect("p");
+    assert_eq!(eligible.configured, 2);
+    assert_eq!(eligible.staffed, 1);
 }
 
 #[test]

@@ -183,7 +183,7 @@ impl PracticeFamily {
             ),
             AgentsEligible => (
                 "permanence_agents_eligible",
-                "Agents eligible for the practice's calls that are logged in and inside their shift (they may be busy or paused).",
+                "Agents eligible for the practice's calls that are logged in, inside their shift and with a reachable softphone (they may be busy or paused).",
                 P,
             ),
             PracticeOpen => (

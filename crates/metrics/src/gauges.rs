@@ -68,7 +68,8 @@ pub struct PracticeGauges {
     /// Estimated wait of a call arriving now (`None`: no agent could
     /// serve it).
     pub estimated_wait: Option<Duration>,
-    /// Eligible agents logged in and inside their shift.
+    /// Eligible agents logged in, inside their shift, with a reachable
+    /// softphone.
     pub eligible: u32,
 }
 
