@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 use permanence_acd::{
-    Action, AgentId, CallArrival, CallId, Dispatcher, Event, Input, Output, OverflowTarget,
+    Action, CallArrival, CallId, Dispatcher, Event, Input, Output, OverflowTarget,
 };
 use permanence_call::OverflowKind;
 use std::collections::HashMap;
@@ -489,9 +489,4 @@ pub fn start(
         }
     });
     (DispatchHandle { tx }, task)
-}
-
-/// Parses an agent id.
-pub fn agent_id(s: &str) -> AgentId {
-    AgentId::from(s)
 }

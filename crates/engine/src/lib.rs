@@ -55,9 +55,10 @@ pub enum EngineError {
     /// The SIP edge failed to start.
     #[error(transparent)]
     Edge(#[from] EdgeError),
-    /// The media engine, prompts or dispatcher failed to start.
+    /// Another part of the engine (media and prompts, dispatcher,
+    /// metrics, HTTP listener) failed to start; the message names it.
     #[error("{0}")]
-    Media(String),
+    Startup(String),
 }
 
 /// Engine-wide settings not (yet) in the configuration file.
@@ -292,11 +293,11 @@ impl Engine {
     pub async fn start(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
         let cancel = CancellationToken::new();
         let metrics = permanence_metrics::Metrics::new(permanence_metrics::DEFAULT_SHORT_ABANDON)
-            .map_err(|e| EngineError::Media(format!("metrics: {e}")))?;
+            .map_err(|e| EngineError::Startup(format!("metrics: {e}")))?;
         let ids: Vec<&str> = config.practices().iter().map(|p| p.id.as_str()).collect();
         metrics
             .practices(&ids)
-            .map_err(|e| EngineError::Media(format!("metrics: {e}")))?;
+            .map_err(|e| EngineError::Startup(format!("metrics: {e}")))?;
         let sip_counts = Arc::new(admin::SipCounts::default());
         let (edge, mut incoming) = edge::start(
             &config.sip.listen_udp,
@@ -307,14 +308,14 @@ impl Engine {
             cancel.clone(),
         )
         .await?;
-        let media =
-            calls::MediaContext::new(&config, options.rtp_timeout).map_err(EngineError::Media)?;
+        let media = calls::MediaContext::new(&config, options.rtp_timeout)
+            .map_err(|e| EngineError::Startup(format!("media: {e}")))?;
         let mut key = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut key);
         let registrations =
             registrations::Registrations::new(Registrar::new(registrar_settings(&config), key));
         let dispatcher = permanence_acd::Dispatcher::new(acd_map::acd_config(&config))
-            .map_err(|e| EngineError::Media(format!("dispatcher: {e}")))?;
+            .map_err(|e| EngineError::Startup(format!("dispatcher: {e}")))?;
         let recorder = open_records(&config);
         let records = recorder.as_ref().map(|r| r.handle());
         let mut observers: Vec<Arc<dyn dispatch::EventObserver>> = Vec::new();
@@ -388,7 +389,7 @@ impl Engine {
         let (http_addr, http_task) =
             permanence_http::serve(http_listen, backend, token, cancel.clone())
                 .await
-                .map_err(|e| EngineError::Media(e.to_string()))?;
+                .map_err(|e| EngineError::Startup(format!("http: {e}")))?;
         tasks.push(http_task);
         let s = shared.clone();
         tasks.push(tokio::spawn(async move {
