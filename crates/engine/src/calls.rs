@@ -5,8 +5,8 @@
 use crate::dispatch::{CallCmd, DispatchMsg};
 use crate::leg::{self, LegCmd, LegEvent, LegHandle, LegRequest, Target};
 use crate::{reply, Shared};
+use arc_swap::ArcSwap;
 use chrono::Utc;
-use parking_lot::RwLock;
 use permanence_acd::{AgentId, CallArrival, CallId, Input as AcdInput, SkillRequirement};
 use permanence_call::{
     Action, Call, CallSettings, EndReason, Input, OfferFailure, Prompt as Role, TriageChoice,
@@ -126,7 +126,8 @@ pub struct MediaContext {
     pub engine: MediaEngine,
     /// Address written in our SDP.
     pub advertise: IpAddr,
-    prompts: RwLock<Arc<HashMap<String, PracticePrompts>>>,
+    /// Read by every call, replaced by reloads: lock-free snapshot.
+    prompts: ArcSwap<HashMap<String, PracticePrompts>>,
 }
 
 impl MediaContext {
@@ -140,18 +141,18 @@ impl MediaContext {
         Ok(Self {
             engine,
             advertise: cfg.rtp.advertise,
-            prompts: RwLock::new(Arc::new(prompts)),
+            prompts: ArcSwap::from_pointee(prompts),
         })
     }
 
     /// A practice's prompts.
     pub fn prompts(&self, practice: &str) -> Option<PracticePrompts> {
-        self.prompts.read().get(practice).cloned()
+        self.prompts.load().get(practice).cloned()
     }
 
     /// Replaces the prompts (configuration reload).
     pub fn set_prompts(&self, prompts: HashMap<String, PracticePrompts>) {
-        *self.prompts.write() = Arc::new(prompts);
+        self.prompts.store(Arc::new(prompts));
     }
 }
 

@@ -22,8 +22,8 @@ pub mod features;
 pub mod leg;
 pub mod registrations;
 
+use arc_swap::ArcSwap;
 use chrono::Utc;
-use parking_lot::RwLock;
 use permanence_config::{Config, DigestAlgorithm};
 use permanence_numbers::{mask, Country};
 use permanence_sip::digest::Algorithm;
@@ -90,7 +90,8 @@ impl Default for EngineOptions {
 
 /// What every driver shares.
 pub struct Shared {
-    config: RwLock<Arc<Config>>,
+    /// Read by every call, replaced by reloads: lock-free snapshot.
+    config: ArcSwap<Config>,
     /// The transaction endpoint.
     pub endpoint: EndpointInnerRef,
     /// The dialog layer.
@@ -127,7 +128,7 @@ pub struct Shared {
 impl Shared {
     /// The current configuration.
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().clone()
+        self.config.load_full()
     }
 
     /// Digest secrets of an agent, from the current configuration.
@@ -353,7 +354,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             contact_host: config.sip.public_host.clone(),
             contact_port,
-            config: RwLock::new(Arc::new(config)),
+            config: ArcSwap::from_pointee(config),
             endpoint: edge.inner(),
             dialogs: edge.dialogs.clone(),
             registrations: registrations.clone(),
@@ -541,7 +542,7 @@ pub async fn reload(shared: &Arc<Shared>) -> Result<String, String> {
             format!("; needs a restart to apply: {}", restart.join(", "))
         }
     );
-    *shared.config.write() = Arc::new(cfg);
+    shared.config.store(Arc::new(cfg));
     shared.metrics.config_reload(true);
     info!(event = "config.reloaded", summary, "configuration reloaded");
     Ok(summary)

@@ -1,7 +1,8 @@
 //! The per-practice families as registry collectors.
 
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
@@ -277,13 +278,13 @@ impl PracticeFamily {
 pub(crate) struct PracticeCollector {
     desc: Arc<Desc>,
     family: PracticeFamily,
-    set: Arc<RwLock<Arc<PracticeSet>>>,
+    set: Arc<ArcSwap<PracticeSet>>,
 }
 
 impl PracticeCollector {
     pub fn new(
         family: PracticeFamily,
-        set: Arc<RwLock<Arc<PracticeSet>>>,
+        set: Arc<ArcSwap<PracticeSet>>,
     ) -> Result<Self, MetricsError> {
         let (name, help, labels) = family.info();
         Ok(Self {
@@ -312,11 +313,7 @@ impl Collector for PracticeCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let set = self
-            .set
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let set = self.set.load_full();
         let mut metrics = Vec::new();
         for p in set.iter() {
             self.family.for_each(p, &mut |extra, value| {

@@ -1,6 +1,7 @@
 //! The metric families and their registration.
 
-use std::sync::{Arc, RwLock};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -65,7 +66,7 @@ fn int_gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsEr
 }
 
 impl Families {
-    pub fn new(r: &Registry, set: &Arc<RwLock<Arc<PracticeSet>>>) -> Result<Self, MetricsError> {
+    pub fn new(r: &Registry, set: &Arc<ArcSwap<PracticeSet>>) -> Result<Self, MetricsError> {
         for f in PracticeFamily::ALL {
             reg(r, PracticeCollector::new(f, set.clone())?)?;
         }

@@ -80,9 +80,10 @@ mod render;
 mod rtp;
 mod sip;
 
+use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use permanence_acd::PracticeId;
@@ -175,8 +176,11 @@ pub struct Metrics {
     registry: Registry,
     f: Families,
     short_abandon: Duration,
-    /// Copy-on-write: readers clone the `Arc`, a reload swaps it.
-    practices: Arc<RwLock<Arc<PracticeSet>>>,
+    /// Copy-on-write: readers load the `Arc` without a lock, an update
+    /// swaps it.
+    practices: Arc<ArcSwap<PracticeSet>>,
+    /// Serialises the (rare) updates of `practices`.
+    practices_update: Mutex<()>,
     /// The families in exposition order.
     blocks: Vec<render::Block>,
     sip_requests: Vec<IntCounter>,
@@ -198,7 +202,7 @@ impl Metrics {
     /// Per-practice series appear with [`Metrics::practices`].
     pub fn new(short_abandon: Duration) -> Result<Arc<Self>, MetricsError> {
         let registry = Registry::new();
-        let practices = Arc::new(RwLock::new(Arc::new(PracticeSet::default())));
+        let practices = Arc::new(ArcSwap::from_pointee(PracticeSet::default()));
         let f = Families::new(&registry, &practices)?;
         f.build_info
             .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
@@ -242,6 +246,7 @@ impl Metrics {
             f,
             short_abandon,
             practices,
+            practices_update: Mutex::new(()),
             sip_requests,
             sip_responses,
             sip_rejected,
@@ -278,14 +283,15 @@ impl Metrics {
     /// updates are no longer exported (a call of a removed practice that
     /// ends later is not counted).
     pub fn practices<S: AsRef<str>>(&self, ids: &[S]) -> Result<(), MetricsError> {
-        let mut guard = self
-            .practices
-            .write()
+        let _update = self
+            .practices_update
+            .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let current = self.practices.load();
         let wanted: HashSet<&str> = ids.iter().map(AsRef::as_ref).collect();
         let mut handles = Vec::with_capacity(wanted.len());
         for id in &wanted {
-            handles.push(match guard.get(id) {
+            handles.push(match current.get(id) {
                 Some(h) => h.clone(),
                 None => Arc::new(PracticeMetrics::new(
                     PracticeId::new(id),
@@ -293,40 +299,40 @@ impl Metrics {
                 )),
             });
         }
-        *guard = Arc::new(PracticeSet::from_handles(handles));
+        self.practices
+            .store(Arc::new(PracticeSet::from_handles(handles)));
         Ok(())
     }
 
     /// The handles of one practice, created (with all its series) if it
-    /// is not in the set yet. Takes the practice-set lock: call it once
-    /// and keep the handle.
+    /// is not in the set yet. Finding a known practice takes no lock;
+    /// creating one takes the update lock.
     pub fn practice(&self, id: &str) -> Result<Arc<PracticeMetrics>, MetricsError> {
-        if let Some(h) = self.practice_set().get(id) {
+        if let Some(h) = self.practices.load().get(id) {
             return Ok(h.clone());
         }
-        let mut guard = self
-            .practices
-            .write()
+        let _update = self
+            .practices_update
+            .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = guard.get(id) {
+        let current = self.practices.load();
+        if let Some(h) = current.get(id) {
             return Ok(h.clone());
         }
         let h = Arc::new(PracticeMetrics::new(
             PracticeId::new(id),
             self.short_abandon,
         ));
-        let mut handles = guard.sorted.clone();
+        let mut handles = current.sorted.clone();
         handles.push(h.clone());
-        *guard = Arc::new(PracticeSet::from_handles(handles));
+        self.practices
+            .store(Arc::new(PracticeSet::from_handles(handles)));
         Ok(h)
     }
 
     /// The current practice set (a cheap `Arc` clone).
     pub fn practice_set(&self) -> Arc<PracticeSet> {
-        self.practices
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.practices.load_full()
     }
 
     /// A dispatcher-event recorder for the task that drives the
