@@ -576,16 +576,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     if let Some(old) = other.take() {
                         add_totals(&mut rtp_other, old.close(LegCmd::Cancel).await);
                     }
-                    let targets: Vec<Target> = shared
-                        .registrations
-                        .contacts(&agent)
-                        .into_iter()
-                        .map(|c| Target {
-                            uri: c.uri,
-                            destination: c.source,
-                            transport: c.transport,
-                        })
-                        .collect();
+                    let targets = shared.registrations.contacts(&agent).to_vec();
                     let wait = queued_at.map(|q| (now - q).num_seconds()).unwrap_or(0);
                     cdr.offers += 1;
                     cdr.first_offered_at.get_or_insert(now);

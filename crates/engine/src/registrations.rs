@@ -1,7 +1,9 @@
 //! Driver of the registrar core: REGISTER answers, expiry timers and OPTIONS
 //! qualify probes.
 
+use crate::leg::Target;
 use chrono::Utc;
+use dashmap::DashMap;
 use parking_lot::Mutex;
 use permanence_sip::registrar::{
     AgentSecrets, AuthResult, Binding, QualifyTarget, RegisterOutcome, RegisterRequest, Registrar,
@@ -12,29 +14,19 @@ use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::{make_tag, Transaction};
 use rsipstack::transport::SipAddr;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// A contact the engine can send an INVITE to.
-#[derive(Debug, Clone)]
-pub struct ContactTarget {
-    /// Contact URI (Request-URI of the INVITE).
-    pub uri: String,
-    /// Address the softphone registered from.
-    pub source: SocketAddr,
-    /// Transport.
-    pub transport: String,
-}
-
-impl From<&Binding> for ContactTarget {
+/// A registered contact is offered calls at the address it registered
+/// from.
+impl From<&Binding> for Target {
     fn from(b: &Binding) -> Self {
         Self {
             uri: b.uri.clone(),
-            source: b.source,
+            destination: b.source,
             transport: b.transport.clone(),
         }
     }
@@ -53,6 +45,10 @@ struct Inner {
 /// Shared registrar with its timer task.
 pub struct Registrations {
     core: Mutex<Inner>,
+    /// Reachable contacts per agent (lowercase username), newest first:
+    /// rebuilt for an agent whenever the core changes its bindings, so
+    /// offering a call reads it without taking the registrar lock.
+    reachable: DashMap<String, Arc<[Target]>>,
     wake: Notify,
     listener: std::sync::OnceLock<ReachabilityListener>,
 }
@@ -119,6 +115,7 @@ impl Registrations {
                 core,
                 known: std::collections::HashMap::new(),
             }),
+            reachable: DashMap::new(),
             wake: Notify::new(),
             listener: std::sync::OnceLock::new(),
         })
@@ -129,6 +126,8 @@ impl Registrations {
         let _ = self.listener.set(l);
     }
 
+    /// Logs the core's events, then refreshes the contact index and the
+    /// reachability of every agent they concern.
     fn drain_events(&self, inner: &mut Inner) {
         let mut touched: Vec<String> = Vec::new();
         while let Some(e) = inner.core.poll_event() {
@@ -142,13 +141,32 @@ impl Registrations {
             }
         }
         for user in touched {
-            let now = inner.core.is_reachable(&user);
+            let now = self.refresh_index(inner, &user);
             if inner.known.get(&user) != Some(&now) {
                 inner.known.insert(user.clone(), now);
                 if let Some(l) = self.listener.get() {
                     l(&user, now);
                 }
             }
+        }
+    }
+
+    /// Rebuilds the index entry of `user` from the core; returns whether
+    /// the agent has a reachable contact.
+    fn refresh_index(&self, inner: &Inner, user: &str) -> bool {
+        let key = user.to_ascii_lowercase();
+        let contacts: Arc<[Target]> = inner
+            .core
+            .reachable_contacts(&key)
+            .into_iter()
+            .map(Target::from)
+            .collect();
+        if contacts.is_empty() {
+            self.reachable.remove(&key);
+            false
+        } else {
+            self.reachable.insert(key, contacts);
+            true
         }
     }
 
@@ -161,6 +179,8 @@ impl Registrations {
         let mut inner = self.core.lock();
         let out = inner.core.handle_register(req, lookup, Utc::now());
         self.drain_events(&mut inner);
+        // A refresh may change a binding (its transport) without an event.
+        self.refresh_index(&inner, &req.to_user);
         drop(inner);
         self.wake.notify_one();
         out
@@ -179,15 +199,17 @@ impl Registrations {
             .authenticate(authorization, method, lookup, Utc::now())
     }
 
-    /// Reachable contacts of an agent, newest first.
-    pub fn contacts(&self, user: &str) -> Vec<ContactTarget> {
-        self.core
-            .lock()
-            .core
-            .reachable_contacts(user)
-            .into_iter()
-            .map(ContactTarget::from)
-            .collect()
+    /// Reachable contacts of an agent, newest first. Takes no registrar
+    /// lock (called for every offer).
+    pub fn contacts(&self, user: &str) -> Arc<[Target]> {
+        let found = if user.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.reachable.get(&user.to_ascii_lowercase())
+        } else {
+            self.reachable.get(user)
+        };
+        found
+            .map(|c| c.value().clone())
+            .unwrap_or_else(|| Arc::from([]))
     }
 
     /// Number of registered contacts.
