@@ -244,8 +244,8 @@ struct OtherSide {
 
 impl OtherSide {
     /// Ends the leg; returns its media counters.
-    async fn close(self, cmd: LegCmd) -> permanence_metrics::RtpTotals {
-        let _ = self.leg.cmd.send(cmd);
+    async fn close(self) -> permanence_metrics::RtpTotals {
+        let _ = self.leg.cmd.send(LegCmd::End);
         let totals = rtp_totals(&self.media.stats());
         self.media.close().await;
         totals
@@ -263,13 +263,24 @@ fn rtp_totals(s: &permanence_media::LegStats) -> permanence_metrics::RtpTotals {
     }
 }
 
-fn add_totals(a: &mut permanence_metrics::RtpTotals, b: permanence_metrics::RtpTotals) {
-    a.packets_in += b.packets_in;
-    a.bytes_in += b.bytes_in;
-    a.packets_out += b.packets_out;
-    a.bytes_out += b.bytes_out;
-    a.lost += b.lost;
-    a.late += b.late;
+/// Logs the verdict of a voicemail recording.
+fn log_recording(
+    practice: &str,
+    call_id: &str,
+    path: &std::path::Path,
+    verdict: Result<Duration, &str>,
+) {
+    match verdict {
+        Ok(duration) => info!(
+            event = "voicemail.recorded",
+            practice = %practice,
+            call_id,
+            path = %path.display(),
+            seconds = duration.as_secs_f64(),
+            "voicemail message recorded"
+        ),
+        Err(error) => warn!(call_id, path = %path.display(), error, "voicemail recording failed"),
+    }
 }
 
 fn phase_name(p: &permanence_call::Phase) -> &'static str {
@@ -574,7 +585,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     .input(AcdInput::CallEnded { call: acd_call }),
                 Action::InviteAgent { agent } => {
                     if let Some(old) = other.take() {
-                        add_totals(&mut rtp_other, old.close(LegCmd::Cancel).await);
+                        rtp_other += old.close().await;
                     }
                     let targets = shared.registrations.contacts(&agent).to_vec();
                     let wait = queued_at.map(|q| (now - q).num_seconds()).unwrap_or(0);
@@ -595,13 +606,13 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                 }
                 Action::CancelAgent { .. } => {
                     if let Some(old) = other.take() {
-                        add_totals(&mut rtp_other, old.close(LegCmd::Cancel).await);
+                        rtp_other += old.close().await;
                     }
                 }
                 Action::HangUpAgent { agent } => {
                     if let Some(old) = other.take() {
                         if old.name == agent {
-                            add_totals(&mut rtp_other, old.close(LegCmd::HangUp).await);
+                            rtp_other += old.close().await;
                         } else {
                             other = Some(old);
                         }
@@ -609,7 +620,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                 }
                 Action::HangUpTransfer => {
                     if let Some(old) = other.take() {
-                        add_totals(&mut rtp_other, old.close(LegCmd::HangUp).await);
+                        rtp_other += old.close().await;
                     }
                 }
                 Action::Bridge => {
@@ -760,18 +771,11 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     Some(MediaEvent::Latched(addr)) => debug!(call_id, %addr, "caller RTP latched"),
                     Some(MediaEvent::RecordingFinished { path, duration, .. }) => {
                         recording_done = true;
-                        info!(
-                            event = "voicemail.recorded",
-                            practice = %practice.id,
-                            call_id,
-                            path = %path.display(),
-                            seconds = duration.as_secs_f64(),
-                            "voicemail message recorded"
-                        )
+                        log_recording(&practice.id, &call_id, &path, Ok(duration));
                     }
                     Some(MediaEvent::RecordingFailed { path, error }) => {
                         recording_done = true;
-                        warn!(call_id, path = %path.display(), error, "voicemail recording failed")
+                        log_recording(&practice.id, &call_id, &path, Err(&error));
                     }
                     Some(_) => {}
                     None => core.handle(Input::DriverFailure, now),
@@ -815,7 +819,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     }
                     Some(LegEvent::Failed(reason)) => {
                         if let Some(o) = other.take() {
-                            add_totals(&mut rtp_other, rtp_totals(&o.media.stats()));
+                            rtp_other += rtp_totals(&o.media.stats());
                             o.media.close().await;
                         }
                         if transfer {
@@ -827,7 +831,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     Some(LegEvent::Bye) | None => {
                         if let Some(o) = other.take() {
                             permanence_media::unbridge(&leg, &o.media);
-                            add_totals(&mut rtp_other, rtp_totals(&o.media.stats()));
+                            rtp_other += rtp_totals(&o.media.stats());
                             o.media.close().await;
                         }
                         if transfer {
@@ -851,7 +855,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
                     if other.as_ref().is_some_and(|o| o.answered) {
                         info!(call_id, "agent RTP timeout: ending the call");
                         if let Some(o) = other.take() {
-                            add_totals(&mut rtp_other, o.close(LegCmd::HangUp).await);
+                            rtp_other += o.close().await;
                         }
                         core.handle(Input::AgentBye, Utc::now());
                     }
@@ -863,7 +867,7 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
     };
 
     if let Some(o) = other.take() {
-        add_totals(&mut rtp_other, o.close(LegCmd::HangUp).await);
+        rtp_other += o.close().await;
     }
     if let Some(path) = recording.as_ref().filter(|_| !recording_done) {
         // The recorder finalises the WAV after StopRecording: wait (bounded)
@@ -882,22 +886,17 @@ pub async fn run_call(shared: Arc<Shared>, mut tx: Transaction, incoming: Incomi
         })
         .await;
         match verdict {
-            Ok(Ok(duration)) => info!(
-                event = "voicemail.recorded",
-                practice = %practice.id,
-                call_id,
-                path = %path.display(),
-                seconds = duration.as_secs_f64(),
-                "voicemail message recorded"
+            Ok(v) => log_recording(
+                &practice.id,
+                &call_id,
+                path,
+                v.as_ref().copied().map_err(String::as_str),
             ),
-            Ok(Err(error)) => {
-                warn!(call_id, path = %path.display(), error, "voicemail recording failed")
-            }
             Err(_) => warn!(call_id, path = %path.display(), "voicemail recording not confirmed"),
         }
     }
     let stats = leg.stats();
-    add_totals(&mut rtp_other, rtp_totals(&stats));
+    rtp_other += rtp_totals(&stats);
     shared.metrics.rtp_add(&rtp_other);
     shared.live.remove(&acd_call.0);
     if let Some(r) = &shared.records {

@@ -63,10 +63,9 @@ pub enum LegEvent {
 /// Orders to the leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegCmd {
-    /// Cancel the INVITE (or hang up if it was answered meanwhile).
-    Cancel,
-    /// Hang up an answered leg.
-    HangUp,
+    /// End the leg: CANCEL while it rings, BYE once answered (the leg
+    /// knows which applies).
+    End,
 }
 
 /// Handle kept by the call task.
@@ -190,7 +189,8 @@ async fn run(
     let (winner, answer) = loop {
         tokio::select! {
             c = cmd.recv() => {
-                // Cancel (or the call task is gone): stop every fork.
+                // End (or the call task is gone) while ringing: stop every
+                // fork.
                 let _ = c;
                 for f in forks.iter().flatten() {
                     if let Err(e) = f.cancel().await {

@@ -24,6 +24,18 @@ pub struct RtpTotals {
     pub late: u64,
 }
 
+/// Sums legs: `total += leg`.
+impl std::ops::AddAssign for RtpTotals {
+    fn add_assign(&mut self, o: RtpTotals) {
+        self.packets_in += o.packets_in;
+        self.bytes_in += o.bytes_in;
+        self.packets_out += o.packets_out;
+        self.bytes_out += o.bytes_out;
+        self.lost += o.lost;
+        self.late += o.late;
+    }
+}
+
 impl RtpTotals {
     /// The increase from `earlier` to `self`, field by field (0 where a
     /// counter went backwards).
@@ -36,5 +48,29 @@ impl RtpTotals {
             lost: self.lost.saturating_sub(earlier.lost),
             late: self.late.saturating_sub(earlier.late),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RtpTotals;
+
+    fn totals(n: u64) -> RtpTotals {
+        RtpTotals {
+            packets_in: n,
+            bytes_in: 2 * n,
+            packets_out: 3 * n,
+            bytes_out: 4 * n,
+            lost: 5 * n,
+            late: 6 * n,
+        }
+    }
+
+    #[test]
+    fn legs_add_up_field_by_field() {
+        let mut sum = totals(1);
+        sum += totals(10);
+        assert_eq!(sum, totals(11));
+        assert_eq!(sum.delta_since(&totals(1)), totals(10));
     }
 }
