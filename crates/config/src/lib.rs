@@ -40,7 +40,6 @@
 )]
 
 mod check;
-mod digest;
 mod error;
 mod main_file;
 mod model;
@@ -52,7 +51,6 @@ mod wav;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use digest::compute_ha1;
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
     Agent, Config, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind, Overflow,

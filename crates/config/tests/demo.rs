@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use permanence_config::{
-    compute_ha1, load, Config, DigestAlgorithm, NumberKind, Overflow, PromptKind, Strategy,
+    load, Config, DigestAlgorithm, NumberKind, Overflow, PromptKind, Strategy,
 };
 use permanence_numbers::{normalize, Country};
+use permanence_sip::digest::{ha1, Algorithm};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -84,10 +85,13 @@ fn agents_have_the_documented_demo_passwords() {
     assert_eq!(names, ["alice", "bob", "carol"]);
     for a in c.agents() {
         let pw = format!("{}-demo", a.username);
-        for alg in [DigestAlgorithm::Md5, DigestAlgorithm::Sha256] {
+        for (alg, sip_alg) in [
+            (DigestAlgorithm::Md5, Algorithm::Md5),
+            (DigestAlgorithm::Sha256, Algorithm::Sha256),
+        ] {
             assert_eq!(
                 a.ha1(alg),
-                Some(compute_ha1(alg, &a.username, &c.sip.realm, &pw).as_str()),
+                Some(ha1(sip_alg, &a.username, &c.sip.realm, &pw).as_str()),
                 "{} {alg:?}",
                 a.username
             );
