@@ -60,20 +60,32 @@ def ts(s, us):
 
 
 def latencies(rd):
+    """Per-call latencies from the SIPp trace logs, and the number of log
+    lines that could not be read (SIPp occasionally writes a line with an
+    empty field under load: such a call has no latency sample, it is not
+    a failure; failures come from SIPp's own counters)."""
     sent = {}
     answered = {}
+    malformed = 0
     for p in read_logs(os.path.join(rd, "carrier_logs.log"), "C"):
-        n = p[1]
-        sent[n] = ts(p[2], p[3])
-        answered[n] = ts(p[4], p[5]) - sent[n]
+        try:
+            n = p[1]
+            t = ts(p[2], p[3])
+            answered[n] = ts(p[4], p[5]) - t
+            sent[n] = t
+        except (IndexError, ValueError):
+            malformed += 1
     ring = {}
     for p in read_logs(os.path.join(rd, "agent_logs.log"), "A"):
-        frm = p[1]
-        if frm.startswith("336"):
-            n = frm[3:]
-            if n in sent:
-                ring[n] = ts(p[2], p[3]) - sent[n]
-    return sent, answered, ring
+        try:
+            frm = p[1]
+            if frm.startswith("336"):
+                n = frm[3:]
+                if n in sent:
+                    ring[n] = ts(p[2], p[3]) - sent[n]
+        except (IndexError, ValueError):
+            malformed += 1
+    return sent, answered, ring, malformed
 
 
 def summarize(xs, scale=1000.0):
@@ -183,10 +195,11 @@ def main():
         "retransmissions": agt.get("Retransmissions(C)"),
         "failures": failures(agt),
     }
-    sent, answered, ring = latencies(rd)
+    sent, answered, ring, malformed = latencies(rd)
     res["latency"] = {
         "invite_to_agent_invite": summarize(list(ring.values())),
         "invite_to_200_at_carrier": summarize(list(answered.values())),
+        "unreadable_log_lines": malformed,
     }
     # Latency by 10 s slice of the run (saturation shows as a drift).
     if ring and sent:
