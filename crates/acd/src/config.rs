@@ -44,37 +44,8 @@ pub struct AcdConfig {
     pub practices: Vec<PracticePolicy>,
 }
 
-/// How the agent is chosen among the available eligible agents.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// The agent idle for the longest time (since the end of their last
-    /// call or wrap-up, login, unpause, shift start or reconnection).
-    #[default]
-    LongestIdle,
-    /// The agent with the highest level in the call's ranking skill (the
-    /// call's first required skill, else the practice's specialty); ties go
-    /// to the longest-idle agent.
-    MostSkilled,
-    /// The agent offered a call least recently (a global rotation).
-    RoundRobin,
-}
+pub use permanence_types::{OverflowTarget, Selector, Strategy};
 
-/// Where a call goes when it has waited its practice's maximum wait (or
-/// when its practice is removed by a reconfiguration).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OverflowTarget {
-    /// Stay queued (keeping its place) and also become eligible for this
-    /// pool's agents.
-    Pool(PoolId),
-    /// Leave the queue to the practice's voicemail.
-    Voicemail,
-    /// Leave the queue to a callback request (the caller is called back).
-    Callback,
-    /// Leave the queue; the front plays a message and hangs up.
-    Hangup,
-}
 
 /// Global settings; every per-practice value falls back to these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,30 +152,6 @@ pub struct PoolDef {
     pub members: Vec<AgentId>,
 }
 
-/// A conjunction of optional criteria selecting agents. All criteria left
-/// out match everyone: an empty selector is "any agent".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Selector {
-    /// Only the practice's dedicated agents.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub dedicated: bool,
-    /// Only members of this pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<PoolId>,
-    /// Only agents having this skill ...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skill: Option<String>,
-    /// ... at this level or above (0 or 1: any level).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub min_level: u8,
-    /// Only agents speaking this language.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-}
-
-fn is_zero(v: &u8) -> bool {
-    *v == 0
-}
 
 /// A routing step: from `after_secs` of waiting on, the call is also
 /// eligible for the agents matching `select` (steps are cumulative).

@@ -48,17 +48,7 @@ impl CallArrival {
     }
 }
 
-/// Why an offer failed immediately (reported by the driver).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OfferFailure {
-    /// 486 Busy Here.
-    Busy,
-    /// 603 Decline.
-    Rejected,
-    /// 480 Temporarily Unavailable, 408, transport errors.
-    Unreachable,
-}
+pub use permanence_types::OfferFailure;
 
 /// An event reported by the driver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

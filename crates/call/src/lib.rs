@@ -1,11 +1,21 @@
 //! The life of one caller's call, as a pure state machine.
 //!
 //! A [`Call`] is driven by [`Call::handle`] with an [`Input`] and the
-//! current time, and by [`Call::handle_timeout`] at [`Call::poll_timeout`];
-//! it answers with [`Action`]s that a driver carries out (send the 200 OK,
-//! play a playlist, queue the call with the dispatcher, invite a
-//! telesecretary, bridge the two legs, send a BYE...). It never touches a
-//! socket, a clock or a file, so every path is tested on virtual time.
+//! current time, and by [`Call::handle_timeout`] at [`Call::poll_timeout`].
+//! It answers, through [`Call::poll_output`], with [`Action`]s that a driver
+//! carries out (send the 200 OK, play a playlist, queue the call with the
+//! dispatcher, invite a telesecretary, bridge the two legs, send a BYE...)
+//! and [`Event`]s that observers follow (call records, the live view of
+//! calls in progress, logs), like `permanence-acd`'s `Output`. It never
+//! touches a socket, a clock or a file, so every path is tested on virtual
+//! time.
+//!
+//! `now` is the engine's monotonic timeline (a `DateTime<Utc>` that a wall
+//! clock step never moves): deadlines from [`Call::poll_timeout`] are on
+//! that timeline too.
+//!
+//! Files: `io.rs` holds the inputs, actions, events and settings; this file
+//! the machine.
 //!
 //! The path of a call to an open practice:
 //! 1. **answer** and play the practice **greeting**;
@@ -36,388 +46,16 @@
 
 #![forbid(unsafe_code)]
 
-use chrono::{DateTime, Duration, Utc};
+mod io;
+
+use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 
-/// A prompt, named by role; the driver maps it to the practice's audio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Prompt {
-    /// The practice greeting.
-    Greeting,
-    /// Hold audio.
-    Hold,
-    /// The closed message (with the "dial 15" advice).
-    Closed,
-    /// The triage menu.
-    Triage,
-    /// Played before recording a voicemail message.
-    Voicemail,
-    /// "Your callback request is recorded".
-    Callback,
-    /// Apology when the call overflows to a hang-up.
-    Overflow,
-    /// Position in queue and estimated wait (composed by the driver).
-    Announcement {
-        /// Position in the queue (1 = next), 0 if unknown.
-        position: u32,
-        /// Estimated wait in seconds, if known.
-        wait_secs: Option<u32>,
-    },
-}
-
-/// What a caller leg should hear.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Playlist {
-    /// Prompts in order.
-    pub items: Vec<Prompt>,
-    /// Whether the last item repeats until something else is played.
-    pub loop_last: bool,
-}
-
-impl Playlist {
-    /// Plays `p` once.
-    pub fn once(p: Prompt) -> Self {
-        Self {
-            items: vec![p],
-            loop_last: false,
-        }
-    }
-
-    /// Plays `p` in a loop.
-    pub fn looped(p: Prompt) -> Self {
-        Self {
-            items: vec![p],
-            loop_last: true,
-        }
-    }
-}
-
-/// One triage option as the call core needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TriageChoice {
-    /// The DTMF digit.
-    pub digit: char,
-    /// The option sends the call straight to a number (not the queue).
-    pub direct_route: bool,
-}
-
-/// A practice's DTMF menu.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TriageMenu {
-    /// Time to press a digit once the menu has been played.
-    pub timeout: Duration,
-    /// Digit taken when none is pressed (`None`: queue without a choice).
-    pub default: Option<char>,
-    /// The options.
-    pub options: Vec<TriageChoice>,
-}
-
-impl TriageMenu {
-    fn option(&self, digit: char) -> Option<&TriageChoice> {
-        self.options.iter().find(|o| o.digit == digit)
-    }
-}
-
-/// Settings of a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallSettings {
-    /// Longest a call may last.
-    pub max_duration: Duration,
-    /// The triage menu, if the practice has one.
-    pub triage: Option<TriageMenu>,
-    /// Period of position/wait announcements while queued (`None`: off).
-    pub announce_every: Option<Duration>,
-    /// Longest voicemail message.
-    pub voicemail_max: Duration,
-}
-
-impl Default for CallSettings {
-    fn default() -> Self {
-        Self {
-            max_duration: Duration::hours(4),
-            triage: None,
-            announce_every: None,
-            voicemail_max: Duration::minutes(2),
-        }
-    }
-}
-
-/// Why an offer to a telesecretary failed, as seen by the SIP side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OfferFailure {
-    /// 486 Busy Here / 600 Busy Everywhere.
-    Busy,
-    /// 603 Decline and other final refusals.
-    Rejected,
-    /// 480, 408, transport failure, no registered contact.
-    Unreachable,
-}
-
-/// Where an overflowing call goes (pool overflow stays in the queue and
-/// never reaches the call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OverflowKind {
-    /// Voicemail prompt then a recorded message.
-    Voicemail,
-    /// Callback prompt; the request is recorded with the caller's number.
-    Callback,
-    /// Apology, then hang up.
-    Hangup,
-}
-
-/// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EndReason {
-    /// The caller cancelled before the answer.
-    CallerCancel,
-    /// The caller hung up before reaching the queue (greeting, triage).
-    CallerHangupBeforeQueue,
-    /// The caller hung up while waiting in the queue.
-    AbandonedInQueue,
-    /// The caller hung up while a telesecretary's phone was ringing.
-    AbandonedRinging,
-    /// Answered by a telesecretary; the caller hung up.
-    CallerHangup,
-    /// Answered by a telesecretary; the telesecretary hung up.
-    AgentHangup,
-    /// The practice was closed: closed prompt, then BYE.
-    Closed,
-    /// Overflow to voicemail (a message may have been recorded).
-    Voicemail,
-    /// Overflow to a callback request.
-    Callback,
-    /// Overflow to a hang-up with an apology.
-    OverflowHangup,
-    /// Sent straight to a number by triage, and connected there.
-    Transferred,
-    /// No RTP from the caller for too long.
-    MediaTimeout,
-    /// The call hit its maximum duration.
-    MaxDuration,
-    /// The driver failed to carry out an action.
-    Failure,
-}
-
-impl EndReason {
-    /// Short name for logs and records.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::CallerCancel => "caller-cancel",
-            EndReason::CallerHangupBeforeQueue => "caller-hangup-before-queue",
-            EndReason::AbandonedInQueue => "abandoned-queue",
-            EndReason::AbandonedRinging => "abandoned-ringing",
-            EndReason::CallerHangup => "caller-hangup",
-            EndReason::AgentHangup => "agent-hangup",
-            EndReason::Closed => "closed",
-            EndReason::Voicemail => "voicemail",
-            EndReason::Callback => "callback",
-            EndReason::OverflowHangup => "overflow-hangup",
-            EndReason::Transferred => "transferred",
-            EndReason::MediaTimeout => "media-timeout",
-            EndReason::MaxDuration => "max-duration",
-            EndReason::Failure => "failure",
-        }
-    }
-
-    /// Whether a telesecretary (or the direct-route number) talked with
-    /// the caller.
-    pub fn was_answered(self) -> bool {
-        matches!(
-            self,
-            EndReason::CallerHangup | EndReason::AgentHangup | EndReason::Transferred
-        )
-    }
-}
-
-/// Something that happened to the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// Begin: the practice is `open` (or closed) right now.
-    Start {
-        /// Whether the practice is open.
-        open: bool,
-    },
-    /// The caller sent BYE.
-    CallerBye,
-    /// The caller sent CANCEL before the answer.
-    CallerCancel,
-    /// The non-looping playlist finished.
-    PlaybackFinished,
-    /// A DTMF digit from the caller (RFC 4733 or SIP INFO).
-    Dtmf(char),
-    /// No RTP from the caller for the configured time.
-    MediaTimeout,
-    /// The driver could not carry out an action.
-    DriverFailure,
-    /// The dispatcher refused the call: the practice is closed.
-    Closed,
-    /// The dispatcher offers the call to this telesecretary.
-    Offer {
-        /// Agent user name.
-        agent: String,
-    },
-    /// The dispatcher withdrew its offer (ring timeout, agent paused...).
-    OfferCancelled {
-        /// Agent user name.
-        agent: String,
-    },
-    /// The dispatcher sends the call to its overflow.
-    Overflow(OverflowKind),
-    /// The dispatcher's position and estimated wait (after
-    /// [`Action::RequestPosition`]).
-    Position {
-        /// Position in queue (1 = next).
-        position: u32,
-        /// Estimated wait.
-        wait: Option<Duration>,
-    },
-    /// The telesecretary's phone is ringing (180/183).
-    AgentRinging {
-        /// Agent user name.
-        agent: String,
-    },
-    /// The telesecretary answered (200 OK to our INVITE).
-    AgentAnswered {
-        /// Agent user name.
-        agent: String,
-    },
-    /// The telesecretary's INVITE failed.
-    AgentFailed {
-        /// Agent user name.
-        agent: String,
-        /// Why.
-        reason: OfferFailure,
-    },
-    /// The dispatcher refused an answer it had already withdrawn.
-    AnswerRefused {
-        /// Agent user name.
-        agent: String,
-    },
-    /// The telesecretary hung up (or their leg vanished).
-    AgentBye,
-    /// The telesecretary put the caller on hold (re-INVITE sendonly).
-    AgentHold,
-    /// The telesecretary resumed the call.
-    AgentUnhold,
-    /// The direct-route number answered.
-    TransferAnswered,
-    /// The direct-route number did not answer or refused.
-    TransferFailed,
-    /// The direct-route party hung up.
-    TransferBye,
-}
-
-/// What the driver must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Send 200 OK with our SDP and start media.
-    Answer,
-    /// Play this playlist on the caller's leg (replacing what plays).
-    Play(Playlist),
-    /// Send BYE to the caller.
-    HangUp,
-    /// Queue the call with the dispatcher, with the triage digit chosen.
-    Enqueue {
-        /// The triage option (its priority, skills, language apply).
-        triage: Option<char>,
-    },
-    /// Ask the dispatcher for the position and estimated wait.
-    RequestPosition,
-    /// Tell the dispatcher the caller hung up (abandon).
-    ReportAbandoned,
-    /// Tell the dispatcher the telesecretary answered.
-    ReportAnswered {
-        /// Agent user name.
-        agent: String,
-    },
-    /// Tell the dispatcher the offer failed.
-    ReportOfferFailed {
-        /// Agent user name.
-        agent: String,
-        /// Why.
-        reason: OfferFailure,
-    },
-    /// Tell the dispatcher the answered call ended (wrap-up starts).
-    ReportEnded,
-    /// Invite the telesecretary's registered contacts.
-    InviteAgent {
-        /// Agent user name.
-        agent: String,
-    },
-    /// Cancel the INVITE to the telesecretary.
-    CancelAgent {
-        /// Agent user name.
-        agent: String,
-    },
-    /// Hang up the telesecretary's leg (BYE).
-    HangUpAgent {
-        /// Agent user name.
-        agent: String,
-    },
-    /// Relay RTP between the caller and the other leg.
-    Bridge,
-    /// Stop relaying (the caller gets a playlist next).
-    Unbridge,
-    /// Record what the caller says (voicemail) for at most this long.
-    StartRecording(Duration),
-    /// Stop and keep the recording.
-    StopRecording,
-    /// Record a callback request with the caller's number.
-    SaveCallback,
-    /// Call the number of this triage option and connect the caller.
-    Transfer {
-        /// The triage digit whose `route_to` to call.
-        digit: char,
-    },
-    /// Cancel or hang up the direct-route leg.
-    HangUpTransfer,
-    /// Release everything; the call is over. Emitted exactly once.
-    Finished(EndReason),
-}
-
-/// Where the call is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
-    /// Created; nothing sent yet.
-    New,
-    /// Greeting playing.
-    Greeting,
-    /// Triage menu playing (`deadline` set once it has been played).
-    Triage {
-        /// When the default option is taken.
-        deadline: Option<DateTime<Utc>>,
-    },
-    /// Waiting in the dispatcher's queue.
-    Queued {
-        /// The telesecretary being rung, if any.
-        ringing: Option<String>,
-    },
-    /// Talking with a telesecretary.
-    Bridged {
-        /// Agent user name.
-        agent: String,
-        /// Whether the telesecretary put the caller on hold.
-        held: bool,
-    },
-    /// Ringing the direct-route number of triage option `digit`.
-    Transferring {
-        /// The triage digit.
-        digit: char,
-    },
-    /// Connected to the direct-route number.
-    Transferred,
-    /// Playing an overflow prompt.
-    Overflowing(OverflowKind),
-    /// Recording a voicemail message.
-    Recording {
-        /// When the recording is cut.
-        until: DateTime<Utc>,
-    },
-    /// Closed prompt playing; the call ends when it finishes.
-    ClosedMessage,
-    /// Over.
-    Ended(EndReason),
-}
+pub use io::{
+    Action, CallSettings, EndReason, Event, Input, Output, Phase, Playlist, Prompt, TriageChoice,
+    TriageMenu,
+};
+pub use permanence_types::{AgentId, OfferFailure, OverflowKind};
 
 /// One caller's call.
 #[derive(Debug)]
@@ -430,7 +68,7 @@ pub struct Call {
     triage_choice: Option<char>,
     next_announce: Option<DateTime<Utc>>,
     awaiting_position: bool,
-    actions: VecDeque<Action>,
+    outputs: VecDeque<Output>,
 }
 
 impl Call {
@@ -444,7 +82,7 @@ impl Call {
             triage_choice: None,
             next_announce: None,
             awaiting_position: false,
-            actions: VecDeque::new(),
+            outputs: VecDeque::new(),
         }
     }
 
@@ -470,12 +108,17 @@ impl Call {
     }
 
     fn push(&mut self, a: Action) {
-        self.actions.push_back(a);
+        self.outputs.push_back(Output::Action(a));
+    }
+
+    fn emit(&mut self, e: Event) {
+        self.outputs.push_back(Output::Event(e));
     }
 
     fn finish(&mut self, reason: EndReason) {
         self.phase = Phase::Ended(reason);
         self.next_announce = None;
+        self.emit(Event::Ended(reason));
         self.push(Action::Finished(reason));
     }
 
@@ -486,6 +129,9 @@ impl Call {
     fn enqueue(&mut self, now: DateTime<Utc>) {
         self.phase = Phase::Queued { ringing: None };
         self.in_dispatcher = true;
+        self.emit(Event::Queued {
+            triage: self.triage_choice,
+        });
         self.push(Action::Enqueue {
             triage: self.triage_choice,
         });
@@ -559,6 +205,7 @@ impl Call {
         match direct {
             Some(d) => {
                 self.phase = Phase::Transferring { digit: d };
+                self.emit(Event::RouteDialled { digit: d });
                 self.hold_loop();
                 self.push(Action::Transfer { digit: d });
             }
@@ -570,6 +217,7 @@ impl Call {
         match &self.settings.triage {
             Some(_) => {
                 self.phase = Phase::Triage { deadline: None };
+                self.emit(Event::TriageMenu);
                 self.push(Action::Play(Playlist::once(Prompt::Triage)));
             }
             None => self.enqueue(now),
@@ -586,6 +234,7 @@ impl Call {
             OverflowKind::Hangup => Prompt::Overflow,
         };
         self.phase = Phase::Overflowing(kind);
+        self.emit(Event::Overflowed(kind));
         self.next_announce = None;
         self.push(Action::Play(Playlist::once(prompt)));
     }
@@ -602,6 +251,7 @@ impl Call {
                 }
                 self.started = Some(now);
                 self.push(Action::Answer);
+                self.emit(Event::Answered { open });
                 if open {
                     self.phase = Phase::Greeting;
                     self.push(Action::Play(Playlist::once(Prompt::Greeting)));
@@ -621,7 +271,7 @@ impl Call {
                         .triage
                         .as_ref()
                         .map(|m| m.timeout)
-                        .unwrap_or_else(Duration::zero);
+                        .unwrap_or_default();
                     self.phase = Phase::Triage {
                         deadline: Some(now + timeout),
                     };
@@ -633,6 +283,7 @@ impl Call {
                 Phase::Overflowing(OverflowKind::Voicemail) => {
                     let until = now + self.settings.voicemail_max;
                     self.phase = Phase::Recording { until };
+                    self.emit(Event::Recording);
                     self.push(Action::StartRecording(self.settings.voicemail_max));
                 }
                 Phase::Overflowing(kind) => {
@@ -671,6 +322,7 @@ impl Call {
                     }
                     self.next_announce = None;
                     self.phase = Phase::ClosedMessage;
+                    self.emit(Event::QueueClosed);
                     self.push(Action::Play(Playlist::once(Prompt::Closed)));
                 }
             }
@@ -680,11 +332,15 @@ impl Call {
                         if old == agent {
                             return;
                         }
+                        self.emit(Event::OfferEnded { agent: old.clone() });
                         self.push(Action::CancelAgent { agent: old });
                     }
                     self.phase = Phase::Queued {
                         ringing: Some(agent.clone()),
                     };
+                    self.emit(Event::Offered {
+                        agent: agent.clone(),
+                    });
                     self.push(Action::InviteAgent { agent });
                 }
             }
@@ -692,6 +348,9 @@ impl Call {
                 if let Phase::Queued { ringing: Some(r) } = &self.phase {
                     if *r == agent {
                         self.phase = Phase::Queued { ringing: None };
+                        self.emit(Event::OfferEnded {
+                            agent: agent.clone(),
+                        });
                         self.push(Action::CancelAgent { agent });
                     }
                 }
@@ -703,6 +362,9 @@ impl Call {
                         agent: agent.clone(),
                         held: false,
                     };
+                    self.emit(Event::Connected {
+                        agent: agent.clone(),
+                    });
                     self.next_announce = None;
                     self.awaiting_position = false;
                     self.push(Action::ReportAnswered {
@@ -717,6 +379,9 @@ impl Call {
                 if let Phase::Bridged { agent: a, .. } = &self.phase {
                     if *a == agent {
                         self.push(Action::Unbridge);
+                        self.emit(Event::OfferEnded {
+                            agent: agent.clone(),
+                        });
                         self.push(Action::HangUpAgent { agent });
                         self.phase = Phase::Queued { ringing: None };
                         self.hold_loop();
@@ -727,6 +392,9 @@ impl Call {
                 if let Phase::Queued { ringing: Some(r) } = &self.phase {
                     if *r == agent {
                         self.phase = Phase::Queued { ringing: None };
+                        self.emit(Event::OfferEnded {
+                            agent: agent.clone(),
+                        });
                         self.push(Action::ReportOfferFailed { agent, reason });
                     }
                 }
@@ -745,6 +413,7 @@ impl Call {
             Input::AgentHold => {
                 if let Phase::Bridged { agent, held: false } = self.phase.clone() {
                     self.phase = Phase::Bridged { agent, held: true };
+                    self.emit(Event::Held);
                     self.push(Action::Unbridge);
                     self.hold_loop();
                 }
@@ -752,6 +421,7 @@ impl Call {
             Input::AgentUnhold => {
                 if let Phase::Bridged { agent, held: true } = self.phase.clone() {
                     self.phase = Phase::Bridged { agent, held: false };
+                    self.emit(Event::Resumed);
                     self.push(Action::Bridge);
                 }
             }
@@ -770,7 +440,7 @@ impl Call {
                 }
                 self.awaiting_position = false;
                 if let Phase::Queued { ringing: None } = self.phase {
-                    let wait_secs = wait.map(|w| u32::try_from(w.num_seconds()).unwrap_or(0));
+                    let wait_secs = wait.map(|w| u32::try_from(w.as_secs()).unwrap_or(0));
                     self.push(Action::Play(Playlist {
                         items: vec![
                             Prompt::Announcement {
@@ -786,6 +456,7 @@ impl Call {
             Input::TransferAnswered => {
                 if let Phase::Transferring { .. } = self.phase {
                     self.phase = Phase::Transferred;
+                    self.emit(Event::RouteConnected);
                     self.push(Action::Bridge);
                 }
             }
@@ -861,9 +532,10 @@ impl Call {
         }
     }
 
-    /// Next action to carry out.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+    /// Next output: an action to carry out or an event to observe, in the
+    /// order they happened.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
     }
 }
 

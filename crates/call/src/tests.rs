@@ -1,16 +1,23 @@
 use super::*;
+use std::time::Duration;
 
 fn t(s: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + s, 0).expect("valid")
 }
 
 fn drain(c: &mut Call) -> Vec<Action> {
-    std::iter::from_fn(|| c.poll_action()).collect()
+    std::iter::from_fn(|| c.poll_output())
+        .filter_map(Output::action)
+        .collect()
+}
+
+fn drain_all(c: &mut Call) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
 }
 
 fn menu() -> TriageMenu {
     TriageMenu {
-        timeout: Duration::seconds(5),
+        timeout: Duration::from_secs(5),
         default: Some('2'),
         options: vec![
             TriageChoice {
@@ -29,8 +36,8 @@ fn menu() -> TriageMenu {
     }
 }
 
-fn agent(a: &str) -> String {
-    a.to_string()
+fn agent(a: &str) -> AgentId {
+    AgentId::from(a)
 }
 
 fn queued(settings: CallSettings) -> Call {
@@ -415,7 +422,7 @@ fn hangup_before_queue_is_not_reported_to_the_dispatcher() {
 #[test]
 fn overflow_to_voicemail_records_then_ends() {
     let mut c = queued(CallSettings {
-        voicemail_max: Duration::seconds(60),
+        voicemail_max: Duration::from_secs(60),
         ..CallSettings::default()
     });
     c.handle(Input::Overflow(OverflowKind::Voicemail), t(300));
@@ -426,7 +433,7 @@ fn overflow_to_voicemail_records_then_ends() {
     c.handle(Input::PlaybackFinished, t(309));
     assert_eq!(
         drain(&mut c),
-        vec![Action::StartRecording(Duration::seconds(60))]
+        vec![Action::StartRecording(Duration::from_secs(60))]
     );
     assert_eq!(c.poll_timeout(), Some(t(369)));
     c.handle(Input::CallerBye, t(330));
@@ -440,7 +447,7 @@ fn overflow_to_voicemail_records_then_ends() {
     );
     // A message cut at the maximum length.
     let mut c = queued(CallSettings {
-        voicemail_max: Duration::seconds(60),
+        voicemail_max: Duration::from_secs(60),
         ..CallSettings::default()
     });
     c.handle(Input::Overflow(OverflowKind::Voicemail), t(300));
@@ -498,7 +505,7 @@ fn overflow_callback_and_hangup() {
 #[test]
 fn announcements_every_period_while_waiting_not_while_ringing() {
     let mut c = queued(CallSettings {
-        announce_every: Some(Duration::seconds(45)),
+        announce_every: Some(Duration::from_secs(45)),
         ..CallSettings::default()
     });
     assert_eq!(c.poll_timeout(), Some(t(49)));
@@ -507,7 +514,7 @@ fn announcements_every_period_while_waiting_not_while_ringing() {
     c.handle(
         Input::Position {
             position: 3,
-            wait: Some(Duration::seconds(130)),
+            wait: Some(Duration::from_secs(130)),
         },
         t(49),
     );
@@ -580,7 +587,7 @@ fn media_timeout_while_bridged_closes_both_sides() {
 #[test]
 fn max_duration() {
     let mut c = Call::new(CallSettings {
-        max_duration: Duration::seconds(100),
+        max_duration: Duration::from_secs(100),
         ..CallSettings::default()
     });
     c.handle(Input::Start { open: true }, t(0));
@@ -597,7 +604,7 @@ fn max_duration() {
 
 fn input_strategy() -> impl proptest::strategy::Strategy<Value = Input> {
     use proptest::prelude::*;
-    let agents = prop_oneof![Just("alice".to_string()), Just("bob".to_string())];
+    let agents = prop_oneof![Just(agent("alice")), Just(agent("bob"))];
     prop_oneof![
         Just(Input::CallerBye),
         Just(Input::CallerCancel),
@@ -648,34 +655,74 @@ proptest::proptest! {
     /// never left ringing or bridged.
     #[test]
     fn every_call_ends_exactly_once_and_is_closed_everywhere(
-        inputs in proptest::collection::vec((input_strategy(), 0i64..20), 0..40),
+        inputs in proptest::collection::vec((input_strategy(), 0u64..20), 0..40),
         open in proptest::bool::ANY,
     ) {
         let mut c = Call::new(CallSettings {
-            max_duration: Duration::seconds(600),
+            max_duration: Duration::from_secs(600),
             triage: Some(menu()),
-            announce_every: Some(Duration::seconds(30)),
-            voicemail_max: Duration::seconds(60),
+            announce_every: Some(Duration::from_secs(30)),
+            voicemail_max: Duration::from_secs(60),
         });
         let mut now = t(0);
         c.handle(Input::Start { open }, now);
+        let mut outputs = Vec::new();
         let mut all = Vec::new();
         // The agent's own hang-ups, in order with the actions.
         let mut agent_byes = Vec::new();
+        let mut take = |c: &mut Call, all: &mut Vec<Action>| {
+            for o in drain_all(c) {
+                outputs.push(o.clone());
+                all.extend(o.action());
+            }
+        };
         for (input, dt) in inputs {
-            now += Duration::seconds(dt);
+            now += Duration::from_secs(dt);
             c.handle_timeout(now);
-            drain(&mut c).into_iter().for_each(|a| all.push(a));
+            take(&mut c, &mut all);
             if input == Input::AgentBye {
                 agent_byes.push(all.len());
             }
             c.handle(input, now);
-            all.extend(drain(&mut c));
+            take(&mut c, &mut all);
         }
-        now += Duration::seconds(10_000);
+        now += Duration::from_secs(10_000);
         c.handle_timeout(now);
         c.handle(Input::CallerBye, now);
-        all.extend(drain(&mut c));
+        take(&mut c, &mut all);
+
+        // Observers see the end exactly once, right before Finished.
+        let ended: Vec<_> = outputs.iter().enumerate()
+            .filter(|(_, o)| matches!(o, Output::Event(Event::Ended(_)))).collect();
+        proptest::prop_assert_eq!(ended.len(), 1);
+        let (i, end) = ended[0];
+        let finished_reason = match outputs.get(i + 1) {
+            Some(Output::Action(Action::Finished(r))) => Some(*r),
+            _ => None,
+        };
+        proptest::prop_assert_eq!(Some(end), Some(&Output::Event(Event::Ended(finished_reason.unwrap_or(EndReason::Failure)))));
+        proptest::prop_assert!(finished_reason.is_some(), "Ended not followed by Finished");
+        // Observers see one agent at a time: offered, then connected or
+        // ended (a refused answer ends a connection), or the call moves on.
+        let mut current: Option<(AgentId, bool)> = None;
+        for o in &outputs {
+            match o {
+                Output::Event(Event::Offered { agent }) => {
+                    proptest::prop_assert!(current.is_none(), "two offers at once");
+                    current = Some((agent.clone(), false));
+                }
+                Output::Event(Event::Connected { agent }) => {
+                    proptest::prop_assert_eq!(current.take(), Some((agent.clone(), false)));
+                    current = Some((agent.clone(), true));
+                }
+                Output::Event(Event::OfferEnded { agent }) => {
+                    let seen = current.take().map(|(a, _)| a);
+                    proptest::prop_assert_eq!(seen.as_ref(), Some(agent));
+                }
+                Output::Event(Event::Overflowed(_) | Event::QueueClosed | Event::Ended(_)) => current = None,
+                _ => {}
+            }
+        }
 
         let finished: Vec<_> = all.iter().enumerate()
             .filter(|(_, a)| matches!(a, Action::Finished(_))).collect();
@@ -701,8 +748,8 @@ proptest::proptest! {
 
         // Agent legs: every invite is followed by exactly one of answer,
         // failure report, cancel or hang-up.
-        let mut open_legs: Vec<String> = Vec::new();
-        let mut bridged: Option<String> = None;
+        let mut open_legs: Vec<AgentId> = Vec::new();
+        let mut bridged: Option<AgentId> = None;
         for (i, a) in all.iter().enumerate() {
             if agent_byes.contains(&i) {
                 bridged = None;
@@ -726,4 +773,122 @@ proptest::proptest! {
         proptest::prop_assert!(open_legs.is_empty(), "agent legs left ringing: {:?}", open_legs);
         proptest::prop_assert!(bridged.is_none(), "agent leg left bridged: {:?}", bridged);
     }
+}
+
+fn events(c: &mut Call) -> Vec<Event> {
+    drain_all(c).into_iter().filter_map(Output::event).collect()
+}
+
+#[test]
+fn events_follow_an_answered_call() {
+    let mut c = Call::new(CallSettings {
+        triage: Some(menu()),
+        ..CallSettings::default()
+    });
+    c.handle(Input::Start { open: true }, t(0));
+    assert_eq!(events(&mut c), vec![Event::Answered { open: true }]);
+    c.handle(Input::PlaybackFinished, t(4));
+    assert_eq!(events(&mut c), vec![Event::TriageMenu]);
+    c.handle(Input::Dtmf('1'), t(6));
+    assert_eq!(events(&mut c), vec![Event::Queued { triage: Some('1') }]);
+    c.handle(
+        Input::Offer {
+            agent: agent("alice"),
+        },
+        t(10),
+    );
+    assert_eq!(
+        events(&mut c),
+        vec![Event::Offered {
+            agent: agent("alice")
+        }]
+    );
+    c.handle(
+        Input::AgentFailed {
+            agent: agent("alice"),
+            reason: OfferFailure::Busy,
+        },
+        t(11),
+    );
+    assert_eq!(
+        events(&mut c),
+        vec![Event::OfferEnded {
+            agent: agent("alice")
+        }]
+    );
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(12),
+    );
+    c.handle(
+        Input::AgentAnswered {
+            agent: agent("bob"),
+        },
+        t(15),
+    );
+    assert_eq!(
+        events(&mut c),
+        vec![
+            Event::Offered {
+                agent: agent("bob")
+            },
+            Event::Connected {
+                agent: agent("bob")
+            }
+        ]
+    );
+    c.handle(Input::AgentHold, t(20));
+    c.handle(Input::AgentUnhold, t(25));
+    assert_eq!(events(&mut c), vec![Event::Held, Event::Resumed]);
+    c.handle(Input::CallerBye, t(60));
+    assert_eq!(
+        drain_all(&mut c).last(),
+        Some(&Output::Action(Action::Finished(EndReason::CallerHangup)))
+    );
+}
+
+#[test]
+fn a_refused_answer_ends_the_connection_for_observers() {
+    let mut c = queued(CallSettings::default());
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(10),
+    );
+    c.handle(
+        Input::AgentAnswered {
+            agent: agent("bob"),
+        },
+        t(11),
+    );
+    drain_all(&mut c);
+    c.handle(
+        Input::AnswerRefused {
+            agent: agent("bob"),
+        },
+        t(11),
+    );
+    assert_eq!(
+        events(&mut c),
+        vec![Event::OfferEnded {
+            agent: agent("bob")
+        }]
+    );
+    assert_eq!(c.phase(), &Phase::Queued { ringing: None });
+}
+
+#[test]
+fn overflow_and_closed_queue_are_events() {
+    let mut c = queued(CallSettings::default());
+    c.handle(Input::Overflow(OverflowKind::Callback), t(300));
+    let ev = events(&mut c);
+    assert_eq!(ev[0], Event::Overflowed(OverflowKind::Callback));
+    let mut c = queued(CallSettings::default());
+    c.handle(Input::Closed, t(30));
+    assert_eq!(events(&mut c), vec![Event::QueueClosed]);
+    c.handle(Input::PlaybackFinished, t(40));
+    assert_eq!(events(&mut c), vec![Event::Ended(EndReason::Closed)]);
 }

@@ -1,0 +1,450 @@
+//! What goes into a call ([`Input`]) and what comes out ([`Output`]): the
+//! actions a driver carries out and the events observers (call records,
+//! the live-call view, logs) follow.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use permanence_types::{AgentId, OfferFailure, OverflowKind};
+
+/// A prompt, named by role; the driver maps it to the practice's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Prompt {
+    /// The practice greeting.
+    Greeting,
+    /// Hold audio.
+    Hold,
+    /// The closed message (with the "dial 15" advice).
+    Closed,
+    /// The triage menu.
+    Triage,
+    /// Played before recording a voicemail message.
+    Voicemail,
+    /// "Your callback request is recorded".
+    Callback,
+    /// Apology when the call overflows to a hang-up.
+    Overflow,
+    /// Position in queue and estimated wait (composed by the driver).
+    Announcement {
+        /// Position in the queue (1 = next), 0 if unknown.
+        position: u32,
+        /// Estimated wait in seconds, if known.
+        wait_secs: Option<u32>,
+    },
+}
+
+/// What a caller leg should hear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Playlist {
+    /// Prompts in order.
+    pub items: Vec<Prompt>,
+    /// Whether the last item repeats until something else is played.
+    pub loop_last: bool,
+}
+
+impl Playlist {
+    /// Plays `p` once.
+    pub fn once(p: Prompt) -> Self {
+        Self {
+            items: vec![p],
+            loop_last: false,
+        }
+    }
+
+    /// Plays `p` in a loop.
+    pub fn looped(p: Prompt) -> Self {
+        Self {
+            items: vec![p],
+            loop_last: true,
+        }
+    }
+}
+
+/// One triage option as the call core needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriageChoice {
+    /// The DTMF digit.
+    pub digit: char,
+    /// The option sends the call straight to a number (not the queue).
+    pub direct_route: bool,
+}
+
+/// A practice's DTMF menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriageMenu {
+    /// Time to press a digit once the menu has been played.
+    pub timeout: Duration,
+    /// Digit taken when none is pressed (`None`: queue without a choice).
+    pub default: Option<char>,
+    /// The options.
+    pub options: Vec<TriageChoice>,
+}
+
+impl TriageMenu {
+    pub(crate) fn option(&self, digit: char) -> Option<&TriageChoice> {
+        self.options.iter().find(|o| o.digit == digit)
+    }
+}
+
+/// Settings of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSettings {
+    /// Longest a call may last.
+    pub max_duration: Duration,
+    /// The triage menu, if the practice has one.
+    pub triage: Option<TriageMenu>,
+    /// Period of position/wait announcements while queued (`None`: off).
+    pub announce_every: Option<Duration>,
+    /// Longest voicemail message.
+    pub voicemail_max: Duration,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            max_duration: Duration::from_secs(4 * 3600),
+            triage: None,
+            announce_every: None,
+            voicemail_max: Duration::from_secs(120),
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// The caller cancelled before the answer.
+    CallerCancel,
+    /// The caller hung up before reaching the queue (greeting, triage).
+    CallerHangupBeforeQueue,
+    /// The caller hung up while waiting in the queue.
+    AbandonedInQueue,
+    /// The caller hung up while a telesecretary's phone was ringing.
+    AbandonedRinging,
+    /// Answered by a telesecretary; the caller hung up.
+    CallerHangup,
+    /// Answered by a telesecretary; the telesecretary hung up.
+    AgentHangup,
+    /// The practice was closed: closed prompt, then BYE.
+    Closed,
+    /// Overflow to voicemail (a message may have been recorded).
+    Voicemail,
+    /// Overflow to a callback request.
+    Callback,
+    /// Overflow to a hang-up with an apology.
+    OverflowHangup,
+    /// Sent straight to a number by triage, and connected there.
+    Transferred,
+    /// No RTP from the caller for too long.
+    MediaTimeout,
+    /// The call hit its maximum duration.
+    MaxDuration,
+    /// The driver failed to carry out an action.
+    Failure,
+}
+
+impl EndReason {
+    /// Short name for logs and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerCancel => "caller-cancel",
+            EndReason::CallerHangupBeforeQueue => "caller-hangup-before-queue",
+            EndReason::AbandonedInQueue => "abandoned-queue",
+            EndReason::AbandonedRinging => "abandoned-ringing",
+            EndReason::CallerHangup => "caller-hangup",
+            EndReason::AgentHangup => "agent-hangup",
+            EndReason::Closed => "closed",
+            EndReason::Voicemail => "voicemail",
+            EndReason::Callback => "callback",
+            EndReason::OverflowHangup => "overflow-hangup",
+            EndReason::Transferred => "transferred",
+            EndReason::MediaTimeout => "media-timeout",
+            EndReason::MaxDuration => "max-duration",
+            EndReason::Failure => "failure",
+        }
+    }
+
+    /// Whether a telesecretary (or the direct-route number) talked with
+    /// the caller.
+    pub fn was_answered(self) -> bool {
+        matches!(
+            self,
+            EndReason::CallerHangup | EndReason::AgentHangup | EndReason::Transferred
+        )
+    }
+}
+
+/// Something that happened to the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Begin: the practice is `open` (or closed) right now.
+    Start {
+        /// Whether the practice is open.
+        open: bool,
+    },
+    /// The caller sent BYE.
+    CallerBye,
+    /// The caller sent CANCEL before the answer.
+    CallerCancel,
+    /// The non-looping playlist finished.
+    PlaybackFinished,
+    /// A DTMF digit from the caller (RFC 4733 or SIP INFO).
+    Dtmf(char),
+    /// No RTP from the caller for the configured time.
+    MediaTimeout,
+    /// The driver could not carry out an action.
+    DriverFailure,
+    /// The dispatcher refused the call: the practice is closed.
+    Closed,
+    /// The dispatcher offers the call to this telesecretary.
+    Offer {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// The dispatcher withdrew its offer (ring timeout, agent paused...).
+    OfferCancelled {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// The dispatcher sends the call to its overflow.
+    Overflow(OverflowKind),
+    /// The dispatcher's position and estimated wait (after
+    /// [`Action::RequestPosition`]).
+    Position {
+        /// Position in queue (1 = next).
+        position: u32,
+        /// Estimated wait.
+        wait: Option<Duration>,
+    },
+    /// The telesecretary's phone is ringing (180/183).
+    AgentRinging {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// The telesecretary answered (200 OK to our INVITE).
+    AgentAnswered {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// The telesecretary's INVITE failed.
+    AgentFailed {
+        /// Agent user name.
+        agent: AgentId,
+        /// Why.
+        reason: OfferFailure,
+    },
+    /// The dispatcher refused an answer it had already withdrawn.
+    AnswerRefused {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// The telesecretary hung up (or their leg vanished).
+    AgentBye,
+    /// The telesecretary put the caller on hold (re-INVITE sendonly).
+    AgentHold,
+    /// The telesecretary resumed the call.
+    AgentUnhold,
+    /// The direct-route number answered.
+    TransferAnswered,
+    /// The direct-route number did not answer or refused.
+    TransferFailed,
+    /// The direct-route party hung up.
+    TransferBye,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send 200 OK with our SDP and start media.
+    Answer,
+    /// Play this playlist on the caller's leg (replacing what plays).
+    Play(Playlist),
+    /// Send BYE to the caller.
+    HangUp,
+    /// Queue the call with the dispatcher, with the triage digit chosen.
+    Enqueue {
+        /// The triage option (its priority, skills, language apply).
+        triage: Option<char>,
+    },
+    /// Ask the dispatcher for the position and estimated wait.
+    RequestPosition,
+    /// Tell the dispatcher the caller hung up (abandon).
+    ReportAbandoned,
+    /// Tell the dispatcher the telesecretary answered.
+    ReportAnswered {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// Tell the dispatcher the offer failed.
+    ReportOfferFailed {
+        /// Agent user name.
+        agent: AgentId,
+        /// Why.
+        reason: OfferFailure,
+    },
+    /// Tell the dispatcher the answered call ended (wrap-up starts).
+    ReportEnded,
+    /// Invite the telesecretary's registered contacts.
+    InviteAgent {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// Cancel the INVITE to the telesecretary.
+    CancelAgent {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// Hang up the telesecretary's leg (BYE).
+    HangUpAgent {
+        /// Agent user name.
+        agent: AgentId,
+    },
+    /// Relay RTP between the caller and the other leg.
+    Bridge,
+    /// Stop relaying (the caller gets a playlist next).
+    Unbridge,
+    /// Record what the caller says (voicemail) for at most this long.
+    StartRecording(Duration),
+    /// Stop and keep the recording.
+    StopRecording,
+    /// Record a callback request with the caller's number.
+    SaveCallback,
+    /// Call the number of this triage option and connect the caller.
+    Transfer {
+        /// The triage digit whose `route_to` to call.
+        digit: char,
+    },
+    /// Cancel or hang up the direct-route leg.
+    HangUpTransfer,
+    /// Release everything; the call is over. Emitted exactly once.
+    Finished(EndReason),
+}
+
+/// Something that happened to the call, for the call records, the live
+/// view of calls in progress and the logs. Actions say what to do; events
+/// say where the call is. A call emits [`Event::Ended`] exactly once, right
+/// before [`Action::Finished`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The engine answered the caller (200 OK); the greeting plays if the
+    /// practice is `open`, else the closed prompt.
+    Answered {
+        /// Whether the practice was open.
+        open: bool,
+    },
+    /// The triage menu plays.
+    TriageMenu,
+    /// The caller joined the practice's queue.
+    Queued {
+        /// The triage option chosen (or defaulted), if any.
+        triage: Option<char>,
+    },
+    /// The dispatcher refused the call (the practice is closed): the closed
+    /// prompt plays, then the call ends.
+    QueueClosed,
+    /// A telesecretary's phone rings with the call.
+    Offered {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The ringing offer ended without an answer; the caller is back to
+    /// waiting.
+    OfferEnded {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A telesecretary answered: caller and agent are talking.
+    Connected {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The telesecretary put the caller on hold.
+    Held,
+    /// The telesecretary took the caller back.
+    Resumed,
+    /// Triage sent the call straight to the number of this option.
+    RouteDialled {
+        /// The triage digit.
+        digit: char,
+    },
+    /// The direct-route number answered.
+    RouteConnected,
+    /// The call left the queue to an overflow.
+    Overflowed(OverflowKind),
+    /// A voicemail message is being recorded.
+    Recording,
+    /// The call is over.
+    Ended(EndReason),
+}
+
+/// One output of the call core, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// For the driver to carry out.
+    Action(Action),
+    /// For the observers.
+    Event(Event),
+}
+
+impl Output {
+    /// The action, if this is one.
+    pub fn action(self) -> Option<Action> {
+        match self {
+            Output::Action(a) => Some(a),
+            Output::Event(_) => None,
+        }
+    }
+
+    /// The event, if this is one.
+    pub fn event(self) -> Option<Event> {
+        match self {
+            Output::Event(e) => Some(e),
+            Output::Action(_) => None,
+        }
+    }
+}
+
+/// Where the call is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Created; nothing sent yet.
+    New,
+    /// Greeting playing.
+    Greeting,
+    /// Triage menu playing (`deadline` set once it has been played).
+    Triage {
+        /// When the default option is taken.
+        deadline: Option<DateTime<Utc>>,
+    },
+    /// Waiting in the dispatcher's queue.
+    Queued {
+        /// The telesecretary being rung, if any.
+        ringing: Option<AgentId>,
+    },
+    /// Talking with a telesecretary.
+    Bridged {
+        /// Agent user name.
+        agent: AgentId,
+        /// Whether the telesecretary put the caller on hold.
+        held: bool,
+    },
+    /// Ringing the direct-route number of triage option `digit`.
+    Transferring {
+        /// The triage digit.
+        digit: char,
+    },
+    /// Connected to the direct-route number.
+    Transferred,
+    /// Playing an overflow prompt.
+    Overflowing(OverflowKind),
+    /// Recording a voicemail message.
+    Recording {
+        /// When the recording is cut.
+        until: DateTime<Utc>,
+    },
+    /// Closed prompt playing; the call ends when it finishes.
+    ClosedMessage,
+    /// Over.
+    Ended(EndReason),
+}
+
