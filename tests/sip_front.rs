@@ -289,7 +289,7 @@ fn register_right_credentials_succeed_wrong_fail() {
 
 /// A minimal softphone over UDP to replay requests byte for byte.
 mod raw {
-    use permanence_sip::digest::{expected_response, ha1, Algorithm, DigestParams};
+    use permanence_sip::digest::{expected_response, ha1, DigestAlgorithm, DigestParams};
     use std::net::{SocketAddr, UdpSocket};
     use std::time::Duration;
 
@@ -351,12 +351,12 @@ mod raw {
     }
 
     /// Answers the challenge of `alg` in a 401.
-    pub fn answer(resp: &str, alg: Algorithm, user: &str, password: &str, nc: u32) -> String {
+    pub fn answer(resp: &str, alg: DigestAlgorithm, user: &str, password: &str, nc: u32) -> String {
         let line = resp
             .lines()
             .find(|l| {
                 l.starts_with("WWW-Authenticate:")
-                    && l.contains(&format!("algorithm={}", alg.name()))
+                    && l.contains(&format!("algorithm={}", alg.token()))
             })
             .expect("challenge for the algorithm");
         let get = |k: &str| {
@@ -383,12 +383,12 @@ mod raw {
              response=\"{r}\", algorithm={}, qop=auth, nc={nc:08x}, cnonce=\"0a4f113b\"",
             p.realm,
             p.nonce,
-            alg.name()
+            alg.token()
         )
     }
 }
 
-fn replay_test(algorithms: &str, alg: permanence_sip::digest::Algorithm) {
+fn replay_test(algorithms: &str, alg: permanence_sip::digest::DigestAlgorithm) {
     let mut cfg = TestConfig::demo();
     cfg.main
         .get_mut("sip")
@@ -445,12 +445,12 @@ fn replay_test(algorithms: &str, alg: permanence_sip::digest::Algorithm) {
 
 #[test]
 fn replayed_nonce_is_refused_sha256() {
-    replay_test("SHA-256,MD5", permanence_sip::digest::Algorithm::Sha256);
+    replay_test("SHA-256,MD5", permanence_sip::digest::DigestAlgorithm::Sha256);
 }
 
 #[test]
 fn replayed_nonce_is_refused_md5() {
-    replay_test("MD5", permanence_sip::digest::Algorithm::Md5);
+    replay_test("MD5", permanence_sip::digest::DigestAlgorithm::Md5);
 }
 
 #[test]

@@ -807,7 +807,7 @@ pub fn register_contact(
     contact_port: u16,
     expires: u32,
 ) -> String {
-    use permanence_sip::digest::{expected_response, ha1, Algorithm, DigestParams};
+    use permanence_sip::digest::{expected_response, ha1, DigestAlgorithm, DigestParams};
     let port = from_port;
     let sock = UdpSocket::bind(("127.0.0.1", port)).expect("bind agent port");
     sock.set_read_timeout(Some(Duration::from_secs(3)))
@@ -854,7 +854,7 @@ pub fn register_contact(
         nonce: nonce.clone(),
         uri: "sip:127.0.0.1".into(),
         response: String::new(),
-        algorithm: Algorithm::Md5,
+        algorithm: DigestAlgorithm::Md5,
         qop: Some("auth".into()),
         nc: Some(1),
         cnonce: "c0ffee".to_string().into(),
@@ -862,7 +862,7 @@ pub fn register_contact(
     };
     let r = expected_response(
         &p,
-        &ha1(Algorithm::Md5, user, "permanence", password),
+        &ha1(DigestAlgorithm::Md5, user, "permanence", password),
         "REGISTER",
     );
     let auth = format!(

@@ -53,10 +53,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
-    Agent, Config, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind, Overflow,
-    OverflowAction, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
-    RegistrarConfig, Routing, RoutingStep, RtpConfig, SipConfig, Strategy, Triage, TriageOption,
-    Trunk,
+    Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind,
+    OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
+    RegistrarConfig, Routing, RoutingStep, RtpConfig, Selector, SipConfig, Strategy, Triage,
+    TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 
@@ -271,7 +271,7 @@ fn reachability_warnings(c: &Config) -> Vec<ConfigError> {
     let mut out = Vec::new();
     for p in c.practices() {
         for s in &p.routing.steps {
-            if !c.agents().iter().any(|a| c.step_admits(p, s, a)) {
+            if !c.agents().iter().any(|a| c.step_admits(p, &s.step, a)) {
                 out.push(s.origin.error("no defined agent matches this step"));
             }
         }

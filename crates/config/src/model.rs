@@ -13,7 +13,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use permanence_calendar::{Schedule, Tz};
 use permanence_numbers::{normalize, Country, E164};
-use serde::Deserialize;
+pub use permanence_types::{DigestAlgorithm, OverflowTarget, RoutingStep, Selector, Strategy};
 
 use crate::error::{ConfigError, Origin};
 
@@ -162,20 +162,21 @@ impl Config {
     /// listed in the practice's `routing.dedicated` when `dedicated = true`,
     /// member of `pool`, `skill` at `min_level` or more, speaks `language`.
     pub fn step_admits(&self, practice: &Practice, step: &RoutingStep, agent: &Agent) -> bool {
-        if step.dedicated && !practice.routing.dedicated.contains(&agent.username) {
+        let sel = &step.select;
+        if sel.dedicated && !practice.routing.dedicated.contains(&agent.username) {
             return false;
         }
-        if let Some(pool) = &step.pool {
-            if !self.pool(pool).is_some_and(|p| p.has(&agent.username)) {
+        if let Some(pool) = &sel.pool {
+            if !self.pool(pool.as_str()).is_some_and(|p| p.has(&agent.username)) {
                 return false;
             }
         }
-        if let Some(skill) = &step.skill {
-            if agent.skill(skill) < step.min_level {
+        if let Some(skill) = &sel.skill {
+            if agent.skill(skill) < sel.min_level {
                 return false;
             }
         }
-        if let Some(lang) = &step.language {
+        if let Some(lang) = &sel.language {
             if !agent.speaks(lang) {
                 return false;
             }
@@ -191,7 +192,7 @@ impl Config {
         let steps = practice.routing.active_steps(waited);
         self.agents
             .iter()
-            .filter(|a| steps.iter().any(|s| self.step_admits(practice, s, a)))
+            .filter(|a| steps.iter().any(|s| self.step_admits(practice, &s.step, a)))
             .collect()
     }
 
@@ -336,20 +337,6 @@ impl Default for RecordsSettings {
     }
 }
 
-/// How the dispatcher picks among eligible agents (`dispatcher.strategy`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// `longest-idle`: the agent idle for the longest time.
-    #[default]
-    LongestIdle,
-    /// `most-skilled`: the highest level in the required skill, then
-    /// longest idle.
-    MostSkilled,
-    /// `round-robin`: rotate through the eligible agents.
-    RoundRobin,
-}
-
 /// `[dispatcher]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatcherConfig {
@@ -412,33 +399,6 @@ impl Trunk {
     /// see [`Config::trunk_for`]).
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.sources.iter().any(|n| n.contains(&ip))
-    }
-}
-
-/// A digest algorithm of RFC 8760 (`MD5` or `SHA-256`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DigestAlgorithm {
-    /// `MD5`: HA1 is 32 hex digits.
-    Md5,
-    /// `SHA-256`: HA1 is 64 hex digits.
-    Sha256,
-}
-
-impl DigestAlgorithm {
-    /// Length of the HA1 in hex digits.
-    pub fn hex_len(self) -> usize {
-        match self {
-            DigestAlgorithm::Md5 => 32,
-            DigestAlgorithm::Sha256 => 64,
-        }
-    }
-
-    /// The `algorithm=` token of the `WWW-Authenticate` header.
-    pub fn token(self) -> &'static str {
-        match self {
-            DigestAlgorithm::Md5 => "MD5",
-            DigestAlgorithm::Sha256 => "SHA-256",
-        }
     }
 }
 
@@ -750,62 +710,28 @@ pub struct Routing {
     pub ring_timeout: Duration,
     /// `steps`: cumulative, `after` strictly increasing from 0, all before
     /// `max_wait`.
-    pub steps: Vec<RoutingStep>,
+    pub steps: Vec<ConfiguredStep>,
     /// `[routing.overflow]`.
-    pub overflow: Overflow,
+    pub overflow: OverflowTarget,
 }
 
 impl Routing {
     /// The steps reached after waiting `waited` (at least the first).
-    pub fn active_steps(&self, waited: Duration) -> &[RoutingStep] {
-        let n = self.steps.partition_point(|s| s.after <= waited);
+    pub fn active_steps(&self, waited: Duration) -> &[ConfiguredStep] {
+        let n = self.steps.partition_point(|s| s.step.after <= waited);
         self.steps.get(..n.max(1)).unwrap_or(&self.steps)
     }
 }
 
-/// One `[[routing.steps]]`: from `after` on, agents matching all the given
-/// criteria become eligible (in addition to those of earlier steps).
+/// One `[[routing.steps]]`: the dispatcher's [`RoutingStep`] and where it
+/// is defined (for located warnings).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutingStep {
-    /// `after_seconds`.
-    pub after: Duration,
-    /// `dedicated = true`: only the practice's dedicated agents.
-    pub dedicated: bool,
-    /// `pool`: only members of this (defined) pool.
-    pub pool: Option<String>,
-    /// `skill`: only agents with this skill at `min_level` or more.
-    pub skill: Option<String>,
-    /// `min_level` (default 1, 1..=5); only meaningful with `skill`.
-    pub min_level: u8,
-    /// `language`: only agents speaking it.
-    pub language: Option<String>,
+pub struct ConfiguredStep {
+    /// The step: from `after_seconds` on, agents matching all the given
+    /// criteria (`dedicated`, `pool`, `skill` at `min_level` (default 1),
+    /// `language`) become eligible, in addition to those of earlier steps.
+    pub step: RoutingStep,
     /// Where the step is defined.
     pub origin: Origin,
 }
 
-/// `routing.overflow.action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OverflowAction {
-    /// `voicemail`.
-    Voicemail,
-    /// `callback`.
-    Callback,
-    /// `pool`.
-    Pool,
-    /// `hangup`.
-    Hangup,
-}
-
-/// What happens to a call still waiting after `max_wait_seconds`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Overflow {
-    /// Record a message (after the `voicemail` prompt).
-    Voicemail,
-    /// Take a callback request (after the `callback` prompt).
-    Callback,
-    /// Offer the call to this (defined) pool.
-    Pool(String),
-    /// End the call.
-    Hangup,
-}

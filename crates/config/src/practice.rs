@@ -16,10 +16,11 @@ use crate::check::{is_id, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::main_file::{timezone, weekly};
 use crate::model::{
-    DispatcherConfig, Overflow, OverflowAction, Practice, Prompt, PromptKind, Prompts,
-    QueueSettings, Routing, RoutingStep, Triage, TriageOption,
+    ConfiguredStep, DispatcherConfig, OverflowTarget, Practice, Prompt, PromptKind, Prompts,
+    QueueSettings, Routing, RoutingStep, Selector, Triage, TriageOption,
 };
-use crate::raw;
+use crate::raw::{self, OverflowAction};
+use permanence_types::PoolId;
 use crate::source::{self, get, get_str, index, join, Source};
 use crate::wav::{inspect_wav, WavError};
 
@@ -636,7 +637,7 @@ fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Ro
             "at least one [[routing.steps]] is required",
         );
     }
-    let mut steps: Vec<RoutingStep> = Vec::new();
+    let mut steps: Vec<ConfiguredStep> = Vec::new();
     let mut previous: Option<i64> = None;
     for (i, s) in r.steps.iter().enumerate() {
         let p = index("routing.steps", i);
@@ -706,13 +707,17 @@ fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Ro
         if let Some(l) = &s.language {
             ctx.language(&join(&p, "language"), l);
         }
-        steps.push(RoutingStep {
-            after,
-            dedicated: s.dedicated,
-            pool: s.pool.clone(),
-            skill: s.skill.clone(),
-            min_level,
-            language: s.language.clone(),
+        steps.push(ConfiguredStep {
+            step: RoutingStep {
+                after,
+                select: Selector {
+                    dedicated: s.dedicated,
+                    pool: s.pool.as_deref().map(PoolId::from),
+                    skill: s.skill.clone(),
+                    min_level,
+                    language: s.language.clone(),
+                },
+            },
             origin: origin(ctx.src, &p),
         });
     }
@@ -728,7 +733,7 @@ fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Ro
                     format!("pool {pool:?} is not defined in [[pools]]"),
                 );
             }
-            Some(Overflow::Pool(pool.clone()))
+            Some(OverflowTarget::Pool(PoolId::from(pool.as_str())))
         }
         (_, Some(_)) => {
             ctx.err(
@@ -737,9 +742,9 @@ fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Ro
             );
             None
         }
-        (OverflowAction::Voicemail, None) => Some(Overflow::Voicemail),
-        (OverflowAction::Callback, None) => Some(Overflow::Callback),
-        (OverflowAction::Hangup, None) => Some(Overflow::Hangup),
+        (OverflowAction::Voicemail, None) => Some(OverflowTarget::Voicemail),
+        (OverflowAction::Callback, None) => Some(OverflowTarget::Callback),
+        (OverflowAction::Hangup, None) => Some(OverflowTarget::Hangup),
     };
     let overflow = overflow?;
     ctx.clean_since(m).then_some(Routing {

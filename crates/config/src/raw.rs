@@ -17,7 +17,7 @@ use permanence_numbers::Country;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::model::{OverflowAction, Strategy};
+use crate::model::Strategy;
 
 /// Top level of the main file.
 #[derive(Debug, Deserialize)]
@@ -260,6 +260,16 @@ pub(crate) struct Step {
     pub skill: Option<String>,
     pub min_level: Option<i64>,
     pub language: Option<String>,
+}
+
+/// `routing.overflow.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OverflowAction {
+    Voicemail,
+    Callback,
+    Pool,
+    Hangup,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use permanence_config::{
-    load, Config, DigestAlgorithm, NumberKind, Overflow, PromptKind, Strategy,
+    load, Config, DigestAlgorithm, NumberKind, OverflowTarget, PromptKind, Strategy,
 };
 use permanence_numbers::{normalize, Country};
-use permanence_sip::digest::{ha1, Algorithm};
+use permanence_sip::digest::{ha1, DigestAlgorithm};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -86,8 +86,8 @@ fn agents_have_the_documented_demo_passwords() {
     for a in c.agents() {
         let pw = format!("{}-demo", a.username);
         for (alg, sip_alg) in [
-            (DigestAlgorithm::Md5, Algorithm::Md5),
-            (DigestAlgorithm::Sha256, Algorithm::Sha256),
+            (DigestAlgorithm::Md5, DigestAlgorithm::Md5),
+            (DigestAlgorithm::Sha256, DigestAlgorithm::Sha256),
         ] {
             assert_eq!(
                 a.ha1(alg),
@@ -179,7 +179,7 @@ fn practices_content() {
     assert_eq!(triage.option('1').map(|o| o.priority), Some(10));
     assert_eq!(martin.routing.dedicated, ["alice"]);
     assert_eq!(martin.routing.steps.len(), 3);
-    assert_eq!(martin.routing.overflow, Overflow::Voicemail);
+    assert_eq!(martin.routing.overflow, OverflowTarget::Voicemail);
     let names = |v: Vec<&permanence_config::Agent>| -> Vec<String> {
         v.into_iter().map(|a| a.username.clone()).collect()
     };
@@ -227,7 +227,7 @@ fn practices_content() {
     let kine = c.practice("kine-dupont").expect("kine");
     assert_eq!(
         kine.routing.overflow,
-        Overflow::Pool("shared-generaliste".into())
+        OverflowTarget::Pool("shared-generaliste".into())
     );
     assert_eq!(kine.routing.ring_timeout, Duration::from_secs(25));
     // Defaulted from [dispatcher].

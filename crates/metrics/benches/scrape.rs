@@ -21,10 +21,22 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use permanence_acd::{AbandonPhase, AgentState, CallId, ChangeReason, Event, PracticeId};
+use permanence_acd::{
+    AbandonPhase, AgentState, CallId, ChangeReason, Event, OverflowTarget, PracticeId,
+};
+
+/// One target of each `target` label value.
+fn overflow_targets() -> [OverflowTarget; 4] {
+    [
+        OverflowTarget::Voicemail,
+        OverflowTarget::Callback,
+        OverflowTarget::Hangup,
+        OverflowTarget::Pool("shared".into()),
+    ]
+}
 use permanence_metrics::{
-    AcdGauges, AgentCounts, Metrics, OfferResult, OverflowKind, PracticeGauges, RtpTotals,
-    SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
+    AcdGauges, AgentCounts, Metrics, OfferResult, PracticeGauges, RtpTotals, SipMethod, SipReject,
+    DEFAULT_SHORT_ABANDON,
 };
 
 const PRACTICES: usize = 5_000;
@@ -46,8 +58,8 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
             h.call_abandoned(phase, Duration::from_secs(2), true);
             h.call_abandoned(phase, Duration::from_secs(s), false);
         }
-        for k in OverflowKind::ALL {
-            h.call_overflowed(k);
+        for t in overflow_targets() {
+            h.call_overflowed(&t);
         }
         for r in OfferResult::ALL {
             h.offer_ended(r);

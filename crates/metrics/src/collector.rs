@@ -8,7 +8,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 
 use crate::atomics::{AtomicHistogram, HistogramSnapshot};
-use crate::practice::{OfferResult, OverflowKind};
+use crate::practice::{OfferResult, OVERFLOW_LABELS};
 use crate::{MetricsError, PracticeMetrics, PracticeSet, BUCKETS};
 
 /// A per-practice family.
@@ -85,12 +85,6 @@ pub(crate) const OFFER_ORDER: [OfferResult; 6] = [
 ];
 
 /// `target` values, sorted.
-pub(crate) const OVERFLOW_ORDER: [OverflowKind; 4] = [
-    OverflowKind::Callback,
-    OverflowKind::Hangup,
-    OverflowKind::Pool,
-    OverflowKind::Voicemail,
-];
 
 impl PracticeFamily {
     /// Every per-practice family.
@@ -238,8 +232,8 @@ impl PracticeFamily {
                 }
             }
             Overflowed => {
-                for k in OVERFLOW_ORDER {
-                    f(&[("target", k.label())], c(&p.overflowed[k.index()]));
+                for (i, label) in OVERFLOW_LABELS.iter().enumerate() {
+                    f(&[("target", label)], c(&p.overflowed[i]));
                 }
             }
             Offers => {

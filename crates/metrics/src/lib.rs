@@ -92,7 +92,7 @@ use prometheus::{IntCounter, IntGauge, Registry};
 pub use collector::Kind as MetricKind;
 use families::Families;
 pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGENT_STATES};
-pub use practice::{OfferResult, OverflowKind, PracticeMetrics};
+pub use practice::{OfferResult, PracticeMetrics};
 pub use recorder::AcdRecorder;
 pub use rtp::RtpTotals;
 pub use sip::{ParseErrorAction, SipMethod, SipReject};

@@ -64,54 +64,19 @@ impl From<OfferFailure> for OfferResult {
     }
 }
 
-/// Where an overflowing call went (`target` label of
-/// `permanence_calls_overflowed_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OverflowKind {
-    /// Left the queue to the practice's voicemail (terminal).
-    Voicemail,
-    /// Left the queue to a callback request (terminal).
-    Callback,
-    /// Left the queue to a message and hang-up (terminal).
-    Hangup,
-    /// Stayed queued and became eligible for an overflow pool's agents
-    /// (not terminal: the call still ends answered, abandoned or
-    /// overflowed elsewhere).
-    Pool,
-}
+/// Where an overflowing call went: the `target` label values of
+/// `permanence_calls_overflowed_total`, in exposition order. A pool
+/// overflow is counted too (the call stays queued and an overflow pool's
+/// agents are added), under `pool` whatever the pool.
+pub(crate) const OVERFLOW_LABELS: [&str; 4] = ["callback", "hangup", "pool", "voicemail"];
 
-impl OverflowKind {
-    /// Every kind, in label order.
-    pub const ALL: [OverflowKind; 4] = [
-        OverflowKind::Voicemail,
-        OverflowKind::Callback,
-        OverflowKind::Hangup,
-        OverflowKind::Pool,
-    ];
-
-    /// The label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            OverflowKind::Voicemail => "voicemail",
-            OverflowKind::Callback => "callback",
-            OverflowKind::Hangup => "hangup",
-            OverflowKind::Pool => "pool",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl From<&OverflowTarget> for OverflowKind {
-    fn from(t: &OverflowTarget) -> Self {
-        match t {
-            OverflowTarget::Voicemail => OverflowKind::Voicemail,
-            OverflowTarget::Callback => OverflowKind::Callback,
-            OverflowTarget::Hangup => OverflowKind::Hangup,
-            OverflowTarget::Pool(_) => OverflowKind::Pool,
-        }
+/// Index of `target` in [`OVERFLOW_LABELS`].
+fn overflow_index(target: &OverflowTarget) -> usize {
+    match target {
+        OverflowTarget::Callback => 0,
+        OverflowTarget::Hangup => 1,
+        OverflowTarget::Pool(_) => 2,
+        OverflowTarget::Voicemail => 3,
     }
 }
 
@@ -134,7 +99,7 @@ pub struct PracticeMetrics {
     pub(crate) closed: Counter,
     /// `[phase][short]`: (queue, ringing) × (false, true).
     pub(crate) abandoned: [[Counter; 2]; 2],
-    /// By [`OverflowKind`] index.
+    /// By [`OVERFLOW_LABELS`] index.
     pub(crate) overflowed: [Counter; 4],
     /// By [`OfferResult`] index.
     pub(crate) offers: [Counter; 6],
@@ -221,9 +186,9 @@ impl PracticeMetrics {
         }
     }
 
-    /// The call overflowed (left to `kind`, or retargeted to a pool).
-    pub fn call_overflowed(&self, kind: OverflowKind) {
-        self.overflowed[kind.index()].inc();
+    /// The call overflowed (left to `target`, or retargeted to a pool).
+    pub fn call_overflowed(&self, target: &OverflowTarget) {
+        self.overflowed[overflow_index(target)].inc();
     }
 
     /// An offer to an agent ended without an answer (an answered offer is

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use permanence_acd::{AbandonPhase, AgentId, AgentState, CallId, Event, PracticeId};
+use permanence_acd::{
+    AbandonPhase, AgentId, AgentState, CallId, Event, OverflowTarget, PracticeId,
+};
 
-use crate::practice::{OfferResult, OverflowKind, PracticeMetrics};
+use crate::practice::{OfferResult, PracticeMetrics};
 use crate::{Metrics, PracticeSet};
 
 /// What the recorder remembers of a live call.
@@ -143,9 +145,10 @@ impl AcdRecorder {
                 self.offer_ended(*call, OfferResult::from(*reason))
             }
             Event::OfferWithdrawn { call, .. } => self.offer_ended(*call, OfferResult::Cancelled),
-            Event::Retargeted { call, .. } => {
+            Event::Retargeted { call, pool, .. } => {
                 if let Some(c) = self.calls.get(call) {
-                    c.practice.call_overflowed(OverflowKind::Pool);
+                    c.practice
+                        .call_overflowed(&OverflowTarget::Pool(pool.clone()));
                 }
             }
             Event::Overflowed { call, target, .. } => {
@@ -153,7 +156,7 @@ impl AcdRecorder {
                     if c.ringing_since.is_some() {
                         c.practice.offer_ended(OfferResult::Cancelled);
                     }
-                    c.practice.call_overflowed(OverflowKind::from(target));
+                    c.practice.call_overflowed(target);
                 }
             }
             Event::AgentStateChanged {

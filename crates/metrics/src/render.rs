@@ -17,7 +17,8 @@ use prometheus::proto::{Metric, MetricFamily, MetricType};
 use prometheus::TextEncoder;
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
-use crate::collector::{PracticeFamily, OFFER_ORDER, OVERFLOW_ORDER, PHASES, SHORT, WAIT_OUTCOMES};
+use crate::collector::{PracticeFamily, OFFER_ORDER, PHASES, SHORT, WAIT_OUTCOMES};
+use crate::practice::OVERFLOW_LABELS;
 use crate::{FamilyInfo, MetricKind, PracticeMetrics, PracticeSet};
 
 /// One family of the exposition.
@@ -206,9 +207,9 @@ fn write_family(
         }
         Overflowed => {
             for p in ps {
-                for k in OVERFLOW_ORDER {
-                    practice_labels(out, name, p, Some(("target", k.label())));
-                    value_u64(out, p.overflowed[k.index()].get());
+                for (i, label) in OVERFLOW_LABELS.iter().enumerate() {
+                    practice_labels(out, name, p, Some(("target", label)));
+                    value_u64(out, p.overflowed[i].get());
                 }
             }
         }

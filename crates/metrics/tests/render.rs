@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use permanence_acd::{AbandonPhase, PracticeId};
+use permanence_acd::{AbandonPhase, OverflowTarget, PracticeId};
 use permanence_metrics::{
-    AcdGauges, AgentCounts, Metrics, OfferResult, OverflowKind, PracticeGauges, RtpTotals,
-    SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
+    AcdGauges, AgentCounts, Metrics, OfferResult, PracticeGauges, RtpTotals, SipMethod, SipReject,
+    DEFAULT_SHORT_ABANDON,
 };
 use prometheus::{Encoder, TextEncoder};
 
@@ -58,7 +58,13 @@ fn populated_metrics_render_like_the_encoder() {
             false,
         );
         h.call_abandoned(AbandonPhase::Ringing, Duration::from_millis(10), true);
-        h.call_overflowed(OverflowKind::ALL[i % 4]);
+        let targets = [
+            OverflowTarget::Voicemail,
+            OverflowTarget::Callback,
+            OverflowTarget::Hangup,
+            OverflowTarget::Pool("shared".into()),
+        ];
+        h.call_overflowed(&targets[i % 4]);
         h.offer_ended(OfferResult::ALL[i % 6]);
         h.call_completed(Duration::from_secs(400 + i as u64));
         h.wrap_up_done(Duration::from_millis(29_999));

@@ -238,14 +238,14 @@ fn main() -> ExitCode {
             password,
             realm,
         } => {
-            use permanence_sip::digest::{ha1, Algorithm};
+            use permanence_sip::digest::{ha1, DigestAlgorithm};
             println!(
                 "ha1_md5 = \"{}\"",
-                ha1(Algorithm::Md5, &username, &realm, &password)
+                ha1(DigestAlgorithm::Md5, &username, &realm, &password)
             );
             println!(
                 "ha1_sha256 = \"{}\"",
-                ha1(Algorithm::Sha256, &username, &realm, &password)
+                ha1(DigestAlgorithm::Sha256, &username, &realm, &password)
             );
             ExitCode::SUCCESS
         }

@@ -11,62 +11,26 @@
 //! rejects the RFC 8760 algorithm name `SHA-256` and limits the nonce count
 //! to 255; [`parse_digest`] parses the header value itself.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
 use hmac::{KeyInit, Mac};
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 
-/// A digest algorithm we accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// MD5 (RFC 2617; still what most softphones use).
-    Md5,
-    /// SHA-256 (RFC 7616, RFC 8760).
-    Sha256,
-}
+pub use permanence_types::DigestAlgorithm;
 
-impl Algorithm {
-    /// The token written in challenges (`MD5`, `SHA-256`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Md5 => "MD5",
-            Algorithm::Sha256 => "SHA-256",
-        }
-    }
-
-    /// Parses an algorithm token; accepts `SHA256` as seen in the wild.
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim().trim_matches('"');
-        if s.eq_ignore_ascii_case("MD5") {
-            Some(Algorithm::Md5)
-        } else if s.eq_ignore_ascii_case("SHA-256") || s.eq_ignore_ascii_case("SHA256") {
-            Some(Algorithm::Sha256)
-        } else {
-            None
-        }
-    }
-
-    /// Lower-case hex digest of `data`.
-    pub fn hex(self, data: &[u8]) -> String {
-        match self {
-            Algorithm::Md5 => hex::encode(Md5::digest(data)),
-            Algorithm::Sha256 => hex::encode(Sha256::digest(data)),
-        }
-    }
-
-    /// Length of a hex digest for this algorithm.
-    pub fn hex_len(self) -> usize {
-        match self {
-            Algorithm::Md5 => 32,
-            Algorithm::Sha256 => 64,
-        }
+/// Lower-case hex digest of `data` with `alg`.
+pub fn hex_digest(alg: DigestAlgorithm, data: &[u8]) -> String {
+    match alg {
+        DigestAlgorithm::Md5 => hex::encode(Md5::digest(data)),
+        DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(data)),
     }
 }
 
 /// HA1 for a user: `H(username:realm:password)`, as stored in config.
-pub fn ha1(alg: Algorithm, username: &str, realm: &str, password: &str) -> String {
-    alg.hex(format!("{username}:{realm}:{password}").as_bytes())
+pub fn ha1(alg: DigestAlgorithm, username: &str, realm: &str, password: &str) -> String {
+    hex_digest(alg, format!("{username}:{realm}:{password}").as_bytes())
 }
 
 /// Why a digest header could not be used.
@@ -100,7 +64,7 @@ pub struct DigestParams {
     /// `response` (hex).
     pub response: String,
     /// `algorithm` (MD5 when absent).
-    pub algorithm: Algorithm,
+    pub algorithm: DigestAlgorithm,
     /// `qop` (only `auth` is supported; `None` for RFC 2069 clients).
     pub qop: Option<String>,
     /// `nc`, the nonce count (hex on the wire).
@@ -190,8 +154,8 @@ pub fn parse_digest(value: &str) -> Result<DigestParams, DigestError> {
             .map(|(_, v)| v.clone())
     };
     let algorithm = match get("algorithm") {
-        None => Algorithm::Md5,
-        Some(a) => Algorithm::parse(&a).ok_or(DigestError::UnsupportedAlgorithm(a))?,
+        None => DigestAlgorithm::Md5,
+        Some(a) => DigestAlgorithm::parse(&a).ok_or(DigestError::UnsupportedAlgorithm(a))?,
     };
     let nc = match get("nc") {
         None => None,
@@ -224,14 +188,14 @@ pub fn parse_digest(value: &str) -> Result<DigestParams, DigestError> {
 /// The response a client with `ha1_hex` must have computed.
 pub fn expected_response(p: &DigestParams, ha1_hex: &str, method: &str) -> String {
     let alg = p.algorithm;
-    let ha2 = alg.hex(format!("{method}:{}", p.uri).as_bytes());
+    let ha2 = hex_digest(alg, format!("{method}:{}", p.uri).as_bytes());
     let data = match (&p.qop, p.nc, &p.cnonce) {
         (Some(qop), Some(nc), Some(cnonce)) => {
             format!("{ha1_hex}:{}:{nc:08x}:{cnonce}:{qop}:{ha2}", p.nonce)
         }
         _ => format!("{ha1_hex}:{}:{ha2}", p.nonce),
     };
-    alg.hex(data.as_bytes())
+    hex_digest(alg, data.as_bytes())
 }
 
 /// Compares the client's response with the expected one (case-insensitive
@@ -249,10 +213,10 @@ pub fn verify(p: &DigestParams, ha1_hex: &str, method: &str) -> bool {
 }
 
 /// A `WWW-Authenticate` / `Proxy-Authenticate` header value.
-pub fn challenge(realm: &str, nonce: &str, alg: Algorithm, stale: bool) -> String {
+pub fn challenge(realm: &str, nonce: &str, alg: DigestAlgorithm, stale: bool) -> String {
     let mut s = format!(
         "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",
-        alg.name()
+        alg.token()
     );
     if stale {
         s.push_str(", stale=true");
@@ -337,7 +301,7 @@ impl NonceManager {
         ts.copy_from_slice(&payload[..8]);
         let issued =
             DateTime::from_timestamp_millis(i64::from_be_bytes(ts)).ok_or(NonceError::Unknown)?;
-        if now >= issued + self.ttl || issued > now + Duration::seconds(5) {
+        if now >= issued + self.ttl || issued > now + Duration::from_secs(5) {
             return Err(NonceError::Stale);
         }
         Ok(())
@@ -401,7 +365,7 @@ mod tests {
         )
         .expect("parses");
         let h = ha1(
-            Algorithm::Md5,
+            DigestAlgorithm::Md5,
             "Mufasa",
             "testrealm@host.com",
             "Circle Of Life",
@@ -418,9 +382,9 @@ mod tests {
             r#"Digest username="Mufasa", realm="http-auth@example.org", uri="/dir/index.html", algorithm=SHA-256, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", nc=00000001, cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", qop=auth, response="753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#,
         )
         .expect("parses");
-        assert_eq!(p.algorithm, Algorithm::Sha256);
+        assert_eq!(p.algorithm, DigestAlgorithm::Sha256);
         let h = ha1(
-            Algorithm::Sha256,
+            DigestAlgorithm::Sha256,
             "Mufasa",
             "http-auth@example.org",
             "Circle of Life",
@@ -451,7 +415,7 @@ mod tests {
 
     #[test]
     fn nonces_expire_and_cannot_be_replayed() {
-        let mut m = NonceManager::new([7; 32], Duration::seconds(300));
+        let mut m = NonceManager::new([7; 32], Duration::from_secs(300));
         let n = m.issue(t0());
         assert_eq!(m.validate(&n, t0()), Ok(()));
         assert_eq!(m.consume(&n, Some(1), t0()), Ok(()));
@@ -459,7 +423,7 @@ mod tests {
         assert_eq!(m.consume(&n, Some(2), t0()), Ok(()));
         assert_eq!(m.consume(&n, Some(2), t0()), Err(NonceError::Replayed));
         assert_eq!(
-            m.validate(&n, t0() + Duration::seconds(300)),
+            m.validate(&n, t0() + Duration::from_secs(300)),
             Err(NonceError::Stale)
         );
         // Without qop, a nonce is good once.
@@ -468,13 +432,13 @@ mod tests {
         assert_eq!(m.consume(&n2, None, t0()), Err(NonceError::Replayed));
         // Forged or foreign nonces.
         assert_eq!(m.validate("abc", t0()), Err(NonceError::Unknown));
-        let other = NonceManager::new([8; 32], Duration::seconds(300)).issue(t0());
+        let other = NonceManager::new([8; 32], Duration::from_secs(300)).issue(t0());
         assert_eq!(m.validate(&other, t0()), Err(NonceError::Unknown));
         let mut tampered = n.clone().into_bytes();
         tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
         let tampered = String::from_utf8(tampered).expect("ascii");
         assert_eq!(m.validate(&tampered, t0()), Err(NonceError::Unknown));
-        m.purge(t0() + Duration::seconds(301));
+        m.purge(t0() + Duration::from_secs(301));
         assert_eq!(m.tracked(), 0);
     }
 

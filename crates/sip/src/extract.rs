@@ -6,6 +6,7 @@
 
 use crate::intake::{entry_param, entry_uri, split_entries, IntakeHeaders};
 use crate::registrar::{ContactEntry, ContactField, RegisterRequest};
+use permanence_types::Transport;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Headers, Request};
 use std::net::SocketAddr;
@@ -45,15 +46,16 @@ pub fn uri_user(uri: &str) -> Option<&str> {
     (!user.is_empty()).then_some(user)
 }
 
-/// The transport a request came over, as a Via token (`UDP`, `TCP`).
-pub fn via_transport(req: &Request) -> String {
+/// The transport a request came over, from its top Via (`SIP/2.0/TCP`);
+/// UDP when the Via is missing or names a transport we do not serve.
+pub fn via_transport(req: &Request) -> Transport {
     req.top_via_header()
         .ok()
         .and_then(|v| {
-            let proto = v.value().split_whitespace().next()?.to_string();
-            proto.rsplit('/').next().map(str::to_ascii_uppercase)
+            let proto = v.value().split_whitespace().next()?;
+            proto.rsplit('/').next().and_then(Transport::parse)
         })
-        .unwrap_or_else(|| "UDP".to_string())
+        .unwrap_or_default()
 }
 
 /// The CSeq number of a request.
@@ -70,7 +72,7 @@ pub fn call_id(req: &Request) -> Option<String> {
 pub fn register_request(
     req: &Request,
     source: SocketAddr,
-    transport: &str,
+    transport: Transport,
 ) -> Result<RegisterRequest, &'static str> {
     let to = header_value(&req.headers, "To").ok_or("missing To")?;
     let to_user = uri_user(to).ok_or("To has no user part")?.to_string();
@@ -115,7 +117,7 @@ pub fn register_request(
         call_id: call_id(req).ok_or("missing Call-ID")?,
         cseq: cseq_number(req).ok_or("bad CSeq")?,
         source,
-        transport: transport.to_string(),
+        transport,
         user_agent: header_value(&req.headers, "User-Agent").map(str::to_string),
     })
 }
@@ -165,7 +167,7 @@ mod tests {
             "Expires: 300\r\n",
             "Content-Length: 0\r\n\r\n"
         ));
-        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), "UDP").expect("ok");
+        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), Transport::Udp).expect("ok");
         assert_eq!(rr.to_user, "alice");
         assert_eq!(rr.cseq, 7);
         assert_eq!(rr.expires_header, Some(300));
@@ -192,7 +194,7 @@ mod tests {
             "Expires: 0\r\n",
             "Content-Length: 0\r\n\r\n"
         ));
-        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), "UDP").expect("ok");
+        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), Transport::Udp).expect("ok");
         assert_eq!(rr.contacts, ContactField::Star);
         assert_eq!(rr.expires_header, Some(0));
     }

@@ -10,9 +10,11 @@
 //! at [`Registrar::poll_timeout`], [`Registrar::due_qualify`] /
 //! [`Registrar::qualify_result`], and drain [`Registrar::poll_event`].
 
-use crate::digest::{self, Algorithm, NonceError, NonceManager};
-use chrono::{DateTime, Duration, Utc};
+use crate::digest::{self, DigestAlgorithm, NonceError, NonceManager};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
+use permanence_types::Transport;
 use std::net::SocketAddr;
 
 /// Registrar settings (from `[sip.registrar]`).
@@ -35,7 +37,7 @@ pub struct RegistrarSettings {
     /// Contacts kept per agent; registering one more evicts the oldest.
     pub max_contacts: usize,
     /// Algorithms offered in challenges, most preferred first.
-    pub algorithms: Vec<Algorithm>,
+    pub algorithms: Vec<DigestAlgorithm>,
 }
 
 impl Default for RegistrarSettings {
@@ -45,11 +47,11 @@ impl Default for RegistrarSettings {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 600,
-            nonce_ttl: Duration::seconds(300),
-            qualify_interval: Duration::seconds(30),
-            qualify_timeout: Duration::seconds(5),
+            nonce_ttl: Duration::from_secs(300),
+            qualify_interval: Duration::from_secs(30),
+            qualify_timeout: Duration::from_secs(5),
             max_contacts: 10,
-            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
         }
     }
 }
@@ -65,15 +67,15 @@ pub struct AgentSecrets {
 
 impl AgentSecrets {
     /// The HA1 for an algorithm, if configured.
-    pub fn ha1(&self, alg: Algorithm) -> Option<&str> {
+    pub fn ha1(&self, alg: DigestAlgorithm) -> Option<&str> {
         match alg {
-            Algorithm::Md5 => self.ha1_md5.as_deref(),
-            Algorithm::Sha256 => self.ha1_sha256.as_deref(),
+            DigestAlgorithm::Md5 => self.ha1_md5.as_deref(),
+            DigestAlgorithm::Sha256 => self.ha1_sha256.as_deref(),
         }
     }
 
     /// Which of `offered` (in that order) this agent can authenticate with.
-    pub fn algorithms(&self, offered: &[Algorithm]) -> Vec<Algorithm> {
+    pub fn algorithms(&self, offered: &[DigestAlgorithm]) -> Vec<DigestAlgorithm> {
         offered
             .iter()
             .copied()
@@ -121,8 +123,8 @@ pub struct RegisterRequest {
     pub cseq: u32,
     /// Where the request came from (the address to reach the softphone).
     pub source: SocketAddr,
-    /// Transport it came over (`UDP`, `TCP`, ...).
-    pub transport: String,
+    /// Transport it came over.
+    pub transport: Transport,
     /// User-Agent, for logs.
     pub user_agent: Option<String>,
 }
@@ -224,7 +226,7 @@ pub struct Binding {
     /// Address the REGISTER came from (used to reach a NATed softphone).
     pub source: SocketAddr,
     /// Transport.
-    pub transport: String,
+    pub transport: Transport,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
     /// Call-ID of the registering dialog.
@@ -264,7 +266,7 @@ pub struct QualifyTarget {
     /// Where to send it.
     pub destination: SocketAddr,
     /// Transport to use.
-    pub transport: String,
+    pub transport: Transport,
 }
 
 /// The registrar state machine.
@@ -499,7 +501,7 @@ impl Registrar {
             }
             return;
         }
-        let expires_at = now + Duration::seconds(i64::from(expires));
+        let expires_at = now + Duration::from_secs(u64::from(expires));
         let first_probe = now + self.settings.qualify_interval;
         match pos {
             Some(i) => {
@@ -507,7 +509,7 @@ impl Registrar {
                 let moved = b.source != req.source || !b.uri.eq_ignore_ascii_case(&c.uri);
                 b.uri = c.uri.clone();
                 b.source = req.source;
-                b.transport = req.transport.clone();
+                b.transport = req.transport;
                 b.expires_at = expires_at;
                 b.call_id = req.call_id.clone();
                 b.cseq = req.cseq;
@@ -548,7 +550,7 @@ impl Registrar {
                     uri: c.uri.clone(),
                     instance: c.instance.clone(),
                     source: req.source,
-                    transport: req.transport.clone(),
+                    transport: req.transport,
                     expires_at,
                     call_id: req.call_id.clone(),
                     cseq: req.cseq,
@@ -615,7 +617,7 @@ impl Registrar {
 
     /// The next instant [`Registrar::handle_timeout`] has work to do.
     pub fn poll_timeout(&self) -> Option<DateTime<Utc>> {
-        let qualify = self.settings.qualify_interval > Duration::zero();
+        let qualify = self.settings.qualify_interval > Duration::ZERO;
         self.bindings
             .values()
             .flatten()
@@ -670,7 +672,7 @@ impl Registrar {
     /// Probes due now; each is marked in flight. Empty when qualify is off.
     pub fn due_qualify(&mut self, now: DateTime<Utc>) -> Vec<QualifyTarget> {
         let mut out = Vec::new();
-        if self.settings.qualify_interval <= Duration::zero() {
+        if self.settings.qualify_interval <= Duration::ZERO {
             return out;
         }
         for (user, list) in self.bindings.iter_mut() {
@@ -683,7 +685,7 @@ impl Registrar {
                         user: user.clone(),
                         contact: b.uri.clone(),
                         destination: b.source,
-                        transport: b.transport.clone(),
+                        transport: b.transport,
                     });
                 }
             }
@@ -760,8 +762,8 @@ mod tests {
     fn secrets(user: &str) -> Option<AgentSecrets> {
         let pw = format!("{user}-demo");
         matches!(user, "alice" | "bob").then(|| AgentSecrets {
-            ha1_md5: Some(ha1(Algorithm::Md5, user, "permanence", &pw)),
-            ha1_sha256: Some(ha1(Algorithm::Sha256, user, "permanence", &pw)),
+            ha1_md5: Some(ha1(DigestAlgorithm::Md5, user, "permanence", &pw)),
+            ha1_sha256: Some(ha1(DigestAlgorithm::Sha256, user, "permanence", &pw)),
         })
     }
 
@@ -778,7 +780,7 @@ mod tests {
             call_id: "c1".into(),
             cseq,
             source: "127.0.0.1:5070".parse().expect("addr"),
-            transport: "UDP".into(),
+            transport: Transport::Udp,
             user_agent: Some("test".into()),
         }
     }
@@ -794,7 +796,7 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .expect("challenge parameter")
         };
-        let alg = Algorithm::parse(&get("algorithm")).expect("algorithm");
+        let alg = DigestAlgorithm::parse(&get("algorithm")).expect("algorithm");
         let p = crate::digest::DigestParams {
             username: user.into(),
             realm: get("realm"),
@@ -813,7 +815,7 @@ mod tests {
             "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"sip:permanence\", response=\"{r}\", algorithm={}, qop=auth, nc={nc:08x}, cnonce=\"abcdef\"",
             p.realm,
             p.nonce,
-            alg.name()
+            alg.token()
         )
     }
 
@@ -920,7 +922,7 @@ mod tests {
             panic!("challenge")
         };
         rq.authorization = Some(answer(&www_authenticate[0], "alice", "alice-demo", 1));
-        let later = t0() + Duration::seconds(301);
+        let later = t0() + Duration::from_secs(301);
         match r.handle_register(&rq, &secrets, later) {
             RegisterOutcome::Challenge { www_authenticate } => {
                 assert!(www_authenticate[0].contains("stale=true"))
@@ -1024,9 +1026,9 @@ mod tests {
         );
         while r.poll_event().is_some() {}
         // First probe after the qualify interval.
-        assert_eq!(r.poll_timeout(), Some(t0() + Duration::seconds(30)));
+        assert_eq!(r.poll_timeout(), Some(t0() + Duration::from_secs(30)));
         assert!(r.due_qualify(t0()).is_empty());
-        let t1 = t0() + Duration::seconds(30);
+        let t1 = t0() + Duration::from_secs(30);
         let probes = r.due_qualify(t1);
         assert_eq!(probes.len(), 1);
         assert_eq!(
@@ -1034,7 +1036,7 @@ mod tests {
             "127.0.0.1:5070".parse().expect("addr")
         );
         // No answer within the timeout: unreachable.
-        r.handle_timeout(t1 + Duration::seconds(5));
+        r.handle_timeout(t1 + Duration::from_secs(5));
         assert_eq!(
             r.poll_event(),
             Some(RegistrationEvent::Unreachable {
@@ -1044,7 +1046,7 @@ mod tests {
         );
         assert!(!r.is_reachable("alice"));
         // Next probe answers: reachable again.
-        let t2 = t1 + Duration::seconds(35);
+        let t2 = t1 + Duration::from_secs(35);
         let probes = r.due_qualify(t2);
         assert_eq!(probes.len(), 1);
         r.qualify_result(probes[0].id, true, t2);
@@ -1054,7 +1056,7 @@ mod tests {
             Some(RegistrationEvent::Reachable { .. })
         ));
         // Registration runs out.
-        r.handle_timeout(t0() + Duration::seconds(120));
+        r.handle_timeout(t0() + Duration::from_secs(120));
         assert!(matches!(
             r.poll_event(),
             Some(RegistrationEvent::Unregistered {
@@ -1081,7 +1083,7 @@ mod tests {
                 rq,
                 "alice-demo",
                 0,
-                t0() + Duration::seconds(i as i64),
+                t0() + Duration::from_secs(i as u64),
             );
         }
         let uris: Vec<_> = r.bindings("alice").iter().map(|b| b.uri.clone()).collect();
