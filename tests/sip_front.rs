@@ -445,7 +445,10 @@ fn replay_test(algorithms: &str, alg: permanence_sip::digest::DigestAlgorithm) {
 
 #[test]
 fn replayed_nonce_is_refused_sha256() {
-    replay_test("SHA-256,MD5", permanence_sip::digest::DigestAlgorithm::Sha256);
+    replay_test(
+        "SHA-256,MD5",
+        permanence_sip::digest::DigestAlgorithm::Sha256,
+    );
 }
 
 #[test]

@@ -46,7 +46,6 @@ pub struct AcdConfig {
 
 pub use permanence_types::{OverflowTarget, Selector, Strategy};
 
-
 /// Global settings; every per-practice value falls back to these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -151,7 +150,6 @@ pub struct PoolDef {
     #[serde(default)]
     pub members: Vec<AgentId>,
 }
-
 
 /// A routing step: from `after_secs` of waiting on, the call is also
 /// eligible for the agents matching `select` (steps are cumulative).

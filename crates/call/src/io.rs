@@ -447,4 +447,3 @@ pub enum Phase {
     /// Over.
     Ended(EndReason),
 }
-

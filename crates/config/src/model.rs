@@ -167,7 +167,10 @@ impl Config {
             return false;
         }
         if let Some(pool) = &sel.pool {
-            if !self.pool(pool.as_str()).is_some_and(|p| p.has(&agent.username)) {
+            if !self
+                .pool(pool.as_str())
+                .is_some_and(|p| p.has(&agent.username))
+            {
                 return false;
             }
         }
@@ -734,4 +737,3 @@ pub struct ConfiguredStep {
     /// Where the step is defined.
     pub origin: Origin,
 }
-

@@ -20,9 +20,9 @@ use crate::model::{
     QueueSettings, Routing, RoutingStep, Selector, Triage, TriageOption,
 };
 use crate::raw::{self, OverflowAction};
-use permanence_types::PoolId;
 use crate::source::{self, get, get_str, index, join, Source};
 use crate::wav::{inspect_wav, WavError};
+use permanence_types::PoolId;
 
 /// What the main file provides to dialplan validation.
 pub(crate) struct Shared<'a> {

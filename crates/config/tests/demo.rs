@@ -9,7 +9,7 @@ use permanence_config::{
     load, Config, DigestAlgorithm, NumberKind, OverflowTarget, PromptKind, Strategy,
 };
 use permanence_numbers::{normalize, Country};
-use permanence_sip::digest::{ha1, DigestAlgorithm};
+use permanence_sip::digest::ha1;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

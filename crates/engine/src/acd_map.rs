@@ -1,10 +1,7 @@
 //! From the validated configuration to the dispatcher's configuration.
 
-use permanence_acd::{
-    AcdConfig, AcdSettings, AgentProfile, OverflowTarget, PoolDef, PracticePolicy, RoutingStep,
-    Selector, Strategy,
-};
-use permanence_config::{Config, Overflow};
+use permanence_acd::{AcdConfig, AcdSettings, AgentProfile, PoolDef, PracticePolicy, RoutingStep};
+use permanence_config::Config;
 use std::time::Duration;
 
 fn secs(d: Duration) -> u32 {
@@ -17,11 +14,7 @@ fn secs(d: Duration) -> u32 {
 pub fn acd_config(cfg: &Config) -> AcdConfig {
     let d = &cfg.dispatcher;
     let settings = AcdSettings {
-        strategy: match d.strategy {
-            permanence_config::Strategy::LongestIdle => Strategy::LongestIdle,
-            permanence_config::Strategy::MostSkilled => Strategy::MostSkilled,
-            permanence_config::Strategy::RoundRobin => Strategy::RoundRobin,
-        },
+        strategy: d.strategy,
         ring_timeout_secs: secs(d.default_ring_timeout),
         busy_backoff_secs: secs(d.busy_backoff),
         rona_backoff_secs: secs(d.no_answer_backoff),
@@ -74,25 +67,20 @@ pub fn acd_config(cfg: &Config) -> AcdConfig {
             p.steps = r
                 .steps
                 .iter()
-                .map(|s| RoutingStep {
-                    after_secs: secs(s.after),
-                    select: Selector {
-                        dedicated: s.dedicated,
-                        pool: s.pool.as_deref().map(Into::into),
-                        skill: s.skill.clone(),
-                        min_level: if s.skill.is_some() { s.min_level } else { 0 },
-                        language: s.language.clone(),
-                    },
+                .map(|s| {
+                    let mut select = s.step.select.clone();
+                    if select.skill.is_none() {
+                        select.min_level = 0;
+                    }
+                    RoutingStep {
+                        after_secs: secs(s.step.after),
+                        select,
+                    }
                 })
                 .collect();
             p.priority = r.priority;
             p.max_wait_secs = Some(secs(r.max_wait));
-            p.overflow = match &r.overflow {
-                Overflow::Voicemail => OverflowTarget::Voicemail,
-                Overflow::Callback => OverflowTarget::Callback,
-                Overflow::Pool(id) => OverflowTarget::Pool(id.as_str().into()),
-                Overflow::Hangup => OverflowTarget::Hangup,
-            };
+            p.overflow = r.overflow.clone();
             p.wrap_up_secs = Some(secs(r.wrap_up));
             p.ring_timeout_secs = Some(secs(r.ring_timeout));
             p.specialty = Some(pr.specialty.clone());

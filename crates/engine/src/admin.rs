@@ -2,36 +2,14 @@
 //! views (queues, agents, calls in progress), agent controls, reload and
 //! drain.
 
-use crate::Shared;
+use crate::live::LiveCall;
+use crate::switch::Switch;
 use chrono::{DateTime, Utc};
 use permanence_acd::{AgentId, AgentState, Input};
 use permanence_http::{AgentAction, AgentView, Backend, CallView, Health, QueueView};
 use permanence_metrics::AcdGauges;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// A call in progress, as the admin API lists it.
-#[derive(Debug, Clone)]
-pub struct LiveCall {
-    /// Stored call id.
-    pub call_id: String,
-    /// Dispatcher call number.
-    pub call: u64,
-    /// Practice.
-    pub practice: String,
-    /// Caller, masked.
-    pub caller: String,
-    /// Phase name.
-    pub phase: &'static str,
-    /// Telesecretary ringing or talking.
-    pub agent: Option<String>,
-    /// Arrival.
-    pub started: DateTime<Utc>,
-    /// Queued at.
-    pub queued_at: Option<DateTime<Utc>>,
-    /// Answered by a telesecretary at.
-    pub answered_at: Option<DateTime<Utc>>,
-}
 
 /// Counters mirrored into metrics at scrape time.
 #[derive(Debug, Default)]
@@ -49,13 +27,13 @@ pub struct SipCounts {
 
 /// The engine as the HTTP side sees it.
 pub struct EngineBackend {
-    shared: Arc<Shared>,
+    switch: Arc<Switch>,
 }
 
 impl EngineBackend {
     /// Wraps the engine.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub fn new(switch: Arc<Switch>) -> Self {
+        Self { switch }
     }
 }
 
@@ -75,20 +53,20 @@ fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 /// Refreshes gauges and synced counters, then renders the exposition.
-pub async fn scrape(shared: &Shared) -> String {
-    let m = &shared.metrics;
-    if let Some(g) = shared.dispatch.query(AcdGauges::from_dispatcher).await {
+pub async fn scrape(switch: &Switch) -> String {
+    let m = &switch.metrics;
+    if let Some(g) = switch.dispatch.query(AcdGauges::from_dispatcher).await {
         m.set_gauges_from(&g);
     }
-    m.set_active_calls(shared.live.len() as u64);
-    m.set_registered_contacts(shared.registrations.contact_count() as u64);
+    m.set_active_calls(switch.live.len() as u64);
+    m.set_registered_contacts(switch.registrations.contact_count() as u64);
     m.sync_sip_parse_errors(
-        shared.guard_stats.answered.load(Ordering::Relaxed),
-        shared.guard_stats.dropped.load(Ordering::Relaxed),
+        switch.guard_stats.answered.load(Ordering::Relaxed),
+        switch.guard_stats.dropped.load(Ordering::Relaxed),
     );
     // Retransmissions: requests the transport saw that the transaction
     // layer absorbed.
-    let c = &shared.sip_counts;
+    let c = &switch.sip_counts;
     let retrans = c
         .raw_requests
         .load(Ordering::Relaxed)
@@ -97,7 +75,7 @@ pub async fn scrape(shared: &Shared) -> String {
     for _ in before..retrans {
         m.sip_retransmission();
     }
-    if let Some(r) = &shared.records {
+    if let Some(r) = &switch.records {
         let dropped = r.stats().dropped;
         let before = c.reported_records_dropped.swap(dropped, Ordering::Relaxed);
         if dropped > before {
@@ -110,24 +88,24 @@ pub async fn scrape(shared: &Shared) -> String {
 #[async_trait::async_trait]
 impl Backend for EngineBackend {
     async fn metrics(&self) -> String {
-        scrape(&self.shared).await
+        scrape(&self.switch).await
     }
 
     fn health(&self) -> Health {
         Health {
             ok: true,
-            draining: self.shared.is_draining(),
+            draining: self.switch.is_draining(),
         }
     }
 
     async fn queues(&self) -> Vec<QueueView> {
-        let cfg = self.shared.config();
+        let cfg = self.switch.config();
         let names: std::collections::HashMap<String, String> = cfg
             .practices()
             .iter()
             .map(|p| (p.id.clone(), p.name.clone()))
             .collect();
-        self.shared
+        self.switch
             .dispatch
             .query(move |d, now| {
                 d.queue_snapshots(now)
@@ -153,9 +131,9 @@ impl Backend for EngineBackend {
     }
 
     async fn agents(&self) -> Vec<AgentView> {
-        let cfg = self.shared.config();
+        let cfg = self.switch.config();
         let snaps = self
-            .shared
+            .switch
             .dispatch
             .query(|d, _| d.agents())
             .await
@@ -169,7 +147,7 @@ impl Backend for EngineBackend {
                         .agent(&id)
                         .map(|x| x.display_name.clone())
                         .unwrap_or_default(),
-                    contacts: self.shared.registrations.contacts(&id).len() as u32,
+                    contacts: self.switch.registrations.contacts(&id).len() as u32,
                     agent: id,
                     state: state_name(a.state).to_string(),
                     pause_reason: a.pause_reason,
@@ -183,9 +161,9 @@ impl Backend for EngineBackend {
 
     async fn calls(&self) -> Vec<CallView> {
         let now = Utc::now();
-        let live: Vec<LiveCall> = self.shared.live.iter().map(|e| e.value().clone()).collect();
+        let live: Vec<LiveCall> = self.switch.live.snapshot();
         let positions: std::collections::HashMap<u64, u32> = self
-            .shared
+            .switch
             .dispatch
             .query(|d, now| {
                 d.queue_snapshots(now)
@@ -203,7 +181,7 @@ impl Backend for EngineBackend {
                 practice: c.practice,
                 caller: c.caller,
                 phase: c.phase.to_string(),
-                agent: c.agent,
+                agent: c.agent.map(|a| a.to_string()),
                 age_s: secs(c.started, now),
                 wait_s: c.queued_at.map(|q| secs(q, c.answered_at.unwrap_or(now))),
             })
@@ -213,7 +191,7 @@ impl Backend for EngineBackend {
     }
 
     async fn agent_action(&self, agent: &str, action: AgentAction) -> Result<(), String> {
-        if self.shared.config().agent(agent).is_none() {
+        if self.switch.config().agent(agent).is_none() {
             return Err(format!("unknown agent {agent:?}"));
         }
         let id = AgentId::from(agent);
@@ -223,15 +201,15 @@ impl Backend for EngineBackend {
             AgentAction::Login => Input::AgentLogin { agent: id },
             AgentAction::Logout => Input::AgentLogout { agent: id },
         };
-        self.shared.dispatch.input_checked(input).await
+        self.switch.dispatch.input_checked(input).await
     }
 
     async fn reload(&self) -> Result<String, String> {
-        crate::reload(&self.shared).await
+        crate::reload(&self.switch).await
     }
 
     async fn drain(&self) -> Result<(), String> {
-        self.shared.start_drain();
+        self.switch.start_drain();
         Ok(())
     }
 }

@@ -4,11 +4,10 @@
 //! dispatcher's actions to the call tasks and its events to logs and
 //! observers (metrics, call records).
 
+use crate::clock::Clock;
 use chrono::Utc;
-use permanence_acd::{
-    Action, CallArrival, CallId, Dispatcher, Event, Input, Output, OverflowTarget,
-};
-use permanence_call::OverflowKind;
+use permanence_acd::{Action, AgentId, CallArrival, CallId, Dispatcher, Event, Input, Output};
+use permanence_types::OverflowKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +20,13 @@ use tracing::{debug, info, warn};
 pub enum CallCmd {
     /// Ring this telesecretary.
     Offer {
-        /// Agent user name.
-        agent: String,
+        /// The agent.
+        agent: AgentId,
     },
     /// Stop ringing this telesecretary.
     CancelOffer {
-        /// Agent user name.
-        agent: String,
+        /// The agent.
+        agent: AgentId,
     },
     /// The call overflows.
     Overflow(OverflowKind),
@@ -42,8 +41,8 @@ pub enum CallCmd {
     },
     /// The dispatcher refused an answer (the offer had been withdrawn).
     AnswerRefused {
-        /// Agent user name.
-        agent: String,
+        /// The agent.
+        agent: AgentId,
     },
 }
 
@@ -153,17 +152,10 @@ struct Driver {
     calls: HashMap<CallId, CallEntry>,
     observers: Vec<Arc<dyn EventObserver>>,
     metrics: Option<permanence_metrics::AcdRecorder>,
-    /// The time given to the dispatcher's last call (metrics need it).
+    /// The engine time given to the dispatcher's last call (metrics need
+    /// it).
     now: chrono::DateTime<Utc>,
-}
-
-fn overflow_kind(t: &OverflowTarget) -> Option<OverflowKind> {
-    match t {
-        OverflowTarget::Voicemail => Some(OverflowKind::Voicemail),
-        OverflowTarget::Callback => Some(OverflowKind::Callback),
-        OverflowTarget::Hangup => Some(OverflowKind::Hangup),
-        OverflowTarget::Pool(_) => None,
-    }
+    clock: Clock,
 }
 
 impl Driver {
@@ -338,19 +330,13 @@ impl Driver {
         while let Some(out) = self.d.poll_output() {
             match out {
                 Output::Action(a) => match a {
-                    Action::Offer { call, agent, .. } => self.to_call(
-                        call,
-                        CallCmd::Offer {
-                            agent: agent.to_string(),
-                        },
-                    ),
-                    Action::CancelOffer { call, agent, .. } => self.to_call(
-                        call,
-                        CallCmd::CancelOffer {
-                            agent: agent.to_string(),
-                        },
-                    ),
-                    Action::Overflow { call, target } => match overflow_kind(&target) {
+                    Action::Offer { call, agent, .. } => {
+                        self.to_call(call, CallCmd::Offer { agent })
+                    }
+                    Action::CancelOffer { call, agent, .. } => {
+                        self.to_call(call, CallCmd::CancelOffer { agent })
+                    }
+                    Action::Overflow { call, target } => match target.exit() {
                         Some(kind) => self.to_call(call, CallCmd::Overflow(kind)),
                         None => debug!(call = call.0, "pool overflow keeps the call queued"),
                     },
@@ -374,7 +360,7 @@ impl Driver {
                             Event::Closed { .. }
                             | Event::Abandoned { .. }
                             | Event::CallCompleted { .. } => true,
-                            Event::Overflowed { target, .. } => overflow_kind(target).is_some(),
+                            Event::Overflowed { target, .. } => target.exit().is_some(),
                             _ => false,
                         };
                         if terminal {
@@ -387,7 +373,7 @@ impl Driver {
     }
 
     fn handle(&mut self, msg: DispatchMsg) {
-        let now = Utc::now();
+        let now = self.clock.now();
         self.now = now;
         match msg {
             DispatchMsg::Arrive { arrival, tx } => {
@@ -415,12 +401,7 @@ impl Driver {
                     match answered {
                         Some((call, agent)) => {
                             info!(call = call.0, agent = %agent, error = %e, "late answer refused");
-                            self.to_call(
-                                call,
-                                CallCmd::AnswerRefused {
-                                    agent: agent.to_string(),
-                                },
-                            );
+                            self.to_call(call, CallCmd::AnswerRefused { agent });
                         }
                         None => debug!(error = %e, "dispatcher input ignored"),
                     }
@@ -452,11 +433,14 @@ impl Driver {
     }
 }
 
-/// Starts the dispatcher task.
+/// Starts the dispatcher task. The dispatcher runs on `clock`'s engine
+/// time: a step of the wall clock fires none of its timers early and delays
+/// none.
 pub fn start(
     dispatcher: Dispatcher,
     observers: Vec<Arc<dyn EventObserver>>,
     metrics: Option<permanence_metrics::AcdRecorder>,
+    clock: Clock,
     cancel: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -465,24 +449,21 @@ pub fn start(
         calls: HashMap::new(),
         observers,
         metrics,
-        now: Utc::now(),
+        now: clock.now(),
+        clock,
     };
     let task = tokio::spawn(async move {
         loop {
             driver.drain();
-            let sleep = driver
-                .d
-                .poll_timeout()
-                .and_then(|t| (t - Utc::now()).to_std().ok())
-                .unwrap_or(Duration::from_secs(3600));
+            let deadline = driver.clock.instant_or_idle(driver.d.poll_timeout());
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 msg = rx.recv() => match msg {
                     Some(m) => driver.handle(m),
                     None => break,
                 },
-                _ = tokio::time::sleep(sleep) => {
-                    driver.now = Utc::now();
+                _ = tokio::time::sleep_until(deadline) => {
+                    driver.now = driver.clock.now();
                     driver.d.handle_timeout(driver.now);
                 }
             }

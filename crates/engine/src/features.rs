@@ -12,7 +12,8 @@
 //! The dispatcher keeps an agent's state independently of its
 //! registration, so a pause survives a re-registration of the softphone.
 
-use crate::{reply, Shared};
+use crate::context::FeatureContext;
+use crate::reply;
 use permanence_acd::{AgentId, Input};
 use permanence_media::sdp::{build_answer, negotiate, LocalSession, SessionDescription};
 use permanence_media::{Direction, FrenchPrompts, MediaEvent, Playlist, RemoteMedia};
@@ -55,7 +56,12 @@ pub fn parse(dialled: &str) -> Option<Feature> {
 }
 
 /// Handles an authenticated agent's INVITE to `dialled`.
-pub async fn agent_call(shared: Arc<Shared>, mut tx: Transaction, agent: String, dialled: String) {
+pub async fn agent_call(
+    ctx: Arc<FeatureContext>,
+    mut tx: Transaction,
+    agent: String,
+    dialled: String,
+) {
     let Some(feature) = parse(&dialled) else {
         info!(event = "agent.call", agent, dialled = %permanence_numbers::mask(&dialled), "call from an agent: no feature for this number");
         reply(&mut tx, StatusCode::NotFound, vec![]).await;
@@ -71,7 +77,7 @@ pub async fn agent_call(shared: Arc<Shared>, mut tx: Transaction, agent: String,
         Feature::Login => Input::AgentLogin { agent: id },
         Feature::Logout => Input::AgentLogout { agent: id },
     };
-    let applied = shared.dispatch.input_checked(input).await;
+    let applied = ctx.dispatch.input_checked(input).await;
     info!(
         event = "agent.feature",
         agent,
@@ -91,11 +97,15 @@ pub async fn agent_call(shared: Arc<Shared>, mut tx: Transaction, agent: String,
         (Feature::Login, true) => prompts.feature_login.clone(),
         (Feature::Logout, true) => prompts.feature_logout.clone(),
     };
-    confirm(shared, tx, prompt).await;
+    confirm(ctx, tx, prompt).await;
 }
 
 /// Answers, plays `prompt` once, hangs up.
-async fn confirm(shared: Arc<Shared>, mut tx: Transaction, prompt: Arc<permanence_media::Prompt>) {
+async fn confirm(
+    ctx: Arc<FeatureContext>,
+    mut tx: Transaction,
+    prompt: Arc<permanence_media::Prompt>,
+) {
     let neg = std::str::from_utf8(&tx.original.body)
         .ok()
         .and_then(|s| SessionDescription::parse(s).ok())
@@ -105,13 +115,13 @@ async fn confirm(shared: Arc<Shared>, mut tx: Transaction, prompt: Arc<permanenc
         reply(&mut tx, StatusCode::NotAcceptableHere, vec![]).await;
         return;
     };
-    let Ok((leg, mut events)) = shared.media.engine.open_leg() else {
+    let Ok((leg, mut events)) = ctx.media.engine.open_leg() else {
         reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
         return;
     };
-    let mut session = LocalSession::new(shared.media.advertise);
+    let mut session = LocalSession::new(ctx.media.advertise);
     let sdp = build_answer(&mut session, leg.port(), &neg, Direction::SendRecv);
-    let (dialog, mut state_rx, task) = match shared.server_dialog(tx) {
+    let (dialog, mut state_rx, task) = match ctx.sip.server_dialog(tx) {
         Ok(sd) => (sd.dialog, sd.states, sd.task),
         Err(boxed) => {
             let (mut tx, _) = *boxed;
@@ -153,7 +163,7 @@ async fn confirm(shared: Arc<Shared>, mut tx: Transaction, prompt: Arc<permanenc
         }
     }
     leg.close().await;
-    shared.dialogs.remove_dialog(&id);
+    ctx.sip.dialogs.remove_dialog(&id);
     task.abort();
 }
 

@@ -3,16 +3,17 @@
 //! through an outbound trunk. The leg runs in its own task and talks to the
 //! call task through channels; media is owned by the call task.
 
-use crate::Shared;
+use crate::context::SipContext;
 use permanence_call::OfferFailure;
 use permanence_media::sdp::{build_answer, negotiate, LocalSession, SessionDescription};
 use permanence_media::{Direction, RemoteMedia};
+use permanence_types::Transport;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transport::SipAddr;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -24,8 +25,8 @@ pub struct Target {
     pub uri: String,
     /// Where to send it.
     pub destination: SocketAddr,
-    /// `UDP` or `TCP`.
-    pub transport: String,
+    /// How.
+    pub transport: Transport,
 }
 
 /// What the INVITE says about the call.
@@ -76,28 +77,27 @@ pub struct LegHandle {
     pub events: mpsc::UnboundedReceiver<LegEvent>,
 }
 
-fn failure_of(code: u16) -> OfferFailure {
-    match code {
-        486 | 600 => OfferFailure::Busy,
-        603 | 403 | 488 | 606 => OfferFailure::Rejected,
-        _ => OfferFailure::Unreachable,
+/// The rsipstack transport of ours.
+pub(crate) fn sip_transport(t: Transport) -> rsipstack::sip::Transport {
+    match t {
+        Transport::Udp => rsipstack::sip::Transport::Udp,
+        Transport::Tcp => rsipstack::sip::Transport::Tcp,
     }
 }
 
-fn rank(f: OfferFailure) -> u8 {
-    match f {
-        OfferFailure::Busy => 3,
-        OfferFailure::Rejected => 2,
-        OfferFailure::Unreachable => 1,
-    }
-}
-
-/// Starts the leg towards `targets`. Returns at once; the outcome comes as
-/// events.
-pub fn start(shared: Arc<Shared>, targets: Vec<Target>, req: LegRequest, tag: String) -> LegHandle {
+/// Starts the leg towards `targets`; `advertise` is the address written in
+/// our SDP answers to re-INVITEs, `tag` names the leg in logs. Returns at
+/// once; the outcome comes as events.
+pub fn start(
+    sip: Arc<SipContext>,
+    advertise: IpAddr,
+    targets: Vec<Target>,
+    req: LegRequest,
+    tag: String,
+) -> LegHandle {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(shared, targets, req, tag, cmd_rx, ev_tx));
+    tokio::spawn(run(sip, advertise, targets, req, tag, cmd_rx, ev_tx));
     LegHandle {
         cmd: cmd_tx,
         events: ev_rx,
@@ -105,18 +105,16 @@ pub fn start(shared: Arc<Shared>, targets: Vec<Target>, req: LegRequest, tag: St
 }
 
 async fn run(
-    shared: Arc<Shared>,
+    sip: Arc<SipContext>,
+    advertise: IpAddr,
     targets: Vec<Target>,
     req: LegRequest,
     tag: String,
     mut cmd: mpsc::UnboundedReceiver<LegCmd>,
     events: mpsc::UnboundedSender<LegEvent>,
 ) {
-    let contact = shared.contact();
-    let caller = format!(
-        "sip:{}@{}:{}",
-        req.caller_user, shared.contact_host, shared.contact_port
-    );
+    let contact = sip.contact();
+    let caller = sip.uri_for(&req.caller_user);
     let (Ok(contact_uri), Ok(caller_uri)) = (
         rsipstack::sip::Uri::try_from(contact.as_str()),
         rsipstack::sip::Uri::try_from(caller.as_str()),
@@ -128,7 +126,7 @@ async fn run(
     let (res_tx, mut res_rx) = mpsc::unbounded_channel::<(usize, Result<(u16, Vec<u8>), String>)>();
     // One state channel for every fork: states name their dialog, so the
     // winner's are told apart by its id (no channel and task per fork).
-    let (states_tx, mut states_rx) = shared.dialogs.new_dialog_state_channel();
+    let (states_tx, mut states_rx) = sip.dialogs.new_dialog_state_channel();
     let mut forks: Vec<Option<InviteDialog>> = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
@@ -136,17 +134,12 @@ async fn run(
             forks.push(None);
             continue;
         };
-        let transport = if t.transport.eq_ignore_ascii_case("TCP") {
-            rsipstack::sip::Transport::Tcp
-        } else {
-            rsipstack::sip::Transport::Udp
-        };
         let opt = InviteOption {
             caller_display_name: Some(req.display_name.clone()),
             caller: caller_uri.clone(),
             callee,
             destination: Some(SipAddr {
-                r#type: Some(transport),
+                r#type: Some(sip_transport(t.transport)),
                 addr: t.destination.into(),
             }),
             content_type: Some("application/sdp".into()),
@@ -155,7 +148,7 @@ async fn run(
             headers: Some(req.headers.clone()),
             ..Default::default()
         };
-        match shared.dialogs.do_invite_async(opt, states_tx.clone()) {
+        match sip.dialogs.do_invite_async(opt, states_tx.clone()) {
             Ok((dialog, handle)) => {
                 let res_tx = res_tx.clone();
                 tokio::spawn(async move {
@@ -221,11 +214,9 @@ async fn run(
                 match r {
                     Ok((code, body)) if (200..300).contains(&code) => break (i, body),
                     Ok((code, _)) => {
-                        let f = failure_of(code);
+                        let f = OfferFailure::from_status(code);
                         debug!(tag, code, "fork failed");
-                        if best_failure.is_none_or(|b| rank(f) > rank(b)) {
-                            best_failure = Some(f);
-                        }
+                        best_failure = Some(best_failure.map_or(f, |b| b.most_telling(f)));
                     }
                     Err(e) => {
                         debug!(tag, error = %e, "fork failed");
@@ -261,7 +252,7 @@ async fn run(
     };
     let _ = events.send(LegEvent::Answered(RemoteMedia::from(&neg)));
     let dialog_id = win.id();
-    let mut session = LocalSession::new(shared.media.advertise);
+    let mut session = LocalSession::new(advertise);
     loop {
         tokio::select! {
             c = cmd.recv() => {
@@ -321,5 +312,5 @@ async fn run(
             },
         }
     }
-    shared.dialogs.remove_dialog(&dialog_id);
+    sip.dialogs.remove_dialog(&dialog_id);
 }

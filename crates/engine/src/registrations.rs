@@ -1,8 +1,8 @@
 //! Driver of the registrar core: REGISTER answers, expiry timers and OPTIONS
 //! qualify probes.
 
-use crate::leg::Target;
-use chrono::Utc;
+use crate::clock::Clock;
+use crate::leg::{sip_transport, Target};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use permanence_sip::registrar::{
@@ -27,7 +27,7 @@ impl From<&Binding> for Target {
         Self {
             uri: b.uri.clone(),
             destination: b.source,
-            transport: b.transport.clone(),
+            transport: b.transport,
         }
     }
 }
@@ -51,6 +51,8 @@ pub struct Registrations {
     reachable: DashMap<String, Arc<[Target]>>,
     wake: Notify,
     listener: std::sync::OnceLock<ReachabilityListener>,
+    /// Expiry and qualify timers run on engine time.
+    clock: Clock,
 }
 
 fn log_event(e: &RegistrationEvent) {
@@ -109,7 +111,7 @@ fn log_event(e: &RegistrationEvent) {
 
 impl Registrations {
     /// Wraps a registrar core.
-    pub fn new(core: Registrar) -> Arc<Self> {
+    pub fn new(core: Registrar, clock: Clock) -> Arc<Self> {
         Arc::new(Self {
             core: Mutex::new(Inner {
                 core,
@@ -118,6 +120,7 @@ impl Registrations {
             reachable: DashMap::new(),
             wake: Notify::new(),
             listener: std::sync::OnceLock::new(),
+            clock,
         })
     }
 
@@ -177,7 +180,7 @@ impl Registrations {
         lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
     ) -> RegisterOutcome {
         let mut inner = self.core.lock();
-        let out = inner.core.handle_register(req, lookup, Utc::now());
+        let out = inner.core.handle_register(req, lookup, self.clock.now());
         self.drain_events(&mut inner);
         // A refresh may change a binding (its transport) without an event.
         self.refresh_index(&inner, &req.to_user);
@@ -196,7 +199,7 @@ impl Registrations {
         self.core
             .lock()
             .core
-            .authenticate(authorization, method, lookup, Utc::now())
+            .authenticate(authorization, method, lookup, self.clock.now())
     }
 
     /// Reachable contacts of an agent, newest first. Takes no registrar
@@ -233,7 +236,7 @@ impl Registrations {
         loop {
             let (next, probes) = {
                 let mut inner = self.core.lock();
-                let now = Utc::now();
+                let now = self.clock.now();
                 inner.core.handle_timeout(now);
                 let probes = inner.core.due_qualify(now);
                 self.drain_events(&mut inner);
@@ -246,23 +249,19 @@ impl Registrations {
                 tokio::spawn(async move {
                     let ok = send_options(&endpoint, &p, &host).await;
                     let mut inner = me.core.lock();
-                    inner.core.qualify_result(p.id, ok, Utc::now());
+                    let now = me.clock.now();
+                    inner.core.qualify_result(p.id, ok, now);
                     me.drain_events(&mut inner);
                     drop(inner);
                     me.wake.notify_one();
                 });
             }
-            let sleep = match next {
-                Some(t) => (t - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .max(Duration::from_millis(5)),
-                None => Duration::from_secs(3600),
-            };
+            let earliest = tokio::time::Instant::now() + Duration::from_millis(5);
+            let deadline = self.clock.instant_or_idle(next).max(earliest);
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
             }
         }
     }
@@ -275,13 +274,8 @@ async fn send_options(endpoint: &EndpointInnerRef, p: &QualifyTarget, host: &str
         debug!(contact = %p.contact, "cannot parse contact URI for OPTIONS");
         return false;
     };
-    let transport = if p.transport.eq_ignore_ascii_case("TCP") {
-        rsipstack::sip::Transport::Tcp
-    } else {
-        rsipstack::sip::Transport::Udp
-    };
     let dest = SipAddr {
-        r#type: Some(transport),
+        r#type: Some(sip_transport(p.transport)),
         addr: p.destination.into(),
     };
     let Ok(via) = endpoint.get_via(None, None) else {

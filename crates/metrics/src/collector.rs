@@ -84,8 +84,6 @@ pub(crate) const OFFER_ORDER: [OfferResult; 6] = [
     OfferResult::Unreachable,
 ];
 
-/// `target` values, sorted.
-
 impl PracticeFamily {
     /// Every per-practice family.
     pub const ALL: [PracticeFamily; 15] = [

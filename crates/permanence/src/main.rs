@@ -108,7 +108,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     match permanence_config::load(path) {
         Ok(cfg) => {
             let mut bad = false;
-            if let Err(errors) = permanence_engine::calls::load_prompts(&cfg) {
+            if let Err(errors) = permanence_engine::media::load_prompts(&cfg) {
                 for e in errors {
                     eprintln!("{e}");
                 }
@@ -200,7 +200,7 @@ async fn run(config: PathBuf, options: permanence_engine::EngineOptions) -> anyh
             }
             _ = hup.recv() => {
                 tracing::info!(event = "config.reload_requested", signal = "SIGHUP", "reloading configuration");
-                let _ = permanence_engine::reload(engine.shared()).await;
+                let _ = engine.reload().await;
             }
             _ = term.recv() => {
                 tracing::info!(event = "engine.stopping", signal = "SIGTERM", "draining, then stopping");

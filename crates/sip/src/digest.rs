@@ -12,11 +12,11 @@
 //! to 255; [`parse_digest`] parses the header value itself.
 
 use chrono::{DateTime, Utc};
-use std::time::Duration;
 use hmac::{KeyInit, Mac};
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
+use std::time::Duration;
 
 pub use permanence_types::DigestAlgorithm;
 

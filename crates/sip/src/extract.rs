@@ -167,7 +167,8 @@ mod tests {
             "Expires: 300\r\n",
             "Content-Length: 0\r\n\r\n"
         ));
-        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), Transport::Udp).expect("ok");
+        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), Transport::Udp)
+            .expect("ok");
         assert_eq!(rr.to_user, "alice");
         assert_eq!(rr.cseq, 7);
         assert_eq!(rr.expires_header, Some(300));
@@ -194,7 +195,8 @@ mod tests {
             "Expires: 0\r\n",
             "Content-Length: 0\r\n\r\n"
         ));
-        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), Transport::Udp).expect("ok");
+        let rr = register_request(&r, "127.0.0.1:5070".parse().expect("addr"), Transport::Udp)
+            .expect("ok");
         assert_eq!(rr.contacts, ContactField::Star);
         assert_eq!(rr.expires_header, Some(0));
     }

@@ -12,10 +12,10 @@
 
 use crate::digest::{self, DigestAlgorithm, NonceError, NonceManager};
 use chrono::{DateTime, Utc};
-use std::time::Duration;
-use std::collections::{BTreeMap, VecDeque};
 use permanence_types::Transport;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Registrar settings (from `[sip.registrar]`).
 #[derive(Debug, Clone)]

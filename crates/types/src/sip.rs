@@ -96,8 +96,14 @@ mod tests {
 
     #[test]
     fn algorithms() {
-        assert_eq!(DigestAlgorithm::parse("sha256"), Some(DigestAlgorithm::Sha256));
-        assert_eq!(DigestAlgorithm::parse("\"MD5\""), Some(DigestAlgorithm::Md5));
+        assert_eq!(
+            DigestAlgorithm::parse("sha256"),
+            Some(DigestAlgorithm::Sha256)
+        );
+        assert_eq!(
+            DigestAlgorithm::parse("\"MD5\""),
+            Some(DigestAlgorithm::Md5)
+        );
         assert_eq!(DigestAlgorithm::Sha256.token(), "SHA-256");
         assert_eq!(DigestAlgorithm::Md5.hex_len(), 32);
     }

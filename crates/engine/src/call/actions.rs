@@ -1,0 +1,221 @@
+//! [`CallDriver::apply`]: what each of the call core's actions does to the
+//! caller's side, the far side, the dispatcher and the records. A failed
+//! action is reported back to the core as an input.
+
+use super::far::{self, OtherParty, Presentation};
+use super::CallDriver;
+use crate::dispatch::DispatchMsg;
+use permanence_acd::{CallArrival, Input as AcdInput, SkillRequirement};
+use permanence_call::{Action, AgentId, Input};
+use permanence_config::Practice;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+impl CallDriver {
+    /// Carries out one action of the core.
+    pub(super) async fn apply(&mut self, action: Action) {
+        match action {
+            Action::Answer => self.answer(),
+            Action::Play(pl) => {
+                if self.caller.media.play(self.prompts.playlist(&pl)).is_err() {
+                    self.input(Input::DriverFailure);
+                }
+            }
+            Action::HangUp => self.caller.hang_up().await,
+            Action::Enqueue { triage } => self.enqueue(triage),
+            Action::RequestPosition => self.to_dispatcher(DispatchMsg::Position { call: self.id }),
+            Action::ReportAbandoned => self.to_acd(AcdInput::CallAbandoned { call: self.id }),
+            Action::ReportAnswered { agent } => self.to_acd(AcdInput::OfferAnswered {
+                call: self.id,
+                agent,
+            }),
+            Action::ReportOfferFailed { agent, reason } => self.to_acd(AcdInput::OfferFailed {
+                call: self.id,
+                agent,
+                reason,
+            }),
+            Action::ReportEnded => self.to_acd(AcdInput::CallEnded { call: self.id }),
+            Action::InviteAgent { agent } => self.invite_agent(agent).await,
+            Action::CancelAgent { agent } | Action::HangUpAgent { agent } => {
+                self.close_far_if(&OtherParty::Agent(agent)).await
+            }
+            Action::HangUpTransfer => {
+                if matches!(
+                    self.far.as_ref().map(|f| &f.party),
+                    Some(OtherParty::Route(_))
+                ) {
+                    self.close_far().await;
+                }
+            }
+            Action::Bridge => self.bridge(),
+            Action::Unbridge => {
+                if let Some(f) = &self.far {
+                    permanence_media::unbridge(&self.caller.media, &f.media);
+                }
+            }
+            Action::StartRecording(max) => {
+                let dir = self.ctx.config.load().records.voicemail_dir.clone();
+                let at = self.ctx.clock.wall();
+                self.voicemail
+                    .start(
+                        &dir,
+                        &self.practice.id,
+                        self.id,
+                        at,
+                        &self.caller.media,
+                        max,
+                    )
+                    .await;
+            }
+            Action::StopRecording => {
+                let _ = self.caller.media.stop_recording();
+            }
+            Action::SaveCallback => self.save_callback(),
+            Action::Transfer { digit } => self.dial_route(digit),
+            Action::Finished(reason) => self.ended = Some(reason),
+        }
+    }
+
+    fn answer(&mut self) {
+        if !self.caller.answer() {
+            self.input(Input::DriverFailure);
+            return;
+        }
+        info!(
+            event = "call.answered",
+            practice = %self.practice.id,
+            open = self.incoming.open,
+            call_id = %self.incoming.sip_call_id,
+            call = self.id.0,
+            rtp_port = self.caller.media.port(),
+            codec = ?self.caller.codec(),
+            "call answered"
+        );
+    }
+
+    fn to_dispatcher(&self, msg: DispatchMsg) {
+        self.ctx.dispatch.send(msg);
+    }
+
+    fn to_acd(&self, input: AcdInput) {
+        self.ctx.dispatch.input(input);
+    }
+
+    /// Joins the practice's queue; the dispatcher's commands come back on
+    /// a channel of the call's own.
+    fn enqueue(&mut self, triage: Option<char>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.queue = Some(rx);
+        self.to_dispatcher(DispatchMsg::Arrive {
+            arrival: arrival(&self.practice, self.id, triage),
+            tx,
+        });
+    }
+
+    /// Rings the telesecretary's registered contacts (any previous far side
+    /// is released first).
+    async fn invite_agent(&mut self, agent: AgentId) {
+        self.close_far().await;
+        let targets = self.ctx.registrations.contacts(agent.as_str()).to_vec();
+        let now = self.now();
+        let wait_secs = self
+            .record
+            .queued_at()
+            .map(|q| (now - q).num_seconds())
+            .unwrap_or(0);
+        let shown = Presentation {
+            practice: &self.practice,
+            caller: &self.incoming.caller,
+            triage: self.core.triage_choice(),
+            wait_secs,
+        };
+        match far::open(&self.ctx, OtherParty::Agent(agent.clone()), targets, &shown) {
+            Ok(side) => self.far = Some(side),
+            Err(reason) => self.input(Input::AgentFailed { agent, reason }),
+        }
+    }
+
+    /// Calls the number of triage option `digit` through the outbound
+    /// trunk; without a number or a trunk the call is queued instead.
+    fn dial_route(&mut self, digit: char) {
+        let Some((target, masked)) = far::route_target(&self.ctx, &self.practice, digit) else {
+            warn!(call_id = %self.incoming.sip_call_id, practice = %self.practice.id, "direct route impossible (no route_to or no outbound trunk): queueing");
+            self.input(Input::TransferFailed);
+            return;
+        };
+        info!(event = "call.transfer", call_id = %self.incoming.sip_call_id, practice = %self.practice.id, number = %masked, "direct route");
+        let shown = Presentation {
+            practice: &self.practice,
+            caller: &self.incoming.caller,
+            triage: Some(digit),
+            wait_secs: 0,
+        };
+        match far::open(&self.ctx, OtherParty::Route(digit), vec![target], &shown) {
+            Ok(side) => self.far = Some(side),
+            Err(_) => self.input(Input::TransferFailed),
+        }
+    }
+
+    fn bridge(&mut self) {
+        let ok = self
+            .far
+            .as_ref()
+            .is_some_and(|f| permanence_media::bridge(&self.caller.media, &f.media).is_ok());
+        if !ok {
+            warn!(call_id = %self.incoming.sip_call_id, "bridge failed");
+            self.input(Input::AgentBye);
+        }
+    }
+
+    fn save_callback(&self) {
+        let call_id = &self.incoming.sip_call_id;
+        info!(
+            event = "callback.requested",
+            practice = %self.practice.id,
+            call_id = %call_id,
+            call = self.id.0,
+            caller = %permanence_numbers::mask(&self.incoming.caller),
+            "callback requested"
+        );
+        let saved = self.ctx.records.as_ref().is_some_and(|r| {
+            r.record_callback(permanence_records::CallbackRequest {
+                requested_at: self.ctx.clock.wall(),
+                call_id: self.record.id().to_string(),
+                practice_id: self.practice.id.clone(),
+                number: self.incoming.caller.clone(),
+            })
+        });
+        if !saved {
+            // A patient waits for a call that nobody will make: make it
+            // visible to ops (the number itself stays masked in logs).
+            tracing::error!(
+                event = "callback.lost",
+                practice = %self.practice.id,
+                call_id = %self.record.id(),
+                caller = %permanence_numbers::mask(&self.incoming.caller),
+                "callback request could not be stored"
+            );
+        }
+    }
+}
+
+/// The dispatcher's view of a call to `p` with triage option `triage`:
+/// the practice's priority plus the option's, and the option's skills and
+/// language.
+fn arrival(p: &Practice, call: permanence_acd::CallId, triage: Option<char>) -> CallArrival {
+    let mut a = CallArrival::new(call, p.id.as_str());
+    let option = triage.and_then(|d| p.triage.as_ref().and_then(|t| t.option(d)));
+    a.priority = Some(p.routing.priority + option.map(|o| o.priority).unwrap_or(0));
+    if let Some(o) = option {
+        a.language = o.language.clone();
+        a.skills = o
+            .skills
+            .iter()
+            .map(|(skill, level)| SkillRequirement {
+                skill: skill.clone(),
+                min_level: *level,
+            })
+            .collect();
+    }
+    a
+}

@@ -1,0 +1,240 @@
+//! The caller's side of a forwarded call: rsipstack's server dialog for the
+//! carrier's INVITE and the caller's RTP leg. Turns what happens there into
+//! the call core's inputs.
+
+use crate::context::CallContext;
+use crate::reply;
+use permanence_call::Input;
+use permanence_media::sdp::{
+    build_answer, negotiate, LocalSession, Negotiated, SessionDescription,
+};
+use permanence_media::{Direction, Leg, MediaError, MediaEvent, RemoteMedia};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, StatusCode};
+use rsipstack::transaction::Transaction;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// The caller's dialog and media.
+pub struct Caller {
+    dialog: InviteDialog,
+    /// The dialog's state changes.
+    pub states: DialogStateReceiver,
+    invite_task: JoinHandle<()>,
+    /// The caller's RTP leg.
+    pub media: Leg,
+    /// Its events (DTMF, playback finished, silence, recording verdicts).
+    pub media_events: mpsc::Receiver<MediaEvent>,
+    session: LocalSession,
+    negotiated: Negotiated,
+}
+
+impl Caller {
+    /// Takes the carrier's INVITE: negotiates its SDP offer, opens the
+    /// caller's media leg and creates the server dialog. On failure the
+    /// INVITE is answered here (488, 503, 500) and `None` returned.
+    pub async fn take(ctx: &CallContext, mut tx: Transaction, call_id: &str) -> Option<Self> {
+        // A carrier always sends an offer (late offer is not supported).
+        let offer = std::str::from_utf8(&tx.original.body)
+            .map_err(|_| permanence_media::sdp::SdpError::NoAudio)
+            .and_then(SessionDescription::parse);
+        let negotiated = match offer.and_then(|o| negotiate(&o)) {
+            Ok(n) => n,
+            Err(e) => {
+                info!(event = "invite.bad_sdp", call_id, error = %e, "unusable SDP offer");
+                reply(&mut tx, StatusCode::from(e.sip_status()), vec![]).await;
+                return None;
+            }
+        };
+        let (media, media_events) = match ctx.media.engine.open_leg() {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(event = "media.unavailable", call_id, error = %e, "cannot open a media leg");
+                ctx.metrics
+                    .sip_rejected(permanence_metrics::SipReject::Overload);
+                let code = match e {
+                    MediaError::PortsExhausted { .. } => StatusCode::ServiceUnavailable,
+                    _ => StatusCode::ServerInternalError,
+                };
+                reply(&mut tx, code, vec![]).await;
+                return None;
+            }
+        };
+        let sd = match ctx.sip.server_dialog(tx) {
+            Ok(sd) => sd,
+            Err(boxed) => {
+                let (mut tx, e) = *boxed;
+                warn!(call_id, error = %e, "cannot create dialog");
+                reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
+                media.close().await;
+                return None;
+            }
+        };
+        Some(Self {
+            dialog: sd.dialog,
+            states: sd.states,
+            invite_task: sd.task,
+            media,
+            media_events,
+            session: LocalSession::new(ctx.media.advertise),
+            negotiated,
+        })
+    }
+
+    /// The codec negotiated with the carrier.
+    pub fn codec(&self) -> permanence_media::Codec {
+        self.negotiated.codec
+    }
+
+    /// Sends `180 Ringing`.
+    pub fn ringing(&self) {
+        if let Err(e) = self.dialog.ringing(None, None) {
+            tracing::debug!(error = %e, "could not send 180");
+        }
+    }
+
+    /// Answers (200 OK with our SDP) and starts sending media to the
+    /// caller. False if either failed.
+    pub fn answer(&mut self) -> bool {
+        let headers = vec![
+            Header::ContentType("application/sdp".into()),
+            Header::Allow(crate::ALLOW.into()),
+        ];
+        let sdp = build_answer(
+            &mut self.session,
+            self.media.port(),
+            &self.negotiated,
+            Direction::SendRecv,
+        );
+        self.media
+            .set_remote(RemoteMedia::from(&self.negotiated))
+            .is_ok()
+            && self
+                .dialog
+                .accept(Some(headers), Some(sdp.into_bytes()))
+                .is_ok()
+    }
+
+    /// Sends BYE.
+    pub async fn hang_up(&self) {
+        if let Err(e) = self.dialog.bye().await {
+            tracing::debug!(error = %e, "BYE to caller failed");
+        }
+    }
+
+    /// Handles a state change of the caller's dialog; returns the input it
+    /// means for the call core, if any. In-dialog requests are answered
+    /// here.
+    pub async fn on_dialog(&mut self, state: Option<DialogState>) -> Option<Input> {
+        let Some(state) = state else {
+            return Some(Input::DriverFailure);
+        };
+        match state {
+            DialogState::Terminated(_, reason) => match reason {
+                TerminatedReason::UacCancel => Some(Input::CallerCancel),
+                TerminatedReason::UacBye => Some(Input::CallerBye),
+                TerminatedReason::UasBye => None,
+                _ => Some(Input::DriverFailure),
+            },
+            DialogState::Info(_, req, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+                info_digit(&req.body).map(Input::Dtmf)
+            }
+            DialogState::Updated(_, req, handle) => {
+                let (code, body) = self.reinvite(&req.body);
+                let _ = match body {
+                    Some(b) => {
+                        handle
+                            .respond(
+                                code,
+                                Some(vec![Header::ContentType("application/sdp".into())]),
+                                Some(b.into_bytes()),
+                            )
+                            .await
+                    }
+                    None => handle.reply(code).await,
+                };
+                None
+            }
+            DialogState::Options(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Notify(_, _, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+                None
+            }
+            DialogState::Refer(_, _, handle) => {
+                let _ = handle.reply(StatusCode::NotImplemented).await;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The caller's re-INVITE or UPDATE (session refresh, codec change):
+    /// answer with our port and follow their address. Without a body our
+    /// current SDP is offered again.
+    fn reinvite(&mut self, body: &[u8]) -> (StatusCode, Option<String>) {
+        let offered = std::str::from_utf8(body)
+            .ok()
+            .and_then(|s| SessionDescription::parse(s).ok())
+            .and_then(|sd| negotiate(&sd).ok());
+        let port = self.media.port();
+        match offered {
+            Some(n) => {
+                let sdp = build_answer(&mut self.session, port, &n, Direction::SendRecv);
+                let _ = self.media.set_remote(RemoteMedia::from(&n));
+                (StatusCode::OK, Some(sdp))
+            }
+            None if body.is_empty() => {
+                let sdp = build_answer(
+                    &mut self.session,
+                    port,
+                    &self.negotiated,
+                    Direction::SendRecv,
+                );
+                (StatusCode::OK, Some(sdp))
+            }
+            None => (StatusCode::NotAcceptableHere, None),
+        }
+    }
+
+    /// Releases the dialog, the media leg and the INVITE task.
+    pub async fn close(self, ctx: &CallContext) {
+        self.media.close().await;
+        ctx.sip.dialogs.remove_dialog(&self.dialog.id());
+        self.invite_task.abort();
+    }
+}
+
+/// Parses a SIP INFO DTMF body (`application/dtmf-relay`: `Signal=5`, or
+/// `application/dtmf`: `5`).
+pub fn info_digit(body: &[u8]) -> Option<char> {
+    let text = std::str::from_utf8(body).ok()?;
+    let value = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then_some(v.trim())
+        })
+        .unwrap_or(text.trim());
+    let c = value.chars().next()?;
+    (value.chars().count() == 1 && (c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')))
+        .then_some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_bodies() {
+        assert_eq!(info_digit(b"Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(info_digit(b"Signal= #\r\n"), Some('#'));
+        assert_eq!(info_digit(b"1"), Some('1'));
+        assert_eq!(info_digit(b"Signal=55"), None);
+        assert_eq!(info_digit(b""), None);
+        assert_eq!(info_digit(&[0xff, 0xfe]), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! The far side of a forwarded call: the telesecretary the dispatcher
+//! offered it to, or the practitioner's number a triage option routes
+//! urgent calls to. One outgoing leg (its signalling task and its media leg)
+//! at a time.
+
+use crate::context::CallContext;
+use crate::leg::{self, LegCmd, LegEvent, LegHandle, LegRequest, Target};
+use permanence_call::{AgentId, OfferFailure};
+use permanence_config::Practice;
+use permanence_media::sdp::{build_offer, LocalSession};
+use permanence_media::{Direction, Leg, MediaEvent};
+use permanence_metrics::RtpTotals;
+use rsipstack::sip::Header;
+use std::fmt;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// Who the caller is put through to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtherParty {
+    /// A telesecretary offered the call by the dispatcher.
+    Agent(AgentId),
+    /// The number of a triage option (`route_to`), through the outbound
+    /// trunk.
+    Route(char),
+}
+
+impl fmt::Display for OtherParty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtherParty::Agent(a) => write!(f, "{a}"),
+            OtherParty::Route(d) => write!(f, "route:{d}"),
+        }
+    }
+}
+
+/// The far side's outgoing leg and its media.
+pub struct FarSide {
+    /// Who it is.
+    pub party: OtherParty,
+    leg: LegHandle,
+    /// Its RTP leg (bridged to the caller's once answered).
+    pub media: Leg,
+    media_events: mpsc::Receiver<MediaEvent>,
+    /// Whether it answered.
+    pub answered: bool,
+}
+
+/// News from the far side: its signalling or its media.
+pub enum FarEvent {
+    /// From the leg's task (`None`: the task ended).
+    Leg(Option<LegEvent>),
+    /// From its media leg (`None`: closed).
+    Media(Option<MediaEvent>),
+}
+
+impl FarSide {
+    /// Waits for the next news.
+    pub async fn next(&mut self) -> FarEvent {
+        tokio::select! {
+            e = self.leg.events.recv() => FarEvent::Leg(e),
+            m = self.media_events.recv() => FarEvent::Media(m),
+        }
+    }
+
+    /// Ends the leg (CANCEL while it rings, BYE once answered) and closes
+    /// its media; returns the media counters.
+    pub async fn close(self) -> RtpTotals {
+        let _ = self.leg.cmd.send(LegCmd::End);
+        let totals = rtp_totals(&self.media.stats());
+        self.media.close().await;
+        totals
+    }
+}
+
+/// Media counters in the form metrics add up.
+pub fn rtp_totals(s: &permanence_media::LegStats) -> RtpTotals {
+    RtpTotals {
+        packets_in: s.packets_in,
+        bytes_in: s.bytes_in,
+        packets_out: s.packets_out,
+        bytes_out: s.bytes_out,
+        lost: s.lost,
+        late: s.late,
+    }
+}
+
+/// What the far side is told about the call.
+pub struct Presentation<'a> {
+    /// The practice.
+    pub practice: &'a Practice,
+    /// The caller's number (E.164 when it is one; empty if withheld).
+    pub caller: &'a str,
+    /// The triage option chosen.
+    pub triage: Option<char>,
+    /// Seconds the caller has waited in the queue.
+    pub wait_secs: i64,
+}
+
+/// Where the triage option `digit` routes: its number through the
+/// outbound trunk, if both are configured, with the number masked for logs.
+pub fn route_target(
+    ctx: &CallContext,
+    practice: &Practice,
+    digit: char,
+) -> Option<(Target, String)> {
+    let number = practice
+        .triage
+        .as_ref()
+        .and_then(|t| t.option(digit))
+        .and_then(|o| o.route_to.clone())?;
+    let dest = ctx
+        .config
+        .load()
+        .outbound_trunk()
+        .and_then(|t| t.outbound)?;
+    let target = Target {
+        uri: format!("sip:{}@{}", number.as_str(), dest),
+        destination: dest,
+        transport: permanence_types::Transport::Udp,
+    };
+    Some((target, number.masked()))
+}
+
+/// Opens the media leg for `party` and starts the outgoing INVITE to
+/// `targets`.
+pub fn open(
+    ctx: &CallContext,
+    party: OtherParty,
+    targets: Vec<Target>,
+    shown: &Presentation<'_>,
+) -> Result<FarSide, OfferFailure> {
+    if targets.is_empty() {
+        info!(leg = %party, "no registered contact");
+        return Err(OfferFailure::Unreachable);
+    }
+    let (media, media_events) = ctx.media.engine.open_leg().map_err(|e| {
+        warn!(error = %e, "no media leg for the outgoing call");
+        OfferFailure::Unreachable
+    })?;
+    let mut session = LocalSession::new(ctx.media.advertise);
+    let req = LegRequest {
+        display_name: format!(
+            "{} - {}",
+            shown.practice.name,
+            specialty_label(&shown.practice.specialty)
+        ),
+        caller_user: if shown.caller.is_empty() {
+            "anonymous".to_string()
+        } else {
+            shown.caller.to_string()
+        },
+        headers: headers(shown),
+        sdp_offer: build_offer(&mut session, media.port(), Direction::SendRecv),
+        local_port: media.port(),
+    };
+    let leg = leg::start(
+        ctx.sip.clone(),
+        ctx.media.advertise,
+        targets,
+        req,
+        party.to_string(),
+    );
+    Ok(FarSide {
+        party,
+        leg,
+        media,
+        media_events,
+        answered: false,
+    })
+}
+
+/// The headers that tell the telesecretary's softphone about the call.
+fn headers(shown: &Presentation<'_>) -> Vec<Header> {
+    let p = shown.practice;
+    let mut headers = vec![
+        Header::Other("X-Permanence-Practice".into(), p.id.clone()),
+        Header::Other(
+            "X-Permanence-Wait".into(),
+            shown.wait_secs.max(0).to_string(),
+        ),
+    ];
+    if let Some(d) = shown.triage {
+        let label = p
+            .triage
+            .as_ref()
+            .and_then(|t| t.option(d))
+            .map(|o| o.label.clone())
+            .unwrap_or_default();
+        headers.push(Header::Other(
+            "X-Permanence-Triage".into(),
+            format!("{d};label=\"{label}\""),
+        ));
+    }
+    if let Some(url) = &p.info_url {
+        headers.push(Header::CallInfo(format!("<{url}>;purpose=info").into()));
+    }
+    headers
+}
+
+/// Human label of a specialty skill, for the agent's display.
+pub fn specialty_label(skill: &str) -> String {
+    match skill {
+        "generaliste" => "Médecine générale".into(),
+        "cardiologie" => "Cardiologie".into(),
+        "kine" => "Kinésithérapie".into(),
+        "pediatrie" => "Pédiatrie".into(),
+        "infirmier" => "Soins infirmiers".into(),
+        "dermatologie" => "Dermatologie".into(),
+        "gynecologie" => "Gynécologie".into(),
+        other => {
+            let mut c = other.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().chain(c).collect(),
+                None => String::new(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specialty_labels() {
+        assert_eq!(specialty_label("generaliste"), "Médecine générale");
+        assert_eq!(specialty_label("orthophonie"), "Orthophonie");
+        assert_eq!(specialty_label(""), "");
+    }
+
+    #[test]
+    fn parties_name_themselves_in_logs() {
+        assert_eq!(OtherParty::Agent("alice".into()).to_string(), "alice");
+        assert_eq!(OtherParty::Route('7').to_string(), "route:7");
+    }
+}

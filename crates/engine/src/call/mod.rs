@@ -1,0 +1,489 @@
+//! The driver of one forwarded call.
+//!
+//! A [`CallDriver`] owns everything of the call: the call core
+//! ([`permanence_call::Call`]), the caller's side ([`caller`]), the far side
+//! ([`far`]: the telesecretary or the practitioner's number), the
+//! dispatcher's command channel, the voicemail recording ([`voicemail`])
+//! and the call's record ([`record`]). Its loop waits for the next input
+//! from one of those sources, hands it to the core through one handler per
+//! source, then carries out the core's outputs: actions through
+//! [`CallDriver::apply`] (in [`actions`]), events to the observers (the
+//! call record, the live view, the log). The far side is closed in one
+//! place, [`CallDriver::close_far`].
+
+mod actions;
+pub mod caller;
+pub mod far;
+pub mod record;
+mod voicemail;
+
+use crate::context::CallContext;
+use crate::dispatch::CallCmd;
+use crate::live::LiveCall;
+use crate::media::PracticePrompts;
+use crate::reply;
+use caller::Caller;
+use chrono::{DateTime, Utc};
+use far::{FarEvent, FarSide, OtherParty};
+use permanence_acd::CallId;
+use permanence_call::{
+    Call, CallSettings, EndReason, Event, Input, Output, TriageChoice, TriageMenu,
+};
+use permanence_config::Practice;
+use permanence_media::MediaEvent;
+use permanence_metrics::RtpTotals;
+use record::CallRecordBuilder;
+use rsipstack::sip::StatusCode;
+use rsipstack::transaction::Transaction;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use voicemail::Voicemail;
+
+/// What the SIP front knows about a forwarded call when it hands it over.
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    /// Practice id.
+    pub practice: String,
+    /// Whether the practice is open now (wall clock).
+    pub open: bool,
+    /// SIP Call-ID of the carrier leg.
+    pub sip_call_id: String,
+    /// Caller's number in E.164 when it is one, else the raw user part.
+    pub caller: String,
+    /// The carrier trunk.
+    pub trunk: String,
+    /// The practice number that identified the call.
+    pub called: String,
+    /// Where that number was found.
+    pub via: permanence_sip::intake::NumberSource,
+    /// When the INVITE arrived (wall clock).
+    pub received_at: DateTime<Utc>,
+}
+
+/// Our call numbers (dispatcher `CallId`), unique per process.
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
+
+/// Answers and runs one forwarded call until it ends.
+pub async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, incoming: IncomingCall) {
+    let Some(practice) = ctx.config.load().practice(&incoming.practice).cloned() else {
+        reply(&mut tx, StatusCode::NotFound, vec![]).await;
+        return;
+    };
+    let Some(prompts) = ctx.media.prompts(&practice.id) else {
+        warn!(practice = %practice.id, "no prompts for practice");
+        reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
+        return;
+    };
+    let Some(caller) = Caller::take(&ctx, tx, &incoming.sip_call_id).await else {
+        return;
+    };
+    CallDriver::new(ctx, practice, prompts, incoming, caller)
+        .run()
+        .await;
+}
+
+/// One forwarded call: its core and every source of its inputs.
+pub struct CallDriver {
+    ctx: Arc<CallContext>,
+    id: CallId,
+    practice: Practice,
+    prompts: PracticePrompts,
+    incoming: IncomingCall,
+    core: Call,
+    caller: Caller,
+    far: Option<FarSide>,
+    /// Commands from the dispatcher, once the call is queued.
+    queue: Option<mpsc::UnboundedReceiver<CallCmd>>,
+    record: CallRecordBuilder,
+    voicemail: Voicemail,
+    /// Media counters of far sides already closed.
+    rtp_far: RtpTotals,
+    ended: Option<EndReason>,
+}
+
+impl CallDriver {
+    fn new(
+        ctx: Arc<CallContext>,
+        practice: Practice,
+        prompts: PracticePrompts,
+        incoming: IncomingCall,
+        caller: Caller,
+    ) -> Self {
+        let id = CallId(NEXT_CALL.fetch_add(1, Ordering::Relaxed));
+        let record = CallRecordBuilder::new(crate::records::record_id(id), &incoming);
+        ctx.live.insert(LiveCall::new(
+            id.0,
+            record.id().to_string(),
+            practice.id.clone(),
+            permanence_numbers::mask(&incoming.caller),
+            ctx.clock.wall(),
+        ));
+        if !incoming.open {
+            if let Ok(m) = ctx.metrics.practice(&practice.id) {
+                m.call_closed();
+            }
+        }
+        let core = Call::new(settings(&ctx, &practice));
+        Self {
+            ctx,
+            id,
+            practice,
+            prompts,
+            incoming,
+            core,
+            caller,
+            far: None,
+            queue: None,
+            record,
+            voicemail: Voicemail::default(),
+            rtp_far: RtpTotals::default(),
+            ended: None,
+        }
+    }
+
+    /// Runs the call until it ends, then releases everything.
+    pub async fn run(mut self) {
+        self.start().await;
+        loop {
+            self.pump().await;
+            if self.ended.is_some() {
+                break;
+            }
+            let deadline = self.ctx.clock.instant_or_idle(self.core.poll_timeout());
+            tokio::select! {
+                st = self.caller.states.recv() => self.on_caller_dialog(st).await,
+                ev = self.caller.media_events.recv() => self.on_caller_media(ev),
+                cmd = next_cmd(&mut self.queue) => self.on_dispatcher(cmd),
+                ev = next_far(&mut self.far) => self.on_far(ev).await,
+                _ = tokio::time::sleep_until(deadline) => self.core.handle_timeout(self.now()),
+            }
+        }
+        self.finish().await;
+    }
+
+    /// Engine time (monotonic), for the core.
+    fn now(&self) -> DateTime<Utc> {
+        self.ctx.clock.now()
+    }
+
+    /// Feeds one input to the core.
+    fn input(&mut self, input: Input) {
+        let now = self.now();
+        self.core.handle(input, now);
+    }
+
+    /// The optional ringing before the answer (the caller may cancel
+    /// meanwhile), then the core's start.
+    async fn start(&mut self) {
+        let delay = self.ctx.options.answer_delay;
+        if !delay.is_zero() {
+            self.caller.ringing();
+            let until = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    st = self.caller.states.recv() => {
+                        if matches!(st, Some(rsipstack::dialog::dialog::DialogState::Terminated(..)) | None) {
+                            self.input(Input::CallerCancel);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let open = self.incoming.open;
+        self.input(Input::Start { open });
+    }
+
+    /// Carries out the core's outputs, in order, until none is left.
+    async fn pump(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Action(a) => self.apply(a).await,
+                Output::Event(e) => self.observe(&e),
+            }
+        }
+    }
+
+    /// Hands an event to the observers: the call record, the live view and
+    /// the log.
+    fn observe(&mut self, event: &Event) {
+        self.record.observe(event, self.now());
+        self.ctx
+            .live
+            .observe(self.id.0, event, self.ctx.clock.wall());
+        match event {
+            Event::Queued { triage } => info!(
+                event = "call.queued",
+                practice = %self.practice.id,
+                call_id = %self.incoming.sip_call_id,
+                call = self.id.0,
+                triage = triage.map(String::from).unwrap_or_default(),
+                triage_label = triage.map(|d| self.triage_label(d)).unwrap_or_default(),
+                "call queued"
+            ),
+            Event::Ended(reason) => self.ended = Some(*reason),
+            _ => {}
+        }
+    }
+
+    /// The label of triage option `digit` of the practice.
+    fn triage_label(&self, digit: char) -> String {
+        triage_label(&self.practice, digit)
+    }
+
+    // ---------------------------------------------------------- handlers
+
+    async fn on_caller_dialog(&mut self, st: Option<rsipstack::dialog::dialog::DialogState>) {
+        if let Some(input) = self.caller.on_dialog(st).await {
+            self.input(input);
+        }
+    }
+
+    fn on_caller_media(&mut self, ev: Option<MediaEvent>) {
+        let input = match ev {
+            Some(MediaEvent::PlaybackFinished) => Input::PlaybackFinished,
+            Some(MediaEvent::Dtmf(d)) => Input::Dtmf(d),
+            Some(MediaEvent::RtpTimeout) | Some(MediaEvent::NoRtp) => Input::MediaTimeout,
+            Some(MediaEvent::Latched(addr)) => {
+                debug!(call_id = %self.incoming.sip_call_id, %addr, "caller RTP latched");
+                return;
+            }
+            Some(MediaEvent::RecordingFinished { path, duration, .. }) => {
+                self.voicemail.verdict(
+                    &self.practice.id,
+                    &self.incoming.sip_call_id,
+                    &path,
+                    Ok(duration),
+                );
+                return;
+            }
+            Some(MediaEvent::RecordingFailed { path, error }) => {
+                self.voicemail.verdict(
+                    &self.practice.id,
+                    &self.incoming.sip_call_id,
+                    &path,
+                    Err(&error),
+                );
+                return;
+            }
+            Some(_) => return,
+            None => Input::DriverFailure,
+        };
+        self.input(input);
+    }
+
+    fn on_dispatcher(&mut self, cmd: Option<CallCmd>) {
+        let input = match cmd {
+            Some(CallCmd::Offer { agent }) => Input::Offer { agent },
+            Some(CallCmd::CancelOffer { agent }) => Input::OfferCancelled { agent },
+            Some(CallCmd::Overflow(kind)) => Input::Overflow(kind),
+            Some(CallCmd::Closed) => Input::Closed,
+            Some(CallCmd::Position { position, wait }) => Input::Position { position, wait },
+            Some(CallCmd::AnswerRefused { agent }) => Input::AnswerRefused { agent },
+            None => {
+                self.queue = None;
+                return;
+            }
+        };
+        self.input(input);
+    }
+
+    async fn on_far(&mut self, ev: FarEvent) {
+        let Some(party) = self.far.as_ref().map(|f| f.party.clone()) else {
+            return;
+        };
+        match ev {
+            FarEvent::Leg(ev) => self.on_far_leg(party, ev).await,
+            // The far side's media stopped once answered: it vanished.
+            FarEvent::Media(Some(MediaEvent::RtpTimeout)) if self.far_answered() => {
+                info!(call_id = %self.incoming.sip_call_id, "agent RTP timeout: ending the call");
+                self.close_far().await;
+                if let Some(input) = far_input(&party, FarNews::Gone) {
+                    self.input(input);
+                }
+            }
+            FarEvent::Media(_) => {}
+        }
+    }
+
+    async fn on_far_leg(&mut self, party: OtherParty, ev: Option<crate::leg::LegEvent>) {
+        use crate::leg::LegEvent;
+        let news = match ev {
+            Some(LegEvent::Ringing) => FarNews::Ringing,
+            Some(LegEvent::Answered(remote)) => {
+                if let Some(f) = self.far.as_mut() {
+                    f.answered = true;
+                    let _ = f.media.set_remote(remote);
+                }
+                FarNews::Answered
+            }
+            Some(LegEvent::Failed(reason)) => {
+                self.close_far().await;
+                FarNews::Failed(reason)
+            }
+            Some(LegEvent::Bye) | None => {
+                self.close_far().await;
+                FarNews::Gone
+            }
+            Some(LegEvent::Hold) => FarNews::Hold,
+            Some(LegEvent::Unhold(remote)) => {
+                if let Some(f) = self.far.as_ref() {
+                    let _ = f.media.set_remote(remote);
+                }
+                FarNews::Unhold
+            }
+        };
+        if let Some(input) = far_input(&party, news) {
+            self.input(input);
+        }
+    }
+
+    fn far_answered(&self) -> bool {
+        self.far.as_ref().is_some_and(|f| f.answered)
+    }
+
+    /// The one way the far side is released: unbridged from the caller,
+    /// its leg ended (CANCEL or BYE), its media closed and counted.
+    async fn close_far(&mut self) {
+        if let Some(f) = self.far.take() {
+            permanence_media::unbridge(&self.caller.media, &f.media);
+            self.rtp_far += f.close().await;
+        }
+    }
+
+    /// Releases the far side if it is `party`.
+    async fn close_far_if(&mut self, party: &OtherParty) {
+        if self.far.as_ref().is_some_and(|f| &f.party == party) {
+            self.close_far().await;
+        }
+    }
+
+    /// After the core finished: release every leg, account for media and
+    /// the voicemail, write the record and the log line.
+    async fn finish(mut self) {
+        let reason = self.ended.unwrap_or(EndReason::Failure);
+        self.close_far().await;
+        self.voicemail
+            .confirm(
+                &self.practice.id,
+                &self.incoming.sip_call_id,
+                &mut self.caller,
+            )
+            .await;
+        let stats = self.caller.media.stats();
+        let mut rtp = self.rtp_far;
+        rtp += far::rtp_totals(&stats);
+        self.ctx.metrics.rtp_add(&rtp);
+        self.ctx.live.remove(self.id.0);
+        if let Some(r) = &self.ctx.records {
+            let practice = &self.practice;
+            r.record_call(self.record.finish(
+                reason,
+                permanence_records::RtpCounters {
+                    packets_in: stats.packets_in,
+                    packets_out: stats.packets_out,
+                    packets_lost: stats.lost,
+                },
+                self.ctx.clock.now(),
+                self.ctx.clock.wall_offset(),
+                |d| triage_label(practice, d),
+            ));
+        }
+        let started = self.incoming.received_at;
+        let seconds = (self.ctx.clock.wall() - started).num_milliseconds() as f64 / 1000.0;
+        info!(
+            event = "call.ended",
+            practice = %self.practice.id,
+            reason = reason.as_str(),
+            call_id = %self.incoming.sip_call_id,
+            call = self.id.0,
+            agent = self.record.agent().map(|a| a.as_str()).unwrap_or(""),
+            voicemail = self.voicemail.path_text(),
+            seconds,
+            packets_out = stats.packets_out,
+            packets_in = stats.packets_in,
+            "call ended"
+        );
+        self.caller.close(&self.ctx).await;
+    }
+}
+
+/// What happened to the far side, whoever it is.
+enum FarNews {
+    Ringing,
+    Answered,
+    Failed(permanence_call::OfferFailure),
+    Gone,
+    Hold,
+    Unhold,
+}
+
+/// The core's input for news of the far side: a telesecretary's inputs for
+/// an agent, the direct route's for a triage number (whose ringing or hold
+/// changes nothing).
+fn far_input(party: &OtherParty, news: FarNews) -> Option<Input> {
+    Some(match (party, news) {
+        (OtherParty::Agent(a), FarNews::Ringing) => Input::AgentRinging { agent: a.clone() },
+        (OtherParty::Agent(a), FarNews::Answered) => Input::AgentAnswered { agent: a.clone() },
+        (OtherParty::Agent(a), FarNews::Failed(reason)) => Input::AgentFailed {
+            agent: a.clone(),
+            reason,
+        },
+        (OtherParty::Agent(_), FarNews::Gone) => Input::AgentBye,
+        (OtherParty::Agent(_), FarNews::Hold) => Input::AgentHold,
+        (OtherParty::Agent(_), FarNews::Unhold) => Input::AgentUnhold,
+        (OtherParty::Route(_), FarNews::Answered) => Input::TransferAnswered,
+        (OtherParty::Route(_), FarNews::Failed(_)) => Input::TransferFailed,
+        (OtherParty::Route(_), FarNews::Gone) => Input::TransferBye,
+        (OtherParty::Route(_), FarNews::Ringing | FarNews::Hold | FarNews::Unhold) => return None,
+    })
+}
+
+/// The label of triage option `digit` of `practice` (empty if unknown).
+fn triage_label(practice: &Practice, digit: char) -> String {
+    practice
+        .triage
+        .as_ref()
+        .and_then(|t| t.option(digit))
+        .map(|o| o.label.clone())
+        .unwrap_or_default()
+}
+
+/// The call core's settings for a call to `practice`.
+fn settings(ctx: &CallContext, practice: &Practice) -> CallSettings {
+    let q = &practice.queue;
+    CallSettings {
+        max_duration: ctx.options.max_call,
+        triage: practice.triage.as_ref().map(|t| TriageMenu {
+            timeout: t.timeout,
+            default: t.default,
+            options: t
+                .options
+                .iter()
+                .map(|o| TriageChoice {
+                    digit: o.digit,
+                    direct_route: o.route_to.is_some(),
+                })
+                .collect(),
+        }),
+        announce_every: (q.announce_position || q.announce_wait).then_some(q.announce_every),
+        voicemail_max: ctx.config.load().records.voicemail_max,
+    }
+}
+
+async fn next_cmd(rx: &mut Option<mpsc::UnboundedReceiver<CallCmd>>) -> Option<CallCmd> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_far(far: &mut Option<FarSide>) -> FarEvent {
+    match far {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,366 @@
+//! Starting and stopping the engine: [`Engine::start`] opens every part
+//! (SIP edge, media, registrar, dispatcher, records, metrics, HTTP), builds
+//! the [`Switch`] and each driver's context, and spawns the tasks;
+//! [`Engine::drain`] and [`Engine::shutdown`] end them.
+
+use crate::clock::Clock;
+use crate::context::{CallContext, CallOptions, FeatureContext, SipContext};
+use crate::dispatch::{self, DispatchHandle, EventObserver};
+use crate::edge::{self, EdgeError};
+use crate::live::LiveCalls;
+use crate::media::MediaContext;
+use crate::registrations::Registrations;
+use crate::switch::Switch;
+use crate::{acd_map, admin, records, routing};
+use arc_swap::ArcSwap;
+use permanence_acd::Input as AcdInput;
+use permanence_config::Config;
+use permanence_sip::registrar::{Registrar, RegistrarSettings};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Engine-wide settings not (yet) in the configuration file.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Delay between `180 Ringing` and the answer of a forwarded call.
+    pub answer_delay: Duration,
+    /// A call whose caller sends no RTP for this long is ended.
+    pub rtp_timeout: Duration,
+    /// Longest call.
+    pub max_call: Duration,
+    /// The main configuration file (re-read on reload).
+    pub config_path: std::path::PathBuf,
+    /// How long a drain waits for calls in progress before exiting anyway.
+    pub drain_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            answer_delay: Duration::ZERO,
+            rtp_timeout: Duration::from_secs(60),
+            max_call: Duration::from_secs(4 * 3600),
+            config_path: std::path::PathBuf::from("config/permanence.toml"),
+            drain_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Errors at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The SIP edge failed to start.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+    /// Another part of the engine (media and prompts, dispatcher,
+    /// metrics, HTTP listener) failed to start; the message names it.
+    #[error("{0}")]
+    Startup(String),
+}
+
+fn startup(part: &str) -> impl Fn(String) -> EngineError + '_ {
+    move |e| EngineError::Startup(format!("{part}: {e}"))
+}
+
+/// The registrar's settings from the configuration.
+pub(crate) fn registrar_settings(cfg: &Config) -> RegistrarSettings {
+    let r = &cfg.sip.registrar;
+    RegistrarSettings {
+        realm: cfg.sip.realm.clone(),
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        default_expires: r.default_expires,
+        nonce_ttl: r.nonce_ttl,
+        qualify_interval: r.qualify_interval.unwrap_or(Duration::ZERO),
+        qualify_timeout: r.qualify_timeout,
+        max_contacts: 10,
+        algorithms: r.algorithms.clone(),
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    switch: Arc<Switch>,
+    recorder: Option<permanence_records::Recorder>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Bound SIP UDP addresses.
+    pub sip_udp: Vec<SocketAddr>,
+    /// Bound SIP TCP addresses.
+    pub sip_tcp: Vec<SocketAddr>,
+}
+
+impl Engine {
+    /// Starts listening and serving.
+    pub async fn start(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+        Self::start_with_clock(config, options, Clock::default()).await
+    }
+
+    /// Starts listening and serving on `clock` (tests step its wall clock).
+    pub async fn start_with_clock(
+        config: Config,
+        options: EngineOptions,
+        clock: Clock,
+    ) -> Result<Self, EngineError> {
+        let cancel = CancellationToken::new();
+        let metrics = permanence_metrics::Metrics::new(permanence_metrics::DEFAULT_SHORT_ABANDON)
+            .map_err(|e| startup("metrics")(e.to_string()))?;
+        metrics
+            .practices(&practice_ids(&config))
+            .map_err(|e| startup("metrics")(e.to_string()))?;
+        let sip_counts = Arc::new(admin::SipCounts::default());
+        let (edge, mut incoming) = edge::start(
+            &config.sip.listen_udp,
+            &config.sip.listen_tcp,
+            &config.sip.user_agent,
+            metrics.clone(),
+            sip_counts.clone(),
+            cancel.clone(),
+        )
+        .await?;
+        let media =
+            Arc::new(MediaContext::new(&config, options.rtp_timeout).map_err(startup("media"))?);
+        let registrations = Registrations::new(new_registrar(&config), clock.clone());
+        let recorder = open_records(&config);
+        let records = recorder.as_ref().map(|r| r.handle());
+        let (dispatch, dispatch_task) =
+            start_dispatcher(&config, &records, &metrics, &clock, &cancel)?;
+        wire_reachability(&config, &dispatch, &registrations);
+        let sip = Arc::new(SipContext {
+            endpoint: edge.inner(),
+            dialogs: edge.dialogs.clone(),
+            contact_host: config.sip.public_host.clone(),
+            contact_port: contact_port(&edge),
+        });
+        let config = Arc::new(ArcSwap::from_pointee(config));
+        let live = Arc::new(LiveCalls::default());
+        let calls = Arc::new(CallContext {
+            config: config.clone(),
+            sip: sip.clone(),
+            media: media.clone(),
+            dispatch: dispatch.clone(),
+            registrations: registrations.clone(),
+            records: records.clone(),
+            metrics: metrics.clone(),
+            live: live.clone(),
+            options: CallOptions {
+                answer_delay: options.answer_delay,
+                max_call: options.max_call,
+            },
+            clock: clock.clone(),
+        });
+        let features = Arc::new(FeatureContext {
+            sip: sip.clone(),
+            media: media.clone(),
+            dispatch: dispatch.clone(),
+            registrations: registrations.clone(),
+        });
+        let switch = Arc::new(Switch {
+            config,
+            sip,
+            media,
+            dispatch,
+            registrations,
+            records,
+            metrics,
+            live,
+            guard_stats: edge.guard_stats.clone(),
+            sip_counts,
+            calls,
+            features,
+            clock,
+            config_path: options.config_path,
+            drain_timeout: options.drain_timeout,
+            draining: AtomicBool::new(false),
+            reload_lock: tokio::sync::Mutex::new(()),
+            cancel: cancel.clone(),
+        });
+        let (sip_udp, sip_tcp) = (edge.udp.clone(), edge.tcp.clone());
+        let mut tasks = vec![dispatch_task, serve_sip(edge.endpoint, &cancel)];
+        tasks.push(tokio::spawn(switch.registrations.clone().run(
+            switch.sip.endpoint.clone(),
+            switch.sip.contact_host.clone(),
+            cancel.clone(),
+        )));
+        let (http_addr, http_task) = serve_http(&switch, &cancel).await?;
+        tasks.push(http_task);
+        let s = switch.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(tx) = incoming.recv().await {
+                tokio::spawn(routing::handle_transaction(s.clone(), tx));
+            }
+        }));
+        info!(event = "engine.ready", ?sip_udp, ?sip_tcp, http = %http_addr, "Permanence is ready");
+        Ok(Self {
+            switch,
+            recorder,
+            tasks,
+            sip_udp,
+            sip_tcp,
+        })
+    }
+
+    /// Drains: refuses new calls (503), waits for calls in progress to end
+    /// (at most `options.drain_timeout`). Returns how many calls were still
+    /// in progress when it gave up (0 when all ended).
+    pub async fn drain(&self) -> usize {
+        self.switch.start_drain();
+        let deadline = tokio::time::Instant::now() + self.switch.drain_timeout;
+        loop {
+            let n = self.switch.live.len();
+            if n == 0 || tokio::time::Instant::now() >= deadline {
+                info!(event = "engine.drained", remaining = n, "drain finished");
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether a drain was requested (signal or admin API).
+    pub fn is_draining(&self) -> bool {
+        self.switch.is_draining()
+    }
+
+    /// Reloads the configuration (see [`crate::reload`]).
+    pub async fn reload(&self) -> Result<String, String> {
+        crate::reload(&self.switch).await
+    }
+
+    /// The running engine as a whole (for tests and the admin side).
+    pub fn switch(&self) -> &Arc<Switch> {
+        &self.switch
+    }
+
+    /// Stops everything; pending call records are committed.
+    pub async fn shutdown(self) {
+        self.switch.cancel.cancel();
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(r) = self.recorder {
+            match tokio::task::spawn_blocking(move || r.shutdown()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "call records: shutdown failed"),
+                Err(e) => warn!(error = %e, "call records: shutdown task failed"),
+            }
+        }
+    }
+}
+
+fn practice_ids(cfg: &Config) -> Vec<&str> {
+    cfg.practices().iter().map(|p| p.id.as_str()).collect()
+}
+
+/// The registrar core, with a fresh random key for its nonces.
+fn new_registrar(cfg: &Config) -> Registrar {
+    let mut key = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut key);
+    Registrar::new(registrar_settings(cfg), key)
+}
+
+/// Port written in our Contact headers: the first UDP listener's, else the
+/// first TCP one's.
+fn contact_port(edge: &edge::SipEdge) -> u16 {
+    edge.udp
+        .first()
+        .or(edge.tcp.first())
+        .map(|a| a.port())
+        .unwrap_or(5060)
+}
+
+/// Starts the dispatcher task, observed by metrics and the queue log.
+fn start_dispatcher(
+    cfg: &Config,
+    records: &Option<permanence_records::RecorderHandle>,
+    metrics: &Arc<permanence_metrics::Metrics>,
+    clock: &Clock,
+    cancel: &CancellationToken,
+) -> Result<(DispatchHandle, JoinHandle<()>), EngineError> {
+    let dispatcher = permanence_acd::Dispatcher::new(acd_map::acd_config(cfg))
+        .map_err(|e| startup("dispatcher")(e.to_string()))?;
+    let mut observers: Vec<Arc<dyn EventObserver>> = Vec::new();
+    if let Some(h) = records {
+        observers.push(Arc::new(records::QueueLog::new(h.clone())));
+    }
+    Ok(dispatch::start(
+        dispatcher,
+        observers,
+        Some(metrics.recorder()),
+        clock.clone(),
+        cancel.clone(),
+    ))
+}
+
+/// Agents are unreachable until their softphone registers; the registrar
+/// tells the dispatcher when that changes.
+fn wire_reachability(cfg: &Config, dispatch: &DispatchHandle, registrations: &Registrations) {
+    for a in cfg.agents() {
+        dispatch.input(AcdInput::AgentReachability {
+            agent: a.username.as_str().into(),
+            reachable: false,
+        });
+    }
+    let d = dispatch.clone();
+    registrations.set_listener(Box::new(move |user, reachable| {
+        d.input(AcdInput::AgentReachability {
+            agent: user.into(),
+            reachable,
+        });
+    }));
+}
+
+/// Serves the SIP endpoint until `cancel`.
+fn serve_sip(
+    endpoint: rsipstack::transaction::Endpoint,
+    cancel: &CancellationToken,
+) -> JoinHandle<()> {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = endpoint.serve() => {}
+            _ = cancel.cancelled() => endpoint.shutdown(),
+        }
+    })
+}
+
+/// Serves `/metrics`, `/healthz` and the admin API.
+async fn serve_http(
+    switch: &Arc<Switch>,
+    cancel: &CancellationToken,
+) -> Result<(SocketAddr, JoinHandle<()>), EngineError> {
+    let cfg = switch.config();
+    let backend = Arc::new(admin::EngineBackend::new(switch.clone()));
+    permanence_http::serve(
+        cfg.http.listen,
+        backend,
+        cfg.http.admin_token.clone(),
+        cancel.clone(),
+    )
+    .await
+    .map_err(|e| startup("http")(e.to_string()))
+}
+
+/// Opens the call records store; a failure is logged and the engine runs
+/// without records (calls matter more than their records).
+fn open_records(cfg: &Config) -> Option<permanence_records::Recorder> {
+    let r = &cfg.records;
+    let mut rc = permanence_records::RecordsConfig::new(&r.path);
+    rc.retention = r.retention;
+    rc.hash_callers = r.hash_callers;
+    rc.salt = r.salt.clone();
+    match permanence_records::Recorder::open(rc) {
+        Ok(rec) => {
+            info!(event = "records.open", path = %r.path.display(), hash_callers = r.hash_callers, "call records store open");
+            Some(rec)
+        }
+        Err(e) => {
+            tracing::error!(event = "records.unavailable", path = %r.path.display(), error = %e, "cannot open the call records store: running without records");
+            None
+        }
+    }
+}

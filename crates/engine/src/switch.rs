@@ -1,0 +1,115 @@
+//! [`Switch`]: the running engine as a whole, as startup, reload, SIP
+//! routing and the admin side see it. Drivers never get it: each gets its
+//! narrow context (see [`crate::context`]).
+
+use crate::clock::Clock;
+use crate::context::{CallContext, FeatureContext, SipContext};
+use crate::dispatch::DispatchHandle;
+use crate::live::LiveCalls;
+use crate::media::MediaContext;
+use crate::registrations::Registrations;
+use arc_swap::ArcSwap;
+use permanence_config::{Config, DigestAlgorithm};
+use permanence_sip::registrar::AgentSecrets;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// The running engine.
+pub struct Switch {
+    /// The configuration snapshot, replaced by reloads (shared with the
+    /// call drivers).
+    pub(crate) config: Arc<ArcSwap<Config>>,
+    /// SIP endpoint, dialogs and our Contact.
+    pub(crate) sip: Arc<SipContext>,
+    /// Media legs and prompts.
+    pub(crate) media: Arc<MediaContext>,
+    /// The dispatcher task.
+    pub(crate) dispatch: DispatchHandle,
+    /// The registrar driver.
+    pub(crate) registrations: Arc<Registrations>,
+    /// The call records store (`None` if it could not be opened: calls
+    /// still flow, records are lost and an error was logged).
+    pub(crate) records: Option<permanence_records::RecorderHandle>,
+    /// Prometheus metrics.
+    pub(crate) metrics: Arc<permanence_metrics::Metrics>,
+    /// Calls in progress.
+    pub(crate) live: Arc<LiveCalls>,
+    /// What the datagram guard did.
+    pub(crate) guard_stats: Arc<permanence_sip::guard::GuardStats>,
+    /// SIP request counts for the retransmission metric.
+    pub(crate) sip_counts: Arc<crate::admin::SipCounts>,
+    /// What a forwarded call's driver gets.
+    pub(crate) calls: Arc<CallContext>,
+    /// What an agent's feature-code call gets.
+    pub(crate) features: Arc<FeatureContext>,
+    /// Engine time and the wall clock.
+    pub(crate) clock: Clock,
+    /// The main configuration file (re-read on reload).
+    pub(crate) config_path: std::path::PathBuf,
+    /// How long a drain waits for calls in progress.
+    pub(crate) drain_timeout: Duration,
+    pub(crate) draining: AtomicBool,
+    /// Serialises reloads.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Switch {
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Digest secrets of an agent, from the current configuration.
+    pub fn secrets(&self, user: &str) -> Option<AgentSecrets> {
+        let cfg = self.config.load();
+        cfg.agent(user).map(|a| AgentSecrets {
+            ha1_md5: a.ha1(DigestAlgorithm::Md5).map(str::to_string),
+            ha1_sha256: a.ha1(DigestAlgorithm::Sha256).map(str::to_string),
+        })
+    }
+
+    /// Records a call refused before any dialog.
+    pub fn record_rejected(
+        &self,
+        sip_call_id: &str,
+        practice: &str,
+        trunk: &str,
+        caller: &str,
+        reason: &str,
+    ) {
+        if let Some(r) = &self.records {
+            r.record_call(crate::records::rejected(
+                sip_call_id,
+                practice,
+                trunk,
+                caller,
+                reason,
+            ));
+        }
+    }
+
+    /// Whether the engine is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Whether the engine refuses new calls (draining or stopping).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.is_stopping()
+    }
+
+    /// Stops taking new calls; calls in progress go on.
+    pub fn start_drain(&self) {
+        if !self.draining.swap(true, Ordering::Relaxed) {
+            info!(
+                event = "engine.draining",
+                calls = self.live.len(),
+                "draining: new calls get 503"
+            );
+        }
+    }
+}
