@@ -245,235 +245,281 @@ impl Call {
             return;
         }
         match input {
-            Input::Start { open } => {
-                if self.phase != Phase::New {
-                    return;
-                }
-                self.started = Some(now);
-                self.push(Action::Answer);
-                self.emit(Event::Answered { open });
-                if open {
-                    self.phase = Phase::Greeting;
-                    self.push(Action::Play(Playlist::once(Prompt::Greeting)));
-                } else {
-                    self.phase = Phase::ClosedMessage;
-                    self.push(Action::Play(Playlist::once(Prompt::Closed)));
-                }
-            }
+            Input::Start { open } => self.on_start(open, now),
             Input::CallerCancel | Input::CallerBye => self.caller_gone(None, false),
             Input::MediaTimeout => self.caller_gone(Some(EndReason::MediaTimeout), true),
             Input::DriverFailure => self.caller_gone(Some(EndReason::Failure), true),
-            Input::PlaybackFinished => match self.phase.clone() {
-                Phase::Greeting => self.after_greeting(now),
-                Phase::Triage { deadline: None } => {
-                    let timeout = self
-                        .settings
-                        .triage
-                        .as_ref()
-                        .map(|m| m.timeout)
-                        .unwrap_or_default();
-                    self.phase = Phase::Triage {
-                        deadline: Some(now + timeout),
-                    };
-                }
-                Phase::ClosedMessage => {
-                    self.push(Action::HangUp);
-                    self.finish(EndReason::Closed);
-                }
-                Phase::Overflowing(OverflowKind::Voicemail) => {
-                    let until = now + self.settings.voicemail_max;
-                    self.phase = Phase::Recording { until };
-                    self.emit(Event::Recording);
-                    self.push(Action::StartRecording(self.settings.voicemail_max));
-                }
-                Phase::Overflowing(kind) => {
-                    self.push(Action::HangUp);
-                    self.finish(match kind {
-                        OverflowKind::Callback => EndReason::Callback,
-                        _ => EndReason::OverflowHangup,
-                    });
-                }
-                _ => {}
-            },
-            Input::Dtmf(d) => {
-                let menu_has = self
+            Input::PlaybackFinished => self.on_playback_finished(now),
+            Input::Dtmf(d) => self.on_dtmf(d, now),
+            Input::Closed => self.on_queue_closed(),
+            Input::Offer { agent } => self.on_offer(agent),
+            Input::OfferCancelled { agent } => self.on_offer_cancelled(agent),
+            Input::Overflow(kind) => self.on_overflow(kind),
+            Input::Position { position, wait } => self.on_position(position, wait),
+            Input::AgentRinging { .. } => {}
+            Input::AgentAnswered { agent } => self.on_agent_answered(agent),
+            Input::AnswerRefused { agent } => self.on_answer_refused(agent),
+            Input::AgentFailed { agent, reason } => self.on_agent_failed(agent, reason),
+            Input::AgentBye => self.on_agent_bye(),
+            Input::AgentHold => self.on_agent_hold(true),
+            Input::AgentUnhold => self.on_agent_hold(false),
+            Input::TransferAnswered => self.on_route_answered(),
+            Input::TransferFailed => self.on_route_failed(now),
+            Input::TransferBye => self.on_route_bye(),
+        }
+    }
+
+    // --------------------------------------------------- the caller's side
+
+    fn on_start(&mut self, open: bool, now: DateTime<Utc>) {
+        if self.phase != Phase::New {
+            return;
+        }
+        self.started = Some(now);
+        self.push(Action::Answer);
+        self.emit(Event::Answered { open });
+        if open {
+            self.phase = Phase::Greeting;
+            self.push(Action::Play(Playlist::once(Prompt::Greeting)));
+        } else {
+            self.phase = Phase::ClosedMessage;
+            self.push(Action::Play(Playlist::once(Prompt::Closed)));
+        }
+    }
+
+    fn on_playback_finished(&mut self, now: DateTime<Utc>) {
+        match self.phase.clone() {
+            Phase::Greeting => self.after_greeting(now),
+            Phase::Triage { deadline: None } => {
+                let timeout = self
                     .settings
                     .triage
                     .as_ref()
-                    .is_some_and(|m| m.option(d).is_some());
-                match self.phase {
-                    Phase::Greeting | Phase::Triage { .. } if menu_has => {
-                        self.triage_decided(Some(d), now)
-                    }
-                    // A wrong key during the menu: play it again.
-                    Phase::Triage { .. } => {
-                        self.phase = Phase::Triage { deadline: None };
-                        self.push(Action::Play(Playlist::once(Prompt::Triage)));
-                    }
-                    _ => {}
-                }
+                    .map(|m| m.timeout)
+                    .unwrap_or_default();
+                self.phase = Phase::Triage {
+                    deadline: Some(now + timeout),
+                };
             }
-            Input::Closed => {
-                // Only a queued call can be refused by the dispatcher.
-                if let Phase::Queued { ringing } = self.phase.clone() {
-                    self.in_dispatcher = false;
-                    if let Some(agent) = ringing {
-                        self.push(Action::CancelAgent { agent });
-                    }
-                    self.next_announce = None;
-                    self.phase = Phase::ClosedMessage;
-                    self.emit(Event::QueueClosed);
-                    self.push(Action::Play(Playlist::once(Prompt::Closed)));
-                }
+            Phase::ClosedMessage => {
+                self.push(Action::HangUp);
+                self.finish(EndReason::Closed);
             }
-            Input::Offer { agent } => {
-                if let Phase::Queued { ringing } = self.phase.clone() {
-                    if let Some(old) = ringing {
-                        if old == agent {
-                            return;
-                        }
-                        self.emit(Event::OfferEnded { agent: old.clone() });
-                        self.push(Action::CancelAgent { agent: old });
-                    }
-                    self.phase = Phase::Queued {
-                        ringing: Some(agent.clone()),
-                    };
-                    self.emit(Event::Offered {
-                        agent: agent.clone(),
-                    });
-                    self.push(Action::InviteAgent { agent });
-                }
+            Phase::Overflowing(OverflowKind::Voicemail) => {
+                let until = now + self.settings.voicemail_max;
+                self.phase = Phase::Recording { until };
+                self.emit(Event::Recording);
+                self.push(Action::StartRecording(self.settings.voicemail_max));
             }
-            Input::OfferCancelled { agent } => {
-                if let Phase::Queued { ringing: Some(r) } = &self.phase {
-                    if *r == agent {
-                        self.phase = Phase::Queued { ringing: None };
-                        self.emit(Event::OfferEnded {
-                            agent: agent.clone(),
-                        });
-                        self.push(Action::CancelAgent { agent });
-                    }
-                }
+            Phase::Overflowing(kind) => {
+                self.push(Action::HangUp);
+                self.finish(match kind {
+                    OverflowKind::Callback => EndReason::Callback,
+                    _ => EndReason::OverflowHangup,
+                });
             }
-            Input::AgentRinging { .. } => {}
-            Input::AgentAnswered { agent } => match &self.phase {
-                Phase::Queued { ringing: Some(r) } if *r == agent => {
-                    self.phase = Phase::Bridged {
-                        agent: agent.clone(),
-                        held: false,
-                    };
-                    self.emit(Event::Connected {
-                        agent: agent.clone(),
-                    });
-                    self.next_announce = None;
-                    self.awaiting_position = false;
-                    self.push(Action::ReportAnswered {
-                        agent: agent.clone(),
-                    });
-                    self.push(Action::Bridge);
-                }
-                // Answered after the offer was withdrawn: release that leg.
-                _ => self.push(Action::HangUpAgent { agent }),
-            },
-            Input::AnswerRefused { agent } => {
-                if let Phase::Bridged { agent: a, .. } = &self.phase {
-                    if *a == agent {
-                        self.push(Action::Unbridge);
-                        self.emit(Event::OfferEnded {
-                            agent: agent.clone(),
-                        });
-                        self.push(Action::HangUpAgent { agent });
-                        self.phase = Phase::Queued { ringing: None };
-                        self.hold_loop();
-                    }
-                }
+            _ => {}
+        }
+    }
+
+    fn on_dtmf(&mut self, d: char, now: DateTime<Utc>) {
+        let menu_has = self
+            .settings
+            .triage
+            .as_ref()
+            .is_some_and(|m| m.option(d).is_some());
+        match self.phase {
+            Phase::Greeting | Phase::Triage { .. } if menu_has => self.triage_decided(Some(d), now),
+            // A wrong key during the menu: play it again.
+            Phase::Triage { .. } => {
+                self.phase = Phase::Triage { deadline: None };
+                self.push(Action::Play(Playlist::once(Prompt::Triage)));
             }
-            Input::AgentFailed { agent, reason } => {
-                if let Phase::Queued { ringing: Some(r) } = &self.phase {
-                    if *r == agent {
-                        self.phase = Phase::Queued { ringing: None };
-                        self.emit(Event::OfferEnded {
-                            agent: agent.clone(),
-                        });
-                        self.push(Action::ReportOfferFailed { agent, reason });
-                    }
-                }
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------ the dispatcher
+
+    fn on_queue_closed(&mut self) {
+        // Only a queued call can be refused by the dispatcher.
+        if let Phase::Queued { ringing } = self.phase.clone() {
+            self.in_dispatcher = false;
+            if let Some(agent) = ringing {
+                self.push(Action::CancelAgent { agent });
             }
-            Input::AgentBye => {
-                if let Phase::Bridged { .. } = self.phase {
-                    self.push(Action::Unbridge);
-                    self.push(Action::HangUp);
-                    if self.in_dispatcher {
-                        self.push(Action::ReportEnded);
-                        self.in_dispatcher = false;
-                    }
-                    self.finish(EndReason::AgentHangup);
-                }
+            self.next_announce = None;
+            self.phase = Phase::ClosedMessage;
+            self.emit(Event::QueueClosed);
+            self.push(Action::Play(Playlist::once(Prompt::Closed)));
+        }
+    }
+
+    fn on_offer(&mut self, agent: AgentId) {
+        let Phase::Queued { ringing } = self.phase.clone() else {
+            return;
+        };
+        if let Some(old) = ringing {
+            if old == agent {
+                return;
             }
-            Input::AgentHold => {
-                if let Phase::Bridged { agent, held: false } = self.phase.clone() {
-                    self.phase = Phase::Bridged { agent, held: true };
-                    self.emit(Event::Held);
-                    self.push(Action::Unbridge);
-                    self.hold_loop();
-                }
+            self.emit(Event::OfferEnded { agent: old.clone() });
+            self.push(Action::CancelAgent { agent: old });
+        }
+        self.phase = Phase::Queued {
+            ringing: Some(agent.clone()),
+        };
+        self.emit(Event::Offered {
+            agent: agent.clone(),
+        });
+        self.push(Action::InviteAgent { agent });
+    }
+
+    fn on_offer_cancelled(&mut self, agent: AgentId) {
+        if self.ringing() == Some(&agent) {
+            self.phase = Phase::Queued { ringing: None };
+            self.emit(Event::OfferEnded {
+                agent: agent.clone(),
+            });
+            self.push(Action::CancelAgent { agent });
+        }
+    }
+
+    fn on_overflow(&mut self, kind: OverflowKind) {
+        if let Phase::Queued { ringing } = self.phase.clone() {
+            self.in_dispatcher = false;
+            if let Some(agent) = ringing {
+                self.push(Action::CancelAgent { agent });
             }
-            Input::AgentUnhold => {
-                if let Phase::Bridged { agent, held: true } = self.phase.clone() {
-                    self.phase = Phase::Bridged { agent, held: false };
-                    self.emit(Event::Resumed);
-                    self.push(Action::Bridge);
-                }
+            self.overflow(kind);
+        }
+    }
+
+    fn on_position(&mut self, position: u32, wait: Option<std::time::Duration>) {
+        if !self.awaiting_position {
+            return;
+        }
+        self.awaiting_position = false;
+        if let Phase::Queued { ringing: None } = self.phase {
+            let wait_secs = wait.map(|w| u32::try_from(w.as_secs()).unwrap_or(0));
+            self.push(Action::Play(Playlist {
+                items: vec![
+                    Prompt::Announcement {
+                        position,
+                        wait_secs,
+                    },
+                    Prompt::Hold,
+                ],
+                loop_last: true,
+            }));
+        }
+    }
+
+    // ------------------------------------------------- the telesecretary
+
+    /// The agent whose phone rings with the call, if any.
+    fn ringing(&self) -> Option<&AgentId> {
+        match &self.phase {
+            Phase::Queued { ringing } => ringing.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn on_agent_answered(&mut self, agent: AgentId) {
+        if self.ringing() != Some(&agent) {
+            // Answered after the offer was withdrawn: release that leg.
+            self.push(Action::HangUpAgent { agent });
+            return;
+        }
+        self.phase = Phase::Bridged {
+            agent: agent.clone(),
+            held: false,
+        };
+        self.emit(Event::Connected {
+            agent: agent.clone(),
+        });
+        self.next_announce = None;
+        self.awaiting_position = false;
+        self.push(Action::ReportAnswered { agent });
+        self.push(Action::Bridge);
+    }
+
+    fn on_answer_refused(&mut self, agent: AgentId) {
+        if matches!(&self.phase, Phase::Bridged { agent: a, .. } if *a == agent) {
+            self.push(Action::Unbridge);
+            self.emit(Event::OfferEnded {
+                agent: agent.clone(),
+            });
+            self.push(Action::HangUpAgent { agent });
+            self.phase = Phase::Queued { ringing: None };
+            self.hold_loop();
+        }
+    }
+
+    fn on_agent_failed(&mut self, agent: AgentId, reason: OfferFailure) {
+        if self.ringing() == Some(&agent) {
+            self.phase = Phase::Queued { ringing: None };
+            self.emit(Event::OfferEnded {
+                agent: agent.clone(),
+            });
+            self.push(Action::ReportOfferFailed { agent, reason });
+        }
+    }
+
+    fn on_agent_bye(&mut self) {
+        if let Phase::Bridged { .. } = self.phase {
+            self.push(Action::Unbridge);
+            self.push(Action::HangUp);
+            if self.in_dispatcher {
+                self.push(Action::ReportEnded);
+                self.in_dispatcher = false;
             }
-            Input::Overflow(kind) => {
-                if let Phase::Queued { ringing } = self.phase.clone() {
-                    self.in_dispatcher = false;
-                    if let Some(agent) = ringing {
-                        self.push(Action::CancelAgent { agent });
-                    }
-                    self.overflow(kind);
-                }
-            }
-            Input::Position { position, wait } => {
-                if !self.awaiting_position {
-                    return;
-                }
-                self.awaiting_position = false;
-                if let Phase::Queued { ringing: None } = self.phase {
-                    let wait_secs = wait.map(|w| u32::try_from(w.as_secs()).unwrap_or(0));
-                    self.push(Action::Play(Playlist {
-                        items: vec![
-                            Prompt::Announcement {
-                                position,
-                                wait_secs,
-                            },
-                            Prompt::Hold,
-                        ],
-                        loop_last: true,
-                    }));
-                }
-            }
-            Input::TransferAnswered => {
-                if let Phase::Transferring { .. } = self.phase {
-                    self.phase = Phase::Transferred;
-                    self.emit(Event::RouteConnected);
-                    self.push(Action::Bridge);
-                }
-            }
-            Input::TransferFailed => {
-                if let Phase::Transferring { .. } = self.phase {
-                    // The number did not answer: queue the call, keeping
-                    // its triage choice (urgent priority).
-                    self.enqueue(now);
-                }
-            }
-            Input::TransferBye => {
-                if let Phase::Transferred = self.phase {
-                    self.push(Action::Unbridge);
-                    self.push(Action::HangUp);
-                    self.finish(EndReason::Transferred);
-                }
-            }
+            self.finish(EndReason::AgentHangup);
+        }
+    }
+
+    /// The agent puts the caller on hold (`hold`) or takes them back.
+    fn on_agent_hold(&mut self, hold: bool) {
+        let Phase::Bridged { agent, held } = self.phase.clone() else {
+            return;
+        };
+        if held == hold {
+            return;
+        }
+        self.phase = Phase::Bridged { agent, held: hold };
+        if hold {
+            self.emit(Event::Held);
+            self.push(Action::Unbridge);
+            self.hold_loop();
+        } else {
+            self.emit(Event::Resumed);
+            self.push(Action::Bridge);
+        }
+    }
+
+    // ------------------------------------------------ the direct route
+
+    fn on_route_answered(&mut self) {
+        if let Phase::Transferring { .. } = self.phase {
+            self.phase = Phase::Transferred;
+            self.emit(Event::RouteConnected);
+            self.push(Action::Bridge);
+        }
+    }
+
+    fn on_route_failed(&mut self, now: DateTime<Utc>) {
+        if let Phase::Transferring { .. } = self.phase {
+            // The number did not answer: queue the call, keeping its
+            // triage choice (urgent priority).
+            self.enqueue(now);
+        }
+    }
+
+    fn on_route_bye(&mut self) {
+        if let Phase::Transferred = self.phase {
+            self.push(Action::Unbridge);
+            self.push(Action::HangUp);
+            self.finish(EndReason::Transferred);
         }
     }
 

@@ -104,213 +104,282 @@ pub fn start(
     }
 }
 
+/// What the leg's task needs besides its channels.
+struct LegTask {
+    sip: Arc<SipContext>,
+    advertise: IpAddr,
+    req: LegRequest,
+    tag: String,
+    cmd: mpsc::UnboundedReceiver<LegCmd>,
+    events: mpsc::UnboundedSender<LegEvent>,
+}
+
+/// The final result of one fork (by index): its status code and body.
+type ForkResult = (usize, Result<(u16, Vec<u8>), String>);
+
+/// The INVITEs of one leg, one per target ("forks").
+struct Forks {
+    dialogs: Vec<Option<InviteDialog>>,
+    /// Final results, by fork index.
+    results: mpsc::UnboundedReceiver<ForkResult>,
+    /// Dialog states of every fork (they name their dialog).
+    states: rsipstack::dialog::dialog::DialogStateReceiver,
+    pending: usize,
+}
+
 async fn run(
     sip: Arc<SipContext>,
     advertise: IpAddr,
     targets: Vec<Target>,
     req: LegRequest,
     tag: String,
-    mut cmd: mpsc::UnboundedReceiver<LegCmd>,
+    cmd: mpsc::UnboundedReceiver<LegCmd>,
     events: mpsc::UnboundedSender<LegEvent>,
 ) {
-    let contact = sip.contact();
-    let caller = sip.uri_for(&req.caller_user);
-    let (Ok(contact_uri), Ok(caller_uri)) = (
-        rsipstack::sip::Uri::try_from(contact.as_str()),
-        rsipstack::sip::Uri::try_from(caller.as_str()),
-    ) else {
-        let _ = events.send(LegEvent::Failed(OfferFailure::Unreachable));
+    let mut task = LegTask {
+        sip,
+        advertise,
+        req,
+        tag,
+        cmd,
+        events,
+    };
+    let Some(mut forks) = task.invite(&targets) else {
+        task.send(LegEvent::Failed(OfferFailure::Unreachable));
         return;
     };
-    // Start one INVITE per target; results come back on one channel.
-    let (res_tx, mut res_rx) = mpsc::unbounded_channel::<(usize, Result<(u16, Vec<u8>), String>)>();
-    // One state channel for every fork: states name their dialog, so the
-    // winner's are told apart by its id (no channel and task per fork).
-    let (states_tx, mut states_rx) = sip.dialogs.new_dialog_state_channel();
-    let mut forks: Vec<Option<InviteDialog>> = Vec::new();
-    for (i, t) in targets.iter().enumerate() {
-        let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
-            debug!(uri = %t.uri, "unusable contact URI");
-            forks.push(None);
-            continue;
-        };
-        let opt = InviteOption {
-            caller_display_name: Some(req.display_name.clone()),
-            caller: caller_uri.clone(),
-            callee,
-            destination: Some(SipAddr {
-                r#type: Some(sip_transport(t.transport)),
-                addr: t.destination.into(),
-            }),
-            content_type: Some("application/sdp".into()),
-            offer: Some(req.sdp_offer.clone().into_bytes()),
-            contact: contact_uri.clone(),
-            headers: Some(req.headers.clone()),
-            ..Default::default()
-        };
-        match sip.dialogs.do_invite_async(opt, states_tx.clone()) {
-            Ok((dialog, handle)) => {
-                let res_tx = res_tx.clone();
-                tokio::spawn(async move {
-                    let r = match handle.await {
-                        Ok(Ok((_, Some(resp)))) => Ok((resp.status_code.code(), resp.body)),
-                        Ok(Ok((_, None))) => Err("no response".to_string()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    let _ = res_tx.send((i, r));
-                });
-                forks.push(Some(dialog));
-            }
-            Err(e) => {
-                debug!(error = %e, "INVITE could not be sent");
-                forks.push(None);
-            }
-        }
-    }
-    drop(res_tx);
-    drop(states_tx);
-    let mut pending = forks.iter().filter(|f| f.is_some()).count();
-    let mut best_failure: Option<OfferFailure> = None;
-    let mut ringing_sent = false;
-    if pending == 0 {
-        let _ = events.send(LegEvent::Failed(OfferFailure::Unreachable));
+    let Some((win, answer)) = task.await_answer(&mut forks).await else {
         return;
-    }
+    };
+    let Some(remote) = negotiated(&answer) else {
+        info!(tag = %task.tag, "answer without usable SDP: hanging up");
+        let _ = win.bye().await;
+        task.send(LegEvent::Failed(OfferFailure::Rejected));
+        return;
+    };
+    task.send(LegEvent::Answered(RemoteMedia::from(&remote)));
+    task.talk(&win, &mut forks.states).await;
+    task.sip.dialogs.remove_dialog(&win.id());
+}
 
-    // Wait for the first answer, watching the forks' states for ringing.
-    let (winner, answer) = loop {
-        tokio::select! {
-            c = cmd.recv() => {
-                // End (or the call task is gone) while ringing: stop every
-                // fork.
-                let _ = c;
-                for f in forks.iter().flatten() {
-                    if let Err(e) = f.cancel().await {
-                        debug!(error = %e, "CANCEL failed");
-                    }
-                }
-                // Wait (bounded) for the forks to finish so late 2xx are
-                // ACKed and BYEd by the stack.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                    while pending > 0 && res_rx.recv().await.is_some() { pending -= 1; }
-                }).await;
-                return;
-            }
-            Some(st) = states_rx.recv() => {
-                if let DialogState::Early(_, _) = st {
-                    if !ringing_sent {
-                        ringing_sent = true;
-                        let _ = events.send(LegEvent::Ringing);
-                    }
-                }
-            }
-            r = res_rx.recv() => {
-                let Some((i, r)) = r else {
-                    let _ = events.send(LegEvent::Failed(best_failure.unwrap_or(OfferFailure::Unreachable)));
-                    return;
-                };
-                pending = pending.saturating_sub(1);
-                match r {
-                    Ok((code, body)) if (200..300).contains(&code) => break (i, body),
-                    Ok((code, _)) => {
-                        let f = OfferFailure::from_status(code);
-                        debug!(tag, code, "fork failed");
-                        best_failure = Some(best_failure.map_or(f, |b| b.most_telling(f)));
-                    }
-                    Err(e) => {
-                        debug!(tag, error = %e, "fork failed");
-                        best_failure.get_or_insert(OfferFailure::Unreachable);
-                    }
-                }
-                if pending == 0 {
-                    let _ = events.send(LegEvent::Failed(best_failure.unwrap_or(OfferFailure::Unreachable)));
-                    return;
-                }
-            }
-        }
-    };
-
-    // Cancel the other forks.
-    let Some(Some(win)) = forks.get_mut(winner).map(Option::take) else {
-        let _ = events.send(LegEvent::Failed(OfferFailure::Unreachable));
-        return;
-    };
-    for f in forks.iter().flatten() {
-        let _ = f.cancel().await;
-    }
-    // The answer's SDP.
-    let remote = std::str::from_utf8(&answer)
+/// The SDP of a message body, negotiated.
+fn negotiated(body: &[u8]) -> Option<permanence_media::sdp::Negotiated> {
+    std::str::from_utf8(body)
         .ok()
         .and_then(|s| SessionDescription::parse(s).ok())
-        .and_then(|sd| negotiate(&sd).ok());
-    let Some(neg) = remote else {
-        info!(tag, "answer without usable SDP: hanging up");
-        let _ = win.bye().await;
-        let _ = events.send(LegEvent::Failed(OfferFailure::Rejected));
-        return;
-    };
-    let _ = events.send(LegEvent::Answered(RemoteMedia::from(&neg)));
-    let dialog_id = win.id();
-    let mut session = LocalSession::new(advertise);
-    loop {
-        tokio::select! {
-            c = cmd.recv() => {
-                let _ = c;
-                if let Err(e) = win.bye().await {
-                    debug!(error = %e, "BYE to agent failed");
+        .and_then(|sd| negotiate(&sd).ok())
+}
+
+impl LegTask {
+    fn send(&self, ev: LegEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    /// Starts one INVITE per target; `None` if none could be sent.
+    fn invite(&self, targets: &[Target]) -> Option<Forks> {
+        let contact = rsipstack::sip::Uri::try_from(self.sip.contact().as_str()).ok()?;
+        let caller =
+            rsipstack::sip::Uri::try_from(self.sip.uri_for(&self.req.caller_user).as_str()).ok()?;
+        let (res_tx, results) = mpsc::unbounded_channel();
+        // One state channel for every fork: states name their dialog, so the
+        // winner's are told apart by its id (no channel and task per fork).
+        let (states_tx, states) = self.sip.dialogs.new_dialog_state_channel();
+        let mut dialogs = Vec::with_capacity(targets.len());
+        for (i, t) in targets.iter().enumerate() {
+            let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
+                debug!(uri = %t.uri, "unusable contact URI");
+                dialogs.push(None);
+                continue;
+            };
+            let opt = InviteOption {
+                caller_display_name: Some(self.req.display_name.clone()),
+                caller: caller.clone(),
+                callee,
+                destination: Some(SipAddr {
+                    r#type: Some(sip_transport(t.transport)),
+                    addr: t.destination.into(),
+                }),
+                content_type: Some("application/sdp".into()),
+                offer: Some(self.req.sdp_offer.clone().into_bytes()),
+                contact: contact.clone(),
+                headers: Some(self.req.headers.clone()),
+                ..Default::default()
+            };
+            match self.sip.dialogs.do_invite_async(opt, states_tx.clone()) {
+                Ok((dialog, handle)) => {
+                    let res_tx = res_tx.clone();
+                    tokio::spawn(async move {
+                        let r = match handle.await {
+                            Ok(Ok((_, Some(resp)))) => Ok((resp.status_code.code(), resp.body)),
+                            Ok(Ok((_, None))) => Err("no response".to_string()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let _ = res_tx.send((i, r));
+                    });
+                    dialogs.push(Some(dialog));
                 }
-                break;
+                Err(e) => {
+                    debug!(error = %e, "INVITE could not be sent");
+                    dialogs.push(None);
+                }
             }
-            st = states_rx.recv() => match st.map(|st| (st.id() == &win.id(), st)) {
-                Some((false, _)) => {}
-                Some((true, DialogState::Terminated(_, _))) | None => {
-                    let _ = events.send(LegEvent::Bye);
-                    break;
+        }
+        let pending = dialogs.iter().filter(|f| f.is_some()).count();
+        (pending > 0).then_some(Forks {
+            dialogs,
+            results,
+            states,
+            pending,
+        })
+    }
+
+    /// Waits for the first 2xx (the other forks are cancelled), reporting
+    /// the first ringing; `None` when every fork failed (reported) or the
+    /// call task ended the leg.
+    async fn await_answer(&mut self, forks: &mut Forks) -> Option<(InviteDialog, Vec<u8>)> {
+        let mut best_failure: Option<OfferFailure> = None;
+        let mut ringing_sent = false;
+        let (winner, answer) = loop {
+            tokio::select! {
+                _ = self.cmd.recv() => {
+                    // End (or the call task is gone) while ringing.
+                    forks.cancel_all().await;
+                    return None;
                 }
-                Some((true, DialogState::Updated(_, request, handle))) => {
-                    // re-INVITE (hold/unhold) or UPDATE with SDP.
-                    let sd = std::str::from_utf8(&request.body)
-                        .ok()
-                        .and_then(|s| SessionDescription::parse(s).ok())
-                        .and_then(|sd| negotiate(&sd).ok());
-                    match sd {
-                        Some(n) => {
-                            let body = build_answer(&mut session, req.local_port, &n, Direction::SendRecv);
-                            let _ = handle
-                                .respond(
-                                    StatusCode::OK,
-                                    Some(vec![Header::ContentType("application/sdp".into())]),
-                                    Some(body.into_bytes()),
-                                )
-                                .await;
-                            let ev = if n.is_hold() {
-                                LegEvent::Hold
-                            } else {
-                                LegEvent::Unhold(RemoteMedia::from(&n))
-                            };
-                            let _ = events.send(ev);
-                        }
-                        None if request.body.is_empty() => {
-                            let _ = handle.reply(StatusCode::OK).await;
-                        }
-                        None => {
-                            let _ = handle.reply(StatusCode::NotAcceptableHere).await;
-                        }
+                Some(st) = forks.states.recv() => {
+                    if matches!(st, DialogState::Early(..)) && !ringing_sent {
+                        ringing_sent = true;
+                        self.send(LegEvent::Ringing);
                     }
                 }
-                Some((true, DialogState::Info(_, _, handle)))
-                | Some((true, DialogState::Options(_, _, handle)))
-                | Some((true, DialogState::Message(_, _, handle)))
-                | Some((true, DialogState::Notify(_, _, handle))) => {
-                    let _ = handle.reply(StatusCode::OK).await;
+                r = forks.results.recv() => {
+                    let Some((i, r)) = r else { break (None, Vec::new()) };
+                    forks.pending = forks.pending.saturating_sub(1);
+                    match r {
+                        Ok((code, body)) if (200..300).contains(&code) => break (Some(i), body),
+                        Ok((code, _)) => {
+                            let f = OfferFailure::from_status(code);
+                            debug!(tag = %self.tag, code, "fork failed");
+                            best_failure = Some(best_failure.map_or(f, |b| b.most_telling(f)));
+                        }
+                        Err(e) => {
+                            debug!(tag = %self.tag, error = %e, "fork failed");
+                            best_failure.get_or_insert(OfferFailure::Unreachable);
+                        }
+                    }
+                    if forks.pending == 0 {
+                        break (None, Vec::new());
+                    }
                 }
-                Some((true, DialogState::Refer(_, _, handle))) => {
-                    let _ = handle.reply(StatusCode::NotImplemented).await;
+            }
+        };
+        let win = winner.and_then(|w| forks.dialogs.get_mut(w).and_then(Option::take));
+        let Some(win) = win else {
+            self.send(LegEvent::Failed(
+                best_failure.unwrap_or(OfferFailure::Unreachable),
+            ));
+            return None;
+        };
+        for f in forks.dialogs.iter().flatten() {
+            let _ = f.cancel().await;
+        }
+        Some((win, answer))
+    }
+
+    /// The answered leg: relays hold/unhold and the far end's BYE until
+    /// either side ends it.
+    async fn talk(
+        &mut self,
+        win: &InviteDialog,
+        states: &mut rsipstack::dialog::dialog::DialogStateReceiver,
+    ) {
+        let mut session = LocalSession::new(self.advertise);
+        let id = win.id();
+        loop {
+            tokio::select! {
+                _ = self.cmd.recv() => {
+                    if let Err(e) = win.bye().await {
+                        debug!(error = %e, "BYE to agent failed");
+                    }
+                    return;
                 }
-                Some(_) => {}
-            },
+                st = states.recv() => match st {
+                    None => {
+                        self.send(LegEvent::Bye);
+                        return;
+                    }
+                    Some(st) if st.id() != &id => {}
+                    Some(DialogState::Terminated(..)) => {
+                        self.send(LegEvent::Bye);
+                        return;
+                    }
+                    Some(st) => self.in_dialog(st, &mut session).await,
+                },
+            }
         }
     }
-    sip.dialogs.remove_dialog(&dialog_id);
+
+    /// Answers a request of the far end inside the answered dialog.
+    async fn in_dialog(&self, st: DialogState, session: &mut LocalSession) {
+        match st {
+            DialogState::Updated(_, request, handle) => {
+                // re-INVITE (hold/unhold) or UPDATE with SDP.
+                match negotiated(&request.body) {
+                    Some(n) => {
+                        let body =
+                            build_answer(session, self.req.local_port, &n, Direction::SendRecv);
+                        let _ = handle
+                            .respond(
+                                StatusCode::OK,
+                                Some(vec![Header::ContentType("application/sdp".into())]),
+                                Some(body.into_bytes()),
+                            )
+                            .await;
+                        self.send(if n.is_hold() {
+                            LegEvent::Hold
+                        } else {
+                            LegEvent::Unhold(RemoteMedia::from(&n))
+                        });
+                    }
+                    None if request.body.is_empty() => {
+                        let _ = handle.reply(StatusCode::OK).await;
+                    }
+                    None => {
+                        let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                    }
+                }
+            }
+            DialogState::Info(_, _, handle)
+            | DialogState::Options(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Notify(_, _, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+            }
+            DialogState::Refer(_, _, handle) => {
+                let _ = handle.reply(StatusCode::NotImplemented).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Forks {
+    /// Cancels every fork and waits (bounded) for them to finish, so late
+    /// 2xx are ACKed and BYEd by the stack.
+    async fn cancel_all(&mut self) {
+        for f in self.dialogs.iter().flatten() {
+            if let Err(e) = f.cancel().await {
+                debug!(error = %e, "CANCEL failed");
+            }
+        }
+        let pending = &mut self.pending;
+        let results = &mut self.results;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while *pending > 0 && results.recv().await.is_some() {
+                *pending -= 1;
+            }
+        })
+        .await;
+    }
 }
