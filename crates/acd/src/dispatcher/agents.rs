@@ -1,0 +1,252 @@
+//! Agent runtime state and the agent inputs: login, logout, pause, unpause,
+//! reachability; state changes, dispatchability and back-off.
+
+use permanence_calendar::Schedule;
+
+use crate::config::Strategy;
+use crate::error::AcdError;
+use crate::heap::{agent_score, Entry};
+use crate::ids::{AgentId, PauseReason};
+use crate::io::{AgentState, CancelReason, ChangeReason, Event};
+
+use super::index::{agent_live, GroupKey, Ranking};
+use super::time::Ms;
+use super::timers::TimerKind;
+use super::Dispatcher;
+
+#[derive(Debug, Clone)]
+pub(super) struct AgentRt {
+    pub(super) id: AgentId,
+    pub(super) skills: Vec<(u32, u8)>,
+    pub(super) langs: Vec<u32>,
+    pub(super) pools: Vec<u32>,
+    pub(super) dedicated: Vec<u32>,
+    pub(super) shift: Option<Schedule>,
+    pub(super) groups: Vec<u32>,
+    pub(super) retired: bool,
+    pub(super) logged_in_at_start: bool,
+    pub(super) state: AgentState,
+    pub(super) pause_reason: Option<PauseReason>,
+    pub(super) in_shift: bool,
+    pub(super) shift_next: Option<Ms>,
+    pub(super) reachable: bool,
+    pub(super) backoff_until: Ms,
+    pub(super) idle_since: Ms,
+    pub(super) last_offer: u64,
+    pub(super) strikes: u32,
+    pub(super) dispatchable: bool,
+    pub(super) gen: u32,
+    pub(super) call: u32,
+    pub(super) pending_logout: bool,
+    pub(super) pending_pause: Option<PauseReason>,
+    pub(super) wrap_until: Ms,
+    /// The agent's own wrap-up time, if it overrides the practice's.
+    pub(super) wrap_override: Option<Ms>,
+}
+
+impl AgentRt {
+    pub(super) fn level(&self, skill: u32) -> u8 {
+        match self.skills.binary_search_by_key(&skill, |s| s.0) {
+            Ok(i) => self.skills[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    pub(super) fn matches(&self, key: &GroupKey) -> bool {
+        if let Some(p) = key.dedicated {
+            if self.dedicated.binary_search(&p).is_err() {
+                return false;
+            }
+        }
+        if let Some(p) = key.pool {
+            if self.pools.binary_search(&p).is_err() {
+                return false;
+            }
+        }
+        key.skills.iter().all(|&(s, l)| self.level(s) >= l.max(1))
+            && key
+                .langs
+                .iter()
+                .all(|l| self.langs.binary_search(l).is_ok())
+    }
+
+    pub(super) fn score(&self, ranking: Ranking, idx: u32) -> u128 {
+        match ranking.strategy {
+            Strategy::LongestIdle => agent_score(0, self.idle_since, u64::from(idx)),
+            Strategy::MostSkilled => agent_score(
+                ranking.skill.map_or(0, |s| u32::from(self.level(s))),
+                self.idle_since,
+                u64::from(idx),
+            ),
+            Strategy::RoundRobin => agent_score(0, self.last_offer as i64, u64::from(idx)),
+        }
+    }
+}
+
+impl Dispatcher {
+    pub(super) fn agent_idx(&self, id: &AgentId) -> Result<u32, AcdError> {
+        self.agent_by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| AcdError::UnknownAgent(id.clone()))
+    }
+
+    pub(super) fn set_state(&mut self, ai: u32, to: AgentState, reason: ChangeReason) {
+        let a = &mut self.agents[ai as usize];
+        let from = a.state;
+        if from == to {
+            return;
+        }
+        a.state = to;
+        if to != AgentState::Paused {
+            a.pause_reason = None;
+        }
+        let id = a.id.clone();
+        self.emit(Event::AgentStateChanged {
+            agent: id,
+            from,
+            to,
+            reason,
+        });
+        self.refresh_agent(ai);
+    }
+
+    /// Recomputes whether the agent can get an offer now; when it becomes
+    /// able to, indexes it and gives it the best eligible waiting call.
+    pub(super) fn refresh_agent(&mut self, ai: u32) {
+        let now = self.now;
+        let a = &mut self.agents[ai as usize];
+        let should = !a.retired
+            && a.state == AgentState::Available
+            && a.in_shift
+            && a.reachable
+            && a.backoff_until <= now;
+        if should == a.dispatchable {
+            return;
+        }
+        a.gen = a.gen.wrapping_add(1);
+        a.dispatchable = should;
+        if !should {
+            return;
+        }
+        let a = &self.agents[ai as usize];
+        for &g in &a.groups {
+            let group = &mut self.groups[g as usize];
+            group.agents.push(Entry {
+                score: a.score(group.key.ranking, ai),
+                idx: ai,
+                gen: a.gen,
+            });
+            if group.agents.len() > 2 * group.members.len() + 32 {
+                let agents = &self.agents;
+                group.agents.compact(|e| agent_live(agents, e));
+            }
+        }
+        self.dispatch_agent(ai);
+    }
+
+    pub(super) fn back_off(&mut self, ai: u32, until: Ms) {
+        if until > self.now {
+            self.agents[ai as usize].backoff_until = until;
+            self.push_timer(until, TimerKind::Backoff { agent: ai });
+        }
+    }
+
+    pub(super) fn on_login(&mut self, ai: u32) {
+        let a = &mut self.agents[ai as usize];
+        if a.retired {
+            return;
+        }
+        if a.state == AgentState::LoggedOut {
+            a.idle_since = self.now;
+            a.strikes = 0;
+            self.set_state(ai, AgentState::Available, ChangeReason::Login);
+        } else {
+            a.pending_logout = false;
+        }
+    }
+
+    pub(super) fn on_logout(&mut self, ai: u32) {
+        match self.agents[ai as usize].state {
+            AgentState::LoggedOut => {}
+            AgentState::OnCall => self.agents[ai as usize].pending_logout = true,
+            AgentState::Offered => {
+                let si = self.withdraw_offer(ai, CancelReason::AgentLoggedOut);
+                self.set_state(ai, AgentState::LoggedOut, ChangeReason::Logout);
+                if let Some(si) = si {
+                    self.requeue(si);
+                }
+            }
+            _ => self.set_state(ai, AgentState::LoggedOut, ChangeReason::Logout),
+        }
+    }
+
+    pub(super) fn on_pause(&mut self, ai: u32, reason: PauseReason) -> Result<(), AcdError> {
+        let a = &mut self.agents[ai as usize];
+        match a.state {
+            AgentState::LoggedOut => Err(AcdError::AgentLoggedOut(a.id.clone())),
+            AgentState::OnCall => {
+                a.pending_pause = Some(reason);
+                Ok(())
+            }
+            AgentState::Paused => {
+                a.pause_reason = Some(reason);
+                Ok(())
+            }
+            AgentState::Offered => {
+                let si = self.withdraw_offer(ai, CancelReason::AgentPaused);
+                self.agents[ai as usize].pause_reason = Some(reason.clone());
+                self.set_state(ai, AgentState::Paused, ChangeReason::Pause(reason));
+                if let Some(si) = si {
+                    self.requeue(si);
+                }
+                Ok(())
+            }
+            AgentState::Available | AgentState::WrapUp => {
+                a.pause_reason = Some(reason.clone());
+                self.set_state(ai, AgentState::Paused, ChangeReason::Pause(reason));
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn on_unpause(&mut self, ai: u32) {
+        let now = self.now;
+        let a = &mut self.agents[ai as usize];
+        match a.state {
+            AgentState::Paused => {
+                a.idle_since = now;
+                a.strikes = 0;
+                self.set_state(ai, AgentState::Available, ChangeReason::Unpause);
+            }
+            AgentState::OnCall => a.pending_pause = None,
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_reachability(&mut self, ai: u32, reachable: bool) {
+        let now = self.now;
+        let a = &mut self.agents[ai as usize];
+        if a.reachable == reachable {
+            return;
+        }
+        a.reachable = reachable;
+        if reachable {
+            a.idle_since = now;
+        }
+        let id = a.id.clone();
+        self.emit(Event::ReachabilityChanged {
+            agent: id,
+            reachable,
+        });
+        if !reachable && self.agents[ai as usize].state == AgentState::Offered {
+            let si = self.withdraw_offer(ai, CancelReason::AgentUnreachable);
+            self.set_state(ai, AgentState::Available, ChangeReason::OfferEnded);
+            if let Some(si) = si {
+                self.requeue(si);
+            }
+        } else {
+            self.refresh_agent(ai);
+        }
+    }
+}
