@@ -9,34 +9,49 @@ use crate::heap::{agent_score, Entry};
 use crate::ids::{AgentId, PauseReason};
 use crate::io::{AgentState, CancelReason, ChangeReason, Event};
 
-use super::index::{agent_live, GroupKey, Ranking};
+use super::idx::{AgentIdx, GroupIdx, LangIdx, PoolIdx, PracticeIdx, SkillIdx, SlotIdx};
+use super::index::{agent_live, GroupKey, Ranking, SkillLevel};
 use super::time::Ms;
 use super::timers::TimerKind;
 use super::Dispatcher;
 
+/// One agent: static profile (resolved) and dynamic state.
 #[derive(Debug, Clone)]
 pub(super) struct AgentRt {
     pub(super) id: AgentId,
-    pub(super) skills: Vec<(u32, u8)>,
-    pub(super) langs: Vec<u32>,
-    pub(super) pools: Vec<u32>,
-    pub(super) dedicated: Vec<u32>,
+    /// Sorted by skill.
+    pub(super) skills: Vec<SkillLevel>,
+    /// Sorted, deduplicated.
+    pub(super) langs: Vec<LangIdx>,
+    /// Sorted (binary-searched by `matches`).
+    pub(super) pools: Vec<PoolIdx>,
+    /// Practices the agent is dedicated to, sorted.
+    pub(super) dedicated: Vec<PracticeIdx>,
     pub(super) shift: Option<Schedule>,
-    pub(super) groups: Vec<u32>,
+    /// Groups the agent is a member of.
+    pub(super) groups: Vec<GroupIdx>,
+    /// Removed by a reconfiguration while on a call: finishes it, then
+    /// leaves.
     pub(super) retired: bool,
     pub(super) logged_in_at_start: bool,
     pub(super) state: AgentState,
     pub(super) pause_reason: Option<PauseReason>,
     pub(super) in_shift: bool,
+    /// Next shift boundary (engine time), the live `Shift` timer.
     pub(super) shift_next: Option<Ms>,
     pub(super) reachable: bool,
     pub(super) backoff_until: Ms,
     pub(super) idle_since: Ms,
+    /// Offer sequence number of the last offer (round robin).
     pub(super) last_offer: u64,
+    /// Consecutive ring-no-answers.
     pub(super) strikes: u32,
+    /// In the agent heaps of its groups (see `refresh_agent`).
     pub(super) dispatchable: bool,
+    /// Generation: bumped when dispatchability changes (heap liveness).
     pub(super) gen: u32,
-    pub(super) call: u32,
+    /// The call ringing or connected.
+    pub(super) call: Option<SlotIdx>,
     pub(super) pending_logout: bool,
     pub(super) pending_pause: Option<PauseReason>,
     pub(super) wrap_until: Ms,
@@ -45,7 +60,7 @@ pub(super) struct AgentRt {
 }
 
 impl AgentRt {
-    pub(super) fn level(&self, skill: u32) -> u8 {
+    pub(super) fn level(&self, skill: SkillIdx) -> u8 {
         match self.skills.binary_search_by_key(&skill, |s| s.0) {
             Ok(i) => self.skills[i].1,
             Err(_) => 0,
@@ -70,7 +85,10 @@ impl AgentRt {
                 .all(|l| self.langs.binary_search(l).is_ok())
     }
 
-    pub(super) fn score(&self, ranking: Ranking, idx: u32) -> u128 {
+    /// The agent's heap score in a group with `ranking` (`idx` breaks
+    /// ties: configuration order).
+    pub(super) fn score(&self, ranking: Ranking, idx: AgentIdx) -> u128 {
+        let idx = idx.raw();
         match ranking.strategy {
             Strategy::LongestIdle => agent_score(0, self.idle_since, u64::from(idx)),
             Strategy::MostSkilled => agent_score(
@@ -84,15 +102,15 @@ impl AgentRt {
 }
 
 impl Dispatcher {
-    pub(super) fn agent_idx(&self, id: &AgentId) -> Result<u32, AcdError> {
+    pub(super) fn agent_idx(&self, id: &AgentId) -> Result<AgentIdx, AcdError> {
         self.agent_by_id
             .get(id)
             .copied()
             .ok_or_else(|| AcdError::UnknownAgent(id.clone()))
     }
 
-    pub(super) fn set_state(&mut self, ai: u32, to: AgentState, reason: ChangeReason) {
-        let a = &mut self.agents[ai as usize];
+    pub(super) fn set_state(&mut self, ai: AgentIdx, to: AgentState, reason: ChangeReason) {
+        let a = &mut self.agents[ai];
         let from = a.state;
         if from == to {
             return;
@@ -113,9 +131,9 @@ impl Dispatcher {
 
     /// Recomputes whether the agent can get an offer now; when it becomes
     /// able to, indexes it and gives it the best eligible waiting call.
-    pub(super) fn refresh_agent(&mut self, ai: u32) {
+    pub(super) fn refresh_agent(&mut self, ai: AgentIdx) {
         let now = self.now;
-        let a = &mut self.agents[ai as usize];
+        let a = &mut self.agents[ai];
         let should = !a.retired
             && a.state == AgentState::Available
             && a.in_shift
@@ -129,9 +147,9 @@ impl Dispatcher {
         if !should {
             return;
         }
-        let a = &self.agents[ai as usize];
+        let a = &self.agents[ai];
         for &g in &a.groups {
-            let group = &mut self.groups[g as usize];
+            let group = &mut self.groups[g];
             group.agents.push(Entry {
                 score: a.score(group.key.ranking, ai),
                 idx: ai,
@@ -145,15 +163,15 @@ impl Dispatcher {
         self.dispatch_agent(ai);
     }
 
-    pub(super) fn back_off(&mut self, ai: u32, until: Ms) {
+    pub(super) fn back_off(&mut self, ai: AgentIdx, until: Ms) {
         if until > self.now {
-            self.agents[ai as usize].backoff_until = until;
+            self.agents[ai].backoff_until = until;
             self.push_timer(until, TimerKind::Backoff { agent: ai });
         }
     }
 
-    pub(super) fn on_login(&mut self, ai: u32) {
-        let a = &mut self.agents[ai as usize];
+    pub(super) fn on_login(&mut self, ai: AgentIdx) {
+        let a = &mut self.agents[ai];
         if a.retired {
             return;
         }
@@ -166,10 +184,10 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn on_logout(&mut self, ai: u32) {
-        match self.agents[ai as usize].state {
+    pub(super) fn on_logout(&mut self, ai: AgentIdx) {
+        match self.agents[ai].state {
             AgentState::LoggedOut => {}
-            AgentState::OnCall => self.agents[ai as usize].pending_logout = true,
+            AgentState::OnCall => self.agents[ai].pending_logout = true,
             AgentState::Offered => {
                 let si = self.withdraw_offer(ai, CancelReason::AgentLoggedOut);
                 self.set_state(ai, AgentState::LoggedOut, ChangeReason::Logout);
@@ -181,8 +199,8 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn on_pause(&mut self, ai: u32, reason: PauseReason) -> Result<(), AcdError> {
-        let a = &mut self.agents[ai as usize];
+    pub(super) fn on_pause(&mut self, ai: AgentIdx, reason: PauseReason) -> Result<(), AcdError> {
+        let a = &mut self.agents[ai];
         match a.state {
             AgentState::LoggedOut => Err(AcdError::AgentLoggedOut(a.id.clone())),
             AgentState::OnCall => {
@@ -195,7 +213,7 @@ impl Dispatcher {
             }
             AgentState::Offered => {
                 let si = self.withdraw_offer(ai, CancelReason::AgentPaused);
-                self.agents[ai as usize].pause_reason = Some(reason.clone());
+                self.agents[ai].pause_reason = Some(reason.clone());
                 self.set_state(ai, AgentState::Paused, ChangeReason::Pause(reason));
                 if let Some(si) = si {
                     self.requeue(si);
@@ -210,9 +228,9 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn on_unpause(&mut self, ai: u32) {
+    pub(super) fn on_unpause(&mut self, ai: AgentIdx) {
         let now = self.now;
-        let a = &mut self.agents[ai as usize];
+        let a = &mut self.agents[ai];
         match a.state {
             AgentState::Paused => {
                 a.idle_since = now;
@@ -224,9 +242,9 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn on_reachability(&mut self, ai: u32, reachable: bool) {
+    pub(super) fn on_reachability(&mut self, ai: AgentIdx, reachable: bool) {
         let now = self.now;
-        let a = &mut self.agents[ai as usize];
+        let a = &mut self.agents[ai];
         if a.reachable == reachable {
             return;
         }
@@ -239,7 +257,7 @@ impl Dispatcher {
             agent: id,
             reachable,
         });
-        if !reachable && self.agents[ai as usize].state == AgentState::Offered {
+        if !reachable && self.agents[ai].state == AgentState::Offered {
             let si = self.withdraw_offer(ai, CancelReason::AgentUnreachable);
             self.set_state(ai, AgentState::Available, ChangeReason::OfferEnded);
             if let Some(si) = si {

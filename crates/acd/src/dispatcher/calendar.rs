@@ -4,6 +4,7 @@ use permanence_calendar::Schedule;
 
 use crate::io::Event;
 
+use super::idx::{AgentIdx, PracticeIdx};
 use super::time::{ms_of, time_of, Ms};
 use super::timers::TimerKind;
 use super::Dispatcher;
@@ -22,9 +23,10 @@ pub(super) fn schedule_next(s: &Schedule, now: Ms) -> Option<Ms> {
 }
 
 impl Dispatcher {
-    pub(super) fn practice_open(&mut self, pi: u32) -> bool {
+    /// Whether the practice is open now (cached until its next change).
+    pub(super) fn practice_open(&mut self, pi: PracticeIdx) -> bool {
         let now = self.now;
-        let p = &mut self.practices[pi as usize];
+        let p = &mut self.practices[pi];
         let Some(h) = &p.hours else { return true };
         if now >= p.open_from && now < p.open_until {
             return p.open;
@@ -35,9 +37,11 @@ impl Dispatcher {
         p.open
     }
 
-    pub(super) fn init_shift(&mut self, ai: u32, previous: Option<bool>) {
+    /// Evaluates the agent's shift now and sets the timer of its next
+    /// boundary; emits `ShiftChanged` if it differs from `previous`.
+    pub(super) fn init_shift(&mut self, ai: AgentIdx, previous: Option<bool>) {
         let now = self.now;
-        let a = &mut self.agents[ai as usize];
+        let a = &mut self.agents[ai];
         let (in_shift, next) = match &a.shift {
             None => (true, None),
             Some(s) => (s.is_open(time_of(now)), schedule_next(s, now)),
@@ -56,5 +60,17 @@ impl Dispatcher {
         if let Some(at) = next {
             self.push_timer(at, TimerKind::Shift { agent: ai });
         }
+    }
+
+    /// A shift boundary: the agent enters or leaves its shift (an agent
+    /// entering it counts as idle from now) and is dispatched if it can be.
+    pub(super) fn on_shift_boundary(&mut self, ai: AgentIdx) {
+        let was = self.agents[ai].in_shift;
+        self.init_shift(ai, Some(was));
+        let a = &mut self.agents[ai];
+        if a.in_shift && !was {
+            a.idle_since = self.now;
+        }
+        self.refresh_agent(ai);
     }
 }

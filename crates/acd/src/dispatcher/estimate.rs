@@ -1,13 +1,16 @@
-//! The estimated-wait computation (the model is documented on
-//! [`Dispatcher::estimated_wait`]).
+//! The estimated-wait computation: when each eligible agent frees up
+//! (`agent_free_at`), how many calls are ahead (`calls_ahead`), and the
+//! `k`-th service slot over the routing steps (`ewt_core`, `kth_slot`). The
+//! model is documented on [`Dispatcher::estimated_wait`] (`queries.rs`).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 
 use crate::heap::call_score;
 use crate::io::AgentState;
 
 use super::calls::{CallRt, Phase};
+use super::idx::{AgentIdx, IdxVec, PracticeIdx, SlotIdx};
 use super::index::{active_step, call_live, Route};
 use super::time::{secs_ms, Ms};
 use super::Dispatcher;
@@ -29,33 +32,31 @@ pub(super) fn kth_slot(free: &[f64], k: usize, service: f64) -> f64 {
 impl Dispatcher {
     /// When the agent is expected to be free for a new call (None: cannot
     /// serve: logged out, paused, out of shift, unreachable).
-    pub(super) fn agent_free_at(&self, ai: u32, now: Ms) -> Option<f64> {
-        let a = &self.agents[ai as usize];
+    pub(super) fn agent_free_at(&self, ai: AgentIdx, now: Ms) -> Option<f64> {
+        let a = &self.agents[ai];
         if a.retired || !a.in_shift || !a.reachable {
             return None;
         }
         let busy = |c: Option<&CallRt>, from: Ms| -> f64 {
-            let (aht, wrap) = c
-                .and_then(|c| self.practices.get(c.practice as usize))
-                .map_or(
-                    (
-                        f64::from(self.settings.default_handle_secs) * 1000.0,
-                        secs_ms(self.settings.wrap_up_secs),
-                    ),
-                    |p| (p.aht_ms, p.wrap_ms),
-                );
+            let (aht, wrap) = c.and_then(|c| self.practices.get_opt(c.practice)).map_or(
+                (
+                    f64::from(self.settings.default_handle_secs) * 1000.0,
+                    secs_ms(self.settings.wrap_up_secs),
+                ),
+                |p| (p.aht_ms, p.wrap_ms),
+            );
             (from as f64 + aht).max(now as f64) + wrap as f64
         };
         match a.state {
             AgentState::LoggedOut | AgentState::Paused => None,
             AgentState::Available => Some(a.backoff_until.max(now) as f64),
             AgentState::WrapUp => Some(a.wrap_until.max(now) as f64),
-            AgentState::Offered => Some(busy(self.call_ref(a.call), now)),
+            AgentState::Offered => Some(busy(a.call.and_then(|s| self.call_ref(s)), now)),
             AgentState::OnCall => {
                 if a.pending_logout || a.pending_pause.is_some() {
                     return None;
                 }
-                let c = self.call_ref(a.call);
+                let c = a.call.and_then(|s| self.call_ref(s));
                 Some(busy(c, c.map_or(now, |c| c.answered_at)))
             }
         }
@@ -64,16 +65,16 @@ impl Dispatcher {
     /// Core of the estimate: see [`Dispatcher::estimated_wait`].
     pub(super) fn ewt_core(
         &self,
-        pi: u32,
+        pi: PracticeIdx,
         route: &Route,
         joined: Ms,
         retargeted: bool,
         k: usize,
         now: Ms,
     ) -> Option<Ms> {
-        let p = self.practices.get(pi as usize)?;
+        let p = self.practices.get(pi)?;
         let service = p.aht_ms + p.wrap_ms as f64;
-        let mut seen = vec![false; self.agents.len()];
+        let mut seen: IdxVec<AgentIdx, bool> = IdxVec::filled(false, self.agents.len());
         let mut free: Vec<f64> = Vec::new();
         let mut best: Option<f64> = None;
         let overflow = if retargeted { route.overflow } else { None };
@@ -82,8 +83,8 @@ impl Dispatcher {
             let groups = std::iter::once(g).chain(if first { overflow } else { None });
             first = false;
             for g in groups {
-                for &ai in &self.groups[g as usize].members {
-                    if std::mem::replace(&mut seen[ai as usize], true) {
+                for &ai in &self.groups[g].members {
+                    if std::mem::replace(&mut seen[ai], true) {
                         continue;
                     }
                     if let Some(f) = self.agent_free_at(ai, now) {
@@ -102,46 +103,39 @@ impl Dispatcher {
         best.map(|b| ((b - now as f64).max(0.0)).round() as Ms)
     }
 
-    pub(super) fn call_ewt(&self, si: u32, now: Ms) -> Option<Ms> {
+    /// Estimated remaining wait of a waiting call.
+    pub(super) fn call_ewt(&self, si: SlotIdx, now: Ms) -> Option<Ms> {
         let c = self.call_ref(si)?;
         if c.phase != Phase::Waiting {
             return None;
         }
-        let route = &self.routes[c.route as usize];
+        let route = &self.routes[c.route];
         let score = call_score(c.priority, c.joined, c.seq);
-        let n = (c.step as usize + 1).min(route.steps.len());
-        let overflow = if c.retargeted { route.overflow } else { None };
-        let mut ahead = std::collections::HashSet::new();
-        for g in route.steps[..n].iter().map(|s| s.1).chain(overflow) {
-            for e in self.groups[g as usize].calls.iter() {
-                if e.score > score && call_live(&self.slots, e) {
-                    ahead.insert(e.idx);
-                }
-            }
-        }
-        self.ewt_core(
-            c.practice,
-            route,
-            c.joined,
-            c.retargeted,
-            ahead.len() + 1,
-            now,
-        )
+        let k = self.calls_ahead(route, c.step, c.retargeted, score) + 1;
+        self.ewt_core(c.practice?, route, c.joined, c.retargeted, k, now)
     }
 
-    pub(super) fn practice_ewt(&self, pi: u32, now: Ms) -> Option<Ms> {
-        let p = &self.practices[pi as usize];
-        let route = &self.routes[p.routes.first()?.1 as usize];
+    /// Estimated wait of a call of the practice arriving now with the base
+    /// priority and no requirement.
+    pub(super) fn practice_ewt(&self, pi: PracticeIdx, now: Ms) -> Option<Ms> {
+        let p = &self.practices[pi];
+        let route = &self.routes[p.routes.first()?.1];
         let score = call_score(p.priority, now, u64::MAX);
-        let mut ahead = std::collections::HashSet::new();
-        let n = active_step(route, 0) as usize + 1;
-        for &(_, g) in route.steps.iter().take(n) {
-            for e in self.groups[g as usize].calls.iter() {
+        let k = self.calls_ahead(route, active_step(route, 0), false, score) + 1;
+        self.ewt_core(pi, route, now, false, k, now)
+    }
+
+    /// Distinct waiting calls scoring above `score` in the groups active at
+    /// `step`.
+    fn calls_ahead(&self, route: &Route, step: u32, retargeted: bool, score: u128) -> usize {
+        let mut ahead = HashSet::new();
+        for g in route.active_groups(step, retargeted) {
+            for e in self.groups[g].calls.iter() {
                 if e.score > score && call_live(&self.slots, e) {
                     ahead.insert(e.idx);
                 }
             }
         }
-        self.ewt_core(pi, route, now, false, ahead.len() + 1, now)
+        ahead.len()
     }
 }

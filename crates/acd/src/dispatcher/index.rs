@@ -1,7 +1,19 @@
-//! The routing index: interned skills and languages, groups (a conjunction
-//! of criteria plus a ranking, with a heap of dispatchable agents and a heap
-//! of waiting calls), call requirements, and routes (the groups a practice
-//! uses for a requirement, by step).
+//! The routing index.
+//!
+//! * Skill and language names are interned ([`Interner`]).
+//! * A call's extra requirements (language, skills) are interned as a
+//!   [`ReqKey`]; index 0 is "no requirement".
+//! * A [`Group`] is a conjunction of criteria plus a ranking ([`GroupKey`]):
+//!   its static members, a heap of its dispatchable agents (best first by
+//!   the ranking) and a heap of the waiting calls for which it is active
+//!   (priority, then join time). Groups are shared by every practice using
+//!   the same criteria (a shared pool is one group).
+//! * A [`Route`] lists, for a (practice, requirement) pair, the group of
+//!   each routing step and of the overflow pool; it is built on first use
+//!   ([`Dispatcher::route_for`]).
+//!
+//! Heap entries are removed lazily: an entry is live while its agent or
+//! call slot still has the generation it was pushed with (see `heap.rs`).
 
 use std::collections::HashMap;
 
@@ -10,49 +22,64 @@ use crate::heap::{call_score, Entry, LazyHeap};
 
 use super::agents::AgentRt;
 use super::calls::{Phase, Slot};
+use super::idx::{
+    AgentIdx, GroupIdx, Idx, IdxVec, LangIdx, PoolIdx, PracticeIdx, ReqIdx, RouteIdx, SkillIdx,
+    SlotIdx,
+};
 use super::time::Ms;
 use super::Dispatcher;
 
 /// String interner (skills, languages).
-#[derive(Debug, Default, Clone)]
-pub(super) struct Interner {
-    pub(super) map: HashMap<String, u32>,
-    pub(super) names: Vec<String>,
+#[derive(Debug, Clone)]
+pub(super) struct Interner<I> {
+    map: HashMap<String, I>,
+    names: IdxVec<I, String>,
 }
 
-impl Interner {
-    pub(super) fn intern(&mut self, s: &str) -> u32 {
+impl<I: Idx> Default for Interner<I> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            names: IdxVec::new(),
+        }
+    }
+}
+
+impl<I: Idx> Interner<I> {
+    pub(super) fn intern(&mut self, s: &str) -> I {
         if let Some(&i) = self.map.get(s) {
             return i;
         }
-        let i = self.names.len() as u32;
-        self.names.push(s.to_string());
+        let i = self.names.push(s.to_string());
         self.map.insert(s.to_string(), i);
         i
     }
 
-    pub(super) fn name(&self, i: u32) -> &str {
-        self.names.get(i as usize).map(String::as_str).unwrap_or("")
+    pub(super) fn name(&self, i: I) -> &str {
+        self.names.get(i).map(String::as_str).unwrap_or("")
     }
 }
+
+/// A skill requirement: the skill and its minimum level.
+pub(super) type SkillLevel = (SkillIdx, u8);
 
 /// How agents are ranked inside a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Ranking {
     pub(super) strategy: Strategy,
     /// Skill whose level ranks agents (most-skilled only).
-    pub(super) skill: Option<u32>,
+    pub(super) skill: Option<SkillIdx>,
 }
 
 /// A resolved conjunction of criteria plus a ranking: the unit of indexing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct GroupKey {
-    pub(super) dedicated: Option<u32>,
-    pub(super) pool: Option<u32>,
+    pub(super) dedicated: Option<PracticeIdx>,
+    pub(super) pool: Option<PoolIdx>,
     /// Sorted by skill, one entry per skill (highest minimum kept).
-    pub(super) skills: Vec<(u32, u8)>,
+    pub(super) skills: Vec<SkillLevel>,
     /// Sorted, deduplicated.
-    pub(super) langs: Vec<u32>,
+    pub(super) langs: Vec<LangIdx>,
     pub(super) ranking: Ranking,
 }
 
@@ -60,19 +87,20 @@ pub(super) struct GroupKey {
 #[derive(Debug, Clone)]
 pub(super) struct Group {
     pub(super) key: GroupKey,
-    pub(super) members: Vec<u32>,
+    pub(super) members: Vec<AgentIdx>,
     /// Dispatchable agents, best first by the group's ranking.
-    pub(super) agents: LazyHeap,
+    pub(super) agents: LazyHeap<AgentIdx>,
     /// Waiting calls having this group active, best first.
-    pub(super) calls: LazyHeap,
+    pub(super) calls: LazyHeap<SlotIdx>,
+    /// Calls pushed and not unindexed since (bounds the stale entries).
     pub(super) live_calls: u32,
 }
 
 /// Extra requirements of a call (language, skills).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub(super) struct ReqKey {
-    pub(super) lang: Option<u32>,
-    pub(super) skills: Vec<(u32, u8)>,
+    pub(super) lang: Option<LangIdx>,
+    pub(super) skills: Vec<SkillLevel>,
 }
 
 /// The groups a (practice, requirements) pair uses, by step.
@@ -80,25 +108,42 @@ pub(super) struct ReqKey {
 pub(super) struct Route {
     /// (after_ms, group); groups already present in an earlier step are
     /// left out.
-    pub(super) steps: Vec<(Ms, u32)>,
+    pub(super) steps: Vec<(Ms, GroupIdx)>,
     /// Group of the overflow pool, if the overflow target is a pool.
-    pub(super) overflow: Option<u32>,
+    pub(super) overflow: Option<GroupIdx>,
 }
 
+impl Route {
+    /// The groups active for a call at `step`: steps `0..=step`, plus the
+    /// overflow pool's group once the call is retargeted.
+    #[inline]
+    pub(super) fn active_groups(
+        &self,
+        step: u32,
+        retargeted: bool,
+    ) -> impl Iterator<Item = GroupIdx> + '_ {
+        let n = (step as usize + 1).min(self.steps.len());
+        let overflow = if retargeted { self.overflow } else { None };
+        self.steps[..n].iter().map(|s| s.1).chain(overflow)
+    }
+}
+
+/// The key of a step's group: the step's selector combined with the call's
+/// requirements.
 pub(super) fn make_key(
-    dedicated: Option<u32>,
-    pool: Option<u32>,
-    skill: Option<(u32, u8)>,
-    lang: Option<u32>,
+    dedicated: Option<PracticeIdx>,
+    pool: Option<PoolIdx>,
+    skill: Option<SkillLevel>,
+    lang: Option<LangIdx>,
     req: &ReqKey,
     ranking: Ranking,
 ) -> GroupKey {
-    let mut skills: Vec<(u32, u8)> = skill
+    let mut skills: Vec<SkillLevel> = skill
         .into_iter()
         .chain(req.skills.iter().copied())
         .collect();
     normalize_skills(&mut skills);
-    let mut langs: Vec<u32> = lang.into_iter().chain(req.lang).collect();
+    let mut langs: Vec<LangIdx> = lang.into_iter().chain(req.lang).collect();
     langs.sort_unstable();
     langs.dedup();
     GroupKey {
@@ -110,7 +155,8 @@ pub(super) fn make_key(
     }
 }
 
-pub(super) fn normalize_skills(skills: &mut Vec<(u32, u8)>) {
+/// Sorts by skill and keeps one entry per skill, the highest minimum.
+pub(super) fn normalize_skills(skills: &mut Vec<SkillLevel>) {
     skills.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     skills.dedup_by_key(|s| s.0);
 }
@@ -122,19 +168,22 @@ pub(super) fn active_step(route: &Route, elapsed: Ms) -> u32 {
     n.saturating_sub(1) as u32
 }
 
+/// When a call at `step` that joined at `joined` reaches its next step.
 pub(super) fn next_relax(route: &Route, step: u32, joined: Ms) -> Option<Ms> {
     route.steps.get(step as usize + 1).map(|s| joined + s.0)
 }
 
+/// Pushes a waiting call into a group's call heap, compacting the heap when
+/// stale entries outnumber the live ones.
 pub(super) fn push_call(
-    groups: &mut [Group],
-    slots: &[Slot],
-    g: u32,
+    groups: &mut IdxVec<GroupIdx, Group>,
+    slots: &IdxVec<SlotIdx, Slot>,
+    g: GroupIdx,
     score: u128,
-    si: u32,
+    si: SlotIdx,
     gen: u32,
 ) {
-    let group = &mut groups[g as usize];
+    let group = &mut groups[g];
     group.calls.push(Entry {
         score,
         idx: si,
@@ -147,37 +196,42 @@ pub(super) fn push_call(
     }
 }
 
-pub(super) fn call_live(slots: &[Slot], e: &Entry) -> bool {
-    slots.get(e.idx as usize).is_some_and(|s| {
+/// A call heap entry is live while its slot has the same generation and
+/// holds a waiting call.
+#[inline]
+pub(super) fn call_live(slots: &IdxVec<SlotIdx, Slot>, e: &Entry<SlotIdx>) -> bool {
+    slots.get(e.idx).is_some_and(|s| {
         s.gen == e.gen && s.call.as_ref().is_some_and(|c| c.phase == Phase::Waiting)
     })
 }
 
-pub(super) fn agent_live(agents: &[AgentRt], e: &Entry) -> bool {
+/// An agent heap entry is live while the agent is dispatchable with the
+/// same generation.
+#[inline]
+pub(super) fn agent_live(agents: &IdxVec<AgentIdx, AgentRt>, e: &Entry<AgentIdx>) -> bool {
     agents
-        .get(e.idx as usize)
+        .get(e.idx)
         .is_some_and(|a| a.dispatchable && a.gen == e.gen)
 }
 
 impl Dispatcher {
-    pub(super) fn intern_req(&mut self, key: ReqKey) -> u32 {
+    pub(super) fn intern_req(&mut self, key: ReqKey) -> ReqIdx {
         if let Some(&r) = self.req_by_key.get(&key) {
             return r;
         }
-        let r = self.reqs.len() as u32;
-        self.reqs.push(key.clone());
+        let r = self.reqs.push(key.clone());
         self.req_by_key.insert(key, r);
         r
     }
 
     /// The route of (practice, requirement), built (and its groups
     /// interned) on first use.
-    pub(super) fn route_for(&mut self, pi: u32, req: u32) -> u32 {
-        let p = &self.practices[pi as usize];
+    pub(super) fn route_for(&mut self, pi: PracticeIdx, req: ReqIdx) -> RouteIdx {
+        let p = &self.practices[pi];
         if let Some(&(_, r)) = p.routes.iter().find(|(q, _)| *q == req) {
             return r;
         }
-        let rk = self.reqs.get(req as usize).cloned().unwrap_or_default();
+        let rk = self.reqs.get(req).cloned().unwrap_or_default();
         let ranking = Ranking {
             strategy: p.strategy,
             skill: if p.strategy == Strategy::MostSkilled {
@@ -193,14 +247,8 @@ impl Dispatcher {
             overflow: None,
         };
         for (after, sel) in steps {
-            let key = make_key(
-                sel.dedicated.then_some(pi),
-                sel.pool,
-                sel.skill,
-                sel.lang,
-                &rk,
-                ranking,
-            );
+            let dedicated = sel.dedicated.then_some(pi);
+            let key = make_key(dedicated, sel.pool, sel.skill, sel.lang, &rk, ranking);
             let g = self.intern_group(key);
             if !route.steps.iter().any(|s| s.1 == g) {
                 route.steps.push((after, g));
@@ -213,83 +261,76 @@ impl Dispatcher {
                 route.overflow = Some(g);
             }
         }
-        let r = self.routes.len() as u32;
-        self.routes.push(route);
-        self.practices[pi as usize].routes.push((req, r));
+        let r = self.routes.push(route);
+        self.practices[pi].routes.push((req, r));
         r
     }
 
-    pub(super) fn intern_group(&mut self, key: GroupKey) -> u32 {
+    /// The group of `key`, created on first use with its matching agents
+    /// (the already dispatchable ones go into its agent heap).
+    pub(super) fn intern_group(&mut self, key: GroupKey) -> GroupIdx {
         if let Some(&g) = self.group_by_key.get(&key) {
             return g;
         }
-        let g = self.groups.len() as u32;
-        // Candidates: the narrowest static list the key names.
-        let candidates: Vec<u32> = if let Some(p) = key.dedicated {
-            self.practices
-                .get(p as usize)
-                .map(|p| p.dedicated.clone())
-                .unwrap_or_default()
-        } else if let Some(p) = key.pool {
-            self.pool_members
-                .get(p as usize)
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            (0..self.agents.len() as u32).collect()
-        };
-        let mut members = Vec::new();
-        for ai in candidates {
-            let a = &mut self.agents[ai as usize];
-            if !a.retired && a.matches(&key) {
-                members.push(ai);
-                a.groups.push(g);
-            }
-        }
-        self.groups.push(Group {
+        let g = self.groups.push(Group {
             key: key.clone(),
-            members,
+            members: Vec::new(),
             agents: LazyHeap::default(),
             calls: LazyHeap::default(),
             live_calls: 0,
         });
         self.group_by_key.insert(key, g);
-        // Agents already dispatchable join the new group's heap.
-        let ranking = self.groups[g as usize].key.ranking;
-        for i in 0..self.groups[g as usize].members.len() {
-            let ai = self.groups[g as usize].members[i];
-            let a = &self.agents[ai as usize];
+        for ai in self.group_candidates(&self.groups[g].key) {
+            let a = &mut self.agents[ai];
+            if a.retired || !a.matches(&self.groups[g].key) {
+                continue;
+            }
+            a.groups.push(g);
+            let group = &mut self.groups[g];
+            group.members.push(ai);
             if a.dispatchable {
-                let e = Entry {
-                    score: a.score(ranking, ai),
+                group.agents.push(Entry {
+                    score: a.score(group.key.ranking, ai),
                     idx: ai,
                     gen: a.gen,
-                };
-                self.groups[g as usize].agents.push(e);
+                });
             }
         }
         g
     }
 
+    /// The narrowest static list of agents a group key names.
+    fn group_candidates(&self, key: &GroupKey) -> Vec<AgentIdx> {
+        if let Some(p) = key.dedicated {
+            self.practices
+                .get(p)
+                .map(|p| p.dedicated.clone())
+                .unwrap_or_default()
+        } else if let Some(p) = key.pool {
+            self.pool_members.get(p).cloned().unwrap_or_default()
+        } else {
+            self.agents.indices().collect()
+        }
+    }
+
     /// Puts a waiting call into the call heaps of its active groups.
-    pub(super) fn index_call(&mut self, si: u32) {
-        let Some(slot) = self.slots.get(si as usize) else {
+    pub(super) fn index_call(&mut self, si: SlotIdx) {
+        let Some(slot) = self.slots.get(si) else {
             return;
         };
         let gen = slot.gen;
         let Some(c) = &slot.call else { return };
         let score = call_score(c.priority, c.joined, c.seq);
-        let route = &self.routes[c.route as usize];
-        let n = (c.step as usize + 1).min(route.steps.len());
-        let overflow = if c.retargeted { route.overflow } else { None };
-        for g in route.steps[..n].iter().map(|s| s.1).chain(overflow) {
+        let route = &self.routes[c.route];
+        for g in route.active_groups(c.step, c.retargeted) {
             push_call(&mut self.groups, &self.slots, g, score, si, gen);
         }
     }
 
-    /// Takes a waiting call out of the call heaps (lazily).
-    pub(super) fn unindex_call(&mut self, si: u32) {
-        let Some(slot) = self.slots.get_mut(si as usize) else {
+    /// Takes a waiting call out of the call heaps (lazily: bumps the slot
+    /// generation).
+    pub(super) fn unindex_call(&mut self, si: SlotIdx) {
+        let Some(slot) = self.slots.get_mut(si) else {
             return;
         };
         let Some(c) = &slot.call else { return };
@@ -297,11 +338,8 @@ impl Dispatcher {
             return;
         }
         slot.gen = slot.gen.wrapping_add(1);
-        let route = &self.routes[c.route as usize];
-        let n = (c.step as usize + 1).min(route.steps.len());
-        let overflow = if c.retargeted { route.overflow } else { None };
-        for g in route.steps[..n].iter().map(|s| s.1).chain(overflow) {
-            let group = &mut self.groups[g as usize];
+        for g in self.routes[c.route].active_groups(c.step, c.retargeted) {
+            let group = &mut self.groups[g];
             group.live_calls = group.live_calls.saturating_sub(1);
         }
     }

@@ -1,9 +1,29 @@
-//! The dispatcher state machine.
+//! The dispatcher state machine, one concern per file:
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | [`Dispatcher`], its construction and the driving API (`handle_input`, `handle_timeout`, `poll_timeout`, `poll_output`) |
+//! | `idx.rs` | typed table indices (`AgentIdx`, `SlotIdx`, `GroupIdx`, ...) and `IdxVec` |
+//! | `time.rs` | internal time (`Ms`) and conversions |
+//! | `build.rs` | turning an [`AcdConfig`] into the runtime tables |
+//! | `index.rs` | the routing index: interners, groups, requirement keys, routes, call indexing |
+//! | `practices.rs` | practice runtime state |
+//! | `agents.rs` | agent runtime state, agent inputs, dispatchability, back-off |
+//! | `calls.rs` | call runtime state and slots, call inputs |
+//! | `offers.rs` | matching calls and agents: offers, withdrawals, re-queueing, overflow |
+//! | `timers.rs` | the timer table and what each timer does |
+//! | `calendar.rs` | opening hours, shifts, the wall-clock offset |
+//! | `reconfigure.rs` | applying a new configuration in flight |
+//! | `estimate.rs` | the estimated-wait computation |
+//! | `queries.rs` | read-only snapshots and queries |
+//! | `invariants.rs` | `check_invariants` (tests) |
 
 mod agents;
+mod build;
 mod calendar;
 mod calls;
 mod estimate;
+mod idx;
 mod index;
 mod invariants;
 mod offers;
@@ -18,19 +38,20 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{AcdConfig, AcdSettings, OverflowTarget, Strategy};
+use crate::config::{AcdConfig, AcdSettings};
 use crate::error::AcdError;
 use crate::ids::{AgentId, CallId, PauseReason, PoolId, PracticeId};
 use crate::io::{Action, AgentState, ChangeReason, Event, Input, Output};
 
 use self::agents::AgentRt;
 use self::calls::Slot;
+use self::idx::{
+    AgentIdx, GroupIdx, IdxVec, LangIdx, PoolIdx, PracticeIdx, ReqIdx, RouteIdx, SkillIdx, SlotIdx,
+};
 use self::index::{Group, GroupKey, Interner, ReqKey, Route};
-use self::practices::{PracticeRt, Sel};
-use self::time::{ms_of, secs_ms, time_of, Ms};
+use self::practices::PracticeRt;
+use self::time::{ms_of, time_of, Ms};
 use self::timers::Timer;
-
-pub(super) const NONE: u32 = u32::MAX;
 
 /// The ACD dispatcher: a sans-IO state machine.
 ///
@@ -59,29 +80,33 @@ pub(super) const NONE: u32 = u32::MAX;
 /// every method returns: no waiting call has a dispatchable eligible agent.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
+    /// The configuration in force, and its settings (defaults).
     config: AcdConfig,
     settings: AcdSettings,
-    skills: Interner,
-    langs: Interner,
-    agents: Vec<AgentRt>,
-    agent_by_id: HashMap<AgentId, u32>,
-    pools: Vec<PoolId>,
-    pool_by_id: HashMap<PoolId, u32>,
-    pool_members: Vec<Vec<u32>>,
-    practices: Vec<PracticeRt>,
-    practice_by_id: HashMap<PracticeId, u32>,
-    groups: Vec<Group>,
-    group_by_key: HashMap<GroupKey, u32>,
-    routes: Vec<Route>,
-    reqs: Vec<ReqKey>,
-    req_by_key: HashMap<ReqKey, u32>,
-    slots: Vec<Slot>,
-    free_slots: Vec<u32>,
-    call_by_id: HashMap<CallId, u32>,
+    // Tables, each indexed by its own index type (see `idx.rs`), and the
+    // maps from configuration ids into them.
+    skills: Interner<SkillIdx>,
+    langs: Interner<LangIdx>,
+    agents: IdxVec<AgentIdx, AgentRt>,
+    agent_by_id: HashMap<AgentId, AgentIdx>,
+    pool_by_id: HashMap<PoolId, PoolIdx>,
+    pool_members: IdxVec<PoolIdx, Vec<AgentIdx>>,
+    practices: IdxVec<PracticeIdx, PracticeRt>,
+    practice_by_id: HashMap<PracticeId, PracticeIdx>,
+    groups: IdxVec<GroupIdx, Group>,
+    group_by_key: HashMap<GroupKey, GroupIdx>,
+    routes: IdxVec<RouteIdx, Route>,
+    reqs: IdxVec<ReqIdx, ReqKey>,
+    req_by_key: HashMap<ReqKey, ReqIdx>,
+    slots: IdxVec<SlotIdx, Slot>,
+    free_slots: Vec<SlotIdx>,
+    call_by_id: HashMap<CallId, SlotIdx>,
+    // Timers (`timers.rs`), outputs and clock.
     timers: BinaryHeap<Reverse<Timer>>,
     timer_order: u64,
     outputs: VecDeque<Output>,
     started: bool,
+    /// Latest time seen (engine time).
     now: Ms,
     call_seq: u64,
     offer_seq: u64,
@@ -89,185 +114,12 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Builds a dispatcher, validating every reference of the configuration.
+    /// Builds a dispatcher, validating every reference of the configuration
+    /// ([`AcdConfig::validate`]).
     pub fn new(config: AcdConfig) -> Result<Self, AcdError> {
         config.validate()?;
-        let settings = config.settings.clone();
-        let mut d = Dispatcher {
-            config: AcdConfig::default(),
-            settings,
-            skills: Interner::default(),
-            langs: Interner::default(),
-            agents: Vec::with_capacity(config.agents.len()),
-            agent_by_id: HashMap::with_capacity(config.agents.len()),
-            pools: Vec::new(),
-            pool_by_id: HashMap::new(),
-            pool_members: Vec::new(),
-            practices: Vec::with_capacity(config.practices.len()),
-            practice_by_id: HashMap::with_capacity(config.practices.len()),
-            groups: Vec::new(),
-            group_by_key: HashMap::new(),
-            routes: Vec::new(),
-            reqs: vec![ReqKey::default()],
-            req_by_key: HashMap::from([(ReqKey::default(), 0)]),
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            call_by_id: HashMap::new(),
-            timers: BinaryHeap::new(),
-            timer_order: 0,
-            outputs: VecDeque::new(),
-            started: false,
-            now: Ms::MIN,
-            call_seq: 0,
-            offer_seq: 0,
-            no_answer: PauseReason::new("no-answer"),
-        };
-        for (i, p) in config.pools.iter().enumerate() {
-            d.pools.push(p.id.clone());
-            d.pool_by_id.insert(p.id.clone(), i as u32);
-        }
-        for (i, p) in config.practices.iter().enumerate() {
-            d.practice_by_id.insert(p.id.clone(), i as u32);
-        }
-        for (i, a) in config.agents.iter().enumerate() {
-            d.agent_by_id.insert(a.id.clone(), i as u32);
-        }
-        let mut pool_members: Vec<Vec<u32>> = vec![Vec::new(); config.pools.len()];
-        let mut dedicated_agents: Vec<Vec<u32>> = vec![Vec::new(); config.practices.len()];
-        for (pi, pool) in config.pools.iter().enumerate() {
-            for m in &pool.members {
-                if let Some(&ai) = d.agent_by_id.get(m) {
-                    pool_members[pi].push(ai);
-                }
-            }
-        }
-        for (pi, pr) in config.practices.iter().enumerate() {
-            for m in &pr.dedicated_agents {
-                if let Some(&ai) = d.agent_by_id.get(m) {
-                    dedicated_agents[pi].push(ai);
-                }
-            }
-        }
-        for (i, a) in config.agents.iter().enumerate() {
-            for p in &a.pools {
-                if let Some(&pi) = d.pool_by_id.get(p) {
-                    pool_members[pi as usize].push(i as u32);
-                }
-            }
-            for p in &a.practices {
-                if let Some(&pi) = d.practice_by_id.get(p) {
-                    dedicated_agents[pi as usize].push(i as u32);
-                }
-            }
-        }
-        let mut agent_pools: Vec<Vec<u32>> = vec![Vec::new(); config.agents.len()];
-        let mut agent_dedicated: Vec<Vec<u32>> = vec![Vec::new(); config.agents.len()];
-        for list in pool_members.iter_mut().chain(dedicated_agents.iter_mut()) {
-            list.sort_unstable();
-            list.dedup();
-        }
-        for (pi, list) in pool_members.iter().enumerate() {
-            for &ai in list {
-                agent_pools[ai as usize].push(pi as u32);
-            }
-        }
-        for (pi, list) in dedicated_agents.iter().enumerate() {
-            for &ai in list {
-                agent_dedicated[ai as usize].push(pi as u32);
-            }
-        }
-        d.pool_members = pool_members;
-        for (i, a) in config.agents.iter().enumerate() {
-            let mut skills: Vec<(u32, u8)> = a
-                .skills
-                .iter()
-                .map(|(s, &l)| (d.skills.intern(s), l))
-                .collect();
-            skills.sort_unstable();
-            let mut langs: Vec<u32> = a.languages.iter().map(|l| d.langs.intern(l)).collect();
-            langs.sort_unstable();
-            langs.dedup();
-            d.agents.push(AgentRt {
-                id: a.id.clone(),
-                skills,
-                langs,
-                pools: std::mem::take(&mut agent_pools[i]),
-                dedicated: std::mem::take(&mut agent_dedicated[i]),
-                shift: a.shift.clone(),
-                groups: Vec::new(),
-                retired: false,
-                logged_in_at_start: a.logged_in,
-                state: AgentState::LoggedOut,
-                pause_reason: None,
-                in_shift: a.shift.is_none(),
-                shift_next: None,
-                reachable: true,
-                backoff_until: Ms::MIN,
-                idle_since: 0,
-                last_offer: 0,
-                strikes: 0,
-                dispatchable: false,
-                gen: 0,
-                call: NONE,
-                pending_logout: false,
-                pending_pause: None,
-                wrap_until: 0,
-                wrap_override: a.wrap_up_secs.map(secs_ms),
-            });
-        }
-        let s = &d.settings;
-        for p in &config.practices {
-            let mut steps = Vec::with_capacity(p.steps.len());
-            for st in &p.steps {
-                let sel = &st.select;
-                steps.push((
-                    secs_ms(st.after_secs),
-                    Sel {
-                        dedicated: sel.dedicated,
-                        pool: sel.pool.as_ref().and_then(|x| d.pool_by_id.get(x).copied()),
-                        skill: sel
-                            .skill
-                            .as_ref()
-                            .map(|x| (d.skills.intern(x), sel.min_level.max(1))),
-                        lang: sel.language.as_ref().map(|x| d.langs.intern(x)),
-                    },
-                ));
-            }
-            let strategy = p.strategy.unwrap_or(s.strategy);
-            d.practices.push(PracticeRt {
-                id: p.id.clone(),
-                dedicated: std::mem::take(&mut dedicated_agents[d.practices.len()]),
-                hours: p.hours.clone(),
-                open: true,
-                open_from: Ms::MAX,
-                open_until: Ms::MIN,
-                steps,
-                routes: Vec::new(),
-                priority: p.priority,
-                max_wait_ms: p.max_wait_secs.map(secs_ms),
-                overflow: p.overflow.clone(),
-                overflow_pool: match &p.overflow {
-                    OverflowTarget::Pool(id) => d.pool_by_id.get(id).copied(),
-                    _ => None,
-                },
-                wrap_ms: secs_ms(p.wrap_up_secs.unwrap_or(s.wrap_up_secs)),
-                ring_ms: secs_ms(p.ring_timeout_secs.unwrap_or(s.ring_timeout_secs)),
-                max_strikes: p.max_no_answer_strikes.unwrap_or(s.max_no_answer_strikes),
-                aht_ms: f64::from(p.default_handle_secs.unwrap_or(s.default_handle_secs)) * 1000.0,
-                rank_skill: if strategy == Strategy::MostSkilled {
-                    p.specialty.as_ref().map(|x| d.skills.intern(x))
-                } else {
-                    None
-                },
-                strategy,
-                calls: Vec::new(),
-            });
-        }
-        // Default routes (no call requirement) are built eagerly so that the
-        // common arrival path never creates groups.
-        for pi in 0..d.practices.len() {
-            d.route_for(pi as u32, 0);
-        }
+        let mut d = Dispatcher::empty(&config);
+        d.build(&config);
         d.config = config;
         Ok(d)
     }
@@ -331,30 +183,38 @@ impl Dispatcher {
         self.outputs.len()
     }
 
+    /// Moves the clock to `now` (never backwards); the first call starts
+    /// the dispatcher: agents configured `logged_in` become available and
+    /// shifts are evaluated.
     pub(super) fn advance(&mut self, now: DateTime<Utc>) {
         let t = ms_of(now);
         if t > self.now {
             self.now = t;
         }
         if !self.started {
-            self.started = true;
-            for ai in 0..self.agents.len() {
-                if self.agents[ai].logged_in_at_start {
-                    self.agents[ai].state = AgentState::Available;
-                    self.agents[ai].idle_since = self.now;
-                    let id = self.agents[ai].id.clone();
-                    self.emit(Event::AgentStateChanged {
-                        agent: id,
-                        from: AgentState::LoggedOut,
-                        to: AgentState::Available,
-                        reason: ChangeReason::Login,
-                    });
-                }
-                self.init_shift(ai as u32, None);
+            self.start();
+        }
+    }
+
+    fn start(&mut self) {
+        self.started = true;
+        for ai in self.agents.indices() {
+            let a = &mut self.agents[ai];
+            if a.logged_in_at_start {
+                a.state = AgentState::Available;
+                a.idle_since = self.now;
+                let id = a.id.clone();
+                self.emit(Event::AgentStateChanged {
+                    agent: id,
+                    from: AgentState::LoggedOut,
+                    to: AgentState::Available,
+                    reason: ChangeReason::Login,
+                });
             }
-            for ai in 0..self.agents.len() {
-                self.refresh_agent(ai as u32);
-            }
+            self.init_shift(ai, None);
+        }
+        for ai in self.agents.indices() {
+            self.refresh_agent(ai);
         }
     }
 

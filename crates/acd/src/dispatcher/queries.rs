@@ -10,15 +10,14 @@ use crate::io::AgentState;
 use crate::snapshot::{AgentSnapshot, CallPhase, CallSnapshot, EligibleAgents, QueueSnapshot};
 
 use super::calls::Phase;
+use super::idx::{AgentIdx, IdxVec, SlotIdx};
 use super::time::{dur, ms_of, time_of, Ms};
 use super::Dispatcher;
 
 impl Dispatcher {
     /// Whether the practice is open at `now` (`None`: unknown practice).
     pub fn is_open(&self, practice: &str, now: DateTime<Utc>) -> Option<bool> {
-        let p = self
-            .practices
-            .get(*self.practice_by_id.get(practice)? as usize)?;
+        let p = self.practices.get(*self.practice_by_id.get(practice)?)?;
         Some(p.hours.as_ref().is_none_or(|h| h.is_open(now)))
     }
 
@@ -37,7 +36,7 @@ impl Dispatcher {
     /// call, and every waiting/ringing call in queue order.
     pub fn queue_snapshot(&self, practice: &str, now: DateTime<Utc>) -> Option<QueueSnapshot> {
         let pi = *self.practice_by_id.get(practice)?;
-        let p = &self.practices[pi as usize];
+        let p = &self.practices[pi];
         let now_ms = ms_of(now).max(self.now);
         let mut calls: Vec<CallSnapshot> = p
             .calls
@@ -76,7 +75,8 @@ impl Dispatcher {
 
     /// Every agent's state, in configuration order (retired agents last).
     pub fn agents(&self) -> Vec<AgentSnapshot> {
-        (0..self.agents.len() as u32)
+        self.agents
+            .indices()
             .map(|a| self.agent_snapshot(a))
             .collect()
     }
@@ -84,27 +84,18 @@ impl Dispatcher {
     /// Counts of agents eligible for a practice's calls (union of all its
     /// routing steps, plus its overflow pool).
     pub fn eligible_agents(&self, practice: &str) -> Option<EligibleAgents> {
-        let pi = *self.practice_by_id.get(practice)? as usize;
-        let route = &self.routes[self.practices[pi].routes.first()?.1 as usize];
-        let mut seen = vec![false; self.agents.len()];
+        let eligible = self.eligible_mask(practice)?;
         let mut out = EligibleAgents::default();
-        let groups = route.steps.iter().map(|s| s.1).chain(route.overflow);
-        for g in groups {
-            for &a in &self.groups[g as usize].members {
-                if std::mem::replace(&mut seen[a as usize], true) {
-                    continue;
+        for (ag, _) in self.agents.iter().zip(eligible.iter()).filter(|e| *e.1) {
+            out.configured += 1;
+            if ag.state != AgentState::LoggedOut {
+                out.logged_in += 1;
+                if ag.in_shift && ag.reachable {
+                    out.staffed += 1;
                 }
-                let ag = &self.agents[a as usize];
-                out.configured += 1;
-                if ag.state != AgentState::LoggedOut {
-                    out.logged_in += 1;
-                    if ag.in_shift && ag.reachable {
-                        out.staffed += 1;
-                    }
-                }
-                if ag.dispatchable {
-                    out.dispatchable += 1;
-                }
+            }
+            if ag.dispatchable {
+                out.dispatchable += 1;
             }
         }
         Some(out)
@@ -114,21 +105,23 @@ impl Dispatcher {
     /// requirements (union of all its routing steps and its overflow pool),
     /// in configuration order.
     pub fn eligible_agent_ids(&self, practice: &str) -> Option<Vec<AgentId>> {
-        let pi = *self.practice_by_id.get(practice)? as usize;
-        let route = &self.routes[self.practices[pi].routes.first()?.1 as usize];
-        let mut seen = vec![false; self.agents.len()];
+        let eligible = self.eligible_mask(practice)?;
+        let agents = self.agents.iter().zip(eligible.iter());
+        Some(agents.filter(|e| *e.1).map(|(a, _)| a.id.clone()).collect())
+    }
+
+    /// Which agents are members of a group of the practice's default route
+    /// (any step, or the overflow pool).
+    fn eligible_mask(&self, practice: &str) -> Option<IdxVec<AgentIdx, bool>> {
+        let p = &self.practices[*self.practice_by_id.get(practice)?];
+        let route = &self.routes[p.routes.first()?.1];
+        let mut eligible = IdxVec::filled(false, self.agents.len());
         for g in route.steps.iter().map(|s| s.1).chain(route.overflow) {
-            for &a in &self.groups[g as usize].members {
-                seen[a as usize] = true;
+            for &a in &self.groups[g].members {
+                eligible[a] = true;
             }
         }
-        Some(
-            seen.iter()
-                .enumerate()
-                .filter(|(_, s)| **s)
-                .map(|(a, _)| self.agents[a].id.clone())
-                .collect(),
-        )
+        Some(eligible)
     }
 
     /// Estimated remaining wait of a waiting call.
@@ -157,13 +150,13 @@ impl Dispatcher {
 
     /// The practice's current average handle time (talk time).
     pub fn average_handle_time(&self, practice: &str) -> Option<Duration> {
-        let pi = *self.practice_by_id.get(practice)? as usize;
+        let pi = *self.practice_by_id.get(practice)?;
         Some(dur(self.practices[pi].aht_ms.round() as Ms))
     }
 
     /// Whether the agent is currently inside its shift (for tests/admin).
     pub fn agent_in_shift(&self, agent: &str) -> Option<bool> {
-        Some(self.agents[*self.agent_by_id.get(agent)? as usize].in_shift)
+        Some(self.agents[*self.agent_by_id.get(agent)?].in_shift)
     }
 
     /// Number of indexing groups (diagnostics).
@@ -176,7 +169,7 @@ impl Dispatcher {
         self.practices.iter().map(|p| &p.id)
     }
 
-    pub(super) fn call_snapshot(&self, si: u32, now: Ms) -> CallSnapshot {
+    pub(super) fn call_snapshot(&self, si: SlotIdx, now: Ms) -> CallSnapshot {
         let Some(c) = self.call_ref(si) else {
             return CallSnapshot {
                 call: CallId(0),
@@ -193,16 +186,13 @@ impl Dispatcher {
         };
         CallSnapshot {
             call: c.id,
-            practice: self
-                .practices
-                .get(c.practice as usize)
-                .map(|p| p.id.clone()),
+            practice: self.practices.get_opt(c.practice).map(|p| p.id.clone()),
             phase: match c.phase {
                 Phase::Waiting => CallPhase::Waiting,
                 Phase::Ringing => CallPhase::Ringing,
                 Phase::Connected => CallPhase::Connected,
             },
-            agent: self.agents.get(c.agent as usize).map(|a| a.id.clone()),
+            agent: self.agents.get_opt(c.agent).map(|a| a.id.clone()),
             priority: c.priority,
             wait: dur(match c.phase {
                 Phase::Connected => c.answered_at - c.joined,
@@ -219,8 +209,8 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn agent_snapshot(&self, ai: u32) -> AgentSnapshot {
-        let a = &self.agents[ai as usize];
+    pub(super) fn agent_snapshot(&self, ai: AgentIdx) -> AgentSnapshot {
+        let a = &self.agents[ai];
         AgentSnapshot {
             agent: a.id.clone(),
             state: a.state,
@@ -234,7 +224,7 @@ impl Dispatcher {
             dispatchable: a.dispatchable,
             backoff: (a.backoff_until > self.now).then(|| dur(a.backoff_until - self.now)),
             strikes: a.strikes,
-            call: self.call_ref(a.call).map(|c| c.id),
+            call: a.call.and_then(|s| self.call_ref(s)).map(|c| c.id),
             pending_logout: a.pending_logout,
             retired: a.retired,
         }
