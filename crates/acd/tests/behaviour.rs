@@ -1118,3 +1118,175 @@ fn shift_ending_inside_the_repeated_hour_of_fall_back_day() {
     }
     assert_eq!(h.d.agent_in_shift("x"), Some(true));
 }
+
+// ------------------------------------------------------------ wall clock
+
+/// Runs the dispatcher up to `end`, firing every timer at its instant, and
+/// returns each output with the (engine) time it was produced at.
+fn timeline(h: &mut H, end: chrono::DateTime<chrono::Utc>) -> Vec<(String, Output)> {
+    let mut out = Vec::new();
+    loop {
+        let next = h.d.poll_timeout().filter(|t| *t <= end);
+        h.t = next.unwrap_or(end).max(h.t);
+        h.d.handle_timeout(h.t);
+        while let Some(o) = h.d.poll_output() {
+            out.push((h.t.to_rfc3339(), o));
+        }
+        h.check();
+        if next.is_none() {
+            return out;
+        }
+    }
+}
+
+/// One ringing offer (practice p, agent x) and one call waiting with a
+/// maximum wait (practice q, its agent logged out).
+fn ring_and_max_wait() -> H {
+    let mut q = practice("q", &["y"]);
+    q.max_wait_secs = Some(60);
+    let mut y = agent("y");
+    y.logged_in = false;
+    let mut h = H::new(config(vec![agent("x"), y], vec![practice("p", &["x"]), q]));
+    h.arrive(1, "p");
+    h.expect_offer(1, "x");
+    h.arrive(2, "q");
+    h.take();
+    h
+}
+
+#[test]
+fn wall_clock_steps_move_neither_ring_nor_max_wait_timers() {
+    let t0 = utc("2026-01-12T09:00:00Z");
+    let end = t0 + chrono::Duration::seconds(120);
+    let mut reference = ring_and_max_wait();
+    let expected = timeline(&mut reference, end);
+    // The ring timeout fires 20 s after the offer, the maximum wait 60 s
+    // after the arrival.
+    let at = |what: &dyn Fn(&Output) -> bool| {
+        expected
+            .iter()
+            .find(|(_, o)| what(o))
+            .map(|(t, _)| t.clone())
+    };
+    assert_eq!(
+        at(&|o| matches!(
+            o,
+            Output::Event(Event::Rona {
+                call: CallId(1),
+                ..
+            })
+        )),
+        Some(utc("2026-01-12T09:00:20Z").to_rfc3339())
+    );
+    assert_eq!(
+        at(&|o| matches!(
+            o,
+            Output::Event(Event::Overflowed {
+                call: CallId(2),
+                ..
+            })
+        )),
+        Some(utc("2026-01-12T09:01:00Z").to_rfc3339())
+    );
+    for hours in [1, -1] {
+        let mut h = ring_and_max_wait();
+        let before = h.d.poll_timeout();
+        assert_eq!(before, Some(utc("2026-01-12T09:00:20Z")));
+        h.d.set_wall_clock(h.t + chrono::Duration::hours(hours), h.t);
+        assert_eq!(h.d.poll_timeout(), before, "offset {hours} h");
+        assert_eq!(h.d.pending_outputs(), 0, "offset {hours} h");
+        assert_eq!(timeline(&mut h, end), expected, "offset {hours} h");
+    }
+    // Steps back and forth while the timers run.
+    let mut h = ring_and_max_wait();
+    let mut got = timeline(&mut h, t0 + chrono::Duration::seconds(10));
+    h.d.set_wall_clock(h.t + chrono::Duration::hours(1), h.t);
+    got.extend(timeline(&mut h, t0 + chrono::Duration::seconds(40)));
+    h.d.set_wall_clock(h.t - chrono::Duration::hours(1), h.t);
+    got.extend(timeline(&mut h, end));
+    assert_eq!(got, expected);
+}
+
+/// Agent x works 08:00-12:00 Paris and serves the always-open practice p;
+/// practice m keeps Dr Martin's hours (08:00-12:00, 14:00-19:00).
+fn wall_shift_config() -> AcdConfig {
+    let mut m = practice("m", &["x"]);
+    m.hours = Some(martin_hours());
+    config(
+        vec![shift_agent("08:00-12:00")],
+        vec![practice("p", &["x"]), m],
+    )
+}
+
+#[test]
+fn shifts_and_opening_hours_follow_the_wall_clock() {
+    // Engine time 10:00 Paris (09:00 UTC); the wall clock is an hour ahead.
+    let mut h = H::new(wall_shift_config());
+    assert_eq!(h.d.poll_timeout(), Some(utc("2026-01-12T11:00:00Z")));
+    h.d.set_wall_clock(h.t + chrono::Duration::hours(1), h.t);
+    h.collect();
+    h.check();
+    // The shift ends at 12:00 wall time = 11:00 Paris engine time.
+    assert_eq!(h.d.poll_timeout(), Some(utc("2026-01-12T10:00:00Z")));
+    assert_eq!(h.d.agent_in_shift("x"), Some(true));
+    h.advance_to(utc("2026-01-12T09:59:59Z"));
+    assert_eq!(h.d.is_open("m", h.t), Some(true));
+    h.take();
+    h.arrive(1, "p");
+    assert_eq!(h.offers(), vec![(1, "x".to_string())]);
+    h.answer(1, "x");
+    h.end(1);
+    h.take();
+    h.advance_to(utc("2026-01-12T10:00:00Z"));
+    assert!(h.events().contains(&Event::ShiftChanged {
+        agent: "x".into(),
+        in_shift: false
+    }));
+    assert_eq!(h.d.agent_in_shift("x"), Some(false));
+    assert_eq!(h.d.is_open("m", h.t), Some(false));
+    let snap = h.d.queue_snapshot("m", h.t).expect("practice");
+    assert!(!snap.open);
+    h.take();
+    h.arrive(2, "p");
+    assert!(h.offers().is_empty(), "no offer after 12:00 wall time");
+    h.arrive(3, "m");
+    assert!(h.actions().contains(&Action::Closed {
+        call: CallId(3),
+        practice: "m".into()
+    }));
+    // The wall clock is stepped back to engine time (11:00:30 Paris): the
+    // agent is in its shift again and takes the waiting call at once.
+    h.advance(30);
+    h.take();
+    h.d.set_wall_clock(h.t, h.t);
+    h.collect();
+    h.check();
+    assert!(h.events().contains(&Event::ShiftChanged {
+        agent: "x".into(),
+        in_shift: true
+    }));
+    assert_eq!(h.offers(), vec![(2, "x".to_string())]);
+    assert_eq!(h.d.is_open("m", h.t), Some(true));
+    assert_eq!(h.d.poll_timeout(), Some(utc("2026-01-12T10:00:50Z")));
+}
+
+#[test]
+fn wall_clock_set_before_the_start_and_kept_by_reconfigure() {
+    // Reported before the first input: the shift is evaluated on the wall
+    // clock from the start (engine 11:30 Paris = wall 12:30: out of shift).
+    let mut d = Dispatcher::new(wall_shift_config()).expect("valid");
+    let t = utc("2026-01-12T10:30:00Z");
+    d.set_wall_clock(t + chrono::Duration::hours(1), t);
+    assert_eq!(d.agent_in_shift("x"), Some(false));
+    assert_eq!(d.is_open("m", t), Some(false));
+    // The next shift starts at 08:00 wall time on Tuesday = 07:00 UTC wall
+    // = 06:00 UTC engine.
+    assert_eq!(d.poll_timeout(), Some(utc("2026-01-13T06:00:00Z")));
+    d.reconfigure(wall_shift_config(), t).expect("reconfigure");
+    assert_eq!(d.agent_in_shift("x"), Some(false));
+    assert_eq!(d.poll_timeout(), Some(utc("2026-01-13T06:00:00Z")));
+    assert!(d
+        .queue_snapshots(t)
+        .iter()
+        .any(|q| q.practice.as_str() == "m" && !q.open));
+}

@@ -51,6 +51,7 @@ impl Dispatcher {
             outputs: VecDeque::new(),
             started: false,
             now: Ms::MIN,
+            wall_offset: 0,
             call_seq: 0,
             offer_seq: 0,
             no_answer: PauseReason::new("no-answer"),

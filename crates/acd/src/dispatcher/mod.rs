@@ -68,6 +68,18 @@ use self::timers::Timer;
 /// starts the clock: agents configured `logged_in` become available then,
 /// and shift windows are evaluated from that instant.
 ///
+/// Engine time and wall time: the `now` passed in is *engine time*; the
+/// driver may take it from a monotonic clock (the wall clock at start plus
+/// the monotonic time elapsed), so that a step of the system clock (NTP)
+/// never fires a ring, relax, maximum-wait, wrap-up or back-off timer early
+/// or late. Calendars (opening hours, shifts, holidays) are evaluated at
+/// the true wall time: the driver reports it with
+/// [`Dispatcher::set_wall_clock`] and the dispatcher evaluates calendars at
+/// `now + offset` (`offset` = wall − engine time, 0 until reported, i.e.
+/// engine time is then taken as wall time), schedules shift boundaries at
+/// `wall boundary − offset` on the engine timeline, and answers
+/// [`Dispatcher::is_open`] and the snapshots' `open` at the wall time too.
+///
 /// Indexing: every (practice, call requirements) pair resolves each routing
 /// step to a *group* (a conjunction of criteria plus a ranking), shared by
 /// all practices with the same criteria (a shared pool is one group). Each
@@ -108,6 +120,8 @@ pub struct Dispatcher {
     started: bool,
     /// Latest time seen (engine time).
     now: Ms,
+    /// Wall clock minus engine time, in ms (calendars: `calendar.rs`).
+    wall_offset: Ms,
     call_seq: u64,
     offer_seq: u64,
     no_answer: PauseReason,
@@ -165,6 +179,31 @@ impl Dispatcher {
     /// boundaries).
     pub fn handle_timeout(&mut self, now: DateTime<Utc>) {
         self.advance(now);
+        self.run_timers();
+    }
+
+    /// Tells the dispatcher that at engine time `now` the wall clock reads
+    /// `wall` (see "Engine time and wall time" above).
+    ///
+    /// The dispatcher keeps `offset = wall - now` (ms). If it changed (by
+    /// any amount: the driver only calls when it moved by more than a
+    /// second), the practices' cached open states are dropped and every
+    /// agent's shift is re-evaluated at the new wall time, as a shift
+    /// boundary does (`ShiftChanged` where it changed, new shift timer,
+    /// dispatchability refreshed, a waiting call offered to an agent
+    /// entering its shift). Then time advances to `now` and the due timers
+    /// fire, as in [`Dispatcher::handle_timeout`]. Timers other than shift
+    /// boundaries (ring, relax, max wait, wrap-up, back-off) do not move.
+    pub fn set_wall_clock(&mut self, wall: DateTime<Utc>, now: DateTime<Utc>) {
+        let offset = ms_of(wall).saturating_sub(ms_of(now));
+        let moved = offset != self.wall_offset;
+        let was_started = self.started;
+        self.wall_offset = offset;
+        // Starting evaluates the shifts with the new offset already.
+        self.advance(now);
+        if moved && was_started {
+            self.wall_clock_moved();
+        }
         self.run_timers();
     }
 

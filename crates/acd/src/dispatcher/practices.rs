@@ -49,3 +49,11 @@ pub(super) struct PracticeRt {
     /// Dedicated agents.
     pub(super) dedicated: Vec<AgentIdx>,
 }
+
+impl PracticeRt {
+    /// Forgets the cached open state (the wall clock moved).
+    pub(super) fn forget_open_state(&mut self) {
+        self.open_from = Ms::MAX;
+        self.open_until = Ms::MIN;
+    }
+}

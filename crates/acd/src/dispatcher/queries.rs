@@ -15,10 +15,16 @@ use super::time::{dur, ms_of, time_of, Ms};
 use super::Dispatcher;
 
 impl Dispatcher {
-    /// Whether the practice is open at `now` (`None`: unknown practice).
+    /// Whether the practice is open at engine time `now`, that is at the
+    /// wall time `now` + the wall-clock offset (see
+    /// [`Dispatcher::set_wall_clock`]; `None`: unknown practice).
     pub fn is_open(&self, practice: &str, now: DateTime<Utc>) -> Option<bool> {
         let p = self.practices.get(*self.practice_by_id.get(practice)?)?;
-        Some(p.hours.as_ref().is_none_or(|h| h.is_open(now)))
+        Some(
+            p.hours
+                .as_ref()
+                .is_none_or(|h| h.is_open(self.wall_at(now))),
+        )
     }
 
     /// The phase, position and estimated wait of one call.
@@ -50,7 +56,10 @@ impl Dispatcher {
             .count() as u32;
         Some(QueueSnapshot {
             practice: p.id.clone(),
-            open: p.hours.as_ref().is_none_or(|h| h.is_open(time_of(now_ms))),
+            open: p
+                .hours
+                .as_ref()
+                .is_none_or(|h| h.is_open(time_of(self.wall_at_ms(now_ms)))),
             waiting,
             ringing: calls.len() as u32 - waiting,
             oldest_wait: calls.iter().map(|c| c.wait).max(),

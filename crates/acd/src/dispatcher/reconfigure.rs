@@ -64,10 +64,12 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Clock, sequence numbers and pending outputs continue.
+    /// Clock (and wall-clock offset), sequence numbers and pending outputs
+    /// continue.
     fn take_over_clock(&mut self, old: &mut Dispatcher) {
         self.started = true;
         self.now = old.now;
+        self.wall_offset = old.wall_offset;
         self.call_seq = old.call_seq;
         self.offer_seq = old.offer_seq;
         self.timer_order = old.timer_order;
