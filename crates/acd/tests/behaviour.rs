@@ -1290,3 +1290,28 @@ fn wall_clock_set_before_the_start_and_kept_by_reconfigure() {
         .iter()
         .any(|q| q.practice.as_str() == "m" && !q.open));
 }
+
+#[test]
+fn an_agent_removed_during_a_call_is_reported_removed_once() {
+    let cfg = config(
+        vec![agent("x"), agent("y")],
+        vec![practice("p", &["x", "y"])],
+    );
+    let mut h = H::new(cfg);
+    h.arrive(1, "p");
+    h.answer(1, "x");
+    let without_x = config(vec![agent("y")], vec![practice("p", &["y"])]);
+    h.d.reconfigure(without_x.clone(), h.t).expect("valid");
+    h.collect();
+    h.end(1);
+    assert!(h
+        .events()
+        .contains(&Event::AgentRemoved { agent: "x".into() }));
+    // A later reconfiguration does not report it again.
+    h.take();
+    h.d.reconfigure(without_x, h.t).expect("valid");
+    h.collect();
+    h.check();
+    assert_eq!(h.events(), vec![]);
+    assert_eq!(h.d.agents().len(), 1);
+}

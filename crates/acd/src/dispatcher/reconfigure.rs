@@ -121,10 +121,14 @@ impl Dispatcher {
     }
 
     /// Agents that disappear: one on a call stays, retired, until the call
-    /// ends; the others leave now.
+    /// ends; the others leave now. (Retired agents that already left are
+    /// dropped silently.)
     fn retire_removed_agents(&mut self, old: &Dispatcher, prev_shift: &mut PrevShift) {
         for o in old.agents.iter() {
-            if self.agent_by_id.contains_key(&o.id) {
+            // A retired agent that finished its call was reported removed
+            // then (and is no longer in `agent_by_id`).
+            let gone = o.retired && o.state == AgentState::LoggedOut;
+            if gone || self.agent_by_id.contains_key(&o.id) {
                 continue;
             }
             if o.state == AgentState::OnCall {
