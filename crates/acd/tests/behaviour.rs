@@ -1315,3 +1315,62 @@ fn an_agent_removed_during_a_call_is_reported_removed_once() {
     assert_eq!(h.events(), vec![]);
     assert_eq!(h.d.agents().len(), 1);
 }
+
+/// Practice p: dedicated agent x, a maximum wait of 30 s and a pool
+/// "shared" (agent y, logged out).
+fn pending_overflow_config(x_logged_in: bool, overflow: OverflowTarget) -> AcdConfig {
+    let mut x = agent("x");
+    x.logged_in = x_logged_in;
+    let mut y = agent("y");
+    y.logged_in = false;
+    y.pools.push("shared".into());
+    let mut p = practice("p", &["x"]);
+    p.max_wait_secs = Some(30);
+    p.ring_timeout_secs = Some(60);
+    p.overflow = overflow;
+    let mut cfg = config(vec![x, y], vec![p]);
+    cfg.pools.push(PoolDef {
+        id: "shared".into(),
+        members: vec![],
+    });
+    cfg
+}
+
+#[test]
+fn reconfigure_to_a_pool_overflow_while_an_overflow_is_pending_retargets_the_call() {
+    // The maximum wait passes while the call rings x (overflow to voicemail
+    // pending), then the overflow target becomes the pool.
+    let cfg = pending_overflow_config(true, OverflowTarget::Voicemail);
+    let mut h = H::new(cfg);
+    h.arrive(1, "p");
+    h.expect_offer(1, "x");
+    h.advance(40);
+    let to_pool = pending_overflow_config(true, OverflowTarget::Pool("shared".into()));
+    h.take();
+    h.d.reconfigure(to_pool, h.t).expect("valid");
+    h.collect();
+    h.check();
+    assert!(h.events().contains(&Event::Retargeted {
+        call: CallId(1),
+        pool: "shared".into(),
+        wait: Duration::from_secs(40),
+    }));
+    // The ring times out: the call stays queued, retargeted (never an
+    // overflow action with a pool target), and the pool serves it.
+    h.take();
+    h.advance(20);
+    assert!(
+        !h.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Overflow { .. })),
+        "{:?}",
+        h.actions()
+    );
+    let snap = h.d.call(CallId(1), h.t).expect("still queued");
+    assert_eq!(snap.phase, CallPhase::Waiting);
+    assert!(snap.retargeted);
+    h.take();
+    h.input(Input::AgentLogin { agent: "y".into() })
+        .expect("login");
+    assert_eq!(h.offers(), vec![(1, "y".to_string())]);
+}

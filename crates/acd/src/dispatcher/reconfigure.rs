@@ -244,13 +244,15 @@ impl Dispatcher {
             next_relax: next_relax(&self.routes[route], step, c.joined),
             agent: None,
             phase: Phase::Waiting,
+            // A pending overflow was decided under the old policy; the
+            // recomputed maximum wait, already exceeded, fires again at once
+            // under the new one (overflow pending again, or retarget).
+            overflow_pending: false,
             ..c.clone()
         };
         if ringing.is_some() {
             nc.phase = Phase::Ringing;
             nc.agent = ringing;
-        } else {
-            nc.overflow_pending = false;
         }
         let ns = self.alloc_slot(nc);
         self.call_by_id.insert(c.id, ns);
