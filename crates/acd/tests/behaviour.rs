@@ -1374,3 +1374,33 @@ fn reconfigure_to_a_pool_overflow_while_an_overflow_is_pending_retargets_the_cal
         .expect("login");
     assert_eq!(h.offers(), vec![(1, "y".to_string())]);
 }
+
+#[test]
+fn reconfigure_away_from_a_pool_overflow_overflows_a_retargeted_call() {
+    // Nobody logged in: at 30 s the call is retargeted to the pool.
+    let mut h = H::new(pending_overflow_config(
+        false,
+        OverflowTarget::Pool("shared".into()),
+    ));
+    h.arrive(1, "p");
+    h.advance(40);
+    assert!(h.d.call(CallId(1), h.t).expect("queued").retargeted);
+    // The overflow target becomes the voicemail: the maximum wait, long
+    // exceeded, sends the call there at once.
+    let to_voicemail = pending_overflow_config(false, OverflowTarget::Voicemail);
+    h.take();
+    h.d.reconfigure(to_voicemail, h.t).expect("valid");
+    h.collect();
+    h.check();
+    assert!(h.actions().contains(&Action::Overflow {
+        call: CallId(1),
+        target: OverflowTarget::Voicemail,
+    }));
+    assert!(h.events().contains(&Event::Overflowed {
+        call: CallId(1),
+        target: OverflowTarget::Voicemail,
+        wait: Duration::from_secs(40),
+        reason: OverflowReason::MaxWait,
+    }));
+    assert!(h.d.call(CallId(1), h.t).is_none());
+}

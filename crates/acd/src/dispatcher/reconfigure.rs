@@ -230,13 +230,16 @@ impl Dispatcher {
         let route = self.route_for(np, req);
         let pr = &self.practices[np];
         let step = active_step(&self.routes[route], self.now - c.joined);
+        // A retargeted call stays so while the overflow is still a pool;
+        // otherwise it gets the new maximum wait like any other call.
+        let retargeted = c.retargeted && pr.overflow_pool.is_some();
         let mut nc = CallRt {
             practice: Some(np),
             req,
             route,
             step,
-            retargeted: c.retargeted && pr.overflow_pool.is_some(),
-            max_wait_at: if c.retargeted {
+            retargeted,
+            max_wait_at: if retargeted {
                 None
             } else {
                 pr.max_wait_ms.map(|m| c.joined + m)
