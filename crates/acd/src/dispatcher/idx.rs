@@ -4,14 +4,17 @@
 //! requirement keys, interned skills and languages) is an [`IdxVec`] indexed
 //! by its own newtype, so that using an agent index where a slot index is
 //! expected does not compile. "No such entity" is `Option<...Idx>`, never a
-//! sentinel value. An index is a plain `u32` inside: `Option`, copies and
-//! heap entries cost what a raw `u32` costs.
+//! sentinel value. An index is a `u32` inside: copies, comparisons and heap
+//! entries cost what a raw `u32` costs.
 //!
-//! An index is only ever built by [`IdxVec::push`] or by iterating the
-//! table it belongs to, so indexing with `[]` cannot go out of bounds. The
-//! tables only grow, except the call slots, which are reused: a slot index
-//! kept across inputs is therefore read with [`IdxVec::get`] and checked
-//! against the slot generation (see `calls.rs`).
+//! An index is made by [`IdxVec::push`], by iterating its table, or (in
+//! `build.rs`) from the configuration position the table is filled from.
+//! Tables never shrink (call slots are reused, not removed), so indexing
+//! with `[]` is in bounds. A reused slot may hold another call than the one
+//! an old index meant: slot indices kept across inputs (timers, heap
+//! entries) are checked against the slot generation or the call sequence
+//! before use. Indices never cross dispatchers: `reconfigure` translates
+//! everything through ids.
 
 use std::fmt;
 use std::hash::Hash;
