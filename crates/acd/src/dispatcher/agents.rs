@@ -1,5 +1,7 @@
 //! Agent runtime state and the agent inputs: login, logout, pause, unpause,
-//! reachability; state changes, dispatchability and back-off.
+//! reachability; state changes, dispatchability (an agent enters the agent
+//! heaps of its groups when it can take an offer) and back-off. Offers and
+//! their withdrawal are in `offers.rs`, shifts in `calendar.rs`.
 
 use permanence_calendar::Schedule;
 
@@ -60,6 +62,7 @@ pub(super) struct AgentRt {
 }
 
 impl AgentRt {
+    /// The agent's level in `skill` (0: not skilled).
     pub(super) fn level(&self, skill: SkillIdx) -> u8 {
         match self.skills.binary_search_by_key(&skill, |s| s.0) {
             Ok(i) => self.skills[i].1,
@@ -67,6 +70,7 @@ impl AgentRt {
         }
     }
 
+    /// Whether the agent meets every criterion of a group key.
     pub(super) fn matches(&self, key: &GroupKey) -> bool {
         if let Some(p) = key.dedicated {
             if self.dedicated.binary_search(&p).is_err() {

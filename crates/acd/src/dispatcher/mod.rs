@@ -2,7 +2,7 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | [`Dispatcher`], its construction and the driving API (`handle_input`, `handle_timeout`, `poll_timeout`, `poll_output`) |
+//! | `mod.rs` | [`Dispatcher`], its construction and the driving API (`handle_input`, `handle_timeout`, `set_wall_clock`, `poll_timeout`, `poll_output`) |
 //! | `idx.rs` | typed table indices (`AgentIdx`, `SlotIdx`, `GroupIdx`, ...) and `IdxVec` |
 //! | `time.rs` | internal time (`Ms`) and conversions |
 //! | `build.rs` | turning an [`AcdConfig`] into the runtime tables |
@@ -64,9 +64,10 @@ use self::timers::Timer;
 ///   go to the SIP driver, [`Output::Event`]s to metrics and the call log.
 ///
 /// Time is always passed in; the dispatcher never reads a clock. Time going
-/// backwards is clamped to the latest time seen. The first `handle_*` call
-/// starts the clock: agents configured `logged_in` become available then,
-/// and shift windows are evaluated from that instant.
+/// backwards is clamped to the latest time seen. The first call given a
+/// time (`handle_*`, `set_wall_clock`, `reconfigure`) starts the clock:
+/// agents configured `logged_in` become available then, and shift windows
+/// are evaluated from that instant.
 ///
 /// Engine time and wall time: the `now` passed in is *engine time*; the
 /// driver may take it from a monotonic clock (the wall clock at start plus
@@ -225,7 +226,7 @@ impl Dispatcher {
     /// Moves the clock to `now` (never backwards); the first call starts
     /// the dispatcher: agents configured `logged_in` become available and
     /// shifts are evaluated.
-    pub(super) fn advance(&mut self, now: DateTime<Utc>) {
+    fn advance(&mut self, now: DateTime<Utc>) {
         let t = ms_of(now);
         if t > self.now {
             self.now = t;
@@ -257,11 +258,11 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn emit(&mut self, e: Event) {
+    fn emit(&mut self, e: Event) {
         self.outputs.push_back(Output::Event(e));
     }
 
-    pub(super) fn emit_action(&mut self, a: Action) {
+    fn emit_action(&mut self, a: Action) {
         self.outputs.push_back(Output::Action(a));
     }
 }
