@@ -33,11 +33,13 @@ impl<I: Ord> Default for LazyHeap<I> {
 }
 
 impl<I: Ord + Copy> LazyHeap<I> {
+    #[inline]
     pub fn push(&mut self, e: Entry<I>) {
         self.heap.push(e);
     }
 
     /// The best live entry, dropping stale ones on the way.
+    #[inline]
     pub fn peek_live(&mut self, mut live: impl FnMut(&Entry<I>) -> bool) -> Option<Entry<I>> {
         while let Some(top) = self.heap.peek() {
             if live(top) {
@@ -48,6 +50,7 @@ impl<I: Ord + Copy> LazyHeap<I> {
         None
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.heap.len()
     }

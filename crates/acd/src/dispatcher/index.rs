@@ -175,6 +175,7 @@ pub(super) fn next_relax(route: &Route, step: u32, joined: Ms) -> Option<Ms> {
 
 /// Pushes a waiting call into a group's call heap, compacting the heap when
 /// stale entries outnumber the live ones.
+#[inline]
 pub(super) fn push_call(
     groups: &mut IdxVec<GroupIdx, Group>,
     slots: &IdxVec<SlotIdx, Slot>,
