@@ -8,27 +8,39 @@
 
 use std::collections::BinaryHeap;
 
-/// One heap entry: higher `score` is better.
+/// One heap entry: higher `score` is better. `I` is the typed index of the
+/// entity (an agent or a call slot); it is a `u32` inside, so the entry is
+/// as small and compares as fast as with a raw index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Entry {
+pub(crate) struct Entry<I> {
     pub score: u128,
-    pub idx: u32,
+    pub idx: I,
     pub gen: u32,
 }
 
 /// A lazily cleaned max-heap.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct LazyHeap {
-    heap: BinaryHeap<Entry>,
+#[derive(Debug, Clone)]
+pub(crate) struct LazyHeap<I: Ord> {
+    heap: BinaryHeap<Entry<I>>,
 }
 
-impl LazyHeap {
-    pub fn push(&mut self, e: Entry) {
+impl<I: Ord> Default for LazyHeap<I> {
+    fn default() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<I: Ord + Copy> LazyHeap<I> {
+    #[inline]
+    pub fn push(&mut self, e: Entry<I>) {
         self.heap.push(e);
     }
 
     /// The best live entry, dropping stale ones on the way.
-    pub fn peek_live(&mut self, mut live: impl FnMut(&Entry) -> bool) -> Option<Entry> {
+    #[inline]
+    pub fn peek_live(&mut self, mut live: impl FnMut(&Entry<I>) -> bool) -> Option<Entry<I>> {
         while let Some(top) = self.heap.peek() {
             if live(top) {
                 return Some(*top);
@@ -38,20 +50,21 @@ impl LazyHeap {
         None
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// Keeps only live entries (O(n)); called when the heap holds more than
     /// about twice its live entries, so the cost is amortized O(1) per push.
-    pub fn compact(&mut self, live: impl FnMut(&Entry) -> bool) {
+    pub fn compact(&mut self, live: impl FnMut(&Entry<I>) -> bool) {
         let mut v = std::mem::take(&mut self.heap).into_vec();
         v.retain(live);
         self.heap = BinaryHeap::from(v);
     }
 
     /// All entries, live or not, in no order.
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<I>> {
         self.heap.iter()
     }
 }
@@ -107,7 +120,7 @@ mod tests {
 
     #[test]
     fn lazy_heap_skips_stale() {
-        let mut h = LazyHeap::default();
+        let mut h = LazyHeap::<u32>::default();
         for i in 0..10u32 {
             h.push(Entry {
                 score: u128::from(i),

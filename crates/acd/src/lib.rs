@@ -31,6 +31,40 @@
 //! * Every decision is an [`Event`]; every call that enters ends with exactly
 //!   one terminal event: `Answered` (then `CallCompleted`), `Abandoned`,
 //!   `Overflowed` or `Closed`.
+//! * **Wall clock**: `now` may be a monotonic engine time; calendars are
+//!   evaluated at the wall time the driver reports with
+//!   [`Dispatcher::set_wall_clock`], so a step of the system clock moves no
+//!   ring, relax, max-wait, wrap-up or back-off timer.
+//!
+//! Where things live (`src/`):
+//!
+//! ```text
+//! lib.rs            this overview and the public re-exports
+//! config/mod.rs     AcdConfig: settings, agents, pools, practice policies, schedules
+//! config/validate.rs  AcdConfig::validate (ids, references, ranges)
+//! ids.rs            AgentId, PracticeId, PoolId, PauseReason, CallId
+//! io.rs             Input, Output, Action, Event and their parts
+//! snapshot.rs       read-only views: CallSnapshot, QueueSnapshot, AgentSnapshot
+//! error.rs          AcdError
+//! heap.rs           the lazy-deletion heap behind every index; call and agent scores
+//! dispatcher/       the state machine, one concern per file:
+//!   mod.rs          Dispatcher, new, handle_input / handle_timeout / set_wall_clock,
+//!                   poll_timeout / poll_output
+//!   idx.rs          typed table indices (AgentIdx, SlotIdx, GroupIdx, ...) and IdxVec
+//!   time.rs         internal time (ms) and conversions
+//!   build.rs        configuration -> runtime tables (memberships, agents, practices)
+//!   index.rs        the routing index: interners, groups, requirement keys, routes
+//!   practices.rs    practice runtime state
+//!   agents.rs       agent runtime state; login, logout, pause, reachability, back-off
+//!   calls.rs        call runtime state and slots; arrival, abandon, answer, end, priority
+//!   offers.rs       matching calls and agents; offer, withdraw, requeue, overflow
+//!   timers.rs       the timer table; ring timeout, relax, max wait, wrap-up, back-off
+//!   calendar.rs     opening hours and shifts on the wall clock
+//!   reconfigure.rs  applying a new configuration in flight
+//!   estimate.rs     the estimated-wait computation
+//!   queries.rs      snapshots, eligible agents, estimated wait, is_open
+//!   invariants.rs   check_invariants (tests)
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -1118,3 +1118,289 @@ fn shift_ending_inside_the_repeated_hour_of_fall_back_day() {
     }
     assert_eq!(h.d.agent_in_shift("x"), Some(true));
 }
+
+// ------------------------------------------------------------ wall clock
+
+/// Runs the dispatcher up to `end`, firing every timer at its instant, and
+/// returns each output with the (engine) time it was produced at.
+fn timeline(h: &mut H, end: chrono::DateTime<chrono::Utc>) -> Vec<(String, Output)> {
+    let mut out = Vec::new();
+    loop {
+        let next = h.d.poll_timeout().filter(|t| *t <= end);
+        h.t = next.unwrap_or(end).max(h.t);
+        h.d.handle_timeout(h.t);
+        while let Some(o) = h.d.poll_output() {
+            out.push((h.t.to_rfc3339(), o));
+        }
+        h.check();
+        if next.is_none() {
+            return out;
+        }
+    }
+}
+
+/// One ringing offer (practice p, agent x) and one call waiting with a
+/// maximum wait (practice q, its agent logged out).
+fn ring_and_max_wait() -> H {
+    let mut q = practice("q", &["y"]);
+    q.max_wait_secs = Some(60);
+    let mut y = agent("y");
+    y.logged_in = false;
+    let mut h = H::new(config(vec![agent("x"), y], vec![practice("p", &["x"]), q]));
+    h.arrive(1, "p");
+    h.expect_offer(1, "x");
+    h.arrive(2, "q");
+    h.take();
+    h
+}
+
+#[test]
+fn wall_clock_steps_move_neither_ring_nor_max_wait_timers() {
+    let t0 = utc("2026-01-12T09:00:00Z");
+    let end = t0 + chrono::Duration::seconds(120);
+    let mut reference = ring_and_max_wait();
+    let expected = timeline(&mut reference, end);
+    // The ring timeout fires 20 s after the offer, the maximum wait 60 s
+    // after the arrival.
+    let at = |what: &dyn Fn(&Output) -> bool| {
+        expected
+            .iter()
+            .find(|(_, o)| what(o))
+            .map(|(t, _)| t.clone())
+    };
+    assert_eq!(
+        at(&|o| matches!(
+            o,
+            Output::Event(Event::Rona {
+                call: CallId(1),
+                ..
+            })
+        )),
+        Some(utc("2026-01-12T09:00:20Z").to_rfc3339())
+    );
+    assert_eq!(
+        at(&|o| matches!(
+            o,
+            Output::Event(Event::Overflowed {
+                call: CallId(2),
+                ..
+            })
+        )),
+        Some(utc("2026-01-12T09:01:00Z").to_rfc3339())
+    );
+    for hours in [1, -1] {
+        let mut h = ring_and_max_wait();
+        let before = h.d.poll_timeout();
+        assert_eq!(before, Some(utc("2026-01-12T09:00:20Z")));
+        h.d.set_wall_clock(h.t + chrono::Duration::hours(hours), h.t);
+        assert_eq!(h.d.poll_timeout(), before, "offset {hours} h");
+        assert_eq!(h.d.pending_outputs(), 0, "offset {hours} h");
+        assert_eq!(timeline(&mut h, end), expected, "offset {hours} h");
+    }
+    // Steps back and forth while the timers run.
+    let mut h = ring_and_max_wait();
+    let mut got = timeline(&mut h, t0 + chrono::Duration::seconds(10));
+    h.d.set_wall_clock(h.t + chrono::Duration::hours(1), h.t);
+    got.extend(timeline(&mut h, t0 + chrono::Duration::seconds(40)));
+    h.d.set_wall_clock(h.t - chrono::Duration::hours(1), h.t);
+    got.extend(timeline(&mut h, end));
+    assert_eq!(got, expected);
+}
+
+/// Agent x works 08:00-12:00 Paris and serves the always-open practice p;
+/// practice m keeps Dr Martin's hours (08:00-12:00, 14:00-19:00).
+fn wall_shift_config() -> AcdConfig {
+    let mut m = practice("m", &["x"]);
+    m.hours = Some(martin_hours());
+    config(
+        vec![shift_agent("08:00-12:00")],
+        vec![practice("p", &["x"]), m],
+    )
+}
+
+#[test]
+fn shifts_and_opening_hours_follow_the_wall_clock() {
+    // Engine time 10:00 Paris (09:00 UTC); the wall clock is an hour ahead.
+    let mut h = H::new(wall_shift_config());
+    assert_eq!(h.d.poll_timeout(), Some(utc("2026-01-12T11:00:00Z")));
+    h.d.set_wall_clock(h.t + chrono::Duration::hours(1), h.t);
+    h.collect();
+    h.check();
+    // The shift ends at 12:00 wall time = 11:00 Paris engine time.
+    assert_eq!(h.d.poll_timeout(), Some(utc("2026-01-12T10:00:00Z")));
+    assert_eq!(h.d.agent_in_shift("x"), Some(true));
+    h.advance_to(utc("2026-01-12T09:59:59Z"));
+    assert_eq!(h.d.is_open("m", h.t), Some(true));
+    h.take();
+    h.arrive(1, "p");
+    assert_eq!(h.offers(), vec![(1, "x".to_string())]);
+    h.answer(1, "x");
+    h.end(1);
+    h.take();
+    h.advance_to(utc("2026-01-12T10:00:00Z"));
+    assert!(h.events().contains(&Event::ShiftChanged {
+        agent: "x".into(),
+        in_shift: false
+    }));
+    assert_eq!(h.d.agent_in_shift("x"), Some(false));
+    assert_eq!(h.d.is_open("m", h.t), Some(false));
+    let snap = h.d.queue_snapshot("m", h.t).expect("practice");
+    assert!(!snap.open);
+    h.take();
+    h.arrive(2, "p");
+    assert!(h.offers().is_empty(), "no offer after 12:00 wall time");
+    h.arrive(3, "m");
+    assert!(h.actions().contains(&Action::Closed {
+        call: CallId(3),
+        practice: "m".into()
+    }));
+    // The wall clock is stepped back to engine time (11:00:30 Paris): the
+    // agent is in its shift again and takes the waiting call at once.
+    h.advance(30);
+    h.take();
+    h.d.set_wall_clock(h.t, h.t);
+    h.collect();
+    h.check();
+    assert!(h.events().contains(&Event::ShiftChanged {
+        agent: "x".into(),
+        in_shift: true
+    }));
+    assert_eq!(h.offers(), vec![(2, "x".to_string())]);
+    assert_eq!(h.d.is_open("m", h.t), Some(true));
+    assert_eq!(h.d.poll_timeout(), Some(utc("2026-01-12T10:00:50Z")));
+}
+
+#[test]
+fn wall_clock_set_before_the_start_and_kept_by_reconfigure() {
+    // Reported before the first input: the shift is evaluated on the wall
+    // clock from the start (engine 11:30 Paris = wall 12:30: out of shift).
+    let mut d = Dispatcher::new(wall_shift_config()).expect("valid");
+    let t = utc("2026-01-12T10:30:00Z");
+    d.set_wall_clock(t + chrono::Duration::hours(1), t);
+    assert_eq!(d.agent_in_shift("x"), Some(false));
+    assert_eq!(d.is_open("m", t), Some(false));
+    // The next shift starts at 08:00 wall time on Tuesday = 07:00 UTC wall
+    // = 06:00 UTC engine.
+    assert_eq!(d.poll_timeout(), Some(utc("2026-01-13T06:00:00Z")));
+    d.reconfigure(wall_shift_config(), t).expect("reconfigure");
+    assert_eq!(d.agent_in_shift("x"), Some(false));
+    assert_eq!(d.poll_timeout(), Some(utc("2026-01-13T06:00:00Z")));
+    assert!(d
+        .queue_snapshots(t)
+        .iter()
+        .any(|q| q.practice.as_str() == "m" && !q.open));
+}
+
+#[test]
+fn an_agent_removed_during_a_call_is_reported_removed_once() {
+    let cfg = config(
+        vec![agent("x"), agent("y")],
+        vec![practice("p", &["x", "y"])],
+    );
+    let mut h = H::new(cfg);
+    h.arrive(1, "p");
+    h.answer(1, "x");
+    let without_x = config(vec![agent("y")], vec![practice("p", &["y"])]);
+    h.d.reconfigure(without_x.clone(), h.t).expect("valid");
+    h.collect();
+    h.end(1);
+    assert!(h
+        .events()
+        .contains(&Event::AgentRemoved { agent: "x".into() }));
+    // A later reconfiguration does not report it again.
+    h.take();
+    h.d.reconfigure(without_x, h.t).expect("valid");
+    h.collect();
+    h.check();
+    assert_eq!(h.events(), vec![]);
+    assert_eq!(h.d.agents().len(), 1);
+}
+
+/// Practice p: dedicated agent x, a maximum wait of 30 s and a pool
+/// "shared" (agent y, logged out).
+fn pending_overflow_config(x_logged_in: bool, overflow: OverflowTarget) -> AcdConfig {
+    let mut x = agent("x");
+    x.logged_in = x_logged_in;
+    let mut y = agent("y");
+    y.logged_in = false;
+    y.pools.push("shared".into());
+    let mut p = practice("p", &["x"]);
+    p.max_wait_secs = Some(30);
+    p.ring_timeout_secs = Some(60);
+    p.overflow = overflow;
+    let mut cfg = config(vec![x, y], vec![p]);
+    cfg.pools.push(PoolDef {
+        id: "shared".into(),
+        members: vec![],
+    });
+    cfg
+}
+
+#[test]
+fn reconfigure_to_a_pool_overflow_while_an_overflow_is_pending_retargets_the_call() {
+    // The maximum wait passes while the call rings x (overflow to voicemail
+    // pending), then the overflow target becomes the pool.
+    let cfg = pending_overflow_config(true, OverflowTarget::Voicemail);
+    let mut h = H::new(cfg);
+    h.arrive(1, "p");
+    h.expect_offer(1, "x");
+    h.advance(40);
+    let to_pool = pending_overflow_config(true, OverflowTarget::Pool("shared".into()));
+    h.take();
+    h.d.reconfigure(to_pool, h.t).expect("valid");
+    h.collect();
+    h.check();
+    assert!(h.events().contains(&Event::Retargeted {
+        call: CallId(1),
+        pool: "shared".into(),
+        wait: Duration::from_secs(40),
+    }));
+    // The ring times out: the call stays queued, retargeted (never an
+    // overflow action with a pool target), and the pool serves it.
+    h.take();
+    h.advance(20);
+    assert!(
+        !h.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Overflow { .. })),
+        "{:?}",
+        h.actions()
+    );
+    let snap = h.d.call(CallId(1), h.t).expect("still queued");
+    assert_eq!(snap.phase, CallPhase::Waiting);
+    assert!(snap.retargeted);
+    h.take();
+    h.input(Input::AgentLogin { agent: "y".into() })
+        .expect("login");
+    assert_eq!(h.offers(), vec![(1, "y".to_string())]);
+}
+
+#[test]
+fn reconfigure_away_from_a_pool_overflow_overflows_a_retargeted_call() {
+    // Nobody logged in: at 30 s the call is retargeted to the pool.
+    let mut h = H::new(pending_overflow_config(
+        false,
+        OverflowTarget::Pool("shared".into()),
+    ));
+    h.arrive(1, "p");
+    h.advance(40);
+    assert!(h.d.call(CallId(1), h.t).expect("queued").retargeted);
+    // The overflow target becomes the voicemail: the maximum wait, long
+    // exceeded, sends the call there at once.
+    let to_voicemail = pending_overflow_config(false, OverflowTarget::Voicemail);
+    h.take();
+    h.d.reconfigure(to_voicemail, h.t).expect("valid");
+    h.collect();
+    h.check();
+    assert!(h.actions().contains(&Action::Overflow {
+        call: CallId(1),
+        target: OverflowTarget::Voicemail,
+    }));
+    assert!(h.events().contains(&Event::Overflowed {
+        call: CallId(1),
+        target: OverflowTarget::Voicemail,
+        wait: Duration::from_secs(40),
+        reason: OverflowReason::MaxWait,
+    }));
+    assert!(h.d.call(CallId(1), h.t).is_none());
+}

@@ -16,6 +16,11 @@
 //! max_wait_secs = 180
 //! overflow = "voicemail"
 //! ```
+//!
+//! [`AcdConfig::validate`] (in `config/validate.rs`) checks a whole
+//! configuration before the dispatcher takes it.
+
+mod validate;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,102 @@
+//! Internal invariants, checked by the tests after every step.
+
+use crate::io::AgentState;
+
+use super::agents::AgentRt;
+use super::calls::{CallRt, Phase};
+use super::idx::{AgentIdx, SlotIdx};
+use super::Dispatcher;
+
+impl Dispatcher {
+    /// Checks the internal invariants (for tests): every waiting call is
+    /// indexed, no waiting call has a dispatchable eligible agent, offers
+    /// are one-to-one. Returns a description of the first violation.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (si, slot) in self.slots.iter_enumerated() {
+            let Some(c) = &slot.call else { continue };
+            if self.call_by_id.get(&c.id) != Some(&si) {
+                return Err(format!("{} not in the id map", c.id));
+            }
+            match c.phase {
+                Phase::Ringing | Phase::Connected => self.check_call_agent(si, c)?,
+                Phase::Waiting => self.check_waiting_call(si, slot.gen, c)?,
+            }
+        }
+        for (ai, a) in self.agents.iter_enumerated() {
+            self.check_agent(ai, a)?;
+        }
+        Ok(())
+    }
+
+    /// A ringing or connected call and its agent point at each other, and
+    /// the agent is in the matching state.
+    fn check_call_agent(&self, si: SlotIdx, c: &CallRt) -> Result<(), String> {
+        let a = self
+            .agents
+            .get_opt(c.agent)
+            .ok_or(format!("{} has no agent", c.id))?;
+        if a.call != Some(si) {
+            return Err(format!("{} agent {} points elsewhere", c.id, a.id));
+        }
+        let want = if c.phase == Phase::Ringing {
+            AgentState::Offered
+        } else {
+            AgentState::OnCall
+        };
+        if a.state != want {
+            return Err(format!("{} agent {} is {:?}", c.id, a.id, a.state));
+        }
+        Ok(())
+    }
+
+    /// A waiting call is in the call heap of each of its active groups, and
+    /// none of their members is dispatchable.
+    fn check_waiting_call(&self, si: SlotIdx, gen: u32, c: &CallRt) -> Result<(), String> {
+        for g in self.routes[c.route].active_groups(c.step, c.retargeted) {
+            let group = &self.groups[g];
+            if !group.calls.iter().any(|e| e.idx == si && e.gen == gen) {
+                return Err(format!("{} missing from group {g}", c.id));
+            }
+            for &ai in &group.members {
+                if self.agents[ai].dispatchable {
+                    return Err(format!(
+                        "{} waits while eligible agent {} is dispatchable",
+                        c.id, self.agents[ai].id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An agent has a call exactly when offered or on a call (a retired
+    /// agent that finished may keep none), the call points back, and a
+    /// dispatchable agent can take an offer.
+    fn check_agent(&self, ai: AgentIdx, a: &AgentRt) -> Result<(), String> {
+        let needs_call = matches!(a.state, AgentState::Offered | AgentState::OnCall);
+        if a.call.is_some() != needs_call && !(a.retired && a.state == AgentState::LoggedOut) {
+            return Err(format!(
+                "agent {} is {:?} with call {:?}",
+                a.id, a.state, a.call
+            ));
+        }
+        if let Some(si) = a.call {
+            let c = self
+                .call_ref(si)
+                .ok_or(format!("agent {} dangling", a.id))?;
+            if c.agent != Some(ai) {
+                return Err(format!("agent {} call points elsewhere", a.id));
+            }
+        }
+        if a.dispatchable
+            && !(a.state == AgentState::Available
+                && a.in_shift
+                && a.reachable
+                && a.backoff_until <= self.now)
+        {
+            return Err(format!("agent {} dispatchable in {:?}", a.id, a.state));
+        }
+        Ok(())
+    }
+}
