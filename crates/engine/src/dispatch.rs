@@ -156,9 +156,35 @@ struct Driver {
     /// it).
     now: chrono::DateTime<Utc>,
     clock: Clock,
+    /// The wall clock's offset from engine time last told to the
+    /// dispatcher.
+    wall_offset: chrono::Duration,
 }
 
+/// How far the wall clock may drift from what the dispatcher was told
+/// before calendars are re-evaluated.
+const WALL_TOLERANCE: chrono::Duration = chrono::Duration::seconds(1);
+
 impl Driver {
+    /// Tells the dispatcher where the wall clock is when it has moved
+    /// (an NTP step, or drift) by more than [`WALL_TOLERANCE`]: opening
+    /// hours and shifts follow the wall clock, no other timer moves.
+    fn follow_wall_clock(&mut self) {
+        let now = self.clock.now();
+        let offset = self.clock.wall() - now;
+        if (offset - self.wall_offset).abs() > WALL_TOLERANCE {
+            info!(
+                event = "clock.wall_step",
+                offset_ms = offset.num_milliseconds(),
+                previous_ms = self.wall_offset.num_milliseconds(),
+                "wall clock moved: calendars follow it, timers do not"
+            );
+            self.wall_offset = offset;
+            self.now = now;
+            self.d.set_wall_clock(now + offset, now);
+        }
+    }
+
     fn to_call(&self, call: CallId, cmd: CallCmd) {
         match self.calls.get(&call) {
             Some(e) => {
@@ -451,8 +477,13 @@ pub fn start(
         metrics,
         now: clock.now(),
         clock,
+        wall_offset: chrono::Duration::zero(),
     };
     let task = tokio::spawn(async move {
+        // The wall clock is looked at every second, even when idle, so
+        // that a shift or opening boundary is never missed after a step.
+        let mut wall_check = tokio::time::interval(Duration::from_secs(1));
+        wall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             driver.drain();
             let deadline = driver.clock.instant_or_idle(driver.d.poll_timeout());
@@ -466,6 +497,7 @@ pub fn start(
                     driver.now = driver.clock.now();
                     driver.d.handle_timeout(driver.now);
                 }
+                _ = wall_check.tick() => driver.follow_wall_clock(),
             }
         }
     });

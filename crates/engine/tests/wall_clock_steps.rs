@@ -39,6 +39,21 @@ fn config() -> AcdConfig {
     c
 }
 
+/// Opening hours (UTC) covering the current hour and the next one only.
+fn open_two_hours_from_now() -> permanence_acd::Schedule {
+    use chrono::Timelike;
+    let h = chrono::Utc::now().hour();
+    let range = format!("{:02}:00-{:02}:00", h, (h + 2) % 24);
+    let spec = permanence_acd::ScheduleSpec {
+        tz: "UTC".into(),
+        always_open: false,
+        weekly: [("daily".to_string(), vec![range])].into_iter().collect(),
+        holidays: Default::default(),
+        exceptions: Vec::new(),
+    };
+    spec.to_schedule().expect("schedule")
+}
+
 struct Harness {
     wall: Arc<SteppedWall>,
     dispatch: DispatchHandle,
@@ -47,10 +62,14 @@ struct Harness {
 
 impl Harness {
     fn start() -> Self {
+        Self::with(config())
+    }
+
+    fn with(config: AcdConfig) -> Self {
         let wall = Arc::new(SteppedWall::default());
         let clock = Clock::new(wall.clone());
         let cancel = CancellationToken::new();
-        let d = Dispatcher::new(config()).expect("valid configuration");
+        let d = Dispatcher::new(config).expect("valid configuration");
         let (dispatch, _task) = dispatch::start(d, Vec::new(), None, clock, cancel.clone());
         Self {
             wall,
@@ -142,4 +161,25 @@ async fn max_wait_ignores_a_wall_clock_step_forward() {
 #[tokio::test(start_paused = true)]
 async fn max_wait_ignores_a_wall_clock_step_back() {
     max_wait_on_time(chrono::Duration::hours(-1)).await;
+}
+
+/// Opening hours follow the wall clock: after it steps three hours ahead,
+/// out of the practice's hours, a new call finds the practice closed.
+#[tokio::test(start_paused = true)]
+async fn opening_hours_follow_the_wall_clock() {
+    let mut c = config();
+    c.practices[0].hours = Some(open_two_hours_from_now());
+    let h = Harness::with(c);
+    h.reachable(true);
+    let mut rx = h.arrive(1);
+    let (cmd, _) = next(&mut rx, Instant::now()).await;
+    assert!(matches!(cmd, CallCmd::Offer { .. }), "open now: {cmd:?}");
+    for step in [3, -6] {
+        h.wall.step(chrono::Duration::hours(step));
+        // The driver looks at the wall clock every second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut rx = h.arrive(10 + step.unsigned_abs());
+        let (cmd, _) = next(&mut rx, Instant::now()).await;
+        assert!(matches!(cmd, CallCmd::Closed), "closed after a step of {step} h: {cmd:?}");
+    }
 }
