@@ -6,13 +6,14 @@
 //! German. Practices route: dedicated agents at 0 s, the specialty pool
 //! (level >= 3) at 20 s, any French speaker at 60 s.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use permanence_acd::{
     AcdConfig, Action, AgentProfile, CallArrival, CallId, Dispatcher, Input, Output, PoolDef,
     PracticePolicy, RoutingStep, Selector,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::time::Duration;
 
 /// Specialty skills used by the synthetic topology.
 pub const SPECIALTIES: [&str; 10] = [
@@ -31,9 +32,9 @@ pub const SPECIALTIES: [&str; 10] = [
 /// Builds the synthetic configuration.
 pub fn topology(agents: usize, practices: usize) -> AcdConfig {
     let mut cfg = AcdConfig::default();
-    cfg.settings.wrap_up_secs = 0;
+    cfg.settings.wrap_up = Duration::from_secs(0);
     // Benchmarks answer offers in batches: no ring timeout in the way.
-    cfg.settings.ring_timeout_secs = 3600;
+    cfg.settings.ring_timeout = Duration::from_secs(3600);
     for s in SPECIALTIES {
         cfg.pools.push(PoolDef {
             id: format!("pool-{s}").into(),
@@ -68,9 +69,9 @@ pub fn topology(agents: usize, practices: usize) -> AcdConfig {
         pol.dedicated_agents.dedup();
         pol.specialty = Some(spec.into());
         pol.steps = vec![
-            RoutingStep::dedicated(0),
+            RoutingStep::dedicated(Duration::ZERO),
             RoutingStep {
-                after_secs: 20,
+                after: Duration::from_secs(20),
                 select: Selector {
                     pool: Some(format!("pool-{spec}").into()),
                     skill: Some(spec.into()),
@@ -79,14 +80,14 @@ pub fn topology(agents: usize, practices: usize) -> AcdConfig {
                 },
             },
             RoutingStep {
-                after_secs: 60,
+                after: Duration::from_secs(60),
                 select: Selector {
                     language: Some("fr".into()),
                     ..Selector::default()
                 },
             },
         ];
-        pol.wrap_up_secs = Some(0);
+        pol.wrap_up = Some(Duration::from_secs(0));
         cfg.practices.push(pol);
     }
     cfg
@@ -180,7 +181,7 @@ impl Bench {
 
     /// Advances virtual time, firing timers.
     pub fn advance(&mut self, ms: i64) {
-        let target = self.now + Duration::milliseconds(ms);
+        let target = self.now + chrono::Duration::milliseconds(ms);
         while let Some(t) = self.d.poll_timeout() {
             if t > target {
                 break;

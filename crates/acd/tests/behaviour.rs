@@ -21,9 +21,9 @@ fn shared_pool_config() -> AcdConfig {
     let mut pb = practice("b", &["ded-b"]);
     for p in [&mut pa, &mut pb] {
         p.steps = vec![
-            RoutingStep::dedicated(0),
+            RoutingStep::dedicated(Duration::ZERO),
             RoutingStep {
-                after_secs: 20,
+                after: Duration::from_secs(20),
                 select: Selector {
                     pool: Some("shared".into()),
                     skill: Some("generaliste".into()),
@@ -32,7 +32,7 @@ fn shared_pool_config() -> AcdConfig {
                 },
             },
             RoutingStep {
-                after_secs: 60,
+                after: Duration::from_secs(60),
                 select: Selector {
                     language: Some("fr".into()),
                     ..Selector::default()
@@ -148,7 +148,7 @@ fn shared_agent_serves_globally_oldest_call_across_practices() {
     for p in ["a", "b", "c"] {
         let mut pol = practice(p, &[]);
         pol.steps = vec![RoutingStep {
-            after_secs: 0,
+            after: Duration::from_secs(0),
             select: Selector {
                 pool: Some("shared".into()),
                 ..Selector::default()
@@ -390,7 +390,7 @@ fn busy_offer_backs_agent_off_and_redispatches() {
 #[test]
 fn wrap_up_is_timed() {
     let mut p = practice("p", &["x"]);
-    p.wrap_up_secs = Some(30);
+    p.wrap_up = Some(Duration::from_secs(30));
     let mut h = H::new(config(vec![agent("x")], vec![p]));
     h.arrive(1, "p");
     h.answer(1, "x");
@@ -415,9 +415,9 @@ fn wrap_up_is_timed() {
 #[test]
 fn an_agents_own_wrap_up_overrides_the_practices() {
     let mut p = practice("p", &["x"]);
-    p.wrap_up_secs = Some(30);
+    p.wrap_up = Some(Duration::from_secs(30));
     let mut x = agent("x");
-    x.wrap_up_secs = Some(5);
+    x.wrap_up = Some(Duration::from_secs(5));
     let mut h = H::new(config(vec![x], vec![p]));
     h.arrive(1, "p");
     h.answer(1, "x");
@@ -434,7 +434,7 @@ fn an_agents_own_wrap_up_overrides_the_practices() {
 
 fn overflow_case(target: OverflowTarget) -> H {
     let mut p = practice("p", &["x"]);
-    p.max_wait_secs = Some(90);
+    p.max_wait = Some(Duration::from_secs(90));
     p.overflow = target;
     let mut spare = agent("spare");
     spare.pools.push("backup".into());
@@ -507,7 +507,7 @@ fn pool_overflow_keeps_call_queued_and_adds_pool() {
 #[test]
 fn max_wait_while_ringing_overflows_when_the_offer_ends() {
     let mut p = practice("p", &["x"]);
-    p.max_wait_secs = Some(10);
+    p.max_wait = Some(Duration::from_secs(10));
     let mut h = H::new(config(vec![agent("x")], vec![p]));
     h.arrive(1, "p");
     h.take();
@@ -910,7 +910,7 @@ overflow = { pool = "shared" }
 wrap_up_secs = 10
 "#;
     let cfg: AcdConfig = toml::from_str(text).expect("parses");
-    assert_eq!(cfg.settings.ring_timeout_secs, 15);
+    assert_eq!(cfg.settings.ring_timeout, Duration::from_secs(15));
     assert_eq!(cfg.practices[0].steps.len(), 3);
     assert_eq!(
         cfg.practices[0].overflow,
@@ -1000,7 +1000,7 @@ fn reconfigure_relaxes_calls_with_new_steps() {
     h.take();
     // Add a step "shared after 20 s": call 2 (30 s old) is eligible at once.
     cfg.practices[0].steps.push(RoutingStep {
-        after_secs: 20,
+        after: Duration::from_secs(20),
         select: Selector {
             pool: Some("shared".into()),
             ..Selector::default()
@@ -1016,8 +1016,8 @@ fn reconfigure_relaxes_calls_with_new_steps() {
 fn estimated_wait_follows_staffing_and_handle_time() {
     // Two dedicated agents, default handle 100 s, wrap-up 20 s.
     let mut p = practice("p", &["x", "y"]);
-    p.default_handle_secs = Some(100);
-    p.wrap_up_secs = Some(20);
+    p.default_handle = Some(Duration::from_secs(100));
+    p.wrap_up = Some(Duration::from_secs(20));
     let mut h = H::new(config(vec![agent("x"), agent("y")], vec![p]));
     // A new call with both agents free waits 0.
     let q = h.d.queue_snapshot("p", h.t).expect("p");
@@ -1073,7 +1073,7 @@ fn estimated_wait_follows_staffing_and_handle_time() {
 fn estimated_wait_accounts_for_relaxing_steps() {
     let mut cfg = shared_pool_config();
     for p in &mut cfg.practices {
-        p.default_handle_secs = Some(200);
+        p.default_handle = Some(Duration::from_secs(200));
     }
     let mut h = H::new(cfg);
     h.input(Input::AgentPause {
@@ -1143,7 +1143,7 @@ fn timeline(h: &mut H, end: chrono::DateTime<chrono::Utc>) -> Vec<(String, Outpu
 /// maximum wait (practice q, its agent logged out).
 fn ring_and_max_wait() -> H {
     let mut q = practice("q", &["y"]);
-    q.max_wait_secs = Some(60);
+    q.max_wait = Some(Duration::from_secs(60));
     let mut y = agent("y");
     y.logged_in = false;
     let mut h = H::new(config(vec![agent("x"), y], vec![practice("p", &["x"]), q]));
@@ -1325,8 +1325,8 @@ fn pending_overflow_config(x_logged_in: bool, overflow: OverflowTarget) -> AcdCo
     y.logged_in = false;
     y.pools.push("shared".into());
     let mut p = practice("p", &["x"]);
-    p.max_wait_secs = Some(30);
-    p.ring_timeout_secs = Some(60);
+    p.max_wait = Some(Duration::from_secs(30));
+    p.ring_timeout = Some(Duration::from_secs(60));
     p.overflow = overflow;
     let mut cfg = config(vec![x, y], vec![p]);
     cfg.pools.push(PoolDef {

@@ -79,7 +79,7 @@ fn prop_config(alternate: bool) -> AcdConfig {
     agents[4].logged_in = false;
     let mut p0 = practice("p0", &["a0", "a1"]);
     p0.steps.push(RoutingStep {
-        after_secs: 15,
+        after: std::time::Duration::from_secs(15),
         select: Selector {
             pool: Some("shared".into()),
             skill: Some("generaliste".into()),
@@ -87,23 +87,23 @@ fn prop_config(alternate: bool) -> AcdConfig {
             ..Selector::default()
         },
     });
-    p0.max_wait_secs = Some(120);
+    p0.max_wait = Some(std::time::Duration::from_secs(120));
     p0.overflow = OverflowTarget::Pool("backup".into());
-    p0.wrap_up_secs = Some(5);
+    p0.wrap_up = Some(std::time::Duration::from_secs(5));
     let mut p1 = practice("p1", &["a2"]);
     p1.hours = Some(spec("08:00-08:20"));
-    p1.max_wait_secs = Some(60);
+    p1.max_wait = Some(std::time::Duration::from_secs(60));
     p1.overflow = OverflowTarget::Voicemail;
-    p1.ring_timeout_secs = Some(8);
+    p1.ring_timeout = Some(std::time::Duration::from_secs(8));
     p1.steps.push(RoutingStep {
-        after_secs: 30,
+        after: std::time::Duration::from_secs(30),
         select: Selector {
             language: Some("fr".into()),
             ..Selector::default()
         },
     });
     let mut p2 = practice("p2", &["a5"]);
-    p2.max_wait_secs = Some(45);
+    p2.max_wait = Some(std::time::Duration::from_secs(45));
     p2.overflow = OverflowTarget::Callback;
     p2.strategy = Some(permanence_acd::Strategy::RoundRobin);
     let mut practices = vec![p0, p1, p2];
@@ -111,7 +111,7 @@ fn prop_config(alternate: bool) -> AcdConfig {
         agents.pop();
         practices.pop();
         practices[0].steps.truncate(1);
-        practices[1].max_wait_secs = Some(20);
+        practices[1].max_wait = Some(std::time::Duration::from_secs(20));
     }
     let mut c = config(agents, practices);
     c.pools.push(PoolDef {

@@ -1,12 +1,7 @@
 //! From the validated configuration to the dispatcher's configuration.
 
-use permanence_acd::{AcdConfig, AcdSettings, AgentProfile, PoolDef, PracticePolicy, RoutingStep};
+use permanence_acd::{AcdConfig, AcdSettings, AgentProfile, PoolDef, PracticePolicy};
 use permanence_config::Config;
-use std::time::Duration;
-
-fn secs(d: Duration) -> u32 {
-    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
-}
 
 /// The dispatcher configuration for `cfg`. Every agent starts logged in
 /// (queue login is an agent control, see feature codes) and unreachable
@@ -15,12 +10,12 @@ pub fn acd_config(cfg: &Config) -> AcdConfig {
     let d = &cfg.dispatcher;
     let settings = AcdSettings {
         strategy: d.strategy,
-        ring_timeout_secs: secs(d.default_ring_timeout),
-        busy_backoff_secs: secs(d.busy_backoff),
-        rona_backoff_secs: secs(d.no_answer_backoff),
+        ring_timeout: d.default_ring_timeout,
+        busy_backoff: d.busy_backoff,
+        rona_backoff: d.no_answer_backoff,
         max_no_answer_strikes: d.max_no_answer_strikes,
-        wrap_up_secs: secs(d.default_wrap_up),
-        default_handle_secs: secs(d.default_handle),
+        wrap_up: d.default_wrap_up,
+        default_handle: d.default_handle,
         ..AcdSettings::default()
     };
     let agents = cfg
@@ -43,7 +38,7 @@ pub fn acd_config(cfg: &Config) -> AcdConfig {
                 .map(|pr| pr.id.as_str().into())
                 .collect();
             p.shift = a.has_shift().then(|| a.shift.clone());
-            p.wrap_up_secs = a.wrap_up.map(secs);
+            p.wrap_up = a.wrap_up;
             p.logged_in = true;
             p
         })
@@ -68,21 +63,18 @@ pub fn acd_config(cfg: &Config) -> AcdConfig {
                 .steps
                 .iter()
                 .map(|s| {
-                    let mut select = s.step.select.clone();
-                    if select.skill.is_none() {
-                        select.min_level = 0;
+                    let mut step = s.step.clone();
+                    if step.select.skill.is_none() {
+                        step.select.min_level = 0;
                     }
-                    RoutingStep {
-                        after_secs: secs(s.step.after),
-                        select,
-                    }
+                    step
                 })
                 .collect();
             p.priority = r.priority;
-            p.max_wait_secs = Some(secs(r.max_wait));
+            p.max_wait = Some(r.max_wait);
             p.overflow = r.overflow.clone();
-            p.wrap_up_secs = Some(secs(r.wrap_up));
-            p.ring_timeout_secs = Some(secs(r.ring_timeout));
+            p.wrap_up = Some(r.wrap_up);
+            p.ring_timeout = Some(r.ring_timeout);
             p.specialty = Some(pr.specialty.clone());
             p
         })

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use permanence_acd::{
-    AcdConfig, AgentProfile, CallArrival, CallId, Dispatcher, Input, OverflowTarget,
-    PracticePolicy,
+    AcdConfig, AgentProfile, CallArrival, CallId, Dispatcher, Input, OverflowTarget, PracticePolicy,
 };
 use permanence_engine::clock::{Clock, SteppedWall};
 use permanence_engine::dispatch::{self, CallCmd, DispatchHandle, DispatchMsg};
@@ -26,15 +25,15 @@ fn config() -> AcdConfig {
     alice.logged_in = true;
     let mut p = PracticePolicy::new("martin");
     p.dedicated_agents = vec!["alice".into()];
-    p.ring_timeout_secs = Some(RING as u32);
-    p.max_wait_secs = Some(MAX_WAIT as u32);
+    p.ring_timeout = Some(Duration::from_secs(RING));
+    p.max_wait = Some(Duration::from_secs(MAX_WAIT));
     p.overflow = OverflowTarget::Voicemail;
     let mut c = AcdConfig {
         agents: vec![alice],
         practices: vec![p],
         ..AcdConfig::default()
     };
-    c.settings.rona_backoff_secs = 3600;
+    c.settings.rona_backoff = Duration::from_secs(3600);
     c.settings.max_no_answer_strikes = 100;
     c
 }
@@ -133,7 +132,10 @@ async fn max_wait_on_time(step: chrono::Duration) {
     h.wall.step(step);
     let (cmd, after) = next(&mut rx, queued_at).await;
     assert!(
-        matches!(cmd, CallCmd::Overflow(permanence_types::OverflowKind::Voicemail)),
+        matches!(
+            cmd,
+            CallCmd::Overflow(permanence_types::OverflowKind::Voicemail)
+        ),
         "{cmd:?}"
     );
     assert_eq!(
@@ -180,6 +182,9 @@ async fn opening_hours_follow_the_wall_clock() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let mut rx = h.arrive(10 + step.unsigned_abs());
         let (cmd, _) = next(&mut rx, Instant::now()).await;
-        assert!(matches!(cmd, CallCmd::Closed), "closed after a step of {step} h: {cmd:?}");
+        assert!(
+            matches!(cmd, CallCmd::Closed),
+            "closed after a step of {step} h: {cmd:?}"
+        );
     }
 }

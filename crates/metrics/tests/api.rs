@@ -454,7 +454,7 @@ fn a_real_dispatcher_feeds_the_recorder() {
     alice.logged_in = true;
     alice.practices.push("martin".into());
     let mut martin = PracticePolicy::new("martin");
-    martin.wrap_up_secs = Some(10);
+    martin.wrap_up = Some(Duration::from_secs(10));
     martin.dedicated_agents.push("alice".into());
     // caron has no agent: its calls wait.
     let caron = PracticePolicy::new("caron");

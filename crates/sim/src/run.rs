@@ -601,10 +601,10 @@ pub fn erlang_report(s: &Scenario, d: &Dispatcher) -> Option<ErlangAReport> {
             deviations.push(format!("{}: patience not exponential", t.practice));
         }
         if let Some(p) = s.acd.practices.iter().find(|p| p.id == t.practice) {
-            if p.wrap_up_secs.unwrap_or(s.acd.settings.wrap_up_secs) > 0 {
+            if !p.wrap_up.unwrap_or(s.acd.settings.wrap_up).is_zero() {
                 deviations.push(format!("{}: wrap-up time", t.practice));
             }
-            if p.max_wait_secs.is_some() {
+            if p.max_wait.is_some() {
                 deviations.push(format!("{}: maximum wait (overflow)", t.practice));
             }
         }

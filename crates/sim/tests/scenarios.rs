@@ -1,6 +1,7 @@
 //! Simulator acceptance: Erlang A agreement and the shipped scenarios.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use permanence_sim::*;
 
@@ -72,7 +73,7 @@ fn erlang_comparison_detects_a_model_mismatch() {
     // know about; the simulated pickup rate must fall clearly below it.
     let mut s = scenario("erlang_a_single_pool");
     s.days = erlang_days() / 2.0;
-    s.acd.settings.wrap_up_secs = 60;
+    s.acd.settings.wrap_up = Duration::from_secs(60);
     let sum = run_scenario(&s).expect("runs");
     let ea = sum.erlang_a.expect("still a single pool");
     assert!(!ea.assumptions_met);

@@ -49,7 +49,9 @@ pub struct AcdConfig {
     pub practices: Vec<PracticePolicy>,
 }
 
-pub use permanence_types::{OverflowTarget, Selector, Strategy};
+use permanence_types::serde_secs;
+pub use permanence_types::{OverflowTarget, RoutingStep, Selector, Strategy};
+use std::time::Duration;
 
 /// Global settings; every per-practice value falls back to these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,20 +59,26 @@ pub use permanence_types::{OverflowTarget, Selector, Strategy};
 pub struct AcdSettings {
     /// Default agent selection strategy.
     pub strategy: Strategy,
-    /// Default ring timeout of an offer, in seconds.
-    pub ring_timeout_secs: u32,
+    /// Default ring timeout of an offer (`ring_timeout_secs`).
+    #[serde(rename = "ring_timeout_secs", with = "serde_secs")]
+    pub ring_timeout: Duration,
     /// After an offer failed (busy, rejected, unreachable), the agent is not
-    /// offered calls for this many seconds.
-    pub busy_backoff_secs: u32,
-    /// After a ring-no-answer the agent is not offered calls for this many
-    /// seconds (so the call moves on to another agent).
-    pub rona_backoff_secs: u32,
+    /// offered calls for this long (`busy_backoff_secs`).
+    #[serde(rename = "busy_backoff_secs", with = "serde_secs")]
+    pub busy_backoff: Duration,
+    /// After a ring-no-answer the agent is not offered calls for this long,
+    /// so the call moves on to another agent (`rona_backoff_secs`).
+    #[serde(rename = "rona_backoff_secs", with = "serde_secs")]
+    pub rona_backoff: Duration,
     /// Default number of consecutive ring-no-answers that pause an agent.
     pub max_no_answer_strikes: u32,
-    /// Default wrap-up after each call, in seconds.
-    pub wrap_up_secs: u32,
-    /// Default seed of the per-practice average handle time, in seconds.
-    pub default_handle_secs: u32,
+    /// Default wrap-up after each call (`wrap_up_secs`).
+    #[serde(rename = "wrap_up_secs", with = "serde_secs")]
+    pub wrap_up: Duration,
+    /// Default seed of the per-practice average handle time
+    /// (`default_handle_secs`).
+    #[serde(rename = "default_handle_secs", with = "serde_secs")]
+    pub default_handle: Duration,
     /// Weight of the newest call in the exponentially weighted average
     /// handle time, in `(0, 1]`.
     pub aht_alpha: f64,
@@ -83,12 +91,12 @@ impl Default for AcdSettings {
     fn default() -> Self {
         Self {
             strategy: Strategy::LongestIdle,
-            ring_timeout_secs: 20,
-            busy_backoff_secs: 10,
-            rona_backoff_secs: 10,
+            ring_timeout: Duration::from_secs(20),
+            busy_backoff: Duration::from_secs(10),
+            rona_backoff: Duration::from_secs(10),
             max_no_answer_strikes: 3,
-            wrap_up_secs: 15,
-            default_handle_secs: 180,
+            wrap_up: Duration::from_secs(15),
+            default_handle: Duration::from_secs(180),
             aht_alpha: 0.1,
             orphan_overflow: OverflowTarget::Voicemail,
         }
@@ -125,9 +133,10 @@ pub struct AgentProfile {
     /// keep their state across reconfigurations).
     #[serde(default)]
     pub logged_in: bool,
-    /// The agent's own wrap-up time (seconds), overriding the practice's.
-    #[serde(default)]
-    pub wrap_up_secs: Option<u32>,
+    /// The agent's own wrap-up time, overriding the practice's
+    /// (`wrap_up_secs`).
+    #[serde(default, rename = "wrap_up_secs", with = "serde_secs::option")]
+    pub wrap_up: Option<Duration>,
 }
 
 impl AgentProfile {
@@ -141,7 +150,7 @@ impl AgentProfile {
             practices: Vec::new(),
             shift: None,
             logged_in: false,
-            wrap_up_secs: None,
+            wrap_up: None,
         }
     }
 }
@@ -156,33 +165,8 @@ pub struct PoolDef {
     pub members: Vec<AgentId>,
 }
 
-/// A routing step: from `after_secs` of waiting on, the call is also
-/// eligible for the agents matching `select` (steps are cumulative).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct RoutingStep {
-    /// Seconds of waiting after which the step applies.
-    #[serde(default)]
-    pub after_secs: u32,
-    /// Which agents the step adds.
-    #[serde(flatten)]
-    pub select: Selector,
-}
-
-impl RoutingStep {
-    /// A step adding the practice's dedicated agents after `after_secs`.
-    pub fn dedicated(after_secs: u32) -> Self {
-        Self {
-            after_secs,
-            select: Selector {
-                dedicated: true,
-                ..Selector::default()
-            },
-        }
-    }
-}
-
 fn default_steps() -> Vec<RoutingStep> {
-    vec![RoutingStep::dedicated(0)]
+    vec![RoutingStep::dedicated(Duration::ZERO)]
 }
 
 /// A practice's routing policy (mapped from its dialplan file).
@@ -207,26 +191,27 @@ pub struct PracticePolicy {
     /// Base priority of the practice's calls (higher is served first).
     #[serde(default)]
     pub priority: i32,
-    /// Maximum wait before overflow, in seconds; `None`: wait until
+    /// Maximum wait before overflow (`max_wait_secs`); `None`: wait until
     /// answered or abandoned.
-    #[serde(default)]
-    pub max_wait_secs: Option<u32>,
+    #[serde(default, rename = "max_wait_secs", with = "serde_secs::option")]
+    pub max_wait: Option<Duration>,
     /// Where calls go at the maximum wait.
     #[serde(default = "default_overflow")]
     pub overflow: OverflowTarget,
-    /// Wrap-up after each call, in seconds (default: settings).
-    #[serde(default)]
-    pub wrap_up_secs: Option<u32>,
-    /// Ring timeout of offers, in seconds (default: settings).
-    #[serde(default)]
-    pub ring_timeout_secs: Option<u32>,
+    /// Wrap-up after each call (`wrap_up_secs`; default: settings).
+    #[serde(default, rename = "wrap_up_secs", with = "serde_secs::option")]
+    pub wrap_up: Option<Duration>,
+    /// Ring timeout of offers (`ring_timeout_secs`; default: settings).
+    #[serde(default, rename = "ring_timeout_secs", with = "serde_secs::option")]
+    pub ring_timeout: Option<Duration>,
     /// Consecutive ring-no-answers (on this practice's calls) that pause
     /// the agent (default: settings).
     #[serde(default)]
     pub max_no_answer_strikes: Option<u32>,
-    /// Seed of the average handle time, in seconds (default: settings).
-    #[serde(default)]
-    pub default_handle_secs: Option<u32>,
+    /// Seed of the average handle time (`default_handle_secs`; default:
+    /// settings).
+    #[serde(default, rename = "default_handle_secs", with = "serde_secs::option")]
+    pub default_handle: Option<Duration>,
     /// Specialty skill used to rank agents with [`Strategy::MostSkilled`].
     #[serde(default)]
     pub specialty: Option<String>,
@@ -249,12 +234,12 @@ impl PracticePolicy {
             dedicated_agents: Vec::new(),
             steps: default_steps(),
             priority: 0,
-            max_wait_secs: None,
+            max_wait: None,
             overflow: default_overflow(),
-            wrap_up_secs: None,
-            ring_timeout_secs: None,
+            wrap_up: None,
+            ring_timeout: None,
             max_no_answer_strikes: None,
-            default_handle_secs: None,
+            default_handle: None,
             specialty: None,
             strategy: None,
         }

@@ -4,6 +4,7 @@
 //! so the dispatcher never meets a dangling reference at run time.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::{AcdConfig, AcdSettings, AgentProfile, OverflowTarget, PracticePolicy, RoutingStep};
 use crate::error::AcdError;
@@ -83,7 +84,7 @@ fn validate_settings(s: &AcdSettings) -> Result<(), AcdError> {
             s.aht_alpha
         )));
     }
-    if s.ring_timeout_secs == 0 {
+    if s.ring_timeout < Duration::from_secs(1) {
         return Err(AcdError::InvalidConfig(
             "settings.ring_timeout_secs must be at least 1".into(),
         ));
@@ -142,14 +143,14 @@ fn validate_practice(p: &PracticePolicy, ids: &Declared<'_>) -> Result<(), AcdEr
     if p.steps.is_empty() {
         return Err(AcdError::InvalidConfig(format!("{ctx}: no routing step")));
     }
-    let mut prev = 0;
+    let mut prev = Duration::ZERO;
     for (i, st) in p.steps.iter().enumerate() {
-        if st.after_secs < prev {
+        if st.after < prev {
             return Err(AcdError::InvalidConfig(format!(
                 "{ctx}: step {i} starts before the previous one"
             )));
         }
-        prev = st.after_secs;
+        prev = st.after;
         validate_step(&ctx, i, st, ids)?;
     }
     if let OverflowTarget::Pool(pool) = &p.overflow {
@@ -157,7 +158,7 @@ fn validate_practice(p: &PracticePolicy, ids: &Declared<'_>) -> Result<(), AcdEr
             return Err(unknown(format!("{ctx} overflow"), "pool", pool.as_str()));
         }
     }
-    if p.ring_timeout_secs == Some(0) {
+    if p.ring_timeout.is_some_and(|r| r < Duration::from_secs(1)) {
         return Err(AcdError::InvalidConfig(format!(
             "{ctx}: ring_timeout_secs must be at least 1"
         )));

@@ -13,7 +13,7 @@ use super::agents::AgentRt;
 use super::idx::{AgentIdx, Idx, IdxVec, PoolIdx, PracticeIdx, ReqIdx};
 use super::index::{Interner, ReqKey};
 use super::practices::{PracticeRt, Sel};
-use super::time::{secs_ms, Ms};
+use super::time::{dur_ms, Ms};
 use super::Dispatcher;
 
 /// Who belongs where, both ways, each list sorted and deduplicated.
@@ -176,7 +176,7 @@ impl Dispatcher {
             pending_logout: false,
             pending_pause: None,
             wrap_until: 0,
-            wrap_override: a.wrap_up_secs.map(secs_ms),
+            wrap_override: a.wrap_up.map(dur_ms),
         })
     }
 
@@ -184,7 +184,7 @@ impl Dispatcher {
         let steps = p
             .steps
             .iter()
-            .map(|st| (secs_ms(st.after_secs), self.resolve(&st.select)))
+            .map(|st| (dur_ms(st.after), self.resolve(&st.select)))
             .collect();
         let s = &self.settings;
         let strategy = p.strategy.unwrap_or(s.strategy);
@@ -198,16 +198,16 @@ impl Dispatcher {
             steps,
             routes: Vec::new(),
             priority: p.priority,
-            max_wait_ms: p.max_wait_secs.map(secs_ms),
+            max_wait_ms: p.max_wait.map(dur_ms),
             overflow: p.overflow.clone(),
             overflow_pool: match &p.overflow {
                 OverflowTarget::Pool(id) => self.pool_by_id.get(id).copied(),
                 _ => None,
             },
-            wrap_ms: secs_ms(p.wrap_up_secs.unwrap_or(s.wrap_up_secs)),
-            ring_ms: secs_ms(p.ring_timeout_secs.unwrap_or(s.ring_timeout_secs)),
+            wrap_ms: dur_ms(p.wrap_up.unwrap_or(s.wrap_up)),
+            ring_ms: dur_ms(p.ring_timeout.unwrap_or(s.ring_timeout)),
             max_strikes: p.max_no_answer_strikes.unwrap_or(s.max_no_answer_strikes),
-            aht_ms: f64::from(p.default_handle_secs.unwrap_or(s.default_handle_secs)) * 1000.0,
+            aht_ms: p.default_handle.unwrap_or(s.default_handle).as_secs_f64() * 1000.0,
             rank_skill: None,
             strategy,
             calls: Vec::new(),

@@ -15,7 +15,7 @@ use crate::io::{
 
 use super::idx::{AgentIdx, PracticeIdx, ReqIdx, RouteIdx, SlotIdx};
 use super::index::{active_step, next_relax, normalize_skills, ReqKey};
-use super::time::{dur, secs_ms, Ms};
+use super::time::{dur, dur_ms, Ms};
 use super::timers::TimerKind;
 use super::Dispatcher;
 
@@ -309,7 +309,7 @@ impl Dispatcher {
         };
         let wrap = self.agents[ai].wrap_override.unwrap_or_else(|| {
             pi.and_then(|p| self.practices.get(p))
-                .map_or(secs_ms(self.settings.wrap_up_secs), |p| p.wrap_ms)
+                .map_or(dur_ms(self.settings.wrap_up), |p| p.wrap_ms)
         });
         if let Some(c) = self.call_mut(si) {
             c.wrap_ms = wrap;
@@ -338,7 +338,7 @@ impl Dispatcher {
             reason,
         });
         self.agents[ai].call = None;
-        let until = self.now + secs_ms(self.settings.busy_backoff_secs);
+        let until = self.now + dur_ms(self.settings.busy_backoff);
         self.back_off(ai, until);
         self.set_state(ai, AgentState::Available, ChangeReason::OfferEnded);
         self.requeue(si);

@@ -12,7 +12,7 @@ use crate::io::AgentState;
 use super::calls::{CallRt, Phase};
 use super::idx::{AgentIdx, IdxVec, PracticeIdx, SlotIdx};
 use super::index::{active_step, call_live, Route};
-use super::time::{secs_ms, Ms};
+use super::time::{dur_ms, Ms};
 use super::Dispatcher;
 
 /// The `k`-th smallest value of `{f + j·service : f ∈ free, j ≥ 0}`.
@@ -40,8 +40,8 @@ impl Dispatcher {
         let busy = |c: Option<&CallRt>, from: Ms| -> f64 {
             let (aht, wrap) = c.and_then(|c| self.practices.get_opt(c.practice)).map_or(
                 (
-                    f64::from(self.settings.default_handle_secs) * 1000.0,
-                    secs_ms(self.settings.wrap_up_secs),
+                    self.settings.default_handle.as_secs_f64() * 1000.0,
+                    dur_ms(self.settings.wrap_up),
                 ),
                 |p| (p.aht_ms, p.wrap_ms),
             );

@@ -9,7 +9,7 @@ use crate::io::{Action, AgentState, CancelReason, ChangeReason, Event, OverflowR
 use super::calls::Phase;
 use super::idx::{AgentIdx, SlotIdx};
 use super::index::{agent_live, call_live};
-use super::time::{dur, secs_ms};
+use super::time::{dur, dur_ms};
 use super::timers::TimerKind;
 use super::Dispatcher;
 
@@ -64,7 +64,7 @@ impl Dispatcher {
         let ring_ms = self
             .practices
             .get_opt(c.practice)
-            .map_or(secs_ms(self.settings.ring_timeout_secs), |p| p.ring_ms);
+            .map_or(dur_ms(self.settings.ring_timeout), |p| p.ring_ms);
         c.phase = Phase::Ringing;
         c.agent = Some(ai);
         c.offer_seq = offer;

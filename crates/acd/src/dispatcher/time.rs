@@ -19,6 +19,6 @@ pub(super) fn dur(ms: Ms) -> Duration {
     Duration::from_millis(ms.max(0) as u64)
 }
 
-pub(super) fn secs_ms(s: u32) -> Ms {
-    Ms::from(s) * 1000
+pub(super) fn dur_ms(d: Duration) -> Ms {
+    Ms::try_from(d.as_millis()).unwrap_or(Ms::MAX)
 }

@@ -18,7 +18,7 @@ use crate::io::{Action, AgentState, CancelReason, ChangeReason, Event, OverflowR
 use super::calls::Phase;
 use super::idx::{AgentIdx, SlotIdx};
 use super::index::{active_step, next_relax, push_call};
-use super::time::{dur, secs_ms, Ms};
+use super::time::{dur, dur_ms, Ms};
 use super::Dispatcher;
 
 /// What a timer is for; slot and agent indices are checked for liveness
@@ -149,7 +149,7 @@ impl Dispatcher {
             a.pause_reason = Some(self.no_answer.clone());
             self.set_state(ai, AgentState::Paused, ChangeReason::NoAnswer);
         } else {
-            let until = self.now + secs_ms(self.settings.rona_backoff_secs);
+            let until = self.now + dur_ms(self.settings.rona_backoff);
             self.back_off(ai, until);
             self.set_state(ai, AgentState::Available, ChangeReason::OfferEnded);
         }

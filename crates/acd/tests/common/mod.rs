@@ -1,8 +1,9 @@
 //! Test harness: drives a dispatcher on virtual time.
 #![allow(dead_code)]
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use permanence_acd::*;
+use std::time::Duration;
 
 pub fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -57,7 +58,7 @@ impl H {
     /// Advances virtual time by `ms`, firing every timer on the way at its
     /// exact instant.
     pub fn advance_ms(&mut self, ms: i64) {
-        let target = self.t + Duration::milliseconds(ms);
+        let target = self.t + chrono::Duration::milliseconds(ms);
         while let Some(next) = self.d.poll_timeout() {
             if next > target {
                 break;
@@ -167,7 +168,7 @@ pub fn agent(id: &str) -> AgentProfile {
 pub fn practice(id: &str, dedicated: &[&str]) -> PracticePolicy {
     let mut p = PracticePolicy::new(id);
     p.dedicated_agents = dedicated.iter().map(|a| AgentId::from(*a)).collect();
-    p.wrap_up_secs = Some(0);
+    p.wrap_up = Some(Duration::from_secs(0));
     p
 }
 
