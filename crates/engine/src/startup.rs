@@ -4,20 +4,17 @@
 //! [`Engine::drain`] and [`Engine::shutdown`] end them.
 
 use crate::clock::Clock;
-use crate::context::{CallContext, CallOptions, FeatureContext, SipContext};
+use crate::context::SipContext;
 use crate::dispatch::{self, DispatchHandle, EventObserver};
 use crate::edge::{self, EdgeError};
-use crate::live::LiveCalls;
 use crate::media::MediaContext;
 use crate::registrations::Registrations;
-use crate::switch::Switch;
+use crate::switch::{Parts, Switch};
 use crate::{acd_map, admin, records, routing};
-use arc_swap::ArcSwap;
 use permanence_acd::Input as AcdInput;
 use permanence_config::Config;
 use permanence_sip::registrar::{Registrar, RegistrarSettings};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -136,49 +133,22 @@ impl Engine {
             contact_host: config.sip.public_host.clone(),
             contact_port: contact_port(&edge),
         });
-        let config = Arc::new(ArcSwap::from_pointee(config));
-        let live = Arc::new(LiveCalls::default());
-        let calls = Arc::new(CallContext {
-            config: config.clone(),
-            sip: sip.clone(),
-            media: media.clone(),
-            dispatch: dispatch.clone(),
-            registrations: registrations.clone(),
-            records: records.clone(),
-            metrics: metrics.clone(),
-            live: live.clone(),
-            options: CallOptions {
-                answer_delay: options.answer_delay,
-                max_call: options.max_call,
+        let switch = Arc::new(Switch::new(
+            Parts {
+                config,
+                sip,
+                media,
+                dispatch,
+                registrations,
+                records,
+                metrics,
+                guard_stats: edge.guard_stats.clone(),
+                sip_counts,
+                clock,
+                cancel: cancel.clone(),
             },
-            clock: clock.clone(),
-        });
-        let features = Arc::new(FeatureContext {
-            sip: sip.clone(),
-            media: media.clone(),
-            dispatch: dispatch.clone(),
-            registrations: registrations.clone(),
-        });
-        let switch = Arc::new(Switch {
-            config,
-            sip,
-            media,
-            dispatch,
-            registrations,
-            records,
-            metrics,
-            live,
-            guard_stats: edge.guard_stats.clone(),
-            sip_counts,
-            calls,
-            features,
-            clock,
-            config_path: options.config_path,
-            drain_timeout: options.drain_timeout,
-            draining: AtomicBool::new(false),
-            reload_lock: tokio::sync::Mutex::new(()),
-            cancel: cancel.clone(),
-        });
+            options,
+        ));
         let (sip_udp, sip_tcp) = (edge.udp.clone(), edge.tcp.clone());
         let mut tasks = vec![dispatch_task, serve_sip(edge.endpoint, &cancel)];
         tasks.push(tokio::spawn(switch.registrations.clone().run(

@@ -3,7 +3,7 @@
 //! narrow context (see [`crate::context`]).
 
 use crate::clock::Clock;
-use crate::context::{CallContext, FeatureContext, SipContext};
+use crate::context::{CallContext, CallOptions, FeatureContext, SipContext};
 use crate::dispatch::DispatchHandle;
 use crate::live::LiveCalls;
 use crate::media::MediaContext;
@@ -57,7 +57,69 @@ pub struct Switch {
     pub(crate) cancel: CancellationToken,
 }
 
+/// The engine's parts, once started (see [`crate::Engine::start`]).
+pub(crate) struct Parts {
+    pub config: Config,
+    pub sip: Arc<SipContext>,
+    pub media: Arc<MediaContext>,
+    pub dispatch: DispatchHandle,
+    pub registrations: Arc<Registrations>,
+    pub records: Option<permanence_records::RecorderHandle>,
+    pub metrics: Arc<permanence_metrics::Metrics>,
+    pub guard_stats: Arc<permanence_sip::guard::GuardStats>,
+    pub sip_counts: Arc<crate::admin::SipCounts>,
+    pub clock: Clock,
+    pub cancel: CancellationToken,
+}
+
 impl Switch {
+    /// Assembles the switch and each driver's context from its parts.
+    pub(crate) fn new(p: Parts, options: crate::EngineOptions) -> Self {
+        let config = Arc::new(ArcSwap::from_pointee(p.config));
+        let live = Arc::new(LiveCalls::default());
+        let calls = Arc::new(CallContext {
+            config: config.clone(),
+            sip: p.sip.clone(),
+            media: p.media.clone(),
+            dispatch: p.dispatch.clone(),
+            registrations: p.registrations.clone(),
+            records: p.records.clone(),
+            metrics: p.metrics.clone(),
+            live: live.clone(),
+            options: CallOptions {
+                answer_delay: options.answer_delay,
+                max_call: options.max_call,
+            },
+            clock: p.clock.clone(),
+        });
+        let features = Arc::new(FeatureContext {
+            sip: p.sip.clone(),
+            media: p.media.clone(),
+            dispatch: p.dispatch.clone(),
+            registrations: p.registrations.clone(),
+        });
+        Self {
+            config,
+            sip: p.sip,
+            media: p.media,
+            dispatch: p.dispatch,
+            registrations: p.registrations,
+            records: p.records,
+            metrics: p.metrics,
+            live,
+            guard_stats: p.guard_stats,
+            sip_counts: p.sip_counts,
+            calls,
+            features,
+            clock: p.clock,
+            config_path: options.config_path,
+            drain_timeout: options.drain_timeout,
+            draining: AtomicBool::new(false),
+            reload_lock: tokio::sync::Mutex::new(()),
+            cancel: p.cancel,
+        }
+    }
+
     /// The current configuration.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
