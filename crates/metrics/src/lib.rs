@@ -78,6 +78,7 @@ mod practice;
 mod recorder;
 mod render;
 mod rtp;
+mod security;
 mod sip;
 
 use arc_swap::ArcSwap;
@@ -95,6 +96,7 @@ pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGEN
 pub use practice::{OfferResult, PracticeMetrics};
 pub use recorder::AcdRecorder;
 pub use rtp::RtpTotals;
+pub use security::{AuthFailure, GateTotals, SecurityMetrics, FLOOD_REASONS};
 pub use sip::{ParseErrorAction, SipMethod, SipReject};
 
 /// Upper bounds (seconds) of every duration histogram's buckets: the
@@ -193,6 +195,8 @@ pub struct Metrics {
     rtp_bytes: [IntCounter; 2],
     agents: Vec<IntGauge>,
     config_reloads: [IntCounter; 2],
+    /// Floods and authentication failures.
+    security: SecurityMetrics,
 }
 
 impl Metrics {
@@ -231,8 +235,12 @@ impl Metrics {
         };
         let dir = |v: &prometheus::IntCounterVec, d: &str| v.get_metric_with_label_values(&[d]);
         let reloads = |r: &str| f.config_reloads.get_metric_with_label_values(&[r]);
-        let blocks = f.blocks();
+        let security = SecurityMetrics::new(&registry)?;
+        let mut blocks = f.blocks();
+        blocks.extend(security.blocks());
+        blocks.sort_by_key(render::Block::name);
         Ok(Arc::new(Self {
+            security,
             blocks,
             sip_parse_errors: [
                 pe(ParseErrorAction::Answered)?,
@@ -252,6 +260,11 @@ impl Metrics {
             sip_rejected,
             agents,
         }))
+    }
+
+    /// The SIP front door's families (floods, authentication).
+    pub fn security(&self) -> &SecurityMetrics {
+        &self.security
     }
 
     /// The registry (every family is registered in it).
