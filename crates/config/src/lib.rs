@@ -24,6 +24,12 @@
 //! problems of the next; within one such unit, every unknown or ill-typed
 //! key is reported, and the first missing required key.
 //!
+//! Every `*.toml` entry of the dialplans directory (hidden files aside) is
+//! a dialplan: one that cannot be read (a dangling or looping symbolic
+//! link, a directory, permission denied, not UTF-8) is an error located at
+//! its line 1, never skipped, since a skipped dialplan would silently
+//! remove its practice from a reload. The main file is read the same way.
+//!
 //! The loader never panics on any input, including binary garbage and
 //! malformed WAV files (see the `no_panic` proptest).
 
