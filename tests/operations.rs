@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{field, free_udp_port, register_agent, sipp, Engine, RtpPeer, SippBg, TestConfig};
+use common::{
+    field, free_udp_port, metric, register_agent, sipp, Engine, RtpPeer, SippBg, TestConfig,
+};
 use std::time::Duration;
 
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -70,33 +72,6 @@ fn http(engine: &Engine, method: &str, path: &str) -> (u16, String) {
         ),
         Err(e) => panic!("{url}: {e}"),
     }
-}
-
-/// The value of one series in a Prometheus exposition, written
-/// `name{a="x",b="y"}` (label order does not matter).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    fn split(s: &str) -> (String, Vec<String>) {
-        match s.split_once('{') {
-            Some((name, rest)) => {
-                let mut labels: Vec<String> = rest
-                    .trim_end_matches('}')
-                    .split(',')
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                labels.sort();
-                (name.to_string(), labels)
-            }
-            None => (s.to_string(), Vec::new()),
-        }
-    }
-    let want = split(series);
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (series, value) = l.rsplit_once(' ')?;
-        (split(series) == want)
-            .then(|| value.parse().ok())
-            .flatten()
-    })
 }
 
 fn place_call(

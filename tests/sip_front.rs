@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{capture_rtp, field, sipp, Engine, TestConfig};
+use common::{capture_rtp, field, http_get, metric, sipp, Engine, TestConfig};
 use std::net::UdpSocket;
 use std::time::Duration;
 
@@ -241,9 +241,18 @@ fn invite_from_a_non_trunk_source_never_reaches_a_practice() {
         cap.packets.is_empty(),
         "media was sent to a non-trunk caller"
     );
-    assert!(engine
-        .wait_event("invite.challenged", Duration::from_secs(2))
-        .is_some());
+    // Challenged by the gate, without a transaction (and without a log
+    // line per INVITE: a flood would write one each).
+    let (_, text) = http_get(&engine, "/metrics");
+    assert!(
+        metric(
+            &text,
+            r#"permanence_sip_stateless_replies_total{code="407"}"#
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "no stateless 407 counted"
+    );
     assert!(engine.events("call.identified").is_empty());
     assert!(engine.events("call.answered").is_empty());
 }
@@ -301,7 +310,12 @@ mod raw {
 
     impl Phone {
         pub fn new(server: SocketAddr) -> Self {
-            let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            Self::bound("127.0.0.1", server)
+        }
+
+        /// A phone sending from `ip` (any 127/8 address is local).
+        pub fn bound(ip: &str, server: SocketAddr) -> Self {
+            let sock = UdpSocket::bind(format!("{ip}:0")).expect("bind");
             sock.set_read_timeout(Some(Duration::from_secs(3)))
                 .expect("timeout");
             let port = sock.local_addr().expect("addr").port();
@@ -441,6 +455,49 @@ fn replay_test(algorithms: &str, alg: permanence_sip::digest::DigestAlgorithm) {
             field(v, "agent") == "carol"
         })
         .is_some());
+}
+
+/// Password guessing from one address is blocked within a few tries; the
+/// right password from another address still registers at once.
+#[test]
+fn password_guessing_is_throttled_per_source() {
+    use permanence_sip::digest::DigestAlgorithm;
+    let engine = Engine::start(&TestConfig::demo(), &[]);
+    let attacker = raw::Phone::bound("127.0.0.2", engine.sip);
+    let try_password = |phone: &raw::Phone, password: &str, n: u32| {
+        let challenge = phone.send(&phone.register("alice", 2 * n + 1, &format!("c{n}"), None));
+        assert_eq!(raw::status(&challenge), 401, "{challenge}");
+        let auth = raw::answer(&challenge, DigestAlgorithm::Md5, "alice", password, 1);
+        let r = phone.send(&phone.register("alice", 2 * n + 2, &format!("r{n}"), Some(&auth)));
+        raw::status(&r)
+    };
+    let codes: Vec<u16> = (0..8)
+        .map(|i| try_password(&attacker, &format!("guess-{i}"), i))
+        .collect();
+    assert_eq!(codes, vec![403; 8]);
+    // Blocked after the fourth wrong answer: even the right password is
+    // refused unverified from there...
+    assert_eq!(try_password(&attacker, "alice-demo", 8), 403);
+    // ...while alice's own softphone registers from another address.
+    let alice = raw::Phone::new(engine.sip);
+    assert_eq!(try_password(&alice, "alice-demo", 9), 200);
+    let blocked = engine
+        .wait_event("auth.blocked", Duration::from_secs(2))
+        .expect("one block logged");
+    assert_eq!(field(&blocked, "user"), "alice");
+    // One log line per block, not per guess.
+    assert_eq!(engine.events("auth.blocked").len(), 1);
+    let (_, text) = http_get(&engine, "/metrics");
+    let m = |s: &str| metric(&text, s).unwrap_or(0.0);
+    assert_eq!(
+        m(r#"permanence_auth_failures_total{reason="wrong_credentials"}"#),
+        4.0
+    );
+    assert_eq!(
+        m(r#"permanence_auth_failures_total{reason="throttled"}"#),
+        5.0
+    );
+    assert_eq!(m("permanence_auth_blocks_total"), 1.0);
 }
 
 #[test]

@@ -1251,3 +1251,59 @@ pub fn default_prompt(name: &str) -> Vec<i16> {
         .join(format!("{name}.wav"));
     read_wav(&path).expect("default prompt").samples
 }
+
+/// The value of one series in a Prometheus exposition, written
+/// `name{a="x",b="y"}` (label order does not matter).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    fn split(s: &str) -> (String, Vec<String>) {
+        match s.split_once('{') {
+            Some((name, rest)) => {
+                let mut labels: Vec<String> = rest
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                labels.sort();
+                (name.to_string(), labels)
+            }
+            None => (s.to_string(), Vec::new()),
+        }
+    }
+    let want = split(series);
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        (split(series) == want)
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+/// `GET http://<engine>/path` without credentials: status and body.
+pub fn http_get(engine: &Engine, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("http://{}{}", engine.http, path);
+    match agent.get(&url).call() {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/PID/stat` (clock ticks of 10 ms).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}

@@ -61,8 +61,8 @@ pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
     Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind,
     OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
-    RegistrarConfig, Routing, RoutingStep, RtpConfig, Selector, SipConfig, Strategy, Triage,
-    TriageOption, Trunk,
+    RegistrarConfig, Routing, RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, Strategy,
+    Triage, TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 

@@ -15,7 +15,7 @@ use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::model::{
     Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, Pool, RecordsSettings, RegistrarConfig,
-    RtpConfig, SipConfig, Trunk,
+    RtpConfig, SipConfig, SipLimits, Trunk,
 };
 use crate::raw;
 use crate::source::{self, get, get_str, index, join, Source};
@@ -293,8 +293,11 @@ fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
         },
     };
     let user_agent = r.user_agent.unwrap_or_else(|| "Permanence".to_string());
-    ctx.text("sip.user_agent", &user_agent);
+    if !user_agent.is_empty() {
+        ctx.text("sip.user_agent", &user_agent);
+    }
     let registrar = registrar(ctx, &r.registrar);
+    let limits = limits(ctx, &r.limits);
     ctx.clean_since(m).then_some(SipConfig {
         listen_udp,
         listen_tcp,
@@ -302,7 +305,62 @@ fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
         public_host,
         user_agent,
         registrar,
+        limits,
     })
+}
+
+fn limits(ctx: &mut Ctx<'_>, r: &raw::Limits) -> SipLimits {
+    const P: &str = "sip.limits";
+    let d = SipLimits::default();
+    let mut trusted = Vec::new();
+    for (i, s) in r.trusted.iter().enumerate() {
+        let t = s.trim();
+        match t
+            .parse::<IpNet>()
+            .ok()
+            .or_else(|| t.parse::<IpAddr>().ok().map(IpNet::from))
+        {
+            Some(n) => trusted.push(n.trunc()),
+            None => ctx.err(
+                &format!("{P}.trusted[{i}]"),
+                format!(
+                    "invalid CIDR {s:?}: expected an IP address or a network such as 192.0.2.0/24"
+                ),
+            ),
+        }
+    }
+    SipLimits {
+        source_rate: ctx.opt_u32(
+            &join(P, "source_rate"),
+            r.source_rate,
+            d.source_rate,
+            1,
+            10_000,
+        ),
+        source_burst: ctx.opt_u32(
+            &join(P, "source_burst"),
+            r.source_burst,
+            d.source_burst,
+            1,
+            100_000,
+        ),
+        ban_after: ctx.opt_u32(
+            &join(P, "ban_after"),
+            r.ban_after,
+            d.ban_after,
+            1,
+            1_000_000,
+        ),
+        ban_for: ctx.opt_secs(&join(P, "ban_seconds"), r.ban_seconds, 60, 1, 86_400),
+        total_rate: ctx.opt_u32(
+            &join(P, "total_rate"),
+            r.total_rate,
+            d.total_rate,
+            1,
+            100_000,
+        ),
+        trusted,
+    }
 }
 
 fn registrar(ctx: &mut Ctx<'_>, r: &raw::Registrar) -> RegistrarConfig {

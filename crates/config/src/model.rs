@@ -223,10 +223,57 @@ pub struct SipConfig {
     /// socket (UDP first), which must then not be unspecified.
     pub public_host: String,
     /// `user_agent`: the `User-Agent` / `Server` header value (default
-    /// `Permanence`).
+    /// `Permanence`; empty: no such header, the product is not named).
     pub user_agent: String,
     /// `[sip.registrar]`.
     pub registrar: RegistrarConfig,
+    /// `[sip.limits]`.
+    pub limits: SipLimits,
+}
+
+/// `[sip.limits]`: what a source that is not a trunk may send before the
+/// gate drops it (see `permanence_sip::gate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipLimits {
+    /// `source_rate` (default 20, 1..=10000): datagrams per second an
+    /// untrusted address may send, sustained.
+    pub source_rate: u32,
+    /// `source_burst` (default 60, 1..=100000): datagrams it may send in a
+    /// burst.
+    pub source_burst: u32,
+    /// `ban_after` (default 200, 1..=1000000): datagrams dropped over the
+    /// rate before the address is banned.
+    pub ban_after: u32,
+    /// `ban_seconds` (default 60, 1..=86400): first ban length, doubled for
+    /// each new ban of the same address within an hour.
+    pub ban_for: Duration,
+    /// `total_rate` (default 300, 1..=100000): requests per second all
+    /// untrusted sources together may bring to the transaction layer.
+    pub total_rate: u32,
+    /// `trusted`: networks exempt from the gate (for example the office LAN
+    /// of the telesecretaries); trunks always are.
+    pub trusted: Vec<IpNet>,
+}
+
+impl Default for SipLimits {
+    fn default() -> Self {
+        Self {
+            source_rate: 20,
+            source_burst: 60,
+            ban_after: 200,
+            ban_for: Duration::from_secs(60),
+            total_rate: 300,
+            trusted: Vec::new(),
+        }
+    }
+}
+
+impl SipLimits {
+    /// Whether `ip` is in a trusted network.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// `[sip.registrar]`: REGISTER handling and contact qualification.

@@ -47,6 +47,20 @@ pub(crate) struct Sip {
     pub user_agent: Option<String>,
     #[serde(default)]
     pub registrar: Registrar,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limits {
+    pub source_rate: Option<i64>,
+    pub source_burst: Option<i64>,
+    pub ban_after: Option<i64>,
+    pub ban_seconds: Option<i64>,
+    pub total_rate: Option<i64>,
+    #[serde(default)]
+    pub trusted: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,6 +85,9 @@ pub async fn scrape(switch: &Switch) -> String {
         switch.guard_stats.answered.load(Ordering::Relaxed),
         switch.guard_stats.dropped.load(Ordering::Relaxed),
     );
+    let mut gate = gate_totals(&switch.door.stats);
+    gate.banned_now = switch.door.banned() as u64;
+    m.security().sync_gate(&gate);
     // Retransmissions: requests the transport saw that the transaction
     // layer absorbed.
     let c = &switch.sip_counts;
@@ -109,6 +112,26 @@ pub async fn scrape(switch: &Switch) -> String {
         None => m.sync_records(false, 0, 0),
     }
     m.render()
+}
+
+/// The gate's counters as the metrics take them.
+fn gate_totals(s: &permanence_sip::guard::GateStats) -> permanence_metrics::GateTotals {
+    use permanence_sip::gate::DropReason;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut dropped = [0u64; 4];
+    for (slot, label) in dropped.iter_mut().zip(permanence_metrics::FLOOD_REASONS) {
+        if let Some(r) = DropReason::ALL.iter().find(|r| r.as_str() == label) {
+            *slot = s.dropped(*r);
+        }
+    }
+    permanence_metrics::GateTotals {
+        dropped,
+        challenged_401: load(&s.challenged_401),
+        challenged_407: load(&s.challenged_407),
+        options_200: load(&s.options_200),
+        bans: load(&s.bans),
+        banned_now: 0,
+    }
 }
 
 #[async_trait::async_trait]

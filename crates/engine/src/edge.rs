@@ -3,7 +3,7 @@
 
 use crate::admin::SipCounts;
 use permanence_metrics::{Metrics, SipMethod};
-use permanence_sip::guard::{GuardStats, GuardedUdpSocket};
+use permanence_sip::guard::{FrontDoor, GuardStats, GuardedUdpSocket};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::SipMessage;
@@ -45,6 +45,8 @@ pub enum EdgeError {
 struct CountingInspector {
     metrics: Arc<Metrics>,
     counts: Arc<SipCounts>,
+    /// Strip the User-Agent / Server headers.
+    hide_product: bool,
 }
 
 fn method_of(msg: &SipMessage) -> SipMethod {
@@ -60,10 +62,24 @@ fn method_of(msg: &SipMessage) -> SipMethod {
 }
 
 impl MessageInspector for CountingInspector {
-    fn before_send(&self, msg: SipMessage, _dest: Option<&SipAddr>) -> SipMessage {
+    fn before_send(&self, mut msg: SipMessage, _dest: Option<&SipAddr>) -> SipMessage {
         if let SipMessage::Response(r) = &msg {
             self.metrics
                 .sip_response(method_of(&msg), r.status_code.code());
+        }
+        if self.hide_product {
+            // `sip.user_agent = ""`: name no product (rsipstack always
+            // writes the header).
+            let headers = match &mut msg {
+                SipMessage::Request(r) => &mut r.headers,
+                SipMessage::Response(r) => &mut r.headers,
+            };
+            headers.retain(|h| {
+                !matches!(
+                    h,
+                    rsipstack::sip::Header::UserAgent(_) | rsipstack::sip::Header::Server(_)
+                )
+            });
         }
         msg
     }
@@ -121,12 +137,15 @@ impl SipEdge {
     }
 }
 
-/// Binds the listeners and builds the endpoint. The endpoint is not served
-/// yet; call `endpoint.serve()` in a task, then read the returned receiver.
+/// Binds the listeners and builds the endpoint; every UDP datagram goes
+/// through `door` (the gate, then the syntax checks) first. The endpoint is
+/// not served yet; call `endpoint.serve()` in a task, then read the
+/// returned receiver.
 pub async fn start(
     udp: &[SocketAddr],
     tcp: &[SocketAddr],
     user_agent: &str,
+    door: Arc<FrontDoor>,
     metrics: Arc<Metrics>,
     counts: Arc<SipCounts>,
     cancel: CancellationToken,
@@ -161,7 +180,11 @@ pub async fn start(
             }
             let _ = s.set_send_buffer_size(4 << 20);
         }
-        let guarded = Arc::new(GuardedUdpSocket::new(socket, guard_stats.clone()));
+        let guarded = Arc::new(GuardedUdpSocket::new(
+            socket,
+            guard_stats.clone(),
+            door.clone(),
+        ));
         let conn = UdpConnection::from_socket(guarded, None, Some(cancel.child_token()))
             .await
             .map_err(|e| EdgeError::Stack(e.to_string()))?;
@@ -194,6 +217,7 @@ pub async fn start(
         .with_inspector(Box::new(CountingInspector {
             metrics,
             counts: counts.clone(),
+            hide_product: user_agent.is_empty(),
         }))
         .with_transport_inspector(Box::new(TransportCounter { counts }))
         .with_transport_layer(transport_layer)

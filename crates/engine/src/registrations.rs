@@ -53,6 +53,8 @@ pub struct Registrations {
     listener: std::sync::OnceLock<ReachabilityListener>,
     /// Expiry and qualify timers run on engine time.
     clock: Clock,
+    /// Authentication failures and blocks are counted there.
+    metrics: Arc<permanence_metrics::Metrics>,
 }
 
 fn log_event(e: &RegistrationEvent) {
@@ -106,12 +108,35 @@ fn log_event(e: &RegistrationEvent) {
             reason,
             "authentication failed"
         ),
+        RegistrationEvent::SourceBlocked {
+            source,
+            user,
+            failures,
+            duration,
+        } => warn!(
+            event = "auth.blocked",
+            user = %user,
+            %source,
+            failures,
+            seconds = duration.as_secs(),
+            "source blocked after wrong passwords"
+        ),
+        RegistrationEvent::Throttled { user, source } => debug!(
+            event = "auth.throttled",
+            user = %user,
+            %source,
+            "answer from a blocked source refused"
+        ),
     }
 }
 
 impl Registrations {
     /// Wraps a registrar core.
-    pub fn new(core: Registrar, clock: Clock) -> Arc<Self> {
+    pub fn new(
+        core: Registrar,
+        clock: Clock,
+        metrics: Arc<permanence_metrics::Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             core: Mutex::new(Inner {
                 core,
@@ -121,6 +146,7 @@ impl Registrations {
             wake: Notify::new(),
             listener: std::sync::OnceLock::new(),
             clock,
+            metrics,
         })
     }
 
@@ -135,12 +161,15 @@ impl Registrations {
         let mut touched: Vec<String> = Vec::new();
         while let Some(e) = inner.core.poll_event() {
             log_event(&e);
+            self.count(&e);
             match &e {
                 RegistrationEvent::Registered { user, .. }
                 | RegistrationEvent::Unregistered { user, .. }
                 | RegistrationEvent::Unreachable { user, .. }
                 | RegistrationEvent::Reachable { user, .. } => touched.push(user.clone()),
-                RegistrationEvent::AuthFailed { .. } => {}
+                RegistrationEvent::AuthFailed { .. }
+                | RegistrationEvent::SourceBlocked { .. }
+                | RegistrationEvent::Throttled { .. } => {}
             }
         }
         for user in touched {
@@ -151,6 +180,24 @@ impl Registrations {
                     l(&user, now);
                 }
             }
+        }
+    }
+
+    /// Counts authentication failures and blocks.
+    fn count(&self, e: &RegistrationEvent) {
+        use permanence_metrics::AuthFailure;
+        let m = self.metrics.security();
+        match e {
+            RegistrationEvent::AuthFailed { reason, .. } => {
+                m.auth_failed(if *reason == "unknown user" {
+                    AuthFailure::UnknownUser
+                } else {
+                    AuthFailure::WrongCredentials
+                })
+            }
+            RegistrationEvent::Throttled { .. } => m.auth_failed(AuthFailure::Throttled),
+            RegistrationEvent::SourceBlocked { .. } => m.auth_blocked(),
+            _ => {}
         }
     }
 
@@ -189,17 +236,28 @@ impl Registrations {
         out
     }
 
-    /// Authenticates a request (an INVITE from an agent).
+    /// Authenticates a request (an INVITE from an agent) from `source`.
     pub fn authenticate(
         &self,
         authorization: Option<&str>,
         method: &str,
         lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
+        source: std::net::SocketAddr,
     ) -> AuthResult {
-        self.core
-            .lock()
+        let mut inner = self.core.lock();
+        let now = self.clock.now();
+        let out = inner
             .core
-            .authenticate(authorization, method, lookup, self.clock.now())
+            .authenticate(authorization, method, lookup, source, now);
+        self.drain_events(&mut inner);
+        out
+    }
+
+    /// A fresh challenge for a request without credentials (the gate's
+    /// stateless 401/407).
+    pub fn challenge(&self) -> Vec<String> {
+        let now = self.clock.now();
+        self.core.lock().core.challenge_anyone(now)
     }
 
     /// Reachable contacts of an agent, newest first. Takes no registrar

@@ -3,7 +3,7 @@
 
 use crate::acd_map;
 use crate::media::{self, PracticePrompts};
-use crate::startup::registrar_settings;
+use crate::startup::{gate_settings, registrar_settings};
 use crate::switch::Switch;
 use permanence_config::Config;
 use std::collections::HashMap;
@@ -37,6 +37,7 @@ pub async fn reload(switch: &Arc<Switch>) -> Result<String, String> {
     reconfigure_dispatcher(switch, &old, &cfg).await?;
     switch.media.set_prompts(prompts);
     switch.registrations.set_settings(registrar_settings(&cfg));
+    switch.door.set_settings(gate_settings(&cfg.sip.limits));
     announce_new_agents(switch, &old, &cfg);
     let summary = format!(
         "{} practices, {} agents, {} pools, {} trunks{}",

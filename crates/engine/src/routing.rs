@@ -128,9 +128,12 @@ async fn agent_invite(
 ) {
     let authz = extract::header_value(&tx.original.headers, "Proxy-Authorization");
     let lookup = |u: &str| switch.secrets(u);
-    match switch.registrations.authenticate(authz, "INVITE", &lookup) {
+    match switch
+        .registrations
+        .authenticate(authz, "INVITE", &lookup, source)
+    {
         AuthResult::Challenge(h) | AuthResult::Replayed { challenge: h, .. } => {
-            info!(event = "invite.challenged", %source, call_id, "INVITE from a non-trunk source challenged");
+            debug!(event = "invite.challenged", %source, call_id, "INVITE from a non-trunk source challenged");
             switch
                 .metrics
                 .sip_rejected(permanence_metrics::SipReject::Acl);
@@ -139,6 +142,13 @@ async fn agent_invite(
                 .map(|v| Header::ProxyAuthenticate(v.into()))
                 .collect();
             reply(&mut tx, StatusCode::ProxyAuthenticationRequired, h).await;
+        }
+        AuthResult::Throttled { user, .. } => {
+            debug!(event = "invite.throttled", %source, user, "INVITE from a blocked source refused");
+            switch
+                .metrics
+                .sip_rejected(permanence_metrics::SipReject::Auth);
+            reply(&mut tx, StatusCode::Forbidden, vec![]).await;
         }
         AuthResult::Failed { user, reason } => {
             warn!(event = "invite.forbidden", %source, user, reason, "INVITE refused");

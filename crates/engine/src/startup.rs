@@ -11,8 +11,11 @@ use crate::media::MediaContext;
 use crate::registrations::Registrations;
 use crate::switch::{Parts, Switch};
 use crate::{acd_map, admin, records, routing};
+use arc_swap::ArcSwap;
 use permanence_acd::Input as AcdInput;
 use permanence_config::Config;
+use permanence_sip::gate::GateSettings;
+use permanence_sip::guard::FrontDoor;
 use permanence_sip::registrar::{Registrar, RegistrarSettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +80,7 @@ pub(crate) fn registrar_settings(cfg: &Config) -> RegistrarSettings {
         qualify_timeout: r.qualify_timeout,
         max_contacts: 10,
         algorithms: r.algorithms.clone(),
+        throttle: Default::default(),
     }
 }
 
@@ -110,27 +114,36 @@ impl Engine {
             .practices(&practice_ids(&config))
             .map_err(|e| startup("metrics")(e.to_string()))?;
         let sip_counts = Arc::new(admin::SipCounts::default());
+        let registrations =
+            Registrations::new(new_registrar(&config), clock.clone(), metrics.clone());
+        let user_agent = config.sip.user_agent.clone();
+        let limits = gate_settings(&config.sip.limits);
+        let (listen_udp, listen_tcp) =
+            (config.sip.listen_udp.clone(), config.sip.listen_tcp.clone());
+        let config = Arc::new(ArcSwap::from_pointee(config));
+        let door = front_door(&config, &registrations, limits, &user_agent);
         let (edge, mut incoming) = edge::start(
-            &config.sip.listen_udp,
-            &config.sip.listen_tcp,
-            &config.sip.user_agent,
+            &listen_udp,
+            &listen_tcp,
+            &user_agent,
+            door.clone(),
             metrics.clone(),
             sip_counts.clone(),
             cancel.clone(),
         )
         .await?;
+        let cfg = config.load_full();
         let media =
-            Arc::new(MediaContext::new(&config, options.rtp_timeout).map_err(startup("media"))?);
-        let registrations = Registrations::new(new_registrar(&config), clock.clone());
-        let recorder = open_records(&config);
+            Arc::new(MediaContext::new(&cfg, options.rtp_timeout).map_err(startup("media"))?);
+        let recorder = open_records(&cfg);
         let records = recorder.as_ref().map(|r| r.handle());
         let (dispatch, dispatch_task) =
-            start_dispatcher(&config, &records, &metrics, &clock, &cancel)?;
-        wire_reachability(&config, &dispatch, &registrations);
+            start_dispatcher(&cfg, &records, &metrics, &clock, &cancel)?;
+        wire_reachability(&cfg, &dispatch, &registrations);
         let sip = Arc::new(SipContext {
             endpoint: edge.inner(),
             dialogs: edge.dialogs.clone(),
-            contact_host: config.sip.public_host.clone(),
+            contact_host: cfg.sip.public_host.clone(),
             contact_port: contact_port(&edge),
         });
         let switch = Arc::new(Switch::new(
@@ -143,6 +156,7 @@ impl Engine {
                 records,
                 metrics,
                 guard_stats: edge.guard_stats.clone(),
+                door,
                 sip_counts,
                 clock,
                 cancel: cancel.clone(),
@@ -224,6 +238,43 @@ impl Engine {
 
 fn practice_ids(cfg: &Config) -> Vec<&str> {
     cfg.practices().iter().map(|p| p.id.as_str()).collect()
+}
+
+/// The gate's limits from `[sip.limits]`.
+pub(crate) fn gate_settings(l: &permanence_config::SipLimits) -> GateSettings {
+    GateSettings {
+        source_rate: f64::from(l.source_rate),
+        source_burst: f64::from(l.source_burst),
+        ban_after: l.ban_after,
+        ban_for: l.ban_for,
+        total_rate: f64::from(l.total_rate),
+        total_burst: 2.0 * f64::from(l.total_rate),
+        ..GateSettings::default()
+    }
+}
+
+/// The SIP front door: trunks and `[sip.limits] trusted` networks skip the
+/// gate (read from the current configuration, so reloads apply at once);
+/// strangers are challenged by the registrar's nonces.
+fn front_door(
+    config: &Arc<ArcSwap<Config>>,
+    registrations: &Arc<Registrations>,
+    limits: GateSettings,
+    user_agent: &str,
+) -> Arc<FrontDoor> {
+    let cfg = config.clone();
+    let trusted = Box::new(move |ip| {
+        let c = cfg.load();
+        c.trunk_for(ip).is_some() || c.sip.limits.is_trusted(ip)
+    });
+    let r = registrations.clone();
+    let challenger = Box::new(move || r.challenge());
+    Arc::new(FrontDoor::new(
+        limits,
+        trusted,
+        challenger,
+        user_agent.to_string(),
+    ))
 }
 
 /// The registrar core, with a fresh random key for its nonces.

@@ -39,6 +39,8 @@ pub struct Switch {
     pub(crate) live: Arc<LiveCalls>,
     /// What the datagram guard did.
     pub(crate) guard_stats: Arc<permanence_sip::guard::GuardStats>,
+    /// The gate in front of the SIP stack (its limits follow reloads).
+    pub(crate) door: Arc<permanence_sip::guard::FrontDoor>,
     /// SIP request counts for the retransmission metric.
     pub(crate) sip_counts: Arc<crate::admin::SipCounts>,
     /// What a forwarded call's driver gets.
@@ -59,7 +61,7 @@ pub struct Switch {
 
 /// The engine's parts, once started (see [`crate::Engine::start`]).
 pub(crate) struct Parts {
-    pub config: Config,
+    pub config: Arc<ArcSwap<Config>>,
     pub sip: Arc<SipContext>,
     pub media: Arc<MediaContext>,
     pub dispatch: DispatchHandle,
@@ -67,6 +69,7 @@ pub(crate) struct Parts {
     pub records: Option<permanence_records::RecorderHandle>,
     pub metrics: Arc<permanence_metrics::Metrics>,
     pub guard_stats: Arc<permanence_sip::guard::GuardStats>,
+    pub door: Arc<permanence_sip::guard::FrontDoor>,
     pub sip_counts: Arc<crate::admin::SipCounts>,
     pub clock: Clock,
     pub cancel: CancellationToken,
@@ -75,7 +78,7 @@ pub(crate) struct Parts {
 impl Switch {
     /// Assembles the switch and each driver's context from its parts.
     pub(crate) fn new(p: Parts, options: crate::EngineOptions) -> Self {
-        let config = Arc::new(ArcSwap::from_pointee(p.config));
+        let config = p.config;
         let live = Arc::new(LiveCalls::default());
         let calls = Arc::new(CallContext {
             config: config.clone(),
@@ -108,6 +111,7 @@ impl Switch {
             metrics: p.metrics,
             live,
             guard_stats: p.guard_stats,
+            door: p.door,
             sip_counts: p.sip_counts,
             calls,
             features,

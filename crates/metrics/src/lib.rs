@@ -79,6 +79,7 @@ mod practice;
 mod recorder;
 mod render;
 mod rtp;
+mod security;
 mod sip;
 
 use arc_swap::ArcSwap;
@@ -96,6 +97,7 @@ pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGEN
 pub use practice::{OfferResult, PracticeMetrics};
 pub use recorder::AcdRecorder;
 pub use rtp::RtpTotals;
+pub use security::{AuthFailure, GateTotals, SecurityMetrics, FLOOD_REASONS};
 pub use sip::{ParseErrorAction, SipMethod, SipReject};
 
 /// Upper bounds (seconds) of every duration histogram's buckets: the
@@ -196,6 +198,8 @@ pub struct Metrics {
     config_reloads: [IntCounter; 2],
     /// Write failures of the records store already added to the counter.
     records_write_failures_seen: AtomicU64,
+    /// Floods and authentication failures.
+    security: SecurityMetrics,
 }
 
 impl Metrics {
@@ -236,8 +240,12 @@ impl Metrics {
         let reloads = |r: &str| f.config_reloads.get_metric_with_label_values(&[r]);
         // Nothing has failed before the first sync.
         f.records_healthy.set(1);
-        let blocks = f.blocks();
+        let security = SecurityMetrics::new(&registry)?;
+        let mut blocks = f.blocks();
+        blocks.extend(security.blocks());
+        blocks.sort_by_key(render::Block::name);
         Ok(Arc::new(Self {
+            security,
             blocks,
             sip_parse_errors: [
                 pe(ParseErrorAction::Answered)?,
@@ -258,6 +266,11 @@ impl Metrics {
             agents,
             records_write_failures_seen: AtomicU64::new(0),
         }))
+    }
+
+    /// The SIP front door's families (floods, authentication).
+    pub fn security(&self) -> &SecurityMetrics {
+        &self.security
     }
 
     /// The registry (every family is registered in it).

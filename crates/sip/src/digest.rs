@@ -241,8 +241,15 @@ pub enum NonceError {
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     expires: DateTime<Utc>,
+    /// Highest nonce count used (0: none yet).
     last_nc: u32,
+    /// Wrong answers given with this nonce.
+    wrong: u8,
 }
+
+/// Wrong answers a nonce accepts; then it is stale (the client must fetch
+/// a new one, and each new one costs a round trip).
+pub const MAX_WRONG_ANSWERS: u8 = 3;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -304,7 +311,29 @@ impl NonceManager {
         if now >= issued + self.ttl || issued > now + Duration::from_secs(5) {
             return Err(NonceError::Stale);
         }
+        if self
+            .seen
+            .get(nonce)
+            .is_some_and(|s| s.wrong >= MAX_WRONG_ANSWERS)
+        {
+            return Err(NonceError::Stale);
+        }
         Ok(())
+    }
+
+    /// Records a wrong answer given with `nonce` (after [`MAX_WRONG_ANSWERS`]
+    /// of them, the nonce is stale).
+    pub fn wrong_answer(&mut self, nonce: &str, now: DateTime<Utc>) {
+        if self.validate(nonce, now).is_err() {
+            return;
+        }
+        let expires = now + self.ttl;
+        let s = self.seen.entry(nonce.to_string()).or_insert(Seen {
+            expires,
+            last_nc: 0,
+            wrong: 0,
+        });
+        s.wrong = s.wrong.saturating_add(1);
     }
 
     /// Records one use of `nonce` with nonce-count `nc` (None: a client
@@ -331,6 +360,7 @@ impl NonceManager {
                     Seen {
                         expires,
                         last_nc: nc,
+                        wrong: 0,
                     },
                 );
                 Ok(())
@@ -339,6 +369,7 @@ impl NonceManager {
     }
 
     /// Forgets nonces that expired (their replays are refused as stale).
+    /// The registrar calls it from its timer.
     pub fn purge(&mut self, now: DateTime<Utc>) {
         self.seen.retain(|_, s| s.expires > now);
     }
@@ -411,6 +442,23 @@ mod tests {
             ),
             Err(DigestError::Missing("nc/cnonce"))
         );
+    }
+
+    #[test]
+    fn a_nonce_accepts_only_a_few_wrong_answers() {
+        let mut m = NonceManager::new([7; 32], Duration::from_secs(300));
+        let n = m.issue(t0());
+        for _ in 0..MAX_WRONG_ANSWERS - 1 {
+            m.wrong_answer(&n, t0());
+            assert_eq!(m.validate(&n, t0()), Ok(()));
+        }
+        m.wrong_answer(&n, t0());
+        assert_eq!(m.validate(&n, t0()), Err(NonceError::Stale));
+        // Even the right answer is refused now.
+        assert_eq!(m.consume(&n, Some(1), t0()), Err(NonceError::Stale));
+        // A fresh nonce works.
+        let fresh = m.issue(t0());
+        assert_eq!(m.consume(&fresh, Some(1), t0()), Ok(()));
     }
 
     #[test]

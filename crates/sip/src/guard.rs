@@ -10,7 +10,9 @@
 //! so malformed traffic is answered (or dropped when no response is
 //! possible: no Via, no Call-ID, or an ACK) and never reaches a call.
 
-use std::net::SocketAddr;
+use crate::gate::{classify, Disposition, DropReason, Gate, GateEvent, GateSettings};
+use parking_lot::Mutex;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -117,7 +119,20 @@ fn read_head<'a>(lines: &[&'a str]) -> Head<'a> {
     h
 }
 
-fn build_response(code: u16, reason: &str, h: &Head<'_>, source: SocketAddr) -> Option<Vec<u8>> {
+/// Builds a response to the request whose headers are `h`, sent without a
+/// transaction: Via (with `received`/`rport`), From, To (with a generated
+/// tag, `tag_prefix` then 8 hex digits, when the request has none),
+/// Call-ID and CSeq copied; then `extra` header lines; `server` is the
+/// Server header (none if empty).
+fn build_response(
+    code: u16,
+    reason: &str,
+    h: &Head<'_>,
+    source: SocketAddr,
+    tag_prefix: &str,
+    extra: &[String],
+    server: &str,
+) -> Option<Vec<u8>> {
     let (Some(from), Some(to), Some(call_id), Some(cseq)) = (h.from, h.to, h.call_id, h.cseq)
     else {
         return None;
@@ -142,13 +157,23 @@ fn build_response(code: u16, reason: &str, h: &Head<'_>, source: SocketAddr) -> 
     if to.to_ascii_lowercase().contains(";tag=") {
         out.push_str(&format!("To: {to}\r\n"));
     } else {
-        out.push_str(&format!("To: {to};tag=pg{:08x}\r\n", fxhash(call_id)));
+        out.push_str(&format!(
+            "To: {to};tag={tag_prefix}{:08x}\r\n",
+            fxhash(call_id)
+        ));
     }
     out.push_str(&format!("Call-ID: {call_id}\r\nCSeq: {cseq}\r\n"));
     if code == 501 || code == 405 {
         out.push_str(&format!("Allow: {}\r\n", KNOWN_METHODS.join(", ")));
     }
-    out.push_str("Server: Permanence\r\nContent-Length: 0\r\n\r\n");
+    for line in extra {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    if !server.is_empty() {
+        out.push_str(&format!("Server: {server}\r\n"));
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
 }
 
@@ -159,8 +184,15 @@ fn fxhash(s: &str) -> u32 {
     })
 }
 
-/// Decides what to do with one datagram received from `source`.
+/// Decides what to do with one datagram received from `source` (responses
+/// carry `Server: Permanence`; see [`check_datagram_as`]).
 pub fn check_datagram(buf: &[u8], source: SocketAddr) -> Verdict {
+    check_datagram_as(buf, source, "Permanence")
+}
+
+/// [`check_datagram`] with `server` as the Server header of the responses
+/// (none if empty).
+pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdict {
     if buf.iter().all(u8::is_ascii_whitespace) {
         // Keep-alives (CRLF) are the stack's business.
         return Verdict::Pass;
@@ -192,7 +224,7 @@ pub fn check_datagram(buf: &[u8], source: SocketAddr) -> Verdict {
         if method.eq_ignore_ascii_case("ACK") {
             return Verdict::Drop(reason);
         }
-        match build_response(code, reason, &h, source) {
+        match build_response(code, reason, &h, source, "pg", &[], server) {
             Some(response) => Verdict::Respond {
                 code,
                 reason,
@@ -270,17 +302,230 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-/// A UDP socket that applies [`check_datagram`] to everything it receives
-/// before rsipstack's transport reads it.
+/// A response to a well-formed request, sent without a transaction (the
+/// gate's challenges and OPTIONS answers). `None` if the request lacks what
+/// a response must copy.
+pub fn stateless_reply(
+    buf: &[u8],
+    source: SocketAddr,
+    code: u16,
+    reason: &str,
+    extra: &[String],
+    server: &str,
+) -> Option<Vec<u8>> {
+    let head_end = find_blank_line(buf).map_or(buf.len(), |x| x.0);
+    let head = std::str::from_utf8(buf.get(..head_end)?).ok()?;
+    let lines: Vec<&str> = head.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let h = read_head(lines.get(1..).unwrap_or(&[]));
+    build_response(code, reason, &h, source, "sl", extra, server)
+}
+
+/// Counters of what the gate did (read by metrics).
+#[derive(Debug, Default)]
+pub struct GateStats {
+    /// Datagrams dropped, by [`DropReason`] (in [`DropReason::ALL`] order).
+    pub dropped: [AtomicU64; 4],
+    /// 407 challenges sent without a transaction.
+    pub challenged_407: AtomicU64,
+    /// 401 challenges sent without a transaction.
+    pub challenged_401: AtomicU64,
+    /// OPTIONS answered without a transaction.
+    pub options_200: AtomicU64,
+    /// Bans so far.
+    pub bans: AtomicU64,
+}
+
+impl GateStats {
+    /// Datagrams dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        let i = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.dropped.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn count_drop(&self, reason: DropReason) {
+        if let Some(i) = DropReason::ALL.iter().position(|r| *r == reason) {
+            if let Some(c) = self.dropped.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Builds fresh challenge header values (`Digest realm=..., nonce=...`),
+/// one per offered algorithm.
+pub type Challenger = Box<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// Says whether an address is trusted (a trunk, or a configured network):
+/// trusted sources skip the gate.
+pub type TrustPolicy = Box<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+/// The front door shared by the SIP listeners: the gate's state, who is
+/// trusted, how to challenge, and the Server header.
+pub struct FrontDoor {
+    gate: Mutex<Gate>,
+    trusted: TrustPolicy,
+    challenger: Challenger,
+    server: String,
+    origin: std::time::Instant,
+    /// What the gate did.
+    pub stats: GateStats,
+}
+
+impl FrontDoor {
+    /// A front door with `settings`.
+    pub fn new(
+        settings: GateSettings,
+        trusted: TrustPolicy,
+        challenger: Challenger,
+        server: String,
+    ) -> Self {
+        Self {
+            gate: Mutex::new(Gate::new(settings)),
+            trusted,
+            challenger,
+            server,
+            origin: std::time::Instant::now(),
+            stats: GateStats::default(),
+        }
+    }
+
+    /// Replaces the gate's limits (reload).
+    pub fn set_settings(&self, settings: GateSettings) {
+        self.gate.lock().set_settings(settings);
+    }
+
+    /// Number of source addresses the gate tracks.
+    pub fn tracked(&self) -> usize {
+        self.gate.lock().tracked()
+    }
+
+    /// Number of source addresses banned now.
+    pub fn banned(&self) -> usize {
+        self.gate.lock().banned(self.origin.elapsed())
+    }
+
+    /// Decides the fate of a datagram: what the gate says, then the syntax
+    /// check for what is not dropped. Returns the datagram to pass, or the
+    /// response to send (or nothing).
+    pub fn judge(&self, buf: &[u8], from: SocketAddr, guard: &GuardStats) -> Judged {
+        let now = self.origin.elapsed();
+        let trusted = (self.trusted)(from.ip());
+        let disposition = {
+            let mut gate = self.gate.lock();
+            let d = if !trusted && gate.is_banned(from.ip(), now) {
+                Disposition::Drop(DropReason::Banned)
+            } else {
+                gate.admit(from.ip(), trusted, classify(buf), now)
+            };
+            while let Some(ev) = gate.poll_event() {
+                let GateEvent::Banned {
+                    source,
+                    duration,
+                    dropped,
+                } = ev;
+                self.stats.bans.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    event = "sip.source_banned",
+                    %source,
+                    seconds = duration.as_secs(),
+                    dropped,
+                    "source flooding SIP: banned"
+                );
+            }
+            d
+        };
+        if let Disposition::Drop(reason) = disposition {
+            self.stats.count_drop(reason);
+            return Judged::Nothing;
+        }
+        match check_datagram_as(buf, from, &self.server) {
+            Verdict::Pass => {}
+            Verdict::Drop(reason) => {
+                guard.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, reason, "malformed datagram dropped");
+                return Judged::Nothing;
+            }
+            Verdict::Respond {
+                code,
+                reason,
+                response,
+            } => {
+                guard.answered.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, code, reason, "malformed request answered");
+                return Judged::Respond(response);
+            }
+        }
+        let (code, reason, header, counter) = match disposition {
+            Disposition::Challenge407 => (
+                407,
+                "Proxy Authentication Required",
+                "Proxy-Authenticate",
+                &self.stats.challenged_407,
+            ),
+            Disposition::Challenge401 => (
+                401,
+                "Unauthorized",
+                "WWW-Authenticate",
+                &self.stats.challenged_401,
+            ),
+            Disposition::Options200 => (200, "OK", "", &self.stats.options_200),
+            Disposition::Pass | Disposition::Drop(_) => {
+                guard.passed.fetch_add(1, Ordering::Relaxed);
+                return Judged::Pass;
+            }
+        };
+        let extra: Vec<String> = if header.is_empty() {
+            vec![
+                format!("Allow: {ALLOW_STATELESS}"),
+                "Accept: application/sdp".to_string(),
+            ]
+        } else {
+            (self.challenger)()
+                .into_iter()
+                .map(|v| format!("{header}: {v}"))
+                .collect()
+        };
+        match stateless_reply(buf, from, code, reason, &extra, &self.server) {
+            Some(r) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Judged::Respond(r)
+            }
+            None => Judged::Nothing,
+        }
+    }
+}
+
+/// What the engine answers to (the Allow header of stateless OPTIONS
+/// answers).
+const ALLOW_STATELESS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
+
+/// The front door's decision on one datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// Hand it to the stack.
+    Pass,
+    /// Send this response back, hand nothing to the stack.
+    Respond(Vec<u8>),
+    /// Drop it.
+    Nothing,
+}
+
+/// A UDP socket that applies the [`FrontDoor`] (gate, then
+/// [`check_datagram`]) to everything it receives before rsipstack's
+/// transport reads it.
 pub struct GuardedUdpSocket {
     inner: tokio::net::UdpSocket,
     stats: Arc<GuardStats>,
+    door: Arc<FrontDoor>,
 }
 
 impl GuardedUdpSocket {
     /// Wraps a bound tokio socket.
-    pub fn new(inner: tokio::net::UdpSocket, stats: Arc<GuardStats>) -> Self {
-        Self { inner, stats }
+    pub fn new(inner: tokio::net::UdpSocket, stats: Arc<GuardStats>, door: Arc<FrontDoor>) -> Self {
+        Self { inner, stats, door }
     }
 }
 
@@ -292,24 +537,12 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
             let Some(datagram) = buf.get(..n) else {
                 continue;
             };
-            match check_datagram(datagram, from) {
-                Verdict::Pass => {
-                    self.stats.passed.fetch_add(1, Ordering::Relaxed);
-                    return Ok((n, from));
-                }
-                Verdict::Drop(reason) => {
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%from, reason, "malformed datagram dropped");
-                }
-                Verdict::Respond {
-                    code,
-                    reason,
-                    response,
-                } => {
-                    self.stats.answered.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%from, code, reason, "malformed request answered");
+            match self.door.judge(datagram, from, &self.stats) {
+                Judged::Pass => return Ok((n, from)),
+                Judged::Nothing => {}
+                Judged::Respond(response) => {
                     if let Err(e) = self.inner.send_to(&response, from).await {
-                        tracing::debug!(%from, error = %e, "could not answer malformed request");
+                        tracing::debug!(%from, error = %e, "could not send a stateless response");
                     }
                 }
             }

@@ -11,6 +11,7 @@
 //! [`Registrar::qualify_result`], and drain [`Registrar::poll_event`].
 
 use crate::digest::{self, DigestAlgorithm, NonceError, NonceManager};
+use crate::throttle::{AuthThrottle, ThrottleSettings};
 use chrono::{DateTime, Utc};
 use permanence_types::Transport;
 use std::collections::{BTreeMap, VecDeque};
@@ -38,6 +39,8 @@ pub struct RegistrarSettings {
     pub max_contacts: usize,
     /// Algorithms offered in challenges, most preferred first.
     pub algorithms: Vec<DigestAlgorithm>,
+    /// Throttling of wrong digest answers.
+    pub throttle: ThrottleSettings,
 }
 
 impl Default for RegistrarSettings {
@@ -52,6 +55,7 @@ impl Default for RegistrarSettings {
             qualify_timeout: Duration::from_secs(5),
             max_contacts: 10,
             algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -203,6 +207,24 @@ pub enum RegistrationEvent {
         /// Why.
         reason: &'static str,
     },
+    /// A source is blocked after repeated wrong answers (once per block).
+    SourceBlocked {
+        /// The address.
+        source: SocketAddr,
+        /// The user name it last claimed.
+        user: String,
+        /// Its wrong answers so far.
+        failures: u32,
+        /// How long it is blocked.
+        duration: Duration,
+    },
+    /// An answer from a blocked source was refused unverified.
+    Throttled {
+        /// The user name claimed.
+        user: String,
+        /// Source address.
+        source: SocketAddr,
+    },
 }
 
 /// Why a contact went away.
@@ -278,6 +300,7 @@ pub struct Registrar {
     bindings: BTreeMap<String, Vec<Binding>>,
     events: VecDeque<RegistrationEvent>,
     next_probe_id: u64,
+    throttle: AuthThrottle,
 }
 
 impl Registrar {
@@ -285,6 +308,7 @@ impl Registrar {
     pub fn new(settings: RegistrarSettings, nonce_key: [u8; 32]) -> Self {
         let nonces = NonceManager::new(nonce_key, settings.nonce_ttl);
         Self {
+            throttle: AuthThrottle::new(settings.throttle.clone()),
             settings,
             nonce_key,
             nonces,
@@ -306,7 +330,14 @@ impl Registrar {
             // changes for the ones issued from now on.
             self.nonces = NonceManager::new(self.nonce_key, settings.nonce_ttl);
         }
+        self.throttle.set_settings(settings.throttle.clone());
         self.settings = settings;
+    }
+
+    /// A fresh challenge for a request without credentials (every offered
+    /// algorithm; what the gate sends without a transaction).
+    pub fn challenge_anyone(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        self.challenge(None, false, now)
     }
 
     /// Builds the challenge headers for `secrets` (both algorithms when the
@@ -329,13 +360,17 @@ impl Registrar {
     }
 
     /// Authenticates a request carrying `authorization` (raw header value)
-    /// for `method`; `lookup` returns the secrets of a user name. Used for
-    /// REGISTER and for INVITEs from agents (407 challenges).
+    /// for `method` from `source`; `lookup` returns the secrets of a user
+    /// name. Used for REGISTER and for INVITEs from agents (407
+    /// challenges). Wrong answers are throttled per source (see
+    /// [`crate::throttle`]): a blocked source's answers are refused
+    /// unverified.
     pub fn authenticate(
         &mut self,
         authorization: Option<&str>,
         method: &str,
         lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
+        source: SocketAddr,
         now: DateTime<Utc>,
     ) -> AuthResult {
         let Some(raw) = authorization else {
@@ -345,6 +380,16 @@ impl Registrar {
             Ok(p) => p,
             Err(_) => return AuthResult::Challenge(self.challenge(None, false, now)),
         };
+        if let Some(retry_after) = self.throttle.blocked(source.ip(), now) {
+            self.events.push_back(RegistrationEvent::Throttled {
+                user: params.username.clone(),
+                source,
+            });
+            return AuthResult::Throttled {
+                user: params.username,
+                retry_after,
+            };
+        }
         if params.realm != self.settings.realm {
             return AuthResult::Challenge(self.challenge(None, false, now));
         }
@@ -357,28 +402,61 @@ impl Registrar {
             Err(_) => return AuthResult::Challenge(self.challenge(secrets.as_ref(), false, now)),
         }
         let Some(secrets) = secrets else {
-            return AuthResult::Failed {
-                user: params.username,
-                reason: "unknown user",
-            };
+            return self.wrong_answer(params, source, "unknown user", now);
         };
         let allowed = self.settings.algorithms.contains(&params.algorithm);
         let Some(ha1) = secrets.ha1(params.algorithm).filter(|_| allowed) else {
             return AuthResult::Challenge(self.challenge(Some(&secrets), false, now));
         };
         if !digest::verify(&params, ha1, method) {
-            return AuthResult::Failed {
-                user: params.username,
-                reason: "wrong credentials",
-            };
+            return self.wrong_answer(params, source, "wrong credentials", now);
         }
         match self.nonces.consume(&params.nonce, params.nc, now) {
-            Ok(()) => AuthResult::Authenticated(params.username),
-            Err(NonceError::Replayed) => AuthResult::Replayed {
-                user: params.username,
-                challenge: self.challenge(Some(&secrets), false, now),
-            },
+            Ok(()) => {
+                self.throttle.succeeded(source.ip());
+                AuthResult::Authenticated(params.username)
+            }
+            Err(NonceError::Replayed) => {
+                self.events.push_back(RegistrationEvent::AuthFailed {
+                    user: params.username.clone(),
+                    source,
+                    reason: "replayed nonce",
+                });
+                AuthResult::Replayed {
+                    user: params.username,
+                    challenge: self.challenge(Some(&secrets), false, now),
+                }
+            }
             Err(_) => AuthResult::Challenge(self.challenge(Some(&secrets), true, now)),
+        }
+    }
+
+    /// A wrong answer (or an unknown user): counted against the nonce and
+    /// the source, which may get blocked.
+    fn wrong_answer(
+        &mut self,
+        params: digest::DigestParams,
+        source: SocketAddr,
+        reason: &'static str,
+        now: DateTime<Utc>,
+    ) -> AuthResult {
+        self.nonces.wrong_answer(&params.nonce, now);
+        self.events.push_back(RegistrationEvent::AuthFailed {
+            user: params.username.clone(),
+            source,
+            reason,
+        });
+        if let Some(b) = self.throttle.failed(source.ip(), &params.username, now) {
+            self.events.push_back(RegistrationEvent::SourceBlocked {
+                source,
+                user: params.username.clone(),
+                failures: b.failures,
+                duration: b.duration,
+            });
+        }
+        AuthResult::Failed {
+            user: params.username,
+            reason,
         }
     }
 
@@ -389,31 +467,26 @@ impl Registrar {
         lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
         now: DateTime<Utc>,
     ) -> RegisterOutcome {
-        let user = match self.authenticate(req.authorization.as_deref(), "REGISTER", lookup, now) {
+        let user = match self.authenticate(
+            req.authorization.as_deref(),
+            "REGISTER",
+            lookup,
+            req.source,
+            now,
+        ) {
             AuthResult::Authenticated(u) => u,
             AuthResult::Challenge(h) => {
                 return RegisterOutcome::Challenge {
                     www_authenticate: h,
                 }
             }
-            AuthResult::Failed { user, reason } => {
-                self.events.push_back(RegistrationEvent::AuthFailed {
-                    user,
-                    source: req.source,
-                    reason,
-                });
-                return RegisterOutcome::Forbidden(reason);
-            }
-            AuthResult::Replayed { user, challenge } => {
-                self.events.push_back(RegistrationEvent::AuthFailed {
-                    user,
-                    source: req.source,
-                    reason: "replayed nonce",
-                });
+            AuthResult::Failed { reason, .. } => return RegisterOutcome::Forbidden(reason),
+            AuthResult::Replayed { challenge, .. } => {
                 return RegisterOutcome::Challenge {
                     www_authenticate: challenge,
                 };
             }
+            AuthResult::Throttled { .. } => return RegisterOutcome::Forbidden("throttled"),
         };
         if !user.eq_ignore_ascii_case(&req.to_user) {
             self.events.push_back(RegistrationEvent::AuthFailed {
@@ -748,6 +821,13 @@ pub enum AuthResult {
         /// A fresh challenge.
         challenge: Vec<String>,
     },
+    /// The source is blocked after wrong answers: refused unverified (403).
+    Throttled {
+        /// User name claimed.
+        user: String,
+        /// How long the block lasts.
+        retry_after: Duration,
+    },
 }
 
 #[cfg(test)]
@@ -909,6 +989,54 @@ mod tests {
         assert!(matches!(
             r.handle_register(&rq, &secrets, t0()),
             RegisterOutcome::Forbidden(_)
+        ));
+    }
+
+    #[test]
+    fn guessing_is_throttled_per_source_and_the_user_still_registers_elsewhere() {
+        let mut r = Registrar::new(RegistrarSettings::default(), [1; 32]);
+        let from = |ip: &str, cseq| {
+            let mut rq = req("alice", "sip:a@h", None, cseq);
+            rq.source = format!("{ip}:5070").parse().expect("addr");
+            rq
+        };
+        let mut outcomes = Vec::new();
+        for i in 0..6 {
+            outcomes.push(register(&mut r, from("192.0.2.66", i), "guess", 0, t0()));
+        }
+        // Three wrong answers, the fourth blocks, then refused unverified.
+        assert_eq!(
+            outcomes,
+            vec![
+                RegisterOutcome::Forbidden("wrong credentials"),
+                RegisterOutcome::Forbidden("wrong credentials"),
+                RegisterOutcome::Forbidden("wrong credentials"),
+                RegisterOutcome::Forbidden("wrong credentials"),
+                RegisterOutcome::Forbidden("throttled"),
+                RegisterOutcome::Forbidden("throttled"),
+            ]
+        );
+        let events: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+        let blocks = events
+            .iter()
+            .filter(|e| matches!(e, RegistrationEvent::SourceBlocked { .. }))
+            .count();
+        assert_eq!(blocks, 1);
+        // Even the right password is not verified from the blocked source.
+        assert_eq!(
+            register(&mut r, from("192.0.2.66", 10), "alice-demo", 0, t0()),
+            RegisterOutcome::Forbidden("throttled")
+        );
+        // From elsewhere it works at once.
+        assert!(matches!(
+            register(&mut r, from("198.51.100.7", 11), "alice-demo", 0, t0()),
+            RegisterOutcome::Ok { .. }
+        ));
+        // After the block (2 s), the source may try again.
+        let later = t0() + Duration::from_secs(3);
+        assert!(matches!(
+            register(&mut r, from("192.0.2.66", 12), "alice-demo", 0, later),
+            RegisterOutcome::Ok { .. }
         ));
     }
 
