@@ -110,6 +110,9 @@ pub struct TestConfig {
     /// Scratch directory for files the configuration refers to (generated
     /// prompts); kept alive by the engine started on this configuration.
     pub scratch: Option<Arc<TempDir>>,
+    /// The call records database, when a test puts it elsewhere than the
+    /// engine's `data/permanence.db`.
+    pub records_path: Option<PathBuf>,
 }
 
 impl TestConfig {
@@ -169,6 +172,7 @@ impl TestConfig {
             http_port,
             rtp,
             scratch: None,
+            records_path: None,
         }
     }
 
@@ -275,13 +279,11 @@ impl TestConfig {
             .entry("records")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let Some(r) = records.as_table_mut() {
-            r.insert(
-                "path".into(),
-                dir.join("data/permanence.db")
-                    .to_string_lossy()
-                    .to_string()
-                    .into(),
-            );
+            let db = self
+                .records_path
+                .clone()
+                .unwrap_or_else(|| dir.join("data/permanence.db"));
+            r.insert("path".into(), db.to_string_lossy().to_string().into());
             r.insert(
                 "voicemail_dir".into(),
                 dir.join("data/voicemail")

@@ -6,7 +6,7 @@ use crate::live::LiveCall;
 use crate::switch::Switch;
 use chrono::{DateTime, Utc};
 use permanence_acd::{AgentId, AgentState, Input};
-use permanence_http::{AgentAction, AgentView, Backend, CallView, Health, QueueView};
+use permanence_http::{AgentAction, AgentView, Backend, CallView, Degraded, Health, QueueView};
 use permanence_metrics::AcdGauges;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub struct SipCounts {
     pub new_requests: AtomicU64,
     /// Retransmissions already reported to metrics.
     reported_retrans: AtomicU64,
-    /// Records dropped already reported.
+    /// Records lost (dropped or refused) already reported.
     reported_records_dropped: AtomicU64,
 }
 
@@ -46,6 +46,27 @@ fn state_name(s: AgentState) -> &'static str {
         AgentState::WrapUp => "wrap-up",
         AgentState::Paused => "paused",
     }
+}
+
+/// Why the call records store is not writing, `None` when it is.
+fn records_problem(records: Option<&permanence_records::RecorderHandle>) -> Option<Degraded> {
+    let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let Some(r) = records else {
+        return Some(Degraded {
+            cause: "records store not running (see the records.unavailable log line)".into(),
+            since: None,
+            last_failure_at: None,
+            backlog: 0,
+        });
+    };
+    let h = r.health();
+    let cause = h.problem()?.to_string();
+    Some(Degraded {
+        cause,
+        since: Some(rfc3339(h.since)),
+        last_failure_at: h.last_failure.as_ref().map(|f| rfc3339(f.at)),
+        backlog: h.backlog,
+    })
 }
 
 fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -78,12 +99,17 @@ pub async fn scrape(switch: &Switch) -> String {
     for _ in before..retrans {
         m.sip_retransmission();
     }
-    if let Some(r) = &switch.records {
-        let dropped = r.stats().dropped;
-        let before = c.reported_records_dropped.swap(dropped, Ordering::Relaxed);
-        if dropped > before {
-            m.records_dropped(dropped - before);
+    match &switch.records {
+        Some(r) => {
+            let s = r.stats();
+            let lost = s.dropped.saturating_add(s.write_errors);
+            let before = c.reported_records_dropped.swap(lost, Ordering::Relaxed);
+            if lost > before {
+                m.records_dropped(lost - before);
+            }
+            m.sync_records(r.health().is_ok(), s.backlog, s.write_failures);
         }
+        None => m.sync_records(false, 0, 0),
     }
     m.render()
 }
@@ -118,6 +144,7 @@ impl Backend for EngineBackend {
         Health {
             ok: true,
             draining: self.switch.is_draining(),
+            records: records_problem(self.switch.records.as_ref()),
         }
     }
 

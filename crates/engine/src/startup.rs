@@ -366,21 +366,28 @@ async fn serve_http(
     .map_err(|e| startup("http")(e.to_string()))
 }
 
-/// Opens the call records store; a failure is logged and the engine runs
-/// without records (calls matter more than their records).
+/// Starts the call records store. A database that cannot be opened does not
+/// stop the engine (calls matter more than their records): the store starts
+/// degraded (it logs `records.degraded` with the cause; `/healthz` and
+/// `permanence_records_healthy` show it), keeps the rows in memory and
+/// retries opening with back-off. `None` only when the store cannot run at
+/// all (invalid settings, no writer thread): calls then go on without
+/// records and `/healthz` says so.
 fn open_records(cfg: &Config) -> Option<permanence_records::Recorder> {
     let r = &cfg.records;
     let mut rc = permanence_records::RecordsConfig::new(&r.path);
     rc.retention = r.retention;
     rc.hash_callers = r.hash_callers;
     rc.salt = r.salt.clone();
-    match permanence_records::Recorder::open(rc) {
+    match permanence_records::Recorder::start(rc) {
         Ok(rec) => {
-            info!(event = "records.open", path = %r.path.display(), hash_callers = r.hash_callers, "call records store open");
+            if rec.health().is_ok() {
+                info!(event = "records.open", path = %r.path.display(), hash_callers = r.hash_callers, "call records store open");
+            }
             Some(rec)
         }
         Err(e) => {
-            tracing::error!(event = "records.unavailable", path = %r.path.display(), error = %e, "cannot open the call records store: running without records");
+            tracing::error!(event = "records.unavailable", path = %r.path.display(), error = %e, "cannot start the call records store: running without records");
             None
         }
     }

@@ -2,7 +2,12 @@
 //!
 //! - `GET /metrics`: Prometheus text exposition (no authentication: bind
 //!   the HTTP address to a private interface);
-//! - `GET /healthz`: `200 ok`, or `503 draining` while the engine drains;
+//! - `GET /healthz`: JSON `{"status": ..., "records": ..., "draining": ...}`;
+//!   `200` with status `ok`, or `503` with status `draining` while the
+//!   engine drains, `not ready`, or `degraded` while the call records store
+//!   cannot write (`records` then says why, with `records_since`,
+//!   `records_last_failure_at` and `records_backlog`; it is `"ok"`
+//!   otherwise). See [`Health`];
 //! - the admin API, JSON, protected by a bearer token
 //!   (`Authorization: Bearer <http.admin_token>`):
 //!   - `GET /api/queues`, `GET /api/agents`, `GET /api/calls`;
@@ -104,13 +109,60 @@ pub enum AgentAction {
     Logout,
 }
 
-/// Health of the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Health of the engine, as `GET /healthz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// Serving.
     pub ok: bool,
     /// Draining: new calls are refused.
     pub draining: bool,
+    /// The call records store: `None` while it writes; while it cannot
+    /// (calls still flow, their records wait in memory), why. `/healthz`
+    /// answers 503 `degraded` meanwhile.
+    pub records: Option<Degraded>,
+}
+
+/// Why a part of the engine works below par.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Degraded {
+    /// The cause, on one line (`write failed: database is locked`).
+    pub cause: String,
+    /// Since when (RFC 3339), if known.
+    pub since: Option<String>,
+    /// When the latest attempt failed (RFC 3339), if any.
+    pub last_failure_at: Option<String>,
+    /// Rows kept in memory meanwhile, waiting to be written.
+    pub backlog: u64,
+}
+
+impl Health {
+    /// The `/healthz` answer: status code and JSON body. Draining and not
+    /// ready take precedence over degraded (all three are 503).
+    pub fn response(&self) -> (StatusCode, serde_json::Value) {
+        let (code, status) = if self.draining {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else if !self.ok {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        } else if self.records.is_some() {
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        } else {
+            (StatusCode::OK, "ok")
+        };
+        let mut body = serde_json::json!({
+            "status": status,
+            "records": self.records.as_ref().map_or("ok", |d| d.cause.as_str()),
+            "draining": self.draining,
+        });
+        if let (Some(d), Some(obj)) = (&self.records, body.as_object_mut()) {
+            obj.insert("records_since".into(), serde_json::json!(d.since));
+            obj.insert(
+                "records_last_failure_at".into(),
+                serde_json::json!(d.last_failure_at),
+            );
+            obj.insert("records_backlog".into(), serde_json::json!(d.backlog));
+        }
+        (code, body)
+    }
 }
 
 /// What the engine provides to the HTTP side.
@@ -199,14 +251,8 @@ async fn metrics(State(app): State<AppState>) -> Response {
 }
 
 async fn healthz(State(app): State<AppState>) -> Response {
-    let h = app.backend.health();
-    if h.draining {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
-    } else if h.ok {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
-    }
+    let (code, body) = app.backend.health().response();
+    (code, Json(body)).into_response()
 }
 
 async fn queues(State(app): State<AppState>, headers: HeaderMap) -> Response {
@@ -346,6 +392,8 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         actions: Mutex<Vec<(String, AgentAction)>>,
+        records: Mutex<Option<Degraded>>,
+        draining: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait::async_trait]
@@ -356,7 +404,8 @@ mod tests {
         fn health(&self) -> Health {
             Health {
                 ok: true,
-                draining: false,
+                draining: self.draining.load(std::sync::atomic::Ordering::Relaxed),
+                records: self.records.lock().map(|r| r.clone()).unwrap_or(None),
             }
         }
         async fn queues(&self) -> Vec<QueueView> {
@@ -473,7 +522,12 @@ mod tests {
         .expect("client");
         assert_eq!(results[0].0, 200);
         assert!(results[0].1.contains("permanence_build_info"));
-        assert_eq!(results[1], (200, "ok\n".to_string()));
+        assert_eq!(results[1].0, 200);
+        let health: serde_json::Value = serde_json::from_str(&results[1].1).expect("json");
+        assert_eq!(
+            health,
+            serde_json::json!({"status": "ok", "records": "ok", "draining": false})
+        );
         assert_eq!(results[2].0, 401);
         assert_eq!(results[3].0, 401);
         assert_eq!(results[4].0, 200);
@@ -495,6 +549,61 @@ mod tests {
         );
         cancel.cancel();
         let _ = task.await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn healthz_says_degraded_and_why_then_recovers() {
+        let fake = Arc::new(Fake::default());
+        let cancel = CancellationToken::new();
+        let (addr, _task) = serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            fake.clone(),
+            None,
+            cancel.clone(),
+        )
+        .await
+        .expect("serve");
+        let get = move || {
+            tokio::task::spawn_blocking(move || {
+                let (code, body) = call(addr, "GET", "/healthz", None, None);
+                let v: serde_json::Value = serde_json::from_str(&body).expect("json body");
+                (code, v)
+            })
+        };
+        *fake.records.lock().expect("lock") = Some(Degraded {
+            cause: "write failed: database is locked".into(),
+            since: Some("2025-03-03T08:15:02Z".into()),
+            last_failure_at: Some("2025-03-03T08:16:02Z".into()),
+            backlog: 42,
+        });
+        let (code, v) = get().await.expect("client");
+        assert_eq!(code, 503);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "status": "degraded",
+                "records": "write failed: database is locked",
+                "draining": false,
+                "records_since": "2025-03-03T08:15:02Z",
+                "records_last_failure_at": "2025-03-03T08:16:02Z",
+                "records_backlog": 42,
+            })
+        );
+        // Draining takes precedence; the records cause is still shown.
+        fake.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let (code, v) = get().await.expect("client");
+        assert_eq!((code, v["status"].as_str()), (503, Some("draining")));
+        assert_eq!(v["records"], "write failed: database is locked");
+        fake.draining
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        // Recovered.
+        *fake.records.lock().expect("lock") = None;
+        let (code, v) = get().await.expect("client");
+        assert_eq!(code, 200);
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["records"], "ok");
+        cancel.cancel();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,23 @@ pub struct RecordsConfig {
     pub flush_interval: Duration,
     /// How often the writer thread applies retention. Default: 1 hour.
     pub purge_interval: Duration,
+    /// Rows kept in the writer's memory while the database cannot be
+    /// written (or opened): they are written, oldest first, once it can be
+    /// again. Rows arriving while this many are kept are dropped and
+    /// counted in [`RecorderStats::dropped`](crate::RecorderStats::dropped)
+    /// (never waited for). Kept rows are lost if the process stops before
+    /// the store recovers. Default: 50 000 (a few tens of megabytes at
+    /// most; hours of a busy service's rows).
+    pub backlog_capacity: usize,
+    /// First wait before retrying a failed write or open; doubled after
+    /// each failure, up to [`retry_max`](Self::retry_max). Default: 1 s.
+    pub retry_min: Duration,
+    /// Longest wait between two retries. Default: 30 s.
+    pub retry_max: Duration,
+    /// How long the writer waits for a lock held by another connection
+    /// before the write fails with "database is locked" (SQLite busy
+    /// timeout). Default: 5 s.
+    pub busy_timeout: Duration,
 }
 
 impl RecordsConfig {
@@ -58,6 +75,10 @@ impl RecordsConfig {
             batch_size: 100,
             flush_interval: Duration::from_millis(200),
             purge_interval: Duration::from_secs(60 * 60),
+            backlog_capacity: 50_000,
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
         }
     }
 
@@ -86,6 +107,10 @@ impl fmt::Debug for RecordsConfig {
             .field("batch_size", &self.batch_size)
             .field("flush_interval", &self.flush_interval)
             .field("purge_interval", &self.purge_interval)
+            .field("backlog_capacity", &self.backlog_capacity)
+            .field("retry_min", &self.retry_min)
+            .field("retry_max", &self.retry_max)
+            .field("busy_timeout", &self.busy_timeout)
             .finish()
     }
 }
