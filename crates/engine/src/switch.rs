@@ -30,8 +30,10 @@ pub struct Switch {
     pub(crate) dispatch: DispatchHandle,
     /// The registrar driver.
     pub(crate) registrations: Arc<Registrations>,
-    /// The call records store (`None` if it could not be opened: calls
-    /// still flow, records are lost and an error was logged).
+    /// The call records store. It starts (degraded, retrying) even when
+    /// the database cannot be opened yet; `None` only if its writer could
+    /// not start at all (invalid settings: an error was logged, calls still
+    /// flow without records).
     pub(crate) records: Option<permanence_records::RecorderHandle>,
     /// Prometheus metrics.
     pub(crate) metrics: Arc<permanence_metrics::Metrics>,
