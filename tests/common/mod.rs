@@ -327,7 +327,20 @@ impl Engine {
     /// Starts the engine on `cfg` with extra CLI arguments; waits until it
     /// logs `engine.ready`.
     pub fn start(cfg: &TestConfig, extra: &[&str]) -> Self {
-        let dir = TempDir::new("engine");
+        Self::start_in(TempDir::new("engine"), cfg, extra)
+    }
+
+    /// Kills the engine with SIGKILL (no shutdown, as in a crash) and
+    /// starts a new one in the same directory, on the same configuration
+    /// (its data directory, records and voicemail, are kept).
+    pub fn crash_and_restart(mut self, cfg: &TestConfig, extra: &[&str]) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._dir, TempDir(PathBuf::new()));
+        Self::start_in(dir, cfg, extra)
+    }
+
+    fn start_in(dir: TempDir, cfg: &TestConfig, extra: &[&str]) -> Self {
         let path = cfg.write(dir.path());
         let mut child = Command::new(env!("CARGO_BIN_EXE_permanence"))
             .current_dir(dir.path())
@@ -1277,6 +1290,40 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .then(|| value.parse().ok())
             .flatten()
     })
+}
+
+/// An admin API request with a bearer token and an optional JSON body:
+/// status and body.
+pub fn http_call(
+    engine: &Engine,
+    method: &str,
+    path: &str,
+    token: &str,
+    json: Option<&str>,
+) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("http://{}{}", engine.http, path);
+    let auth = format!("Bearer {token}");
+    let resp = match (method, json) {
+        ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
+        (_, Some(body)) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body),
+        (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
+    };
+    match resp {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => panic!("{url}: {e}"),
+    }
 }
 
 /// `GET http://<engine>/path` without credentials: status and body.

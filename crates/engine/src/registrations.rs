@@ -55,6 +55,8 @@ pub struct Registrations {
     clock: Clock,
     /// Authentication failures and blocks are counted there.
     metrics: Arc<permanence_metrics::Metrics>,
+    /// Where bindings are saved to survive a restart.
+    store: std::sync::OnceLock<permanence_records::RecorderHandle>,
 }
 
 fn log_event(e: &RegistrationEvent) {
@@ -147,6 +149,7 @@ impl Registrations {
             listener: std::sync::OnceLock::new(),
             clock,
             metrics,
+            store: std::sync::OnceLock::new(),
         })
     }
 
@@ -173,6 +176,7 @@ impl Registrations {
             }
         }
         for user in touched {
+            self.save(inner, &user);
             let now = self.refresh_index(inner, &user);
             if inner.known.get(&user) != Some(&now) {
                 inner.known.insert(user.clone(), now);
@@ -181,6 +185,74 @@ impl Registrations {
                 }
             }
         }
+    }
+
+    /// Saves bindings in `store` from now on (and restores nothing: see
+    /// [`Registrations::restore`]).
+    pub fn save_to(&self, store: permanence_records::RecorderHandle) {
+        let _ = self.store.set(store);
+    }
+
+    /// Writes the current bindings of `user` to the store (expiry times on
+    /// the wall clock).
+    fn save(&self, inner: &Inner, user: &str) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let key = user.to_ascii_lowercase();
+        let offset = self.clock.wall_offset();
+        let rows = inner
+            .core
+            .bindings(&key)
+            .iter()
+            .map(|b| permanence_records::RegistrationRow {
+                agent: key.clone(),
+                uri: b.uri.clone(),
+                instance: b.instance.clone(),
+                source: b.source.to_string(),
+                transport: b.transport.as_str().to_string(),
+                expires_at: b.expires_at + offset,
+                call_id: b.call_id.clone(),
+                cseq: b.cseq,
+                user_agent: b.user_agent.clone(),
+            })
+            .collect();
+        store.record_registrations(&key, rows);
+    }
+
+    /// Restores registrations saved before a restart (unexpired ones), as
+    /// if the softphones had registered: the contact index and the agents'
+    /// reachability follow. Returns how many contacts came back.
+    pub fn restore(&self, rows: Vec<permanence_records::RegistrationRow>) -> usize {
+        let mut inner = self.core.lock();
+        let now = self.clock.now();
+        let offset = self.clock.wall_offset();
+        let before = inner.core.contact_count();
+        for r in rows {
+            let (Ok(source), Some(transport)) = (
+                r.source.parse::<std::net::SocketAddr>(),
+                permanence_types::Transport::parse(&r.transport),
+            ) else {
+                warn!(agent = %r.agent, "saved registration unreadable: skipped");
+                continue;
+            };
+            let saved = permanence_sip::registrar::SavedBinding {
+                uri: r.uri,
+                instance: r.instance,
+                source,
+                transport,
+                expires_at: r.expires_at - offset,
+                call_id: r.call_id,
+                cseq: r.cseq,
+                user_agent: r.user_agent,
+            };
+            inner.core.restore(&r.agent, saved, now);
+        }
+        self.drain_events(&mut inner);
+        let restored = inner.core.contact_count().saturating_sub(before);
+        drop(inner);
+        self.wake.notify_one();
+        restored
     }
 
     /// Counts authentication failures and blocks.
@@ -229,8 +301,12 @@ impl Registrations {
         let mut inner = self.core.lock();
         let out = inner.core.handle_register(req, lookup, self.clock.now());
         self.drain_events(&mut inner);
-        // A refresh may change a binding (its transport) without an event.
+        // A refresh may change a binding (its transport, its expiry)
+        // without an event.
         self.refresh_index(&inner, &req.to_user);
+        if matches!(out, RegisterOutcome::Ok { .. }) {
+            self.save(&inner, &req.to_user);
+        }
         drop(inner);
         self.wake.notify_one();
         out

@@ -137,9 +137,14 @@ impl Engine {
             Arc::new(MediaContext::new(&cfg, options.rtp_timeout).map_err(startup("media"))?);
         let recorder = open_records(&cfg);
         let records = recorder.as_ref().map(|r| r.handle());
+        let saved = recover(&records, &cfg, &metrics).await;
         let (dispatch, dispatch_task) =
             start_dispatcher(&cfg, &records, &metrics, &clock, &cancel)?;
         wire_reachability(&cfg, &dispatch, &registrations);
+        restore(saved, &cfg, &dispatch, &registrations);
+        if let Some(h) = &records {
+            registrations.save_to(h.clone());
+        }
         let sip = Arc::new(SipContext {
             endpoint: edge.inner(),
             dialogs: edge.dialogs.clone(),
@@ -307,6 +312,7 @@ fn start_dispatcher(
     let mut observers: Vec<Arc<dyn EventObserver>> = Vec::new();
     if let Some(h) = records {
         observers.push(Arc::new(records::QueueLog::new(h.clone())));
+        observers.push(Arc::new(records::AgentStateLog::new(h.clone())));
     }
     Ok(dispatch::start(
         dispatcher,
@@ -315,6 +321,90 @@ fn start_dispatcher(
         clock.clone(),
         cancel.clone(),
     ))
+}
+
+/// What a previous run left to take up again.
+#[derive(Default)]
+struct Saved {
+    agent_states: Vec<permanence_records::AgentStateRow>,
+    registrations: Vec<permanence_records::RegistrationRow>,
+}
+
+/// Closes the call records a crash left open (counted and logged) and
+/// reads the saved agent states and registrations, off the runtime.
+async fn recover(
+    records: &Option<permanence_records::RecorderHandle>,
+    cfg: &Config,
+    metrics: &Arc<permanence_metrics::Metrics>,
+) -> Saved {
+    let Some(handle) = records.clone() else {
+        return Saved::default();
+    };
+    let path = cfg.records.path.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let interrupted = handle.close_interrupted();
+        let reader = permanence_records::RecordReader::open(&path);
+        let (states, regs) = match &reader {
+            Ok(r) => (r.agent_states(), r.registrations(chrono::Utc::now())),
+            Err(_) => (Ok(Vec::new()), Ok(Vec::new())),
+        };
+        (interrupted, states, regs)
+    });
+    let Ok((interrupted, states, regs)) = work.await else {
+        return Saved::default();
+    };
+    match interrupted {
+        Ok(0) => {}
+        Ok(n) => {
+            metrics.calls_interrupted(n);
+            warn!(
+                event = "records.interrupted",
+                calls = n,
+                "calls interrupted by the previous stop closed as interrupted"
+            );
+        }
+        Err(e) => warn!(error = %e, "call records: cannot close interrupted calls"),
+    }
+    fn or_log<T>(what: &str, r: Result<Vec<T>, permanence_records::RecordsError>) -> Vec<T> {
+        r.unwrap_or_else(|e| {
+            warn!(error = %e, "{what} not restored");
+            Vec::new()
+        })
+    }
+    Saved {
+        agent_states: or_log("agent states", states),
+        registrations: or_log("registrations", regs),
+    }
+}
+
+/// Brings agents back to the states they chose and softphones back to
+/// their registrations (agents no longer configured are skipped).
+fn restore(saved: Saved, cfg: &Config, dispatch: &DispatchHandle, registrations: &Registrations) {
+    let mut agents = 0;
+    for s in saved
+        .agent_states
+        .iter()
+        .filter(|s| cfg.agent(&s.agent).is_some())
+    {
+        for input in records::restore_inputs(s) {
+            agents += 1;
+            dispatch.input(input);
+        }
+    }
+    let rows: Vec<_> = saved
+        .registrations
+        .into_iter()
+        .filter(|r| cfg.agent(&r.agent).is_some())
+        .collect();
+    let contacts = registrations.restore(rows);
+    if agents + contacts > 0 {
+        info!(
+            event = "engine.restored",
+            agent_states = agents,
+            contacts,
+            "state of the previous run restored"
+        );
+    }
 }
 
 /// Agents are unreachable until their softphone registers; the registrar

@@ -31,6 +31,7 @@ pub(crate) struct Families {
     // Service.
     pub build_info: IntGaugeVec,
     pub records_dropped: IntCounter,
+    pub calls_interrupted: IntCounter,
     pub records_healthy: IntGauge,
     pub records_write_failures: IntCounter,
     pub records_backlog: IntGauge,
@@ -142,6 +143,11 @@ impl Families {
                 "Always 1; the version label names the running build.",
                 &["version"],
             )?,
+            calls_interrupted: counter(
+                r,
+                "permanence_calls_interrupted_total",
+                "Calls the engine stopped in the middle of (crash, kill), found open in the call records and closed as interrupted at the next start.",
+            )?,
             records_dropped: counter(
                 r,
                 "permanence_records_dropped_total",
@@ -195,6 +201,7 @@ impl Families {
             g(&self.rtp_late),
             g(&self.build_info),
             g(&self.records_dropped),
+            g(&self.calls_interrupted),
             g(&self.records_healthy),
             g(&self.records_write_failures),
             g(&self.records_backlog),

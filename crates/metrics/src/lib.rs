@@ -471,6 +471,11 @@ impl Metrics {
     /// `n` rows of the records store (call records, queue events, callback
     /// requests) were lost: dropped under load or beyond the backlog of a
     /// failing store, or refused by the database.
+    pub fn calls_interrupted(&self, n: u64) {
+        self.f.calls_interrupted.inc_by(n);
+    }
+
+    /// `n` call records were dropped under load.
     pub fn records_dropped(&self, n: u64) {
         self.f.records_dropped.inc_by(n);
     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, Row, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::state::{AgentStateRow, RegistrationRow};
 use crate::types::{
     CallRecord, CallbackRequest, CallbackStatus, QueueEvent, RtpCounters, StoredCallback,
     TriageChoice,
@@ -14,7 +15,7 @@ use crate::types::{
 use crate::RecordsError;
 
 /// Schema version written by this build.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// How long a reader connection waits for a lock held by another
 /// connection (the writer's is [`RecordsConfig::busy_timeout`](crate::RecordsConfig::busy_timeout)).
@@ -94,7 +95,7 @@ CREATE INDEX IF NOT EXISTS callbacks_requested ON callbacks (requested_at);
 
 /// Schema steps: `MIGRATIONS[i]` takes a database from version `i` to
 /// version `i + 1`. A fresh database runs them all.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, crate::state::SCHEMA_V3];
 
 /// Columns of `calls`, in the order used by inserts and selects.
 pub(crate) const CALL_COLUMNS: &str = "call_id, sip_call_id, practice_id, trunk, caller, \
@@ -252,6 +253,9 @@ pub(crate) enum PendingRow {
     Call(Box<CallRecord>),
     Event(Box<QueueEvent>),
     Callback(Box<CallbackRequest>),
+    AgentState(Box<AgentStateRow>),
+    /// An agent's registrations, replacing those stored.
+    Registrations(Box<(String, Vec<RegistrationRow>)>),
 }
 
 /// Whether a failed insert is the store's fault (retry the same rows
@@ -370,6 +374,10 @@ impl<'t> Inserts<'t> {
                     e.agent,
                     e.detail.to_string(),
                 ])?;
+            }
+            PendingRow::AgentState(a) => crate::state::upsert_agent_state(self.tx, a)?,
+            PendingRow::Registrations(r) => {
+                crate::state::replace_registrations(self.tx, &r.0, &r.1)?
             }
             PendingRow::Callback(c) => {
                 let st = prepared(
@@ -503,7 +511,7 @@ fn corrupt(column: &'static str, message: impl ToString) -> RecordsError {
     }
 }
 
-fn parse_ts(column: &'static str, s: &str) -> Result<DateTime<Utc>, RecordsError> {
+pub(crate) fn parse_ts(column: &'static str, s: &str) -> Result<DateTime<Utc>, RecordsError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| corrupt(column, format!("`{s}`: {e}")))

@@ -54,7 +54,7 @@
 //!   [`RecorderHandle::mark_callback_handled`].
 //! * [`RecordReader`] reads through its own read-only connection.
 //!
-//! # Schema (version 2)
+//! # Schema (version 3)
 //!
 //! * `schema_version(version, applied_at)`
 //! * `calls`: one row per [`CallRecord`], keyed by `call_id`; indexes on
@@ -64,6 +64,9 @@
 //! * `callbacks` (since version 2): one row per [`CallbackRequest`], with
 //!   `status` (`pending`/`handled`), `handled_at` and `handled_by`; indexes
 //!   on `(practice_id, status, requested_at)` and `requested_at`.
+//!
+//! * `agent_states` and `registrations` (since version 3): what must
+//!   survive a crash besides the calls (see the `state` module).
 //!
 //! Opening a database of an older version with [`Recorder::open`] migrates
 //! it in place (in one transaction) and records each version applied in
@@ -82,6 +85,7 @@ mod error;
 mod health;
 mod reader;
 mod recorder;
+mod state;
 mod types;
 
 #[cfg(test)]
@@ -93,6 +97,7 @@ pub use error::RecordsError;
 pub use health::{RecordsHealth, RecordsState, WriteFailure};
 pub use reader::{CallFilter, RecordReader};
 pub use recorder::{Clock, Recorder, RecorderHandle, RecorderStats};
+pub use state::{AgentStateRow, RegistrationRow};
 pub use types::{
     AbandonPhase, CallRecord, CallbackRequest, CallbackStatus, IdentifiedBy, Outcome, QueueEvent,
     QueueEventKind, RtpCounters, StoredCallback, TriageChoice, UnknownValue,

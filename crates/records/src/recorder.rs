@@ -17,7 +17,10 @@ use rusqlite::Connection;
 use crate::db::{self, CallerPolicy, FailureKind, FileId, PendingRow, Purged};
 use crate::health::{HealthCell, RecordsHealth, Transition, WriteFailure};
 use crate::reader::RecordReader;
-use crate::{CallRecord, CallbackRequest, QueueEvent, RecordsConfig, RecordsError};
+use crate::{
+    AgentStateRow, CallRecord, CallbackRequest, QueueEvent, RecordsConfig, RecordsError,
+    RegistrationRow,
+};
 
 /// Source of the current time, injectable for tests. Used only for
 /// retention (the cutoff is `clock() - retention`).
@@ -150,6 +153,9 @@ enum Msg {
     Call(Box<CallRecord>),
     Event(Box<QueueEvent>),
     Callback(Box<CallbackRequest>),
+    AgentState(Box<AgentStateRow>),
+    Registrations(Box<(String, Vec<RegistrationRow>)>),
+    CloseInterrupted(SyncSender<Result<u64, RecordsError>>),
     Flush(SyncSender<Result<(), RecordsError>>),
     Purge(
         Option<DateTime<Utc>>,
@@ -202,6 +208,31 @@ impl RecorderHandle {
     /// [`CallbackRequest`]); the request is stored as pending.
     pub fn record_callback(&self, req: CallbackRequest) -> bool {
         self.send(Msg::Callback(Box::new(req)), "callback request")
+    }
+
+    /// Queues an agent's chosen state (logged in or out, paused with a
+    /// reason) for writing; same contract as [`record_call`](Self::record_call).
+    pub fn record_agent_state(&self, state: AgentStateRow) -> bool {
+        self.send(Msg::AgentState(Box::new(state)), "agent state")
+    }
+
+    /// Queues the registrations of `agent`, replacing those stored (an
+    /// empty list removes them); same contract as
+    /// [`record_call`](Self::record_call).
+    pub fn record_registrations(&self, agent: &str, rows: Vec<RegistrationRow>) -> bool {
+        self.send(
+            Msg::Registrations(Box::new((agent.to_string(), rows))),
+            "registrations",
+        )
+    }
+
+    /// Closes the call records a crash left `in-progress` as `interrupted`
+    /// (call it once at startup, before new calls); returns how many.
+    /// Blocking, like [`flush`](Self::flush).
+    pub fn close_interrupted(&self) -> Result<u64, RecordsError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.control(Msg::CloseInterrupted(reply))?;
+        rx.recv().map_err(|_| RecordsError::WriterGone)?
     }
 
     fn send(&self, msg: Msg, what: &'static str) -> bool {
@@ -769,6 +800,16 @@ impl Writer {
             Msg::Call(c) => self.add(PendingRow::Call(c)),
             Msg::Event(e) => self.add(PendingRow::Event(e)),
             Msg::Callback(c) => self.add(PendingRow::Callback(c)),
+            Msg::AgentState(a) => self.add(PendingRow::AgentState(a)),
+            Msg::Registrations(r) => self.add(PendingRow::Registrations(r)),
+            Msg::CloseInterrupted(reply) => {
+                let _ = self.write_pending();
+                let result = match &self.conn {
+                    Some(conn) => crate::state::close_interrupted(conn).map_err(Into::into),
+                    None => Err(self.unavailable()),
+                };
+                let _ = reply.send(result);
+            }
             Msg::Flush(reply) => {
                 let _ = reply.send(self.write_pending());
             }
