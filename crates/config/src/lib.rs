@@ -59,10 +59,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
-    Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind,
-    OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
-    RegistrarConfig, Routing, RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, Strategy,
-    Triage, TriageOption, Trunk,
+    Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser,
+    NumberKind, OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings,
+    RecordsSettings, RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig,
+    SipLimits, Strategy, Triage, TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 

@@ -89,6 +89,18 @@ pub(crate) struct Rtp {
 pub(crate) struct Http {
     pub listen: String,
     pub admin_token: Option<String>,
+    #[serde(default)]
+    pub users: Vec<HttpUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpUser {
+    pub name: String,
+    pub role: String,
+    pub token_sha256: String,
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +108,7 @@ pub(crate) struct Http {
 pub(crate) struct Records {
     pub path: Option<String>,
     pub retention_days: Option<i64>,
+    pub audit_retention_days: Option<i64>,
     pub hash_callers: Option<bool>,
     pub salt: Option<String>,
     pub voicemail_dir: Option<String>,

@@ -15,6 +15,7 @@
 //!   its dialog; [`features`]: agent feature codes;
 //! - [`dispatch`] drives the dispatcher core, [`registrations`] the
 //!   registrar core; [`edge`] brings up rsipstack;
+//! - [`audit`]: the audit trail of admin and agent actions;
 //! - [`media`]: the RTP engine and practice prompts; [`live`]: the view of
 //!   calls in progress; [`records`]: the queue log and refused-call
 //!   records; [`acd_map`]: configuration to dispatcher configuration;
@@ -25,6 +26,7 @@
 
 pub mod acd_map;
 pub mod admin;
+pub mod audit;
 pub mod call;
 pub mod clock;
 pub mod context;

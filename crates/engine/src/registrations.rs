@@ -57,6 +57,8 @@ pub struct Registrations {
     metrics: Arc<permanence_metrics::Metrics>,
     /// Where bindings are saved to survive a restart.
     store: std::sync::OnceLock<permanence_records::RecorderHandle>,
+    /// Failed authentications and blocks are audited there.
+    audit: std::sync::OnceLock<crate::audit::AuditLog>,
 }
 
 fn log_event(e: &RegistrationEvent) {
@@ -150,6 +152,7 @@ impl Registrations {
             clock,
             metrics,
             store: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -165,6 +168,7 @@ impl Registrations {
         while let Some(e) = inner.core.poll_event() {
             log_event(&e);
             self.count(&e);
+            self.audit_failure(&e);
             match &e {
                 RegistrationEvent::Registered { user, .. }
                 | RegistrationEvent::Unregistered { user, .. }
@@ -253,6 +257,47 @@ impl Registrations {
         drop(inner);
         self.wake.notify_one();
         restored
+    }
+
+    /// Audits failed authentications and blocks in `audit` from now on.
+    pub fn audit_to(&self, audit: crate::audit::AuditLog) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// Writes an audit entry for a failed authentication or a block.
+    fn audit_failure(&self, e: &RegistrationEvent) {
+        let Some(audit) = self.audit.get() else {
+            return;
+        };
+        let (user, source, action, detail) = match e {
+            RegistrationEvent::AuthFailed {
+                user,
+                source,
+                reason,
+            } => (user, source, "sip.auth_failed", reason.to_string()),
+            RegistrationEvent::SourceBlocked {
+                user,
+                source,
+                failures,
+                duration,
+            } => (
+                user,
+                source,
+                "sip.source_blocked",
+                format!("{failures} wrong answers, blocked {} s", duration.as_secs()),
+            ),
+            _ => return,
+        };
+        let actor = format!("agent:{user}");
+        audit.write(crate::audit::Action {
+            actor: &actor,
+            role: None,
+            action,
+            target: Some(user),
+            source: Some(format!("sip:{}", source.ip())),
+            outcome: crate::audit::Outcome::Refused,
+            detail: Some(detail),
+        });
     }
 
     /// Counts authentication failures and blocks.

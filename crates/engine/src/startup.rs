@@ -168,6 +168,7 @@ impl Engine {
             },
             options,
         ));
+        switch.registrations.audit_to(switch.audit.clone());
         let (sip_udp, sip_tcp) = (edge.udp.clone(), edge.tcp.clone());
         let mut tasks = vec![dispatch_task, serve_sip(edge.endpoint, &cancel)];
         tasks.push(tokio::spawn(switch.registrations.clone().run(
@@ -446,14 +447,15 @@ async fn serve_http(
 ) -> Result<(SocketAddr, JoinHandle<()>), EngineError> {
     let cfg = switch.config();
     let backend = Arc::new(admin::EngineBackend::new(switch.clone()));
-    permanence_http::serve(
-        cfg.http.listen,
-        backend,
-        cfg.http.admin_token.clone(),
-        cancel.clone(),
-    )
-    .await
-    .map_err(|e| startup("http")(e.to_string()))
+    if cfg.http.admin_token.is_some() {
+        warn!(
+            event = "http.shared_token",
+            "the admin API accepts the shared http.admin_token (admin role): for the demo only; name your users in [[http.users]]"
+        );
+    }
+    permanence_http::serve(cfg.http.listen, backend, cancel.clone())
+        .await
+        .map_err(|e| startup("http")(e.to_string()))
 }
 
 /// Starts the call records store. A database that cannot be opened does not

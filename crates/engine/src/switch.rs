@@ -51,6 +51,8 @@ pub struct Switch {
     pub(crate) features: Arc<FeatureContext>,
     /// Engine time and the wall clock.
     pub(crate) clock: Clock,
+    /// Who did what.
+    pub(crate) audit: crate::audit::AuditLog,
     /// The main configuration file (re-read on reload).
     pub(crate) config_path: std::path::PathBuf,
     /// How long a drain waits for calls in progress.
@@ -97,11 +99,13 @@ impl Switch {
             },
             clock: p.clock.clone(),
         });
+        let audit = crate::audit::AuditLog::new(p.records.clone(), p.clock.clone());
         let features = Arc::new(FeatureContext {
             sip: p.sip.clone(),
             media: p.media.clone(),
             dispatch: p.dispatch.clone(),
             registrations: p.registrations.clone(),
+            audit: audit.clone(),
         });
         Self {
             config,
@@ -118,6 +122,7 @@ impl Switch {
             calls,
             features,
             clock: p.clock,
+            audit,
             config_path: options.config_path,
             drain_timeout: options.drain_timeout,
             draining: AtomicBool::new(false),

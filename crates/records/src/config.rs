@@ -19,6 +19,10 @@ pub struct RecordsConfig {
     /// handled or not) are purged at startup and every
     /// [`purge_interval`](Self::purge_interval). Default: 365 days.
     pub retention: Duration,
+    /// How long audit entries ([`AuditEntry`](crate::AuditEntry)) are kept,
+    /// apart from the other rows (an audit trail usually outlives the
+    /// records it audits). Default: 365 days.
+    pub audit_retention: Duration,
     /// Store `sha256(salt || caller)` (lowercase hex) instead of the caller
     /// number. The same number always gives the same hash, so repeat callers
     /// can still be counted. This is pseudonymisation, not anonymisation:
@@ -69,6 +73,7 @@ impl RecordsConfig {
         RecordsConfig {
             path: path.into(),
             retention: Self::days(365),
+            audit_retention: Self::days(365),
             hash_callers: false,
             salt: String::new(),
             queue_capacity: 10_000,
@@ -94,6 +99,7 @@ impl fmt::Debug for RecordsConfig {
         f.debug_struct("RecordsConfig")
             .field("path", &self.path)
             .field("retention", &self.retention)
+            .field("audit_retention", &self.audit_retention)
             .field("hash_callers", &self.hash_callers)
             .field(
                 "salt",

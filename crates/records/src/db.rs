@@ -15,7 +15,7 @@ use crate::types::{
 use crate::RecordsError;
 
 /// Schema version written by this build.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// How long a reader connection waits for a lock held by another
 /// connection (the writer's is [`RecordsConfig::busy_timeout`](crate::RecordsConfig::busy_timeout)).
@@ -95,7 +95,12 @@ CREATE INDEX IF NOT EXISTS callbacks_requested ON callbacks (requested_at);
 
 /// Schema steps: `MIGRATIONS[i]` takes a database from version `i` to
 /// version `i + 1`. A fresh database runs them all.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, crate::state::SCHEMA_V3];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    SCHEMA_V1,
+    SCHEMA_V2,
+    crate::state::SCHEMA_V3,
+    crate::audit::SCHEMA_V4,
+];
 
 /// Columns of `calls`, in the order used by inserts and selects.
 pub(crate) const CALL_COLUMNS: &str = "call_id, sip_call_id, practice_id, trunk, caller, \
@@ -256,6 +261,7 @@ pub(crate) enum PendingRow {
     AgentState(Box<AgentStateRow>),
     /// An agent's registrations, replacing those stored.
     Registrations(Box<(String, Vec<RegistrationRow>)>),
+    Audit(Box<crate::AuditEntry>),
 }
 
 /// Whether a failed insert is the store's fault (retry the same rows
@@ -376,6 +382,7 @@ impl<'t> Inserts<'t> {
                 ])?;
             }
             PendingRow::AgentState(a) => crate::state::upsert_agent_state(self.tx, a)?,
+            PendingRow::Audit(a) => crate::audit::insert(self.tx, a)?,
             PendingRow::Registrations(r) => {
                 crate::state::replace_registrations(self.tx, &r.0, &r.1)?
             }

@@ -54,7 +54,7 @@
 //!   [`RecorderHandle::mark_callback_handled`].
 //! * [`RecordReader`] reads through its own read-only connection.
 //!
-//! # Schema (version 3)
+//! # Schema (version 4)
 //!
 //! * `schema_version(version, applied_at)`
 //! * `calls`: one row per [`CallRecord`], keyed by `call_id`; indexes on
@@ -67,6 +67,8 @@
 //!
 //! * `agent_states` and `registrations` (since version 3): what must
 //!   survive a crash besides the calls (see the `state` module).
+//! * `audit` (since version 4): who did what ([`AuditEntry`]), with its
+//!   own retention.
 //!
 //! Opening a database of an older version with [`Recorder::open`] migrates
 //! it in place (in one transaction) and records each version applied in
@@ -79,6 +81,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod audit;
 mod config;
 mod db;
 mod error;
@@ -91,6 +94,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use audit::AuditEntry;
 pub use config::RecordsConfig;
 pub use db::{hash_caller, Purged};
 pub use error::RecordsError;

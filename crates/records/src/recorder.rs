@@ -155,6 +155,7 @@ enum Msg {
     Callback(Box<CallbackRequest>),
     AgentState(Box<AgentStateRow>),
     Registrations(Box<(String, Vec<RegistrationRow>)>),
+    Audit(Box<crate::AuditEntry>),
     CloseInterrupted(SyncSender<Result<u64, RecordsError>>),
     Flush(SyncSender<Result<(), RecordsError>>),
     Purge(
@@ -224,6 +225,12 @@ impl RecorderHandle {
             Msg::Registrations(Box::new((agent.to_string(), rows))),
             "registrations",
         )
+    }
+
+    /// Queues an audit entry for writing; same contract as
+    /// [`record_call`](Self::record_call).
+    pub fn record_audit(&self, entry: crate::AuditEntry) -> bool {
+        self.send(Msg::Audit(Box::new(entry)), "audit entry")
     }
 
     /// Closes the call records a crash left `in-progress` as `interrupted`
@@ -457,6 +464,7 @@ impl Recorder {
             policy: policy.clone(),
             clock,
             retention: config.retention,
+            audit_retention: config.audit_retention,
             batch_size: config.batch_size,
             flush_interval: config.flush_interval,
             purge_interval: config.purge_interval,
@@ -692,6 +700,7 @@ struct Writer {
     policy: CallerPolicy,
     clock: Clock,
     retention: Duration,
+    audit_retention: Duration,
     batch_size: usize,
     flush_interval: Duration,
     purge_interval: Duration,
@@ -802,6 +811,7 @@ impl Writer {
             Msg::Callback(c) => self.add(PendingRow::Callback(c)),
             Msg::AgentState(a) => self.add(PendingRow::AgentState(a)),
             Msg::Registrations(r) => self.add(PendingRow::Registrations(r)),
+            Msg::Audit(a) => self.add(PendingRow::Audit(a)),
             Msg::CloseInterrupted(reply) => {
                 let _ = self.write_pending();
                 let result = match &self.conn {
@@ -1078,6 +1088,13 @@ impl Writer {
         };
         let purged = db::purge(conn, cutoff_at)?;
         record_purge(&self.shared, purged, cutoff_at);
+        if let Some(audit_cutoff) = cutoff((self.clock)(), self.audit_retention) {
+            match crate::audit::purge(conn, audit_cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(audit = n, "audit entries past their retention purged"),
+                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+            }
+        }
         Ok(purged)
     }
 }
