@@ -5,7 +5,9 @@
 //! * `g711/*`: encoding/decoding/transcoding one 20 ms frame (160 samples).
 //! * `relay/*`: the per-packet work of a bridge (parse the incoming RTP
 //!   packet, re-stamp it on the outgoing stream, copy or transcode the
-//!   payload into the fixed output buffer), without the socket calls.
+//!   payload into the fixed output buffer), without the socket calls;
+//!   `relay/source_check_*`: the strict source check each received packet
+//!   goes through first (from the locked source; from a refused one).
 //! * `playout/tick`: the per-20 ms work of a playing leg (next pre-encoded
 //!   frame, stamp, build the packet), without the socket call.
 //! * `loopback/bridge_round_trip`: one packet through a real bridge of two
@@ -21,6 +23,7 @@ use permanence_media::rtp::{
     build_playout_packet, relay_packet, DtmfDetector, InLeg, OutLeg, Player, SeqTracker, TxStream,
     MAX_PACKET,
 };
+use permanence_media::source::SourceGuard;
 use permanence_media::{
     g711, Codec, FrenchPrompts, MediaConfig, MediaEngine, Playlist, RemoteMedia,
 };
@@ -111,6 +114,23 @@ fn relay_benches(c: &mut Criterion) {
             let r = RtpReader::new(black_box(&ev)).ok()?;
             det.on_packet(r.timestamp(), r.payload())
         })
+    });
+    let peer: std::net::SocketAddr = "192.0.2.10:4000".parse().unwrap();
+    let outsider: std::net::SocketAddr = "203.0.113.66:5000".parse().unwrap();
+    let mut guard = SourceGuard::new(3);
+    guard.signal(Some(peer), None);
+    for s in 0..3 {
+        guard.check(peer, 0x1234, s);
+    }
+    let mut i = 0u16;
+    g.bench_function("source_check_locked", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            guard.check(black_box(peer), 0x1234, i)
+        })
+    });
+    g.bench_function("source_check_foreign", |b| {
+        b.iter(|| guard.check(black_box(outsider), 0x9999, 1))
     });
     g.finish();
 }
