@@ -165,10 +165,17 @@ impl SourceGuard {
     /// negotiated session) from `src`.
     #[inline]
     pub fn check(&mut self, src: SocketAddr, ssrc: u32, seq: u16) -> Verdict {
-        if self.locked == Some(src) {
+        // The per-packet fast path (inlined into the leg's receive loop).
+        if self.locked.as_ref().is_some_and(|l| *l == src) {
             self.note_verified(ssrc, seq);
             return Verdict::Accept;
         }
+        self.check_other(src, ssrc, seq)
+    }
+
+    /// [`SourceGuard::check`] for a packet not from the locked source.
+    #[inline(never)]
+    fn check_other(&mut self, src: SocketAddr, ssrc: u32, seq: u16) -> Verdict {
         if self.signalled.is_none() {
             return Verdict::Foreign(ForeignKind::Unexpected);
         }
@@ -202,6 +209,7 @@ impl SourceGuard {
         })
     }
 
+    #[inline]
     fn note_verified(&mut self, ssrc: u32, seq: u16) {
         match &mut self.verified {
             Some((s, max)) if *s == ssrc => {
