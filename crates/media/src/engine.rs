@@ -31,7 +31,7 @@ use crate::rtp::{
     self, DtmfDetector, InLeg, OutLeg, Player, Playlist, RemoteMedia, SeqEvent, SeqTracker,
     TxStream, MAX_PACKET,
 };
-use crate::source::{ForeignKind, SourceGuard, Verdict, DEFAULT_PROBATION};
+use crate::source::{ForeignKind, SignalledPeer, SourceGuard, Verdict, DEFAULT_PROBATION};
 
 /// Playout packet interval.
 const PTIME: Duration = Duration::from_millis(20);
@@ -239,6 +239,8 @@ enum Owner {
 struct TxState {
     stream: TxStream,
     remote: Option<RemoteMedia>,
+    /// The peer as signalled (as the leg task's [`SourceGuard`] sees it).
+    peer: Option<SignalledPeer>,
     /// The learnt source, else the SDP address (never an unverified
     /// source).
     dest: Option<SocketAddr>,
@@ -249,7 +251,8 @@ impl TxState {
     /// Destination and settings if the far end currently wants our media.
     fn sendable(&self) -> Option<(SocketAddr, RemoteMedia)> {
         let r = self.remote?;
-        if !r.direction.receives() {
+        // Held with c=0.0.0.0, or not receiving: send nothing.
+        if r.addr.is_none() || !r.direction.receives() {
             return None;
         }
         Some((self.dest?, r))
@@ -363,6 +366,7 @@ impl MediaEngine {
             tx: Mutex::new(TxState {
                 stream: TxStream::new(),
                 remote: None,
+                peer: None,
                 dest: None,
                 owner: Owner::Local,
             }),
@@ -458,15 +462,18 @@ impl Leg {
     /// and re-arms the inactivity timeout. The first call, and any call
     /// naming another peer (SDP address or signalling IP changed), starts
     /// source learning afresh and sends to the SDP address until a source
-    /// is learnt; a call naming the same peer keeps the learnt source.
+    /// is learnt; a call naming the same peer (refresh, hold and resume,
+    /// codec change) keeps the learnt source. A hold with `c=0.0.0.0`
+    /// stops sending and keeps the peer.
     pub fn set_remote(&self, remote: RemoteMedia) -> Result<(), MediaError> {
         {
             let mut tx = self.shared.tx.lock();
-            let same_peer = tx.remote.is_some_and(|r| r.same_peer(&remote));
-            tx.remote = Some(remote);
-            if !same_peer {
+            let peer = SignalledPeer::next(tx.peer, remote.addr, remote.signalling_ip);
+            if tx.peer != Some(peer) {
                 tx.dest = remote.addr;
             }
+            tx.peer = Some(peer);
+            tx.remote = Some(remote);
         }
         self.send(Command::SetRemote(remote))
     }

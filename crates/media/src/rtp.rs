@@ -73,12 +73,6 @@ impl RemoteMedia {
         self.signalling_ip = ip;
         self
     }
-
-    /// Whether `other` names the same peer (same SDP address and
-    /// signalling IP): updating a leg to it keeps the learnt source.
-    pub fn same_peer(&self, other: &RemoteMedia) -> bool {
-        self.addr == other.addr && self.signalling_ip == other.signalling_ip
-    }
 }
 
 impl From<&Negotiated> for RemoteMedia {

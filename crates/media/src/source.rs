@@ -49,6 +49,31 @@ pub const MOVE_WINDOW: u16 = 3000;
 /// Sources that can be in probation at the same time.
 pub const CANDIDATES: usize = 4;
 
+/// The peer a leg is signalled to talk to: its SDP address and the IP its
+/// signalling came from. A hold with `c=0.0.0.0` (no SDP address) keeps
+/// the last known address: it says "do not send", not "I moved".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalledPeer {
+    /// SDP connection address and port (the last known one while held).
+    pub sdp: Option<SocketAddr>,
+    /// Source IP of the peer's SIP signalling.
+    pub signalling: Option<IpAddr>,
+}
+
+impl SignalledPeer {
+    /// The peer once `sdp` / `signalling` are signalled after `prev`.
+    pub fn next(
+        prev: Option<SignalledPeer>,
+        sdp: Option<SocketAddr>,
+        signalling: Option<IpAddr>,
+    ) -> Self {
+        SignalledPeer {
+            sdp: sdp.or(prev.and_then(|p| p.sdp)),
+            signalling,
+        }
+    }
+}
+
 /// What to do with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -103,8 +128,8 @@ struct Run {
 #[derive(Debug, Clone)]
 pub struct SourceGuard {
     probation: u8,
-    /// The peer as signalled: SDP address and signalling IP.
-    signalled: Option<(Option<SocketAddr>, Option<IpAddr>)>,
+    /// The peer as signalled.
+    signalled: Option<SignalledPeer>,
     /// IPs a source may be learnt from (SDP address, signalling source).
     expected: [Option<IpAddr>; 2],
     locked: Option<SocketAddr>,
@@ -132,16 +157,16 @@ impl SourceGuard {
     }
 
     /// The remote as signalled (SDP connection address and port, IP the
-    /// SIP signalling came from). Returns true when this starts learning
-    /// again (first call, or a different peer); the same peer keeps the
-    /// locked source.
+    /// SIP signalling came from; see [`SignalledPeer::next`]). Returns true
+    /// when this starts learning again (first call, or a different peer);
+    /// the same peer keeps the locked source.
     pub fn signal(&mut self, sdp: Option<SocketAddr>, signalling: Option<IpAddr>) -> bool {
-        let peer = (sdp, signalling);
+        let peer = SignalledPeer::next(self.signalled, sdp, signalling);
         let changed = self.signalled != Some(peer);
         self.signalled = Some(peer);
         if changed {
             self.expected = [
-                sdp.map(|a| a.ip().to_canonical()),
+                peer.sdp.map(|a| a.ip().to_canonical()),
                 signalling.map(|ip| ip.to_canonical()),
             ];
             self.locked = None;
@@ -394,6 +419,22 @@ mod tests {
             Verdict::Foreign(ForeignKind::Unexpected)
         );
         assert_eq!(feed(&mut g, moved, 5, 0, 3)[2], Verdict::Learned(a(moved)));
+    }
+
+    #[test]
+    fn hold_without_address_keeps_the_lock_and_the_address() {
+        let mut g = guard();
+        let ip = Some("198.51.100.7".parse().unwrap());
+        feed(&mut g, NAT, 7, 0, 3);
+        assert!(!g.signal(None, ip), "c=0.0.0.0 hold: same peer");
+        assert_eq!(g.check(a(NAT), 7, 3), Verdict::Accept);
+        assert!(!g.signal(Some(a(SDP)), ip), "resumed at the same address");
+        assert_eq!(g.locked(), Some(a(NAT)));
+        assert!(
+            g.signal(Some(a("192.0.2.10:4100")), ip),
+            "resumed elsewhere"
+        );
+        assert_eq!(g.locked(), None);
     }
 
     #[test]

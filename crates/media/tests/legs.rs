@@ -262,6 +262,57 @@ async fn relearns_only_on_a_signalled_change_of_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_with_a_zero_address_stops_sending_and_keeps_the_source() {
+    let engine = engine();
+    let (leg, mut ev) = engine.open_leg().unwrap();
+    let sdp_peer = peer().await;
+    let nat_peer = peer().await;
+    let remote = remote_pcmu(&sdp_peer);
+    leg.set_remote(remote).unwrap();
+    leg.play(Playlist::looping(tone("t", 440.0, 1000, 6000.0)))
+        .unwrap();
+    stream(&nat_peer, leg.local_addr(), 1, 1, PROBATION, 0x11).await;
+    assert!(
+        wait_event(&mut ev, SOON, |e| matches!(e, MediaEvent::Latched(_)))
+            .await
+            .is_some()
+    );
+    assert!(recv_pkt(&nat_peer, SOON).await.is_some());
+    // Held with c=0.0.0.0: nothing is sent, the learnt source stays.
+    let mut held = remote;
+    held.addr = None;
+    leg.set_remote(held).unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    while recv_pkt(&nat_peer, Duration::from_millis(1))
+        .await
+        .is_some()
+    {}
+    assert!(recv_pkt(&nat_peer, Duration::from_millis(200))
+        .await
+        .is_none());
+    stream(&nat_peer, leg.local_addr(), 1, 10, 3, 0x11).await;
+    // Resumed at the same address: straight back to the learnt source,
+    // no new probation.
+    while recv_pkt(&sdp_peer, Duration::from_millis(1))
+        .await
+        .is_some()
+    {}
+    leg.set_remote(remote).unwrap();
+    assert!(recv_pkt(&nat_peer, SOON).await.is_some());
+    assert!(recv_pkt(&sdp_peer, Duration::from_millis(100))
+        .await
+        .is_none());
+    let evs = drain_events(&mut ev, Duration::from_millis(100)).await;
+    assert!(latched(&evs).is_empty(), "{evs:?}");
+    let s = leg.stats();
+    assert_eq!(
+        (s.foreign, s.probation),
+        (0, u64::from(PROBATION - 1)),
+        "{s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_rebinding_continuing_the_stream_is_followed() {
     let engine = engine();
     let (leg, mut ev) = engine.open_leg().unwrap();
