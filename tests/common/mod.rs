@@ -902,13 +902,47 @@ impl SippBg {
         extra: &[&str],
         limit: Duration,
     ) -> Self {
-        let dir = TempDir::new("sipp-uas");
+        Self::spawn(scenario, None, port, vars, extra, limit)
+    }
+
+    /// Starts `scenario` as a UAC towards `target` (e.g. a carrier's
+    /// call), from a free local port; unlike [`sipp`], its messages can be
+    /// read while it runs ([`SippBg::messages`]).
+    pub fn uac(
+        scenario: &str,
+        target: SocketAddr,
+        vars: &[(&str, String)],
+        extra: &[&str],
+        limit: Duration,
+    ) -> Self {
+        let port = free_udp_port();
+        let mut extra: Vec<&str> = extra.to_vec();
+        extra.extend(["-l", "1", "-timeout_error", "-max_recv_loops", "1000"]);
+        Self::spawn(scenario, Some(target), port, vars, &extra, limit)
+    }
+
+    fn spawn(
+        scenario: &str,
+        target: Option<SocketAddr>,
+        port: u16,
+        vars: &[(&str, String)],
+        extra: &[&str],
+        limit: Duration,
+    ) -> Self {
+        let dir = TempDir::new(if target.is_some() {
+            "sipp-uac"
+        } else {
+            "sipp-uas"
+        });
         let mut cmd = Command::new("timeout");
         cmd.arg("-k")
             .arg("5")
             .arg(limit.as_secs().max(1).to_string())
-            .arg("sipp")
-            .arg("-sf")
+            .arg("sipp");
+        if let Some(t) = target {
+            cmd.arg(t.to_string());
+        }
+        cmd.arg("-sf")
             .arg(repo().join("tests/sipp").join(scenario))
             .args(["-i", "127.0.0.1"])
             .args(["-p", &port.to_string()])

@@ -537,6 +537,13 @@ fn rtp(ctx: &mut Ctx<'_>, r: raw::Rtp) -> Option<RtpConfig> {
             );
         }
     }
+    let probation = ctx.opt_u32(
+        "rtp.probation_packets",
+        r.probation_packets,
+        u32::from(RtpConfig::DEFAULT_PROBATION),
+        1,
+        20,
+    );
     if !ctx.clean_since(m) {
         return None;
     }
@@ -545,6 +552,7 @@ fn rtp(ctx: &mut Ctx<'_>, r: raw::Rtp) -> Option<RtpConfig> {
         advertise: advertise?,
         port_min: u16::try_from(pmin?).ok()?,
         port_max: u16::try_from(pmax?).ok()?,
+        probation_packets: u8::try_from(probation).ok()?,
     })
 }
 

@@ -331,9 +331,18 @@ pub struct RtpConfig {
     pub port_min: u16,
     /// `port_max`: last port of the range, odd.
     pub port_max: u16,
+    /// `probation_packets` (1-20, default 3): packets in sequence a media
+    /// source must send before a call leg accepts its audio and sends
+    /// there; only the SDP address or the SIP signalling source can be
+    /// learnt, and once learnt a leg refuses every other source.
+    pub probation_packets: u8,
 }
 
 impl RtpConfig {
+    /// Default of `probation_packets` (40 ms of audio dropped at the start
+    /// of a stream).
+    pub const DEFAULT_PROBATION: u8 = 3;
+
     /// The even RTP ports of the range (each with its RTCP port + 1).
     pub fn rtp_ports(&self) -> impl Iterator<Item = u16> + '_ {
         (self.port_min..self.port_max).step_by(2)

@@ -82,6 +82,7 @@ pub(crate) struct Rtp {
     pub advertise: Option<String>,
     pub port_min: i64,
     pub port_max: i64,
+    pub probation_packets: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

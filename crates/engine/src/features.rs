@@ -142,6 +142,7 @@ async fn confirm(
         reply(&mut tx, StatusCode::NotAcceptableHere, vec![]).await;
         return;
     };
+    let remote = RemoteMedia::from(&neg).with_signalling(crate::signalling_ip(&tx));
     let Ok((leg, mut events)) = ctx.media.engine.open_leg() else {
         reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
         return;
@@ -158,7 +159,7 @@ async fn confirm(
         }
     };
     let id = dialog.id();
-    let answered = leg.set_remote(RemoteMedia::from(&neg)).is_ok()
+    let answered = leg.set_remote(remote).is_ok()
         && dialog
             .accept(
                 Some(vec![Header::ContentType("application/sdp".into())]),

@@ -112,6 +112,9 @@ struct LegTask {
     tag: String,
     cmd: mpsc::UnboundedReceiver<LegCmd>,
     events: mpsc::UnboundedSender<LegEvent>,
+    /// The IP of the target that answered (the registered contact's source
+    /// for an agent): its RTP is learnt from there or its SDP address.
+    peer_ip: Option<IpAddr>,
 }
 
 /// The final result of one fork (by index): its status code and body.
@@ -143,21 +146,23 @@ async fn run(
         tag,
         cmd,
         events,
+        peer_ip: None,
     };
     let Some(mut forks) = task.invite(&targets) else {
         task.send(LegEvent::Failed(OfferFailure::Unreachable));
         return;
     };
-    let Some((win, answer)) = task.await_answer(&mut forks).await else {
+    let Some((i, win, answer)) = task.await_answer(&mut forks).await else {
         return;
     };
+    task.peer_ip = targets.get(i).map(|t| t.destination.ip());
     let Some(remote) = negotiated(&answer) else {
         info!(tag = %task.tag, "answer without usable SDP: hanging up");
         let _ = win.bye().await;
         task.send(LegEvent::Failed(OfferFailure::Rejected));
         return;
     };
-    task.send(LegEvent::Answered(RemoteMedia::from(&remote)));
+    task.send(LegEvent::Answered(task.remote(&remote)));
     task.talk(&win, &mut forks.states).await;
     task.sip.dialogs.remove_dialog(&win.id());
 }
@@ -173,6 +178,11 @@ fn negotiated(body: &[u8]) -> Option<permanence_media::sdp::Negotiated> {
 impl LegTask {
     fn send(&self, ev: LegEvent) {
         let _ = self.events.send(ev);
+    }
+
+    /// The far end's media as negotiated, with the answering target's IP.
+    fn remote(&self, n: &permanence_media::sdp::Negotiated) -> RemoteMedia {
+        RemoteMedia::from(n).with_signalling(self.peer_ip)
     }
 
     /// Starts one INVITE per target; `None` if none could be sent.
@@ -235,9 +245,10 @@ impl LegTask {
     }
 
     /// Waits for the first 2xx (the other forks are cancelled), reporting
-    /// the first ringing; `None` when every fork failed (reported) or the
-    /// call task ended the leg.
-    async fn await_answer(&mut self, forks: &mut Forks) -> Option<(InviteDialog, Vec<u8>)> {
+    /// the first ringing; returns the winning fork's index, dialog and
+    /// answer, or `None` when every fork failed (reported) or the call task
+    /// ended the leg.
+    async fn await_answer(&mut self, forks: &mut Forks) -> Option<(usize, InviteDialog, Vec<u8>)> {
         let mut best_failure: Option<OfferFailure> = None;
         let mut ringing_sent = false;
         let (winner, answer) = loop {
@@ -274,8 +285,8 @@ impl LegTask {
                 }
             }
         };
-        let win = winner.and_then(|w| forks.dialogs.get_mut(w).and_then(Option::take));
-        let Some(win) = win else {
+        let win = winner.and_then(|w| Some((w, forks.dialogs.get_mut(w)?.take()?)));
+        let Some((index, win)) = win else {
             self.send(LegEvent::Failed(
                 best_failure.unwrap_or(OfferFailure::Unreachable),
             ));
@@ -284,7 +295,7 @@ impl LegTask {
         for f in forks.dialogs.iter().flatten() {
             let _ = f.cancel().await;
         }
-        Some((win, answer))
+        Some((index, win, answer))
     }
 
     /// The answered leg: relays hold/unhold and the far end's BYE until
@@ -339,7 +350,7 @@ impl LegTask {
                         self.send(if n.is_hold() {
                             LegEvent::Hold
                         } else {
-                            LegEvent::Unhold(RemoteMedia::from(&n))
+                            LegEvent::Unhold(self.remote(&n))
                         });
                     }
                     None if request.body.is_empty() => {

@@ -54,6 +54,17 @@ use rsipstack::transaction::Transaction;
 /// Methods we answer (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
 
+/// The IP a transaction's request came from (its connection's remote
+/// address): the peer's signalling source, from which its RTP is also
+/// accepted (see `permanence_media::source`).
+pub(crate) fn signalling_ip(tx: &Transaction) -> Option<std::net::IpAddr> {
+    tx.connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .and_then(|a| a.get_socketaddr().ok())
+        .map(|a| a.ip())
+}
+
 /// Answers a transaction; a failure to send is only logged (the peer
 /// retransmits or gives up).
 pub(crate) async fn reply(tx: &mut Transaction, code: StatusCode, headers: Vec<Header>) {

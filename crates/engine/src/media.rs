@@ -116,6 +116,7 @@ impl MediaContext {
         let mut mc = MediaConfig::new(cfg.rtp.bind, cfg.rtp.port_min, cfg.rtp.port_max);
         mc.advertise_ip = cfg.rtp.advertise;
         mc.rtp_timeout = rtp_timeout;
+        mc.probation = cfg.rtp.probation_packets;
         let engine = MediaEngine::new(mc).map_err(|e| e.to_string())?;
         let prompts = load_prompts(cfg).map_err(|e| e.join("\n"))?;
         Ok(Self {

@@ -5,7 +5,9 @@
 //! * `g711/*`: encoding/decoding/transcoding one 20 ms frame (160 samples).
 //! * `relay/*`: the per-packet work of a bridge (parse the incoming RTP
 //!   packet, re-stamp it on the outgoing stream, copy or transcode the
-//!   payload into the fixed output buffer), without the socket calls.
+//!   payload into the fixed output buffer), without the socket calls;
+//!   `relay/source_check_*`: the strict source check each received packet
+//!   goes through first (from the locked source; from a refused one).
 //! * `playout/tick`: the per-20 ms work of a playing leg (next pre-encoded
 //!   frame, stamp, build the packet), without the socket call.
 //! * `loopback/bridge_round_trip`: one packet through a real bridge of two
@@ -21,6 +23,7 @@ use permanence_media::rtp::{
     build_playout_packet, relay_packet, DtmfDetector, InLeg, OutLeg, Player, SeqTracker, TxStream,
     MAX_PACKET,
 };
+use permanence_media::source::SourceGuard;
 use permanence_media::{
     g711, Codec, FrenchPrompts, MediaConfig, MediaEngine, Playlist, RemoteMedia,
 };
@@ -112,6 +115,23 @@ fn relay_benches(c: &mut Criterion) {
             det.on_packet(r.timestamp(), r.payload())
         })
     });
+    let peer: std::net::SocketAddr = "192.0.2.10:4000".parse().unwrap();
+    let outsider: std::net::SocketAddr = "203.0.113.66:5000".parse().unwrap();
+    let mut guard = SourceGuard::new(3);
+    guard.signal(Some(peer), None);
+    for s in 0..3 {
+        guard.check(peer, 0x1234, s);
+    }
+    let mut i = 0u16;
+    g.bench_function("source_check_locked", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            guard.check(*black_box(&peer), 0x1234, i)
+        })
+    });
+    g.bench_function("source_check_foreign", |b| {
+        b.iter(|| guard.check(*black_box(&outsider), 0x9999, 1))
+    });
     g.finish();
 }
 
@@ -151,10 +171,28 @@ fn loopback_benches(c: &mut Criterion) {
         b.set_remote(RemoteMedia::new(pb.local_addr().unwrap(), Codec::Pcma))
             .unwrap();
         permanence_media::bridge(&a, &b).unwrap();
+        // Leg A learns `pa` first (strict source probation: the first
+        // packets of a new source are dropped), outside the measurement.
+        let mut rx = [0u8; 2048];
+        for seq in 1..=3u16 {
+            let pkt = RtpPacketBuilder::new()
+                .payload_type(0)
+                .ssrc(7)
+                .sequence(seq.into())
+                .timestamp(u32::from(seq) * 160)
+                .payload(&[0x55u8; 160])
+                .build()
+                .unwrap();
+            pa.send_to(&pkt, a.local_addr()).await.unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), pb.recv_from(&mut rx))
+            .await
+            .expect("leg A learnt its source")
+            .unwrap();
         (engine, a, b, pa, pb)
     });
     let to = a.local_addr();
-    let mut seq = 0u16;
+    let mut seq = 3u16;
     let mut g = c.benchmark_group("loopback");
     g.throughput(Throughput::Elements(1));
     g.bench_function("bridge_round_trip_transcoded", |bch| {

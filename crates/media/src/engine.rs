@@ -1,6 +1,7 @@
-//! The media engine: RTP port allocation and call legs (one UDP socket and
-//! one tokio task each) with playout, DTMF detection, latching, inactivity
-//! timeout, bridging and recording.
+//! The media engine: call legs (one UDP socket on a random even port and
+//! one tokio task each) with playout, DTMF detection, strict source
+//! learning (see [`crate::source`]), inactivity timeout, bridging and
+//! recording.
 //!
 //! Concurrency model: each leg's task owns the receive side of its socket
 //! and all receive state. The outgoing stream of a leg ([`TxStream`],
@@ -11,7 +12,6 @@
 //! mutex; nothing on the packet path is shared by all calls. The port
 //! allocator's mutex is taken only when a leg opens or closes.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,20 +25,22 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
+use crate::ports::{PortAllocator, PortLease};
 use crate::record::{Recorder, RecordingEnd};
 use crate::rtp::{
     self, DtmfDetector, InLeg, OutLeg, Player, Playlist, RemoteMedia, SeqEvent, SeqTracker,
     TxStream, MAX_PACKET,
 };
+use crate::source::{ForeignKind, SignalledPeer, SourceGuard, Verdict, DEFAULT_PROBATION};
 
 /// Playout packet interval.
 const PTIME: Duration = Duration::from_millis(20);
 /// If the playout ticker falls this far behind, it re-synchronises instead
 /// of bursting the missed packets.
 const MAX_PLAYOUT_LAG: Duration = Duration::from_millis(100);
-/// A latched source must have been silent this long before another source
-/// can take over (protects an active stream from stray packets).
-const RELATCH_AFTER: Duration = Duration::from_millis(500);
+/// Distinct foreign source IPs logged per leg (each once); beyond them one
+/// last line says that further ones are only counted.
+const FOREIGN_LOG_MAX: usize = 4;
 /// Receive buffer size (larger datagrams are truncated and counted as
 /// garbage if they fail to parse).
 const RECV_BUF: usize = 2048;
@@ -94,11 +96,16 @@ pub struct MediaConfig {
     /// Capacity of each leg's event channel (events beyond it are dropped
     /// if the consumer does not keep up).
     pub event_capacity: usize,
+    /// Strict source learning: packets in sequence (one SSRC, consecutive
+    /// sequence numbers) a source must send before a leg accepts its media
+    /// and sends there; those packets are dropped (see [`crate::source`]).
+    /// 1 learns at the first packet from an expected address.
+    pub probation: u8,
 }
 
 impl MediaConfig {
     /// A configuration binding and advertising `ip`, ports `port_min..=port_max`,
-    /// 30 s RTP timeout.
+    /// 30 s RTP timeout, probation of [`DEFAULT_PROBATION`] packets.
     pub fn new(ip: IpAddr, port_min: u16, port_max: u16) -> Self {
         MediaConfig {
             bind_ip: ip,
@@ -107,6 +114,7 @@ impl MediaConfig {
             port_max,
             rtp_timeout: Duration::from_secs(30),
             event_capacity: 64,
+            probation: DEFAULT_PROBATION,
         }
     }
 }
@@ -115,8 +123,9 @@ impl MediaConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MediaEvent {
-    /// RTP latched to this source address (first packet, or a new source
-    /// after the previous one went silent); we now send there.
+    /// The leg learnt this source address (after its probation, or after
+    /// it proved to continue the locked stream from a new address: NAT
+    /// rebinding); media is accepted from it only, and sent there.
     Latched(SocketAddr),
     /// A non-looping playlist played to the end.
     PlaybackFinished,
@@ -162,8 +171,12 @@ pub struct LegStats {
     pub late: u64,
     /// Datagrams that were not valid RTP, or of an unexpected payload type.
     pub garbage: u64,
-    /// Valid RTP from an address other than the latched one (ignored).
+    /// Valid RTP from a source the leg does not accept (not the expected
+    /// peer, or another source than the locked one): dropped. Hijack
+    /// attempts show here.
     pub foreign: u64,
+    /// Valid RTP from a source in probation (dropped until it is learnt).
+    pub probation: u64,
     /// DTMF digits detected.
     pub dtmf: u64,
     /// Packets that could not be sent (socket buffer full or error).
@@ -182,6 +195,7 @@ struct Counters {
     late: AtomicU64,
     garbage: AtomicU64,
     foreign: AtomicU64,
+    probation: AtomicU64,
     dtmf: AtomicU64,
     send_errors: AtomicU64,
     record_dropped: AtomicU64,
@@ -204,6 +218,7 @@ impl Counters {
             late: g(&self.late),
             garbage: g(&self.garbage),
             foreign: g(&self.foreign),
+            probation: g(&self.probation),
             dtmf: g(&self.dtmf),
             send_errors: g(&self.send_errors),
             record_dropped: g(&self.record_dropped),
@@ -224,7 +239,10 @@ enum Owner {
 struct TxState {
     stream: TxStream,
     remote: Option<RemoteMedia>,
-    /// Latched source, else the SDP address.
+    /// The peer as signalled (as the leg task's [`SourceGuard`] sees it).
+    peer: Option<SignalledPeer>,
+    /// The learnt source, else the SDP address (never an unverified
+    /// source).
     dest: Option<SocketAddr>,
     owner: Owner,
 }
@@ -233,7 +251,8 @@ impl TxState {
     /// Destination and settings if the far end currently wants our media.
     fn sendable(&self) -> Option<(SocketAddr, RemoteMedia)> {
         let r = self.remote?;
-        if !r.direction.receives() {
+        // Held with c=0.0.0.0, or not receiving: send nothing.
+        if r.addr.is_none() || !r.direction.receives() {
             return None;
         }
         Some((self.dest?, r))
@@ -256,82 +275,6 @@ impl LegShared {
                 bump(&self.counters.bytes_out, n as u64);
             }
             Err(_) => bump(&self.counters.send_errors, 1),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Port allocation
-
-struct PortAllocator {
-    bind_ip: IpAddr,
-    min: u16,
-    max: u16,
-    state: Mutex<PortState>,
-}
-
-struct PortState {
-    in_use: HashSet<u16>,
-    cursor: u16,
-}
-
-/// Holds an allocated port; releases it when dropped.
-struct PortLease {
-    port: u16,
-    alloc: Arc<PortAllocator>,
-}
-
-impl Drop for PortLease {
-    fn drop(&mut self) {
-        self.alloc.state.lock().in_use.remove(&self.port);
-    }
-}
-
-impl PortAllocator {
-    fn first_even(&self) -> u16 {
-        self.min + (self.min & 1)
-    }
-
-    fn slots(&self) -> u32 {
-        (u32::from(self.max) - u32::from(self.first_even())) / 2 + 1
-    }
-
-    /// Binds a socket on the next free even port (round-robin, so a port is
-    /// not reused immediately after release).
-    fn allocate(self: &Arc<Self>) -> Result<(std::net::UdpSocket, PortLease), MediaError> {
-        let mut st = self.state.lock();
-        let base = self.first_even();
-        let slots = self.slots();
-        let mut last_err = None;
-        for _ in 0..slots {
-            let idx = u32::from(st.cursor) % slots;
-            st.cursor = ((idx + 1) % slots) as u16;
-            let port = (u32::from(base) + 2 * idx) as u16;
-            if st.in_use.contains(&port) {
-                continue;
-            }
-            let addr = SocketAddr::new(self.bind_ip, port);
-            match std::net::UdpSocket::bind(addr) {
-                Ok(sock) => {
-                    st.in_use.insert(port);
-                    return Ok((
-                        sock,
-                        PortLease {
-                            port,
-                            alloc: self.clone(),
-                        },
-                    ));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-                Err(e) => last_err = Some((addr, e)),
-            }
-        }
-        match last_err {
-            Some((addr, error)) => Err(MediaError::Bind { addr, error }),
-            None => Err(MediaError::PortsExhausted {
-                min: self.min,
-                max: self.max,
-            }),
         }
     }
 }
@@ -380,15 +323,11 @@ impl MediaEngine {
                 "rtp_timeout and event_capacity must be non-zero".into(),
             ));
         }
-        let ports = Arc::new(PortAllocator {
-            bind_ip: config.bind_ip,
-            min: config.port_min,
-            max: config.port_max,
-            state: Mutex::new(PortState {
-                in_use: HashSet::new(),
-                cursor: 0,
-            }),
-        });
+        let ports = Arc::new(PortAllocator::new(
+            config.bind_ip,
+            config.port_min,
+            config.port_max,
+        ));
         Ok(MediaEngine {
             inner: Arc::new(EngineInner {
                 config,
@@ -405,11 +344,12 @@ impl MediaEngine {
 
     /// Number of RTP ports currently held by open legs.
     pub fn ports_in_use(&self) -> usize {
-        self.inner.ports.state.lock().in_use.len()
+        self.inner.ports.in_use()
     }
 
-    /// Opens a leg on a free even port and starts its task. Must be called
-    /// within a tokio runtime. Returns the leg and its event receiver.
+    /// Opens a leg on a random free even port and starts its task. Must be
+    /// called within a tokio runtime. Returns the leg and its event
+    /// receiver.
     pub fn open_leg(&self) -> Result<(Leg, mpsc::Receiver<MediaEvent>), MediaError> {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
         let (std_sock, lease) = self.inner.ports.allocate()?;
@@ -426,6 +366,7 @@ impl MediaEngine {
             tx: Mutex::new(TxState {
                 stream: TxStream::new(),
                 remote: None,
+                peer: None,
                 dest: None,
                 owner: Owner::Local,
             }),
@@ -434,7 +375,7 @@ impl MediaEngine {
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel(self.inner.config.event_capacity);
-        let task = LegTask::new(shared.clone(), cmd_rx, ev_tx, self.inner.config.rtp_timeout);
+        let task = LegTask::new(shared.clone(), cmd_rx, ev_tx, &self.inner.config, port);
         let join = rt.spawn(task.run());
         Ok((
             Leg {
@@ -517,13 +458,22 @@ impl Leg {
         self.shared.tx.lock().stream.ssrc()
     }
 
-    /// Sets (or updates, on re-INVITE) the negotiated remote media. Resets
-    /// latching and re-arms the inactivity timeout.
+    /// Sets (or updates, on re-INVITE/UPDATE) the negotiated remote media
+    /// and re-arms the inactivity timeout. The first call, and any call
+    /// naming another peer (SDP address or signalling IP changed), starts
+    /// source learning afresh and sends to the SDP address until a source
+    /// is learnt; a call naming the same peer (refresh, hold and resume,
+    /// codec change) keeps the learnt source. A hold with `c=0.0.0.0`
+    /// stops sending and keeps the peer.
     pub fn set_remote(&self, remote: RemoteMedia) -> Result<(), MediaError> {
         {
             let mut tx = self.shared.tx.lock();
+            let peer = SignalledPeer::next(tx.peer, remote.addr, remote.signalling_ip);
+            if tx.peer != Some(peer) {
+                tx.dest = remote.addr;
+            }
+            tx.peer = Some(peer);
             tx.remote = Some(remote);
-            tx.dest = remote.addr;
         }
         self.send(Command::SetRemote(remote))
     }
@@ -654,8 +604,15 @@ struct LegTask {
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<MediaEvent>,
     timeout: Duration,
+    /// Our RTP port (logs).
+    port: u16,
     remote: Option<RemoteMedia>,
-    latched: Option<SocketAddr>,
+    guard: SourceGuard,
+    /// Foreign source IPs already logged.
+    foreign_logged: [Option<IpAddr>; FOREIGN_LOG_MAX],
+    /// Whether the line saying further foreign sources are not logged was
+    /// written.
+    foreign_log_full: bool,
     last_rx: Option<Instant>,
     /// When the inactivity timeout was armed; `None` = disarmed.
     armed_at: Option<Instant>,
@@ -673,15 +630,19 @@ impl LegTask {
         shared: Arc<LegShared>,
         cmd_rx: mpsc::UnboundedReceiver<Command>,
         events: mpsc::Sender<MediaEvent>,
-        timeout: Duration,
+        config: &MediaConfig,
+        port: u16,
     ) -> Box<Self> {
         Box::new(LegTask {
             shared,
             cmd_rx,
             events,
-            timeout,
+            timeout: config.rtp_timeout,
+            port,
             remote: None,
-            latched: None,
+            guard: SourceGuard::new(config.probation),
+            foreign_logged: [None; FOREIGN_LOG_MAX],
+            foreign_log_full: false,
             last_rx: None,
             armed_at: None,
             received_any: false,
@@ -799,7 +760,11 @@ impl LegTask {
         match cmd {
             Command::SetRemote(r) => {
                 self.remote = Some(r);
-                self.latched = None;
+                if self.guard.signal(r.addr, r.signalling_ip) {
+                    // A new peer: learn again; until then, send where SDP
+                    // says (a source learnt meanwhile is forgotten).
+                    self.shared.tx.lock().dest = r.addr;
+                }
                 self.armed_at = r.direction.sends().then(Instant::now);
             }
             Command::Play(list) => {
@@ -921,35 +886,39 @@ impl LegTask {
             return false;
         };
         let Some(remote) = self.remote else {
-            // No SDP yet: cannot validate nor latch.
+            // No SDP yet: cannot validate nor learn.
             bump(&c.garbage, 1);
             return false;
         };
         let pt = pkt.payload_type();
         let is_audio = pt == remote.payload_type;
         let is_dtmf = Some(pt) == remote.dtmf_payload_type;
-        if !is_audio && !is_dtmf {
-            if pt != rtp::PT_COMFORT_NOISE {
-                bump(&c.garbage, 1);
-            }
+        let is_cn = pt == rtp::PT_COMFORT_NOISE;
+        if !is_audio && !is_dtmf && !is_cn {
+            bump(&c.garbage, 1);
             return false;
         }
-        let now = Instant::now();
-        // Symmetric RTP latching.
-        if self.latched != Some(src) {
-            let may_latch = match (self.latched, self.last_rx) {
-                (None, _) => true,
-                (Some(_), Some(t)) => now.saturating_duration_since(t) >= RELATCH_AFTER,
-                (Some(_), None) => true,
-            };
-            if !may_latch {
-                bump(&c.foreign, 1);
+        // Strict source: only the learnt source's packets go further;
+        // comfort noise and DTMF from it are signs of life like audio.
+        match self
+            .guard
+            .check(src, pkt.ssrc(), pkt.sequence_number().into())
+        {
+            Verdict::Accept => {}
+            Verdict::Learned(addr) => self.learnt(addr, false, &remote),
+            Verdict::Moved(addr) => self.learnt(addr, true, &remote),
+            Verdict::Probation => {
+                bump(&c.probation, 1);
                 return false;
             }
-            self.latched = Some(src);
-            self.shared.tx.lock().dest = Some(src);
-            self.emit(MediaEvent::Latched(src));
+            Verdict::Foreign(kind) => {
+                bump(&c.foreign, 1);
+                self.log_foreign(src, kind, &remote);
+                return false;
+            }
         }
+        let c = &self.shared.counters;
+        let now = Instant::now();
         bump(&c.packets_in, 1);
         bump(&c.bytes_in, data.len() as u64);
         self.last_rx = Some(now);
@@ -964,6 +933,9 @@ impl LegTask {
                 bump(&c.dtmf, 1);
                 self.emit(MediaEvent::Dtmf(d));
             }
+        } else if !is_audio {
+            // Comfort noise: a sign of life (timeout, source), never
+            // recorded nor relayed.
         } else if let Some(r) = self.recorder.as_mut() {
             if !r.push(remote.codec, pkt.payload()) {
                 if let Some(r) = self.recorder.take() {
@@ -972,7 +944,7 @@ impl LegTask {
                 }
             }
         }
-        if let Some(peer) = &self.peer {
+        if let Some(peer) = self.peer.as_ref().filter(|_| !is_cn) {
             let mut tx = peer.shared.tx.lock();
             if tx.owner == Owner::Bridge(peer.id) {
                 if let Some((dest, out)) = tx.sendable() {
@@ -1008,5 +980,62 @@ impl LegTask {
             return true;
         }
         false
+    }
+
+    /// A source was learnt (or the locked stream moved, `moved`): send
+    /// there from now on.
+    #[cold]
+    fn learnt(&mut self, addr: SocketAddr, moved: bool, remote: &RemoteMedia) {
+        self.shared.tx.lock().dest = Some(addr);
+        if moved {
+            tracing::info!(
+                event = "rtp.source_moved",
+                port = self.port,
+                source = %addr,
+                "RTP stream continued from a new address (NAT rebinding): now locked there"
+            );
+        } else {
+            tracing::debug!(
+                event = "rtp.learnt",
+                port = self.port,
+                source = %addr,
+                sdp = ?remote.addr,
+                "RTP source learnt"
+            );
+        }
+        self.emit(MediaEvent::Latched(addr));
+    }
+
+    /// Logs a refused source: once per source IP, for at most
+    /// [`FOREIGN_LOG_MAX`] IPs per leg, then one line saying the rest are
+    /// only counted. Never per packet.
+    #[cold]
+    fn log_foreign(&mut self, src: SocketAddr, kind: ForeignKind, remote: &RemoteMedia) {
+        let ip = src.ip();
+        if self.foreign_log_full || self.foreign_logged.contains(&Some(ip)) {
+            return;
+        }
+        match self.foreign_logged.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => {
+                *slot = Some(ip);
+                tracing::warn!(
+                    event = "rtp.foreign_source",
+                    port = self.port,
+                    source = %src,
+                    reason = kind.as_str(),
+                    locked = ?self.guard.locked(),
+                    sdp = ?remote.addr,
+                    "RTP from a source this leg does not accept: dropped (counted, not logged again for this address)"
+                );
+            }
+            None => {
+                self.foreign_log_full = true;
+                tracing::warn!(
+                    event = "rtp.foreign_sources_suppressed",
+                    port = self.port,
+                    "RTP from more foreign sources: dropped and counted, no longer logged for this leg"
+                );
+            }
+        }
     }
 }

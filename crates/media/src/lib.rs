@@ -6,19 +6,23 @@
 //!   [`prompts`]: the default French prompts embedded in the binary and the
 //!   queue announcement composer.
 //! * [`sdp`]: offer/answer parsing, negotiation and building.
-//! * [`MediaEngine`] / [`Leg`]: RTP legs with playout, DTMF, symmetric
-//!   latching, inactivity timeout, bridging and recording; events arrive as
-//!   [`MediaEvent`]s on a per-leg channel.
+//! * [`MediaEngine`] / [`Leg`]: RTP legs on random even ports with
+//!   playout, DTMF, strict source learning, inactivity timeout, bridging
+//!   and recording; events arrive as [`MediaEvent`]s on a per-leg channel.
+//! * [`source`]: which source a leg accepts media from and sends to
+//!   (probation, lock, re-learning on signalled changes, NAT rebinding).
 //! * [`rtp`]: the allocation-free per-packet building blocks.
 #![deny(missing_docs)]
 
 mod engine;
 pub mod g711;
+mod ports;
 pub mod prompt;
 pub mod prompts;
 mod record;
 pub mod rtp;
 pub mod sdp;
+pub mod source;
 
 pub use engine::{
     bridge, unbridge, Leg, LegStats, MediaConfig, MediaEngine, MediaError, MediaEvent,

@@ -6,7 +6,7 @@
 //! They are public so that they can be benchmarked and reused, but a switch
 //! normally only uses them through [`crate::Leg`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rtp_rs::RtpReader;
@@ -23,12 +23,19 @@ pub const SAMPLES_PER_FRAME: u32 = 160;
 /// Payload type of RFC 3389 comfort noise (never relayed, never recorded).
 pub const PT_COMFORT_NOISE: u8 = 13;
 
-/// What the far end of a leg negotiated (from SDP): where and how to send.
+/// What the far end of a leg negotiated (from SDP), and where its
+/// signalling came from: where and how to send, whom to accept media from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteMedia {
-    /// Address from SDP; `None` when on hold with `c=0.0.0.0`. Symmetric RTP
-    /// latching overrides it with the source of the packets received.
+    /// Address from SDP; `None` when on hold with `c=0.0.0.0`. Media is
+    /// sent there until the leg learns the peer's real source (symmetric
+    /// RTP, see [`crate::source`]), which then replaces it.
     pub addr: Option<SocketAddr>,
+    /// The IP the peer's SIP signalling came from (the INVITE's source for
+    /// a caller, the registered contact's source for an agent). A leg
+    /// learns its source only from this IP or `addr`'s: a softphone behind
+    /// NAT writes a private address in SDP but sends from its public one.
+    pub signalling_ip: Option<IpAddr>,
     /// G.711 law on this leg.
     pub codec: Codec,
     /// Payload type of that codec on this leg.
@@ -46,6 +53,7 @@ impl RemoteMedia {
     pub fn new(addr: SocketAddr, codec: Codec) -> Self {
         RemoteMedia {
             addr: Some(addr),
+            signalling_ip: None,
             codec,
             payload_type: codec.static_payload_type(),
             dtmf_payload_type: None,
@@ -58,12 +66,20 @@ impl RemoteMedia {
         self.dtmf_payload_type = Some(pt);
         self
     }
+
+    /// Same, with the IP the peer's signalling came from (`None` when
+    /// unknown: the leg then learns its source from the SDP address only).
+    pub fn with_signalling(mut self, ip: Option<IpAddr>) -> Self {
+        self.signalling_ip = ip;
+        self
+    }
 }
 
 impl From<&Negotiated> for RemoteMedia {
     fn from(n: &Negotiated) -> Self {
         RemoteMedia {
             addr: n.remote,
+            signalling_ip: None,
             codec: n.codec,
             payload_type: n.payload_type,
             dtmf_payload_type: n.dtmf_payload_type,

@@ -50,6 +50,7 @@ async fn same_codec_payloads_pass_unchanged_both_ways() {
     b.set_remote(remote_pcmu(&pb)).unwrap();
     bridge(&a, &b).unwrap();
 
+    probation_prefix(&pa, a.local_addr(), 0, 0xAAAA, 65530).await;
     let sent = send_audio(&pa, a.local_addr(), Codec::Pcmu, 0, 0xAAAA, 65530, 20).await;
     let got = recv_n(&pb, 20).await;
     assert_coherent(&got, 0);
@@ -59,6 +60,7 @@ async fn same_codec_payloads_pass_unchanged_both_ways() {
         assert_eq!(s, &g.payload);
     }
 
+    probation_prefix(&pb, b.local_addr(), 0, 0xBBBB, 7).await;
     let sent = send_audio(&pb, b.local_addr(), Codec::Pcmu, 0, 0xBBBB, 7, 20).await;
     let got = recv_n(&pa, 20).await;
     assert_coherent(&got, 0);
@@ -103,6 +105,7 @@ async fn pcmu_and_pcma_are_transcoded_within_quantisation() {
             }
         }
     };
+    probation_prefix(&pa, a.local_addr(), 0, 1, 100).await;
     let sent = send_audio(&pa, a.local_addr(), Codec::Pcmu, 0, 1, 100, 15).await;
     let got = recv_n(&pb, 15).await;
     assert_coherent(&got, 110);
@@ -113,6 +116,7 @@ async fn pcmu_and_pcma_are_transcoded_within_quantisation() {
         .collect();
     assert!(rms(&pcm) > 3000.0);
 
+    probation_prefix(&pb, b.local_addr(), 110, 2, 100).await;
     let sent = send_audio(&pb, b.local_addr(), Codec::Pcma, 110, 2, 100, 15).await;
     let got = recv_n(&pa, 15).await;
     assert_coherent(&got, 0);
@@ -132,6 +136,7 @@ async fn telephone_events_are_relayed_with_the_other_legs_payload_type() {
     bridge(&a, &b).unwrap();
 
     // One key press: 3 updates and 3 end packets, same timestamp.
+    probation_prefix(&pa, a.local_addr(), 0, 9, 10).await;
     let ts = 48000;
     let mut sent = Vec::new();
     for (i, (end, dur)) in [

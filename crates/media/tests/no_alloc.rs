@@ -9,6 +9,7 @@ use permanence_media::rtp::{
     build_playout_packet, relay_packet, DtmfDetector, InLeg, OutLeg, Player, SeqTracker, TxStream,
     MAX_PACKET,
 };
+use permanence_media::source::{SourceGuard, Verdict};
 use permanence_media::{g711, Codec, FrenchPrompts, Playlist};
 use rtp_rs::{RtpPacketBuilder, RtpReader};
 
@@ -73,11 +74,27 @@ fn hot_paths_do_not_allocate() {
     let mut buf = [0u8; MAX_PACKET];
     let mut pcm = [0i16; 160];
     let mut sent = 0usize;
+    let peer: std::net::SocketAddr = "192.0.2.10:4000".parse().unwrap();
+    let outsider: std::net::SocketAddr = "[2001:db8::66]:5000".parse().unwrap();
+    let mut guard = SourceGuard::new(3);
+    let mut accepted = 0usize;
+    let mut k = 0u16;
     let n = allocations_during(|| {
         let now = Instant::now();
         for round in 0..200 {
+            // Every round re-learns (a signalled change), so probation,
+            // learning, lock and refusals are all exercised.
+            guard.signal(
+                Some(peer),
+                Some(std::net::IpAddr::from([10, 0, 0, round as u8])),
+            );
             for p in &packets {
                 let Ok(r) = RtpReader::new(p) else { continue };
+                k = k.wrapping_add(1);
+                let _ = guard.check(outsider, r.ssrc(), k);
+                if matches!(guard.check(peer, r.ssrc(), k), Verdict::Accept) {
+                    accepted += 1;
+                }
                 seq.on_packet(r.ssrc(), r.sequence_number().into());
                 if r.payload_type() == 101 {
                     dtmf.on_packet(r.timestamp(), r.payload());
@@ -95,6 +112,7 @@ fn hot_paths_do_not_allocate() {
         }
     });
     assert!(sent > 0);
+    assert!(accepted > 0);
     assert_eq!(n, 0, "allocations on the packet path");
     // The counter works (guards against a test that cannot fail).
     assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))) >= 1);

@@ -94,6 +94,7 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
         bytes_out: 172_017_200,
         lost: 120,
         late: 40,
+        foreign: 3,
     });
     m.set_active_calls(420);
     m.set_registered_contacts(700);

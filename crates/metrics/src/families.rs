@@ -28,6 +28,7 @@ pub(crate) struct Families {
     pub rtp_bytes: IntCounterVec,
     pub rtp_lost: IntCounter,
     pub rtp_late: IntCounter,
+    pub rtp_foreign: IntCounter,
     // Service.
     pub build_info: IntGaugeVec,
     pub records_dropped: IntCounter,
@@ -137,6 +138,11 @@ impl Families {
                 "permanence_rtp_late_packets_total",
                 "RTP packets received late, out of order or duplicated.",
             )?,
+            rtp_foreign: counter(
+                r,
+                "permanence_rtp_foreign_packets_total",
+                "RTP packets dropped because they came from a source the call's media leg does not accept (hijack attempts, stray streams).",
+            )?,
             build_info: int_gauge_vec(
                 r,
                 "permanence_build_info",
@@ -199,6 +205,7 @@ impl Families {
             g(&self.rtp_bytes),
             g(&self.rtp_lost),
             g(&self.rtp_late),
+            g(&self.rtp_foreign),
             g(&self.build_info),
             g(&self.records_dropped),
             g(&self.calls_interrupted),

@@ -464,6 +464,7 @@ impl Metrics {
         self.rtp_bytes[1].inc_by(d.bytes_out);
         self.f.rtp_lost.inc_by(d.lost);
         self.f.rtp_late.inc_by(d.late);
+        self.f.rtp_foreign.inc_by(d.foreign);
     }
 
     // -------------------------------------------------------------- service

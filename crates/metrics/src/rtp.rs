@@ -2,7 +2,8 @@
 
 /// RTP counts of one media leg (or a sum of legs), with the same fields as
 /// the media engine's `LegStats` (`packets_in`, `bytes_in`, `packets_out`,
-/// `bytes_out`, `lost`, `late`): the engine copies them field by field.
+/// `bytes_out`, `lost`, `late`, `foreign`): the engine copies them field by
+/// field.
 ///
 /// The legs' counters are cumulative; metrics counters take increments.
 /// Report each leg's final stats when it closes, or, to see live calls move
@@ -22,6 +23,10 @@ pub struct RtpTotals {
     pub lost: u64,
     /// Packets received late, out of order or duplicated.
     pub late: u64,
+    /// Packets dropped because they came from a source the leg does not
+    /// accept (not the call's peer, or not its learnt source): hijack
+    /// attempts and stray streams.
+    pub foreign: u64,
 }
 
 /// Sums legs: `total += leg`.
@@ -33,6 +38,7 @@ impl std::ops::AddAssign for RtpTotals {
         self.bytes_out += o.bytes_out;
         self.lost += o.lost;
         self.late += o.late;
+        self.foreign += o.foreign;
     }
 }
 
@@ -47,6 +53,7 @@ impl RtpTotals {
             bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
             lost: self.lost.saturating_sub(earlier.lost),
             late: self.late.saturating_sub(earlier.late),
+            foreign: self.foreign.saturating_sub(earlier.foreign),
         }
     }
 }
@@ -63,6 +70,7 @@ mod tests {
             bytes_out: 4 * n,
             lost: 5 * n,
             late: 6 * n,
+            foreign: 7 * n,
         }
     }
 

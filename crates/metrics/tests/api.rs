@@ -338,6 +338,7 @@ fn rtp_counters_add_increments() {
         bytes_out: 15_480,
         lost: 2,
         late: 1,
+        foreign: 0,
     };
     m.rtp_add(&first);
     let later = RtpTotals {
@@ -347,6 +348,7 @@ fn rtp_counters_add_increments() {
         bytes_out: 24_080,
         lost: 3,
         late: 1,
+        foreign: 40,
     };
     m.rtp_add(&later.delta_since(&first));
     let s = series(&m);
@@ -369,6 +371,7 @@ fn rtp_counters_add_increments() {
     );
     assert_eq!(g("permanence_rtp_lost_packets_total"), Some("3"));
     assert_eq!(g("permanence_rtp_late_packets_total"), Some("1"));
+    assert_eq!(g("permanence_rtp_foreign_packets_total"), Some("40"));
     assert_eq!(first.delta_since(&later), RtpTotals::default());
 }
 

@@ -96,6 +96,7 @@ fn populated_metrics_render_like_the_encoder() {
         bytes_out: 2064,
         lost: 1,
         late: 2,
+        foreign: 5,
     });
     m.set_active_calls(3);
     m.set_registered_contacts(4);

@@ -13,6 +13,7 @@ use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReas
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::Transaction;
+use std::net::IpAddr;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -29,6 +30,9 @@ pub struct Caller {
     pub media_events: mpsc::Receiver<MediaEvent>,
     session: LocalSession,
     negotiated: Negotiated,
+    /// Where the carrier's INVITE came from: RTP is learnt from there or
+    /// from the SDP address only.
+    signalling_ip: Option<IpAddr>,
 }
 
 impl Caller {
@@ -48,6 +52,7 @@ impl Caller {
                 return None;
             }
         };
+        let signalling_ip = crate::signalling_ip(&tx);
         let (media, media_events) = match ctx.media.engine.open_leg() {
             Ok(x) => x,
             Err(e) => {
@@ -80,6 +85,7 @@ impl Caller {
             media_events,
             session: LocalSession::new(ctx.media.advertise),
             negotiated,
+            signalling_ip,
         })
     }
 
@@ -108,13 +114,16 @@ impl Caller {
             &self.negotiated,
             Direction::SendRecv,
         );
-        self.media
-            .set_remote(RemoteMedia::from(&self.negotiated))
-            .is_ok()
+        self.media.set_remote(self.remote(&self.negotiated)).is_ok()
             && self
                 .dialog
                 .accept(Some(headers), Some(sdp.into_bytes()))
                 .is_ok()
+    }
+
+    /// The caller's media as negotiated, with the INVITE's source.
+    fn remote(&self, n: &Negotiated) -> RemoteMedia {
+        RemoteMedia::from(n).with_signalling(self.signalling_ip)
     }
 
     /// Sends BYE.
@@ -184,7 +193,7 @@ impl Caller {
         match offered {
             Some(n) => {
                 let sdp = build_answer(&mut self.session, port, &n, Direction::SendRecv);
-                let _ = self.media.set_remote(RemoteMedia::from(&n));
+                let _ = self.media.set_remote(self.remote(&n));
                 (StatusCode::OK, Some(sdp))
             }
             None if body.is_empty() => {

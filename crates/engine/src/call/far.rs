@@ -82,6 +82,7 @@ pub fn rtp_totals(s: &permanence_media::LegStats) -> RtpTotals {
         bytes_out: s.bytes_out,
         lost: s.lost,
         late: s.late,
+        foreign: s.foreign,
     }
 }
 

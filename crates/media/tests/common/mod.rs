@@ -34,6 +34,30 @@ pub async fn peer() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").await.unwrap()
 }
 
+/// A socket on another loopback address (`127.0.0.3`: an attacker, or a
+/// NAT's new public address); Linux routes all of 127/8 to `lo`.
+pub async fn peer_at(ip: &str) -> UdpSocket {
+    UdpSocket::bind((ip, 0)).await.unwrap()
+}
+
+/// Packets a new source sends before a leg accepts its media (the default
+/// probation); the first `PROBATION - 1` of them are dropped.
+pub const PROBATION: u16 = permanence_media::source::DEFAULT_PROBATION as u16;
+
+/// Has `from` learnt by the leg at `to` ahead of a stream: sends the
+/// `PROBATION - 1` packets (SSRC `ssrc`, payload type `pt`) that precede
+/// sequence number `next_seq`. The leg drops them; the stream's first
+/// packet then completes the probation and is the first one processed.
+pub async fn probation_prefix(from: &UdpSocket, to: SocketAddr, pt: u8, ssrc: u32, next_seq: u16) {
+    for k in (1..PROBATION).rev() {
+        let seq = next_seq.wrapping_sub(k);
+        from.send_to(&rtp(pt, seq, 0, ssrc, false, &[0xFF; 160]), to)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+}
+
 /// The loopback address of a leg (its advertised address is 127.0.0.1 here).
 pub fn leg_addr(leg: &Leg) -> SocketAddr {
     leg.local_addr()
