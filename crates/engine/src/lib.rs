@@ -54,15 +54,19 @@ use rsipstack::transaction::Transaction;
 /// Methods we answer (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
 
-/// The IP a transaction's request came from (its connection's remote
-/// address): the peer's signalling source, from which its RTP is also
-/// accepted (see `permanence_media::source`).
-pub(crate) fn signalling_ip(tx: &Transaction) -> Option<std::net::IpAddr> {
+/// Where a transaction's request came from (its connection's remote
+/// address).
+pub(crate) fn source_of(tx: &Transaction) -> Option<std::net::SocketAddr> {
     tx.connection
         .as_ref()
         .and_then(|c| c.get_remote_addr())
         .and_then(|a| a.get_socketaddr().ok())
-        .map(|a| a.ip())
+}
+
+/// The IP a transaction's request came from: the peer's signalling source,
+/// from which its RTP is also accepted (see `permanence_media::source`).
+pub(crate) fn signalling_ip(tx: &Transaction) -> Option<std::net::IpAddr> {
+    source_of(tx).map(|a| a.ip())
 }
 
 /// Answers a transaction; a failure to send is only logged (the peer

@@ -5,7 +5,7 @@
 use crate::call::{self, IncomingCall};
 use crate::features;
 use crate::switch::Switch;
-use crate::{reply, ALLOW};
+use crate::{reply, source_of, ALLOW};
 use permanence_numbers::{mask, Country};
 use permanence_sip::registrar::{AuthResult, RegisterOutcome};
 use permanence_sip::{extract, intake};
@@ -16,14 +16,6 @@ use rsipstack::transaction::Transaction;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::{debug, info, warn};
-
-/// Where a transaction's request came from.
-fn source_of(tx: &Transaction) -> Option<SocketAddr> {
-    tx.connection
-        .as_ref()
-        .and_then(|c| c.get_remote_addr())
-        .and_then(|a| a.get_socketaddr().ok())
-}
 
 /// Routes a new transaction: REGISTER to the registrar, a new INVITE to a
 /// call (carrier) or a feature code (agent), in-dialog requests to their
