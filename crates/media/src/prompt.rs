@@ -100,7 +100,7 @@ impl Prompt {
     }
 
     /// Loads an 8 kHz mono 16-bit PCM WAV image held in memory (errors name
-    /// it "<memory>"; see [`Prompt::from_wav_bytes_named`]).
+    /// it `<memory>`; see [`Prompt::from_wav_bytes_named`]).
     pub fn from_wav_bytes(bytes: &[u8]) -> Result<Self, PromptError> {
         Self::from_wav_bytes_named("<memory>", bytes)
     }
