@@ -1,5 +1,5 @@
 //! Driver of the dispatcher core: one tokio task owns the
-//! [`Dispatcher`](permanence_acd::Dispatcher); call tasks, the registrar and
+//! [`Dispatcher`]; call tasks, the registrar and
 //! the admin side talk to it through a channel, and it routes the
 //! dispatcher's actions to the call tasks and its events to logs and
 //! observers (metrics, call records).

@@ -3,7 +3,7 @@
 //! Where things are:
 //!
 //! - [`startup`] starts and stops the engine ([`Engine`]), [`reload`]
-//!   re-reads the configuration, [`routing`] sends each new SIP transaction
+//!   re-reads the configuration, `routing` sends each new SIP transaction
 //!   where it belongs; [`switch`] is the running engine as a whole, which
 //!   only those three and [`admin`] see;
 //! - [`context`]: what each driver gets ([`context::SipContext`] for legs,

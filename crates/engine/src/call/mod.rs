@@ -3,13 +3,13 @@
 //! A [`CallDriver`] owns everything of the call: the call core
 //! ([`permanence_call::Call`]), the caller's side ([`caller`]), the far side
 //! ([`far`]: the telesecretary or the practitioner's number), the
-//! dispatcher's command channel, the voicemail recording ([`voicemail`])
+//! dispatcher's command channel, the voicemail recording (`voicemail.rs`)
 //! and the call's record ([`record`]). Its loop waits for the next input
 //! from one of those sources, hands it to the core through one handler per
 //! source, then carries out the core's outputs: actions through
-//! [`CallDriver::apply`] (in [`actions`]), events to the observers (the
+//! `CallDriver::apply` (in `actions.rs`), events to the observers (the
 //! call record, the live view, the log). The far side is closed in one
-//! place, [`CallDriver::close_far`].
+//! place, `CallDriver::close_far`.
 
 mod actions;
 pub mod caller;
