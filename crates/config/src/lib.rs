@@ -56,7 +56,7 @@ pub use model::{
     Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind,
     OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
     RegistrarConfig, Routing, RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, Strategy,
-    Triage, TriageOption, Trunk,
+    TlsFiles, Triage, TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 

@@ -78,8 +78,26 @@ struct Head<'a> {
     content_length: Option<&'a str>,
 }
 
-/// Header lines with folding undone is not needed for the few headers we
-/// copy; folded lines are ignored (they belong to the previous header).
+/// The lines of a header section with folding undone (RFC 3261 §7.3.1: a
+/// line starting with SP or HT continues the previous one; the line break
+/// and the leading whitespace count as one SP).
+fn unfold_lines(head: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in head.lines().map(|l| l.trim_end_matches('\r')) {
+        // The start line cannot be continued.
+        let folded = (line.starts_with(' ') || line.starts_with('\t')) && out.len() > 1;
+        match out.last_mut() {
+            Some(prev) if folded => {
+                prev.push(' ');
+                prev.push_str(line.trim_start());
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    out
+}
+
+/// Reads the headers a stateless response copies, from unfolded lines.
 fn read_head<'a>(lines: &[&'a str]) -> Head<'a> {
     let mut h = Head {
         vias: Vec::new(),
@@ -205,7 +223,8 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
     let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
         return Verdict::Drop("header section is not UTF-8");
     };
-    let lines: Vec<&str> = head.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let unfolded = unfold_lines(head);
+    let lines: Vec<&str> = unfolded.iter().map(String::as_str).collect();
     let Some(start) = lines.first() else {
         return Verdict::Drop("empty message");
     };
@@ -288,18 +307,7 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
 }
 
 fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, i + 4));
-    let lf = buf
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| (i, i + 2));
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
+    crate::stream::blank_line(buf)
 }
 
 /// A response to a well-formed request, sent without a transaction (the
@@ -315,7 +323,8 @@ pub fn stateless_reply(
 ) -> Option<Vec<u8>> {
     let head_end = find_blank_line(buf).map_or(buf.len(), |x| x.0);
     let head = std::str::from_utf8(buf.get(..head_end)?).ok()?;
-    let lines: Vec<&str> = head.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let unfolded = unfold_lines(head);
+    let lines: Vec<&str> = unfolded.iter().map(String::as_str).collect();
     let h = read_head(lines.get(1..).unwrap_or(&[]));
     build_response(code, reason, &h, source, "sl", extra, server)
 }
@@ -395,6 +404,21 @@ impl FrontDoor {
     /// Replaces the gate's limits (reload).
     pub fn set_settings(&self, settings: GateSettings) {
         self.gate.lock().set_settings(settings);
+    }
+
+    /// Whether `ip` is trusted (a trunk or a trusted network).
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        (self.trusted)(ip)
+    }
+
+    /// Whether `ip` is banned now (never for a trusted source).
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        !self.is_trusted(ip) && self.gate.lock().is_banned(ip, self.origin.elapsed())
+    }
+
+    /// The Server header of stateless responses.
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     /// Number of source addresses the gate tracks.
@@ -683,6 +707,17 @@ mod tests {
         // Without a CSeq no response can be matched by the client: dropped.
         let m = msg("INVITE sip:b@h SIP/2.0", "", "", Some("0"));
         assert!(matches!(check_datagram(&m, src()), Verdict::Drop(_)));
+    }
+
+    #[test]
+    fn folded_headers_are_unfolded() {
+        // RFC 4475 §3.1.1.1 (wsinv) folds its CSeq over two lines.
+        let m = b"INVITE sip:b@h SIP/2.0\r\nVia  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw\r\nFrom: <sip:a@h>\r\n  ;\r\n  tag = 98asjd8\r\nTO :\r\n sip:b@h ;   tag    = 1918181833n\r\nCall-ID: c1\r\ncseq: 0009\r\n  INVITE\r\nContent-Length   : 0\r\n\r\n";
+        assert_eq!(check_datagram(m, src()), Verdict::Pass);
+        let r = stateless_reply(m, src(), 401, "Unauthorized", &[], "").expect("reply");
+        let text = String::from_utf8(r).expect("utf8");
+        assert!(text.contains("CSeq: 0009 INVITE\r\n"), "{text}");
+        assert!(text.contains("Via: SIP  /   2.0 /UDP 192.0.2.2;branch=390skdjuw;received=127.0.0.1\r\n"), "{text}");
     }
 
     proptest::proptest! {
