@@ -105,6 +105,8 @@ pub struct TestConfig {
     pub main: toml::Table,
     pub dialplans: Vec<(String, toml::Table)>,
     pub sip_port: u16,
+    /// SIP over TLS.
+    pub tls_port: u16,
     pub http_port: u16,
     pub rtp: (u16, u16),
     /// Scratch directory for files the configuration refers to (generated
@@ -118,6 +120,7 @@ impl TestConfig {
         let root = repo();
         let mut main = load_toml(&root.join("config/permanence.toml"));
         let sip_port = free_port();
+        let tls_port = free_port();
         let http_port = free_port();
         let rtp = free_rtp_range(40);
         {
@@ -132,6 +135,10 @@ impl TestConfig {
             sip.insert(
                 "listen_tcp".into(),
                 toml::Value::Array(vec![format!("127.0.0.1:{sip_port}").into()]),
+            );
+            sip.insert(
+                "listen_tls".into(),
+                toml::Value::Array(vec![format!("127.0.0.1:{tls_port}").into()]),
             );
         }
         {
@@ -166,6 +173,7 @@ impl TestConfig {
             main,
             dialplans,
             sip_port,
+            tls_port,
             http_port,
             rtp,
             scratch: None,
@@ -315,6 +323,8 @@ pub struct Engine {
     child: Child,
     pub logs: Arc<Mutex<Vec<Value>>>,
     pub sip: SocketAddr,
+    /// SIP over TLS.
+    pub tls: SocketAddr,
     pub http: SocketAddr,
     pub rtp: (u16, u16),
     _dir: TempDir,
@@ -325,9 +335,25 @@ impl Engine {
     /// Starts the engine on `cfg` with extra CLI arguments; waits until it
     /// logs `engine.ready`.
     pub fn start(cfg: &TestConfig, extra: &[&str]) -> Self {
+        Self::start_limited(cfg, extra, None)
+    }
+
+    /// [`Engine::start`] with at most `nofile` open descriptors (`ulimit
+    /// -n`, set through `prlimit`) when given.
+    pub fn start_limited(cfg: &TestConfig, extra: &[&str], nofile: Option<u32>) -> Self {
         let dir = TempDir::new("engine");
         let path = cfg.write(dir.path());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permanence"))
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_permanence"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_permanence")),
+        };
+        let mut child = command
             .current_dir(dir.path())
             .arg("run")
             .arg("--config")
@@ -358,6 +384,7 @@ impl Engine {
             child,
             logs,
             sip: SocketAddr::from(([127, 0, 0, 1], cfg.sip_port)),
+            tls: SocketAddr::from(([127, 0, 0, 1], cfg.tls_port)),
             http: SocketAddr::from(([127, 0, 0, 1], cfg.http_port)),
             rtp: cfg.rtp,
             _dir: dir,

@@ -561,7 +561,8 @@ impl Conn {
         remote: &SipAddr,
         out_tx: &tokio::sync::mpsc::UnboundedSender<TransportEvent>,
     ) {
-        let parsed = match SipMessage::try_from(msg) {
+        let normalized = permanence_sip::guard::normalize(msg);
+        let parsed = match SipMessage::try_from(normalized.as_deref().unwrap_or(msg)) {
             Ok(m) => m,
             Err(e) => {
                 debug!(peer = %self.peer, error = %e, "unparsable SIP message dropped");
