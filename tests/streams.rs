@@ -234,7 +234,11 @@ fn at_the_descriptor_limit_udp_calls_still_work_and_the_log_stays_small() {
     let cap = common::capture_rtp(&rtp, Duration::from_millis(3000));
     let run = call.join().expect("sipp");
     assert!(run.success, "trunk call: {}\n{}", run.output, run.errors);
-    assert!(cap.packets.len() > 50, "audio flowed: {}", cap.packets.len());
+    assert!(
+        cap.packets.len() > 50,
+        "audio flowed: {}",
+        cap.packets.len()
+    );
     let (status, _) = common::http_get(&engine, "/healthz");
     assert_eq!(status, 200);
 
@@ -291,7 +295,8 @@ fn tls_connect(
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
         .map_err(std::io::Error::other)?
         .to_owned();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
     let sock = TcpStream::connect(addr)?;
     sock.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut stream = rustls::StreamOwned::new(conn, sock);
@@ -332,7 +337,11 @@ fn options_over_tls_and_certificate_reload_on_sighup() {
             .expect("key")
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600, "private key readable by its owner only");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "private key readable by its owner only"
+        );
     }
     let r = tls_options(&a, &cert_a, "tls1").expect("TLS OPTIONS");
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
@@ -446,7 +455,11 @@ fn full_call_to_a_softphone_registered_over_tls() {
     let ended = engine.wait_event("call.ended", Duration::from_secs(10));
     let _ = phone.kill();
     let _ = phone.wait();
-    assert!(answered.is_some(), "not answered over TLS\n{}", engine.dump());
+    assert!(
+        answered.is_some(),
+        "not answered over TLS\n{}",
+        engine.dump()
+    );
     assert!(run.success, "carrier: {}\n{}", run.output, run.errors);
     let ended = ended.expect("call ended");
     assert_eq!(field(&ended, "agent"), "alice", "{ended}");

@@ -81,8 +81,12 @@ const MESSAGES: &[(&str, Want)] = &[
 ];
 
 fn dat(name: &str) -> Vec<u8> {
-    std::fs::read(common::repo().join("tests/torture").join(format!("{name}.dat")))
-        .expect("torture message")
+    std::fs::read(
+        common::repo()
+            .join("tests/torture")
+            .join(format!("{name}.dat")),
+    )
+    .expect("torture message")
 }
 
 fn config() -> TestConfig {

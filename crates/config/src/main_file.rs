@@ -385,17 +385,15 @@ fn limits(ctx: &mut Ctx<'_>, r: &raw::Limits) -> SipLimits {
 fn tls_files(ctx: &mut Ctx<'_>, r: &raw::Tls) -> TlsFiles {
     const P: &str = "sip.tls";
     let d = TlsFiles::default();
-    let mut path = |name: &str, v: &Option<String>, default: &PathBuf| match v
-        .as_deref()
-        .map(str::trim)
-    {
-        None => default.clone(),
-        Some("") => {
-            ctx.err(&join(P, name), "must not be empty");
-            default.clone()
-        }
-        Some(p) => PathBuf::from(p),
-    };
+    let mut path =
+        |name: &str, v: &Option<String>, default: &PathBuf| match v.as_deref().map(str::trim) {
+            None => default.clone(),
+            Some("") => {
+                ctx.err(&join(P, name), "must not be empty");
+                default.clone()
+            }
+            Some(p) => PathBuf::from(p),
+        };
     let cert = path("cert", &r.cert, &d.cert);
     let key = path("key", &r.key, &d.key);
     match (&r.cert, &r.key) {

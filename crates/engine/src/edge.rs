@@ -3,6 +3,8 @@
 //! transaction endpoint and the dialog layer.
 
 use crate::admin::SipCounts;
+use crate::streams::{self, Kind, StreamFront, StreamSettings};
+use crate::tls::TlsServer;
 use permanence_metrics::{Metrics, SipMethod};
 use permanence_sip::guard::{FrontDoor, GuardStats, GuardedUdpSocket};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -11,8 +13,6 @@ use rsipstack::sip::SipMessage;
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::endpoint::{MessageInspector, TransportEventInspector};
 use rsipstack::transaction::{Endpoint, EndpointBuilder, TransactionReceiver};
-use crate::streams::{self, Kind, StreamFront, StreamSettings};
-use crate::tls::TlsServer;
 use rsipstack::transport::channel::ChannelConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::TransportLayer;
@@ -230,7 +230,11 @@ pub async fn start(
     let tls_server = match (tls.is_empty(), tls_server) {
         (true, _) => None,
         (false, Some(t)) => Some(t),
-        (false, None) => return Err(EdgeError::Stack("TLS listener without a certificate".into())),
+        (false, None) => {
+            return Err(EdgeError::Stack(
+                "TLS listener without a certificate".into(),
+            ))
+        }
     };
     for (addrs, name) in [(tcp, "tcp"), (tls, "tls")] {
         for addr in addrs {

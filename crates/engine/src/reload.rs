@@ -38,7 +38,9 @@ pub async fn reload(switch: &Arc<Switch>) -> Result<String, String> {
     switch.media.set_prompts(prompts);
     switch.registrations.set_settings(registrar_settings(&cfg));
     switch.door.set_settings(gate_settings(&cfg.sip.limits));
-    switch.streams.set_settings(stream_settings(&cfg.sip.limits));
+    switch
+        .streams
+        .set_settings(stream_settings(&cfg.sip.limits));
     reload_certificate(switch, &cfg);
     announce_new_agents(switch, &old, &cfg);
     let summary = format!(

@@ -531,11 +531,13 @@ impl Conn {
                     } else {
                         400
                     };
-                    let response = match check_datagram_as(head, self.peer, self.front.door.server())
-                    {
-                        permanence_sip::guard::Verdict::Respond { response, .. } => Some(response),
-                        _ => self.answer(head, code, reason),
-                    };
+                    let response =
+                        match check_datagram_as(head, self.peer, self.front.door.server()) {
+                            permanence_sip::guard::Verdict::Respond { response, .. } => {
+                                Some(response)
+                            }
+                            _ => self.answer(head, code, reason),
+                        };
                     if let Some(r) = response {
                         let _ = write(wr, &r).await;
                     }

@@ -424,7 +424,11 @@ const ADDRESS_HEADERS: [&str; 12] = [
 /// outside quoted strings and `<...>`: RFC 3261 allows it (`SEMI`, `EQUAL`,
 /// `COMMA`, `SLASH` are `SWS x SWS`), rsipstack's parser does not.
 fn compact(value: &str, via: bool) -> String {
-    let seps: &[char] = if via { &[';', '=', ',', '/'] } else { &[';', '=', ','] };
+    let seps: &[char] = if via {
+        &[';', '=', ',', '/']
+    } else {
+        &[';', '=', ',']
+    };
     let mut out = String::with_capacity(value.len());
     let mut in_quote = false;
     let mut escaped = false;
@@ -919,7 +923,12 @@ mod tests {
         let r = stateless_reply(m, src(), 401, "Unauthorized", &[], "").expect("reply");
         let text = String::from_utf8(r).expect("utf8");
         assert!(text.contains("CSeq: 0009 INVITE\r\n"), "{text}");
-        assert!(text.contains("Via: SIP  /   2.0 /UDP 192.0.2.2;branch=390skdjuw;received=127.0.0.1\r\n"), "{text}");
+        assert!(
+            text.contains(
+                "Via: SIP  /   2.0 /UDP 192.0.2.2;branch=390skdjuw;received=127.0.0.1\r\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -928,8 +937,14 @@ mod tests {
         let n = normalize(m).expect("rewritten");
         let text = String::from_utf8(n.clone()).expect("utf8");
         assert!(n.len() <= m.len());
-        assert!(text.contains("\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=390skdjuw\r\n"), "{text}");
-        assert!(text.contains("\r\nfrom: \"J \\\"\"  <sip:a@h>;tag=98asjd8\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=390skdjuw\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nfrom: \"J \\\"\"  <sip:a@h>;tag=98asjd8\r\n"),
+            "{text}"
+        );
         assert!(text.contains("\r\nTO: sip:b@h;tag=1n\r\n"), "{text}");
         assert!(text.contains("\r\ncseq: 0009 INVITE\r\n"), "{text}");
         assert!(text.contains("\r\nX-Other:  a ; b = c\r\n"), "{text}");
@@ -940,24 +955,44 @@ mod tests {
         };
         use rsipstack::sip::prelude::HeadersExt;
         assert_eq!(
-            req.from_header().and_then(|f| f.tag()).ok().flatten().map(|t| t.to_string()),
+            req.from_header()
+                .and_then(|f| f.tag())
+                .ok()
+                .flatten()
+                .map(|t| t.to_string()),
             Some("98asjd8".to_string())
         );
         // Already canonical: nothing to rewrite.
-        let m = msg("OPTIONS sip:b@h SIP/2.0", "CSeq: 1 OPTIONS\r\n", "", Some("0"));
+        let m = msg(
+            "OPTIONS sip:b@h SIP/2.0",
+            "CSeq: 1 OPTIONS\r\n",
+            "",
+            Some("0"),
+        );
         assert_eq!(normalize(&m), None);
     }
 
     #[test]
     fn invalid_parameters_and_quotes() {
         assert!(has_empty_element("SIP/2.0/UDP 192.0.2.15;;,;,,", true));
-        assert!(has_empty_element("\"Joe\" <sip:joe@example.org>;;;;", false));
+        assert!(has_empty_element(
+            "\"Joe\" <sip:joe@example.org>;;;;",
+            false
+        ));
         assert!(!has_empty_element("\"a;;b\" <sip:x@y;;z>;tag=1", false));
-        assert!(!has_empty_element("SIP/2.0/TCP a;branch=z9hG4bK1 , SIP/2.0/UDP b", true));
+        assert!(!has_empty_element(
+            "SIP/2.0/TCP a;branch=z9hG4bK1 , SIP/2.0/UDP b",
+            true
+        ));
         assert!(!has_empty_element("<sip:x@y>, <sip:z@w>", false));
         assert!(quotes_balanced("\"J Rosenberg \\\\\\\"\"  <sip:a@b>"));
         assert!(!quotes_balanced("\"Mr. J. User <sip:j.user@example.com>"));
-        let m = msg("INVITE <sip:b@h> SIP/2.0", "CSeq: 1 INVITE\r\n", "", Some("0"));
+        let m = msg(
+            "INVITE <sip:b@h> SIP/2.0",
+            "CSeq: 1 INVITE\r\n",
+            "",
+            Some("0"),
+        );
         assert_eq!(code(&check_datagram(&m, src())), Some(400));
     }
 
