@@ -158,6 +158,24 @@ fn connections_are_capped_per_source_and_idle_ones_closed() {
     assert!(trunk
         .iter_mut()
         .all(|c| !closed(c, Duration::from_millis(100))));
+    // What metrics show.
+    let (_, text) = common::http_get(&engine, "/metrics");
+    assert_eq!(
+        common::metric(
+            &text,
+            "permanence_sip_connections_refused_total{reason=\"per_source\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        common::metric(
+            &text,
+            "permanence_sip_connections_closed_total{reason=\"idle\"}"
+        )
+        .is_some_and(|n| n >= 5.0),
+        "{text}"
+    );
     // Their places are free again.
     let mut again = connect_from("127.0.0.6", engine.sip).expect("connect");
     assert!(!closed(&mut again, Duration::from_millis(300)));

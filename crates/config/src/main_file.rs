@@ -243,6 +243,14 @@ fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
     let listen_udp = socket_list(ctx, "sip.listen_udp", &r.listen_udp);
     let listen_tcp = socket_list(ctx, "sip.listen_tcp", &r.listen_tcp);
     let listen_tls = socket_list(ctx, "sip.listen_tls", &r.listen_tls);
+    for (i, a) in listen_tls.iter().enumerate() {
+        if listen_tcp.contains(a) {
+            ctx.err(
+                &index("sip.listen_tls", i),
+                format!("{a} is also in listen_tcp: TLS needs its own port (usually 5061)"),
+            );
+        }
+    }
     let tls = tls_files(ctx, &r.tls);
     if r.listen_udp.is_empty() && r.listen_tcp.is_empty() {
         ctx.err(

@@ -121,6 +121,22 @@ impl StreamFront {
         self.table.lock().open()
     }
 
+    /// The counters, for metrics.
+    pub fn totals(&self) -> permanence_metrics::StreamTotals {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let s = &self.stats;
+        permanence_metrics::StreamTotals {
+            open: u64::from(self.open()),
+            refused: [
+                l(&s.refused_total),
+                l(&s.refused_per_source),
+                l(&s.refused_banned),
+            ],
+            closed: [l(&s.closed_idle), l(&s.closed_framing), l(&s.tls_failed)],
+            accept_errors: l(&s.accept_errors),
+        }
+    }
+
     /// The caps in force.
     pub fn limits(&self) -> ConnLimits {
         self.table.lock().limits()
