@@ -75,7 +75,7 @@ const MESSAGES: &[(&str, Want)] = &[
     ("baddn", Want::Either),
     ("badvers", Want::Code(&[505])),
     ("mismatch01", Want::Code(&[400])),
-    ("mismatch02", Want::Code(&[501, 400])),
+    ("mismatch02", Want::Code(&[501])),
     ("bigcode", Want::Silence),
     ("badbranch", Want::Either),
 ];

@@ -51,8 +51,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most one log line per this period for a repeating condition.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-/// Back-off after a failed `accept`: first and longest delay.
+/// Back-off after a failed `accept`: first delay, doubled at each failure...
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// ... up to this one.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What the stream listeners did (read by metrics and tests).

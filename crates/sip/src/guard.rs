@@ -269,6 +269,11 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
     {
         return respond(400, "Missing Mandatory Header");
     }
+    // An unknown method is 501 even when its CSeq does not match (RFC 4475
+    // §3.1.2.18, mismatch02: 501 is the better answer).
+    if !KNOWN_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+        return respond(501, "Not Implemented");
+    }
     let cseq_ok = h.cseq.is_some_and(|c| {
         let mut it = c.split_whitespace();
         let num_ok = it.next().is_some_and(|n| n.parse::<u32>().is_ok());
@@ -285,9 +290,6 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
             Ok(_) => {}
             Err(_) => return respond(400, "Bad Content-Length"),
         }
-    }
-    if !KNOWN_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method)) {
-        return respond(501, "Not Implemented");
     }
     // RFC 4475 §3.1.2.7 (ltgtruri): a Request-URI is not a name-addr.
     let uri = parts.get(1).copied().unwrap_or("");
