@@ -472,3 +472,57 @@ fn cli_prints_queues_agents_and_calls() {
     assert!(!calls.contains("+33612345678"));
     let _ = call.join();
 }
+
+/// A dialplan that stops resolving (its symbolic link left dangling, then
+/// looping) makes a reload fail with the file named; the practice keeps
+/// answering on the running configuration instead of vanishing (404).
+#[test]
+fn reload_refuses_an_unresolvable_dialplan_and_the_practice_stays() {
+    let engine = Engine::start(&config(), &[]);
+    let dialplans = engine.data.parent().expect("config dir").join("dialplans");
+    let link = dialplans.join("tilleuls.toml");
+    let real = engine.dir().join("tilleuls-real.toml");
+    std::fs::rename(&link, &real).expect("move tilleuls.toml");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let (code, body) = http(&engine, "POST", "/api/reload");
+    assert_eq!(code, 200, "a resolving link is a valid dialplan: {body}");
+
+    // The link's target disappears: refused, with the path and why.
+    std::fs::remove_file(&real).expect("remove target");
+    let (code, body) = http(&engine, "POST", "/api/reload");
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("tilleuls.toml:1: symbolic link to")
+            && body.contains("cannot be resolved: target not found (dangling link)"),
+        "{body}"
+    );
+    // The target becomes a link back to the dialplan: a loop, refused too.
+    std::os::unix::fs::symlink(&link, &real).expect("loop");
+    let (code, body) = http(&engine, "POST", "/api/reload");
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("symbolic link loop"), "{body}");
+    assert!(engine
+        .wait_n("config.reload_failed", 2, Duration::from_secs(3), |_| true)
+        .is_some());
+
+    // Tilleuls (DID +33980000004) still answers.
+    let probe = RtpPeer::start(0, 0x11);
+    let run = sipp(
+        "carrier_call.xml",
+        engine.sip,
+        "127.0.0.1",
+        &[
+            ("called", "+33980000004".to_string()),
+            ("hdr", "X-Test: reload".to_string()),
+            ("rtp_port", probe.port.to_string()),
+        ],
+        &["-d", "1000"],
+        Duration::from_secs(20),
+    );
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    assert!(engine
+        .wait_for("call.identified", Duration::from_secs(2), |v| {
+            field(v, "practice") == "tilleuls"
+        })
+        .is_some());
+}

@@ -112,6 +112,9 @@ pub struct TestConfig {
     /// Scratch directory for files the configuration refers to (generated
     /// prompts); kept alive by the engine started on this configuration.
     pub scratch: Option<Arc<TempDir>>,
+    /// The call records database, when a test puts it elsewhere than the
+    /// engine's `data/permanence.db`.
+    pub records_path: Option<PathBuf>,
 }
 
 impl TestConfig {
@@ -177,6 +180,7 @@ impl TestConfig {
             http_port,
             rtp,
             scratch: None,
+            records_path: None,
         }
     }
 
@@ -283,13 +287,11 @@ impl TestConfig {
             .entry("records")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let Some(r) = records.as_table_mut() {
-            r.insert(
-                "path".into(),
-                dir.join("data/permanence.db")
-                    .to_string_lossy()
-                    .to_string()
-                    .into(),
-            );
+            let db = self
+                .records_path
+                .clone()
+                .unwrap_or_else(|| dir.join("data/permanence.db"));
+            r.insert("path".into(), db.to_string_lossy().to_string().into());
             r.insert(
                 "voicemail_dir".into(),
                 dir.join("data/voicemail")
@@ -335,13 +337,26 @@ impl Engine {
     /// Starts the engine on `cfg` with extra CLI arguments; waits until it
     /// logs `engine.ready`.
     pub fn start(cfg: &TestConfig, extra: &[&str]) -> Self {
-        Self::start_limited(cfg, extra, None)
+        Self::start_in(TempDir::new("engine"), cfg, extra, None)
     }
 
     /// [`Engine::start`] with at most `nofile` open descriptors (`ulimit
     /// -n`, set through `prlimit`) when given.
     pub fn start_limited(cfg: &TestConfig, extra: &[&str], nofile: Option<u32>) -> Self {
-        let dir = TempDir::new("engine");
+        Self::start_in(TempDir::new("engine"), cfg, extra, nofile)
+    }
+
+    /// Kills the engine with SIGKILL (no shutdown, as in a crash) and
+    /// starts a new one in the same directory, on the same configuration
+    /// (its data directory, records and voicemail, are kept).
+    pub fn crash_and_restart(mut self, cfg: &TestConfig, extra: &[&str]) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._dir, TempDir(PathBuf::new()));
+        Self::start_in(dir, cfg, extra, None)
+    }
+
+    fn start_in(dir: TempDir, cfg: &TestConfig, extra: &[&str], nofile: Option<u32>) -> Self {
         let path = cfg.write(dir.path());
         let mut command = match nofile {
             Some(n) => {
@@ -1302,6 +1317,40 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .then(|| value.parse().ok())
             .flatten()
     })
+}
+
+/// An admin API request with a bearer token and an optional JSON body:
+/// status and body.
+pub fn http_call(
+    engine: &Engine,
+    method: &str,
+    path: &str,
+    token: &str,
+    json: Option<&str>,
+) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("http://{}{}", engine.http, path);
+    let auth = format!("Bearer {token}");
+    let resp = match (method, json) {
+        ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
+        (_, Some(body)) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body),
+        (_, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
+    };
+    match resp {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => panic!("{url}: {e}"),
+    }
 }
 
 /// `GET http://<engine>/path` without credentials: status and body.

@@ -24,6 +24,12 @@
 //! problems of the next; within one such unit, every unknown or ill-typed
 //! key is reported, and the first missing required key.
 //!
+//! Every `*.toml` entry of the dialplans directory (hidden files aside) is
+//! a dialplan: one that cannot be read (a dangling or looping symbolic
+//! link, a directory, permission denied, not UTF-8) is an error located at
+//! its line 1, never skipped, since a skipped dialplan would silently
+//! remove its practice from a reload. The main file is read the same way.
+//!
 //! The loader never panics on any input, including binary garbage and
 //! malformed WAV files (see the `no_panic` proptest).
 
@@ -53,10 +59,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
-    Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, NumberKind,
-    OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
-    RegistrarConfig, Routing, RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, Strategy,
-    TlsFiles, Triage, TriageOption, Trunk,
+    Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser,
+    NumberKind, OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings,
+    RecordsSettings, RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig,
+    SipLimits, Strategy, TlsFiles, Triage, TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 
@@ -120,8 +126,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     Err(ConfigErrors::new(errors))
 }
 
-/// The `*.toml` files of the dialplans directory, sorted by name (hidden
+/// The `*.toml` entries of the dialplans directory, sorted by name (hidden
 /// files skipped).
+///
+/// Every `*.toml` entry is returned whatever it is: a dangling or looping
+/// symbolic link, a directory, a file that cannot be read are reported by
+/// the loader as errors of that file, never skipped (a skipped dialplan
+/// would silently remove its practice). An entry the directory listing
+/// itself fails on is reported on `dialplans_dir`.
 fn dialplan_files(
     dir: &Path,
     main: &source::Source,
@@ -137,16 +149,24 @@ fn dialplan_files(
             return Vec::new();
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            !name.starts_with('.') && name.ends_with(".toml")
-        })
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(main.err(
+                    "dialplans_dir",
+                    io_message(&format!("cannot list directory {}", dir.display()), &e),
+                ));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with('.') && name.ends_with(".toml") {
+            files.push(entry.path());
+        }
+    }
     files.sort();
     if files.is_empty() {
         errors.push(main.err(

@@ -14,8 +14,8 @@ use toml::Spanned;
 use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::model::{
-    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, Pool, RecordsSettings, RegistrarConfig,
-    RtpConfig, SipConfig, SipLimits, TlsFiles, Trunk,
+    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, Pool, RecordsSettings,
+    RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, TlsFiles, Trunk,
 };
 use crate::raw;
 use crate::source::{self, get, get_str, index, join, Source};
@@ -643,10 +643,55 @@ fn http(ctx: &mut Ctx<'_>, r: raw::Http, sip: Option<&SipConfig>) -> Option<Http
             Some(t)
         }
     };
+    let users = http_users(ctx, &r.users);
     Some(HttpConfig {
         listen,
         admin_token,
+        users,
     })
+}
+
+fn http_users(ctx: &mut Ctx<'_>, users: &[raw::HttpUser]) -> Vec<HttpUser> {
+    let mut out: Vec<HttpUser> = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let p = format!("http.users[{i}]");
+        if !is_id(&u.name) {
+            ctx.err(
+                &join(&p, "name"),
+                format!("invalid user name {:?}: {ID_RULE}", u.name),
+            );
+        } else if out.iter().any(|o| o.name == u.name) {
+            ctx.err(
+                &join(&p, "name"),
+                format!("user {:?} is defined twice", u.name),
+            );
+        }
+        let Some(role) = Role::parse(&u.role) else {
+            ctx.err(
+                &join(&p, "role"),
+                format!(
+                    "unknown role {:?}: expected \"viewer\", \"supervisor\" or \"admin\"",
+                    u.role
+                ),
+            );
+            continue;
+        };
+        let hash = u.token_sha256.trim().to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            ctx.err(
+                &join(&p, "token_sha256"),
+                "must be 64 hex digits (the SHA-256 of the token: `permanence new-token` prints one)",
+            );
+            continue;
+        }
+        out.push(HttpUser {
+            name: u.name.clone(),
+            role,
+            token_sha256: hash,
+            revoked: u.revoked,
+        });
+    }
+    out
 }
 
 fn records(ctx: &mut Ctx<'_>, r: raw::Records) -> RecordsSettings {
@@ -669,6 +714,13 @@ fn records(ctx: &mut Ctx<'_>, r: raw::Records) -> RecordsSettings {
         Some(p) => PathBuf::from(p),
     };
     let days = ctx.opt_u32(&join(P, "retention_days"), r.retention_days, 365, 1, 3650);
+    let audit_days = ctx.opt_u32(
+        &join(P, "audit_retention_days"),
+        r.audit_retention_days,
+        365,
+        1,
+        3650,
+    );
     let hash_callers = r.hash_callers.unwrap_or(false);
     let salt = r.salt.unwrap_or_default();
     if hash_callers && salt.trim().is_empty() {
@@ -687,6 +739,7 @@ fn records(ctx: &mut Ctx<'_>, r: raw::Records) -> RecordsSettings {
     RecordsSettings {
         path,
         retention: std::time::Duration::from_secs(u64::from(days) * 86_400),
+        audit_retention: std::time::Duration::from_secs(u64::from(audit_days) * 86_400),
         hash_callers,
         salt,
         voicemail_dir,

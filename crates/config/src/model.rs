@@ -13,7 +13,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use permanence_calendar::{Schedule, Tz};
 use permanence_numbers::{normalize, Country, E164};
-pub use permanence_types::{DigestAlgorithm, OverflowTarget, RoutingStep, Selector, Strategy};
+pub use permanence_types::{
+    DigestAlgorithm, OverflowTarget, Role, RoutingStep, Selector, Strategy,
+};
 
 use crate::error::{ConfigError, Origin};
 
@@ -393,10 +395,27 @@ impl RtpConfig {
 pub struct HttpConfig {
     /// `listen`: the HTTP listener socket.
     pub listen: SocketAddr,
-    /// `admin_token`: bearer token of the admin API (`Authorization:
-    /// Bearer <token>`); `None` disables the admin API (metrics and health
-    /// stay available).
+    /// `admin_token`: a shared bearer token with the admin role
+    /// (`Authorization: Bearer <token>`), kept for the demo; real
+    /// deployments name their users in `[[http.users]]`.
     pub admin_token: Option<String>,
+    /// `[[http.users]]`: named users of the admin API, each with a role and
+    /// the SHA-256 of their token (`permanence new-token` makes one).
+    pub users: Vec<HttpUser>,
+}
+
+/// One `[[http.users]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUser {
+    /// `name`, unique (written in the audit log).
+    pub name: String,
+    /// `role`: `viewer`, `supervisor` or `admin`.
+    pub role: Role,
+    /// `token_sha256`: lowercase hex SHA-256 of the user's bearer token
+    /// (the token itself is never stored).
+    pub token_sha256: String,
+    /// `revoked = true`: the token is refused (kept for the record).
+    pub revoked: bool,
 }
 
 /// `[records]`: where call records and voicemail messages go, and for how
@@ -407,6 +426,9 @@ pub struct RecordsSettings {
     pub path: PathBuf,
     /// `retention_days` (default 365, 1..=3650): rows older are purged.
     pub retention: Duration,
+    /// `audit_retention_days` (default 365, 1..=3650): audit entries older
+    /// are purged.
+    pub audit_retention: Duration,
     /// `hash_callers` (default false): store `sha256(salt || number)`
     /// instead of caller numbers in call records.
     pub hash_callers: bool,
@@ -424,6 +446,7 @@ impl Default for RecordsSettings {
         Self {
             path: PathBuf::from("data/permanence.db"),
             retention: Duration::from_secs(365 * 86_400),
+            audit_retention: Duration::from_secs(365 * 86_400),
             hash_callers: false,
             salt: String::new(),
             voicemail_dir: PathBuf::from("data/voicemail"),

@@ -103,6 +103,18 @@ pub(crate) struct Rtp {
 pub(crate) struct Http {
     pub listen: String,
     pub admin_token: Option<String>,
+    #[serde(default)]
+    pub users: Vec<HttpUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpUser {
+    pub name: String,
+    pub role: String,
+    pub token_sha256: String,
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +122,7 @@ pub(crate) struct Http {
 pub(crate) struct Records {
     pub path: Option<String>,
     pub retention_days: Option<i64>,
+    pub audit_retention_days: Option<i64>,
     pub hash_callers: Option<bool>,
     pub salt: Option<String>,
     pub voicemail_dir: Option<String>,

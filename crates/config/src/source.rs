@@ -337,11 +337,32 @@ fn remove_span(v: &mut DeValue<'_>, span: &Range<usize>, depth: usize) -> bool {
 }
 
 /// Reads a TOML file, enforcing the size limit and UTF-8.
+///
+/// Every way the file can fail to be read is an error located at line 1 of
+/// `path` (never a silent skip): a symbolic link that cannot be resolved
+/// (dangling, or a cycle), a directory or other non-regular file, a file
+/// that cannot be opened (permission denied), a file too large, a file
+/// that is not UTF-8 (located at the line of the first invalid byte).
 pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
     let fail = |msg: String| ConfigError::new(path, 1, "", msg);
-    let meta = std::fs::metadata(path).map_err(|e| fail(io_message("cannot read file", &e)))?;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(fail(if is_link {
+                unresolvable_link(path, &e)
+            } else {
+                io_message("cannot read file", &e)
+            }));
+        }
+    };
+    if meta.is_dir() {
+        return Err(fail(
+            "cannot read file: is a directory, not a regular file".into(),
+        ));
+    }
     if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
+        return Err(fail("cannot read file: not a regular file".into()));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(fail(format!(
@@ -362,6 +383,68 @@ pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
             Err(ConfigError::new(path, line, "", "file is not valid UTF-8"))
         }
     }
+}
+
+/// Most symbolic links followed when explaining why a link does not
+/// resolve (Linux gives up at 40).
+const MAX_LINK_HOPS: usize = 40;
+
+/// Why the symbolic link `path` cannot be followed (`e` is the error of
+/// following it): `symbolic link to "target" cannot be resolved: ...`.
+fn unresolvable_link(path: &Path, e: &std::io::Error) -> String {
+    let target = std::fs::read_link(path)
+        .map(|t| format!(" to {:?}", t.display().to_string()))
+        .unwrap_or_default();
+    let why = if link_cycle(path) {
+        "symbolic link loop".to_string()
+    } else if e.kind() == std::io::ErrorKind::NotFound {
+        "target not found (dangling link)".to_string()
+    } else {
+        io_message("cannot follow it", e)
+    };
+    format!("symbolic link{target} cannot be resolved: {why}")
+}
+
+/// Whether following the chain of symbolic links from `path` comes back to
+/// a link already seen (or does not end within [`MAX_LINK_HOPS`]).
+fn link_cycle(path: &Path) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut cur = path.to_path_buf();
+    for _ in 0..MAX_LINK_HOPS {
+        let Ok(target) = std::fs::read_link(&cur) else {
+            return false;
+        };
+        let next = match cur.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+        if !seen.insert(normalize(&next)) {
+            return true;
+        }
+        cur = next;
+    }
+    true
+}
+
+/// `p` with `.` removed and `dir/..` folded (lexically: enough to compare
+/// the links of one chain).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.file_name().is_some() {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            c => out.push(c.as_os_str()),
+        }
+    }
+    out
 }
 
 /// A short, machine-independent description of an I/O error.

@@ -129,7 +129,139 @@ fn coverage() {
         "must be greater than the previous step's after_seconds",
         "unknown variant `france`",
         "not a telephone number",
+        "cannot be resolved: target not found (dangling link)",
+        "cannot be resolved: symbolic link loop",
+        "is a directory, not a regular file",
+        "file is not valid UTF-8",
     ] {
         assert!(all.contains(needle), "no case covers {needle:?}");
     }
+}
+
+/// Copies the `_valid` case into a fresh directory (removed on drop).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn from_valid(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("permanence-config-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("dialplans")).expect("scratch dir");
+        let valid = cases_dir().join("_valid");
+        for f in ["permanence.toml", "dialplans/a.toml"] {
+            std::fs::copy(valid.join(f), dir.join(f)).expect("copy _valid");
+        }
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        // Give back the permissions a test took away, so the removal works
+        // for an unprivileged user too.
+        let _ = std::fs::set_permissions(
+            self.0.join("dialplans/b.toml"),
+            std::fs::Permissions::from_mode(0o644),
+        );
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A dialplan the loader may not read (mode 000) is an error with its path,
+/// not a practice silently missing. Git cannot keep a mode 000 file, so the
+/// case is made here. Root (or any process with CAP_DAC_OVERRIDE) reads a
+/// mode 000 file anyway: then the case cannot happen and the test says so
+/// instead of pretending (the other unreadable entries, a directory named
+/// `b.toml` and non-UTF-8 content, are cases of `tests/configs/`).
+#[test]
+fn unreadable_dialplan_is_an_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let case = Scratch::from_valid("unreadable");
+    let b = case.0.join("dialplans/b.toml");
+    std::fs::write(
+        &b,
+        std::fs::read_to_string(case.0.join("dialplans/a.toml"))
+            .expect("a.toml")
+            .replace("id = \"a\"", "id = \"b\"")
+            .replace("+33450000001", "+33450000002"),
+    )
+    .expect("write b.toml");
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
+    if std::fs::read(&b).is_ok() {
+        eprintln!(
+            "SKIPPED unreadable_dialplan_is_an_error: a mode 000 file is still readable by this \
+             process (running as root?), so a permission-denied dialplan cannot be produced here"
+        );
+        return;
+    }
+    let errors = match permanence_config::load(&case.0.join("permanence.toml")) {
+        Ok(_) => panic!("a configuration with an unreadable dialplan loaded"),
+        Err(e) => e,
+    };
+    let prefix = format!("{}/", case.0.display());
+    let got: Vec<String> = errors
+        .iter()
+        .map(|e| e.to_string().replace(&prefix, ""))
+        .collect();
+    assert_eq!(
+        got,
+        ["dialplans/b.toml:1: cannot read file: permission denied"]
+    );
+}
+
+/// The same entries are refused when they appear in a configuration that
+/// was valid (what a reload re-reads): a symbolic link made dangling, then
+/// looping, then replaced by a directory.
+#[test]
+fn a_valid_configuration_broken_on_disk_is_refused() {
+    let case = Scratch::from_valid("broken-on-disk");
+    let main = case.0.join("permanence.toml");
+    let b = case.0.join("dialplans/b.toml");
+    let target = case.0.join("b-target.toml");
+    std::fs::write(
+        &target,
+        std::fs::read_to_string(case.0.join("dialplans/a.toml"))
+            .expect("a.toml")
+            .replace("id = \"a\"", "id = \"b\"")
+            .replace("+33450000001", "+33450000002"),
+    )
+    .expect("write target");
+    std::os::unix::fs::symlink("../b-target.toml", &b).expect("symlink");
+    let config = permanence_config::load(&main).expect("valid with the link resolving");
+    assert_eq!(config.practices().len(), 2);
+
+    let prefix = format!("{}/", case.0.display());
+    let errors = |main: &Path| -> Vec<String> {
+        match permanence_config::load(main) {
+            Ok(c) => panic!("loaded with {} practices", c.practices().len()),
+            Err(e) => e
+                .iter()
+                .map(|e| e.to_string().replace(&prefix, ""))
+                .collect(),
+        }
+    };
+    std::fs::remove_file(&target).expect("remove target");
+    assert_eq!(
+        errors(&main),
+        ["dialplans/b.toml:1: symbolic link to \"../b-target.toml\" cannot be resolved: target not found (dangling link)"]
+    );
+    std::os::unix::fs::symlink("dialplans/b.toml", &target).expect("loop");
+    assert_eq!(
+        errors(&main),
+        ["dialplans/b.toml:1: symbolic link to \"../b-target.toml\" cannot be resolved: symbolic link loop"]
+    );
+    std::fs::remove_file(&b).expect("remove link");
+    std::fs::create_dir(&b).expect("directory b.toml");
+    assert_eq!(
+        errors(&main),
+        ["dialplans/b.toml:1: cannot read file: is a directory, not a regular file"]
+    );
+    // The main file itself, through a link that stopped resolving.
+    let link = case.0.join("main-link.toml");
+    std::os::unix::fs::symlink("gone.toml", &link).expect("main link");
+    assert_eq!(
+        errors(&link),
+        ["main-link.toml:1: symbolic link to \"gone.toml\" cannot be resolved: target not found (dangling link)"]
+    );
 }

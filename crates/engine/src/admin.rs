@@ -2,12 +2,17 @@
 //! views (queues, agents, calls in progress), agent controls, reload and
 //! drain.
 
+use crate::audit::{Action, Outcome};
 use crate::live::LiveCall;
 use crate::switch::Switch;
 use chrono::{DateTime, Utc};
 use permanence_acd::{AgentId, AgentState, Input};
-use permanence_http::{AgentAction, AgentView, Backend, CallView, Health, QueueView};
+use permanence_http::{
+    AgentAction, AgentView, AuditView, Backend, CallView, Degraded, Denied, Health, Principal,
+    QueueView,
+};
 use permanence_metrics::AcdGauges;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -21,19 +26,26 @@ pub struct SipCounts {
     pub new_requests: AtomicU64,
     /// Retransmissions already reported to metrics.
     reported_retrans: AtomicU64,
-    /// Records dropped already reported.
+    /// Records lost (dropped or refused) already reported.
     reported_records_dropped: AtomicU64,
 }
 
 /// The engine as the HTTP side sees it.
 pub struct EngineBackend {
     switch: Arc<Switch>,
+    /// Wrong tokens, per source address.
+    guesses: parking_lot::Mutex<permanence_sip::throttle::AuthThrottle>,
 }
 
 impl EngineBackend {
     /// Wraps the engine.
     pub fn new(switch: Arc<Switch>) -> Self {
-        Self { switch }
+        Self {
+            switch,
+            guesses: parking_lot::Mutex::new(permanence_sip::throttle::AuthThrottle::new(
+                permanence_sip::throttle::ThrottleSettings::default(),
+            )),
+        }
     }
 }
 
@@ -46,6 +58,27 @@ fn state_name(s: AgentState) -> &'static str {
         AgentState::WrapUp => "wrap-up",
         AgentState::Paused => "paused",
     }
+}
+
+/// Why the call records store is not writing, `None` when it is.
+fn records_problem(records: Option<&permanence_records::RecorderHandle>) -> Option<Degraded> {
+    let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let Some(r) = records else {
+        return Some(Degraded {
+            cause: "records store not running (see the records.unavailable log line)".into(),
+            since: None,
+            last_failure_at: None,
+            backlog: 0,
+        });
+    };
+    let h = r.health();
+    let cause = h.problem()?.to_string();
+    Some(Degraded {
+        cause,
+        since: Some(rfc3339(h.since)),
+        last_failure_at: h.last_failure.as_ref().map(|f| rfc3339(f.at)),
+        backlog: h.backlog,
+    })
 }
 
 fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -79,12 +112,17 @@ pub async fn scrape(switch: &Switch) -> String {
     for _ in before..retrans {
         m.sip_retransmission();
     }
-    if let Some(r) = &switch.records {
-        let dropped = r.stats().dropped;
-        let before = c.reported_records_dropped.swap(dropped, Ordering::Relaxed);
-        if dropped > before {
-            m.records_dropped(dropped - before);
+    match &switch.records {
+        Some(r) => {
+            let s = r.stats();
+            let lost = s.dropped.saturating_add(s.write_errors);
+            let before = c.reported_records_dropped.swap(lost, Ordering::Relaxed);
+            if lost > before {
+                m.records_dropped(lost - before);
+            }
+            m.sync_records(r.health().is_ok(), s.backlog, s.write_failures);
         }
+        None => m.sync_records(false, 0, 0),
     }
     m.render()
 }
@@ -119,6 +157,7 @@ impl Backend for EngineBackend {
         Health {
             ok: true,
             draining: self.switch.is_draining(),
+            records: records_problem(self.switch.records.as_ref()),
         }
     }
 
@@ -214,26 +253,177 @@ impl Backend for EngineBackend {
         out
     }
 
-    async fn agent_action(&self, agent: &str, action: AgentAction) -> Result<(), String> {
-        if self.switch.config().agent(agent).is_none() {
-            return Err(format!("unknown agent {agent:?}"));
+    async fn authenticate(&self, token: Option<&str>, source: IpAddr) -> Result<Principal, Denied> {
+        let cfg = self.switch.config();
+        if cfg.http.admin_token.is_none() && cfg.http.users.is_empty() {
+            return Err(Denied::Disabled);
         }
-        let id = AgentId::from(agent);
-        let input = match action {
-            AgentAction::Pause(reason) => Input::AgentPause { agent: id, reason },
-            AgentAction::Unpause => Input::AgentUnpause { agent: id },
-            AgentAction::Login => Input::AgentLogin { agent: id },
-            AgentAction::Logout => Input::AgentLogout { agent: id },
+        let now = self.switch.clock.now();
+        if let Some(wait) = self.guesses.lock().blocked(source, now) {
+            return Err(Denied::Throttled {
+                retry_after_s: wait.as_secs().max(1),
+            });
+        }
+        match token.and_then(|t| principal(&cfg.http, t)) {
+            Some(p) => {
+                self.guesses.lock().succeeded(source);
+                Ok(p)
+            }
+            None => {
+                let blocked = self.guesses.lock().failed(source, "http", now);
+                self.switch.audit.write(Action {
+                    actor: "unknown",
+                    role: None,
+                    action: "auth.failed",
+                    target: None,
+                    source: Some(source.to_string()),
+                    outcome: Outcome::Refused,
+                    detail: blocked.map(|b| format!("source blocked {} s", b.duration.as_secs())),
+                });
+                Err(Denied::Unauthorized)
+            }
+        }
+    }
+
+    async fn forbidden(&self, who: &Principal, source: IpAddr, action: &str) {
+        self.switch.audit.write(Action {
+            actor: &who.name,
+            role: Some(who.role.as_str()),
+            action,
+            target: None,
+            source: Some(source.to_string()),
+            outcome: Outcome::Refused,
+            detail: Some("role too low".into()),
+        });
+    }
+
+    async fn agent_action(
+        &self,
+        who: &Principal,
+        source: IpAddr,
+        agent: &str,
+        action: AgentAction,
+    ) -> Result<(), String> {
+        let (name, input) = agent_input(agent, action);
+        let result = if self.switch.config().agent(agent).is_none() {
+            Err(format!("unknown agent {agent:?}"))
+        } else {
+            self.switch.dispatch.input_checked(input).await
         };
-        self.switch.dispatch.input_checked(input).await
+        self.audit(who, source, name, Some(agent), &result);
+        result
     }
 
-    async fn reload(&self) -> Result<String, String> {
-        crate::reload(&self.switch).await
+    async fn reload(&self, who: &Principal, source: IpAddr) -> Result<String, String> {
+        let result = crate::reload(&self.switch).await;
+        self.audit(who, source, "config.reload", None, &result);
+        result
     }
 
-    async fn drain(&self) -> Result<(), String> {
+    async fn drain(&self, who: &Principal, source: IpAddr) -> Result<(), String> {
         self.switch.start_drain();
+        self.audit(who, source, "engine.drain", None, &Ok::<(), String>(()));
         Ok(())
     }
+
+    async fn audit(&self, limit: usize) -> Vec<AuditView> {
+        let Some(handle) = self.switch.records.clone() else {
+            return Vec::new();
+        };
+        let path = self.switch.config().records.path.clone();
+        tokio::task::spawn_blocking(move || {
+            // What was just audited is on disk before it is read.
+            let _ = handle.flush();
+            permanence_records::RecordReader::open(&path)
+                .and_then(|r| r.audit(None, limit))
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| AuditView {
+            at: e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            actor: e.actor,
+            role: e.role,
+            action: e.action,
+            target: e.target,
+            source: e.source,
+            outcome: e.outcome,
+            detail: e.detail,
+        })
+        .collect()
+    }
+}
+
+impl EngineBackend {
+    /// Audits what `who` did and how it ended.
+    fn audit<T>(
+        &self,
+        who: &Principal,
+        source: IpAddr,
+        action: &str,
+        target: Option<&str>,
+        result: &Result<T, String>,
+    ) {
+        self.switch.audit.write(Action {
+            actor: &who.name,
+            role: Some(who.role.as_str()),
+            action,
+            target,
+            source: Some(source.to_string()),
+            outcome: if result.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+            detail: result
+                .as_ref()
+                .err()
+                .map(|e| e.lines().next().unwrap_or("").to_string()),
+        });
+    }
+}
+
+/// The audit name and the dispatcher input of an agent control.
+fn agent_input(agent: &str, action: AgentAction) -> (&'static str, Input) {
+    let id = AgentId::from(agent);
+    match action {
+        AgentAction::Pause(reason) => ("agent.pause", Input::AgentPause { agent: id, reason }),
+        AgentAction::Unpause => ("agent.unpause", Input::AgentUnpause { agent: id }),
+        AgentAction::Login => ("agent.login", Input::AgentLogin { agent: id }),
+        AgentAction::Logout => ("agent.logout", Input::AgentLogout { agent: id }),
+    }
+}
+
+/// The user a bearer token belongs to: the shared `http.admin_token`
+/// (admin), or a `[[http.users]]` entry whose token hashes to its
+/// `token_sha256` and is not revoked. Compared in constant time.
+pub fn principal(http: &permanence_config::HttpConfig, token: &str) -> Option<Principal> {
+    if let Some(shared) = &http.admin_token {
+        if ct_eq(token.as_bytes(), shared.as_bytes()) {
+            return Some(Principal {
+                name: "admin-token".into(),
+                role: permanence_config::Role::Admin,
+            });
+        }
+    }
+    let hash = token_sha256(token);
+    http.users
+        .iter()
+        .find(|u| !u.revoked && ct_eq(hash.as_bytes(), u.token_sha256.as_bytes()))
+        .map(|u| Principal {
+            name: u.name.clone(),
+            role: u.role,
+        })
+}
+
+/// The lowercase hex SHA-256 of a token (what `[[http.users]]` stores).
+pub fn token_sha256(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Equality in time independent of where the inputs differ.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

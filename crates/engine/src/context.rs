@@ -156,4 +156,6 @@ pub struct FeatureContext {
     pub dispatch: DispatchHandle,
     /// The registrar (the agent's contacts).
     pub registrations: Arc<Registrations>,
+    /// Agents' own actions are audited.
+    pub audit: crate::audit::AuditLog,
 }

@@ -37,6 +37,18 @@ pub enum Feature {
     Logout,
 }
 
+impl Feature {
+    /// The action's name in the audit log.
+    pub fn audit_name(&self) -> &'static str {
+        match self {
+            Feature::Pause(_) => "agent.pause",
+            Feature::Unpause => "agent.unpause",
+            Feature::Login => "agent.login",
+            Feature::Logout => "agent.logout",
+        }
+    }
+}
+
 /// Parses the dialled user part (`*21`, `*21*3`, `*22`, `*31`, `*32`).
 pub fn parse(dialled: &str) -> Option<Feature> {
     let d = dialled.trim();
@@ -61,6 +73,7 @@ pub async fn agent_call(
     mut tx: Transaction,
     agent: String,
     dialled: String,
+    source: std::net::SocketAddr,
 ) {
     let Some(feature) = parse(&dialled) else {
         info!(event = "agent.call", agent, dialled = %permanence_numbers::mask(&dialled), "call from an agent: no feature for this number");
@@ -78,6 +91,20 @@ pub async fn agent_call(
         Feature::Logout => Input::AgentLogout { agent: id },
     };
     let applied = ctx.dispatch.input_checked(input).await;
+    let actor = format!("agent:{agent}");
+    ctx.audit.write(crate::audit::Action {
+        actor: &actor,
+        role: Some("agent"),
+        action: feature.audit_name(),
+        target: Some(&agent),
+        source: Some(format!("sip:{}", source.ip())),
+        outcome: if applied.is_ok() {
+            crate::audit::Outcome::Ok
+        } else {
+            crate::audit::Outcome::Failed
+        },
+        detail: applied.as_ref().err().cloned(),
+    });
     info!(
         event = "agent.feature",
         agent,

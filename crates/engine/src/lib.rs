@@ -16,6 +16,7 @@
 //! - [`dispatch`] drives the dispatcher core, [`registrations`] the
 //!   registrar core; [`edge`] brings up rsipstack, [`streams`] accepts
 //!   and checks TCP and TLS connections, [`tls`] holds the certificate;
+//! - [`audit`]: the audit trail of admin and agent actions;
 //! - [`media`]: the RTP engine and practice prompts; [`live`]: the view of
 //!   calls in progress; [`records`]: the queue log and refused-call
 //!   records; [`acd_map`]: configuration to dispatcher configuration;
@@ -26,6 +27,7 @@
 
 pub mod acd_map;
 pub mod admin;
+pub mod audit;
 pub mod call;
 pub mod clock;
 pub mod context;

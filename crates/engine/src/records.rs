@@ -168,3 +168,67 @@ pub fn rejected(
         rtp: None,
     }
 }
+
+/// Saves each agent's chosen state (logged out, paused with a reason,
+/// back) so that a restart, even after a crash, restores it.
+pub struct AgentStateLog {
+    handle: RecorderHandle,
+}
+
+impl AgentStateLog {
+    /// Saves into `handle`.
+    pub fn new(handle: RecorderHandle) -> Self {
+        Self { handle }
+    }
+}
+
+/// The state an agent chose, if this change is one: paused (with the
+/// reason), logged out, or back (logged in or unpaused). Offers, calls and
+/// wrap-up are not choices.
+pub fn chosen_state(
+    to: permanence_acd::AgentState,
+    reason: &permanence_acd::ChangeReason,
+) -> Option<(bool, Option<String>)> {
+    use permanence_acd::{AgentState, ChangeReason};
+    match (to, reason) {
+        (AgentState::Paused, ChangeReason::Pause(r)) => Some((true, Some(r.to_string()))),
+        (AgentState::Paused, ChangeReason::NoAnswer) => Some((true, Some("no-answer".into()))),
+        (AgentState::LoggedOut, ChangeReason::Logout) => Some((false, None)),
+        (_, ChangeReason::Login | ChangeReason::Unpause) => Some((true, None)),
+        _ => None,
+    }
+}
+
+impl EventObserver for AgentStateLog {
+    fn on_event(&self, e: &Event, _practice: Option<&str>) {
+        let Event::AgentStateChanged {
+            agent, to, reason, ..
+        } = e
+        else {
+            return;
+        };
+        if let Some((logged_in, pause_reason)) = chosen_state(*to, reason) {
+            self.handle
+                .record_agent_state(permanence_records::AgentStateRow {
+                    agent: agent.to_string(),
+                    logged_in,
+                    pause_reason,
+                    updated_at: Utc::now(),
+                });
+        }
+    }
+}
+
+/// The dispatcher inputs that bring an agent back to the state saved for
+/// them (nothing for an agent logged in and not paused).
+pub fn restore_inputs(s: &permanence_records::AgentStateRow) -> Vec<permanence_acd::Input> {
+    let agent = permanence_acd::AgentId::from(s.agent.as_str());
+    match (s.logged_in, &s.pause_reason) {
+        (false, _) => vec![permanence_acd::Input::AgentLogout { agent }],
+        (true, Some(reason)) => vec![permanence_acd::Input::AgentPause {
+            agent,
+            reason: reason.clone(),
+        }],
+        (true, None) => Vec::new(),
+    }
+}

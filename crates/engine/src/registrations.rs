@@ -55,6 +55,10 @@ pub struct Registrations {
     clock: Clock,
     /// Authentication failures and blocks are counted there.
     metrics: Arc<permanence_metrics::Metrics>,
+    /// Where bindings are saved to survive a restart.
+    store: std::sync::OnceLock<permanence_records::RecorderHandle>,
+    /// Failed authentications and blocks are audited there.
+    audit: std::sync::OnceLock<crate::audit::AuditLog>,
 }
 
 fn log_event(e: &RegistrationEvent) {
@@ -147,6 +151,8 @@ impl Registrations {
             listener: std::sync::OnceLock::new(),
             clock,
             metrics,
+            store: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -162,6 +168,7 @@ impl Registrations {
         while let Some(e) = inner.core.poll_event() {
             log_event(&e);
             self.count(&e);
+            self.audit_failure(&e);
             match &e {
                 RegistrationEvent::Registered { user, .. }
                 | RegistrationEvent::Unregistered { user, .. }
@@ -173,6 +180,7 @@ impl Registrations {
             }
         }
         for user in touched {
+            self.save(inner, &user);
             let now = self.refresh_index(inner, &user);
             if inner.known.get(&user) != Some(&now) {
                 inner.known.insert(user.clone(), now);
@@ -181,6 +189,115 @@ impl Registrations {
                 }
             }
         }
+    }
+
+    /// Saves bindings in `store` from now on (and restores nothing: see
+    /// [`Registrations::restore`]).
+    pub fn save_to(&self, store: permanence_records::RecorderHandle) {
+        let _ = self.store.set(store);
+    }
+
+    /// Writes the current bindings of `user` to the store (expiry times on
+    /// the wall clock).
+    fn save(&self, inner: &Inner, user: &str) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let key = user.to_ascii_lowercase();
+        let offset = self.clock.wall_offset();
+        let rows = inner
+            .core
+            .bindings(&key)
+            .iter()
+            .map(|b| permanence_records::RegistrationRow {
+                agent: key.clone(),
+                uri: b.uri.clone(),
+                instance: b.instance.clone(),
+                source: b.source.to_string(),
+                transport: b.transport.as_str().to_string(),
+                expires_at: b.expires_at + offset,
+                call_id: b.call_id.clone(),
+                cseq: b.cseq,
+                user_agent: b.user_agent.clone(),
+            })
+            .collect();
+        store.record_registrations(&key, rows);
+    }
+
+    /// Restores registrations saved before a restart (unexpired ones), as
+    /// if the softphones had registered: the contact index and the agents'
+    /// reachability follow. Returns how many contacts came back.
+    pub fn restore(&self, rows: Vec<permanence_records::RegistrationRow>) -> usize {
+        let mut inner = self.core.lock();
+        let now = self.clock.now();
+        let offset = self.clock.wall_offset();
+        let before = inner.core.contact_count();
+        for r in rows {
+            let (Ok(source), Some(transport)) = (
+                r.source.parse::<std::net::SocketAddr>(),
+                permanence_types::Transport::parse(&r.transport),
+            ) else {
+                warn!(agent = %r.agent, "saved registration unreadable: skipped");
+                continue;
+            };
+            let saved = permanence_sip::registrar::SavedBinding {
+                uri: r.uri,
+                instance: r.instance,
+                source,
+                transport,
+                expires_at: r.expires_at - offset,
+                call_id: r.call_id,
+                cseq: r.cseq,
+                user_agent: r.user_agent,
+            };
+            inner.core.restore(&r.agent, saved, now);
+        }
+        self.drain_events(&mut inner);
+        let restored = inner.core.contact_count().saturating_sub(before);
+        drop(inner);
+        self.wake.notify_one();
+        restored
+    }
+
+    /// Audits failed authentications and blocks in `audit` from now on.
+    pub fn audit_to(&self, audit: crate::audit::AuditLog) {
+        let _ = self.audit.set(audit);
+    }
+
+    /// Writes an audit entry for a failed authentication or a block.
+    fn audit_failure(&self, e: &RegistrationEvent) {
+        let Some(audit) = self.audit.get() else {
+            return;
+        };
+        let (user, source, action, detail) = match e {
+            RegistrationEvent::AuthFailed {
+                user,
+                source,
+                reason,
+            } => (user, source, "sip.auth_failed", reason.to_string()),
+            RegistrationEvent::SourceBlocked {
+                user,
+                source,
+                failures,
+                duration,
+            } => (
+                user,
+                source,
+                "sip.source_blocked",
+                format!("{failures} wrong answers, blocked {} s", duration.as_secs()),
+            ),
+            _ => return,
+        };
+        let actor = format!("agent:{user}");
+        audit.write(crate::audit::Action {
+            actor: &actor,
+            role: None,
+            action,
+            target: Some(user),
+            source: Some(format!("sip:{}", source.ip())),
+            outcome: crate::audit::Outcome::Refused,
+            detail: Some(detail),
+        });
     }
 
     /// Counts authentication failures and blocks.
@@ -229,8 +346,12 @@ impl Registrations {
         let mut inner = self.core.lock();
         let out = inner.core.handle_register(req, lookup, self.clock.now());
         self.drain_events(&mut inner);
-        // A refresh may change a binding (its transport) without an event.
+        // A refresh may change a binding (its transport, its expiry)
+        // without an event.
         self.refresh_index(&inner, &req.to_user);
+        if matches!(out, RegisterOutcome::Ok { .. }) {
+            self.save(&inner, &req.to_user);
+        }
         drop(inner);
         self.wake.notify_one();
         out

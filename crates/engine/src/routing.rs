@@ -168,7 +168,7 @@ async fn agent_invite(
             reply(&mut tx, StatusCode::Forbidden, vec![]).await;
         }
         AuthResult::Authenticated(user) => {
-            features::agent_call(switch.features.clone(), tx, user, dialled).await;
+            features::agent_call(switch.features.clone(), tx, user, dialled, source).await;
         }
     }
 }

@@ -152,9 +152,14 @@ impl Engine {
             Arc::new(MediaContext::new(&cfg, options.rtp_timeout).map_err(startup("media"))?);
         let recorder = open_records(&cfg);
         let records = recorder.as_ref().map(|r| r.handle());
+        let saved = recover(&records, &cfg, &metrics).await;
         let (dispatch, dispatch_task) =
             start_dispatcher(&cfg, &records, &metrics, &clock, &cancel)?;
         wire_reachability(&cfg, &dispatch, &registrations);
+        restore(saved, &cfg, &dispatch, &registrations);
+        if let Some(h) = &records {
+            registrations.save_to(h.clone());
+        }
         let sip = Arc::new(SipContext {
             endpoint: edge.inner(),
             dialogs: edge.dialogs.clone(),
@@ -182,6 +187,7 @@ impl Engine {
             },
             options,
         ));
+        switch.registrations.audit_to(switch.audit.clone());
         let (sip_udp, sip_tcp, sip_tls) = (edge.udp.clone(), edge.tcp.clone(), edge.tls.clone());
         let mut tasks = vec![dispatch_task, serve_sip(edge.endpoint, &cancel)];
         tasks.push(tokio::spawn(switch.registrations.clone().run(
@@ -367,6 +373,7 @@ fn start_dispatcher(
     let mut observers: Vec<Arc<dyn EventObserver>> = Vec::new();
     if let Some(h) = records {
         observers.push(Arc::new(records::QueueLog::new(h.clone())));
+        observers.push(Arc::new(records::AgentStateLog::new(h.clone())));
     }
     Ok(dispatch::start(
         dispatcher,
@@ -375,6 +382,90 @@ fn start_dispatcher(
         clock.clone(),
         cancel.clone(),
     ))
+}
+
+/// What a previous run left to take up again.
+#[derive(Default)]
+struct Saved {
+    agent_states: Vec<permanence_records::AgentStateRow>,
+    registrations: Vec<permanence_records::RegistrationRow>,
+}
+
+/// Closes the call records a crash left open (counted and logged) and
+/// reads the saved agent states and registrations, off the runtime.
+async fn recover(
+    records: &Option<permanence_records::RecorderHandle>,
+    cfg: &Config,
+    metrics: &Arc<permanence_metrics::Metrics>,
+) -> Saved {
+    let Some(handle) = records.clone() else {
+        return Saved::default();
+    };
+    let path = cfg.records.path.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let interrupted = handle.close_interrupted();
+        let reader = permanence_records::RecordReader::open(&path);
+        let (states, regs) = match &reader {
+            Ok(r) => (r.agent_states(), r.registrations(chrono::Utc::now())),
+            Err(_) => (Ok(Vec::new()), Ok(Vec::new())),
+        };
+        (interrupted, states, regs)
+    });
+    let Ok((interrupted, states, regs)) = work.await else {
+        return Saved::default();
+    };
+    match interrupted {
+        Ok(0) => {}
+        Ok(n) => {
+            metrics.calls_interrupted(n);
+            warn!(
+                event = "records.interrupted",
+                calls = n,
+                "calls interrupted by the previous stop closed as interrupted"
+            );
+        }
+        Err(e) => warn!(error = %e, "call records: cannot close interrupted calls"),
+    }
+    fn or_log<T>(what: &str, r: Result<Vec<T>, permanence_records::RecordsError>) -> Vec<T> {
+        r.unwrap_or_else(|e| {
+            warn!(error = %e, "{what} not restored");
+            Vec::new()
+        })
+    }
+    Saved {
+        agent_states: or_log("agent states", states),
+        registrations: or_log("registrations", regs),
+    }
+}
+
+/// Brings agents back to the states they chose and softphones back to
+/// their registrations (agents no longer configured are skipped).
+fn restore(saved: Saved, cfg: &Config, dispatch: &DispatchHandle, registrations: &Registrations) {
+    let mut agents = 0;
+    for s in saved
+        .agent_states
+        .iter()
+        .filter(|s| cfg.agent(&s.agent).is_some())
+    {
+        for input in records::restore_inputs(s) {
+            agents += 1;
+            dispatch.input(input);
+        }
+    }
+    let rows: Vec<_> = saved
+        .registrations
+        .into_iter()
+        .filter(|r| cfg.agent(&r.agent).is_some())
+        .collect();
+    let contacts = registrations.restore(rows);
+    if agents + contacts > 0 {
+        info!(
+            event = "engine.restored",
+            agent_states = agents,
+            contacts,
+            "state of the previous run restored"
+        );
+    }
 }
 
 /// Agents are unreachable until their softphone registers; the registrar
@@ -416,31 +507,39 @@ async fn serve_http(
 ) -> Result<(SocketAddr, JoinHandle<()>), EngineError> {
     let cfg = switch.config();
     let backend = Arc::new(admin::EngineBackend::new(switch.clone()));
-    permanence_http::serve(
-        cfg.http.listen,
-        backend,
-        cfg.http.admin_token.clone(),
-        cancel.clone(),
-    )
-    .await
-    .map_err(|e| startup("http")(e.to_string()))
+    if cfg.http.admin_token.is_some() {
+        warn!(
+            event = "http.shared_token",
+            "the admin API accepts the shared http.admin_token (admin role): for the demo only; name your users in [[http.users]]"
+        );
+    }
+    permanence_http::serve(cfg.http.listen, backend, cancel.clone())
+        .await
+        .map_err(|e| startup("http")(e.to_string()))
 }
 
-/// Opens the call records store; a failure is logged and the engine runs
-/// without records (calls matter more than their records).
+/// Starts the call records store. A database that cannot be opened does not
+/// stop the engine (calls matter more than their records): the store starts
+/// degraded (it logs `records.degraded` with the cause; `/healthz` and
+/// `permanence_records_healthy` show it), keeps the rows in memory and
+/// retries opening with back-off. `None` only when the store cannot run at
+/// all (invalid settings, no writer thread): calls then go on without
+/// records and `/healthz` says so.
 fn open_records(cfg: &Config) -> Option<permanence_records::Recorder> {
     let r = &cfg.records;
     let mut rc = permanence_records::RecordsConfig::new(&r.path);
     rc.retention = r.retention;
     rc.hash_callers = r.hash_callers;
     rc.salt = r.salt.clone();
-    match permanence_records::Recorder::open(rc) {
+    match permanence_records::Recorder::start(rc) {
         Ok(rec) => {
-            info!(event = "records.open", path = %r.path.display(), hash_callers = r.hash_callers, "call records store open");
+            if rec.health().is_ok() {
+                info!(event = "records.open", path = %r.path.display(), hash_callers = r.hash_callers, "call records store open");
+            }
             Some(rec)
         }
         Err(e) => {
-            tracing::error!(event = "records.unavailable", path = %r.path.display(), error = %e, "cannot open the call records store: running without records");
+            tracing::error!(event = "records.unavailable", path = %r.path.display(), error = %e, "cannot start the call records store: running without records");
             None
         }
     }

@@ -30,8 +30,10 @@ pub struct Switch {
     pub(crate) dispatch: DispatchHandle,
     /// The registrar driver.
     pub(crate) registrations: Arc<Registrations>,
-    /// The call records store (`None` if it could not be opened: calls
-    /// still flow, records are lost and an error was logged).
+    /// The call records store. It starts (degraded, retrying) even when
+    /// the database cannot be opened yet; `None` only if its writer could
+    /// not start at all (invalid settings: an error was logged, calls still
+    /// flow without records).
     pub(crate) records: Option<permanence_records::RecorderHandle>,
     /// Prometheus metrics.
     pub(crate) metrics: Arc<permanence_metrics::Metrics>,
@@ -54,6 +56,8 @@ pub struct Switch {
     pub(crate) features: Arc<FeatureContext>,
     /// Engine time and the wall clock.
     pub(crate) clock: Clock,
+    /// Who did what.
+    pub(crate) audit: crate::audit::AuditLog,
     /// The main configuration file (re-read on reload).
     pub(crate) config_path: std::path::PathBuf,
     /// How long a drain waits for calls in progress.
@@ -102,11 +106,13 @@ impl Switch {
             },
             clock: p.clock.clone(),
         });
+        let audit = crate::audit::AuditLog::new(p.records.clone(), p.clock.clone());
         let features = Arc::new(FeatureContext {
             sip: p.sip.clone(),
             media: p.media.clone(),
             dispatch: p.dispatch.clone(),
             registrations: p.registrations.clone(),
+            audit: audit.clone(),
         });
         Self {
             config,
@@ -125,6 +131,7 @@ impl Switch {
             calls,
             features,
             clock: p.clock,
+            audit,
             config_path: options.config_path,
             drain_timeout: options.drain_timeout,
             draining: AtomicBool::new(false),

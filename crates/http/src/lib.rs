@@ -2,28 +2,85 @@
 //!
 //! - `GET /metrics`: Prometheus text exposition (no authentication: bind
 //!   the HTTP address to a private interface);
-//! - `GET /healthz`: `200 ok`, or `503 draining` while the engine drains;
-//! - the admin API, JSON, protected by a bearer token
-//!   (`Authorization: Bearer <http.admin_token>`):
-//!   - `GET /api/queues`, `GET /api/agents`, `GET /api/calls`;
-//!   - `POST /api/agents/{agent}/pause` (body `{"reason": "..."}`, optional),
-//!     `/unpause`, `/login`, `/logout`;
-//!   - `POST /api/reload`: reload configuration and dialplans;
-//!   - `POST /api/drain`: stop taking calls and exit when they are done.
+//! - `GET /healthz`: JSON `{"status": ..., "records": ..., "draining": ...}`;
+//!   `200` with status `ok`, or `503` with status `draining` while the
+//!   engine drains, `not ready`, or `degraded` while the call records store
+//!   cannot write (`records` then says why, with `records_since`,
+//!   `records_last_failure_at` and `records_backlog`; it is `"ok"`
+//!   otherwise). See [`Health`];
+//! - the admin API, JSON, for authenticated users (`Authorization: Bearer
+//!   <token>`; the engine checks the token, throttles guessing and audits),
+//!   each route open from a [`Role`] up:
+//!   - viewer: `GET /api/queues`, `GET /api/agents`, `GET /api/calls`;
+//!   - supervisor: `POST /api/agents/{agent}/pause` (body
+//!     `{"reason": "..."}`, optional), `/unpause`, `/login`, `/logout`;
+//!   - admin: `POST /api/reload` (reload configuration and dialplans),
+//!     `POST /api/drain` (stop taking calls, exit when they are done),
+//!     `GET /api/audit?limit=N` (the audit log, newest first).
+//!
+//!   Answers: 401 without a valid token, 429 while the source is blocked
+//!   after wrong tokens, 403 below the route's role, 404 when no user is
+//!   configured at all.
 //!
 //! The engine implements [`Backend`]; this crate knows nothing of SIP.
 
 #![forbid(unsafe_code)]
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+pub use permanence_types::Role;
+
+/// Who made a request, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// The user's name (in the audit log).
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+}
+
+/// Why a request was not let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No user is configured: the admin API is off (404).
+    Disabled,
+    /// Missing or wrong token (401).
+    Unauthorized,
+    /// The source is blocked after wrong tokens (429).
+    Throttled {
+        /// Seconds before it may try again.
+        retry_after_s: u64,
+    },
+}
+
+/// One audit entry, as `GET /api/audit` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// Their role, if known.
+    pub role: Option<String>,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: Option<String>,
+    /// From where.
+    pub source: Option<String>,
+    /// `ok`, `refused`, `failed`.
+    pub outcome: String,
+    /// More.
+    pub detail: Option<String>,
+}
 
 /// One practice queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,13 +161,60 @@ pub enum AgentAction {
     Logout,
 }
 
-/// Health of the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Health of the engine, as `GET /healthz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// Serving.
     pub ok: bool,
     /// Draining: new calls are refused.
     pub draining: bool,
+    /// The call records store: `None` while it writes; while it cannot
+    /// (calls still flow, their records wait in memory), why. `/healthz`
+    /// answers 503 `degraded` meanwhile.
+    pub records: Option<Degraded>,
+}
+
+/// Why a part of the engine works below par.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Degraded {
+    /// The cause, on one line (`write failed: database is locked`).
+    pub cause: String,
+    /// Since when (RFC 3339), if known.
+    pub since: Option<String>,
+    /// When the latest attempt failed (RFC 3339), if any.
+    pub last_failure_at: Option<String>,
+    /// Rows kept in memory meanwhile, waiting to be written.
+    pub backlog: u64,
+}
+
+impl Health {
+    /// The `/healthz` answer: status code and JSON body. Draining and not
+    /// ready take precedence over degraded (all three are 503).
+    pub fn response(&self) -> (StatusCode, serde_json::Value) {
+        let (code, status) = if self.draining {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        } else if !self.ok {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        } else if self.records.is_some() {
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        } else {
+            (StatusCode::OK, "ok")
+        };
+        let mut body = serde_json::json!({
+            "status": status,
+            "records": self.records.as_ref().map_or("ok", |d| d.cause.as_str()),
+            "draining": self.draining,
+        });
+        if let (Some(d), Some(obj)) = (&self.records, body.as_object_mut()) {
+            obj.insert("records_since".into(), serde_json::json!(d.since));
+            obj.insert(
+                "records_last_failure_at".into(),
+                serde_json::json!(d.last_failure_at),
+            );
+            obj.insert("records_backlog".into(), serde_json::json!(d.backlog));
+        }
+        (code, body)
+    }
 }
 
 /// What the engine provides to the HTTP side.
@@ -126,12 +230,25 @@ pub trait Backend: Send + Sync + 'static {
     async fn agents(&self) -> Vec<AgentView>;
     /// Calls in progress.
     async fn calls(&self) -> Vec<CallView>;
-    /// Applies an agent control; `Err` with a message if refused.
-    async fn agent_action(&self, agent: &str, action: AgentAction) -> Result<(), String>;
+    /// Authenticates a bearer token from `source` (throttling guesses and
+    /// auditing failures).
+    async fn authenticate(&self, token: Option<&str>, source: IpAddr) -> Result<Principal, Denied>;
+    /// Audits a request refused because `who`'s role is below `action`'s.
+    async fn forbidden(&self, who: &Principal, source: IpAddr, action: &str);
+    /// Applies an agent control for `who`; `Err` with a message if refused.
+    async fn agent_action(
+        &self,
+        who: &Principal,
+        source: IpAddr,
+        agent: &str,
+        action: AgentAction,
+    ) -> Result<(), String>;
     /// Reloads the configuration; `Ok(summary)` or `Err(errors)`.
-    async fn reload(&self) -> Result<String, String>;
+    async fn reload(&self, who: &Principal, source: IpAddr) -> Result<String, String>;
     /// Starts draining.
-    async fn drain(&self) -> Result<(), String>;
+    async fn drain(&self, who: &Principal, source: IpAddr) -> Result<(), String>;
+    /// The latest `limit` audit entries, newest first.
+    async fn audit(&self, limit: usize) -> Vec<AuditView>;
 }
 
 /// Errors of the HTTP side.
@@ -149,42 +266,58 @@ pub enum HttpError {
 
 struct App {
     backend: Arc<dyn Backend>,
-    token: Option<String>,
 }
 
 type AppState = Arc<App>;
 
-/// The rejection of a request without the admin token, if any.
-fn rejection(app: &App, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = &app.token else {
-        return Some(
-            (
-                StatusCode::NOT_FOUND,
-                "admin API disabled (no http.admin_token configured)\n",
-            )
-                .into_response(),
-        );
-    };
-    let given = headers
+/// Lets in the bearer of a valid token whose role is at least `needed` for
+/// `action`; otherwise the response to send.
+async fn admit(
+    app: &App,
+    headers: &HeaderMap,
+    source: IpAddr,
+    needed: Role,
+    action: &str,
+) -> Result<Principal, Response> {
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Constant time over the token length.
-    let ok = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    (!ok).then(|| {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong bearer token\n",
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let who = match app.backend.authenticate(token, source).await {
+        Ok(p) => p,
+        Err(Denied::Disabled) => {
+            return Err((
+                StatusCode::NOT_FOUND,
+                "admin API disabled (no http.admin_token nor [[http.users]] configured)\n",
+            )
+                .into_response())
+        }
+        Err(Denied::Unauthorized) => {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or wrong bearer token\n",
+            )
+                .into_response())
+        }
+        Err(Denied::Throttled { retry_after_s }) => {
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after_s.to_string())],
+                "too many wrong tokens from this address: try again later\n",
+            )
+                .into_response())
+        }
+    };
+    if who.role < needed {
+        app.backend.forbidden(&who, source, action).await;
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("{action} needs the {} role\n", needed.as_str()),
         )
-            .into_response()
-    })
+            .into_response());
+    }
+    Ok(who)
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
@@ -199,35 +332,61 @@ async fn metrics(State(app): State<AppState>) -> Response {
 }
 
 async fn healthz(State(app): State<AppState>) -> Response {
-    let h = app.backend.health();
-    if h.draining {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
-    } else if h.ok {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
-    }
+    let (code, body) = app.backend.health().response();
+    (code, Json(body)).into_response()
 }
 
-async fn queues(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = rejection(&app, &headers) {
+type Source = ConnectInfo<SocketAddr>;
+
+async fn queues(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admit(&app, &headers, src.ip(), Role::Viewer, "queues").await {
         return r;
     }
     Json(app.backend.queues().await).into_response()
 }
 
-async fn agents(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = rejection(&app, &headers) {
+async fn agents(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admit(&app, &headers, src.ip(), Role::Viewer, "agents").await {
         return r;
     }
     Json(app.backend.agents().await).into_response()
 }
 
-async fn calls(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = rejection(&app, &headers) {
+async fn calls(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admit(&app, &headers, src.ip(), Role::Viewer, "calls").await {
         return r;
     }
     Json(app.backend.calls().await).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = admit(&app, &headers, src.ip(), Role::Admin, "audit").await {
+        return r;
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    Json(app.backend.audit(limit).await).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,13 +396,15 @@ struct PauseBody {
 
 async fn agent_action(
     State(app): State<AppState>,
+    ConnectInfo(src): Source,
     headers: HeaderMap,
     Path((agent, action)): Path<(String, String)>,
     body: Option<Json<PauseBody>>,
 ) -> Response {
-    if let Some(r) = rejection(&app, &headers) {
-        return r;
-    }
+    let who = match admit(&app, &headers, src.ip(), Role::Supervisor, "agent control").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let action = match action.as_str() {
         "pause" => AgentAction::Pause(
             body.and_then(|Json(b)| b.reason)
@@ -255,7 +416,11 @@ async fn agent_action(
         "logout" => AgentAction::Logout,
         _ => return (StatusCode::NOT_FOUND, "unknown agent action\n").into_response(),
     };
-    match app.backend.agent_action(&agent, action).await {
+    match app
+        .backend
+        .agent_action(&who, src.ip(), &agent, action)
+        .await
+    {
         Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
         Err(e) => (
             StatusCode::CONFLICT,
@@ -265,11 +430,16 @@ async fn agent_action(
     }
 }
 
-async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = rejection(&app, &headers) {
-        return r;
-    }
-    match app.backend.reload().await {
+async fn reload(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+) -> Response {
+    let who = match admit(&app, &headers, src.ip(), Role::Admin, "reload").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match app.backend.reload(&who, src.ip()).await {
         Ok(summary) => Json(serde_json::json!({ "ok": true, "summary": summary })).into_response(),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -279,11 +449,16 @@ async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = rejection(&app, &headers) {
-        return r;
-    }
-    match app.backend.drain().await {
+async fn drain(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+) -> Response {
+    let who = match admit(&app, &headers, src.ip(), Role::Admin, "drain").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match app.backend.drain(&who, src.ip()).await {
         Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
         Err(e) => (
             StatusCode::CONFLICT,
@@ -293,12 +468,10 @@ async fn drain(State(app): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-/// The router (for tests and embedding).
-pub fn router(backend: Arc<dyn Backend>, admin_token: Option<String>) -> Router {
-    let app = Arc::new(App {
-        backend,
-        token: admin_token,
-    });
+/// The router (serve it with the peer's address as `ConnectInfo`, as
+/// [`serve`] does).
+pub fn router(backend: Arc<dyn Backend>) -> Router {
+    let app = Arc::new(App { backend });
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -308,6 +481,7 @@ pub fn router(backend: Arc<dyn Backend>, admin_token: Option<String>) -> Router 
         .route("/api/agents/{agent}/{action}", post(agent_action))
         .route("/api/reload", post(reload))
         .route("/api/drain", post(drain))
+        .route("/api/audit", get(audit))
         .with_state(app)
 }
 
@@ -316,7 +490,6 @@ pub fn router(backend: Arc<dyn Backend>, admin_token: Option<String>) -> Router 
 pub async fn serve(
     addr: SocketAddr,
     backend: Arc<dyn Backend>,
-    admin_token: Option<String>,
     cancel: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -325,7 +498,7 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
-    let app = router(backend, admin_token);
+    let app = router(backend).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let shutdown = async move { cancel.cancelled().await };
         if let Err(e) = axum::serve(listener, app)
@@ -346,6 +519,25 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         actions: Mutex<Vec<(String, AgentAction)>>,
+        records: Mutex<Option<Degraded>>,
+        draining: std::sync::atomic::AtomicBool,
+        /// Tokens and their principals; none: the API is disabled.
+        tokens: Vec<(&'static str, Principal)>,
+        forbidden: Mutex<Vec<(String, String)>>,
+    }
+
+    fn with_tokens() -> Fake {
+        let p = |name: &str, role| Principal {
+            name: name.into(),
+            role,
+        };
+        Fake {
+            tokens: vec![
+                ("0123456789abcdef", p("root", Role::Admin)),
+                ("viewer-token-0000", p("vera", Role::Viewer)),
+            ],
+            ..Fake::default()
+        }
     }
 
     #[async_trait::async_trait]
@@ -356,7 +548,8 @@ mod tests {
         fn health(&self) -> Health {
             Health {
                 ok: true,
-                draining: false,
+                draining: self.draining.load(std::sync::atomic::Ordering::Relaxed),
+                records: self.records.lock().map(|r| r.clone()).unwrap_or(None),
             }
         }
         async fn queues(&self) -> Vec<QueueView> {
@@ -378,7 +571,50 @@ mod tests {
         async fn calls(&self) -> Vec<CallView> {
             vec![]
         }
-        async fn agent_action(&self, agent: &str, action: AgentAction) -> Result<(), String> {
+        async fn authenticate(
+            &self,
+            token: Option<&str>,
+            _source: IpAddr,
+        ) -> Result<Principal, Denied> {
+            if self.tokens.is_empty() {
+                return Err(Denied::Disabled);
+            }
+            if token == Some("blocked-token-000") {
+                return Err(Denied::Throttled { retry_after_s: 8 });
+            }
+            self.tokens
+                .iter()
+                .find(|(t, _)| Some(*t) == token)
+                .map(|(_, p)| p.clone())
+                .ok_or(Denied::Unauthorized)
+        }
+        async fn forbidden(&self, who: &Principal, _source: IpAddr, action: &str) {
+            if let Ok(mut f) = self.forbidden.lock() {
+                f.push((who.name.clone(), action.to_string()));
+            }
+        }
+        async fn audit(&self, limit: usize) -> Vec<AuditView> {
+            vec![
+                AuditView {
+                    at: "2026-12-07T10:00:00Z".into(),
+                    actor: "root".into(),
+                    role: Some("admin".into()),
+                    action: "config.reload".into(),
+                    target: None,
+                    source: Some("127.0.0.1".into()),
+                    outcome: "ok".into(),
+                    detail: None,
+                };
+                limit.min(3)
+            ]
+        }
+        async fn agent_action(
+            &self,
+            _who: &Principal,
+            _source: IpAddr,
+            agent: &str,
+            action: AgentAction,
+        ) -> Result<(), String> {
             if agent == "nobody" {
                 return Err("unknown agent".into());
             }
@@ -388,10 +624,10 @@ mod tests {
                 .push((agent.to_string(), action));
             Ok(())
         }
-        async fn reload(&self) -> Result<String, String> {
+        async fn reload(&self, _who: &Principal, _source: IpAddr) -> Result<String, String> {
             Err("config/permanence.toml:3: sip.realm: must not be empty".into())
         }
-        async fn drain(&self) -> Result<(), String> {
+        async fn drain(&self, _who: &Principal, _source: IpAddr) -> Result<(), String> {
             Ok(())
         }
     }
@@ -438,12 +674,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn routes_and_auth() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(with_tokens());
         let cancel = CancellationToken::new();
         let (addr, task) = serve(
             "127.0.0.1:0".parse().expect("addr"),
             fake.clone(),
-            Some("0123456789abcdef".into()),
             cancel.clone(),
         )
         .await
@@ -467,13 +702,36 @@ mod tests {
                 call(addr, "POST", "/api/agents/nobody/logout", tok, None),
                 call(addr, "POST", "/api/agents/alice/dance", tok, None),
                 call(addr, "POST", "/api/reload", tok, None),
+                call(addr, "GET", "/api/queues", Some("viewer-token-0000"), None),
+                call(
+                    addr,
+                    "POST",
+                    "/api/agents/alice/pause",
+                    Some("viewer-token-0000"),
+                    None,
+                ),
+                call(addr, "POST", "/api/drain", Some("viewer-token-0000"), None),
+                call(
+                    addr,
+                    "GET",
+                    "/api/audit?limit=2",
+                    Some("viewer-token-0000"),
+                    None,
+                ),
+                call(addr, "GET", "/api/audit?limit=2", tok, None),
+                call(addr, "GET", "/api/agents", Some("blocked-token-000"), None),
             ]
         })
         .await
         .expect("client");
         assert_eq!(results[0].0, 200);
         assert!(results[0].1.contains("permanence_build_info"));
-        assert_eq!(results[1], (200, "ok\n".to_string()));
+        assert_eq!(results[1].0, 200);
+        let health: serde_json::Value = serde_json::from_str(&results[1].1).expect("json");
+        assert_eq!(
+            health,
+            serde_json::json!({"status": "ok", "records": "ok", "draining": false})
+        );
         assert_eq!(results[2].0, 401);
         assert_eq!(results[3].0, 401);
         assert_eq!(results[4].0, 200);
@@ -485,6 +743,23 @@ mod tests {
         assert_eq!(results[8].0, 404);
         assert_eq!(results[9].0, 422);
         assert!(results[9].1.contains("sip.realm"));
+        // A viewer reads, and is refused (and audited) above that.
+        assert_eq!(results[10].0, 200);
+        assert_eq!(results[11].0, 403);
+        assert_eq!(results[12].0, 403);
+        assert_eq!(results[13].0, 403);
+        assert_eq!(results[14].0, 200);
+        let audit: Vec<AuditView> = serde_json::from_str(&results[14].1).expect("json");
+        assert_eq!(audit.len(), 2);
+        assert_eq!(results[15].0, 429);
+        assert_eq!(
+            fake.forbidden.lock().expect("lock").clone(),
+            vec![
+                ("vera".to_string(), "agent control".to_string()),
+                ("vera".to_string(), "drain".to_string()),
+                ("vera".to_string(), "audit".to_string()),
+            ]
+        );
         let acts = fake.actions.lock().expect("lock").clone();
         assert_eq!(
             acts,
@@ -498,12 +773,65 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn healthz_says_degraded_and_why_then_recovers() {
+        let fake = Arc::new(Fake::default());
+        let cancel = CancellationToken::new();
+        let (addr, _task) = serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            fake.clone(),
+            cancel.clone(),
+        )
+        .await
+        .expect("serve");
+        let get = move || {
+            tokio::task::spawn_blocking(move || {
+                let (code, body) = call(addr, "GET", "/healthz", None, None);
+                let v: serde_json::Value = serde_json::from_str(&body).expect("json body");
+                (code, v)
+            })
+        };
+        *fake.records.lock().expect("lock") = Some(Degraded {
+            cause: "write failed: database is locked".into(),
+            since: Some("2025-03-03T08:15:02Z".into()),
+            last_failure_at: Some("2025-03-03T08:16:02Z".into()),
+            backlog: 42,
+        });
+        let (code, v) = get().await.expect("client");
+        assert_eq!(code, 503);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "status": "degraded",
+                "records": "write failed: database is locked",
+                "draining": false,
+                "records_since": "2025-03-03T08:15:02Z",
+                "records_last_failure_at": "2025-03-03T08:16:02Z",
+                "records_backlog": 42,
+            })
+        );
+        // Draining takes precedence; the records cause is still shown.
+        fake.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let (code, v) = get().await.expect("client");
+        assert_eq!((code, v["status"].as_str()), (503, Some("draining")));
+        assert_eq!(v["records"], "write failed: database is locked");
+        fake.draining
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        // Recovered.
+        *fake.records.lock().expect("lock") = None;
+        let (code, v) = get().await.expect("client");
+        assert_eq!(code, 200);
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["records"], "ok");
+        cancel.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn admin_disabled_without_token() {
         let cancel = CancellationToken::new();
         let (addr, _task) = serve(
             "127.0.0.1:0".parse().expect("addr"),
             Arc::new(Fake::default()),
-            None,
             cancel.clone(),
         )
         .await

@@ -31,6 +31,10 @@ pub(crate) struct Families {
     // Service.
     pub build_info: IntGaugeVec,
     pub records_dropped: IntCounter,
+    pub calls_interrupted: IntCounter,
+    pub records_healthy: IntGauge,
+    pub records_write_failures: IntCounter,
+    pub records_backlog: IntGauge,
     pub config_reloads: IntCounterVec,
 }
 
@@ -139,10 +143,30 @@ impl Families {
                 "Always 1; the version label names the running build.",
                 &["version"],
             )?,
+            calls_interrupted: counter(
+                r,
+                "permanence_calls_interrupted_total",
+                "Calls the engine stopped in the middle of (crash, kill), found open in the call records and closed as interrupted at the next start.",
+            )?,
             records_dropped: counter(
                 r,
                 "permanence_records_dropped_total",
-                "Call records dropped because the writer fell behind.",
+                "Call records, queue events and callback requests lost: refused because the writer fell behind, dropped beyond the backlog while the store was failing, or refused by the database.",
+            )?,
+            records_healthy: int_gauge(
+                r,
+                "permanence_records_healthy",
+                "1 while the call records store writes, 0 while it is degraded (writes or opening fail; rows are kept in memory and retried).",
+            )?,
+            records_write_failures: counter(
+                r,
+                "permanence_records_write_failures_total",
+                "Failed attempts to write (or open) the call records store, each retried later.",
+            )?,
+            records_backlog: int_gauge(
+                r,
+                "permanence_records_backlog",
+                "Call records and events kept in memory waiting for the store to accept them.",
             )?,
             config_reloads: counter_vec(
                 r,
@@ -177,6 +201,10 @@ impl Families {
             g(&self.rtp_late),
             g(&self.build_info),
             g(&self.records_dropped),
+            g(&self.calls_interrupted),
+            g(&self.records_healthy),
+            g(&self.records_write_failures),
+            g(&self.records_backlog),
             g(&self.config_reloads),
         ]);
         blocks.sort_by_key(Block::name);

@@ -55,6 +55,7 @@
 //! metrics.set_active_calls(12);
 //! metrics.set_registered_contacts(40);
 //! metrics.sync_sip_parse_errors(/* GuardStats::answered */ 0, /* dropped */ 0);
+//! metrics.sync_records(/* healthy */ true, /* backlog */ 0, /* write failures */ 0);
 //! let body: String = metrics.render(); // Content-Type: CONTENT_TYPE
 //!
 //! // SIP edge: per request received / response sent / refusal.
@@ -198,6 +199,8 @@ pub struct Metrics {
     rtp_bytes: [IntCounter; 2],
     agents: Vec<IntGauge>,
     config_reloads: [IntCounter; 2],
+    /// Write failures of the records store already added to the counter.
+    records_write_failures_seen: AtomicU64,
     /// Floods and authentication failures.
     security: SecurityMetrics,
 }
@@ -238,6 +241,8 @@ impl Metrics {
         };
         let dir = |v: &prometheus::IntCounterVec, d: &str| v.get_metric_with_label_values(&[d]);
         let reloads = |r: &str| f.config_reloads.get_metric_with_label_values(&[r]);
+        // Nothing has failed before the first sync.
+        f.records_healthy.set(1);
         let security = SecurityMetrics::new(&registry)?;
         let mut blocks = f.blocks();
         blocks.extend(security.blocks());
@@ -262,6 +267,7 @@ impl Metrics {
             sip_responses,
             sip_rejected,
             agents,
+            records_write_failures_seen: AtomicU64::new(0),
         }))
     }
 
@@ -465,9 +471,35 @@ impl Metrics {
 
     // -------------------------------------------------------------- service
 
+    /// `n` rows of the records store (call records, queue events, callback
+    /// requests) were lost: dropped under load or beyond the backlog of a
+    /// failing store, or refused by the database.
+    pub fn calls_interrupted(&self, n: u64) {
+        self.f.calls_interrupted.inc_by(n);
+    }
+
     /// `n` call records were dropped under load.
     pub fn records_dropped(&self, n: u64) {
         self.f.records_dropped.inc_by(n);
+    }
+
+    /// Brings the records store's series up to date: `healthy` sets
+    /// `permanence_records_healthy` (1/0), `backlog` the rows kept in
+    /// memory, and `write_failures_total` (the store's cumulative count of
+    /// failed write or open attempts) adds what it grew by since the
+    /// previous call to `permanence_records_write_failures_total`. Call
+    /// before each scrape.
+    pub fn sync_records(&self, healthy: bool, backlog: u64, write_failures_total: u64) {
+        self.f.records_healthy.set(i64::from(healthy));
+        self.f.records_backlog.set(saturate(backlog));
+        let prev = self
+            .records_write_failures_seen
+            .swap(write_failures_total, Ordering::Relaxed);
+        if write_failures_total > prev {
+            self.f
+                .records_write_failures
+                .inc_by(write_failures_total - prev);
+        }
     }
 
     /// A configuration reload succeeded (`ok`) or failed.

@@ -391,6 +391,21 @@ fn service_counters_and_build_info() {
     m.config_reload(false);
     m.config_reload(false);
     assert_eq!(value(&m, "permanence_records_dropped_total"), 3.0);
+    // The records store: healthy until told otherwise; failures are synced
+    // from the store's cumulative count.
+    assert_eq!(value(&m, "permanence_records_healthy"), 1.0);
+    assert_eq!(value(&m, "permanence_records_write_failures_total"), 0.0);
+    m.sync_records(false, 12, 2);
+    assert_eq!(value(&m, "permanence_records_healthy"), 0.0);
+    assert_eq!(value(&m, "permanence_records_backlog"), 12.0);
+    assert_eq!(value(&m, "permanence_records_write_failures_total"), 2.0);
+    m.sync_records(false, 40, 5);
+    m.sync_records(false, 40, 5);
+    assert_eq!(value(&m, "permanence_records_write_failures_total"), 5.0);
+    m.sync_records(true, 0, 5);
+    assert_eq!(value(&m, "permanence_records_healthy"), 1.0);
+    assert_eq!(value(&m, "permanence_records_backlog"), 0.0);
+    assert_eq!(value(&m, "permanence_records_write_failures_total"), 5.0);
     assert_eq!(
         value(&m, "permanence_config_reloads_total{result=\"ok\"}"),
         1.0

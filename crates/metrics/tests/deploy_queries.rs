@@ -204,6 +204,9 @@ fn dashboard_parses_and_names_only_exported_metrics() {
         "permanence_rtp_packets_total",
         "permanence_rtp_lost_packets_total",
         "permanence_records_dropped_total",
+        "permanence_records_healthy",
+        "permanence_records_write_failures_total",
+        "permanence_records_backlog",
     ] {
         assert!(used.contains(f), "no dashboard panel uses {f}");
     }
@@ -281,6 +284,7 @@ fn alert_rules_parse_and_name_only_exported_metrics() {
         "PermanenceSipParseErrors",
         "PermanenceRtpLoss",
         "PermanenceCallRecordsDropped",
+        "PermanenceRecordsStoreDegraded",
     ] {
         assert!(alerts.contains(a), "missing alert {a}");
     }

@@ -100,6 +100,7 @@ fn populated_metrics_render_like_the_encoder() {
     m.set_active_calls(3);
     m.set_registered_contacts(4);
     m.records_dropped(1);
+    m.sync_records(false, 7, 3);
     m.config_reload(false);
     let ours = m.render();
     let theirs = reference(&m);

@@ -1,7 +1,8 @@
-//! `permanence queues|agents|calls`: tables from the running engine's admin
-//! API (address and token read from the configuration file).
+//! `permanence queues|agents|calls|audit`: tables from the running engine's
+//! admin API (address read from the configuration file; the token from
+//! `PERMANENCE_TOKEN`, else the configuration's shared `http.admin_token`).
 
-use permanence_http::{AgentView, CallView, QueueView};
+use permanence_http::{AgentView, AuditView, CallView, QueueView};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,11 +14,11 @@ fn fetch<T: DeserializeOwned>(config: &Path, path: &str) -> Result<T, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let token = cfg
-        .http
-        .admin_token
-        .clone()
-        .ok_or("no http.admin_token in the configuration: the admin API is disabled")?;
+    let token = std::env::var("PERMANENCE_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| cfg.http.admin_token.clone())
+        .ok_or("no token: set PERMANENCE_TOKEN to your [[http.users]] token")?;
     let url = format!("http://{}{}", cfg.http.listen, path);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -166,4 +167,34 @@ pub fn calls(config: &Path) -> ExitCode {
                 .collect(),
         )
     })
+}
+
+/// `permanence audit`: the latest entries of the audit log (admin role).
+pub fn audit(config: &Path, limit: usize) -> ExitCode {
+    run(
+        config,
+        &format!("/api/audit?limit={limit}"),
+        |es: Vec<AuditView>| {
+            table(
+                &[
+                    "AT", "ACTOR", "ROLE", "ACTION", "TARGET", "SOURCE", "OUTCOME", "DETAIL",
+                ],
+                es.into_iter()
+                    .map(|e| {
+                        let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                        vec![
+                            e.at,
+                            e.actor,
+                            dash(e.role),
+                            e.action,
+                            dash(e.target),
+                            dash(e.source),
+                            e.outcome,
+                            dash(e.detail),
+                        ]
+                    })
+                    .collect(),
+            )
+        },
+    )
 }

@@ -78,6 +78,26 @@ enum Command {
         #[arg(long, default_value = "config/permanence.toml")]
         config: PathBuf,
     },
+    /// Print the latest entries of the audit log (admin API, admin role):
+    /// who did what, when, from where.
+    Audit {
+        /// Main configuration file.
+        #[arg(long, default_value = "config/permanence.toml")]
+        config: PathBuf,
+        /// How many entries, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Make a bearer token for a user of the admin API: prints the token
+    /// (give it to the user, it is shown once) and the `[[http.users]]`
+    /// block, with its SHA-256, for the configuration file.
+    NewToken {
+        /// The user's name.
+        name: String,
+        /// `viewer`, `supervisor` or `admin`.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
     /// Print the digest HA1 lines of an agent for the configuration file.
     HashPassword {
         /// SIP user name.
@@ -225,6 +245,25 @@ async fn run(config: PathBuf, options: permanence_engine::EngineOptions) -> anyh
     Ok(())
 }
 
+fn new_token(name: &str, role: &str) -> ExitCode {
+    if permanence_config::Role::parse(role).is_none() {
+        eprintln!("unknown role {role:?}: expected viewer, supervisor or admin");
+        return ExitCode::FAILURE;
+    }
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes);
+    let token = hex::encode(bytes);
+    println!("# token for {name} (shown once; keep it secret): {token}");
+    println!("[[http.users]]");
+    println!("name = \"{name}\"");
+    println!("role = \"{role}\"");
+    println!(
+        "token_sha256 = \"{}\"",
+        permanence_engine::admin::token_sha256(&token)
+    );
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -233,6 +272,8 @@ fn main() -> ExitCode {
         Command::Queues { config } => admin::queues(&config),
         Command::Agents { config } => admin::agents(&config),
         Command::Calls { config } => admin::calls(&config),
+        Command::Audit { config, limit } => admin::audit(&config, limit),
+        Command::NewToken { name, role } => new_token(&name, &role),
         Command::HashPassword {
             username,
             password,

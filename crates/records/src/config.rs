@@ -19,6 +19,10 @@ pub struct RecordsConfig {
     /// handled or not) are purged at startup and every
     /// [`purge_interval`](Self::purge_interval). Default: 365 days.
     pub retention: Duration,
+    /// How long audit entries ([`AuditEntry`](crate::AuditEntry)) are kept,
+    /// apart from the other rows (an audit trail usually outlives the
+    /// records it audits). Default: 365 days.
+    pub audit_retention: Duration,
     /// Store `sha256(salt || caller)` (lowercase hex) instead of the caller
     /// number. The same number always gives the same hash, so repeat callers
     /// can still be counted. This is pseudonymisation, not anonymisation:
@@ -43,6 +47,23 @@ pub struct RecordsConfig {
     pub flush_interval: Duration,
     /// How often the writer thread applies retention. Default: 1 hour.
     pub purge_interval: Duration,
+    /// Rows kept in the writer's memory while the database cannot be
+    /// written (or opened): they are written, oldest first, once it can be
+    /// again. Rows arriving while this many are kept are dropped and
+    /// counted in [`RecorderStats::dropped`](crate::RecorderStats::dropped)
+    /// (never waited for). Kept rows are lost if the process stops before
+    /// the store recovers. Default: 50 000 (a few tens of megabytes at
+    /// most; hours of a busy service's rows).
+    pub backlog_capacity: usize,
+    /// First wait before retrying a failed write or open; doubled after
+    /// each failure, up to [`retry_max`](Self::retry_max). Default: 1 s.
+    pub retry_min: Duration,
+    /// Longest wait between two retries. Default: 30 s.
+    pub retry_max: Duration,
+    /// How long the writer waits for a lock held by another connection
+    /// before the write fails with "database is locked" (SQLite busy
+    /// timeout). Default: 5 s.
+    pub busy_timeout: Duration,
 }
 
 impl RecordsConfig {
@@ -52,12 +73,17 @@ impl RecordsConfig {
         RecordsConfig {
             path: path.into(),
             retention: Self::days(365),
+            audit_retention: Self::days(365),
             hash_callers: false,
             salt: String::new(),
             queue_capacity: 10_000,
             batch_size: 100,
             flush_interval: Duration::from_millis(200),
             purge_interval: Duration::from_secs(60 * 60),
+            backlog_capacity: 50_000,
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
         }
     }
 
@@ -73,6 +99,7 @@ impl fmt::Debug for RecordsConfig {
         f.debug_struct("RecordsConfig")
             .field("path", &self.path)
             .field("retention", &self.retention)
+            .field("audit_retention", &self.audit_retention)
             .field("hash_callers", &self.hash_callers)
             .field(
                 "salt",
@@ -86,6 +113,10 @@ impl fmt::Debug for RecordsConfig {
             .field("batch_size", &self.batch_size)
             .field("flush_interval", &self.flush_interval)
             .field("purge_interval", &self.purge_interval)
+            .field("backlog_capacity", &self.backlog_capacity)
+            .field("retry_min", &self.retry_min)
+            .field("retry_max", &self.retry_max)
+            .field("busy_timeout", &self.busy_timeout)
             .finish()
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, Row, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::state::{AgentStateRow, RegistrationRow};
 use crate::types::{
     CallRecord, CallbackRequest, CallbackStatus, QueueEvent, RtpCounters, StoredCallback,
     TriageChoice,
@@ -14,9 +15,10 @@ use crate::types::{
 use crate::RecordsError;
 
 /// Schema version written by this build.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
-/// How long a connection waits for a lock held by another connection.
+/// How long a reader connection waits for a lock held by another
+/// connection (the writer's is [`RecordsConfig::busy_timeout`](crate::RecordsConfig::busy_timeout)).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Version 1 of the schema (frozen: released databases hold exactly this;
@@ -93,7 +95,12 @@ CREATE INDEX IF NOT EXISTS callbacks_requested ON callbacks (requested_at);
 
 /// Schema steps: `MIGRATIONS[i]` takes a database from version `i` to
 /// version `i + 1`. A fresh database runs them all.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    SCHEMA_V1,
+    SCHEMA_V2,
+    crate::state::SCHEMA_V3,
+    crate::audit::SCHEMA_V4,
+];
 
 /// Columns of `calls`, in the order used by inserts and selects.
 pub(crate) const CALL_COLUMNS: &str = "call_id, sip_call_id, practice_id, trunk, caller, \
@@ -145,15 +152,16 @@ impl CallerPolicy {
 }
 
 /// Opens (creating it if needed) the database for writing: WAL journal,
-/// `synchronous = NORMAL`, schema created or checked.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, RecordsError> {
+/// `synchronous = NORMAL`, schema created or checked; `busy_timeout` is how
+/// long a statement waits for another connection's lock.
+pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, RecordsError> {
     let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(RecordsError::NotWal(mode));
@@ -245,113 +253,206 @@ fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Rows waiting in the writer for their transaction.
-#[derive(Default)]
-pub(crate) struct Batch {
-    pub(crate) calls: Vec<CallRecord>,
-    pub(crate) events: Vec<QueueEvent>,
-    pub(crate) callbacks: Vec<CallbackRequest>,
+/// One row waiting in the writer for its transaction.
+pub(crate) enum PendingRow {
+    Call(Box<CallRecord>),
+    Event(Box<QueueEvent>),
+    Callback(Box<CallbackRequest>),
+    AgentState(Box<AgentStateRow>),
+    /// An agent's registrations, replacing those stored.
+    Registrations(Box<(String, Vec<RegistrationRow>)>),
+    Audit(Box<crate::AuditEntry>),
 }
 
-impl Batch {
-    /// Rows pending, all tables together.
-    pub(crate) fn len(&self) -> usize {
-        self.calls.len() + self.events.len() + self.callbacks.len()
-    }
+/// Whether a failed insert is the store's fault (retry the same rows
+/// later) or the rows' own (retrying them can never succeed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// Locked, busy, read-only, I/O error, disk full, cannot open, corrupt,
+    /// missing table...: the same rows will go in once the store is fixed.
+    Store,
+    /// A value the database refuses (constraint, too big, type mismatch)
+    /// or that cannot be bound: only this row is at fault.
+    Row,
+}
 
-    pub(crate) fn clear(&mut self) {
-        self.calls.clear();
-        self.events.clear();
-        self.callbacks.clear();
+/// Classifies an insert error (see [`FailureKind`]).
+pub(crate) fn failure_kind(e: &rusqlite::Error) -> FailureKind {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::ConstraintViolation | C::TooBig | C::TypeMismatch | C::ParameterOutOfRange => {
+                FailureKind::Row
+            }
+            _ => FailureKind::Store,
+        },
+        rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::InvalidParameterCount(..)
+        | rusqlite::Error::InvalidParameterName(_) => FailureKind::Row,
+        _ => FailureKind::Store,
     }
 }
 
-/// Inserts a batch in one transaction. Calls replace an earlier row with the
-/// same `call_id`. Callback numbers are stored as given: `policy` applies to
-/// `calls.caller` only.
-pub(crate) fn insert_batch(
+/// The three insert statements of one transaction, prepared on first use.
+struct Inserts<'t> {
+    tx: &'t Connection,
+    calls: Option<rusqlite::Statement<'t>>,
+    events: Option<rusqlite::Statement<'t>>,
+    callbacks: Option<rusqlite::Statement<'t>>,
+}
+
+fn prepared<'a, 't>(
+    slot: &'a mut Option<rusqlite::Statement<'t>>,
+    tx: &'t Connection,
+    sql: &str,
+) -> Result<&'a mut rusqlite::Statement<'t>, rusqlite::Error> {
+    if slot.is_none() {
+        *slot = Some(tx.prepare(sql)?);
+    }
+    // Just filled: never `None`.
+    slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+}
+
+impl<'t> Inserts<'t> {
+    /// Statements of the transaction `tx` (a `Transaction` derefs to its
+    /// connection).
+    fn new(tx: &'t Connection) -> Self {
+        Inserts {
+            tx,
+            calls: None,
+            events: None,
+            callbacks: None,
+        }
+    }
+
+    fn insert(&mut self, row: &PendingRow, policy: &CallerPolicy) -> Result<(), rusqlite::Error> {
+        match row {
+            PendingRow::Call(c) => {
+                let sql = format!(
+                    "INSERT OR REPLACE INTO calls ({CALL_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+                      ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
+                );
+                let st = prepared(&mut self.calls, self.tx, &sql)?;
+                let caller = c.caller.as_deref().map(|n| policy.apply(n));
+                st.execute(params![
+                    c.call_id,
+                    c.sip_call_id,
+                    c.practice_id,
+                    c.trunk,
+                    caller,
+                    policy.hashing() && caller.is_some(),
+                    c.called,
+                    c.identified_by.map(|v| v.as_str()),
+                    ts(&c.received_at),
+                    c.engine_answered_at.as_ref().map(ts),
+                    c.queued_at.as_ref().map(ts),
+                    c.first_offered_at.as_ref().map(ts),
+                    c.agent_answered_at.as_ref().map(ts),
+                    c.ended_at.as_ref().map(ts),
+                    c.agent,
+                    c.outcome.as_str(),
+                    c.abandon_phase.map(|v| v.as_str()),
+                    c.wait_secs,
+                    c.talk_secs,
+                    c.triage.as_ref().map(|t| t.digit.as_str()),
+                    c.triage.as_ref().map(|t| t.label.as_str()),
+                    c.overflow_target,
+                    c.end_reason,
+                    c.offers,
+                    c.rtp.map(|r| clamp_i64(r.packets_in)),
+                    c.rtp.map(|r| clamp_i64(r.packets_out)),
+                    c.rtp.map(|r| clamp_i64(r.packets_lost)),
+                ])?;
+            }
+            PendingRow::Event(e) => {
+                let st = prepared(
+                    &mut self.events,
+                    self.tx,
+                    "INSERT INTO queue_events (at, call_id, practice_id, kind, agent, detail) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                st.execute(params![
+                    ts(&e.at),
+                    e.call_id,
+                    e.practice_id,
+                    e.kind.as_str(),
+                    e.agent,
+                    e.detail.to_string(),
+                ])?;
+            }
+            PendingRow::AgentState(a) => crate::state::upsert_agent_state(self.tx, a)?,
+            PendingRow::Audit(a) => crate::audit::insert(self.tx, a)?,
+            PendingRow::Registrations(r) => {
+                crate::state::replace_registrations(self.tx, &r.0, &r.1)?
+            }
+            PendingRow::Callback(c) => {
+                let st = prepared(
+                    &mut self.callbacks,
+                    self.tx,
+                    "INSERT INTO callbacks (requested_at, call_id, practice_id, number, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                st.execute(params![
+                    ts(&c.requested_at),
+                    c.call_id,
+                    c.practice_id,
+                    c.number,
+                    CallbackStatus::Pending.as_str(),
+                ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Inserts `rows` in one transaction: all or none. Calls replace an
+/// earlier row with the same `call_id`. Callback numbers are stored as
+/// given: `policy` applies to `calls.caller` only.
+pub(crate) fn insert_rows<'r>(
     conn: &mut Connection,
-    batch: &Batch,
+    rows: impl IntoIterator<Item = &'r PendingRow>,
     policy: &CallerPolicy,
 ) -> Result<(), rusqlite::Error> {
-    let Batch {
-        calls,
-        events,
-        callbacks,
-    } = batch;
     let tx = conn.transaction()?;
-    if !calls.is_empty() {
-        let sql = format!(
-            "INSERT OR REPLACE INTO calls ({CALL_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-              ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
-        );
-        let mut st = tx.prepare(&sql)?;
-        for c in calls {
-            let caller = c.caller.as_deref().map(|n| policy.apply(n));
-            st.execute(params![
-                c.call_id,
-                c.sip_call_id,
-                c.practice_id,
-                c.trunk,
-                caller,
-                policy.hashing() && caller.is_some(),
-                c.called,
-                c.identified_by.map(|v| v.as_str()),
-                ts(&c.received_at),
-                c.engine_answered_at.as_ref().map(ts),
-                c.queued_at.as_ref().map(ts),
-                c.first_offered_at.as_ref().map(ts),
-                c.agent_answered_at.as_ref().map(ts),
-                c.ended_at.as_ref().map(ts),
-                c.agent,
-                c.outcome.as_str(),
-                c.abandon_phase.map(|v| v.as_str()),
-                c.wait_secs,
-                c.talk_secs,
-                c.triage.as_ref().map(|t| t.digit.as_str()),
-                c.triage.as_ref().map(|t| t.label.as_str()),
-                c.overflow_target,
-                c.end_reason,
-                c.offers,
-                c.rtp.map(|r| clamp_i64(r.packets_in)),
-                c.rtp.map(|r| clamp_i64(r.packets_out)),
-                c.rtp.map(|r| clamp_i64(r.packets_lost)),
-            ])?;
-        }
-    }
-    if !events.is_empty() {
-        let mut st = tx.prepare(
-            "INSERT INTO queue_events (at, call_id, practice_id, kind, agent, detail) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for e in events {
-            st.execute(params![
-                ts(&e.at),
-                e.call_id,
-                e.practice_id,
-                e.kind.as_str(),
-                e.agent,
-                e.detail.to_string(),
-            ])?;
-        }
-    }
-    if !callbacks.is_empty() {
-        let mut st = tx.prepare(
-            "INSERT INTO callbacks (requested_at, call_id, practice_id, number, status) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for c in callbacks {
-            st.execute(params![
-                ts(&c.requested_at),
-                c.call_id,
-                c.practice_id,
-                c.number,
-                CallbackStatus::Pending.as_str(),
-            ])?;
+    {
+        let mut ins = Inserts::new(&tx);
+        for row in rows {
+            ins.insert(row, policy)?;
         }
     }
     tx.commit()
+}
+
+/// Identity of a file on disk (device and inode), to notice that the
+/// database file was deleted or replaced under an open connection (which
+/// would otherwise go on writing, successfully, into a file nobody can
+/// open any more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+/// The identity of the file at `path` (`Ok(None)` where the platform has
+/// no inode numbers).
+pub(crate) fn file_id(path: &Path) -> std::io::Result<Option<FileId>> {
+    let meta = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Some(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Ok(None)
+    }
 }
 
 /// Marks callback `id` handled by `agent` at `at`, if it is still pending.
@@ -417,7 +518,7 @@ fn corrupt(column: &'static str, message: impl ToString) -> RecordsError {
     }
 }
 
-fn parse_ts(column: &'static str, s: &str) -> Result<DateTime<Utc>, RecordsError> {
+pub(crate) fn parse_ts(column: &'static str, s: &str) -> Result<DateTime<Utc>, RecordsError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| corrupt(column, format!("`{s}`: {e}")))

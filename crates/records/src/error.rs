@@ -43,6 +43,14 @@ pub enum RecordsError {
     /// The writer thread is gone (shut down or panicked).
     #[error("records writer is not running")]
     WriterGone,
+    /// The database file was removed or replaced while the writer had it
+    /// open; the writer opens (creates) it again at its path.
+    #[error("records database file {0} was removed or replaced while open")]
+    FileReplaced(PathBuf),
+    /// The database is not open (it could not be opened; the writer
+    /// retries): the cause.
+    #[error("records store unavailable: {0}")]
+    Unavailable(String),
     /// The writer thread could not be started.
     #[error("cannot start the records writer thread: {0}")]
     Spawn(#[source] std::io::Error),

@@ -13,9 +13,28 @@
 //!   [`batch_size`](RecordsConfig::batch_size) rows are pending, or
 //!   [`flush_interval`](RecordsConfig::flush_interval) after the oldest
 //!   pending row arrived.
+//! * When the database cannot be written (locked by another connection,
+//!   read-only or full file system, I/O error, file deleted or replaced
+//!   under it, broken schema), the rows are **kept** in the writer's memory
+//!   and retried with back-off
+//!   ([`retry_min`](RecordsConfig::retry_min) doubling up to
+//!   [`retry_max`](RecordsConfig::retry_max)); past
+//!   [`backlog_capacity`](RecordsConfig::backlog_capacity) kept rows, new
+//!   ones are dropped and counted. Nothing of this ever blocks the call
+//!   path. The store's [`RecordsHealth`] ([`RecorderHandle::health`]) says
+//!   `degraded`, since when and why, until a write succeeds again and
+//!   the kept rows are written. One log line per change of state
+//!   (`records.degraded`, `records.backlog_full`, `records.recovered`), none
+//!   per row. A row the database refuses for its own content (a
+//!   constraint) is not a store failure: it alone is dropped
+//!   ([`RecorderStats::write_errors`]) and its batch written.
+//! * [`Recorder::open`] fails if the database cannot be opened;
+//!   [`Recorder::start`] starts degraded instead and retries opening, for
+//!   a service that must run (and say so) without its store.
 //! * [`Recorder::shutdown`] (or dropping the [`Recorder`]) stops accepting
 //!   records, drains the channel and commits everything accepted before
-//!   returning: nothing accepted is lost on a clean restart.
+//!   returning: nothing accepted is lost on a clean restart, unless the
+//!   store is failing then (the kept rows are lost, counted and logged).
 //! * Retention: rows older than [`retention`](RecordsConfig::retention) are
 //!   purged at startup and every
 //!   [`purge_interval`](RecordsConfig::purge_interval); the clock is
@@ -35,7 +54,7 @@
 //!   [`RecorderHandle::mark_callback_handled`].
 //! * [`RecordReader`] reads through its own read-only connection.
 //!
-//! # Schema (version 2)
+//! # Schema (version 4)
 //!
 //! * `schema_version(version, applied_at)`
 //! * `calls`: one row per [`CallRecord`], keyed by `call_id`; indexes on
@@ -45,6 +64,11 @@
 //! * `callbacks` (since version 2): one row per [`CallbackRequest`], with
 //!   `status` (`pending`/`handled`), `handled_at` and `handled_by`; indexes
 //!   on `(practice_id, status, requested_at)` and `requested_at`.
+//!
+//! * `agent_states` and `registrations` (since version 3): what must
+//!   survive a crash besides the calls (see the `state` module).
+//! * `audit` (since version 4): who did what ([`AuditEntry`]), with its
+//!   own retention.
 //!
 //! Opening a database of an older version with [`Recorder::open`] migrates
 //! it in place (in one transaction) and records each version applied in
@@ -57,21 +81,27 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod audit;
 mod config;
 mod db;
 mod error;
+mod health;
 mod reader;
 mod recorder;
+mod state;
 mod types;
 
 #[cfg(test)]
 mod tests;
 
+pub use audit::AuditEntry;
 pub use config::RecordsConfig;
 pub use db::{hash_caller, Purged};
 pub use error::RecordsError;
+pub use health::{RecordsHealth, RecordsState, WriteFailure};
 pub use reader::{CallFilter, RecordReader};
 pub use recorder::{Clock, Recorder, RecorderHandle, RecorderStats};
+pub use state::{AgentStateRow, RegistrationRow};
 pub use types::{
     AbandonPhase, CallRecord, CallbackRequest, CallbackStatus, IdentifiedBy, Outcome, QueueEvent,
     QueueEventKind, RtpCounters, StoredCallback, TriageChoice, UnknownValue,

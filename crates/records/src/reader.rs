@@ -183,6 +183,41 @@ impl RecordReader {
         Ok(out)
     }
 
+    /// Every stored agent state (see [`AgentStateRow`](crate::AgentStateRow));
+    /// empty on a database older than version 3.
+    pub fn agent_states(&self) -> Result<Vec<crate::AgentStateRow>, RecordsError> {
+        if db::schema_version(&self.conn)?.unwrap_or(0) < 3 {
+            return Ok(Vec::new());
+        }
+        crate::state::agent_states(&self.conn)
+    }
+
+    /// The registrations that expire after `after` (see
+    /// [`RegistrationRow`](crate::RegistrationRow)); empty on a database older
+    /// than version 3.
+    pub fn registrations(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<crate::RegistrationRow>, RecordsError> {
+        if db::schema_version(&self.conn)?.unwrap_or(0) < 3 {
+            return Ok(Vec::new());
+        }
+        crate::state::registrations(&self.conn, after)
+    }
+
+    /// Audit entries at or after `since` (all if `None`), newest first, at
+    /// most `limit`; empty on a database older than version 4.
+    pub fn audit(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        limit: usize,
+    ) -> Result<Vec<crate::AuditEntry>, RecordsError> {
+        if db::schema_version(&self.conn)?.unwrap_or(0) < 4 {
+            return Ok(Vec::new());
+        }
+        crate::audit::read(&self.conn, since, limit)
+    }
+
     /// Total rows in the `calls` and `queue_events` tables.
     pub fn row_counts(&self) -> Result<(u64, u64), RecordsError> {
         let calls: i64 = self

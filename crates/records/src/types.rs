@@ -231,7 +231,7 @@ text_enum! {
 
 text_enum! {
     /// How a call ended.
-    Outcome, "outcome", "lowercase" {
+    Outcome, "outcome", "kebab-case" {
         /// An agent answered.
         Answered => "answered",
         /// The caller hung up before an agent answered.
@@ -244,6 +244,11 @@ text_enum! {
         Rejected => "rejected",
         /// A technical failure ended the call.
         Failed => "failed",
+        /// The call is still going on (its record is updated as it goes).
+        InProgress => "in-progress",
+        /// The engine stopped (crash, kill) during the call; closed at the
+        /// next start.
+        Interrupted => "interrupted",
     }
 }
 

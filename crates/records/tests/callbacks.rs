@@ -403,7 +403,10 @@ fn a_version_1_database_is_migrated_in_place() {
                     .collect::<Result<Vec<_>, _>>()
             })
             .expect("versions");
-        assert_eq!(versions.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            versions.iter().map(|v| v.0).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
         assert_eq!(versions[0].1, "2025-01-06T09:00:00.000000Z", "v1 row kept");
         let columns: Vec<(String, String, bool, Option<String>)> = c
             .prepare("PRAGMA table_info(callbacks)")

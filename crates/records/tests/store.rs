@@ -547,51 +547,6 @@ fn concurrent_producers_against_a_tiny_channel_account_for_every_record() {
 }
 
 #[test]
-fn failed_batches_are_counted_not_fatal() {
-    let dir = TempDir::new("write-error");
-    let rec = Recorder::open(config(dir.db())).expect("open");
-    let h = rec.handle();
-    h.record_call(minimal_call("ok", "p", t0(), Outcome::Answered));
-    h.flush().expect("flush");
-    // Sabotage the schema from another connection.
-    let other = rusqlite::Connection::open(dir.db()).expect("other connection");
-    other
-        .execute_batch("DROP TABLE queue_events")
-        .expect("drop table");
-    drop(other);
-    h.record_event(event(
-        t0(),
-        "ok",
-        "p",
-        QueueEventKind::Entered,
-        None,
-        json!({}),
-    ));
-    h.record_event(event(
-        t0(),
-        "ok",
-        "p",
-        QueueEventKind::Offered,
-        None,
-        json!({}),
-    ));
-    assert!(matches!(h.flush(), Err(RecordsError::Sqlite(_))));
-    assert_eq!(h.stats().write_errors, 2);
-    // The writer carries on with later batches.
-    h.record_call(minimal_call("ok2", "p", t0(), Outcome::Answered));
-    h.flush().expect("flush after error");
-    assert_eq!(h.stats().written, 2);
-    assert_eq!(
-        rec.reader()
-            .expect("r")
-            .calls(&CallFilter::latest(5))
-            .expect("c")
-            .len(),
-        2
-    );
-}
-
-#[test]
 fn bad_paths_and_configs_are_errors_at_open() {
     let dir = TempDir::new("bad-open");
 

@@ -276,6 +276,43 @@ impl Binding {
     }
 }
 
+/// A binding as persisted, to restore after a restart (see
+/// [`Registrar::restore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedBinding {
+    /// Contact URI.
+    pub uri: String,
+    /// Device identity (`+sip.instance`).
+    pub instance: Option<String>,
+    /// Address the REGISTER came from.
+    pub source: SocketAddr,
+    /// Transport.
+    pub transport: Transport,
+    /// When it expires (engine time).
+    pub expires_at: DateTime<Utc>,
+    /// Call-ID of the registering dialog.
+    pub call_id: String,
+    /// Last CSeq seen.
+    pub cseq: u32,
+    /// User-Agent.
+    pub user_agent: Option<String>,
+}
+
+impl From<&Binding> for SavedBinding {
+    fn from(b: &Binding) -> Self {
+        Self {
+            uri: b.uri.clone(),
+            instance: b.instance.clone(),
+            source: b.source,
+            transport: b.transport,
+            expires_at: b.expires_at,
+            call_id: b.call_id.clone(),
+            cseq: b.cseq,
+            user_agent: b.user_agent.clone(),
+        }
+    }
+}
+
 /// An OPTIONS probe the edge must send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QualifyTarget {
@@ -321,6 +358,46 @@ impl Registrar {
     /// Current settings.
     pub fn settings(&self) -> &RegistrarSettings {
         &self.settings
+    }
+
+    /// Restores a binding of `user` saved before a restart, unless it has
+    /// expired or the contact is already bound. It counts as a
+    /// registration ([`RegistrationEvent::Registered`]) and is qualified at
+    /// once when OPTIONS probes are on, since the device may have gone
+    /// meanwhile.
+    pub fn restore(&mut self, user: &str, saved: SavedBinding, now: DateTime<Utc>) {
+        if saved.expires_at <= now {
+            return;
+        }
+        let key = user.to_ascii_lowercase();
+        let list = self.bindings.entry(key.clone()).or_default();
+        if list.iter().any(|b| b.uri.eq_ignore_ascii_case(&saved.uri))
+            || list.len() >= self.settings.max_contacts.max(1)
+        {
+            return;
+        }
+        let expires = u32::try_from((saved.expires_at - now).num_seconds()).unwrap_or(u32::MAX);
+        self.events.push_back(RegistrationEvent::Registered {
+            user: key,
+            contact: saved.uri.clone(),
+            source: saved.source,
+            expires,
+            user_agent: saved.user_agent.clone(),
+        });
+        list.push(Binding {
+            uri: saved.uri,
+            instance: saved.instance,
+            source: saved.source,
+            transport: saved.transport,
+            expires_at: saved.expires_at,
+            call_id: saved.call_id,
+            cseq: saved.cseq,
+            user_agent: saved.user_agent,
+            reachable: true,
+            pending_probe: None,
+            next_probe: now,
+            registered_at: now,
+        });
     }
 
     /// Replaces the settings (config reload); bindings are kept.
@@ -1038,6 +1115,39 @@ mod tests {
             register(&mut r, from("192.0.2.66", 12), "alice-demo", 0, later),
             RegisterOutcome::Ok { .. }
         ));
+    }
+
+    #[test]
+    fn saved_bindings_are_restored_until_they_expire() {
+        let mut r = Registrar::new(RegistrarSettings::default(), [1; 32]);
+        assert!(matches!(
+            register(
+                &mut r,
+                req("alice", "sip:a@h", Some(300), 1),
+                "alice-demo",
+                0,
+                t0()
+            ),
+            RegisterOutcome::Ok { .. }
+        ));
+        let saved: Vec<SavedBinding> = r.bindings("alice").iter().map(SavedBinding::from).collect();
+        // A new process: the binding comes back, an expired one does not.
+        let mut r2 = Registrar::new(RegistrarSettings::default(), [2; 32]);
+        let later = t0() + Duration::from_secs(100);
+        r2.restore("alice", saved[0].clone(), later);
+        let mut expired = saved[0].clone();
+        expired.uri = "sip:old@h".into();
+        expired.expires_at = later;
+        r2.restore("alice", expired, later);
+        assert_eq!(r2.bindings("alice").len(), 1);
+        assert!(r2.is_reachable("alice"));
+        assert!(matches!(
+            r2.poll_event(),
+            Some(RegistrationEvent::Registered { expires: 200, .. })
+        ));
+        // Restoring twice does not duplicate it.
+        r2.restore("alice", saved[0].clone(), later);
+        assert_eq!(r2.bindings("alice").len(), 1);
     }
 
     #[test]

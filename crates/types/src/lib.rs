@@ -12,7 +12,8 @@
 //! - [`routing`]: agent selection [`Strategy`], [`Selector`] and
 //!   [`RoutingStep`] (the relaxing steps of a practice's routing), and why
 //!   an offer to an agent failed ([`OfferFailure`]);
-//! - [`sip`]: SIP [`Transport`] and digest [`DigestAlgorithm`].
+//! - [`sip`]: SIP [`Transport`] and digest [`DigestAlgorithm`];
+//! - [`access`]: the [`Role`] of a user of the admin API.
 //!
 //! Each type has a stable text form (`as_str`, also its serde form) for
 //! logs, labels and stored records: `Debug` output is never stored as data.
@@ -22,12 +23,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod ids;
 pub mod overflow;
 pub mod routing;
 pub mod serde_secs;
 pub mod sip;
 
+pub use access::Role;
 pub use ids::{AgentId, PauseReason, PoolId, PracticeId};
 pub use overflow::{OverflowKind, OverflowTarget};
 pub use routing::{OfferFailure, RoutingStep, Selector, Strategy};

@@ -227,6 +227,25 @@ impl CallDriver {
             Event::Ended(reason) => self.ended = Some(*reason),
             _ => {}
         }
+        if matches!(
+            event,
+            Event::Answered { .. } | Event::Queued { .. } | Event::Connected { .. }
+        ) {
+            self.save_progress();
+        }
+    }
+
+    /// Writes the call's record as it stands (in progress), so that a crash
+    /// never leaves a call without one.
+    fn save_progress(&self) {
+        if let Some(r) = &self.ctx.records {
+            let practice = &self.practice;
+            r.record_call(self.record.in_progress(
+                self.ctx.clock.now(),
+                self.ctx.clock.wall_offset(),
+                |d| triage_label(practice, d),
+            ));
+        }
     }
 
     /// The label of triage option `digit` of the practice.

@@ -104,6 +104,38 @@ impl CallRecordBuilder {
         wall_offset: chrono::Duration,
         triage_label: impl Fn(char) -> String,
     ) -> CallRecord {
+        let mut r = self.record(now, wall_offset, triage_label);
+        r.outcome = self.outcome(reason);
+        r.abandon_phase = match reason {
+            EndReason::AbandonedInQueue => Some(permanence_records::AbandonPhase::Queue),
+            EndReason::AbandonedRinging => Some(permanence_records::AbandonPhase::Ringing),
+            _ => None,
+        };
+        r.ended_at = Some(now + wall_offset);
+        r.end_reason = Some(reason.as_str().to_string());
+        r.rtp = Some(rtp);
+        r
+    }
+
+    /// The record of the call still in progress (outcome `in-progress`, no
+    /// end): written as the call goes, so that a crash leaves a record the
+    /// next start closes as interrupted.
+    pub fn in_progress(
+        &self,
+        now: DateTime<Utc>,
+        wall_offset: chrono::Duration,
+        triage_label: impl Fn(char) -> String,
+    ) -> CallRecord {
+        self.record(now, wall_offset, triage_label)
+    }
+
+    /// What is known of the call at `now`, as an in-progress record.
+    fn record(
+        &self,
+        now: DateTime<Utc>,
+        wall_offset: chrono::Duration,
+        triage_label: impl Fn(char) -> String,
+    ) -> CallRecord {
         let wall = |t: DateTime<Utc>| t + wall_offset;
         let secs = |from: DateTime<Utc>, to: DateTime<Utc>| {
             (to - from).num_milliseconds().max(0) as f64 / 1000.0
@@ -122,14 +154,10 @@ impl CallRecordBuilder {
             queued_at: self.queued_at.map(wall),
             first_offered_at: self.first_offered_at.map(wall),
             agent_answered_at: self.agent_answered_at.map(wall),
-            ended_at: Some(wall(now)),
+            ended_at: None,
             agent: self.agent.as_ref().map(|a| a.to_string()),
-            outcome: self.outcome(reason),
-            abandon_phase: match reason {
-                EndReason::AbandonedInQueue => Some(permanence_records::AbandonPhase::Queue),
-                EndReason::AbandonedRinging => Some(permanence_records::AbandonPhase::Ringing),
-                _ => None,
-            },
+            outcome: Outcome::InProgress,
+            abandon_phase: None,
             wait_secs: self.queued_at.map(|q| secs(q, wait_end)),
             talk_secs: self.agent_answered_at.map(|a| secs(a, now)),
             triage: self.triage.map(|d| TriageChoice {
@@ -137,9 +165,9 @@ impl CallRecordBuilder {
                 label: triage_label(d),
             }),
             overflow_target: self.overflow.map(|k| k.as_str().to_string()),
-            end_reason: Some(reason.as_str().to_string()),
+            end_reason: None,
             offers: self.offers,
-            rtp: Some(rtp),
+            rtp: None,
         }
     }
 
