@@ -105,6 +105,8 @@ pub struct TestConfig {
     pub main: toml::Table,
     pub dialplans: Vec<(String, toml::Table)>,
     pub sip_port: u16,
+    /// SIP over TLS.
+    pub tls_port: u16,
     pub http_port: u16,
     pub rtp: (u16, u16),
     /// Scratch directory for files the configuration refers to (generated
@@ -121,6 +123,7 @@ impl TestConfig {
         let root = repo();
         let mut main = load_toml(&root.join("config/permanence.toml"));
         let sip_port = free_port();
+        let tls_port = free_port();
         let http_port = free_port();
         let rtp = free_rtp_range(40);
         {
@@ -135,6 +138,10 @@ impl TestConfig {
             sip.insert(
                 "listen_tcp".into(),
                 toml::Value::Array(vec![format!("127.0.0.1:{sip_port}").into()]),
+            );
+            sip.insert(
+                "listen_tls".into(),
+                toml::Value::Array(vec![format!("127.0.0.1:{tls_port}").into()]),
             );
         }
         {
@@ -169,6 +176,7 @@ impl TestConfig {
             main,
             dialplans,
             sip_port,
+            tls_port,
             http_port,
             rtp,
             scratch: None,
@@ -317,6 +325,8 @@ pub struct Engine {
     child: Child,
     pub logs: Arc<Mutex<Vec<Value>>>,
     pub sip: SocketAddr,
+    /// SIP over TLS.
+    pub tls: SocketAddr,
     pub http: SocketAddr,
     pub rtp: (u16, u16),
     _dir: TempDir,
@@ -327,7 +337,13 @@ impl Engine {
     /// Starts the engine on `cfg` with extra CLI arguments; waits until it
     /// logs `engine.ready`.
     pub fn start(cfg: &TestConfig, extra: &[&str]) -> Self {
-        Self::start_in(TempDir::new("engine"), cfg, extra)
+        Self::start_in(TempDir::new("engine"), cfg, extra, None)
+    }
+
+    /// [`Engine::start`] with at most `nofile` open descriptors (`ulimit
+    /// -n`, set through `prlimit`) when given.
+    pub fn start_limited(cfg: &TestConfig, extra: &[&str], nofile: Option<u32>) -> Self {
+        Self::start_in(TempDir::new("engine"), cfg, extra, nofile)
     }
 
     /// Kills the engine with SIGKILL (no shutdown, as in a crash) and
@@ -337,12 +353,22 @@ impl Engine {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self._dir, TempDir(PathBuf::new()));
-        Self::start_in(dir, cfg, extra)
+        Self::start_in(dir, cfg, extra, None)
     }
 
-    fn start_in(dir: TempDir, cfg: &TestConfig, extra: &[&str]) -> Self {
+    fn start_in(dir: TempDir, cfg: &TestConfig, extra: &[&str], nofile: Option<u32>) -> Self {
         let path = cfg.write(dir.path());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_permanence"))
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_permanence"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_permanence")),
+        };
+        let mut child = command
             .current_dir(dir.path())
             .arg("run")
             .arg("--config")
@@ -373,6 +399,7 @@ impl Engine {
             child,
             logs,
             sip: SocketAddr::from(([127, 0, 0, 1], cfg.sip_port)),
+            tls: SocketAddr::from(([127, 0, 0, 1], cfg.tls_port)),
             http: SocketAddr::from(([127, 0, 0, 1], cfg.http_port)),
             rtp: cfg.rtp,
             _dir: dir,

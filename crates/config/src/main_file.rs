@@ -15,7 +15,7 @@ use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::model::{
     Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, Pool, RecordsSettings,
-    RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, Trunk,
+    RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, TlsFiles, Trunk,
 };
 use crate::raw;
 use crate::source::{self, get, get_str, index, join, Source};
@@ -242,6 +242,16 @@ fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
     let m = ctx.mark();
     let listen_udp = socket_list(ctx, "sip.listen_udp", &r.listen_udp);
     let listen_tcp = socket_list(ctx, "sip.listen_tcp", &r.listen_tcp);
+    let listen_tls = socket_list(ctx, "sip.listen_tls", &r.listen_tls);
+    for (i, a) in listen_tls.iter().enumerate() {
+        if listen_tcp.contains(a) {
+            ctx.err(
+                &index("sip.listen_tls", i),
+                format!("{a} is also in listen_tcp: TLS needs its own port (usually 5061)"),
+            );
+        }
+    }
+    let tls = tls_files(ctx, &r.tls);
     if r.listen_udp.is_empty() && r.listen_tcp.is_empty() {
         ctx.err(
             "sip.listen_udp",
@@ -301,6 +311,8 @@ fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
     ctx.clean_since(m).then_some(SipConfig {
         listen_udp,
         listen_tcp,
+        listen_tls,
+        tls,
         realm: r.realm,
         public_host,
         user_agent,
@@ -360,6 +372,57 @@ fn limits(ctx: &mut Ctx<'_>, r: &raw::Limits) -> SipLimits {
             100_000,
         ),
         trusted,
+        max_connections: ctx.opt_u32(
+            &join(P, "max_connections"),
+            r.max_connections,
+            d.max_connections,
+            1,
+            1_000_000,
+        ),
+        max_connections_per_source: ctx.opt_u32(
+            &join(P, "max_connections_per_source"),
+            r.max_connections_per_source,
+            d.max_connections_per_source,
+            1,
+            100_000,
+        ),
+        idle: ctx.opt_secs(&join(P, "idle_seconds"), r.idle_seconds, 120, 1, 86_400),
+    }
+}
+
+fn tls_files(ctx: &mut Ctx<'_>, r: &raw::Tls) -> TlsFiles {
+    const P: &str = "sip.tls";
+    let d = TlsFiles::default();
+    let mut path =
+        |name: &str, v: &Option<String>, default: &PathBuf| match v.as_deref().map(str::trim) {
+            None => default.clone(),
+            Some("") => {
+                ctx.err(&join(P, name), "must not be empty");
+                default.clone()
+            }
+            Some(p) => PathBuf::from(p),
+        };
+    let cert = path("cert", &r.cert, &d.cert);
+    let key = path("key", &r.key, &d.key);
+    match (&r.cert, &r.key) {
+        (None, None) => TlsFiles {
+            cert,
+            key,
+            self_signed: true,
+        },
+        (Some(_), Some(_)) => TlsFiles {
+            cert,
+            key,
+            self_signed: false,
+        },
+        (Some(_), None) => {
+            ctx.err(&join(P, "key"), "required with sip.tls.cert");
+            d
+        }
+        (None, Some(_)) => {
+            ctx.err(&join(P, "cert"), "required with sip.tls.key");
+            d
+        }
     }
 }
 

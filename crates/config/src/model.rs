@@ -218,6 +218,11 @@ pub struct SipConfig {
     pub listen_udp: Vec<SocketAddr>,
     /// `listen_tcp`: TCP sockets to listen on.
     pub listen_tcp: Vec<SocketAddr>,
+    /// `listen_tls`: SIP over TLS sockets to listen on (RFC 3261 §26.2;
+    /// usually port 5061).
+    pub listen_tls: Vec<SocketAddr>,
+    /// `[sip.tls]`: the certificate of the TLS listeners.
+    pub tls: TlsFiles,
     /// `realm`: the digest authentication realm.
     pub realm: String,
     /// `public_host`: host (IP or DNS name, no port, IPv6 without brackets)
@@ -255,6 +260,19 @@ pub struct SipLimits {
     /// `trusted`: networks exempt from the gate (for example the office LAN
     /// of the telesecretaries); trunks always are.
     pub trusted: Vec<IpNet>,
+    /// `max_connections` (default 1024, 1..=1000000): TCP and TLS
+    /// connections open at once, all sources together. The engine lowers it
+    /// to half its descriptor limit (`ulimit -n`) so that RTP sockets, the
+    /// database and the HTTP server always find descriptors.
+    pub max_connections: u32,
+    /// `max_connections_per_source` (default 16, 1..=100000): connections
+    /// one untrusted address may hold open; trunks and `trusted` networks
+    /// are exempt.
+    pub max_connections_per_source: u32,
+    /// `idle_seconds` (default 120, 1..=86400): a connection of an untrusted
+    /// source that brings no complete SIP message (or CRLF keep-alive) for
+    /// this long is closed.
+    pub idle: Duration,
 }
 
 impl Default for SipLimits {
@@ -266,6 +284,33 @@ impl Default for SipLimits {
             ban_for: Duration::from_secs(60),
             total_rate: 300,
             trusted: Vec::new(),
+            max_connections: 1024,
+            max_connections_per_source: 16,
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `[sip.tls]`: where the TLS certificate and key are (PEM). Relative paths
+/// are taken from the working directory, like `records.path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `cert` (default `data/tls/cert.pem`): the certificate chain.
+    pub cert: PathBuf,
+    /// `key` (default `data/tls/key.pem`): the private key (PKCS#8).
+    pub key: PathBuf,
+    /// Whether neither `cert` nor `key` is configured: the engine then
+    /// creates a self-signed certificate at the default paths when they do
+    /// not exist yet.
+    pub self_signed: bool,
+}
+
+impl Default for TlsFiles {
+    fn default() -> Self {
+        Self {
+            cert: PathBuf::from("data/tls/cert.pem"),
+            key: PathBuf::from("data/tls/key.pem"),
+            self_signed: true,
         }
     }
 }

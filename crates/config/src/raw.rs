@@ -42,6 +42,10 @@ pub(crate) struct Sip {
     pub listen_udp: Vec<String>,
     #[serde(default)]
     pub listen_tcp: Vec<String>,
+    #[serde(default)]
+    pub listen_tls: Vec<String>,
+    #[serde(default)]
+    pub tls: Tls,
     pub realm: String,
     pub public_host: Option<String>,
     pub user_agent: Option<String>,
@@ -61,6 +65,16 @@ pub(crate) struct Limits {
     pub total_rate: Option<i64>,
     #[serde(default)]
     pub trusted: Vec<String>,
+    pub max_connections: Option<i64>,
+    pub max_connections_per_source: Option<i64>,
+    pub idle_seconds: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Tls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

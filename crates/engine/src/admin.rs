@@ -100,6 +100,7 @@ pub async fn scrape(switch: &Switch) -> String {
     let mut gate = gate_totals(&switch.door.stats);
     gate.banned_now = switch.door.banned() as u64;
     m.security().sync_gate(&gate);
+    m.security().sync_streams(&switch.streams.totals());
     // Retransmissions: requests the transport saw that the transaction
     // layer absorbed.
     let c = &switch.sip_counts;

@@ -37,12 +37,32 @@ pub struct SipContext {
     pub contact_host: String,
     /// Port written in our Contact headers (first UDP listener).
     pub contact_port: u16,
+    /// Port of the first TCP listener, if any.
+    pub tcp_port: Option<u16>,
+    /// Port of the first TLS listener, if any.
+    pub tls_port: Option<u16>,
 }
 
 impl SipContext {
     /// Our Contact URI (`sip:permanence@host:port`).
     pub fn contact(&self) -> String {
         self.uri_for("permanence")
+    }
+
+    /// Our Contact URI for a request sent over `transport`: the port of
+    /// that transport's listener and a `transport` parameter, so that the
+    /// peer's in-dialog requests come back over it.
+    pub fn contact_over(&self, transport: permanence_types::Transport) -> String {
+        use permanence_types::Transport;
+        let with = |port: Option<u16>, t: &str| match port {
+            Some(p) => format!("sip:permanence@{}:{p};transport={t}", self.contact_host),
+            None => self.contact(),
+        };
+        match transport {
+            Transport::Udp => self.contact(),
+            Transport::Tcp => with(self.tcp_port, "tcp"),
+            Transport::Tls => with(self.tls_port, "tls"),
+        }
     }
 
     /// A SIP URI with `user` at our host and port (the From of the calls

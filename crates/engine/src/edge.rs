@@ -1,7 +1,10 @@
-//! Bringing up rsipstack: UDP listeners behind the datagram guard, TCP
-//! listeners, the transaction endpoint and the dialog layer.
+//! Bringing up rsipstack: UDP listeners behind the datagram guard, TCP and
+//! TLS listeners served by our own accept loops ([`crate::streams`]), the
+//! transaction endpoint and the dialog layer.
 
 use crate::admin::SipCounts;
+use crate::streams::{self, Kind, StreamFront, StreamSettings};
+use crate::tls::TlsServer;
 use permanence_metrics::{Metrics, SipMethod};
 use permanence_sip::guard::{FrontDoor, GuardStats, GuardedUdpSocket};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -10,10 +13,10 @@ use rsipstack::sip::SipMessage;
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::endpoint::{MessageInspector, TransportEventInspector};
 use rsipstack::transaction::{Endpoint, EndpointBuilder, TransactionReceiver};
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::channel::ChannelConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::TransportLayer;
-use rsipstack::transport::{SipAddr, TransportEvent};
+use rsipstack::transport::{SipAddr, SipConnection, TransportEvent};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +28,7 @@ pub enum EdgeError {
     /// A socket could not be bound.
     #[error("cannot listen on {transport} {addr}: {source}")]
     Bind {
-        /// `udp` or `tcp`.
+        /// `udp`, `tcp` or `tls`.
         transport: &'static str,
         /// The address.
         addr: SocketAddr,
@@ -38,6 +41,26 @@ pub enum EdgeError {
     /// Nothing to listen on.
     #[error("no SIP listener configured")]
     NoListener,
+    /// TLS listeners without a usable certificate.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// What the SIP edge listens on and how.
+pub struct EdgeSetup<'a> {
+    /// UDP sockets.
+    pub udp: &'a [SocketAddr],
+    /// TCP sockets.
+    pub tcp: &'a [SocketAddr],
+    /// TLS sockets.
+    pub tls: &'a [SocketAddr],
+    /// The certificate of the TLS sockets (needed when `tls` is not
+    /// empty).
+    pub tls_server: Option<Arc<TlsServer>>,
+    /// Connection caps and idle timeout of the TCP and TLS connections.
+    pub streams: StreamSettings,
+    /// User-Agent / Server header (empty: none).
+    pub user_agent: &'a str,
 }
 
 /// Counts SIP traffic for metrics: requests reaching the transaction layer
@@ -128,6 +151,10 @@ pub struct SipEdge {
     pub udp: Vec<SocketAddr>,
     /// Bound TCP addresses.
     pub tcp: Vec<SocketAddr>,
+    /// Bound TLS addresses.
+    pub tls: Vec<SocketAddr>,
+    /// The TCP and TLS connections.
+    pub streams: Arc<StreamFront>,
 }
 
 impl SipEdge {
@@ -137,20 +164,27 @@ impl SipEdge {
     }
 }
 
-/// Binds the listeners and builds the endpoint; every UDP datagram goes
-/// through `door` (the gate, then the syntax checks) first. The endpoint is
-/// not served yet; call `endpoint.serve()` in a task, then read the
-/// returned receiver.
+/// Binds the listeners and builds the endpoint; every UDP datagram, and
+/// every message framed on a TCP or TLS connection, goes through `door`
+/// (the gate, then the syntax checks) first. The stream listeners accept at
+/// once; the endpoint is not served yet: call `endpoint.serve()` in a task,
+/// then read the returned receiver.
 pub async fn start(
-    udp: &[SocketAddr],
-    tcp: &[SocketAddr],
-    user_agent: &str,
+    setup: EdgeSetup<'_>,
     door: Arc<FrontDoor>,
     metrics: Arc<Metrics>,
     counts: Arc<SipCounts>,
     cancel: CancellationToken,
 ) -> Result<(SipEdge, TransactionReceiver), EdgeError> {
-    if udp.is_empty() && tcp.is_empty() {
+    let EdgeSetup {
+        udp,
+        tcp,
+        tls,
+        tls_server,
+        streams: stream_settings,
+        user_agent,
+    } = setup;
+    if udp.is_empty() && tcp.is_empty() && tls.is_empty() {
         return Err(EdgeError::NoListener);
     }
     let transport_layer = TransportLayer::new(cancel.child_token());
@@ -190,27 +224,58 @@ pub async fn start(
             .map_err(|e| EdgeError::Stack(e.to_string()))?;
         transport_layer.add_transport(conn.into());
     }
-    let mut bound_tcp = Vec::new();
-    for addr in tcp {
-        // rsipstack binds TCP listeners when the endpoint starts serving and
-        // only logs a failure there: check the address now so a port in use
-        // fails startup with a clear error.
-        let probe = std::net::TcpListener::bind(addr).map_err(|source| EdgeError::Bind {
-            transport: "tcp",
-            addr: *addr,
-            source,
-        })?;
-        let local = probe.local_addr().map_err(|source| EdgeError::Bind {
-            transport: "tcp",
-            addr: *addr,
-            source,
-        })?;
-        drop(probe);
-        bound_tcp.push(local);
-        let conn = TcpListenerConnection::new(local, None)
+    // Stream listeners: bound here (a port in use fails startup with a
+    // clear error), accepted by our own loops once the endpoint exists.
+    let mut listeners = Vec::new();
+    let tls_server = match (tls.is_empty(), tls_server) {
+        (true, _) => None,
+        (false, Some(t)) => Some(t),
+        (false, None) => {
+            return Err(EdgeError::Stack(
+                "TLS listener without a certificate".into(),
+            ))
+        }
+    };
+    for (addrs, name) in [(tcp, "tcp"), (tls, "tls")] {
+        for addr in addrs {
+            let listener = streams::bind(*addr).map_err(|source| EdgeError::Bind {
+                transport: name,
+                addr: *addr,
+                source,
+            })?;
+            let local = listener.local_addr().map_err(|source| EdgeError::Bind {
+                transport: name,
+                addr: *addr,
+                source,
+            })?;
+            let kind = match (&tls_server, name) {
+                (Some(t), "tls") => Kind::Tls(t.clone()),
+                _ => Kind::Tcp,
+            };
+            // rsipstack picks the Via and Record-Route of a transport among
+            // its listeners: announce ours with a channel it never serves
+            // (it logs once that it cannot serve it).
+            let transport = if name == "tls" {
+                rsipstack::sip::Transport::Tls
+            } else {
+                rsipstack::sip::Transport::Tcp
+            };
+            let (_never, idle_rx) = tokio::sync::mpsc::unbounded_channel();
+            let (announce_tx, _) = tokio::sync::mpsc::unbounded_channel();
+            let announce = ChannelConnection::create_connection(
+                idle_rx,
+                announce_tx,
+                SipAddr {
+                    r#type: Some(transport),
+                    addr: local.into(),
+                },
+                None,
+            )
             .await
             .map_err(|e| EdgeError::Stack(e.to_string()))?;
-        transport_layer.add_transport(conn.into());
+            transport_layer.add_transport(SipConnection::Channel(announce));
+            listeners.push((listener, kind, local));
+        }
     }
     let endpoint = EndpointBuilder::new()
         .with_user_agent(user_agent)
@@ -227,6 +292,25 @@ pub async fn start(
         .incoming_transactions()
         .map_err(|e| EdgeError::Stack(e.to_string()))?;
     let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    let front = Arc::new(StreamFront::new(
+        stream_settings,
+        door.clone(),
+        guard_stats.clone(),
+    ));
+    let (mut bound_tcp, mut bound_tls) = (Vec::new(), Vec::new());
+    for (listener, kind, local) in listeners {
+        match kind {
+            Kind::Tcp => bound_tcp.push(local),
+            Kind::Tls(_) => bound_tls.push(local),
+        }
+        streams::spawn_listener(
+            front.clone(),
+            listener,
+            kind,
+            endpoint.inner.clone(),
+            cancel.child_token(),
+        );
+    }
     Ok((
         SipEdge {
             endpoint,
@@ -234,6 +318,8 @@ pub async fn start(
             guard_stats,
             udp: bound_udp,
             tcp: bound_tcp,
+            tls: bound_tls,
+            streams: front,
         },
         incoming,
     ))

@@ -82,6 +82,7 @@ pub(crate) fn sip_transport(t: Transport) -> rsipstack::sip::Transport {
     match t {
         Transport::Udp => rsipstack::sip::Transport::Udp,
         Transport::Tcp => rsipstack::sip::Transport::Tcp,
+        Transport::Tls => rsipstack::sip::Transport::Tls,
     }
 }
 
@@ -187,7 +188,6 @@ impl LegTask {
 
     /// Starts one INVITE per target; `None` if none could be sent.
     fn invite(&self, targets: &[Target]) -> Option<Forks> {
-        let contact = rsipstack::sip::Uri::try_from(self.sip.contact().as_str()).ok()?;
         let caller =
             rsipstack::sip::Uri::try_from(self.sip.uri_for(&self.req.caller_user).as_str()).ok()?;
         let (res_tx, results) = mpsc::unbounded_channel();
@@ -198,6 +198,12 @@ impl LegTask {
         for (i, t) in targets.iter().enumerate() {
             let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
                 debug!(uri = %t.uri, "unusable contact URI");
+                dialogs.push(None);
+                continue;
+            };
+            let Ok(contact) =
+                rsipstack::sip::Uri::try_from(self.sip.contact_over(t.transport).as_str())
+            else {
                 dialogs.push(None);
                 continue;
             };

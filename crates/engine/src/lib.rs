@@ -14,7 +14,8 @@
 //! - [`leg`]: an outgoing INVITE (to an agent's contacts or a number) and
 //!   its dialog; [`features`]: agent feature codes;
 //! - [`dispatch`] drives the dispatcher core, [`registrations`] the
-//!   registrar core; [`edge`] brings up rsipstack;
+//!   registrar core; [`edge`] brings up rsipstack, [`streams`] accepts
+//!   and checks TCP and TLS connections, [`tls`] holds the certificate;
 //! - [`audit`]: the audit trail of admin and agent actions;
 //! - [`media`]: the RTP engine and practice prompts; [`live`]: the view of
 //!   calls in progress; [`records`]: the queue log and refused-call
@@ -41,7 +42,9 @@ pub mod registrations;
 mod reload;
 mod routing;
 pub mod startup;
+pub mod streams;
 pub mod switch;
+pub mod tls;
 
 pub use edge::EdgeError;
 pub use reload::reload;

@@ -457,7 +457,13 @@ async fn send_options(endpoint: &EndpointInnerRef, p: &QualifyTarget, host: &str
         r#type: Some(sip_transport(p.transport)),
         addr: p.destination.into(),
     };
-    let Ok(via) = endpoint.get_via(None, None) else {
+    // The Via names the transport the probe goes over (RFC 3261 §18.1.1).
+    let via_addr = endpoint
+        .transport_layer
+        .get_listen_addrs()
+        .into_iter()
+        .find(|a| a.r#type == dest.r#type);
+    let Ok(via) = endpoint.get_via(via_addr, None) else {
         return false;
     };
     let Ok(from_uri) = rsipstack::sip::Uri::try_from(format!("sip:permanence@{host}").as_str())

@@ -3,7 +3,7 @@
 
 use crate::acd_map;
 use crate::media::{self, PracticePrompts};
-use crate::startup::{gate_settings, registrar_settings};
+use crate::startup::{gate_settings, registrar_settings, stream_settings};
 use crate::switch::Switch;
 use permanence_config::Config;
 use std::collections::HashMap;
@@ -38,6 +38,10 @@ pub async fn reload(switch: &Arc<Switch>) -> Result<String, String> {
     switch.media.set_prompts(prompts);
     switch.registrations.set_settings(registrar_settings(&cfg));
     switch.door.set_settings(gate_settings(&cfg.sip.limits));
+    switch
+        .streams
+        .set_settings(stream_settings(&cfg.sip.limits));
+    reload_certificate(switch, &cfg);
     announce_new_agents(switch, &old, &cfg);
     let summary = format!(
         "{} practices, {} agents, {} pools, {} trunks{}",
@@ -57,6 +61,24 @@ pub async fn reload(switch: &Arc<Switch>) -> Result<String, String> {
     Ok(summary)
 }
 
+/// Re-reads the TLS certificate (renewed on disk); on error the current
+/// one stays and the error is logged.
+fn reload_certificate(switch: &Switch, cfg: &Config) {
+    let Some(tls) = &switch.tls else { return };
+    match tls.reload(&cfg.sip.tls) {
+        Ok(()) => info!(
+            event = "tls.reloaded",
+            cert = %cfg.sip.tls.cert.display(),
+            "TLS certificate reloaded"
+        ),
+        Err(e) => warn!(
+            event = "tls.reload_failed",
+            error = %e,
+            "TLS certificate not reloaded: the current one stays"
+        ),
+    }
+}
+
 /// Reads and validates the files and their prompts, off the runtime.
 async fn load(switch: &Switch) -> Result<(Config, HashMap<String, PracticePrompts>), Vec<String>> {
     let path = switch.config_path.clone();
@@ -73,7 +95,10 @@ async fn load(switch: &Switch) -> Result<(Config, HashMap<String, PracticePrompt
 /// Settings a reload cannot apply.
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut restart = Vec::new();
-    if old.sip.listen_udp != new.sip.listen_udp || old.sip.listen_tcp != new.sip.listen_tcp {
+    if old.sip.listen_udp != new.sip.listen_udp
+        || old.sip.listen_tcp != new.sip.listen_tcp
+        || old.sip.listen_tls != new.sip.listen_tls
+    {
         restart.push("sip listen addresses");
     }
     if old.rtp != new.rtp {

@@ -17,6 +17,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::{debug, info, warn};
 
+/// The transport a connection carries: TCP and TLS connections reach
+/// rsipstack as channels ([`crate::streams`]) whose address names it.
+fn connection_transport(c: &rsipstack::transport::SipConnection) -> Option<Transport> {
+    let t = match c {
+        rsipstack::transport::SipConnection::Channel(ch) => ch.get_addr().r#type?,
+        other => other.transport(),
+    };
+    Transport::parse(&t.to_string())
+}
+
 /// Routes a new transaction: REGISTER to the registrar, a new INVITE to a
 /// call (carrier) or a feature code (agent), in-dialog requests to their
 /// dialog, OPTIONS answered here.
@@ -69,7 +79,7 @@ async fn handle_register(switch: &Switch, tx: &mut Transaction, source: SocketAd
     let transport = tx
         .connection
         .as_ref()
-        .and_then(|c| Transport::parse(&c.transport().to_string()))
+        .and_then(connection_transport)
         .unwrap_or_else(|| extract::via_transport(&tx.original));
     let req = match extract::register_request(&tx.original, source, transport) {
         Ok(r) => r,

@@ -9,7 +9,9 @@ use crate::dispatch::{self, DispatchHandle, EventObserver};
 use crate::edge::{self, EdgeError};
 use crate::media::MediaContext;
 use crate::registrations::Registrations;
+use crate::streams::{self, StreamSettings};
 use crate::switch::{Parts, Switch};
+use crate::tls::TlsServer;
 use crate::{acd_map, admin, records, routing};
 use arc_swap::ArcSwap;
 use permanence_acd::Input as AcdInput;
@@ -17,6 +19,7 @@ use permanence_config::Config;
 use permanence_sip::gate::GateSettings;
 use permanence_sip::guard::FrontDoor;
 use permanence_sip::registrar::{Registrar, RegistrarSettings};
+use permanence_sip::stream::ConnLimits;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +96,8 @@ pub struct Engine {
     pub sip_udp: Vec<SocketAddr>,
     /// Bound SIP TCP addresses.
     pub sip_tcp: Vec<SocketAddr>,
+    /// Bound SIP TLS addresses.
+    pub sip_tls: Vec<SocketAddr>,
 }
 
 impl Engine {
@@ -118,14 +123,24 @@ impl Engine {
             Registrations::new(new_registrar(&config), clock.clone(), metrics.clone());
         let user_agent = config.sip.user_agent.clone();
         let limits = gate_settings(&config.sip.limits);
-        let (listen_udp, listen_tcp) =
-            (config.sip.listen_udp.clone(), config.sip.listen_tcp.clone());
+        let (listen_udp, listen_tcp, listen_tls) = (
+            config.sip.listen_udp.clone(),
+            config.sip.listen_tcp.clone(),
+            config.sip.listen_tls.clone(),
+        );
+        let tls = tls_server(&config)?;
+        let stream_settings = stream_settings(&config.sip.limits);
         let config = Arc::new(ArcSwap::from_pointee(config));
         let door = front_door(&config, &registrations, limits, &user_agent);
         let (edge, mut incoming) = edge::start(
-            &listen_udp,
-            &listen_tcp,
-            &user_agent,
+            edge::EdgeSetup {
+                udp: &listen_udp,
+                tcp: &listen_tcp,
+                tls: &listen_tls,
+                tls_server: tls.clone(),
+                streams: stream_settings,
+                user_agent: &user_agent,
+            },
             door.clone(),
             metrics.clone(),
             sip_counts.clone(),
@@ -150,6 +165,8 @@ impl Engine {
             dialogs: edge.dialogs.clone(),
             contact_host: cfg.sip.public_host.clone(),
             contact_port: contact_port(&edge),
+            tcp_port: edge.tcp.first().map(|a| a.port()),
+            tls_port: edge.tls.first().map(|a| a.port()),
         });
         let switch = Arc::new(Switch::new(
             Parts {
@@ -163,13 +180,15 @@ impl Engine {
                 guard_stats: edge.guard_stats.clone(),
                 door,
                 sip_counts,
+                streams: edge.streams.clone(),
+                tls,
                 clock,
                 cancel: cancel.clone(),
             },
             options,
         ));
         switch.registrations.audit_to(switch.audit.clone());
-        let (sip_udp, sip_tcp) = (edge.udp.clone(), edge.tcp.clone());
+        let (sip_udp, sip_tcp, sip_tls) = (edge.udp.clone(), edge.tcp.clone(), edge.tls.clone());
         let mut tasks = vec![dispatch_task, serve_sip(edge.endpoint, &cancel)];
         tasks.push(tokio::spawn(switch.registrations.clone().run(
             switch.sip.endpoint.clone(),
@@ -184,13 +203,14 @@ impl Engine {
                 tokio::spawn(routing::handle_transaction(s.clone(), tx));
             }
         }));
-        info!(event = "engine.ready", ?sip_udp, ?sip_tcp, http = %http_addr, "Permanence is ready");
+        info!(event = "engine.ready", ?sip_udp, ?sip_tcp, ?sip_tls, http = %http_addr, "Permanence is ready");
         Ok(Self {
             switch,
             recorder,
             tasks,
             sip_udp,
             sip_tcp,
+            sip_tls,
         })
     }
 
@@ -257,6 +277,46 @@ pub(crate) fn gate_settings(l: &permanence_config::SipLimits) -> GateSettings {
         total_burst: 2.0 * f64::from(l.total_rate),
         ..GateSettings::default()
     }
+}
+
+/// The caps and idle timeout of TCP and TLS connections from `[sip.limits]`;
+/// the total cap is lowered to half the descriptor limit (logged once).
+pub(crate) fn stream_settings(l: &permanence_config::SipLimits) -> StreamSettings {
+    let nofile = streams::descriptor_limit();
+    let total = streams::effective_total(l.max_connections, nofile);
+    if total < l.max_connections {
+        warn!(
+            event = "sip.max_connections_lowered",
+            configured = l.max_connections,
+            used = total,
+            descriptor_limit = nofile.unwrap_or(0),
+            "sip.limits.max_connections lowered to half the descriptor limit (ulimit -n)"
+        );
+    }
+    StreamSettings {
+        limits: ConnLimits {
+            total,
+            per_source: l.max_connections_per_source,
+        },
+        idle: l.idle,
+    }
+}
+
+/// The TLS certificate when TLS listeners are configured: `[sip.tls]`, or
+/// a self-signed one created at first start.
+fn tls_server(cfg: &Config) -> Result<Option<Arc<TlsServer>>, EngineError> {
+    if cfg.sip.listen_tls.is_empty() {
+        return Ok(None);
+    }
+    let mut names = vec![cfg.sip.public_host.clone()];
+    for a in &cfg.sip.listen_tls {
+        if !a.ip().is_unspecified() {
+            names.push(a.ip().to_string());
+        }
+    }
+    names.dedup();
+    let server = TlsServer::load(&cfg.sip.tls, &names).map_err(EdgeError::from)?;
+    Ok(Some(Arc::new(server)))
 }
 
 /// The SIP front door: trunks and `[sip.limits] trusted` networks skip the

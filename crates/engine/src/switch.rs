@@ -45,6 +45,11 @@ pub struct Switch {
     pub(crate) door: Arc<permanence_sip::guard::FrontDoor>,
     /// SIP request counts for the retransmission metric.
     pub(crate) sip_counts: Arc<crate::admin::SipCounts>,
+    /// The TCP and TLS connections (caps follow reloads).
+    pub(crate) streams: Arc<crate::streams::StreamFront>,
+    /// The certificate of the TLS listeners (reloaded with the
+    /// configuration), if any.
+    pub(crate) tls: Option<Arc<crate::tls::TlsServer>>,
     /// What a forwarded call's driver gets.
     pub(crate) calls: Arc<CallContext>,
     /// What an agent's feature-code call gets.
@@ -75,6 +80,8 @@ pub(crate) struct Parts {
     pub guard_stats: Arc<permanence_sip::guard::GuardStats>,
     pub door: Arc<permanence_sip::guard::FrontDoor>,
     pub sip_counts: Arc<crate::admin::SipCounts>,
+    pub streams: Arc<crate::streams::StreamFront>,
+    pub tls: Option<Arc<crate::tls::TlsServer>>,
     pub clock: Clock,
     pub cancel: CancellationToken,
 }
@@ -119,6 +126,8 @@ impl Switch {
             guard_stats: p.guard_stats,
             door: p.door,
             sip_counts: p.sip_counts,
+            streams: p.streams,
+            tls: p.tls,
             calls,
             features,
             clock: p.clock,

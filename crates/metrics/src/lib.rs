@@ -97,7 +97,10 @@ pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGEN
 pub use practice::{OfferResult, PracticeMetrics};
 pub use recorder::AcdRecorder;
 pub use rtp::RtpTotals;
-pub use security::{AuthFailure, GateTotals, SecurityMetrics, FLOOD_REASONS};
+pub use security::{
+    AuthFailure, GateTotals, SecurityMetrics, StreamTotals, CONNECTION_CLOSES, CONNECTION_REFUSALS,
+    FLOOD_REASONS,
+};
 pub use sip::{ParseErrorAction, SipMethod, SipReject};
 
 /// Upper bounds (seconds) of every duration histogram's buckets: the

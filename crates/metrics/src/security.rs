@@ -84,9 +84,35 @@ pub struct GateTotals {
     pub banned_now: u64,
 }
 
+/// Why a TCP/TLS connection was refused or closed (`reason` labels).
+pub const CONNECTION_REFUSALS: [&str; 3] = ["total", "per_source", "banned"];
+/// Why the engine closed a TCP/TLS connection.
+pub const CONNECTION_CLOSES: [&str; 3] = ["idle", "framing", "tls_handshake"];
+
+/// The stream listeners' cumulative counts, as
+/// [`SecurityMetrics::sync_streams`] takes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamTotals {
+    /// Connections open now.
+    pub open: u64,
+    /// Refused, in [`CONNECTION_REFUSALS`] order.
+    pub refused: [u64; 3],
+    /// Closed by the engine, in [`CONNECTION_CLOSES`] order.
+    pub closed: [u64; 3],
+    /// Failed `accept` calls (descriptor limit...).
+    pub accept_errors: u64,
+}
+
 /// The security families.
 #[derive(Debug)]
 pub struct SecurityMetrics {
+    connections: IntGauge,
+    refused_vec: IntCounterVec,
+    refused: Vec<Synced>,
+    closed_vec: IntCounterVec,
+    closed: Vec<Synced>,
+    accept_errors_counter: IntCounter,
+    accept_errors: Synced,
     flood_dropped_vec: IntCounterVec,
     flood_dropped: Vec<Synced>,
     stateless_vec: IntCounterVec,
@@ -158,7 +184,56 @@ impl SecurityMetrics {
             "Times a source was blocked after repeated authentication failures.",
         ))?;
         r.register(Box::new(auth_blocks.clone()))?;
+        let connections = IntGauge::with_opts(Opts::new(
+            "permanence_sip_connections",
+            "SIP over TCP and TLS connections open now.",
+        ))?;
+        r.register(Box::new(connections.clone()))?;
+        let refused_vec = IntCounterVec::new(
+            Opts::new(
+                "permanence_sip_connections_refused_total",
+                "TCP/TLS connections refused at accept, by reason (total cap, per-source cap, banned source).",
+            ),
+            &["reason"],
+        )?;
+        r.register(Box::new(refused_vec.clone()))?;
+        let refused = CONNECTION_REFUSALS
+            .iter()
+            .map(|l| {
+                refused_vec
+                    .get_metric_with_label_values(&[l])
+                    .map(Synced::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let closed_vec = IntCounterVec::new(
+            Opts::new(
+                "permanence_sip_connections_closed_total",
+                "TCP/TLS connections closed by the engine, by reason (idle, unframeable stream, failed TLS handshake).",
+            ),
+            &["reason"],
+        )?;
+        r.register(Box::new(closed_vec.clone()))?;
+        let closed = CONNECTION_CLOSES
+            .iter()
+            .map(|l| {
+                closed_vec
+                    .get_metric_with_label_values(&[l])
+                    .map(Synced::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let accept_errors_counter = IntCounter::with_opts(Opts::new(
+            "permanence_sip_accept_errors_total",
+            "Failed accepts on the TCP/TLS listeners (descriptor limit...); the listener backs off.",
+        ))?;
+        r.register(Box::new(accept_errors_counter.clone()))?;
         Ok(Self {
+            connections,
+            refused_vec,
+            refused,
+            closed_vec,
+            closed,
+            accept_errors: Synced::new(accept_errors_counter.clone()),
+            accept_errors_counter,
             flood_dropped_vec,
             flood_dropped,
             stateless_vec,
@@ -180,7 +255,25 @@ impl SecurityMetrics {
             Block::Global(Box::new(self.banned.clone())),
             Block::Global(Box::new(self.auth_failures_vec.clone())),
             Block::Global(Box::new(self.auth_blocks.clone())),
+            Block::Global(Box::new(self.connections.clone())),
+            Block::Global(Box::new(self.refused_vec.clone())),
+            Block::Global(Box::new(self.closed_vec.clone())),
+            Block::Global(Box::new(self.accept_errors_counter.clone())),
         ]
+    }
+
+    /// Brings the stream families up to the listeners' cumulative counts
+    /// (call before each scrape).
+    pub fn sync_streams(&self, t: &StreamTotals) {
+        self.connections
+            .set(i64::try_from(t.open).unwrap_or(i64::MAX));
+        for (s, total) in self.refused.iter().zip(t.refused) {
+            s.sync(total);
+        }
+        for (s, total) in self.closed.iter().zip(t.closed) {
+            s.sync(total);
+        }
+        self.accept_errors.sync(t.accept_errors);
     }
 
     /// Brings the gate's families up to its cumulative counts (call before

@@ -78,8 +78,26 @@ struct Head<'a> {
     content_length: Option<&'a str>,
 }
 
-/// Header lines with folding undone is not needed for the few headers we
-/// copy; folded lines are ignored (they belong to the previous header).
+/// The lines of a header section with folding undone (RFC 3261 §7.3.1: a
+/// line starting with SP or HT continues the previous one; the line break
+/// and the leading whitespace count as one SP).
+fn unfold_lines(head: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in head.lines().map(|l| l.trim_end_matches('\r')) {
+        // The start line cannot be continued.
+        let folded = (line.starts_with(' ') || line.starts_with('\t')) && out.len() > 1;
+        match out.last_mut() {
+            Some(prev) if folded => {
+                prev.push(' ');
+                prev.push_str(line.trim_start());
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    out
+}
+
+/// Reads the headers a stateless response copies, from unfolded lines.
 fn read_head<'a>(lines: &[&'a str]) -> Head<'a> {
     let mut h = Head {
         vias: Vec::new(),
@@ -205,7 +223,8 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
     let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
         return Verdict::Drop("header section is not UTF-8");
     };
-    let lines: Vec<&str> = head.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let unfolded = unfold_lines(head);
+    let lines: Vec<&str> = unfolded.iter().map(String::as_str).collect();
     let Some(start) = lines.first() else {
         return Verdict::Drop("empty message");
     };
@@ -250,6 +269,11 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
     {
         return respond(400, "Missing Mandatory Header");
     }
+    // An unknown method is 501 even when its CSeq does not match (RFC 4475
+    // §3.1.2.18, mismatch02: 501 is the better answer).
+    if !KNOWN_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+        return respond(501, "Not Implemented");
+    }
     let cseq_ok = h.cseq.is_some_and(|c| {
         let mut it = c.split_whitespace();
         let num_ok = it.next().is_some_and(|n| n.parse::<u32>().is_ok());
@@ -267,11 +291,36 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
             Err(_) => return respond(400, "Bad Content-Length"),
         }
     }
-    if !KNOWN_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method)) {
-        return respond(501, "Not Implemented");
+    // RFC 4475 §3.1.2.7 (ltgtruri): a Request-URI is not a name-addr.
+    let uri = parts.get(1).copied().unwrap_or("");
+    if uri.starts_with('<') || !uri.contains(':') {
+        return respond(400, "Bad Request-URI");
     }
-    // Finally the stack's own parser, and the Via it needs to answer.
-    match rsipstack::sip::SipMessage::try_from(buf) {
+    for line in lines.iter().skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let addr = ["From", "f", "To", "t", "Contact", "m"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n));
+        let via = name.eq_ignore_ascii_case("Via") || name.eq_ignore_ascii_case("v");
+        // RFC 4475 §3.1.2.6 (quotbal): an unterminated quoted string.
+        if (addr || via) && !quotes_balanced(value) {
+            return respond(400, "Unterminated Quoted String");
+        }
+        // RFC 4475 §3.1.2.1 (badinv01): empty parameters or values.
+        if ((via || name.eq_ignore_ascii_case("Contact") || name.eq_ignore_ascii_case("m"))
+            && has_empty_element(value, via))
+            || (addr && has_empty_element(value, false))
+        {
+            return respond(400, "Empty Header Parameter");
+        }
+    }
+    // Finally the stack's own parser (on the form it reads, see
+    // [`normalize`]), and the Via it needs to answer.
+    let normalized = normalize(buf);
+    match rsipstack::sip::SipMessage::try_from(normalized.as_deref().unwrap_or(buf)) {
         Ok(rsipstack::sip::SipMessage::Request(req)) => {
             use rsipstack::sip::prelude::HeadersExt;
             if req.top_via_header().is_err() {
@@ -287,19 +336,177 @@ pub fn check_datagram_as(buf: &[u8], source: SocketAddr, server: &str) -> Verdic
     }
 }
 
-fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, i + 4));
-    let lf = buf
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| (i, i + 2));
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
+/// Whether every quoted string of a header value is closed (a backslash
+/// escapes the next character inside quotes, RFC 3261 §25.1).
+fn quotes_balanced(value: &str) -> bool {
+    let mut in_quote = false;
+    let mut escaped = false;
+    for c in value.chars() {
+        if in_quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_quote = false;
+            }
+        } else if c == '"' {
+            in_quote = true;
+        }
     }
+    !in_quote
+}
+
+/// Whether a header value has an empty parameter (`;;`, a trailing `;`)
+/// or, for a list (`list`: Via), an empty element (`,,`, a trailing `,`),
+/// outside quoted strings and `<...>`.
+fn has_empty_element(value: &str, list: bool) -> bool {
+    let mut in_quote = false;
+    let mut escaped = false;
+    let mut angle = false;
+    // The last separator seen with only whitespace after it.
+    let mut pending: Option<char> = None;
+    for c in value.chars() {
+        if in_quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_quote = false;
+            }
+            pending = None;
+            continue;
+        }
+        match c {
+            '"' => {
+                in_quote = true;
+                pending = None;
+            }
+            '<' => {
+                angle = true;
+                pending = None;
+            }
+            '>' => {
+                angle = false;
+                pending = None;
+            }
+            ';' | ',' if !angle => {
+                if pending.is_some() && (c == ';' || list) {
+                    return true;
+                }
+                if c == ';' || list {
+                    pending = Some(c);
+                }
+            }
+            c if c.is_whitespace() => {}
+            _ => pending = None,
+        }
+    }
+    pending.is_some()
+}
+
+/// Headers whose values [`normalize`] compacts: name-addr and Via lists.
+const ADDRESS_HEADERS: [&str; 12] = [
+    "From",
+    "f",
+    "To",
+    "t",
+    "Contact",
+    "m",
+    "Via",
+    "v",
+    "Route",
+    "Record-Route",
+    "Reply-To",
+    "Refer-To",
+];
+
+/// Removes the whitespace next to `;`, `=` and `,` (and, in a Via, `/`)
+/// outside quoted strings and `<...>`: RFC 3261 allows it (`SEMI`, `EQUAL`,
+/// `COMMA`, `SLASH` are `SWS x SWS`), rsipstack's parser does not.
+fn compact(value: &str, via: bool) -> String {
+    let seps: &[char] = if via {
+        &[';', '=', ',', '/']
+    } else {
+        &[';', '=', ',']
+    };
+    let mut out = String::with_capacity(value.len());
+    let mut in_quote = false;
+    let mut escaped = false;
+    let mut angle = false;
+    let mut after_sep = false;
+    for c in value.chars() {
+        if in_quote {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_quote = false;
+            }
+            continue;
+        }
+        if !angle && seps.contains(&c) {
+            while out.ends_with([' ', '\t']) {
+                out.pop();
+            }
+            out.push(c);
+            after_sep = true;
+            continue;
+        }
+        if after_sep && (c == ' ' || c == '\t') {
+            continue;
+        }
+        after_sep = false;
+        match c {
+            '"' => in_quote = true,
+            '<' => angle = true,
+            '>' => angle = false,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The message as rsipstack can parse it, when it differs: folded header
+/// lines unfolded, whitespace before a header's colon removed, and address
+/// and Via values compacted (see `compact`). RFC 4475's `wsinv` is valid
+/// SIP that rsipstack 0.7.14 drops without an answer otherwise (it reads no
+/// From tag in `From: ... ; tag = 98asjd8`). Never longer than the input;
+/// the body is untouched.
+pub fn normalize(buf: &[u8]) -> Option<Vec<u8>> {
+    let (head_end, body_start) = find_blank_line(buf)?;
+    let head = std::str::from_utf8(buf.get(..head_end)?).ok()?;
+    let lines = unfold_lines(head);
+    let mut out: Vec<u8> = Vec::with_capacity(buf.len());
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        let rewritten = match line.split_once(':') {
+            Some((name, value)) if i > 0 => {
+                let name = name.trim_end();
+                let via = name.eq_ignore_ascii_case("Via") || name.eq_ignore_ascii_case("v");
+                if via || ADDRESS_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                    format!("{name}: {}", compact(value.trim(), via))
+                } else {
+                    format!("{name}:{value}")
+                }
+            }
+            _ => line.clone(),
+        };
+        out.extend_from_slice(rewritten.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(buf.get(body_start..)?);
+    (out.len() <= buf.len() && out != buf).then_some(out)
+}
+
+fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
+    crate::stream::blank_line(buf)
 }
 
 /// A response to a well-formed request, sent without a transaction (the
@@ -315,7 +522,8 @@ pub fn stateless_reply(
 ) -> Option<Vec<u8>> {
     let head_end = find_blank_line(buf).map_or(buf.len(), |x| x.0);
     let head = std::str::from_utf8(buf.get(..head_end)?).ok()?;
-    let lines: Vec<&str> = head.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let unfolded = unfold_lines(head);
+    let lines: Vec<&str> = unfolded.iter().map(String::as_str).collect();
     let h = read_head(lines.get(1..).unwrap_or(&[]));
     build_response(code, reason, &h, source, "sl", extra, server)
 }
@@ -395,6 +603,21 @@ impl FrontDoor {
     /// Replaces the gate's limits (reload).
     pub fn set_settings(&self, settings: GateSettings) {
         self.gate.lock().set_settings(settings);
+    }
+
+    /// Whether `ip` is trusted (a trunk or a trusted network).
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        (self.trusted)(ip)
+    }
+
+    /// Whether `ip` is banned now (never for a trusted source).
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        !self.is_trusted(ip) && self.gate.lock().is_banned(ip, self.origin.elapsed())
+    }
+
+    /// The Server header of stateless responses.
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     /// Number of source addresses the gate tracks.
@@ -538,7 +761,16 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdpSocket {
                 continue;
             };
             match self.door.judge(datagram, from, &self.stats) {
-                Judged::Pass => return Ok((n, from)),
+                Judged::Pass => {
+                    // Hand the stack the form it parses (never longer).
+                    if let Some(norm) = normalize(datagram) {
+                        if let Some(dst) = buf.get_mut(..norm.len()) {
+                            dst.copy_from_slice(&norm);
+                            return Ok((norm.len(), from));
+                        }
+                    }
+                    return Ok((n, from));
+                }
                 Judged::Nothing => {}
                 Judged::Respond(response) => {
                     if let Err(e) = self.inner.send_to(&response, from).await {
@@ -685,7 +917,95 @@ mod tests {
         assert!(matches!(check_datagram(&m, src()), Verdict::Drop(_)));
     }
 
+    #[test]
+    fn folded_headers_are_unfolded() {
+        // RFC 4475 §3.1.1.1 (wsinv) folds its CSeq over two lines.
+        let m = b"INVITE sip:b@h SIP/2.0\r\nVia  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw\r\nFrom: <sip:a@h>\r\n  ;\r\n  tag = 98asjd8\r\nTO :\r\n sip:b@h ;   tag    = 1918181833n\r\nCall-ID: c1\r\ncseq: 0009\r\n  INVITE\r\nContent-Length   : 0\r\n\r\n";
+        assert_eq!(check_datagram(m, src()), Verdict::Pass);
+        let r = stateless_reply(m, src(), 401, "Unauthorized", &[], "").expect("reply");
+        let text = String::from_utf8(r).expect("utf8");
+        assert!(text.contains("CSeq: 0009 INVITE\r\n"), "{text}");
+        assert!(
+            text.contains(
+                "Via: SIP  /   2.0 /UDP 192.0.2.2;branch=390skdjuw;received=127.0.0.1\r\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn normalize_compacts_what_rsipstack_cannot_read() {
+        let m = b"INVITE sip:b@h SIP/2.0\r\nVia  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw\r\nfrom   : \"J \\\"\"  <sip:a@h>\r\n  ;\r\n  tag = 98asjd8\r\nTO :\r\n sip:b@h ;   tag    = 1n\r\nCall-ID: c1\r\ncseq: 0009\r\n  INVITE\r\nX-Other:  a ; b = c\r\nContent-Length   : 4\r\n\r\nab\r\n";
+        let n = normalize(m).expect("rewritten");
+        let text = String::from_utf8(n.clone()).expect("utf8");
+        assert!(n.len() <= m.len());
+        assert!(
+            text.contains("\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=390skdjuw\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nfrom: \"J \\\"\"  <sip:a@h>;tag=98asjd8\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nTO: sip:b@h;tag=1n\r\n"), "{text}");
+        assert!(text.contains("\r\ncseq: 0009 INVITE\r\n"), "{text}");
+        assert!(text.contains("\r\nX-Other:  a ; b = c\r\n"), "{text}");
+        assert!(text.ends_with("Content-Length: 4\r\n\r\nab\r\n"), "{text}");
+        let req = match rsipstack::sip::SipMessage::try_from(n.as_slice()) {
+            Ok(rsipstack::sip::SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        use rsipstack::sip::prelude::HeadersExt;
+        assert_eq!(
+            req.from_header()
+                .and_then(|f| f.tag())
+                .ok()
+                .flatten()
+                .map(|t| t.to_string()),
+            Some("98asjd8".to_string())
+        );
+        // Already canonical: nothing to rewrite.
+        let m = msg(
+            "OPTIONS sip:b@h SIP/2.0",
+            "CSeq: 1 OPTIONS\r\n",
+            "",
+            Some("0"),
+        );
+        assert_eq!(normalize(&m), None);
+    }
+
+    #[test]
+    fn invalid_parameters_and_quotes() {
+        assert!(has_empty_element("SIP/2.0/UDP 192.0.2.15;;,;,,", true));
+        assert!(has_empty_element(
+            "\"Joe\" <sip:joe@example.org>;;;;",
+            false
+        ));
+        assert!(!has_empty_element("\"a;;b\" <sip:x@y;;z>;tag=1", false));
+        assert!(!has_empty_element(
+            "SIP/2.0/TCP a;branch=z9hG4bK1 , SIP/2.0/UDP b",
+            true
+        ));
+        assert!(!has_empty_element("<sip:x@y>, <sip:z@w>", false));
+        assert!(quotes_balanced("\"J Rosenberg \\\\\\\"\"  <sip:a@b>"));
+        assert!(!quotes_balanced("\"Mr. J. User <sip:j.user@example.com>"));
+        let m = msg(
+            "INVITE <sip:b@h> SIP/2.0",
+            "CSeq: 1 INVITE\r\n",
+            "",
+            Some("0"),
+        );
+        assert_eq!(code(&check_datagram(&m, src())), Some(400));
+    }
+
     proptest::proptest! {
+        #[test]
+        fn normalize_never_grows(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            if let Some(n) = normalize(&bytes) {
+                proptest::prop_assert!(n.len() <= bytes.len());
+            }
+        }
+
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             let _ = check_datagram(&bytes, src());

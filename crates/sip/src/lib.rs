@@ -12,6 +12,8 @@
 //!   expiring, replay-proof nonces;
 //! - [`registrar`]: telesecretary softphone registrations and OPTIONS
 //!   qualify;
+//! - [`stream`]: SIP over TCP and TLS: message framing (RFC 3261 §18.3)
+//!   and per-source connection caps;
 //! - [`throttle`]: per-source throttling of wrong digest answers;
 //! - [`intake`]: which practice a forwarded call is for (History-Info,
 //!   Diversion, Request-URI, To).
@@ -24,4 +26,5 @@ pub mod gate;
 pub mod guard;
 pub mod intake;
 pub mod registrar;
+pub mod stream;
 pub mod throttle;

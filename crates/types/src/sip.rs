@@ -12,14 +12,17 @@ pub enum Transport {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2).
+    Tls,
 }
 
 impl Transport {
-    /// The token of a Via header (`UDP`, `TCP`).
+    /// The token of a Via header (`UDP`, `TCP`, `TLS`).
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
@@ -30,6 +33,8 @@ impl Transport {
             Some(Transport::Udp)
         } else if s.eq_ignore_ascii_case("tcp") {
             Some(Transport::Tcp)
+        } else if s.eq_ignore_ascii_case("tls") {
+            Some(Transport::Tls)
         } else {
             None
         }
@@ -92,6 +97,8 @@ mod tests {
         assert_eq!(Transport::parse(" UDP "), Some(Transport::Udp));
         assert_eq!(Transport::parse("sctp"), None);
         assert_eq!(Transport::Tcp.to_string(), "TCP");
+        assert_eq!(Transport::parse("tls"), Some(Transport::Tls));
+        assert_eq!(Transport::Tls.to_string(), "TLS");
     }
 
     #[test]
