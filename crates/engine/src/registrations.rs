@@ -42,6 +42,22 @@ struct Inner {
     known: std::collections::HashMap<String, bool>,
 }
 
+/// Reachability changes of a REGISTER, announced once it is answered.
+#[must_use = "announce the changes once the REGISTER is answered"]
+pub struct Registered<'a> {
+    owner: &'a Registrations,
+    changes: Vec<(String, bool)>,
+}
+
+impl Registered<'_> {
+    /// Tells the dispatcher.
+    pub fn announce(self) {
+        for (user, reachable) in self.changes {
+            self.owner.notify(&user, reachable);
+        }
+    }
+}
+
 /// Shared registrar with its timer task.
 pub struct Registrations {
     core: Mutex<Inner>,
@@ -164,6 +180,22 @@ impl Registrations {
     /// Logs the core's events, then refreshes the contact index and the
     /// reachability of every agent they concern.
     fn drain_events(&self, inner: &mut Inner) {
+        for (user, reachable) in self.take_events(inner) {
+            self.notify(&user, reachable);
+        }
+    }
+
+    /// Tells the listener (the dispatcher) that `user` became reachable or
+    /// not.
+    fn notify(&self, user: &str, reachable: bool) {
+        if let Some(l) = self.listener.get() {
+            l(user, reachable);
+        }
+    }
+
+    /// Logs, counts, audits and saves the core's events, refreshes the
+    /// contact index; returns the reachability changes to announce.
+    fn take_events(&self, inner: &mut Inner) -> Vec<(String, bool)> {
         let mut touched: Vec<String> = Vec::new();
         while let Some(e) = inner.core.poll_event() {
             log_event(&e);
@@ -179,16 +211,16 @@ impl Registrations {
                 | RegistrationEvent::Throttled { .. } => {}
             }
         }
+        let mut changes = Vec::new();
         for user in touched {
             self.save(inner, &user);
             let now = self.refresh_index(inner, &user);
             if inner.known.get(&user) != Some(&now) {
                 inner.known.insert(user.clone(), now);
-                if let Some(l) = self.listener.get() {
-                    l(&user, now);
-                }
+                changes.push((user, now));
             }
         }
+        changes
     }
 
     /// Saves bindings in `store` from now on (and restores nothing: see
@@ -337,15 +369,18 @@ impl Registrations {
         }
     }
 
-    /// Answers a REGISTER.
+    /// Answers a REGISTER. The reachability changes it causes are returned,
+    /// to announce (with [`Registered::announce`]) once the 200 OK is sent:
+    /// an agent who becomes reachable may be offered a call at once, and
+    /// the softphone must see its 200 before that INVITE.
     pub fn register(
         &self,
         req: &RegisterRequest,
         lookup: &dyn Fn(&str) -> Option<AgentSecrets>,
-    ) -> RegisterOutcome {
+    ) -> (RegisterOutcome, Registered<'_>) {
         let mut inner = self.core.lock();
         let out = inner.core.handle_register(req, lookup, self.clock.now());
-        self.drain_events(&mut inner);
+        let changes = self.take_events(&mut inner);
         // A refresh may change a binding (its transport, its expiry)
         // without an event.
         self.refresh_index(&inner, &req.to_user);
@@ -354,7 +389,13 @@ impl Registrations {
         }
         drop(inner);
         self.wake.notify_one();
-        out
+        (
+            out,
+            Registered {
+                owner: self,
+                changes,
+            },
+        )
     }
 
     /// Authenticates a request (an INVITE from an agent) from `source`.

@@ -90,7 +90,8 @@ async fn handle_register(switch: &Switch, tx: &mut Transaction, source: SocketAd
         }
     };
     let lookup = |u: &str| switch.secrets(u);
-    match switch.registrations.register(&req, &lookup) {
+    let (outcome, registered) = switch.registrations.register(&req, &lookup);
+    match outcome {
         RegisterOutcome::Challenge { www_authenticate } => {
             let h = www_authenticate
                 .into_iter()
@@ -117,6 +118,9 @@ async fn handle_register(switch: &Switch, tx: &mut Transaction, source: SocketAd
         RegisterOutcome::BadRequest(_) => reply(tx, StatusCode::BadRequest, vec![]).await,
         RegisterOutcome::OutOfOrder => reply(tx, StatusCode::ServerInternalError, vec![]).await,
     }
+    // After the answer: an agent who became reachable may get an INVITE at
+    // once, which must not overtake the 200 OK.
+    registered.announce();
 }
 
 /// An INVITE that is not a carrier's: authenticate the telesecretary
