@@ -485,3 +485,50 @@ fn full_call_to_a_softphone_registered_over_tls() {
     // The agent's audio (a 440 Hz tone) reached the caller.
     assert!(cap.rms() > 200.0, "agent audio: RMS {}", cap.rms());
 }
+
+/// The admin API over HTTPS (`http.tls = true`), with the same certificate
+/// as SIP over TLS: curl trusting only that certificate gets in, plain HTTP
+/// on the port does not.
+#[test]
+fn admin_api_over_https() {
+    let mut cfg = TestConfig::demo();
+    cfg.main
+        .get_mut("http")
+        .and_then(|h| h.as_table_mut())
+        .expect("[http]")
+        .insert("tls".into(), true.into());
+    let engine = Engine::start(&cfg, &[]);
+    let cert = engine.dir().join("data/tls/cert.pem");
+    assert!(cert.exists(), "self-signed certificate created");
+    let curl = |url: String, extra: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}"])
+            .arg("--cacert")
+            .arg(&cert)
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let https = format!("https://127.0.0.1:{}", engine.http.port());
+    let health = curl(format!("{https}/healthz"), &[]);
+    assert!(
+        health.ends_with("200") && health.contains("\"ok\""),
+        "{health}"
+    );
+    let agents = curl(
+        format!("{https}/api/agents"),
+        &["-H", "Authorization: Bearer demo-admin-token-change-me"],
+    );
+    assert!(
+        agents.ends_with("200") && agents.contains("alice"),
+        "{agents}"
+    );
+    // Plain HTTP is not served on that port.
+    let plain = curl(
+        format!("http://127.0.0.1:{}/healthz", engine.http.port()),
+        &[],
+    );
+    assert!(!plain.ends_with("200"), "{plain}");
+}

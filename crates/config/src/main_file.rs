@@ -656,6 +656,7 @@ fn http(ctx: &mut Ctx<'_>, r: raw::Http, sip: Option<&SipConfig>) -> Option<Http
         listen,
         admin_token,
         users,
+        tls: r.tls,
     })
 }
 

@@ -411,6 +411,9 @@ pub struct HttpConfig {
     /// `[[http.users]]`: named users of the admin API, each with a role and
     /// the SHA-256 of their token (`permanence new-token` makes one).
     pub users: Vec<HttpUser>,
+    /// `tls = true`: serve HTTPS, with the certificate of `[sip.tls]` (a
+    /// self-signed one is created at first start without it).
+    pub tls: bool,
 }
 
 /// One `[[http.users]]`.

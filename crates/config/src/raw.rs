@@ -106,6 +106,8 @@ pub(crate) struct Http {
     pub admin_token: Option<String>,
     #[serde(default)]
     pub users: Vec<HttpUser>,
+    #[serde(default)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Deserialize)]

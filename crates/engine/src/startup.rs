@@ -302,19 +302,21 @@ pub(crate) fn stream_settings(l: &permanence_config::SipLimits) -> StreamSetting
     }
 }
 
-/// The TLS certificate when TLS listeners are configured: `[sip.tls]`, or
-/// a self-signed one created at first start.
+/// The TLS certificate when SIP TLS listeners or HTTPS are configured:
+/// `[sip.tls]`, or a self-signed one created at first start.
 fn tls_server(cfg: &Config) -> Result<Option<Arc<TlsServer>>, EngineError> {
-    if cfg.sip.listen_tls.is_empty() {
+    if cfg.sip.listen_tls.is_empty() && !cfg.http.tls {
         return Ok(None);
     }
     let mut names = vec![cfg.sip.public_host.clone()];
-    for a in &cfg.sip.listen_tls {
+    let https = cfg.http.tls.then_some(cfg.http.listen);
+    for a in cfg.sip.listen_tls.iter().chain(https.iter()) {
         if !a.ip().is_unspecified() {
             names.push(a.ip().to_string());
         }
     }
-    names.dedup();
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     let server = TlsServer::load(&cfg.sip.tls, &names).map_err(EdgeError::from)?;
     Ok(Some(Arc::new(server)))
 }
@@ -513,7 +515,12 @@ async fn serve_http(
             "the admin API accepts the shared http.admin_token (admin role): for the demo only; name your users in [[http.users]]"
         );
     }
-    permanence_http::serve(cfg.http.listen, backend, cancel.clone())
+    let tls = switch
+        .tls
+        .as_ref()
+        .filter(|_| cfg.http.tls)
+        .map(|t| t.acceptor());
+    permanence_http::serve(cfg.http.listen, backend, tls, cancel.clone())
         .await
         .map_err(|e| startup("http")(e.to_string()))
 }

@@ -26,6 +26,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod tls;
+
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -336,7 +338,34 @@ async fn healthz(State(app): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-type Source = ConnectInfo<SocketAddr>;
+type Source = ConnectInfo<PeerAddr>;
+
+/// The address a request came from (over plain HTTP or HTTPS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl PeerAddr {
+    fn ip(&self) -> IpAddr {
+        self.0.ip()
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
 
 async fn queues(
     State(app): State<AppState>,
@@ -485,11 +514,12 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .with_state(app)
 }
 
-/// Binds `addr` and serves until `cancel`; returns the bound address and the
-/// server task.
+/// Binds `addr` and serves until `cancel`, over HTTPS when `tls` is given
+/// (plain HTTP otherwise); returns the bound address and the server task.
 pub async fn serve(
     addr: SocketAddr,
     backend: Arc<dyn Backend>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     cancel: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -498,16 +528,29 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
-    let app = router(backend).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        let shutdown = async move { cancel.cancelled().await };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::warn!(error = %e, "HTTP server stopped");
+    let app = router(backend).into_make_service_with_connect_info::<PeerAddr>();
+    let shutdown = async move { cancel.cancelled().await };
+    let task = match tls {
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::warn!(error = %e, "HTTP server stopped");
+            }
+        }),
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor);
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::warn!(error = %e, "HTTPS server stopped");
+                }
+            })
         }
-    });
+    };
     Ok((local, task))
 }
 
@@ -679,6 +722,7 @@ mod tests {
         let (addr, task) = serve(
             "127.0.0.1:0".parse().expect("addr"),
             fake.clone(),
+            None,
             cancel.clone(),
         )
         .await
@@ -779,6 +823,7 @@ mod tests {
         let (addr, _task) = serve(
             "127.0.0.1:0".parse().expect("addr"),
             fake.clone(),
+            None,
             cancel.clone(),
         )
         .await
@@ -832,6 +877,7 @@ mod tests {
         let (addr, _task) = serve(
             "127.0.0.1:0".parse().expect("addr"),
             Arc::new(Fake::default()),
+            None,
             cancel.clone(),
         )
         .await
