@@ -93,6 +93,10 @@ pub async fn scrape(switch: &Switch) -> String {
     }
     m.set_active_calls(switch.live.len() as u64);
     m.set_registered_contacts(switch.registrations.contact_count() as u64);
+    m.set_memory(
+        permanence_memory::heap_bytes(),
+        permanence_memory::resident_bytes(),
+    );
     m.sync_sip_parse_errors(
         switch.guard_stats.answered.load(Ordering::Relaxed),
         switch.guard_stats.dropped.load(Ordering::Relaxed),

@@ -17,6 +17,9 @@ pub(crate) struct Families {
     pub agents: IntGaugeVec,
     pub active_calls: IntGauge,
     pub registered_contacts: IntGauge,
+    // Memory.
+    pub memory_heap: IntGauge,
+    pub memory_resident: IntGauge,
     // SIP.
     pub sip_requests: IntCounterVec,
     pub sip_responses: IntCounterVec,
@@ -86,6 +89,16 @@ impl Families {
                 r,
                 "permanence_registered_contacts",
                 "Softphone contacts currently registered.",
+            )?,
+            memory_heap: int_gauge(
+                r,
+                "permanence_memory_heap_bytes",
+                "Heap bytes currently allocated by the engine (live data, not what the allocator keeps).",
+            )?,
+            memory_resident: int_gauge(
+                r,
+                "permanence_memory_resident_bytes",
+                "Resident set of the engine process (VmRSS).",
             )?,
             sip_requests: counter_vec(
                 r,
@@ -196,6 +209,8 @@ impl Families {
             g(&self.agents),
             g(&self.active_calls),
             g(&self.registered_contacts),
+            g(&self.memory_heap),
+            g(&self.memory_resident),
             g(&self.sip_requests),
             g(&self.sip_responses),
             g(&self.sip_retransmissions),

@@ -398,6 +398,16 @@ impl Metrics {
         self.f.registered_contacts.set(saturate(n));
     }
 
+    /// Sets `permanence_memory_heap_bytes` and
+    /// `permanence_memory_resident_bytes`; a figure the process cannot
+    /// tell (no counting allocator, no `/proc`) is left at 0.
+    pub fn set_memory(&self, heap_bytes: Option<u64>, resident_bytes: Option<u64>) {
+        self.f.memory_heap.set(saturate(heap_bytes.unwrap_or(0)));
+        self.f
+            .memory_resident
+            .set(saturate(resident_bytes.unwrap_or(0)));
+    }
+
     // ------------------------------------------------------------------ SIP
 
     /// A SIP request was received.

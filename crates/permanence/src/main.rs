@@ -2,8 +2,17 @@
 
 mod admin;
 
+/// mimalloc, unless the `system-allocator` feature asks for the C library's
+/// malloc (heap profilers such as heaptrack intercept that one); counted,
+/// for `permanence_memory_heap_bytes`.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: permanence_memory::Counting<mimalloc::MiMalloc> =
+    permanence_memory::Counting::new(mimalloc::MiMalloc);
+#[cfg(feature = "system-allocator")]
+#[global_allocator]
+static GLOBAL: permanence_memory::Counting<std::alloc::System> =
+    permanence_memory::Counting::new(std::alloc::System);
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -265,6 +274,7 @@ fn new_token(name: &str, role: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    GLOBAL.installed();
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
