@@ -518,7 +518,7 @@ impl DialogLayer {
     }
 
     pub fn new_dialog_state_channel(&self) -> (DialogStateSender, DialogStateReceiver) {
-        crate::platform::mpsc::unbounded_channel()
+        super::dialog::dialog_state_channel()
     }
 
     pub fn build_local_contact(

@@ -133,7 +133,7 @@ impl ServerSubscriptionDialog {
         use crate::transaction::transaction::TransactionEvent;
         self.inner
             .tu_sender
-            .send(TransactionEvent::Respond(resp.clone()))?;
+            .send(TransactionEvent::respond(resp.clone()))?;
         self.inner
             .transition(DialogState::Confirmed(self.id(), resp));
         Ok(())

@@ -67,7 +67,7 @@ async fn incoming_invite(
         .await
         .expect("timeout waiting for the INVITE")
         .unwrap();
-    let (state_sender, states) = unbounded_channel();
+    let (state_sender, states) = crate::dialog::dialog::dialog_state_channel();
     let dialog = dialog_layer.get_or_create_server_invite(&tx, state_sender, None, None)?;
     Ok((dialog, tx, states, peer))
 }

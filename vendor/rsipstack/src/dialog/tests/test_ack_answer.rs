@@ -121,7 +121,7 @@ async fn setup(token: &CancellationToken) -> crate::Result<(Uas, Peer)> {
 
     // The usual UAS loop: in-dialog requests go to the matched dialog, an
     // out-of-dialog INVITE creates a server dialog.
-    let (state_sender, states) = unbounded_channel();
+    let (state_sender, states) = crate::dialog::dialog::dialog_state_channel();
     let (dialog_sender, dialogs) = unbounded_channel();
     tokio::spawn(async move {
         while let Some(mut tx) = incoming.recv().await {

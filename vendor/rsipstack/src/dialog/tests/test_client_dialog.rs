@@ -52,7 +52,7 @@ fn create_invite_request(from_tag: &str, to_tag: &str, call_id: &str) -> Request
 #[tokio::test]
 async fn test_client_dialog_creation() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "test-call-id".to_string(),
@@ -87,7 +87,7 @@ async fn test_client_dialog_creation() -> crate::Result<()> {
 #[tokio::test]
 async fn test_client_dialog_sequence_handling() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "test-call-seq".to_string(),
@@ -127,7 +127,7 @@ async fn test_client_dialog_sequence_handling() -> crate::Result<()> {
 #[tokio::test]
 async fn test_client_dialog_state_transitions() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "test-call-flow".to_string(),
@@ -205,7 +205,7 @@ async fn test_client_dialog_state_transitions() -> crate::Result<()> {
 #[tokio::test]
 async fn test_client_dialog_termination_scenarios() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     // Test 1: Early termination (before confirmed)
     let dialog_id_1 = DialogId {
@@ -292,7 +292,7 @@ async fn test_client_dialog_termination_scenarios() -> crate::Result<()> {
 #[tokio::test]
 async fn test_make_request_preserves_remote_target_and_route_order() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "route-order-call".to_string(),
@@ -375,7 +375,7 @@ async fn test_make_request_preserves_remote_target_and_route_order() -> crate::R
 #[tokio::test]
 async fn test_route_set_updates_from_200_ok_response() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "route-update-call".to_string(),
@@ -480,7 +480,7 @@ async fn test_route_set_updates_from_200_ok_response() -> crate::Result<()> {
 #[tokio::test]
 async fn test_confirmed_dialog_bye_keeps_contact_uri_with_outbound_route() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "bye-contact-call".to_string(),
@@ -603,7 +603,7 @@ async fn test_cancel_conforms_to_rfc3261_section_9_1() -> crate::Result<()> {
         ..Default::default()
     };
 
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     // Use create_client_invite_dialog - creates dialog and transaction without sending
     let (client_dialog, mut tx) =
@@ -819,8 +819,8 @@ async fn test_ack_sent_to_domain_name_from_contact() -> crate::Result<()> {
     // ========== UAS: Start listening for incoming transactions ==========
     let mut uas_incoming = uas_endpoint.incoming_transactions()?;
 
-    let (uac_state_sender, _) = unbounded_channel();
-    let (uas_state_sender, _) = unbounded_channel();
+    let (uac_state_sender, _) = crate::dialog::dialog::dialog_state_channel();
+    let (uas_state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     // Oneshot channel to receive the ACK for verification
     let (ack_sender, ack_receiver) = oneshot::channel::<Request>();
@@ -995,7 +995,7 @@ async fn test_ack_sent_to_websocket_channel_via_locator() -> crate::Result<()> {
     });
 
     // Create channels for dialog state
-    let (uac_state_sender, _uac_state_receiver) = unbounded_channel();
+    let (uac_state_sender, _uac_state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // ========== Start UAC INVITE in background ==========
     // INVITE is sent to the WebSocket contact domain which will be routed via the channel
@@ -1156,7 +1156,7 @@ async fn test_drop_polls_invite_after_cancel_success() -> crate::Result<()> {
         ..Default::default()
     };
 
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Start the invite in a task that we will abort to trigger drop
     let dialog_layer_clone = dialog_layer.clone();
@@ -1405,7 +1405,7 @@ async fn test_drop_cleans_up_after_cancel_failure_impl() -> crate::Result<()> {
         ..Default::default()
     };
 
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Start the invite in a task that we will abort to trigger drop
     let dialog_layer_clone = dialog_layer.clone();
@@ -1555,7 +1555,7 @@ async fn test_drop_unconfirmed_dialog_before_provisional_stops_requests() -> cra
         contact: Uri::try_from(format!("sip:alice@127.0.0.1:{}", uac_port).as_str())?,
         ..Default::default()
     };
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     let invite_handle = {
         let dialog_layer = dialog_layer.clone();
@@ -1657,7 +1657,7 @@ async fn test_cancel_returns_error_on_transaction_timeout() -> crate::Result<()>
     });
 
     let dialog_layer = DialogLayer::new(endpoint.inner.clone());
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let (dialog, _invite_tx) = dialog_layer.create_client_invite_dialog(
         InviteOption {
             caller: Uri::try_from("sip:alice@example.com")?,
@@ -1793,7 +1793,7 @@ async fn test_bye_terminates_the_dialog_whatever_the_outcome() -> crate::Result<
             .build();
         let inner = endpoint.inner.clone();
         tokio::spawn(async move { inner.serve().await });
-        let (state_sender, mut states) = unbounded_channel();
+        let (state_sender, mut states) = crate::dialog::dialog::dialog_state_channel();
         let invite = InviteOption {
             caller: Uri::try_from("sip:alice@example.com")?,
             callee: Uri::try_from(format!("sip:bob@{}", peer.local_addr()?).as_str())?,

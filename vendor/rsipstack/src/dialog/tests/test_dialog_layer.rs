@@ -91,7 +91,7 @@ async fn test_server_invite_dialog_creation() -> crate::Result<()> {
         Some(mock_conn),
     );
 
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Create server invite dialog
     let dialog = dialog_layer.get_or_create_server_invite(
@@ -129,7 +129,7 @@ async fn test_existing_server_invite_dialog_retrieval() -> crate::Result<()> {
         Some(mock_conn.clone()),
     );
 
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog1 = dialog_layer.get_or_create_server_invite(
         &tx1,
@@ -180,7 +180,7 @@ async fn test_dialog_retrieval_and_matching() -> crate::Result<()> {
         Some(mock_conn.clone()),
     );
 
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog = dialog_layer.get_or_create_server_invite(
         &tx,
@@ -238,7 +238,7 @@ async fn test_dialog_removal() -> crate::Result<()> {
     let key = TransactionKey::from_request(&invite_req, TransactionRole::Server)?;
     let tx = Transaction::new_server(key, invite_req, endpoint.inner.clone(), Some(mock_conn));
 
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog = dialog_layer.get_or_create_server_invite(
         &tx,
@@ -274,7 +274,7 @@ async fn test_dialog_layer_with_swapped_tags() -> crate::Result<()> {
     let key = TransactionKey::from_request(&invite_req, TransactionRole::Server)?;
     let tx = Transaction::new_server(key, invite_req, endpoint.inner.clone(), Some(mock_conn));
 
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog = dialog_layer.get_or_create_server_invite(
         &tx,
@@ -305,7 +305,7 @@ async fn test_multiple_dialogs_management() -> crate::Result<()> {
     let dialog_layer = DialogLayer::new(endpoint.inner.clone());
     let mock_conn = create_mock_connection().await?;
 
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     // Create multiple dialogs
     for i in 0..5 {
@@ -388,12 +388,12 @@ async fn test_get_client_dialog_by_call_id_returns_only_uac_dialogs() -> crate::
     let invite_req = create_invite_request("caller-tag", "", call_id, "z9hG4bKinbound");
     let key = TransactionKey::from_request(&invite_req, TransactionRole::Server)?;
     let tx = Transaction::new_server(key, invite_req, endpoint.inner.clone(), Some(conn));
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
     let uas = dialog_layer.get_or_create_server_invite(&tx, state_sender, None, None)?;
 
     let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     let callee = format!("sip:carol@{}", peer.local_addr()?);
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
     let (uac, _invite) = dialog_layer.do_invite_async(
         crate::dialog::invitation::InviteOption {
             caller: crate::sip::Uri::try_from("sip:alice@example.com")?,
@@ -431,7 +431,7 @@ async fn test_dialog_error_cases() -> crate::Result<()> {
     let key = TransactionKey::from_request(&invite_req, TransactionRole::Server)?;
     let tx = Transaction::new_server(key, invite_req, endpoint.inner.clone(), Some(mock_conn));
 
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     // Should return error when trying to get dialog with non-existent to-tag
     let result = dialog_layer.get_or_create_server_invite(
@@ -461,7 +461,7 @@ async fn test_server_invite_dialog_with_tcp_transport() -> crate::Result<()> {
     let key = TransactionKey::from_request(&invite_req, TransactionRole::Server)?;
     let tx = Transaction::new_server(key, invite_req.clone(), endpoint.inner.clone(), Some(conn));
 
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog = dialog_layer.get_or_create_server_invite(
         &tx,

@@ -111,7 +111,7 @@ fn test_dialog_id_eq() {
 #[tokio::test]
 async fn test_dialog_state_transitions() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Create dialog ID
     let dialog_id = DialogId {
@@ -181,7 +181,7 @@ async fn test_dialog_state_transitions() -> crate::Result<()> {
 #[tokio::test]
 async fn test_server_dialog_state_transitions() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Create dialog ID
     let dialog_id = DialogId {
@@ -238,7 +238,7 @@ async fn test_server_dialog_state_transitions() -> crate::Result<()> {
 #[tokio::test]
 async fn test_dialog_in_dialog_requests() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Create dialog ID
     let dialog_id = DialogId {
@@ -339,7 +339,7 @@ async fn test_dialog_in_dialog_requests() -> crate::Result<()> {
 #[tokio::test]
 async fn test_dialog_termination_scenarios() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Test 1: Termination with error status code
     let dialog_id_1 = DialogId {
@@ -419,7 +419,7 @@ async fn test_dialog_termination_scenarios() -> crate::Result<()> {
 #[tokio::test]
 async fn test_dialog_sequence_numbers() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "test-call-id-seq-123".to_string(),
@@ -532,7 +532,7 @@ fn state_name(state: &DialogState) -> &'static str {
 
 /// Drain every notification currently queued on a state receiver.
 fn drain_states(
-    receiver: &mut tokio::sync::mpsc::UnboundedReceiver<DialogState>,
+    receiver: &mut crate::dialog::dialog::DialogStateReceiver,
 ) -> Vec<&'static str> {
     let mut names = Vec::new();
     while let Ok(state) = receiver.try_recv() {
@@ -544,7 +544,7 @@ fn drain_states(
 #[tokio::test]
 async fn test_dialog_lifecycle_notifies_each_state_once() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let dialog_id = DialogId {
         call_id: "test-call-id-lifecycle".to_string(),
         local_tag: "alice-tag-456".to_string(),
@@ -596,7 +596,7 @@ async fn test_dialog_lifecycle_notifies_each_state_once() -> crate::Result<()> {
 #[tokio::test]
 async fn test_no_state_notification_after_terminated() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let dialog_id = DialogId {
         call_id: "test-call-id-double-term".to_string(),
         local_tag: "alice-tag-456".to_string(),
@@ -653,7 +653,7 @@ async fn test_no_state_notification_after_terminated() -> crate::Result<()> {
 #[tokio::test]
 async fn test_ignored_waitack_after_confirmed_is_not_notified() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let dialog_id = DialogId {
         call_id: "test-call-id-waitack".to_string(),
         local_tag: "bob-tag-789".to_string(),
@@ -691,7 +691,7 @@ async fn test_info_answered_after_bye_does_not_notify_confirmed() -> crate::Resu
     use std::sync::Arc;
 
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let dialog_id = DialogId {
         call_id: "test-call-id-info-after-bye".to_string(),
         local_tag: "bob-tag-789".to_string(),

@@ -82,7 +82,7 @@ async fn test_forked_2xx_is_byed_without_touching_the_confirmed_dialog() -> crat
     tokio::spawn(async move { inner.serve().await });
 
     let layer = DialogLayer::new(endpoint.inner.clone());
-    let (state_sender, mut states) = unbounded_channel();
+    let (state_sender, mut states) = crate::dialog::dialog::dialog_state_channel();
     let invite = InviteOption {
         caller: Uri::try_from("sip:alice@example.com")?,
         callee: Uri::try_from(format!("sip:bob@{}", peer.local_addr()?).as_str())?,

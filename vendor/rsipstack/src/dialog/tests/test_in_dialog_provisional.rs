@@ -123,7 +123,7 @@ async fn establish(
         }
     });
 
-    let (state_sender, mut state_receiver) = unbounded_channel();
+    let (state_sender, mut state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let invite_option = InviteOption {
         caller: Uri::try_from("sip:alice@example.com")?,
         callee: Uri::try_from(format!("sip:bob@127.0.0.1:{peer_port};transport=udp").as_str())?,

@@ -105,7 +105,7 @@ async fn establish(
     });
     let dialog_layer = DialogLayer::new(endpoint.inner.clone());
 
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let invite_option = InviteOption {
         caller: Uri::try_from("sip:alice@example.com")?,
         callee: Uri::try_from(format!("sip:bob@{peer_addr};transport=tcp").as_str())?,
@@ -264,7 +264,7 @@ async fn test_in_dialog_via_is_left_to_the_locator() -> crate::Result<()> {
     };
     let id = DialogId::try_from((&initial, TransactionRole::Client))?;
     let (tu_tx, _tu_rx) = unbounded_channel();
-    let (state_tx, _state_rx) = unbounded_channel();
+    let (state_tx, _state_rx) = crate::dialog::dialog::dialog_state_channel();
     let inner = DialogInner::new(
         TransactionRole::Client,
         id,
@@ -344,7 +344,7 @@ async fn test_dialback_retry_keeps_the_via_on_its_transport() -> crate::Result<(
     let mut id = DialogId::try_from((&initial, TransactionRole::Server))?;
     id.local_tag = "local-tag".into();
     let (tu_tx, _tu_rx) = unbounded_channel();
-    let (state_tx, _state_rx) = unbounded_channel();
+    let (state_tx, _state_rx) = crate::dialog::dialog::dialog_state_channel();
     let inner = DialogInner::new(
         TransactionRole::Server,
         id.clone(),

@@ -17,7 +17,7 @@ use tokio::time::{timeout, Duration};
 #[tokio::test]
 async fn server_dialog_handles_prack_request() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let (tu_sender, _tu_receiver) = unbounded_channel();
 
     let dialog_id = DialogId {
@@ -138,7 +138,7 @@ async fn client_dialog_pracks_each_reliable_provisional() -> crate::Result<()> {
         support_prack: true,
         ..Default::default()
     };
-    let (state_sender, _states) = unbounded_channel();
+    let (state_sender, _states) = crate::dialog::dialog::dialog_state_channel();
     let invite = tokio::spawn(async move { layer.do_invite(option, state_sender).await });
 
     async fn recv(peer: &UdpSocket, method: Method) -> (Request, std::net::SocketAddr) {

@@ -42,7 +42,7 @@ async fn proxy_via_id_survives_received_and_responses() -> crate::Result<()> {
             assert!(top.value().contains(";received=127.0.0.1"));
             assert!(top.value().contains(";rport=15070"));
             assert!(received.to_string().contains(&caller_via));
-            let (state_tx, _state_rx) = unbounded_channel();
+            let (state_tx, _state_rx) = crate::dialog::dialog::dialog_state_channel();
             let (tu_tx, _tu_rx) = unbounded_channel();
             let dialog = DialogInner::new(
                 TransactionRole::Server,
@@ -110,7 +110,7 @@ async fn proxy_record_route_server_keeps_order_and_parameters() -> crate::Result
         for field in fields {
             invite.headers.push(Header::RecordRoute(field.into()));
         }
-        let (state_tx, _state_rx) = unbounded_channel();
+        let (state_tx, _state_rx) = crate::dialog::dialog::dialog_state_channel();
         let (tu_tx, _tu_rx) = unbounded_channel();
         let dialog = DialogInner::new(
             TransactionRole::Server,
@@ -164,7 +164,7 @@ async fn proxy_record_route_client_reverses_values_across_header_fields() -> cra
         for field in fields {
             response.headers.push(Header::RecordRoute(field.into()));
         }
-        let (state_tx, _state_rx) = unbounded_channel();
+        let (state_tx, _state_rx) = crate::dialog::dialog::dialog_state_channel();
         let (tu_tx, _tu_rx) = unbounded_channel();
         let dialog = DialogInner::new(
             TransactionRole::Client,

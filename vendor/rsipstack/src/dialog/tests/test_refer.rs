@@ -18,7 +18,7 @@ fn test_refer_to_from_uri_preserves_existing_uri_behavior() -> crate::Result<()>
 #[tokio::test]
 async fn test_client_dialog_refer_accepts_name_addr_values() -> crate::Result<()> {
     let endpoint = create_test_endpoint().await?;
-    let (state_sender, _) = unbounded_channel();
+    let (state_sender, _) = crate::dialog::dialog::dialog_state_channel();
 
     let dialog_id = DialogId {
         call_id: "refer-name-addr".to_string(),
@@ -60,7 +60,7 @@ async fn test_refer_event_keeps_established_dialog_usable() -> crate::Result<()>
 
     let endpoint = create_test_endpoint().await?;
     for role in [TransactionRole::Client, TransactionRole::Server] {
-        let (state_sender, mut states) = unbounded_channel();
+        let (state_sender, mut states) = crate::dialog::dialog::dialog_state_channel();
         let id = DialogId {
             call_id: "refer-established".into(),
             local_tag: "local".into(),

@@ -25,7 +25,7 @@ async fn test_dialog_make_request() -> crate::Result<()> {
 
     let endpoint = create_test_endpoint().await?;
     let (tu_sender, _tu_receiver) = unbounded_channel();
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
     // Create INVITE request
     let invite_req = create_invite_request("alice-tag-456", "", "test-call-id-123");
     // Create dialog inner
@@ -76,7 +76,7 @@ async fn test_accept_with_public_contact_preserves_contact_header() -> crate::Re
 
     let endpoint = create_test_endpoint().await?;
     let (tu_sender, mut tu_receiver) = unbounded_channel();
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Create INVITE request
     let invite_req = create_invite_request(&dialog_id.remote_tag, "", "test-call-id-contact");
@@ -163,7 +163,7 @@ async fn test_server_dialog_bye_via() -> crate::Result<()> {
 
     let endpoint = create_test_endpoint().await?;
     let (tu_sender, _tu_receiver) = unbounded_channel();
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     // Create an INVITE request FROM alice (remote)
     // This invite has Via: SIP/2.0/UDP alice.example.com:5060;branch=...;received=172.0.0.1
@@ -213,7 +213,7 @@ async fn test_server_dialog_reinvite_via() -> crate::Result<()> {
 
     let endpoint = create_test_endpoint().await?;
     let (tu_sender, _tu_receiver) = unbounded_channel();
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
 
     let invite_req = create_invite_request(&dialog_id.remote_tag, "", &dialog_id.call_id);
 

@@ -24,7 +24,7 @@ async fn dialog_inner(
 ) -> crate::Result<Arc<DialogInner>> {
     let endpoint = create_test_endpoint().await?;
     let (tu_sender, _tu_rx) = unbounded_channel();
-    let (state_sender, _state_rx) = unbounded_channel();
+    let (state_sender, _state_rx) = crate::dialog::dialog::dialog_state_channel();
     let id = DialogId {
         call_id: "session-id-test".to_string(),
         local_tag: if role == TransactionRole::Client {
@@ -339,7 +339,7 @@ async fn session_id_survives_snapshot_restore() -> crate::Result<()> {
         snapshot,
         endpoint.inner.clone(),
         {
-            let (tx, _rx) = unbounded_channel();
+            let (tx, _rx) = crate::dialog::dialog::dialog_state_channel();
             tx
         },
         {

@@ -93,7 +93,7 @@ async fn setup(
         let _ = endpoint_inner.serve().await;
     });
 
-    let (state_sender, states) = unbounded_channel();
+    let (state_sender, states) = crate::dialog::dialog::dialog_state_channel();
     let (dialog_sender, dialogs) = unbounded_channel();
     tokio::spawn(async move {
         while let Some(mut tx) = incoming.recv().await {

@@ -100,7 +100,7 @@ async fn make_server_dialog(
         remote_tag: "cli-tag".to_string(),
     };
     let (tu_sender, _tu_receiver) = unbounded_channel();
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let invite_req = create_invite_request(&dialog_id.remote_tag, "", &dialog_id.call_id);
     let inner = Arc::new(DialogInner::new(
         TransactionRole::Server,
@@ -339,7 +339,7 @@ async fn test_initial_invite_via_ignores_connection_addr() -> crate::Result<()> 
     );
 
     let dialog_layer = DialogLayer::new(endpoint.inner.clone());
-    let (state_sender, _state_receiver) = unbounded_channel();
+    let (state_sender, _state_receiver) = crate::dialog::dialog::dialog_state_channel();
     let invite_option = InviteOption {
         caller: "sip:alice@example.com".try_into()?,
         callee: "sip:bob@example.com;transport=ws".try_into()?,

@@ -87,7 +87,7 @@ fn dialog() -> crate::Result<Arc<DialogInner>> {
         local_tag: "a".to_string(),
         remote_tag: "b".to_string(),
     };
-    let (state_tx, _) = unbounded_channel();
+    let (state_tx, _) = crate::dialog::dialog::dialog_state_channel();
     let (tu_tx, _) = unbounded_channel();
     let invite = request("INVITE", 1);
     let inner = DialogInner::new(

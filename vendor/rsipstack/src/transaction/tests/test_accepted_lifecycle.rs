@@ -86,7 +86,7 @@ async fn server_setup(
         let _ = endpoint_inner.serve().await;
     });
 
-    let (state_sender, states) = unbounded_channel();
+    let (state_sender, states) = crate::dialog::dialog::dialog_state_channel();
     let (dialog_sender, dialogs) = unbounded_channel();
     tokio::spawn(async move {
         while let Some(mut tx) = incoming.recv().await {
@@ -384,7 +384,7 @@ async fn test_do_invite_drainer_reacks_retransmitted_2xx() -> crate::Result<()> 
         contact: Uri::try_from(format!("sip:alice@{uac_addr}").as_str())?,
         ..Default::default()
     };
-    let (state_sender, mut states) = tokio::sync::mpsc::unbounded_channel();
+    let (state_sender, mut states) = crate::dialog::dialog::dialog_state_channel();
     let invite = {
         let dialog_layer = dialog_layer.clone();
         tokio::spawn(async move { dialog_layer.do_invite(option, state_sender).await })

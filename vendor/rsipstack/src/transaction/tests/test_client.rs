@@ -38,7 +38,7 @@ async fn test_client_transaction() -> Result<()> {
 
     let peer_server = UdpConnection::create_connection("127.0.0.1:0".parse()?, None, None).await?;
     let peer_server_loop = async {
-        let (sender, mut recevier) = unbounded_channel();
+        let (sender, mut recevier) = tokio::sync::mpsc::unbounded_channel();
         select! {
             _ = async {
                 if let Some(event) = recevier.recv().await {

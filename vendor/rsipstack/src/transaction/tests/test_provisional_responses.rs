@@ -52,7 +52,7 @@ async fn test_multiple_provisional_responses() -> crate::Result<()> {
     };
 
     tx.tu_sender
-        .send(TransactionEvent::Received(
+        .send(TransactionEvent::received(
             SipMessage::Response(resp1.clone()),
             None,
         ))
@@ -86,7 +86,7 @@ async fn test_multiple_provisional_responses() -> crate::Result<()> {
     };
 
     tx.tu_sender
-        .send(TransactionEvent::Received(
+        .send(TransactionEvent::received(
             SipMessage::Response(resp2.clone()),
             None,
         ))
@@ -110,7 +110,7 @@ async fn test_multiple_provisional_responses() -> crate::Result<()> {
 
     // 3. Send exact retransmission of second 183 (should be ignored)
     tx.tu_sender
-        .send(TransactionEvent::Received(
+        .send(TransactionEvent::received(
             SipMessage::Response(resp2.clone()),
             None,
         ))
@@ -136,7 +136,7 @@ async fn test_multiple_provisional_responses() -> crate::Result<()> {
         let resp = reliable(rseq);
         for _ in 0..2 {
             tx.tu_sender
-                .send(TransactionEvent::Received(
+                .send(TransactionEvent::received(
                     SipMessage::Response(resp.clone()),
                     None,
                 ))
