@@ -1,16 +1,27 @@
-//! Memory accounting for the engine.
+//! Memory accounting and reclamation for the engine.
 //!
-//! * [`Counting`] wraps the global allocator and keeps the number of heap
-//!   bytes currently handed out. The binary installs it around mimalloc;
-//!   [`heap_bytes`] then answers, and `/metrics` exports it as
-//!   `permanence_memory_heap_bytes`. It tells a leak (live bytes that grow)
-//!   from an allocator that keeps freed pages (resident set far above the
-//!   live bytes).
+//! * [`EngineAllocator`] is the engine's global allocator: mimalloc (built
+//!   without transparent huge pages, so that freed memory can be returned
+//!   64 KiB at a time instead of 2 MiB) wrapped in [`Counting`], which keeps
+//!   the number of heap bytes currently handed out. [`heap_bytes`] reads it;
+//!   `/metrics` exports it as `permanence_memory_heap_bytes`. It tells a
+//!   leak (live bytes that grow) from an allocator that keeps freed pages
+//!   (resident set far above the live bytes). With the `system-allocator`
+//!   feature it wraps the C library's malloc instead, for heap profilers
+//!   that intercept malloc (heaptrack).
+//! * [`on_thread_park`] gives memory back: mimalloc frees the pages a thread
+//!   emptied only when that thread calls into it again, so a worker that
+//!   goes idle after a burst would keep them for ever. The tokio runtime
+//!   calls this hook whenever a worker parks; at most once per
+//!   [`RECLAIM_INTERVAL`] per thread it asks mimalloc to collect that
+//!   thread's free pages and return them to the system.
 //! * [`resident_bytes`] reads the process's resident set from `/proc`.
 //!
 //! The count is exact (no sampling, no drift when threads exit) and costs
 //! one relaxed atomic add per allocation on a counter shared by few
 //! threads: threads are spread over [`SHARDS`] cache-line-padded counters.
+//! Memory that C libraries allocate with their own `malloc` (SQLite's page
+//! cache) is not in the count; it is in the resident set.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -118,6 +129,78 @@ impl<A> Counting<A> {
     pub fn installed(&self) {
         INSTALLED.store(true, Ordering::Relaxed);
     }
+}
+
+/// The engine's global allocator (see the crate documentation).
+#[cfg(not(feature = "system-allocator"))]
+pub type EngineAllocator = Counting<mimalloc::MiMalloc>;
+/// The engine's global allocator: the C library's malloc, counted.
+#[cfg(feature = "system-allocator")]
+pub type EngineAllocator = Counting<std::alloc::System>;
+
+/// The engine's allocator, for `#[global_allocator] static GLOBAL:
+/// EngineAllocator = engine_allocator();` (then call
+/// [`Counting::installed`] first thing in `main`).
+pub const fn engine_allocator() -> EngineAllocator {
+    #[cfg(not(feature = "system-allocator"))]
+    return Counting::new(mimalloc::MiMalloc);
+    #[cfg(feature = "system-allocator")]
+    return Counting::new(std::alloc::System);
+}
+
+/// Prepares the process for the engine's allocator: marks `allocator` as
+/// the global one (so that [`heap_bytes`] answers) and, on Linux, turns
+/// transparent huge pages off for this process. With huge pages, a 2 MiB
+/// page stays resident as long as one byte of it is in use, and the
+/// machine's THP setting (`always` on some distributions) would decide how
+/// much memory comes back after a burst. Call it first thing in `main`.
+pub fn init(allocator: &EngineAllocator) {
+    allocator.installed();
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes
+    // a flag of the calling process; failure (old kernels) is harmless.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// Each thread gives its free pages back at most this often.
+pub const RECLAIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+thread_local! {
+    static LAST_RECLAIM: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+}
+
+/// For `tokio::runtime::Builder::on_thread_park`: returns the calling
+/// thread's free pages to the system, at most once per
+/// [`RECLAIM_INTERVAL`] (monotonic clock). Cheap when not due: one clock
+/// read.
+pub fn on_thread_park() {
+    let now = std::time::Instant::now();
+    let due = LAST_RECLAIM
+        .try_with(|last| match last.get() {
+            Some(t) if now.duration_since(t) < RECLAIM_INTERVAL => false,
+            _ => {
+                last.set(Some(now));
+                true
+            }
+        })
+        .unwrap_or(false);
+    if due {
+        release_free_pages();
+    }
+}
+
+/// Asks the allocator to free the calling thread's empty pages and return
+/// them to the system (mimalloc's `mi_collect`); nothing with the C
+/// library's malloc.
+pub fn release_free_pages() {
+    #[cfg(not(feature = "system-allocator"))]
+    // SAFETY: mi_collect takes no pointer and only touches the calling
+    // thread's heap and mimalloc's own thread-safe structures.
+    unsafe {
+        libmimalloc_sys::mi_collect(false)
+    };
 }
 
 /// Heap bytes currently allocated through [`Counting`], or `None` when the

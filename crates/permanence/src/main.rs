@@ -2,17 +2,11 @@
 
 mod admin;
 
-/// mimalloc, unless the `system-allocator` feature asks for the C library's
-/// malloc (heap profilers such as heaptrack intercept that one); counted,
-/// for `permanence_memory_heap_bytes`.
-#[cfg(not(feature = "system-allocator"))]
+/// mimalloc, counted, giving memory back when threads go idle
+/// (`permanence_memory`); the C library's malloc with the
+/// `system-allocator` feature, for heap profilers.
 #[global_allocator]
-static GLOBAL: permanence_memory::Counting<mimalloc::MiMalloc> =
-    permanence_memory::Counting::new(mimalloc::MiMalloc);
-#[cfg(feature = "system-allocator")]
-#[global_allocator]
-static GLOBAL: permanence_memory::Counting<std::alloc::System> =
-    permanence_memory::Counting::new(std::alloc::System);
+static GLOBAL: permanence_memory::EngineAllocator = permanence_memory::engine_allocator();
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -274,7 +268,7 @@ fn new_token(name: &str, role: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    GLOBAL.installed();
+    permanence_memory::init(&GLOBAL);
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
@@ -314,6 +308,8 @@ fn main() -> ExitCode {
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                // Idle workers give freed pages back (issue 13).
+                .on_thread_park(permanence_memory::on_thread_park)
                 .build()
             {
                 Ok(rt) => rt,
