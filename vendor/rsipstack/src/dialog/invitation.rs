@@ -713,17 +713,8 @@ impl DialogLayer {
                         // forked 2xx are observed; abandoning the transaction
                         // here would leave it (and its timers) in the
                         // endpoint's table and silently stop the re-ACKs.
-                        if let Some(mut tx) = guard.invite_tx.take() {
-                            let dlg = dialog.clone();
-                            let confirmed_tag = new_dialog_id.remote_tag.clone();
-                            crate::platform::spawn(async move {
-                                let mut seen_forks: Vec<String> = Vec::new();
-                                while let Some(msg) = tx.receive().await {
-                                    dlg.end_forked_branch(&msg, &confirmed_tag, &mut seen_forks)
-                                        .await;
-                                }
-                                debug!(id = %new_dialog_id, "accepted transaction drained (Timer M expired)");
-                            });
+                        if let Some(tx) = guard.invite_tx.take() {
+                            crate::platform::spawn(drain_accepted(tx, dialog.clone(), new_dialog_id));
                         }
                     }
                     _ => {}
@@ -789,7 +780,7 @@ impl DialogLayer {
                 .expect("transaction should be available");
             let r = dialog_clone.process_invite(invite_tx).boxed().await;
             guard.dialog = None;
-            let mut tx = guard
+            let tx = guard
                 .invite_tx
                 .take()
                 .expect("transaction should be available");
@@ -819,18 +810,11 @@ impl DialogLayer {
                         // until Timer M ends it (re-ACKs retransmitted 2xx,
                         // observes forked 2xx, and detaches it from the
                         // endpoint's table). See do_invite for the rationale.
-                        let confirmed_id = new_id.clone();
-                        let confirmed_tag = new_id.remote_tag.clone();
-                        let forked_dlg = dialog_clone.clone();
-                        crate::platform::spawn(async move {
-                            let mut seen_forks: Vec<String> = Vec::new();
-                            while let Some(msg) = tx.receive().await {
-                                forked_dlg
-                                    .end_forked_branch(&msg, &confirmed_tag, &mut seen_forks)
-                                    .await;
-                            }
-                            debug!(id = %confirmed_id, "accepted transaction drained (Timer M expired)");
-                        });
+                        crate::platform::spawn(drain_accepted(
+                            tx,
+                            dialog_clone.clone(),
+                            new_id.clone(),
+                        ));
                     }
                 }
                 Err(e) => debug!(%id0, error = %e, "async invite failed"),
@@ -892,5 +876,43 @@ impl DialogLayer {
         }
         let dialog = InviteDialog::from_inner(Arc::new(dlg_inner));
         Ok((dialog, tx))
+    }
+}
+
+/// Keeps an accepted client INVITE transaction receiving (RFC 6026 §7.2:
+/// Timer M, 64*T1): retransmitted 2xx are re-ACKed by the transaction and
+/// forked 2xx are ended with a BYE ([`InviteDialog::end_forked_branch`]).
+///
+/// Patched (Permanence, vendor/README.md, patch 2): the drain also ends as
+/// soon as the dialog is removed from the dialog layer (its cancel token),
+/// instead of holding the transaction, the dialog and this task for the
+/// whole 32 s after a call that is already over. A 2xx retransmitted after
+/// the dialog ended is then not re-ACKed (the peer stops after Timer H and
+/// the dialog it would confirm is gone anyway), and a fork answering after
+/// that is left to time out on its side instead of receiving a BYE.
+async fn drain_accepted(mut tx: Transaction, dialog: InviteDialog, id: DialogId) {
+    let confirmed_tag = id.remote_tag.clone();
+    let mut seen_forks: Vec<String> = Vec::new();
+    let ended = dialog.inner.cancel_token.clone();
+    loop {
+        let next = tx.receive();
+        let mut next = core::pin::pin!(next);
+        let cancelled = ended.cancelled();
+        let mut cancelled = core::pin::pin!(cancelled);
+        match crate::platform::select2(&mut next, &mut cancelled).await {
+            crate::platform::Either::A(Some(msg)) => {
+                dialog
+                    .end_forked_branch(&msg, &confirmed_tag, &mut seen_forks)
+                    .await;
+            }
+            crate::platform::Either::A(None) => {
+                debug!(%id, "accepted transaction drained (Timer M expired)");
+                return;
+            }
+            crate::platform::Either::B(_) => {
+                debug!(%id, "dialog removed: accepted transaction released before Timer M");
+                return;
+            }
+        }
     }
 }

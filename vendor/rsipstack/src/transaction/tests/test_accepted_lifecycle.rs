@@ -459,3 +459,107 @@ async fn test_do_invite_drainer_reacks_retransmitted_2xx() -> crate::Result<()> 
     token.cancel();
     Ok(())
 }
+
+#[tokio::test]
+async fn test_do_invite_drainer_ends_when_the_dialog_is_removed() -> crate::Result<()> {
+    use crate::dialog::invitation::InviteOption;
+    use crate::sip::Uri;
+
+    let token = CancellationToken::new();
+    let transport_layer = TransportLayer::new(token.child_token());
+    let udp =
+        UdpConnection::create_connection("127.0.0.1:0".parse()?, None, Some(token.child_token()))
+            .await?;
+    let uac_addr = udp.get_addr().addr.clone();
+    transport_layer.add_transport(udp.into());
+    let endpoint = EndpointBuilder::new()
+        .with_user_agent("rsipstack-test")
+        .with_transport_layer(transport_layer)
+        .with_cancel_token(token.child_token())
+        .build();
+    let endpoint_inner = endpoint.inner.clone();
+    tokio::spawn(async move {
+        let _ = endpoint_inner.serve().await;
+    });
+    let dialog_layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+
+    let peer = UdpSocket::bind("127.0.0.1:0").await?;
+    let peer_addr = peer.local_addr()?;
+
+    let option = InviteOption {
+        caller: Uri::try_from("sip:alice@example.com")?,
+        callee: Uri::try_from(format!("sip:bob@{peer_addr};transport=udp").as_str())?,
+        contact: Uri::try_from(format!("sip:alice@{uac_addr}").as_str())?,
+        ..Default::default()
+    };
+    let (state_sender, mut states) = crate::dialog::dialog::dialog_state_channel();
+    let invite = {
+        let dialog_layer = dialog_layer.clone();
+        tokio::spawn(async move { dialog_layer.do_invite(option, state_sender).await })
+    };
+
+    // The raw UAS: answer the INVITE with a tagged 200 OK, twice.
+    let mut buf = vec![0u8; 4096];
+    let ok = loop {
+        let Ok(Ok((len, src))) =
+            tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf)).await
+        else {
+            panic!("timeout waiting for the INVITE");
+        };
+        let text = String::from_utf8_lossy(&buf[..len]).to_string();
+        if text.starts_with("INVITE") {
+            let header = |name: &str| {
+                text.lines()
+                    .find(|l| l.starts_with(name))
+                    .expect("INVITE header missing")
+                    .strip_prefix(&format!("{name} "))
+                    .expect("INVITE header malformed")
+                    .to_string()
+            };
+            let ok = format!(
+                "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from}\r\nTo: {to};tag=drain-tag\r\nCall-ID: {callid}\r\nCSeq: {cseq}\r\nContact: <sip:bob@{peer_addr};transport=udp>\r\nContent-Length: 0\r\n\r\n",
+                via = header("Via:"),
+                from = header("From:"),
+                to = header("To:"),
+                callid = header("Call-ID:"),
+                cseq = header("CSeq:"),
+                peer_addr = peer_addr,
+            );
+            peer.send_to(ok.as_bytes(), src).await?;
+            break ok;
+        }
+    };
+
+    // do_invite confirms; then the UAS retransmits the same 200 OK.
+    let (dialog, resp) = tokio::time::timeout(Duration::from_secs(2), invite)
+        .await
+        .expect("do_invite timed out")
+        .expect("do_invite task panicked")
+        .expect("do_invite failed");
+    assert!(matches!(
+        resp.as_ref().map(|r| r.status_code.code()),
+        Some(200)
+    ));
+    // Patch 2 (vendor/README.md of Permanence): the Accepted transaction is
+    // held by the drainer while the dialog lives...
+    let running = || endpoint.inner.transactions.len();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(running(), 1, "the accepted INVITE transaction is drained");
+    // ...and released as soon as the dialog is removed, not after Timer M
+    // (32 s with the default T1).
+    dialog_layer.remove_dialog(&dialog.id());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while running() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the accepted transaction outlived its dialog"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = &mut states;
+    let _ = ok;
+    drop(dialog);
+
+    token.cancel();
+    Ok(())
+}
