@@ -341,7 +341,11 @@ impl LegTask {
         let Some(t) = targets.get(i) else {
             return false;
         };
-        info!(tag = %self.tag, "SRTP offer refused (488): calling the contact again with plain RTP");
+        info!(
+            event = "leg.srtp_refused",
+            tag = %self.tag,
+            "SRTP offer refused (488): calling the contact again with plain RTP"
+        );
         let Some(dialog) = self.invite_one(forks, i, t, false) else {
             return false;
         };
