@@ -765,6 +765,29 @@ mod tests {
         assert_eq!(tx.protect(&mut junk, 50), Err(SrtpError::Malformed));
     }
 
+    proptest::proptest! {
+        /// Any datagram: refused or accepted, never a panic; a valid packet
+        /// with any byte changed is refused.
+        #[test]
+        fn random_datagrams_never_panic_and_tampering_is_caught(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            flip in 0usize..200,
+            bit in 0u8..8,
+        ) {
+            let mut rx = SrtpReceiver::new(key(9));
+            let _ = rx.unprotect(&mut data.clone());
+            let mut tx = SrtpSender::new(key(9));
+            let _ = tx.protect(&mut data.clone(), data.len() / 2);
+            let good = protect(&mut tx, &packet(1, 2, &[0x33; 160]));
+            let mut bad = good.clone();
+            let i = flip % good.len();
+            bad[i] ^= 1 << bit;
+            let mut fresh = SrtpReceiver::new(key(9));
+            proptest::prop_assert!(fresh.unprotect(&mut bad).is_err());
+            proptest::prop_assert!(fresh.unprotect(&mut good.clone()).is_ok());
+        }
+    }
+
     #[test]
     fn inline_keys() {
         let k = MasterKey::random();

@@ -84,6 +84,7 @@ pub fn rtp_totals(s: &permanence_media::LegStats) -> RtpTotals {
         lost: s.lost,
         late: s.late,
         foreign: s.foreign,
+        srtp_refused: s.srtp_auth_failed + s.srtp_replayed,
     }
 }
 
