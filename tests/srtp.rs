@@ -12,13 +12,15 @@
 //!   payload) and carries baresip's tone; what the caller sends encrypted
 //!   reaches baresip.
 //! * A softphone over TLS without SRTP still gets its calls (plain RTP
-//!   after its refusal of the SRTP offer, or its plain answer).
+//!   after its refusal of the SRTP offer).
+//! * An `RTP/SAVP` offer without a suite we support gets 488; a feature
+//!   code dialled with an SRTP offer is answered with SRTP.
 
 mod common;
 
 use common::{
-    field, g711_close, read_wav, rms, sipp_thread, ulaw_to_linear, Engine, RtpPacket, RtpPeer,
-    TempDir, TestConfig,
+    field, g711_close, read_wav, rms, sipp, sipp_thread, ulaw_to_linear, Engine, RtpPacket,
+    RtpPeer, TempDir, TestConfig,
 };
 use permanence_media::srtp::{MasterKey, SrtpReceiver, SrtpSender, Suite, SuiteKey};
 use std::net::{SocketAddr, UdpSocket};
@@ -478,4 +480,80 @@ fn softphone_over_tls_without_srtp_still_gets_calls_in_plain_rtp() {
     assert!(heard, "no audio from the plain softphone\n{}", context());
     let played = phone.played();
     assert!(count_close(&played, ulaw_to_linear(CALLER)) >= 8000 * 2);
+}
+
+#[test]
+fn savp_offer_without_a_supported_suite_gets_488() {
+    let engine = Engine::start(&config(), &[]);
+    let rtp = UdpSocket::bind("127.0.0.1:0").expect("rtp");
+    let run = sipp(
+        "carrier_rejected_savp.xml",
+        engine.sip,
+        "127.0.0.1",
+        &[
+            ("called", SERVICE.to_string()),
+            ("hdr", MARTIN.to_string()),
+            (
+                "rtp_port",
+                rtp.local_addr().expect("addr").port().to_string(),
+            ),
+        ],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(run.success, "SIPp failed: {}\n{}", run.output, run.errors);
+    assert!(
+        run.messages.contains("SIP/2.0 488"),
+        "no 488 in:\n{}",
+        run.messages
+    );
+    let bad = engine
+        .wait_event("invite.bad_sdp", Duration::from_secs(2))
+        .expect("logged");
+    assert!(field(&bad, "error").contains("crypto"), "{bad}");
+    assert!(engine.events("call.answered").is_empty());
+}
+
+#[test]
+fn feature_code_dialled_with_an_srtp_offer_is_answered_with_srtp() {
+    let engine = Engine::start(&config(), &[]);
+    let port = common::free_udp_port();
+    common::register_agent(engine.sip, "alice", "alice-demo", port);
+    let run = sipp(
+        "agent_feature_srtp.xml",
+        engine.sip,
+        "127.0.0.1",
+        &[("user", "alice".to_string())],
+        &["-s", "*21", "-au", "alice", "-ap", "alice-demo"],
+        Duration::from_secs(30),
+    );
+    assert!(run.success, "SIPp failed: {}\n{}", run.output, run.errors);
+    let ok = common::sip_messages(&run.messages)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("m=audio"))
+        .expect("a 200 OK with SDP");
+    assert!(ok.contains("RTP/SAVP 0 101"), "{ok}");
+    let crypto = ok
+        .lines()
+        .find(|l| l.trim().starts_with("a=crypto:"))
+        .unwrap_or_else(|| panic!("no a=crypto in {ok}"));
+    let mut it = crypto.split_whitespace();
+    assert_eq!(it.next(), Some("a=crypto:7"), "the offer's tag");
+    assert_eq!(
+        it.next(),
+        Some("AES_CM_128_HMAC_SHA1_32"),
+        "the offer's suite"
+    );
+    let key = it
+        .next()
+        .and_then(|k| k.strip_prefix("inline:"))
+        .expect("inline key");
+    assert!(MasterKey::from_inline(key).is_some(), "{crypto}");
+    assert!(!key.starts_with("WVNfX19z"), "the offerer's key echoed");
+    assert!(engine
+        .wait_for("agent.feature", Duration::from_secs(5), |v| field(
+            v, "agent"
+        ) == "alice")
+        .is_some());
+    no_keys_in_logs(&engine);
 }
