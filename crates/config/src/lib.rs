@@ -62,7 +62,7 @@ pub use model::{
     Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser,
     NumberKind, OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings,
     RecordsSettings, RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig,
-    SipLimits, Strategy, TlsFiles, Triage, TriageOption, Trunk,
+    SipLimits, SrtpPolicy, Strategy, TlsFiles, Triage, TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 

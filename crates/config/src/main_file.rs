@@ -15,7 +15,7 @@ use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::model::{
     Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, Pool, RecordsSettings,
-    RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, TlsFiles, Trunk,
+    RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, SrtpPolicy, TlsFiles, Trunk,
 };
 use crate::raw;
 use crate::source::{self, get, get_str, index, join, Source};
@@ -1035,6 +1035,16 @@ fn agent(ctx: &mut Ctx<'_>, p: &str, r: raw::Agent) -> Option<Agent> {
     let wrap_up = r
         .wrap_up_seconds
         .map(|w| ctx.secs(&join(p, "wrap_up_seconds"), w, 0, 3600));
+    let srtp = match r.srtp.as_deref() {
+        None => SrtpPolicy::default(),
+        Some(t) => SrtpPolicy::parse(t).unwrap_or_else(|| {
+            ctx.err(
+                &join(p, "srtp"),
+                format!("unknown SRTP policy {t:?}: use \"off\", \"offer\" or \"require\""),
+            );
+            SrtpPolicy::default()
+        }),
+    };
     let shift = match &r.shift {
         None => Schedule::always(tz),
         Some(w) => {
@@ -1058,6 +1068,7 @@ fn agent(ctx: &mut Ctx<'_>, p: &str, r: raw::Agent) -> Option<Agent> {
         skills,
         timezone: tz,
         wrap_up,
+        srtp,
         shift,
         origin: origin(ctx.src, p),
     })

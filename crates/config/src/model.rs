@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use permanence_calendar::{Schedule, Tz};
 use permanence_numbers::{normalize, Country, E164};
 pub use permanence_types::{
-    DigestAlgorithm, OverflowTarget, Role, RoutingStep, Selector, Strategy,
+    DigestAlgorithm, OverflowTarget, Role, RoutingStep, Selector, SrtpPolicy, Strategy,
 };
 
 use crate::error::{ConfigError, Origin};
@@ -552,6 +552,9 @@ pub struct Agent {
     pub timezone: Tz,
     /// `wrap_up_seconds`: overrides the practice and dispatcher wrap-up.
     pub wrap_up: Option<Duration>,
+    /// `srtp` (`off`, `offer` (default), `require`): when calls to this
+    /// agent offer SRTP; see [`SrtpPolicy`].
+    pub srtp: SrtpPolicy,
     /// `[agents.shift]`, in `timezone`; without a shift section this is
     /// [`Schedule::always`] (`always_open = true`: no shift limit).
     pub shift: Schedule,

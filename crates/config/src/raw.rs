@@ -177,6 +177,7 @@ pub(crate) struct Agent {
     pub skills: BTreeMap<String, i64>,
     pub timezone: Option<String>,
     pub wrap_up_seconds: Option<i64>,
+    pub srtp: Option<String>,
     pub shift: Option<Week>,
 }
 

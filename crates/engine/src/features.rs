@@ -148,7 +148,13 @@ async fn confirm(
         return;
     };
     let mut session = LocalSession::new(ctx.media.advertise);
-    let sdp = build_answer(&mut session, leg.port(), &neg, Direction::SendRecv);
+    let sdp = build_answer(
+        &mut session,
+        leg.port(),
+        &neg,
+        Direction::SendRecv,
+        &leg.srtp_key(),
+    );
     let (dialog, mut state_rx, task) = match ctx.sip.server_dialog(tx) {
         Ok(sd) => (sd.dialog, sd.states, sd.task),
         Err(boxed) => {

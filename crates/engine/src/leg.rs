@@ -2,12 +2,22 @@
 //! contacts (forked to all of them, first answer wins) or to a number
 //! through an outbound trunk. The leg runs in its own task and talks to the
 //! call task through channels; media is owned by the call task.
+//!
+//! SRTP: each target gets the plain offer, or the `RTP/SAVP` one when the
+//! agent's [`SrtpPolicy`] offers SRTP over the target's transport (TLS
+//! only). With `offer`, a target refusing the SRTP offer with 488 is
+//! invited again with the plain one; with `require`, an answer or a
+//! re-INVITE without SRTP ends the leg or is refused.
 
 use crate::context::SipContext;
 use permanence_call::OfferFailure;
-use permanence_media::sdp::{build_answer, negotiate, LocalSession, SessionDescription};
+use permanence_media::sdp::{
+    build_answer, negotiate, LocalSession, Negotiated, SessionDescription, OFFER_CRYPTO_TAG,
+    OFFER_SUITE,
+};
+use permanence_media::srtp::MasterKey;
 use permanence_media::{Direction, RemoteMedia};
-use permanence_types::Transport;
+use permanence_types::{SrtpPolicy, Transport};
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -16,7 +26,7 @@ use rsipstack::transport::SipAddr;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// One destination of the INVITE.
 #[derive(Debug, Clone)]
@@ -29,8 +39,9 @@ pub struct Target {
     pub transport: Transport,
 }
 
-/// What the INVITE says about the call.
-#[derive(Debug, Clone)]
+/// What the INVITE says about the call. `Debug` leaves out the SDP
+/// offers (the SRTP one holds our key).
+#[derive(Clone)]
 pub struct LegRequest {
     /// Display name in From (the practice the call is for).
     pub display_name: String,
@@ -38,10 +49,36 @@ pub struct LegRequest {
     pub caller_user: String,
     /// Extra headers (practice id, triage, wait, Call-Info).
     pub headers: Vec<Header>,
-    /// Our SDP offer.
+    /// Our plain SDP offer (`RTP/AVP`).
     pub sdp_offer: String,
+    /// Our SRTP offer (`RTP/SAVP` with [`LegRequest::srtp_key`]), for the
+    /// targets `srtp` offers SRTP to.
+    pub sdp_offer_srtp: Option<String>,
+    /// Who is offered SRTP, and whether plain RTP is acceptable.
+    pub srtp: SrtpPolicy,
+    /// The media leg's SRTP key (to answer re-INVITEs).
+    pub srtp_key: MasterKey,
     /// The media leg's local port (to answer re-INVITEs).
     pub local_port: u16,
+    /// Our SDP session (its `o=` line goes on in answers to re-INVITEs).
+    pub session: LocalSession,
+}
+
+impl std::fmt::Debug for LegRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegRequest")
+            .field("display_name", &self.display_name)
+            .field("srtp", &self.srtp)
+            .field("local_port", &self.local_port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LegRequest {
+    /// Whether `target` gets the SRTP offer.
+    fn srtp_for(&self, target: &Target) -> bool {
+        self.sdp_offer_srtp.is_some() && self.srtp.offers_srtp(target.transport)
+    }
 }
 
 /// News from the leg.
@@ -55,8 +92,9 @@ pub enum LegEvent {
     Failed(OfferFailure),
     /// The far end hung up after answering.
     Bye,
-    /// The far end put the call on hold (re-INVITE sendonly/inactive).
-    Hold,
+    /// The far end put the call on hold (re-INVITE sendonly/inactive),
+    /// with its media as now negotiated.
+    Hold(RemoteMedia),
     /// The far end resumed (re-INVITE sendrecv), maybe with a new address.
     Unhold(RemoteMedia),
 }
@@ -86,19 +124,17 @@ pub(crate) fn sip_transport(t: Transport) -> rsipstack::sip::Transport {
     }
 }
 
-/// Starts the leg towards `targets`; `advertise` is the address written in
-/// our SDP answers to re-INVITEs, `tag` names the leg in logs. Returns at
-/// once; the outcome comes as events.
+/// Starts the leg towards `targets`; `tag` names the leg in logs. Returns
+/// at once; the outcome comes as events.
 pub fn start(
     sip: Arc<SipContext>,
-    advertise: IpAddr,
     targets: Vec<Target>,
     req: LegRequest,
     tag: String,
 ) -> LegHandle {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(sip, advertise, targets, req, tag, cmd_rx, ev_tx));
+    tokio::spawn(run(sip, targets, req, tag, cmd_rx, ev_tx));
     LegHandle {
         cmd: cmd_tx,
         events: ev_rx,
@@ -108,7 +144,6 @@ pub fn start(
 /// What the leg's task needs besides its channels.
 struct LegTask {
     sip: Arc<SipContext>,
-    advertise: IpAddr,
     req: LegRequest,
     tag: String,
     cmd: mpsc::UnboundedReceiver<LegCmd>,
@@ -124,16 +159,19 @@ type ForkResult = (usize, Result<(u16, Vec<u8>), String>);
 /// The INVITEs of one leg, one per target ("forks").
 struct Forks {
     dialogs: Vec<Option<InviteDialog>>,
+    /// Whether each fork was offered SRTP.
+    srtp: Vec<bool>,
     /// Final results, by fork index.
     results: mpsc::UnboundedReceiver<ForkResult>,
+    results_tx: mpsc::UnboundedSender<ForkResult>,
     /// Dialog states of every fork (they name their dialog).
     states: rsipstack::dialog::dialog::DialogStateReceiver,
+    states_tx: rsipstack::dialog::dialog::DialogStateSender,
     pending: usize,
 }
 
 async fn run(
     sip: Arc<SipContext>,
-    advertise: IpAddr,
     targets: Vec<Target>,
     req: LegRequest,
     tag: String,
@@ -142,7 +180,6 @@ async fn run(
 ) {
     let mut task = LegTask {
         sip,
-        advertise,
         req,
         tag,
         cmd,
@@ -153,23 +190,31 @@ async fn run(
         task.send(LegEvent::Failed(OfferFailure::Unreachable));
         return;
     };
-    let Some((i, win, answer)) = task.await_answer(&mut forks).await else {
+    let Some((i, win, answer)) = task.await_answer(&mut forks, &targets).await else {
         return;
     };
     task.peer_ip = targets.get(i).map(|t| t.destination.ip());
-    let Some(remote) = negotiated(&answer) else {
+    let offered_srtp = forks.srtp.get(i).copied().unwrap_or(false);
+    let Some(remote) = task.answered(negotiated(&answer), offered_srtp) else {
         info!(tag = %task.tag, "answer without usable SDP: hanging up");
         let _ = win.bye().await;
         task.send(LegEvent::Failed(OfferFailure::Rejected));
         return;
     };
+    info!(
+        event = "leg.answered",
+        tag = %task.tag,
+        transport = targets.get(i).map(|t| t.transport.as_str()).unwrap_or(""),
+        srtp = remote.srtp.as_ref().map(|c| c.suite.name()).unwrap_or("none"),
+        "far side answered"
+    );
     task.send(LegEvent::Answered(task.remote(&remote)));
     task.talk(&win, &mut forks.states).await;
     task.sip.dialogs.remove_dialog(&win.id());
 }
 
 /// The SDP of a message body, negotiated.
-fn negotiated(body: &[u8]) -> Option<permanence_media::sdp::Negotiated> {
+fn negotiated(body: &[u8]) -> Option<Negotiated> {
     std::str::from_utf8(body)
         .ok()
         .and_then(|s| SessionDescription::parse(s).ok())
@@ -182,79 +227,147 @@ impl LegTask {
     }
 
     /// The far end's media as negotiated, with the answering target's IP.
-    fn remote(&self, n: &permanence_media::sdp::Negotiated) -> RemoteMedia {
+    fn remote(&self, n: &Negotiated) -> RemoteMedia {
         RemoteMedia::from(n).with_signalling(self.peer_ip)
+    }
+
+    /// The answer to our offer (SRTP or not), checked: an SRTP offer must
+    /// be answered with our suite and tag (or, under `offer`, with plain
+    /// RTP: a non-compliant answerer, used plain); crypto in the answer to
+    /// a plain offer is ignored.
+    fn answered(&self, n: Option<Negotiated>, offered_srtp: bool) -> Option<Negotiated> {
+        let mut n = n?;
+        if !offered_srtp {
+            n.srtp = None;
+            return Some(n);
+        }
+        match &n.srtp {
+            Some(c) if c.tag == OFFER_CRYPTO_TAG && c.suite == OFFER_SUITE => Some(n),
+            Some(_) => None,
+            None if self.req.srtp == SrtpPolicy::Offer && !n.profile.is_secure() => {
+                warn!(tag = %self.tag, "SRTP offer answered with plain RTP: media not encrypted");
+                Some(n)
+            }
+            None => None,
+        }
     }
 
     /// Starts one INVITE per target; `None` if none could be sent.
     fn invite(&self, targets: &[Target]) -> Option<Forks> {
-        let caller =
-            rsipstack::sip::Uri::try_from(self.sip.uri_for(&self.req.caller_user).as_str()).ok()?;
-        let (res_tx, results) = mpsc::unbounded_channel();
+        let (results_tx, results) = mpsc::unbounded_channel();
         // One state channel for every fork: states name their dialog, so the
         // winner's are told apart by its id (no channel and task per fork).
         let (states_tx, states) = self.sip.dialogs.new_dialog_state_channel();
-        let mut dialogs = Vec::with_capacity(targets.len());
+        let mut forks = Forks {
+            dialogs: Vec::with_capacity(targets.len()),
+            srtp: Vec::with_capacity(targets.len()),
+            results,
+            results_tx,
+            states,
+            states_tx,
+            pending: 0,
+        };
         for (i, t) in targets.iter().enumerate() {
-            let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
-                debug!(uri = %t.uri, "unusable contact URI");
-                dialogs.push(None);
-                continue;
-            };
-            let Ok(contact) =
-                rsipstack::sip::Uri::try_from(self.sip.contact_over(t.transport).as_str())
-            else {
-                dialogs.push(None);
-                continue;
-            };
-            let opt = InviteOption {
-                caller_display_name: Some(self.req.display_name.clone()),
-                caller: caller.clone(),
-                callee,
-                destination: Some(SipAddr {
-                    r#type: Some(sip_transport(t.transport)),
-                    addr: t.destination.into(),
-                }),
-                content_type: Some("application/sdp".into()),
-                offer: Some(self.req.sdp_offer.clone().into_bytes()),
-                contact: contact.clone(),
-                headers: Some(self.req.headers.clone()),
-                ..Default::default()
-            };
-            match self.sip.dialogs.do_invite_async(opt, states_tx.clone()) {
-                Ok((dialog, handle)) => {
-                    let res_tx = res_tx.clone();
-                    tokio::spawn(async move {
-                        let r = match handle.await {
-                            Ok(Ok((_, Some(resp)))) => Ok((resp.status_code.code(), resp.body)),
-                            Ok(Ok((_, None))) => Err("no response".to_string()),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        let _ = res_tx.send((i, r));
-                    });
-                    dialogs.push(Some(dialog));
-                }
-                Err(e) => {
-                    debug!(error = %e, "INVITE could not be sent");
-                    dialogs.push(None);
-                }
+            let srtp = self.req.srtp_for(t);
+            let dialog = self.invite_one(&forks, i, t, srtp);
+            forks.pending += usize::from(dialog.is_some());
+            forks.dialogs.push(dialog);
+            forks.srtp.push(srtp);
+        }
+        (forks.pending > 0).then_some(forks)
+    }
+
+    /// Sends the INVITE of fork `i` to `t`, with the SRTP offer or the
+    /// plain one; its final result comes on the forks' channel.
+    fn invite_one(&self, forks: &Forks, i: usize, t: &Target, srtp: bool) -> Option<InviteDialog> {
+        let caller =
+            rsipstack::sip::Uri::try_from(self.sip.uri_for(&self.req.caller_user).as_str()).ok()?;
+        let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
+            debug!(uri = %t.uri, "unusable contact URI");
+            return None;
+        };
+        let contact =
+            rsipstack::sip::Uri::try_from(self.sip.contact_over(t.transport).as_str()).ok()?;
+        let offer = match (&self.req.sdp_offer_srtp, srtp) {
+            (Some(o), true) => o,
+            _ => &self.req.sdp_offer,
+        };
+        let opt = InviteOption {
+            caller_display_name: Some(self.req.display_name.clone()),
+            caller,
+            callee,
+            destination: Some(SipAddr {
+                r#type: Some(sip_transport(t.transport)),
+                addr: t.destination.into(),
+            }),
+            content_type: Some("application/sdp".into()),
+            offer: Some(offer.clone().into_bytes()),
+            contact,
+            headers: Some(self.req.headers.clone()),
+            ..Default::default()
+        };
+        match self
+            .sip
+            .dialogs
+            .do_invite_async(opt, forks.states_tx.clone())
+        {
+            Ok((dialog, handle)) => {
+                let res_tx = forks.results_tx.clone();
+                tokio::spawn(async move {
+                    let r = match handle.await {
+                        Ok(Ok((_, Some(resp)))) => Ok((resp.status_code.code(), resp.body)),
+                        Ok(Ok((_, None))) => Err("no response".to_string()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = res_tx.send((i, r));
+                });
+                Some(dialog)
+            }
+            Err(e) => {
+                debug!(error = %e, "INVITE could not be sent");
+                None
             }
         }
-        let pending = dialogs.iter().filter(|f| f.is_some()).count();
-        (pending > 0).then_some(Forks {
-            dialogs,
-            results,
-            states,
-            pending,
-        })
+    }
+
+    /// Under `offer`, a target that refused our SRTP offer with 488 is
+    /// invited again with the plain one; true if that INVITE went out.
+    fn retry_plain(&self, forks: &mut Forks, i: usize, code: u16, targets: &[Target]) -> bool {
+        let refused_srtp = code == 488 && forks.srtp.get(i).copied().unwrap_or(false);
+        if !refused_srtp || self.req.srtp != SrtpPolicy::Offer {
+            return false;
+        }
+        let Some(t) = targets.get(i) else {
+            return false;
+        };
+        info!(
+            event = "leg.srtp_refused",
+            tag = %self.tag,
+            "SRTP offer refused (488): calling the contact again with plain RTP"
+        );
+        let Some(dialog) = self.invite_one(forks, i, t, false) else {
+            return false;
+        };
+        if let Some(slot) = forks.dialogs.get_mut(i) {
+            *slot = Some(dialog);
+        }
+        if let Some(s) = forks.srtp.get_mut(i) {
+            *s = false;
+        }
+        forks.pending += 1;
+        true
     }
 
     /// Waits for the first 2xx (the other forks are cancelled), reporting
     /// the first ringing; returns the winning fork's index, dialog and
     /// answer, or `None` when every fork failed (reported) or the call task
     /// ended the leg.
-    async fn await_answer(&mut self, forks: &mut Forks) -> Option<(usize, InviteDialog, Vec<u8>)> {
+    async fn await_answer(
+        &mut self,
+        forks: &mut Forks,
+        targets: &[Target],
+    ) -> Option<(usize, InviteDialog, Vec<u8>)> {
         let mut best_failure: Option<OfferFailure> = None;
         let mut ringing_sent = false;
         let (winner, answer) = loop {
@@ -275,6 +388,7 @@ impl LegTask {
                     forks.pending = forks.pending.saturating_sub(1);
                     match r {
                         Ok((code, body)) if (200..300).contains(&code) => break (Some(i), body),
+                        Ok((code, _)) if self.retry_plain(forks, i, code, targets) => {}
                         Ok((code, _)) => {
                             let f = OfferFailure::from_status(code);
                             debug!(tag = %self.tag, code, "fork failed");
@@ -311,7 +425,7 @@ impl LegTask {
         win: &InviteDialog,
         states: &mut rsipstack::dialog::dialog::DialogStateReceiver,
     ) {
-        let mut session = LocalSession::new(self.advertise);
+        let mut session = self.req.session.clone();
         let id = win.id();
         loop {
             tokio::select! {
@@ -341,11 +455,19 @@ impl LegTask {
     async fn in_dialog(&self, st: DialogState, session: &mut LocalSession) {
         match st {
             DialogState::Updated(_, request, handle) => {
-                // re-INVITE (hold/unhold) or UPDATE with SDP.
-                match negotiated(&request.body) {
+                // re-INVITE (hold/unhold) or UPDATE with SDP; under
+                // `require`, one that drops SRTP is refused.
+                let offer = negotiated(&request.body)
+                    .filter(|n| n.srtp.is_some() || self.req.srtp != SrtpPolicy::Require);
+                match offer {
                     Some(n) => {
-                        let body =
-                            build_answer(session, self.req.local_port, &n, Direction::SendRecv);
+                        let body = build_answer(
+                            session,
+                            self.req.local_port,
+                            &n,
+                            Direction::SendRecv,
+                            &self.req.srtp_key,
+                        );
                         let _ = handle
                             .respond(
                                 StatusCode::OK,
@@ -354,7 +476,7 @@ impl LegTask {
                             )
                             .await;
                         self.send(if n.is_hold() {
-                            LegEvent::Hold
+                            LegEvent::Hold(self.remote(&n))
                         } else {
                             LegEvent::Unhold(self.remote(&n))
                         });

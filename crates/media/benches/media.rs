@@ -8,6 +8,10 @@
 //!   payload into the fixed output buffer), without the socket calls;
 //!   `relay/source_check_*`: the strict source check each received packet
 //!   goes through first (from the locked source; from a refused one).
+//! * `srtp/*`: SRTP (AES_CM_128_HMAC_SHA1_80) of one 20 ms G.711 packet
+//!   (172 bytes of RTP): `protect` (encrypt, tag) as a sending SRTP leg
+//!   does last, and `protect_unprotect`: that plus what the receiving leg
+//!   does first (tag check, replay window, decrypt); each in place.
 //! * `playout/tick`: the per-20 ms work of a playing leg (next pre-encoded
 //!   frame, stamp, build the packet), without the socket call.
 //! * `loopback/bridge_round_trip`: one packet through a real bridge of two
@@ -24,6 +28,7 @@ use permanence_media::rtp::{
     MAX_PACKET,
 };
 use permanence_media::source::SourceGuard;
+use permanence_media::srtp::{MasterKey, SrtpReceiver, SrtpSender, Suite, SuiteKey, MAX_TAG_LEN};
 use permanence_media::{
     g711, Codec, FrenchPrompts, MediaConfig, MediaEngine, Playlist, RemoteMedia,
 };
@@ -135,6 +140,49 @@ fn relay_benches(c: &mut Criterion) {
     g.finish();
 }
 
+fn srtp_benches(c: &mut Criterion) {
+    let key = SuiteKey {
+        suite: Suite::AesCm128HmacSha1_80,
+        key: MasterKey::random(),
+    };
+    let mut plain = RtpPacketBuilder::new()
+        .payload_type(0)
+        .ssrc(0x1234)
+        .payload(&[0x55u8; 160])
+        .build()
+        .unwrap();
+    let len = plain.len();
+    let mut buf = [0u8; MAX_PACKET + MAX_TAG_LEN];
+    let mut g = c.benchmark_group("srtp");
+    g.throughput(Throughput::Elements(1));
+    // Each iteration is the next packet of the stream (a replay would be
+    // refused before the tag is computed).
+    let next = |seq: &mut u16, plain: &mut Vec<u8>, buf: &mut [u8]| {
+        *seq = seq.wrapping_add(1);
+        plain[2..4].copy_from_slice(&seq.to_be_bytes());
+        buf[..len].copy_from_slice(plain);
+    };
+    let mut tx = SrtpSender::new(key);
+    let mut seq = 0u16;
+    g.bench_function("protect", |b| {
+        b.iter(|| {
+            next(&mut seq, &mut plain, &mut buf);
+            tx.protect(black_box(&mut buf), len).ok()
+        })
+    });
+    let mut tx = SrtpSender::new(key);
+    let mut rx = SrtpReceiver::new(key);
+    let mut seq = 0u16;
+    g.bench_function("protect_unprotect", |b| {
+        b.iter(|| {
+            next(&mut seq, &mut plain, &mut buf);
+            let n = tx.protect(black_box(&mut buf), len).ok()?;
+            rx.unprotect(black_box(&mut buf[..n])).ok()
+        })
+    });
+    g.finish();
+}
+
 fn playout_benches(c: &mut Criterion) {
     let fr = FrenchPrompts::get().expect("embedded prompts");
     let mut player = Player::new(Playlist::looping(fr.hold_music.clone()));
@@ -228,6 +276,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = g711_benches, relay_benches, playout_benches, loopback_benches
+    targets = g711_benches, relay_benches, srtp_benches, playout_benches, loopback_benches
 }
 criterion_main!(benches);

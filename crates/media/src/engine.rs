@@ -11,6 +11,15 @@
 //! without an extra hop. Only the two legs of a bridge ever touch that
 //! mutex; nothing on the packet path is shared by all calls. The port
 //! allocator's mutex is taken only when a leg opens or closes.
+//!
+//! SRTP (see [`crate::srtp`]): when a leg's remote media carries a key,
+//! what the leg receives is authenticated (and checked against replays)
+//! before anything else looks at it, then decrypted in the receive buffer;
+//! a packet that fails is dropped and counted, and teaches the source
+//! guard nothing. What is sent on the leg (playout, relayed audio and DTMF)
+//! is encrypted last, in the sender's packet buffer, under the leg's
+//! outgoing-stream mutex. Each leg has its own random master key for the
+//! life of the leg ([`Leg::srtp_key`]), announced in its SDP.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -32,6 +41,7 @@ use crate::rtp::{
     TxStream, MAX_PACKET,
 };
 use crate::source::{ForeignKind, SignalledPeer, SourceGuard, Verdict, DEFAULT_PROBATION};
+use crate::srtp::{MasterKey, SrtpError, SrtpReceiver, SrtpSender, SuiteKey, MAX_TAG_LEN};
 
 /// Playout packet interval.
 const PTIME: Duration = Duration::from_millis(20);
@@ -183,6 +193,11 @@ pub struct LegStats {
     pub send_errors: u64,
     /// Recorded samples dropped because the writer fell behind.
     pub record_dropped: u64,
+    /// SRTP packets that failed authentication (forged, corrupted, another
+    /// key) or were not SRTP: dropped.
+    pub srtp_auth_failed: u64,
+    /// SRTP packets replayed or too old for the replay window: dropped.
+    pub srtp_replayed: u64,
 }
 
 #[derive(Default)]
@@ -199,6 +214,8 @@ struct Counters {
     dtmf: AtomicU64,
     send_errors: AtomicU64,
     record_dropped: AtomicU64,
+    srtp_auth_failed: AtomicU64,
+    srtp_replayed: AtomicU64,
 }
 
 #[inline]
@@ -222,6 +239,8 @@ impl Counters {
             dtmf: g(&self.dtmf),
             send_errors: g(&self.send_errors),
             record_dropped: g(&self.record_dropped),
+            srtp_auth_failed: g(&self.srtp_auth_failed),
+            srtp_replayed: g(&self.srtp_replayed),
         }
     }
 }
@@ -245,6 +264,8 @@ struct TxState {
     /// source).
     dest: Option<SocketAddr>,
     owner: Owner,
+    /// SRTP protection of what is sent, when negotiated.
+    srtp: Option<SrtpSender>,
 }
 
 impl TxState {
@@ -257,12 +278,24 @@ impl TxState {
         }
         Some((self.dest?, r))
     }
+
+    /// Encrypts the RTP packet `buf[..len]` in place when the leg is SRTP;
+    /// returns the length to send (`None`: not sendable).
+    #[inline]
+    fn seal(&mut self, buf: &mut [u8], len: usize) -> Option<usize> {
+        match self.srtp.as_mut() {
+            None => Some(len),
+            Some(s) => s.protect(buf, len).ok(),
+        }
+    }
 }
 
 struct LegShared {
     socket: UdpSocket,
     tx: Mutex<TxState>,
     counters: Counters,
+    /// Our SRTP master key (what we encrypt with when SRTP is negotiated).
+    srtp_key: MasterKey,
     _lease: PortLease,
 }
 
@@ -369,8 +402,10 @@ impl MediaEngine {
                 peer: None,
                 dest: None,
                 owner: Owner::Local,
+                srtp: None,
             }),
             counters: Counters::default(),
+            srtp_key: MasterKey::random(),
             _lease: lease,
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -458,6 +493,14 @@ impl Leg {
         self.shared.tx.lock().stream.ssrc()
     }
 
+    /// This leg's own SRTP master key, fresh and random for each leg and
+    /// kept for its life: the key our SDP announces (offer or answer) and
+    /// that what the leg sends is encrypted with when the remote media
+    /// carries SRTP. Never log it.
+    pub fn srtp_key(&self) -> MasterKey {
+        self.shared.srtp_key
+    }
+
     /// Sets (or updates, on re-INVITE/UPDATE) the negotiated remote media
     /// and re-arms the inactivity timeout. The first call, and any call
     /// naming another peer (SDP address or signalling IP changed), starts
@@ -465,9 +508,21 @@ impl Leg {
     /// is learnt; a call naming the same peer (refresh, hold and resume,
     /// codec change) keeps the learnt source. A hold with `c=0.0.0.0`
     /// stops sending and keeps the peer.
+    ///
+    /// With [`RemoteMedia::srtp`], the leg speaks SRTP: it sends encrypted
+    /// with [`Leg::srtp_key`] and accepts only what authenticates with the
+    /// remote's key. The same keys again (re-INVITE) keep the SRTP state
+    /// (rollover counters, replay window); a new key starts afresh.
     pub fn set_remote(&self, remote: RemoteMedia) -> Result<(), MediaError> {
         {
             let mut tx = self.shared.tx.lock();
+            let ours = remote.srtp.map(|r| SuiteKey {
+                suite: r.suite,
+                key: self.shared.srtp_key,
+            });
+            if tx.srtp.as_ref().map(|s| *s.suite_key()) != ours {
+                tx.srtp = ours.map(SrtpSender::new);
+            }
             let peer = SignalledPeer::next(tx.peer, remote.addr, remote.signalling_ip);
             if tx.peer != Some(peer) {
                 tx.dest = remote.addr;
@@ -622,7 +677,12 @@ struct LegTask {
     playing: Option<Playing>,
     peer: Option<Peer>,
     recorder: Option<Recorder>,
-    tx_buf: [u8; MAX_PACKET],
+    /// SRTP check and decryption of what is received, when negotiated.
+    srtp: Option<SrtpReceiver>,
+    /// Whether an SRTP authentication failure was logged (once per leg).
+    srtp_failure_logged: bool,
+    /// Packets built for sending, with room for an SRTP tag.
+    tx_buf: [u8; MAX_PACKET + MAX_TAG_LEN],
 }
 
 impl LegTask {
@@ -651,7 +711,9 @@ impl LegTask {
             playing: None,
             peer: None,
             recorder: None,
-            tx_buf: [0; MAX_PACKET],
+            srtp: None,
+            srtp_failure_logged: false,
+            tx_buf: [0; MAX_PACKET + MAX_TAG_LEN],
         })
     }
 
@@ -701,7 +763,7 @@ impl LegTask {
                 }
                 res = shared.socket.recv_from(&mut rx_buf[..]) => {
                     if let Ok((n, src)) = res {
-                        let resumed = self.on_datagram(rx_buf.get(..n).unwrap_or(&[]), src);
+                        let resumed = self.on_datagram(rx_buf.get_mut(..n).unwrap_or(&mut []), src);
                         if resumed {
                             if let Some(deadline) = self.timeout_deadline() {
                                 timeout_sleep.as_mut().reset(deadline);
@@ -759,6 +821,9 @@ impl LegTask {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::SetRemote(r) => {
+                if self.srtp.as_ref().map(|s| *s.suite_key()) != r.srtp {
+                    self.srtp = r.srtp.map(SrtpReceiver::new);
+                }
                 self.remote = Some(r);
                 if self.guard.signal(r.addr, r.signalling_ip) {
                     // A new peer: learn again; until then, send where SDP
@@ -851,7 +916,8 @@ impl LegTask {
             frame,
             now.into_std(),
             restart,
-        );
+        )
+        .and_then(|len| tx.seal(&mut self.tx_buf, len));
         drop(tx);
         if let Some(len) = built {
             if let Some(pkt) = self.tx_buf.get(..len) {
@@ -877,9 +943,26 @@ impl LegTask {
         None
     }
 
-    /// Handles one datagram. Returns true when the inactivity timer must be
-    /// re-armed (RTP resumed after a timeout).
-    fn on_datagram(&mut self, data: &[u8], src: SocketAddr) -> bool {
+    /// Handles one datagram (decrypted in place first on an SRTP leg).
+    /// Returns true when the inactivity timer must be re-armed (RTP
+    /// resumed after a timeout).
+    fn on_datagram(&mut self, data: &mut [u8], src: SocketAddr) -> bool {
+        let c = &self.shared.counters;
+        let data: &[u8] = match self.srtp.as_mut() {
+            None => data,
+            // RTCP multiplexed on the RTP port (RFC 5761): we use none.
+            Some(_) if data.get(1).is_some_and(|b| (192..=223).contains(b)) => {
+                bump(&c.garbage, 1);
+                return false;
+            }
+            Some(rx) => match rx.unprotect(data) {
+                Ok(n) => data.get(..n).unwrap_or(&[]),
+                Err(e) => {
+                    self.srtp_refused(e, src);
+                    return false;
+                }
+            },
+        };
         let c = &self.shared.counters;
         let Ok(pkt) = RtpReader::new(data) else {
             bump(&c.garbage, 1);
@@ -966,7 +1049,8 @@ impl LegTask {
                         &mut tx.stream,
                         &mut self.tx_buf,
                         now.into_std(),
-                    );
+                    )
+                    .and_then(|len| tx.seal(&mut self.tx_buf, len));
                     drop(tx);
                     if let Some(out_pkt) = len.and_then(|l| self.tx_buf.get(..l)) {
                         peer.shared.send(out_pkt, dest);
@@ -980,6 +1064,29 @@ impl LegTask {
             return true;
         }
         false
+    }
+
+    /// Counts an SRTP packet refused; logs the first authentication failure
+    /// of the leg (a key mismatch shows there), never a key, never per
+    /// packet.
+    #[cold]
+    fn srtp_refused(&mut self, e: SrtpError, src: SocketAddr) {
+        let c = &self.shared.counters;
+        if e == SrtpError::Replay {
+            bump(&c.srtp_replayed, 1);
+            return;
+        }
+        bump(&c.srtp_auth_failed, 1);
+        if !self.srtp_failure_logged {
+            self.srtp_failure_logged = true;
+            tracing::info!(
+                event = "rtp.srtp_refused",
+                port = self.port,
+                source = %src,
+                error = %e,
+                "SRTP packet refused: dropped (counted, not logged again for this leg)"
+            );
+        }
     }
 
     /// A source was learnt (or the locked stream moved, `moved`): send

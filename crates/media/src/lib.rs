@@ -12,6 +12,10 @@
 //! * [`source`]: which source a leg accepts media from and sends to
 //!   (probation, lock, re-learning on signalled changes, NAT rebinding).
 //! * [`rtp`]: the allocation-free per-packet building blocks.
+//! * [`srtp`]: SRTP (RFC 3711, `AES_CM_128_HMAC_SHA1_80`/`_32`) keyed by
+//!   SDES (RFC 4568, [`sdp`]'s `a=crypto`), in place and allocation-free;
+//!   a leg encrypts what it sends last and authenticates what it receives
+//!   first when its [`RemoteMedia::srtp`] is set.
 #![deny(missing_docs)]
 
 mod engine;
@@ -23,6 +27,7 @@ mod record;
 pub mod rtp;
 pub mod sdp;
 pub mod source;
+pub mod srtp;
 
 pub use engine::{
     bridge, unbridge, Leg, LegStats, MediaConfig, MediaEngine, MediaError, MediaEvent,

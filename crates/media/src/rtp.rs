@@ -13,6 +13,7 @@ use rtp_rs::RtpReader;
 
 use crate::g711::{self, Codec};
 use crate::sdp::{Direction, Negotiated};
+use crate::srtp::SuiteKey;
 
 /// Size of the fixed RTP header we write (no CSRC, no extension).
 pub const HEADER_LEN: usize = 12;
@@ -45,6 +46,11 @@ pub struct RemoteMedia {
     /// The far end's direction: we send only if it receives, and expect
     /// packets (inactivity timeout) only if it sends.
     pub direction: Direction,
+    /// SRTP on this leg: the suite negotiated and the far end's master key
+    /// (from its `a=crypto`), which decrypts what it sends; we encrypt with
+    /// the leg's own key ([`crate::Leg::srtp_key`]) in the same suite.
+    /// `None`: plain RTP.
+    pub srtp: Option<SuiteKey>,
 }
 
 impl RemoteMedia {
@@ -58,12 +64,19 @@ impl RemoteMedia {
             payload_type: codec.static_payload_type(),
             dtmf_payload_type: None,
             direction: Direction::SendRecv,
+            srtp: None,
         }
     }
 
     /// Same, with a telephone-event payload type.
     pub fn with_dtmf(mut self, pt: u8) -> Self {
         self.dtmf_payload_type = Some(pt);
+        self
+    }
+
+    /// Same, with SRTP: `key` is the far end's suite and master key.
+    pub fn with_srtp(mut self, key: Option<SuiteKey>) -> Self {
+        self.srtp = key;
         self
     }
 
@@ -84,6 +97,7 @@ impl From<&Negotiated> for RemoteMedia {
             payload_type: n.payload_type,
             dtmf_payload_type: n.dtmf_payload_type,
             direction: n.remote_direction,
+            srtp: n.srtp.map(|c| c.suite_key()),
         }
     }
 }

@@ -6,6 +6,14 @@
 //! lines and attributes, strict on the fields we use). It is a few hundred
 //! lines with no extra dependency.
 //!
+//! SRTP keyed with SDES (RFC 4568): `a=crypto` lines of the audio stream
+//! are parsed ([`Crypto`]), the first one of a suite we support is chosen
+//! ([`Negotiated::srtp`]); an `RTP/SAVP` offer without one is refused (488).
+//! Crypto lines on a plain `RTP/AVP` offer (best-effort SRTP, as some
+//! softphones send) are honoured too. Our answers carry our own key (never
+//! the offerer's) with the offerer's tag; our offers are `RTP/SAVP` with
+//! our key when a key is given ([`build_offer`]).
+//!
 //! Typical use on the caller side (we answer):
 //! ```
 //! use permanence_media::sdp::{self, Direction, LocalSession};
@@ -14,7 +22,8 @@
 //! let offer = sdp::SessionDescription::parse(offer).unwrap();
 //! let neg = sdp::negotiate(&offer).unwrap(); // Err(e) => reply e.sip_status() (488)
 //! let mut ours = LocalSession::new("203.0.113.5".parse().unwrap());
-//! let answer = sdp::build_answer(&mut ours, 30000, &neg, Direction::SendRecv);
+//! let key = permanence_media::srtp::MasterKey::random(); // the leg's own
+//! let answer = sdp::build_answer(&mut ours, 30000, &neg, Direction::SendRecv, &key);
 //! assert!(answer.contains("m=audio 30000 RTP/AVP 8 101\r\n"));
 //! ```
 
@@ -22,6 +31,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::g711::Codec;
+use crate::srtp::{MasterKey, Suite, SuiteKey};
 
 /// Largest SDP body accepted.
 pub const MAX_SDP_LEN: usize = 64 * 1024;
@@ -54,6 +64,15 @@ pub enum SdpError {
     /// None of PCMU or PCMA is offered.
     #[error("no common codec (we support PCMU and PCMA)")]
     NoCommonCodec,
+    /// A transport profile other than `RTP/AVP`, `RTP/AVPF`, `RTP/SAVP`
+    /// and `RTP/SAVPF` (e.g. DTLS-SRTP's `UDP/TLS/RTP/SAVP`).
+    #[error("unsupported media transport {0:?}")]
+    UnsupportedTransport(String),
+    /// `RTP/SAVP(F)` without an `a=crypto` line of a suite we support
+    /// (`AES_CM_128_HMAC_SHA1_80`, `AES_CM_128_HMAC_SHA1_32`, inline key,
+    /// no MKI).
+    #[error("no common SRTP crypto suite")]
+    NoCommonCrypto,
 }
 
 impl SdpError {
@@ -62,7 +81,10 @@ impl SdpError {
     /// malformed body.
     pub fn sip_status(&self) -> u16 {
         match self {
-            SdpError::NoAudio | SdpError::NoCommonCodec => 488,
+            SdpError::NoAudio
+            | SdpError::NoCommonCodec
+            | SdpError::UnsupportedTransport(_)
+            | SdpError::NoCommonCrypto => 488,
             _ => 400,
         }
     }
@@ -149,6 +171,102 @@ pub struct RtpMap {
     pub channels: Option<u16>,
 }
 
+/// The RTP profile of an `m=` line (RFC 3551, RFC 3711, RFC 4585,
+/// RFC 5124).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Profile {
+    /// `RTP/AVP`: plain RTP.
+    #[default]
+    Avp,
+    /// `RTP/AVPF`: plain RTP with feedback (we send none).
+    Avpf,
+    /// `RTP/SAVP`: SRTP.
+    Savp,
+    /// `RTP/SAVPF`: SRTP with feedback (we send none).
+    Savpf,
+}
+
+impl Profile {
+    /// The profile named `proto` (case-insensitive), if an RTP one we
+    /// support.
+    pub fn parse(proto: &str) -> Option<Self> {
+        [Profile::Avp, Profile::Avpf, Profile::Savp, Profile::Savpf]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(proto))
+    }
+
+    /// The text of the `m=` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Avp => "RTP/AVP",
+            Profile::Avpf => "RTP/AVPF",
+            Profile::Savp => "RTP/SAVP",
+            Profile::Savpf => "RTP/SAVPF",
+        }
+    }
+
+    /// Whether it mandates SRTP.
+    pub fn is_secure(self) -> bool {
+        matches!(self, Profile::Savp | Profile::Savpf)
+    }
+}
+
+/// An `a=crypto` line of a suite we support (RFC 4568 §9.1): its tag, its
+/// suite and the master key of the side that wrote it (the key that side
+/// encrypts what it sends with). `Debug` does not show the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crypto {
+    /// The tag the answer must repeat.
+    pub tag: u32,
+    /// The crypto suite.
+    pub suite: Suite,
+    /// The `inline:` master key and salt.
+    pub key: MasterKey,
+}
+
+impl Crypto {
+    /// The suite with the key.
+    pub fn suite_key(&self) -> SuiteKey {
+        SuiteKey {
+            suite: self.suite,
+            key: self.key,
+        }
+    }
+}
+
+/// Parses the value of an `a=crypto` attribute; `None` for suites we do not
+/// support and for what we cannot honour: several keys, an MKI, session
+/// parameters other than `WSH=` (window size hint) and `KDR=0`.
+fn parse_crypto(v: &str) -> Option<Crypto> {
+    let mut it = v.split_ascii_whitespace();
+    let tag = it.next()?;
+    if tag.is_empty() || tag.len() > 9 || !tag.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tag = tag.parse().ok()?;
+    let suite = Suite::parse(it.next()?)?;
+    let key_params = it.next()?;
+    if key_params.contains(';') {
+        return None;
+    }
+    let mut parts = key_params.strip_prefix("inline:")?.split('|');
+    let key = MasterKey::from_inline(parts.next()?)?;
+    // Lifetime (`2^31` or a number) is accepted and ignored (a call never
+    // comes near it); an MKI (`1:4`) is not supported.
+    for p in parts {
+        if p.contains(':') {
+            return None;
+        }
+    }
+    for session_param in it {
+        let ok = session_param.starts_with("WSH=") || session_param == "KDR=0";
+        if !ok {
+            return None;
+        }
+    }
+    Some(Crypto { tag, suite, key })
+}
+
 /// The `o=` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -183,6 +301,8 @@ pub struct MediaDescription {
     pub ptime: Option<u32>,
     /// Media-level direction attribute.
     pub direction: Option<Direction>,
+    /// `a=crypto` attributes of suites we support, in the order given.
+    pub crypto: Vec<Crypto>,
 }
 
 impl MediaDescription {
@@ -301,6 +421,7 @@ fn parse_media(line: usize, v: &str) -> Result<MediaDescription, SdpError> {
         fmtps: Vec::new(),
         ptime: None,
         direction: None,
+        crypto: Vec::new(),
     })
 }
 
@@ -402,6 +523,11 @@ impl SessionDescription {
                             }
                         }
                         "ptime" => m.ptime = arg.parse().ok(),
+                        "crypto" => {
+                            if let Some(c) = parse_crypto(arg) {
+                                m.crypto.push(c);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -439,6 +565,11 @@ pub struct Negotiated {
     pub ptime: Option<u32>,
     /// The remote's `o=` session id and version, to spot re-offers.
     pub origin: Option<(String, String)>,
+    /// The remote's RTP profile (an answer repeats it).
+    pub profile: Profile,
+    /// SRTP: the remote's chosen `a=crypto` (the first of a suite we
+    /// support), whose key decrypts what it sends; `None` for plain RTP.
+    pub srtp: Option<Crypto>,
 }
 
 impl Negotiated {
@@ -462,6 +593,8 @@ pub fn negotiate(remote: &SessionDescription) -> Result<Negotiated, SdpError> {
         .first_audio()
         .filter(|m| m.port != 0)
         .ok_or(SdpError::NoAudio)?;
+    let profile = Profile::parse(&audio.proto)
+        .ok_or_else(|| SdpError::UnsupportedTransport(audio.proto.chars().take(32).collect()))?;
     let (payload_type, codec) = audio
         .payload_types
         .iter()
@@ -471,6 +604,10 @@ pub fn negotiate(remote: &SessionDescription) -> Result<Negotiated, SdpError> {
         .connection
         .or(remote.connection)
         .ok_or(SdpError::NoConnection)?;
+    let srtp = audio.crypto.first().copied();
+    if profile.is_secure() && srtp.is_none() {
+        return Err(SdpError::NoCommonCrypto);
+    }
     let mut direction = audio.direction.or(remote.direction).unwrap_or_default();
     let remote_addr = if ip.is_unspecified() {
         direction = direction.intersect(Direction::SendOnly);
@@ -489,6 +626,8 @@ pub fn negotiate(remote: &SessionDescription) -> Result<Negotiated, SdpError> {
             .origin
             .as_ref()
             .map(|o| (o.session_id.clone(), o.session_version.clone())),
+        profile,
+        srtp,
     })
 }
 
@@ -547,35 +686,66 @@ impl LocalSession {
     }
 }
 
+/// Tag of the `a=crypto` line of our offers.
+pub const OFFER_CRYPTO_TAG: u32 = 1;
+/// Suite of our offers.
+pub const OFFER_SUITE: Suite = Suite::AesCm128HmacSha1_80;
+
 /// Builds our offer: PCMU 0, PCMA 8, telephone-event 101 (0-16), ptime 20,
 /// with `direction` (normally sendrecv; sendonly to put the remote on hold).
-pub fn build_offer(session: &mut LocalSession, rtp_port: u16, direction: Direction) -> String {
-    let mut s = String::with_capacity(320);
+/// With `srtp`, the offer is `RTP/SAVP` with one `a=crypto` line
+/// ([`OFFER_CRYPTO_TAG`], [`OFFER_SUITE`], that key: the one we encrypt
+/// with); without, plain `RTP/AVP`.
+pub fn build_offer(
+    session: &mut LocalSession,
+    rtp_port: u16,
+    direction: Direction,
+    srtp: Option<&MasterKey>,
+) -> String {
+    let mut s = String::with_capacity(400);
     session.header(&mut s);
+    let profile = if srtp.is_some() {
+        Profile::Savp
+    } else {
+        Profile::Avp
+    };
     let _ = write!(
         s,
-        "m=audio {rtp_port} RTP/AVP 0 8 {dt}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+        "m=audio {rtp_port} {} 0 8 {dt}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
          a=rtpmap:{dt} telephone-event/8000\r\na=fmtp:{dt} 0-16\r\na=ptime:20\r\na={}\r\n",
+        profile.as_str(),
         direction.as_str(),
         dt = OFFER_DTMF_PT
     );
+    if let Some(key) = srtp {
+        let _ = write!(
+            s,
+            "a=crypto:{OFFER_CRYPTO_TAG} {} inline:{}\r\n",
+            OFFER_SUITE.name(),
+            key.to_inline()
+        );
+    }
     s
 }
 
-/// Builds our answer to a negotiated offer: the chosen codec with the
-/// offerer's payload type, telephone-event with the offerer's payload type
-/// if it offered one, ptime 20, and the mirrored direction restricted by
-/// `local` (pass `SendRecv` unless we hold the remote ourselves).
+/// Builds our answer to a negotiated offer: the offer's profile, the chosen
+/// codec with the offerer's payload type, telephone-event with the
+/// offerer's payload type if it offered one, ptime 20, and the mirrored
+/// direction restricted by `local` (pass `SendRecv` unless we hold the
+/// remote ourselves). When the offer's crypto was chosen
+/// ([`Negotiated::srtp`]), the answer carries its tag and suite with
+/// `srtp_key`, our own key for that leg (never the offerer's).
 pub fn build_answer(
     session: &mut LocalSession,
     rtp_port: u16,
     negotiated: &Negotiated,
     local: Direction,
+    srtp_key: &MasterKey,
 ) -> String {
-    let mut s = String::with_capacity(320);
+    let mut s = String::with_capacity(400);
     session.header(&mut s);
     let pt = negotiated.payload_type;
-    let _ = write!(s, "m=audio {rtp_port} RTP/AVP {pt}");
+    let _ = write!(s, "m=audio {rtp_port} {} {pt}", negotiated.profile.as_str());
     if let Some(dt) = negotiated.dtmf_payload_type {
         let _ = write!(s, " {dt}");
     }
@@ -592,6 +762,15 @@ pub fn build_answer(
     }
     let dir = negotiated.answer_direction().intersect(local);
     let _ = write!(s, "a=ptime:20\r\na={}\r\n", dir.as_str());
+    if let Some(c) = &negotiated.srtp {
+        let _ = write!(
+            s,
+            "a=crypto:{} {} inline:{}\r\n",
+            c.tag,
+            c.suite.name(),
+            srtp_key.to_inline()
+        );
+    }
     s
 }
 
@@ -599,6 +778,8 @@ pub fn build_answer(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const KEY: MasterKey = MasterKey::from_bytes([7; crate::srtp::INLINE_LEN]);
 
     const LINPHONE_OFFER: &str = "v=0\r\n\
 o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n\
@@ -715,11 +896,116 @@ a=rtcp-fb:* trr-int 1000\r\n";
 
     #[test]
     fn tolerant_of_unknown_lines_and_ipv6() {
-        let sdp = "v=0\r\nx=whatever\r\nb=AS:64\r\nc=IN IP6 2001:db8::1\r\nm=audio 6000 RTP/SAVP 0\r\n\
+        let sdp = "v=0\r\nx=whatever\r\nb=AS:64\r\nc=IN IP6 2001:db8::1\r\nm=audio 6000 RTP/AVP 0\r\n\
                    a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:xyz\r\na=rtpmap:bogus\r\na=ptime:x\r\n   \r\n";
         let n = negotiate(&SessionDescription::parse(sdp).unwrap()).unwrap();
         assert_eq!(n.remote, Some("[2001:db8::1]:6000".parse().unwrap()));
         assert_eq!(n.ptime, None);
+        assert_eq!(n.srtp, None, "an unusable key is no crypto");
+    }
+
+    const BARESIP_SAVP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 10000 RTP/SAVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=crypto:1 AEAD_AES_256_GCM inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+        a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\n\
+        a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n";
+
+    #[test]
+    fn sdes_offer_first_supported_suite_and_our_own_key_in_the_answer() {
+        let sd = SessionDescription::parse(BARESIP_SAVP).unwrap();
+        let audio = sd.first_audio().unwrap();
+        assert_eq!(audio.crypto.len(), 2, "GCM skipped");
+        let n = negotiate(&sd).unwrap();
+        assert_eq!(n.profile, Profile::Savp);
+        let c = n.srtp.unwrap();
+        assert_eq!((c.tag, c.suite), (2, Suite::AesCm128HmacSha1_32));
+        assert_eq!(
+            c.key,
+            MasterKey::from_inline("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz").unwrap()
+        );
+        let ours = MasterKey::random();
+        let mut session = LocalSession::new("192.0.2.1".parse().unwrap());
+        let a = build_answer(&mut session, 30000, &n, Direction::SendRecv, &ours);
+        assert!(a.contains("m=audio 30000 RTP/SAVP 0 101\r\n"), "{a}");
+        assert!(
+            a.contains(&format!(
+                "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
+                ours.to_inline()
+            )),
+            "{a}"
+        );
+        assert!(!a.contains("WVNfX19z"), "never their key: {a}");
+        assert_eq!(a.matches("a=crypto").count(), 1);
+        // Our answer negotiates back to our key.
+        let back = negotiate(&SessionDescription::parse(&a).unwrap()).unwrap();
+        assert_eq!(back.srtp.map(|c| c.key), Some(ours));
+        // The key never shows in Debug output.
+        assert!(!format!("{n:?}").contains("WVNfX19z"));
+    }
+
+    #[test]
+    fn savp_without_usable_crypto_is_refused_with_488() {
+        for crypto in [
+            "",
+            "a=crypto:1 AEAD_AES_128_GCM inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:short\n",
+            // MKI, several keys, session parameters we cannot honour.
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA|2^20|1:4\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA;inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA UNENCRYPTED_SRTP\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA KDR=10\n",
+            "a=crypto:x AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+        ] {
+            for proto in ["RTP/SAVP", "RTP/SAVPF", "rtp/savp"] {
+                let sdp = format!("v=0\nc=IN IP4 10.0.0.1\nm=audio 5000 {proto} 0\n{crypto}");
+                let e = negotiate(&SessionDescription::parse(&sdp).unwrap()).unwrap_err();
+                assert_eq!((e.clone(), e.sip_status()), (SdpError::NoCommonCrypto, 488), "{sdp}");
+            }
+        }
+        let ok = "a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA|2^31 WSH=64 KDR=0\n";
+        let sdp = format!("v=0\nc=IN IP4 10.0.0.1\nm=audio 5000 RTP/SAVPF 0\n{ok}");
+        let n = negotiate(&SessionDescription::parse(&sdp).unwrap()).unwrap();
+        assert_eq!((n.profile, n.srtp.unwrap().tag), (Profile::Savpf, 7));
+        // DTLS-SRTP and other transports are not ours.
+        let dtls = "v=0\nc=IN IP4 10.0.0.1\nm=audio 5000 UDP/TLS/RTP/SAVP 0\n";
+        let e = negotiate(&SessionDescription::parse(dtls).unwrap()).unwrap_err();
+        assert_eq!(e.sip_status(), 488);
+        assert!(matches!(e, SdpError::UnsupportedTransport(_)));
+    }
+
+    #[test]
+    fn best_effort_crypto_on_avp_is_answered_on_avp() {
+        let sdp = "v=0\nc=IN IP4 10.0.0.1\nm=audio 5000 RTP/AVP 8\n\
+                   a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n";
+        let n = negotiate(&SessionDescription::parse(sdp).unwrap()).unwrap();
+        assert_eq!(n.profile, Profile::Avp);
+        assert!(n.srtp.is_some());
+        let mut ours = LocalSession::new("192.0.2.1".parse().unwrap());
+        let a = build_answer(&mut ours, 4000, &n, Direction::SendRecv, &KEY);
+        assert!(a.contains("m=audio 4000 RTP/AVP 8\r\n"), "{a}");
+        assert!(
+            a.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{a}"
+        );
+        // Plain offers get plain answers.
+        let plain = negotiate(&SessionDescription::parse(LINPHONE_OFFER).unwrap()).unwrap();
+        let a = build_answer(&mut ours, 4000, &plain, Direction::SendRecv, &KEY);
+        assert!(!a.contains("crypto"), "{a}");
+    }
+
+    #[test]
+    fn srtp_offer() {
+        let key = MasterKey::random();
+        let mut ours = LocalSession::new("192.0.2.1".parse().unwrap());
+        let o = build_offer(&mut ours, 20000, Direction::SendRecv, Some(&key));
+        assert!(o.contains("m=audio 20000 RTP/SAVP 0 8 101\r\n"), "{o}");
+        assert!(o.contains(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            key.to_inline()
+        )));
+        let n = negotiate(&SessionDescription::parse(&o).unwrap()).unwrap();
+        assert_eq!(n.srtp.map(|c| c.suite_key().key), Some(key));
     }
 
     #[test]
@@ -727,7 +1013,7 @@ a=rtcp-fb:* trr-int 1000\r\n";
         let sd = SessionDescription::parse(LINPHONE_OFFER).unwrap();
         let n = negotiate(&sd).unwrap();
         let mut ours = LocalSession::new("203.0.113.9".parse().unwrap());
-        let a = build_answer(&mut ours, 30000, &n, Direction::SendRecv);
+        let a = build_answer(&mut ours, 30000, &n, Direction::SendRecv, &KEY);
         assert!(a.contains("c=IN IP4 203.0.113.9\r\n"), "{a}");
         assert!(a.contains("m=audio 30000 RTP/AVP 0 100\r\n"), "{a}");
         assert!(a.contains("a=rtpmap:0 PCMU/8000\r\n"));
@@ -748,7 +1034,7 @@ a=rtcp-fb:* trr-int 1000\r\n";
         ] {
             let sdp = format!("v=0\nc=IN IP4 10.0.0.2\nm=audio 5000 RTP/AVP 8\na={offer_dir}\n");
             let n = negotiate(&SessionDescription::parse(&sdp).unwrap()).unwrap();
-            let a = build_answer(&mut ours, 30000, &n, local);
+            let a = build_answer(&mut ours, 30000, &n, local, &KEY);
             assert!(a.contains(&format!("a={expected}\r\n")), "{offer_dir}: {a}");
             assert!(a.contains("m=audio 30000 RTP/AVP 8\r\n"), "{a}");
             assert!(!a.contains("telephone-event"));
@@ -756,7 +1042,7 @@ a=rtcp-fb:* trr-int 1000\r\n";
         // Version increments on every re-answer, id stays.
         assert_eq!(ours.version(), v1 + 5);
         assert!(
-            build_answer(&mut ours, 1, &n, Direction::SendRecv).contains(&format!(
+            build_answer(&mut ours, 1, &n, Direction::SendRecv, &KEY).contains(&format!(
                 "o=permanence {} {} IN IP4",
                 ours.session_id(),
                 v1 + 6
@@ -767,14 +1053,14 @@ a=rtcp-fb:* trr-int 1000\r\n";
     #[test]
     fn offer_content_and_reoffer_version() {
         let mut ours = LocalSession::new("192.0.2.1".parse().unwrap());
-        let o1 = build_offer(&mut ours, 20000, Direction::SendRecv);
+        let o1 = build_offer(&mut ours, 20000, Direction::SendRecv, None);
         let v1 = ours.version();
         assert!(o1.contains("m=audio 20000 RTP/AVP 0 8 101\r\n"), "{o1}");
         assert!(o1.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"));
         assert!(o1.contains("a=ptime:20\r\na=sendrecv\r\n"));
         let sd = SessionDescription::parse(&o1).unwrap();
         assert_eq!(sd.origin.as_ref().unwrap().session_version, v1.to_string());
-        let o2 = build_offer(&mut ours, 20000, Direction::SendOnly);
+        let o2 = build_offer(&mut ours, 20000, Direction::SendOnly, None);
         assert!(o2.contains("a=sendonly\r\n"));
         let sd2 = SessionDescription::parse(&o2).unwrap();
         assert_eq!(
@@ -797,6 +1083,9 @@ a=rtcp-fb:* trr-int 1000\r\n";
             Just("c=IN IP4 10.0.0.1".to_owned()),
             Just("a=rtpmap:101 telephone-event/8000".to_owned()),
             Just("a=sendonly".to_owned()),
+            Just("m=audio 4000 RTP/SAVP 0".to_owned()),
+            Just("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned()),
+            "a=crypto:[0-9]{0,3} [A-Z_0-9]{0,24} inline:[A-Za-z0-9+/=|^:]{0,50}( [ -~]{0,10})?",
             "[a-z]=[ -~]{0,40}",
             "m=[a-z]{0,6} [0-9]{0,6} [A-Z/]{0,8}( [0-9]{1,4}){0,4}",
             "a=(rtpmap|fmtp|ptime):[ -~]{0,30}",
@@ -822,10 +1111,12 @@ a=rtcp-fb:* trr-int 1000\r\n";
             if let Ok(sd) = SessionDescription::parse(&text) {
                 if let Ok(n) = negotiate(&sd) {
                     let mut ours = LocalSession::new("127.0.0.1".parse().unwrap());
-                    let a = build_answer(&mut ours, 1234, &n, Direction::SendRecv);
+                    let a = build_answer(&mut ours, 1234, &n, Direction::SendRecv, &KEY);
                     let back = negotiate(&SessionDescription::parse(&a).unwrap()).unwrap();
                     prop_assert_eq!(back.codec, n.codec);
                     prop_assert_eq!(back.dtmf_payload_type, n.dtmf_payload_type);
+                    prop_assert_eq!(back.profile, n.profile);
+                    prop_assert_eq!(back.srtp.map(|c| (c.tag, c.suite, c.key)), n.srtp.map(|c| (c.tag, c.suite, KEY)));
                 }
             }
         }

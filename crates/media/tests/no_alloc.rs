@@ -1,5 +1,6 @@
 //! The per-packet building blocks do not allocate: checked with a counting
-//! global allocator around many iterations of each hot path.
+//! global allocator around many iterations of each hot path, SRTP
+//! protection and authentication/decryption included.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,6 +11,7 @@ use permanence_media::rtp::{
     MAX_PACKET,
 };
 use permanence_media::source::{SourceGuard, Verdict};
+use permanence_media::srtp::{MasterKey, SrtpReceiver, SrtpSender, Suite, SuiteKey, MAX_TAG_LEN};
 use permanence_media::{g711, Codec, FrenchPrompts, Playlist};
 use rtp_rs::{RtpPacketBuilder, RtpReader};
 
@@ -71,7 +73,14 @@ fn hot_paths_do_not_allocate() {
         Player::new(Playlist::single(fr.greeting.clone()).then_loop(vec![fr.hold_music.clone()]));
     let mut seq = SeqTracker::default();
     let mut dtmf = DtmfDetector::default();
-    let mut buf = [0u8; MAX_PACKET];
+    let mut buf = [0u8; MAX_PACKET + MAX_TAG_LEN];
+    let srtp_key = SuiteKey {
+        suite: Suite::AesCm128HmacSha1_80,
+        key: MasterKey::random(),
+    };
+    let mut srtp_tx = SrtpSender::new(srtp_key);
+    let mut srtp_rx = SrtpReceiver::new(srtp_key);
+    let mut decrypted = 0usize;
     let mut pcm = [0i16; 160];
     let mut sent = 0usize;
     let peer: std::net::SocketAddr = "192.0.2.10:4000".parse().unwrap();
@@ -101,7 +110,15 @@ fn hot_paths_do_not_allocate() {
                 } else {
                     g711::decode_into(Codec::Pcmu, r.payload(), &mut pcm);
                 }
-                sent += relay_packet(&r, round, from, to, &mut stream, &mut buf, now).unwrap_or(0);
+                let len = relay_packet(&r, round, from, to, &mut stream, &mut buf, now);
+                sent += len.unwrap_or(0);
+                // The SRTP leg's way: encrypt what is sent, then (as the
+                // receiving leg would) authenticate and decrypt it in place.
+                if let Some(n) = len.and_then(|l| srtp_tx.protect(&mut buf, l).ok()) {
+                    if let Some(pkt) = buf.get_mut(..n) {
+                        decrypted += srtp_rx.unprotect(pkt).map_or(0, |_| 1);
+                    }
+                }
             }
             for _ in 0..100 {
                 if let Some(frame) = player.next_frame(Codec::Pcmu) {
@@ -113,6 +130,7 @@ fn hot_paths_do_not_allocate() {
     });
     assert!(sent > 0);
     assert!(accepted > 0);
+    assert!(decrypted > 10_000, "{decrypted} SRTP packets round-tripped");
     assert_eq!(n, 0, "allocations on the packet path");
     // The counter works (guards against a test that cannot fail).
     assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))) >= 1);

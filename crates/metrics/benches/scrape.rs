@@ -95,6 +95,7 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
         lost: 120,
         late: 40,
         foreign: 3,
+        srtp_refused: 2,
     });
     m.set_active_calls(420);
     m.set_registered_contacts(700);

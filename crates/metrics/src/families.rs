@@ -32,6 +32,7 @@ pub(crate) struct Families {
     pub rtp_lost: IntCounter,
     pub rtp_late: IntCounter,
     pub rtp_foreign: IntCounter,
+    pub rtp_srtp_refused: IntCounter,
     // Service.
     pub build_info: IntGaugeVec,
     pub records_dropped: IntCounter,
@@ -156,6 +157,11 @@ impl Families {
                 "permanence_rtp_foreign_packets_total",
                 "RTP packets dropped because they came from a source the call's media leg does not accept (hijack attempts, stray streams).",
             )?,
+            rtp_srtp_refused: counter(
+                r,
+                "permanence_rtp_srtp_refused_packets_total",
+                "SRTP packets dropped before anything else looks at them: failed authentication (forged, corrupted, another key) or replayed.",
+            )?,
             build_info: int_gauge_vec(
                 r,
                 "permanence_build_info",
@@ -221,6 +227,7 @@ impl Families {
             g(&self.rtp_lost),
             g(&self.rtp_late),
             g(&self.rtp_foreign),
+            g(&self.rtp_srtp_refused),
             g(&self.build_info),
             g(&self.records_dropped),
             g(&self.calls_interrupted),

@@ -478,6 +478,7 @@ impl Metrics {
         self.f.rtp_lost.inc_by(d.lost);
         self.f.rtp_late.inc_by(d.late);
         self.f.rtp_foreign.inc_by(d.foreign);
+        self.f.rtp_srtp_refused.inc_by(d.srtp_refused);
     }
 
     // -------------------------------------------------------------- service

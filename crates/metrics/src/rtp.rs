@@ -2,7 +2,8 @@
 
 /// RTP counts of one media leg (or a sum of legs), with the same fields as
 /// the media engine's `LegStats` (`packets_in`, `bytes_in`, `packets_out`,
-/// `bytes_out`, `lost`, `late`, `foreign`): the engine copies them field by
+/// `bytes_out`, `lost`, `late`, `foreign`; `srtp_refused` sums
+/// `srtp_auth_failed` and `srtp_replayed`): the engine copies them field by
 /// field.
 ///
 /// The legs' counters are cumulative; metrics counters take increments.
@@ -27,6 +28,9 @@ pub struct RtpTotals {
     /// accept (not the call's peer, or not its learnt source): hijack
     /// attempts and stray streams.
     pub foreign: u64,
+    /// SRTP packets dropped: failed authentication (forged, corrupted,
+    /// another key) or replayed.
+    pub srtp_refused: u64,
 }
 
 /// Sums legs: `total += leg`.
@@ -39,6 +43,7 @@ impl std::ops::AddAssign for RtpTotals {
         self.lost += o.lost;
         self.late += o.late;
         self.foreign += o.foreign;
+        self.srtp_refused += o.srtp_refused;
     }
 }
 
@@ -54,6 +59,7 @@ impl RtpTotals {
             lost: self.lost.saturating_sub(earlier.lost),
             late: self.late.saturating_sub(earlier.late),
             foreign: self.foreign.saturating_sub(earlier.foreign),
+            srtp_refused: self.srtp_refused.saturating_sub(earlier.srtp_refused),
         }
     }
 }
@@ -71,6 +77,7 @@ mod tests {
             lost: 5 * n,
             late: 6 * n,
             foreign: 7 * n,
+            srtp_refused: 8 * n,
         }
     }
 

@@ -339,6 +339,7 @@ fn rtp_counters_add_increments() {
         lost: 2,
         late: 1,
         foreign: 0,
+        srtp_refused: 0,
     };
     m.rtp_add(&first);
     let later = RtpTotals {
@@ -349,6 +350,7 @@ fn rtp_counters_add_increments() {
         lost: 3,
         late: 1,
         foreign: 40,
+        srtp_refused: 7,
     };
     m.rtp_add(&later.delta_since(&first));
     let s = series(&m);
@@ -372,6 +374,7 @@ fn rtp_counters_add_increments() {
     assert_eq!(g("permanence_rtp_lost_packets_total"), Some("3"));
     assert_eq!(g("permanence_rtp_late_packets_total"), Some("1"));
     assert_eq!(g("permanence_rtp_foreign_packets_total"), Some("40"));
+    assert_eq!(g("permanence_rtp_srtp_refused_packets_total"), Some("7"));
     assert_eq!(first.delta_since(&later), RtpTotals::default());
 }
 

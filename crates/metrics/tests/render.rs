@@ -97,6 +97,7 @@ fn populated_metrics_render_like_the_encoder() {
         lost: 1,
         late: 2,
         foreign: 5,
+        srtp_refused: 1,
     });
     m.set_active_calls(3);
     m.set_registered_contacts(4);

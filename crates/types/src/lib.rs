@@ -12,7 +12,8 @@
 //! - [`routing`]: agent selection [`Strategy`], [`Selector`] and
 //!   [`RoutingStep`] (the relaxing steps of a practice's routing), and why
 //!   an offer to an agent failed ([`OfferFailure`]);
-//! - [`sip`]: SIP [`Transport`] and digest [`DigestAlgorithm`];
+//! - [`sip`]: SIP [`Transport`], digest [`DigestAlgorithm`], agents'
+//!   [`SrtpPolicy`];
 //! - [`access`]: the [`Role`] of a user of the admin API.
 //!
 //! Each type has a stable text form (`as_str`, also its serde form) for
@@ -34,4 +35,4 @@ pub use access::Role;
 pub use ids::{AgentId, PauseReason, PoolId, PracticeId};
 pub use overflow::{OverflowKind, OverflowTarget};
 pub use routing::{OfferFailure, RoutingStep, Selector, Strategy};
-pub use sip::{DigestAlgorithm, Transport};
+pub use sip::{DigestAlgorithm, SrtpPolicy, Transport};

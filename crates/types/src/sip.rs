@@ -47,6 +47,58 @@ impl std::fmt::Display for Transport {
     }
 }
 
+/// When Permanence offers SRTP (SDES keys, RFC 4568) to an agent's
+/// softphone (`[[agents]] srtp`). SDES keys travel in the SDP, so they are
+/// only secret when the signalling is encrypted (RFC 4568 §8.3): SRTP is
+/// only ever offered to contacts registered over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SrtpPolicy {
+    /// Never: plain RTP to every contact.
+    Off,
+    /// The default: `RTP/SAVP` with our key to contacts registered over
+    /// TLS (a softphone refusing it with 488 is called again with plain
+    /// RTP); plain RTP to the others.
+    #[default]
+    Offer,
+    /// SRTP only: `RTP/SAVP` to contacts registered over TLS, no plain
+    /// fallback; contacts registered over UDP or TCP are not called.
+    Require,
+}
+
+impl SrtpPolicy {
+    /// The configuration token (`off`, `offer`, `require`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpPolicy::Off => "off",
+            SrtpPolicy::Offer => "offer",
+            SrtpPolicy::Require => "require",
+        }
+    }
+
+    /// Parses a configuration token.
+    pub fn parse(s: &str) -> Option<Self> {
+        [SrtpPolicy::Off, SrtpPolicy::Offer, SrtpPolicy::Require]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    /// Whether a contact registered over `transport` is offered SRTP.
+    pub fn offers_srtp(self, transport: Transport) -> bool {
+        self != SrtpPolicy::Off && transport == Transport::Tls
+    }
+
+    /// Whether a contact registered over `transport` may be called at all.
+    pub fn allows(self, transport: Transport) -> bool {
+        self != SrtpPolicy::Require || transport == Transport::Tls
+    }
+}
+
+impl std::fmt::Display for SrtpPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A digest algorithm of RFC 8760 (`MD5` or `SHA-256`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DigestAlgorithm {
@@ -113,5 +165,25 @@ mod tests {
         );
         assert_eq!(DigestAlgorithm::Sha256.token(), "SHA-256");
         assert_eq!(DigestAlgorithm::Md5.hex_len(), 32);
+    }
+}
+
+#[cfg(test)]
+mod srtp_policy_tests {
+    use super::*;
+
+    #[test]
+    fn srtp_policy_tokens_and_rules() {
+        for p in [SrtpPolicy::Off, SrtpPolicy::Offer, SrtpPolicy::Require] {
+            assert_eq!(SrtpPolicy::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(SrtpPolicy::parse("OFFER"), None);
+        assert_eq!(SrtpPolicy::default(), SrtpPolicy::Offer);
+        assert!(SrtpPolicy::Offer.offers_srtp(Transport::Tls));
+        assert!(!SrtpPolicy::Offer.offers_srtp(Transport::Udp));
+        assert!(!SrtpPolicy::Off.offers_srtp(Transport::Tls));
+        assert!(SrtpPolicy::Offer.allows(Transport::Tcp));
+        assert!(!SrtpPolicy::Require.allows(Transport::Udp));
+        assert!(SrtpPolicy::Require.allows(Transport::Tls));
     }
 }

@@ -89,6 +89,7 @@ impl CallDriver {
             call = self.id.0,
             rtp_port = self.caller.media.port(),
             codec = ?self.caller.codec(),
+            srtp = self.caller.srtp(),
             "call answered"
         );
     }
@@ -129,7 +130,20 @@ impl CallDriver {
             triage: self.core.triage_choice(),
             wait_secs,
         };
-        match far::open(&self.ctx, OtherParty::Agent(agent.clone()), targets, &shown) {
+        let srtp = self
+            .ctx
+            .config
+            .load()
+            .agent(agent.as_str())
+            .map(|a| a.srtp)
+            .unwrap_or_default();
+        match far::open(
+            &self.ctx,
+            OtherParty::Agent(agent.clone()),
+            targets,
+            &shown,
+            srtp,
+        ) {
             Ok(side) => self.far = Some(side),
             Err(reason) => self.input(Input::AgentFailed { agent, reason }),
         }
@@ -150,7 +164,16 @@ impl CallDriver {
             triage: Some(digit),
             wait_secs: 0,
         };
-        match far::open(&self.ctx, OtherParty::Route(digit), vec![target], &shown) {
+        // The outbound trunk: plain RTP (its signalling is not ours to
+        // secure).
+        let srtp = permanence_types::SrtpPolicy::Off;
+        match far::open(
+            &self.ctx,
+            OtherParty::Route(digit),
+            vec![target],
+            &shown,
+            srtp,
+        ) {
             Ok(side) => self.far = Some(side),
             Err(_) => self.input(Input::TransferFailed),
         }

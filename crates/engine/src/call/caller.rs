@@ -94,6 +94,11 @@ impl Caller {
         self.negotiated.codec
     }
 
+    /// Whether the caller's media is SRTP (the carrier offered SDES keys).
+    pub fn srtp(&self) -> bool {
+        self.negotiated.srtp.is_some()
+    }
+
     /// Sends `180 Ringing`.
     pub fn ringing(&self) {
         if let Err(e) = self.dialog.ringing(None, None) {
@@ -113,6 +118,7 @@ impl Caller {
             self.media.port(),
             &self.negotiated,
             Direction::SendRecv,
+            &self.media.srtp_key(),
         );
         self.media.set_remote(self.remote(&self.negotiated)).is_ok()
             && self
@@ -190,9 +196,10 @@ impl Caller {
             .and_then(|s| SessionDescription::parse(s).ok())
             .and_then(|sd| negotiate(&sd).ok());
         let port = self.media.port();
+        let key = self.media.srtp_key();
         match offered {
             Some(n) => {
-                let sdp = build_answer(&mut self.session, port, &n, Direction::SendRecv);
+                let sdp = build_answer(&mut self.session, port, &n, Direction::SendRecv, &key);
                 let _ = self.media.set_remote(self.remote(&n));
                 (StatusCode::OK, Some(sdp))
             }
@@ -202,6 +209,7 @@ impl Caller {
                     port,
                     &self.negotiated,
                     Direction::SendRecv,
+                    &key,
                 );
                 (StatusCode::OK, Some(sdp))
             }

@@ -10,6 +10,7 @@ use permanence_config::Practice;
 use permanence_media::sdp::{build_offer, LocalSession};
 use permanence_media::{Direction, Leg, MediaEvent};
 use permanence_metrics::RtpTotals;
+use permanence_types::SrtpPolicy;
 use rsipstack::sip::Header;
 use std::fmt;
 use tokio::sync::mpsc;
@@ -83,6 +84,7 @@ pub fn rtp_totals(s: &permanence_media::LegStats) -> RtpTotals {
         lost: s.lost,
         late: s.late,
         foreign: s.foreign,
+        srtp_refused: s.srtp_auth_failed + s.srtp_replayed,
     }
 }
 
@@ -124,22 +126,50 @@ pub fn route_target(
 }
 
 /// Opens the media leg for `party` and starts the outgoing INVITE to
-/// `targets`.
+/// `targets`; `srtp` says which of them are offered SRTP (and, for
+/// `require`, which may be called at all).
 pub fn open(
     ctx: &CallContext,
     party: OtherParty,
     targets: Vec<Target>,
     shown: &Presentation<'_>,
+    srtp: SrtpPolicy,
 ) -> Result<FarSide, OfferFailure> {
     if targets.is_empty() {
         info!(leg = %party, "no registered contact");
         return Err(OfferFailure::Unreachable);
     }
+    let count = targets.len();
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| srtp.allows(t.transport))
+        .collect();
+    if targets.len() < count {
+        info!(
+            leg = %party,
+            skipped = count - targets.len(),
+            "srtp = \"require\": contacts not registered over TLS are not called"
+        );
+    }
+    if targets.is_empty() {
+        return Err(OfferFailure::Unreachable);
+    }
+    let with_srtp = targets.iter().any(|t| srtp.offers_srtp(t.transport));
     let (media, media_events) = ctx.media.engine.open_leg().map_err(|e| {
         warn!(error = %e, "no media leg for the outgoing call");
         OfferFailure::Unreachable
     })?;
     let mut session = LocalSession::new(ctx.media.advertise);
+    let srtp_key = media.srtp_key();
+    let sdp_offer = build_offer(&mut session, media.port(), Direction::SendRecv, None);
+    let sdp_offer_srtp = with_srtp.then(|| {
+        build_offer(
+            &mut session,
+            media.port(),
+            Direction::SendRecv,
+            Some(&srtp_key),
+        )
+    });
     let req = LegRequest {
         display_name: format!(
             "{} - {}",
@@ -152,16 +182,14 @@ pub fn open(
             shown.caller.to_string()
         },
         headers: headers(shown),
-        sdp_offer: build_offer(&mut session, media.port(), Direction::SendRecv),
+        sdp_offer,
+        sdp_offer_srtp,
+        srtp,
+        srtp_key,
         local_port: media.port(),
+        session,
     };
-    let leg = leg::start(
-        ctx.sip.clone(),
-        ctx.media.advertise,
-        targets,
-        req,
-        party.to_string(),
-    );
+    let leg = leg::start(ctx.sip.clone(), targets, req, party.to_string());
     Ok(FarSide {
         party,
         leg,

@@ -347,7 +347,14 @@ impl CallDriver {
                 self.close_far().await;
                 FarNews::Gone
             }
-            Some(LegEvent::Hold) => FarNews::Hold,
+            Some(LegEvent::Hold(remote)) => {
+                // Follows the far end's direction and keys (a re-key on
+                // hold is taken at once).
+                if let Some(f) = self.far.as_ref() {
+                    let _ = f.media.set_remote(remote);
+                }
+                FarNews::Hold
+            }
             Some(LegEvent::Unhold(remote)) => {
                 if let Some(f) = self.far.as_ref() {
                     let _ = f.media.set_remote(remote);
