@@ -529,6 +529,11 @@ print(f"  engine {s.get('engine_exit')}; zero loss: {s.get('zero_loss')}")
 EOF
 }
 
+# The engine's resident set now, in MB.
+rss_mb() {
+    awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$ENGINE_PID/status" 2>/dev/null || echo "?"
+}
+
 # Soak: one engine, load phases and idle phases (see the header).
 run_soak() {
     local rate="$RATES"
@@ -580,6 +585,7 @@ run_soak() {
     sleep "$BASELINE"
     t0="$(now)"
     echo "baseline,0,$t_start,$t0" >>"$rd/phases.csv"
+    echo "--- baseline: engine RSS $(rss_mb) MB"
     for ((k = 1; k <= cycles; k++)); do
         load=$((DURATION - done_s < CYCLE ? DURATION - done_s : CYCLE))
         echo "--- load phase $k/$cycles: $load s at $rate calls/s"
@@ -606,9 +612,10 @@ run_soak() {
         echo "load,$k,$t0,$t1" >>"$rd/phases.csv"
         echo "drain,$k,$t1,$t2" >>"$rd/phases.csv"
         if [ "$k" -lt "$cycles" ]; then idle_s=$IDLE; else idle_s=$FINAL_IDLE; fi
-        echo "--- idle $idle_s s (calls drained $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t1" "$t2") s after the last new call)"
+        echo "--- idle $idle_s s (calls drained $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t1" "$t2") s after the last new call; engine RSS $(rss_mb) MB)"
         sleep "$idle_s"
         t3="$(now)"
+        echo "    end of idle: engine RSS $(rss_mb) MB"
         if [ "$k" -lt "$cycles" ]; then
             echo "idle,$k,$t2,$t3" >>"$rd/phases.csv"
         else

@@ -130,7 +130,6 @@ def stat_counts(path):
 
 def sipp_side(st, counters):
     return {
-        "created": st.get("TotalCallCreated"),
         "incoming": st.get("IncomingCall(C)"),
         "outgoing": st.get("OutgoingCall(C)"),
         "successful": st.get("SuccessfulCall(C)"),
@@ -305,6 +304,31 @@ def main():
     res["final_idle_s"] = rnd(final[0][3] - final[0][2]) if final else None
     res["final_idle_rss_mb"] = cycles[-1].get("rss_end_of_idle_mb") if cycles and final else None
     res["final_idle_gauges_mb"] = {k: v.get("end_of_idle_mb") for k, v in (cycles[-1].get("gauges") or {}).items()} if cycles and final else {}
+
+    # A time series for plots: every metrics scrape, with the RSS sample
+    # closest to it and the phase it falls in.
+    t_first = phases[0][2] if phases else (rss[0][0] if rss else 0)
+    with open(os.path.join(rd, "timeseries.csv"), "w") as f:
+        names = sorted(mem_gauges)
+        f.write(",".join(["t_s", "phase", "rss_mb", "active_calls", "queue_waiting"] + [
+            n.replace("permanence_memory_", "") + "_mb" for n in names]) + "\n")
+        ri = 0
+        gi = {n: 0 for n in names}
+        qi = 0
+        for t, v in active:
+            while ri + 1 < len(rss) and rss[ri + 1][0] <= t:
+                ri += 1
+            while qi + 1 < len(queue) and queue[qi + 1][0] <= t:
+                qi += 1
+            ph = next((f"{p[0]}{p[1] or ''}" for p in phases if p[2] <= t <= p[3]), "")
+            row = [f"{t - t_first:.1f}", ph, f"{rss[ri][1]:.1f}" if rss else "", f"{v:g}",
+                   f"{queue[qi][1]:g}" if queue else ""]
+            for n in names:
+                ser = mem_gauges[n]
+                while gi[n] + 1 < len(ser) and ser[gi[n] + 1][0] <= t:
+                    gi[n] += 1
+                row.append(f"{ser[gi[n]][1]:.1f}" if ser else "")
+            f.write(",".join(row) + "\n")
 
     # Calls, both SIPp sides.
     car_counters = ["kind1", "kind2", "kind2b", "kind3", "kind4", "pressed", "done1", "done2", "done3", "done4"]
