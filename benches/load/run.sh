@@ -4,6 +4,8 @@
 #
 #   benches/load/run.sh rate  [--rate 500,1000] [--duration 30] [--hold-ms 1000] [--agents 2500]
 #   benches/load/run.sh media [--calls 1000] [--setup-rate 100] [--measure 30] [--settle 3] [--agents N]
+#   benches/load/run.sh soak  [--rate 200] [--duration 3600] [--cycle 600] [--idle 120] [--final-idle 120]
+#                             [--agents N] [--agents-b K] [--short]
 #
 # rate : a carrier calls the practice at a fixed rate (calls/s) for --duration
 #        seconds; the engine answers (20 ms silent greeting), queues the call,
@@ -15,8 +17,26 @@
 #        ways on all of them (rtpload plays every caller and every agent,
 #        50 packets/s each way per call, G.711 PCMU), measured for --measure
 #        seconds: loss per direction, relay latency, engine CPU and RSS.
+# soak : one engine for the whole run, held at --rate calls/s with a mix of
+#        calls (sipp/soak_carrier.xml, sipp/soak_agent.xml: a few seconds
+#        of greeting, a triage menu answered by SIP INFO or left to time
+#        out, hold music while queued and while the agent's phone rings,
+#        answered calls hung up by either side, abandons, hang-ups during
+#        the greeting) in load phases of --cycle seconds separated by
+#        --idle seconds without calls, until --duration seconds of load;
+#        then a final idle of --final-idle seconds. RSS every second,
+#        /metrics every --metrics-every seconds (5); soak.py writes
+#        summary.json and says PASS or FAIL (exit status 1 on FAIL):
+#        zero failed calls, a plateau (--plateau-tolerance percent, 5), RSS
+#        after the final idle within --idle-tolerance-mb (64) of the
+#        baseline. --short = --rate 100 --duration 240 --cycle 120 --idle 60
+#        --final-idle 120 (about 9 minutes; a regression check).
+#        Agents: --agents (default 6 x rate: ~97 % of them ringing or
+#        talking at 200 calls/s) for the main practice, --agents-b
+#        (default rate / 20, at least 2) for an understaffed second
+#        practice that half of the abandoning callers call.
 #
-# Options for both: --out DIR (default /tmp/permanence-load-<date>),
+# Options for all modes: --out DIR (default /tmp/permanence-load-<date>),
 # --no-build (use PERMANENCE_BIN or the existing binary), --perf (profile the
 # engine with `perf record -g` for up to 15 s of the steady phase; writes
 # perf.data and perf.txt in the run directory), --idle-after S (keep the
@@ -59,12 +79,30 @@ BUILD=1
 PERF=0
 IDLE_AFTER=5
 WAIT_QUIET=0
+RATE_SET=0
+DURATION_SET=0
+CYCLE=600
+IDLE=120
+FINAL_IDLE=120
+BASELINE=20
+METRICS_EVERY=5
+PLATEAU_TOL=5
+IDLE_TOL_MB=64
 while [ $# -gt 0 ]; do
     case "$1" in
-        --rate) RATES="$2"; shift 2 ;;
-        --duration) DURATION="$2"; shift 2 ;;
+        --rate) RATES="$2"; RATE_SET=1; shift 2 ;;
+        --duration) DURATION="$2"; DURATION_SET=1; shift 2 ;;
+        --cycle) CYCLE="$2"; shift 2 ;;
+        --idle) IDLE="$2"; shift 2 ;;
+        --final-idle) FINAL_IDLE="$2"; shift 2 ;;
+        --baseline) BASELINE="$2"; shift 2 ;;
+        --metrics-every) METRICS_EVERY="$2"; shift 2 ;;
+        --plateau-tolerance) PLATEAU_TOL="$2"; shift 2 ;;
+        --idle-tolerance-mb) IDLE_TOL_MB="$2"; shift 2 ;;
+        --short) RATES=100; RATE_SET=1; DURATION=240; DURATION_SET=1; CYCLE=120; IDLE=60; FINAL_IDLE=120; shift ;;
         --hold-ms) HOLD_MS="$2"; shift 2 ;;
         --agents) AGENTS="$2"; shift 2 ;;
+        --agents-b) AGENTS_B="$2"; shift 2 ;;
         --calls) CALLS="$2"; shift 2 ;;
         --setup-rate) SETUP_RATE="$2"; shift 2 ;;
         --measure) MEASURE="$2"; shift 2 ;;
@@ -80,7 +118,12 @@ while [ $# -gt 0 ]; do
 done
 case "$MODE" in
     rate|media) ;;
-    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    soak)
+        [ "$RATE_SET" = 1 ] || RATES=200
+        [ "$DURATION_SET" = 1 ] || DURATION=3600
+        case "$RATES" in *,*) echo "soak: one --rate only" >&2; exit 2 ;; esac
+        ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
 
 # --- Tools ---------------------------------------------------------------
@@ -218,10 +261,13 @@ start_engine() { # RUNDIR AGENTS
     mkdir -p "$RD"
     wait_quiet
     read -r SIP_PORT HTTP_PORT AGENT_PORT CARRIER_PORT RTP_A RTP_B <<<"$(free_ports 6)"
+    # shellcheck disable=SC2086 # GENCONF_EXTRA and ENGINE_EXTRA are word lists
     python3 "$HERE/genconf.py" "$RD" --agents "$agents" --sip-port "$SIP_PORT" \
-        --http-port "$HTTP_PORT" --rtp-min "$RTP_MIN" --rtp-max "$RTP_MAX" >/dev/null
-    RUST_LOG="${ENGINE_RUST_LOG:-warn}" timeout -k 5 3600 "$BIN" run --config "$RD/permanence.toml" \
-        --log-format json >"$RD/engine.log" 2>&1 &
+        --http-port "$HTTP_PORT" --rtp-min "$RTP_MIN" --rtp-max "$RTP_MAX" \
+        --max-expires "${REG_EXPIRES:-7200}" ${GENCONF_EXTRA:-} >/dev/null
+    # shellcheck disable=SC2086
+    RUST_LOG="${ENGINE_RUST_LOG:-warn}" timeout -k 5 "${ENGINE_LIMIT:-3600}" "$BIN" run \
+        --config "$RD/permanence.toml" --log-format json ${ENGINE_EXTRA:-} >"$RD/engine.log" 2>&1 &
     local tpid=$!
     PIDS+=("$tpid")
     ENGINE_TIMEOUT_PID=$tpid
@@ -229,7 +275,7 @@ start_engine() { # RUNDIR AGENTS
     ENGINE_PID="$(pgrep -P "$tpid" | head -1 || true)"
     [ -n "$ENGINE_PID" ] || { echo "engine did not start:" >&2; cat "$RD/engine.log" >&2; exit 1; }
     python3 "$HERE/register.py" "127.0.0.1:$SIP_PORT" "$AGENT_PORT" "$RD/agents.txt" \
-        --expires 7200 --timeout 60
+        --expires "${REG_EXPIRES:-7200}" --timeout 60
 }
 
 # Saves /metrics and keeps the engine idle for IDLE_AFTER seconds.
@@ -483,11 +529,124 @@ print(f"  engine {s.get('engine_exit')}; zero loss: {s.get('zero_loss')}")
 EOF
 }
 
+# The engine's resident set now, in MB.
+rss_mb() {
+    awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$ENGINE_PID/status" 2>/dev/null || echo "?"
+}
+
+# Soak: one engine, load phases and idle phases (see the header).
+run_soak() {
+    local rate="$RATES"
+    local agents="${AGENTS:-$((rate * 6))}"
+    local agents_b="${AGENTS_B:-$((rate / 20 > 2 ? rate / 20 : 2))}"
+    local cycles=$(((DURATION + CYCLE - 1) / CYCLE))
+    local rd="$OUT/soak-$rate"
+    # Upper bound of the run: each load phase drains in well under 150 s
+    # (the longest call script is ~30 s plus the queue wait).
+    local total=$((BASELINE + DURATION + cycles * 150 + (cycles - 1) * IDLE + FINAL_IDLE + 60))
+    echo "=== soak: $rate calls/s, $DURATION s of load in $cycles phase(s) of up to $CYCLE s," \
+        "idle $IDLE s between, final idle $FINAL_IDLE s, $agents agents + $agents_b for the" \
+        "understaffed practice (at most $total s)"
+    ENGINE_LIMIT=$((total + 120))
+    REG_EXPIRES=$((total + 600 > 7200 ? total + 600 : 7200))
+    GENCONF_EXTRA="--soak --agents-b $agents_b"
+    # The SIPp peers send no RTP (they only receive the prompts, hold music
+    # and nothing while bridged): keep the engine's media timeout (60 s by
+    # default) from ending long queue waits; every call script is shorter.
+    ENGINE_EXTRA="--rtp-timeout-s 600"
+    start_engine "$rd" "$((agents + agents_b))"
+    : >"$rd/phases.csv"
+    "$OUT/rtpload" sink --port "$RTP_A" --seconds "$total" >"$rd/sink_caller.json" &
+    PIDS+=("$!"); local sink_a=$!
+    "$OUT/rtpload" sink --port "$RTP_B" --seconds "$total" >"$rd/sink_agent.json" &
+    PIDS+=("$!"); local sink_b=$!
+    (cd "$rd" && exec timeout -k 5 "$total" sipp -sf "$HERE/sipp/soak_agent.xml" -i 127.0.0.1 \
+        -p "$AGENT_PORT" -nostdin -set rtp_port "$RTP_B" -buff_size 8388608 \
+        -trace_stat -stf agent_stat.csv -fd 5 -trace_err -error_file agent_err.log \
+        -max_log_size 20000000 \
+        >agent_screen.log 2>&1) &
+    PIDS+=("$!"); local agent=$!
+    sleep 0.5
+    local sipp_agent_pid
+    sipp_agent_pid="$(pgrep -P "$agent" | head -1 || true)"
+    if [ -z "$sipp_agent_pid" ] || ! kill -0 "$sipp_agent_pid" 2>/dev/null; then
+        echo "the SIPp agent did not start:" >&2
+        cat "$rd/agent_screen.log" "$rd/agent_err.log" >&2 2>/dev/null || true
+        exit 1
+    fi
+    python3 "$HERE/procmon.py" "$rd/procmon.csv" --interval 1 $(port_groups) engine="$ENGINE_PID" \
+        sipp_agent="${sipp_agent_pid:-0}" sink_caller="$sink_a" sink_agent="$sink_b" &
+    PIDS+=("$!"); local mon=$!
+    timeout -k 5 "$total" python3 "$HERE/metricsmon.py" "$rd/metrics.csv" \
+        --url "http://127.0.0.1:$HTTP_PORT/metrics" --interval "$METRICS_EVERY" &
+    PIDS+=("$!"); local mmon=$!
+    local t_start t0 t1 t2 t3 k load done_s=0 idle_s sipp_carrier_pid carrier
+    t_start="$(now)"
+    sleep "$BASELINE"
+    t0="$(now)"
+    echo "baseline,0,$t_start,$t0" >>"$rd/phases.csv"
+    echo "--- baseline: engine RSS $(rss_mb) MB"
+    for ((k = 1; k <= cycles; k++)); do
+        load=$((DURATION - done_s < CYCLE ? DURATION - done_s : CYCLE))
+        echo "--- load phase $k/$cycles: $load s at $rate calls/s"
+        t0="$(now)"
+        (cd "$rd" && exec timeout -k 5 $((load + 240)) sipp "127.0.0.1:$SIP_PORT" \
+            -sf "$HERE/sipp/soak_carrier.xml" -i 127.0.0.1 -p "$CARRIER_PORT" -r "$rate" \
+            -m $((rate * load)) -l $((rate * 60)) -nostdin -set called +33980000099 \
+            -set called_b +33980000098 -set rtp_port "$RTP_A" -recv_timeout 30000 -buff_size 8388608 \
+            -trace_stat -stf "carrier_${k}_stat.csv" -fd 5 \
+            -trace_err -error_file "carrier_${k}_err.log" >"carrier_${k}_screen.log" 2>&1) &
+        carrier=$!
+        PIDS+=("$carrier")
+        sleep 0.3
+        sipp_carrier_pid="$(pgrep -P "$carrier" | head -1 || true)"
+        python3 "$HERE/procmon.py" "$rd/procmon_carrier_$k.csv" --interval 1 \
+            sipp_carrier="${sipp_carrier_pid:-0}" &
+        PIDS+=("$!")
+        local cmon=$!
+        wait "$carrier" || true
+        t2="$(now)"
+        t1="$(python3 -c "import sys; print(f'{min(float(sys.argv[1]) + int(sys.argv[2]), float(sys.argv[3])):.3f}')" "$t0" "$load" "$t2")"
+        stop_pid "$cmon" 3
+        done_s=$((done_s + load))
+        echo "load,$k,$t0,$t1" >>"$rd/phases.csv"
+        echo "drain,$k,$t1,$t2" >>"$rd/phases.csv"
+        if [ "$k" -lt "$cycles" ]; then idle_s=$IDLE; else idle_s=$FINAL_IDLE; fi
+        echo "--- idle $idle_s s (calls drained $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t1" "$t2") s after the last new call; engine RSS $(rss_mb) MB)"
+        sleep "$idle_s"
+        t3="$(now)"
+        echo "    end of idle: engine RSS $(rss_mb) MB"
+        if [ "$k" -lt "$cycles" ]; then
+            echo "idle,$k,$t2,$t3" >>"$rd/phases.csv"
+        else
+            echo "final_idle,$k,$t2,$t3" >>"$rd/phases.csv"
+        fi
+        kill -0 "$ENGINE_PID" 2>/dev/null || { echo "ENGINE DIED in phase $k" >&2; break; }
+    done
+    IDLE_AFTER=0
+    engine_epilogue
+    stop_pid "$agent" 5
+    stop_pid "$sink_a" 2; stop_pid "$sink_b" 2
+    stop_pid "$mmon" 3; stop_pid "$mon" 3
+    for f in "$rd"/procmon_carrier_*.csv; do
+        [ -e "$f" ] && cat "$f" >>"$rd/procmon.csv"
+    done
+    stop_engine
+    write_meta "$rd" "\"rate\": $rate, \"duration_s\": $DURATION, \"cycle_s\": $CYCLE, \"idle_s\": $IDLE, \"final_idle_s\": $FINAL_IDLE, \"baseline_s\": $BASELINE, \"cycles\": $cycles, \"agents\": $agents, \"agents_b\": $agents_b, \"metrics_every_s\": $METRICS_EVERY, \"plateau_tolerance_pct\": $PLATEAU_TOL, \"idle_tolerance_mb\": $IDLE_TOL_MB, \"malloc_env\": \"$(env | grep -E '^(MIMALLOC|MALLOC)_' | tr '\n' ' ')\""
+    local st=0
+    python3 "$HERE/soak.py" "$rd" || st=$?
+    SOAK_STATUS=$st
+}
+
+SOAK_STATUS=0
 if [ "$MODE" = rate ]; then
     IFS=, read -r -a RLIST <<<"$RATES"
     for r in "${RLIST[@]}"; do
         run_rate "$r"
     done
+elif [ "$MODE" = soak ]; then
+    run_soak
 else
     run_media
 fi
+exit "$SOAK_STATUS"
