@@ -36,13 +36,7 @@ fn config() -> TestConfig {
         "steps".into(),
         toml::Value::Array(vec![toml::Value::Table(step)]),
     );
-    cfg.main
-        .get_mut("sip")
-        .and_then(|s| s.as_table_mut())
-        .and_then(|s| s.get_mut("registrar"))
-        .and_then(|r| r.as_table_mut())
-        .expect("[sip.registrar]")
-        .insert("qualify_interval_seconds".into(), 0.into());
+    cfg.no_qualify();
     cfg
 }
 

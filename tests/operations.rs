@@ -37,19 +37,38 @@ fn config() -> TestConfig {
     let mut overflow = toml::Table::new();
     overflow.insert("action".into(), "voicemail".into());
     routing.insert("overflow".into(), toml::Value::Table(overflow));
-    cfg.main
-        .get_mut("sip")
-        .and_then(|s| s.as_table_mut())
-        .and_then(|s| s.get_mut("registrar"))
-        .and_then(|r| r.as_table_mut())
-        .expect("[sip.registrar]")
-        .insert("qualify_interval_seconds".into(), 0.into());
+    cfg.no_qualify();
     cfg.main
         .get_mut("http")
         .and_then(|h| h.as_table_mut())
         .expect("[http]")
         .insert("admin_token".into(), TOKEN.into());
     cfg
+}
+
+/// The engine's call records (latest 10), once at least `n` are written
+/// and none is still in progress (or after 5 s), with the reader for more
+/// queries.
+fn call_records(
+    engine: &Engine,
+    n: usize,
+) -> (
+    permanence_records::RecordReader,
+    Vec<permanence_records::CallRecord>,
+) {
+    let db = engine.data.join("permanence.db");
+    let reader = permanence_records::RecordReader::open(&db).expect("records db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = reader
+            .calls(&permanence_records::CallFilter::latest(10))
+            .expect("calls");
+        let done = rows.len() >= n && rows.iter().all(|r| r.outcome.as_str() != "in-progress");
+        if done || std::time::Instant::now() > deadline {
+            return (reader, rows);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn http(engine: &Engine, method: &str, path: &str) -> (u16, String) {
@@ -213,18 +232,7 @@ fn metrics_and_call_records_match_the_calls() {
     assert_eq!(m(r#"permanence_active_calls"#), 0.0);
 
     // The call records: one row per call, matching.
-    let db = engine.data.join("permanence.db");
-    let reader = permanence_records::RecordReader::open(&db).expect("records db");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let rows = loop {
-        let rows = reader
-            .calls(&permanence_records::CallFilter::latest(10))
-            .expect("calls");
-        if rows.len() >= 3 || std::time::Instant::now() > deadline {
-            break rows;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (reader, rows) = call_records(&engine, 3);
     let mut outcomes: Vec<(String, Option<String>, Option<String>)> = rows
         .iter()
         .map(|r| {
@@ -525,4 +533,128 @@ fn reload_refuses_an_unresolvable_dialplan_and_the_practice_stays() {
             field(v, "practice") == "tilleuls"
         })
         .is_some());
+}
+
+/// A carrier call the engine must refuse; returns the code it got.
+fn refused_call(engine: &Engine) -> String {
+    let run = sipp(
+        "carrier_rejected.xml",
+        engine.sip,
+        "127.0.0.1",
+        &[
+            ("called", "+33970000000".to_string()),
+            ("hdr", MARTIN.to_string()),
+            ("rtp_port", "9".to_string()),
+        ],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert!(run.success, "{}\n{}", run.output, run.errors);
+    run.messages
+}
+
+#[test]
+fn calls_beyond_max_calls_get_503_counted_and_recorded() {
+    let mut cfg = config();
+    cfg.sip_limit("max_calls", 1);
+    let engine = Engine::start(&cfg, &[]);
+    // Nobody answers: the first caller waits in queue, then hangs up.
+    let (first, _rtp) = place_call(&engine, 4000);
+    assert!(engine
+        .wait_event("acd.queued", Duration::from_secs(10))
+        .is_some());
+    let messages = refused_call(&engine);
+    assert!(messages.contains("SIP/2.0 503"), "{messages}");
+    assert!(!messages.contains("Retry-After"), "{messages}");
+    assert!(engine
+        .wait_event("call.overload", Duration::from_secs(2))
+        .is_some());
+    let run = first.join().expect("first call");
+    assert!(run.success, "first call: {}\n{}", run.output, run.errors);
+    assert!(engine
+        .wait_event("acd.abandoned", Duration::from_secs(3))
+        .is_some());
+
+    // The slot is free again: the next call is taken (and abandoned).
+    let (next, _rtp) = place_call(&engine, 1500);
+    let run = next.join().expect("next call");
+    assert!(run.success, "next call: {}\n{}", run.output, run.errors);
+
+    let (code, text) = http(&engine, "GET", "/metrics");
+    assert_eq!(code, 200);
+    let m = |s: &str| metric(&text, s).unwrap_or_else(|| panic!("no series {s}\n{text}"));
+    assert_eq!(
+        m(r#"permanence_sip_rejected_total{reason="overload"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"permanence_calls_offered_total{practice="martin"}"#),
+        2.0
+    );
+    // The records: two abandoned calls and the refused one, with why.
+    let (_, rows) = call_records(&engine, 3);
+    let mut outcomes: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str().to_string(), r.end_reason.clone()))
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(outcomes[0].0, "abandoned");
+    assert_eq!(outcomes[1].0, "abandoned");
+    assert_eq!(
+        outcomes[2],
+        ("rejected".to_string(), Some("overload".to_string()))
+    );
+    let rejected = rows
+        .iter()
+        .find(|r| r.outcome.as_str() == "rejected")
+        .expect("rejected row");
+    assert_eq!(rejected.practice_id, "martin");
+    assert_eq!(rejected.trunk, "demo-carrier");
+}
+
+#[test]
+fn over_the_heap_cap_new_work_gets_503_and_calls_in_progress_end() {
+    let engine = Engine::start(&config(), &[]);
+    let (alice, _alice_rtp) = alice_answers(&engine);
+    let (call, _caller_rtp) = place_call(&engine, 5000);
+    assert!(engine
+        .wait_event("acd.answered", Duration::from_secs(10))
+        .is_some());
+
+    // The cap drops below what the engine holds at rest (reload).
+    let dir = engine.data.parent().expect("config dir").to_path_buf();
+    let mut main = common::load_toml(&dir.join("permanence.toml"));
+    common::set_sip_limit(&mut main, "max_heap_mb", 1);
+    std::fs::write(
+        dir.join("permanence.toml"),
+        toml::to_string(&main).expect("toml"),
+    )
+    .expect("write");
+    let (code, body) = http(&engine, "POST", "/api/reload");
+    assert_eq!(code, 200, "{body}");
+
+    // A new call: 503 at the door, no transaction, nothing queued.
+    let messages = refused_call(&engine);
+    assert!(messages.contains("SIP/2.0 503"), "{messages}");
+    assert!(engine
+        .wait_event("sip.overloaded", Duration::from_secs(2))
+        .is_some());
+    // The call in progress still ends with its BYE.
+    let run = call.join().expect("call");
+    assert!(run.success, "call: {}\n{}", run.output, run.errors);
+    assert!(alice.finish(Duration::from_secs(10)).success);
+    assert!(engine
+        .wait_event("acd.completed", Duration::from_secs(3))
+        .is_some());
+
+    let (code, text) = http(&engine, "GET", "/metrics");
+    assert_eq!(code, 200);
+    let m = |s: &str| metric(&text, s).unwrap_or_else(|| panic!("no series {s}\n{text}"));
+    assert!(m(r#"permanence_sip_stateless_replies_total{code="503"}"#) >= 1.0);
+    assert!(m("permanence_memory_heap_bytes") > 1048576.0);
+    assert_eq!(
+        m(r#"permanence_calls_offered_total{practice="martin"}"#),
+        1.0
+    );
 }

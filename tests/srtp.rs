@@ -43,13 +43,7 @@ fn config() -> TestConfig {
     cfg.always_open("martin");
     cfg.practice("martin").remove("triage");
     cfg.tone_prompt("martin", "greeting", 1.0, 440.0);
-    cfg.main
-        .get_mut("sip")
-        .and_then(|s| s.as_table_mut())
-        .and_then(|s| s.get_mut("registrar"))
-        .and_then(|r| r.as_table_mut())
-        .expect("[sip.registrar]")
-        .insert("qualify_interval_seconds".into(), 0.into());
+    cfg.no_qualify();
     cfg
 }
 

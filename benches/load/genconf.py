@@ -125,6 +125,10 @@ def main():
     ap.add_argument("--announce-every", type=int, default=30)
     ap.add_argument("--wrap-up", type=int, default=0)
     ap.add_argument("--agents-b", type=int, default=0)
+    # [sip.limits] caps: generous by default so that a benchmark measures
+    # the call path, not the caps; the overload runs lower them.
+    ap.add_argument("--max-calls", type=int, default=100000)
+    ap.add_argument("--max-heap-mb", type=int, default=16384)
     a = ap.parse_args()
 
     rd = os.path.abspath(a.rundir)
@@ -156,6 +160,10 @@ def main():
         "qualify_interval_seconds = 0",
         "qualify_timeout_seconds = 5",
         'algorithms = ["MD5"]',
+        "",
+        "[sip.limits]",
+        f"max_calls = {a.max_calls}",
+        f"max_heap_mb = {a.max_heap_mb}",
         "",
         "[rtp]",
         'bind = "127.0.0.1"',

@@ -4,6 +4,7 @@
 #
 #   benches/load/run.sh rate  [--rate 500,1000] [--duration 30] [--hold-ms 1000] [--agents 2500]
 #   benches/load/run.sh media [--calls 1000] [--setup-rate 100] [--measure 30] [--settle 3] [--agents N]
+#   benches/load/run.sh queue [--calls 1000] [--setup-rate 100] [--measure 30]
 #   benches/load/run.sh soak  [--rate 200] [--duration 3600] [--cycle 600] [--idle 120] [--final-idle 120]
 #                             [--agents N] [--agents-b K] [--short]
 #
@@ -17,6 +18,11 @@
 #        ways on all of them (rtpload plays every caller and every agent,
 #        50 packets/s each way per call, G.711 PCMU), measured for --measure
 #        seconds: loss per direction, relay latency, engine CPU and RSS.
+# queue: --calls calls set up at --setup-rate wait in a queue nobody serves
+#        (greeting, then hold music), held --measure seconds more, then the
+#        carrier hangs up. footprint.py gives the engine's memory per
+#        queued call from its own gauges (exact heap, and RSS); media mode
+#        gives the same per bridged call.
 # soak : one engine for the whole run, held at --rate calls/s with a mix of
 #        calls (sipp/soak_carrier.xml, sipp/soak_agent.xml: a few seconds
 #        of greeting, a triage menu answered by SIP INFO or left to time
@@ -47,7 +53,9 @@
 # (engine RTP ports, default 10000-19999: outside the kernel's ephemeral
 # range and outside the 20000-40000 range the integration tests use, so a
 # test suite running at the same time cannot send stray RTP into our legs;
-# each bridged call holds 2 even ports). Environment: CARGO_TARGET_DIR (default <repo>/target),
+# each bridged call holds 2 even ports), --max-calls N and --max-heap-mb M
+# (the engine's [sip.limits] caps; the generated config sets 100000 calls
+# and 16384 MB so that the caps do not bite unless asked). Environment: CARGO_TARGET_DIR (default <repo>/target),
 # PERMANENCE_BIN (skip the build and use this binary), ENGINE_RUST_LOG (engine
 # log filter, default "warn": info logs every call event and costs CPU),
 # PERF_DELAY (rate mode: seconds after the start before profiling),
@@ -113,11 +121,13 @@ while [ $# -gt 0 ]; do
         --perf) PERF=1; shift ;;
         --idle-after) IDLE_AFTER="$2"; shift 2 ;;
         --wait-quiet) WAIT_QUIET="$2"; shift 2 ;;
+        --max-calls) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-calls $2"; shift 2 ;;
+        --max-heap-mb) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-heap-mb $2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
 case "$MODE" in
-    rate|media) ;;
+    rate|media|queue) ;;
     soak)
         [ "$RATE_SET" = 1 ] || RATES=200
         [ "$DURATION_SET" = 1 ] || DURATION=3600
@@ -274,8 +284,17 @@ start_engine() { # RUNDIR AGENTS
     sleep 0.3
     ENGINE_PID="$(pgrep -P "$tpid" | head -1 || true)"
     [ -n "$ENGINE_PID" ] || { echo "engine did not start:" >&2; cat "$RD/engine.log" >&2; exit 1; }
-    python3 "$HERE/register.py" "127.0.0.1:$SIP_PORT" "$AGENT_PORT" "$RD/agents.txt" \
-        --expires "${REG_EXPIRES:-7200}" --timeout 60
+    [ "${NO_REGISTER:-0}" = 1 ] ||
+        python3 "$HERE/register.py" "127.0.0.1:$SIP_PORT" "$AGENT_PORT" "$RD/agents.txt" \
+            --expires "${REG_EXPIRES:-7200}" --timeout 60
+}
+
+# Samples the engine's /metrics every second into RUNDIR/metrics.csv (for
+# footprint.py); prints the sampler's PID.
+start_metricsmon() { # RUNDIR SECONDS
+    timeout -k 5 "$2" python3 "$HERE/metricsmon.py" "$1/metrics.csv" \
+        --url "http://127.0.0.1:$HTTP_PORT/metrics" --interval 1 >/dev/null 2>&1 &
+    echo $!
 }
 
 # Saves /metrics and keeps the engine idle for IDLE_AFTER seconds.
@@ -446,6 +465,9 @@ run_media() {
     local limit=$((setup_s + hold_s + 120))
     echo "=== media: $calls bridged calls (set up at $SETUP_RATE/s), $agents agents, measure ${MEASURE}s"
     start_engine "$rd" "$agents"
+    local mm
+    mm="$(start_metricsmon "$rd" "$limit")"
+    PIDS+=("$mm")
     "$OUT/rtpload" media --caller-port "$RTP_A" --agent-port "$RTP_B" --calls "$calls" \
         --max-wait $((setup_s + 10)) --settle "$SETTLE" --measure "$MEASURE" \
         --linger $((hold_s + setup_s)) >"$rd/rtpload.json" 2>"$rd/rtpload.log" &
@@ -494,10 +516,11 @@ run_media() {
     [ -z "${PERF_JOB:-}" ] || wait_pid "$PERF_JOB" 180 || true
     PERF_JOB=""
     engine_epilogue
-    stop_pid "$mon" 3; stop_pid "$mon2" 3
+    stop_pid "$mon" 3; stop_pid "$mon2" 3; stop_pid "$mm" 3
     cat "$rd/procmon_carrier.csv" >>"$rd/procmon.csv"
     stop_engine
     write_meta "$rd" "\"calls\": $calls, \"setup_rate\": $SETUP_RATE, \"measure_s\": $MEASURE, \"hold_s\": $hold_s, \"agents\": $agents, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1"
+    python3 "$HERE/footprint.py" "$rd" --calls "$calls" --kind bridged || true
     python3 "$HERE/analyze.py" "$rd" >"$rd/summary.txt"
     python3 - "$rd/summary.json" <<'EOF'
 import json, sys
@@ -535,6 +558,46 @@ rss_mb() {
 }
 
 # Soak: one engine, load phases and idle phases (see the header).
+run_queue() {
+    local calls="$CALLS"
+    local rd="$OUT/queue-$calls"
+    local setup_s=$(((calls + SETUP_RATE - 1) / SETUP_RATE))
+    local hold_s=$((setup_s + SETTLE + MEASURE + 5))
+    local limit=$((setup_s + hold_s + 120))
+    echo "=== queue: $calls calls waiting in queue with hold music (set up at $SETUP_RATE/s), measure ${MEASURE}s"
+    # One agent, never registered: every call waits in the queue (max wait
+    # 600 s) and hears the greeting, then hold music. The carrier sends no
+    # RTP: keep the media timeout from ending the waits.
+    NO_REGISTER=1 ENGINE_EXTRA="--rtp-timeout-s 600" start_engine "$rd" 1
+    local mm
+    mm="$(start_metricsmon "$rd" "$limit")"
+    PIDS+=("$mm")
+    "$OUT/rtpload" sink --port "$RTP_A" --seconds "$limit" >"$rd/sink_caller.json" &
+    PIDS+=("$!"); local sink=$!
+    # shellcheck disable=SC2046 # port_groups is a word list
+    python3 "$HERE/procmon.py" "$rd/procmon.csv" --interval 0.5 $(port_groups) engine="$ENGINE_PID" \
+        sink_caller="$sink" &
+    PIDS+=("$!"); local mon=$!
+    sleep 3
+    local t0 t1
+    t0="$(now)"
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/carrier.xml" \
+        -i 127.0.0.1 -p "$CARRIER_PORT" -r "$SETUP_RATE" -m "$calls" -l $((calls + 10)) \
+        -d $((hold_s * 1000)) -nostdin -set called +33980000099 -set rtp_port "$RTP_A" \
+        -recv_timeout 15000 -buff_size 8388608 -trace_stat -stf carrier_stat.csv -fd 1 \
+        -trace_err -error_file carrier_err.log >carrier_screen.log 2>&1) &
+    local carrier=$!
+    PIDS+=("$carrier")
+    wait "$carrier" || true
+    t1="$(now)"
+    engine_epilogue
+    stop_pid "$sink" 3; stop_pid "$mon" 3; stop_pid "$mm" 3
+    stop_engine
+    write_meta "$rd" "\"calls\": $calls, \"setup_rate\": $SETUP_RATE, \"measure_s\": $MEASURE, \"hold_s\": $hold_s, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1"
+    python3 "$HERE/footprint.py" "$rd" --calls "$calls" --kind queued || true
+    python3 "$HERE/sippstat.py" "$rd/carrier_stat.csv" || true
+}
+
 run_soak() {
     local rate="$RATES"
     local agents="${AGENTS:-$((rate * 6))}"
@@ -646,6 +709,8 @@ if [ "$MODE" = rate ]; then
     done
 elif [ "$MODE" = soak ]; then
     run_soak
+elif [ "$MODE" = queue ]; then
+    run_queue
 else
     run_media
 fi

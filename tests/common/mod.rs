@@ -224,11 +224,21 @@ impl TestConfig {
 
     /// A table of the main file (`dispatcher`, `sip`...), created if absent.
     pub fn main_table(&mut self, name: &str) -> &mut toml::Table {
-        self.main
-            .entry(name.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .expect("main table")
+        sub_table(&mut self.main, name)
+    }
+
+    /// Turns the registrar's OPTIONS probes off (`qualify_interval_seconds
+    /// = 0`): a test's SIPp softphone then sees only the calls.
+    pub fn no_qualify(&mut self) -> &mut Self {
+        sub_table(self.main_table("sip"), "registrar")
+            .insert("qualify_interval_seconds".into(), 0.into());
+        self
+    }
+
+    /// Sets `[sip.limits] key = value`.
+    pub fn sip_limit(&mut self, key: &str, value: i64) -> &mut Self {
+        set_sip_limit(&mut self.main, key, value);
+        self
     }
 
     /// A practice's `[routing]` table.
@@ -1414,4 +1424,18 @@ pub fn cpu_time(pid: u32) -> Duration {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// A sub-table of `t`, created if absent.
+pub fn sub_table<'a>(t: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+    t.entry(name.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .expect("a table")
+}
+
+/// Sets `[sip.limits] key = value` in a main file's table (also for a file
+/// read back from disk before a reload).
+pub fn set_sip_limit(main: &mut toml::Table, key: &str, value: i64) {
+    sub_table(sub_table(main, "sip"), "limits").insert(key.into(), value.into());
 }

@@ -387,6 +387,20 @@ fn limits(ctx: &mut Ctx<'_>, r: &raw::Limits) -> SipLimits {
             100_000,
         ),
         idle: ctx.opt_secs(&join(P, "idle_seconds"), r.idle_seconds, 120, 1, 86_400),
+        max_calls: ctx.opt_u32(
+            &join(P, "max_calls"),
+            r.max_calls,
+            d.max_calls,
+            1,
+            1_000_000,
+        ),
+        max_heap_mb: ctx.opt_u32(
+            &join(P, "max_heap_mb"),
+            r.max_heap_mb,
+            d.max_heap_mb,
+            1,
+            1_048_576,
+        ),
     }
 }
 

@@ -273,6 +273,19 @@ pub struct SipLimits {
     /// source that brings no complete SIP message (or CRLF keep-alive) for
     /// this long is closed.
     pub idle: Duration,
+    /// `max_calls` (default 2000, 1..=1000000): forwarded calls in progress
+    /// at once (greeting, triage, queue, ringing, talking). A call arriving
+    /// beyond it is refused with 503 and recorded as rejected (`overload`),
+    /// so that the carrier can route it elsewhere.
+    pub max_calls: u32,
+    /// `max_heap_mb` (default 2048, 1..=1048576): memory the engine may
+    /// hold (its heap, `permanence_memory_heap_bytes`). Beyond it, new
+    /// INVITE, REGISTER and OPTIONS requests get a 503 at the door, before
+    /// any transaction is created; requests within dialogs (BYE, re-INVITE,
+    /// ACK, CANCEL) still go through, so calls in progress can end. Memory
+    /// stays bounded under floods and overload. The engine itself holds a
+    /// few MB at rest: a cap below that refuses all new work.
+    pub max_heap_mb: u32,
 }
 
 impl Default for SipLimits {
@@ -287,6 +300,8 @@ impl Default for SipLimits {
             max_connections: 1024,
             max_connections_per_source: 16,
             idle: Duration::from_secs(120),
+            max_calls: 2000,
+            max_heap_mb: 2048,
         }
     }
 }

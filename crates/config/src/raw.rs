@@ -68,6 +68,8 @@ pub(crate) struct Limits {
     pub max_connections: Option<i64>,
     pub max_connections_per_source: Option<i64>,
     pub idle_seconds: Option<i64>,
+    pub max_calls: Option<i64>,
+    pub max_heap_mb: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

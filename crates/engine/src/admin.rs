@@ -146,6 +146,7 @@ fn gate_totals(s: &permanence_sip::guard::GateStats) -> permanence_metrics::Gate
         challenged_401: load(&s.challenged_401),
         challenged_407: load(&s.challenged_407),
         options_200: load(&s.options_200),
+        overloaded_503: load(&s.overloaded_503),
         bans: load(&s.bans),
         banned_now: 0,
     }

@@ -14,6 +14,7 @@ use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::Transaction;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tracing::{debug, info, warn};
 
@@ -226,6 +227,16 @@ async fn handle_invite(switch: Arc<Switch>, mut tx: Transaction, source: SocketA
         call_id,
         "forwarded call identified"
     );
+    let caller = permanence_numbers::normalize(&caller, practice.country)
+        .map(|n| n.as_str().to_string())
+        .unwrap_or(caller_user);
+    let max_calls = cfg.sip.limits.max_calls;
+    if switch.live.len() >= max_calls as usize {
+        let (practice, trunk) = (practice.id.clone(), trunk.name.clone());
+        drop(cfg);
+        refuse_overload(&switch, tx, &call_id, &practice, &trunk, &caller, max_calls).await;
+        return;
+    }
     let incoming = IncomingCall {
         practice: practice.id.clone(),
         open: practice.hours.is_open(switch.clock.wall()),
@@ -234,10 +245,47 @@ async fn handle_invite(switch: Arc<Switch>, mut tx: Transaction, source: SocketA
         via,
         received_at: switch.clock.wall(),
         sip_call_id: call_id,
-        caller: permanence_numbers::normalize(&caller, practice.country)
-            .map(|n| n.as_str().to_string())
-            .unwrap_or(caller_user),
+        caller,
     };
     drop(cfg);
     call::run_call(switch.calls.clone(), tx, incoming).await;
+}
+
+/// When the last `call.overload` line was logged (engine seconds), so a
+/// sustained overload logs one line per 10 s, not one per refused call.
+static OVERLOAD_LOGGED: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// Refuses a carrier's call because `max_calls` calls are in progress:
+/// 503 without Retry-After (the carrier tries its next route at once),
+/// counted as `sip_rejected{reason="overload"}` and recorded as a rejected
+/// call, like every call that reached a practice.
+async fn refuse_overload(
+    switch: &Switch,
+    mut tx: Transaction,
+    call_id: &str,
+    practice: &str,
+    trunk: &str,
+    caller: &str,
+    max_calls: u32,
+) {
+    switch
+        .metrics
+        .sip_rejected(permanence_metrics::SipReject::Overload);
+    switch.record_rejected(call_id, practice, trunk, caller, "overload");
+    let now = switch.clock.now().timestamp();
+    let last = OVERLOAD_LOGGED.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 10
+        && OVERLOAD_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        warn!(
+            event = "call.overload",
+            practice,
+            trunk,
+            max_calls,
+            "calls in progress at [sip.limits] max_calls: new calls get 503"
+        );
+    }
+    reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
 }

@@ -335,11 +335,17 @@ fn front_door(
         let c = cfg.load();
         c.trunk_for(ip).is_some() || c.sip.limits.is_trusted(ip)
     });
+    let cfg = config.clone();
+    let overloaded = Box::new(move || {
+        let cap = u64::from(cfg.load().sip.limits.max_heap_mb) << 20;
+        permanence_memory::heap_bytes().is_some_and(|heap| heap >= cap)
+    });
     let r = registrations.clone();
     let challenger = Box::new(move || r.challenge());
     Arc::new(FrontDoor::new(
         limits,
         trusted,
+        overloaded,
         challenger,
         user_agent.to_string(),
     ))

@@ -99,6 +99,7 @@ fn accept_backs_off_at_the_descriptor_limit() {
         let door = Arc::new(FrontDoor::new(
             GateSettings::default(),
             Box::new(|_| false),
+            Box::new(|| false),
             Box::new(Vec::new),
             String::new(),
         ));

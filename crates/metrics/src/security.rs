@@ -78,6 +78,9 @@ pub struct GateTotals {
     pub challenged_407: u64,
     /// OPTIONS answered without a transaction.
     pub options_200: u64,
+    /// New work (INVITE, REGISTER, OPTIONS) refused with 503 at the door
+    /// because the heap reached `[sip.limits] max_heap_mb`.
+    pub overloaded_503: u64,
     /// Bans so far.
     pub bans: u64,
     /// Sources banned now.
@@ -116,7 +119,7 @@ pub struct SecurityMetrics {
     flood_dropped_vec: IntCounterVec,
     flood_dropped: Vec<Synced>,
     stateless_vec: IntCounterVec,
-    stateless: [Synced; 3],
+    stateless: [Synced; 4],
     bans: Synced,
     bans_counter: IntCounter,
     banned: IntGauge,
@@ -146,7 +149,7 @@ impl SecurityMetrics {
         let stateless_vec = IntCounterVec::new(
             Opts::new(
                 "permanence_sip_stateless_replies_total",
-                "Responses sent to untrusted sources without creating a transaction, by status code (401/407 challenges, 200 to OPTIONS).",
+                "Responses sent to untrusted sources without creating a transaction, by status code (401/407 challenges, 200 to OPTIONS, 503 to new requests while the heap is at [sip.limits] max_heap_mb).",
             ),
             &["code"],
         )?;
@@ -156,7 +159,7 @@ impl SecurityMetrics {
                 .get_metric_with_label_values(&[c])
                 .map(Synced::new)
         };
-        let stateless = [st("401")?, st("407")?, st("200")?];
+        let stateless = [st("401")?, st("407")?, st("200")?, st("503")?];
         let bans_counter = IntCounter::with_opts(Opts::new(
             "permanence_sip_bans_total",
             "Sources banned for flooding.",
@@ -285,6 +288,7 @@ impl SecurityMetrics {
         self.stateless[0].sync(t.challenged_401);
         self.stateless[1].sync(t.challenged_407);
         self.stateless[2].sync(t.options_200);
+        self.stateless[3].sync(t.overloaded_503);
         self.bans.sync(t.bans);
         self.banned
             .set(i64::try_from(t.banned_now).unwrap_or(i64::MAX));

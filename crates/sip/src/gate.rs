@@ -390,6 +390,25 @@ impl Gate {
     }
 }
 
+/// Whether a datagram would start new work in the stack: an INVITE out of
+/// any dialog, a REGISTER or an OPTIONS. What an overloaded engine refuses
+/// (responses, ACK, CANCEL, BYE and every in-dialog request still pass, so
+/// calls in progress can end).
+pub fn is_new_work(kind: &Kind) -> bool {
+    match kind {
+        Kind::Request {
+            method: Method::Invite,
+            out_of_dialog,
+            ..
+        } => *out_of_dialog,
+        Kind::Request {
+            method: Method::Register | Method::Options,
+            ..
+        } => true,
+        _ => false,
+    }
+}
+
 /// Reads what the gate needs from a datagram's first lines: the start line,
 /// the To header's tag, and whether credentials are present. Never fails:
 /// what it cannot read is [`Kind::Other`] (the syntax check decides).
@@ -625,6 +644,26 @@ mod tests {
         #[test]
         fn classify_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             let _ = classify(&bytes);
+        }
+    }
+
+    #[test]
+    fn new_work_is_what_opens_a_dialog_or_a_binding() {
+        let new = |m: &[u8]| is_new_work(&classify(m));
+        assert!(new(b"INVITE sip:b@h SIP/2.0\r\nTo: <sip:b@h>\r\n\r\n"));
+        assert!(!new(
+            b"INVITE sip:b@h SIP/2.0\r\nTo: <sip:b@h>;tag=x\r\n\r\n"
+        ));
+        assert!(new(b"REGISTER sip:h SIP/2.0\r\nTo: <sip:a@h>\r\n\r\n"));
+        assert!(new(b"OPTIONS sip:h SIP/2.0\r\nTo: <sip:a@h>\r\n\r\n"));
+        for m in [
+            &b"BYE sip:b@h SIP/2.0\r\nTo: <sip:b@h>;tag=x\r\n\r\n"[..],
+            b"ACK sip:b@h SIP/2.0\r\nTo: <sip:b@h>\r\n\r\n",
+            b"CANCEL sip:b@h SIP/2.0\r\nTo: <sip:b@h>\r\n\r\n",
+            b"SIP/2.0 200 OK\r\nTo: <sip:b@h>;tag=x\r\n\r\n",
+            b"\r\n\r\n",
+        ] {
+            assert!(!new(m), "{}", String::from_utf8_lossy(m));
         }
     }
 }

@@ -10,7 +10,7 @@
 //! so malformed traffic is answered (or dropped when no response is
 //! possible: no Via, no Call-ID, or an ACK) and never reaches a call.
 
-use crate::gate::{classify, Disposition, DropReason, Gate, GateEvent, GateSettings};
+use crate::gate::{classify, is_new_work, Disposition, DropReason, Gate, GateEvent, GateSettings};
 use parking_lot::Mutex;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -539,6 +539,9 @@ pub struct GateStats {
     pub challenged_401: AtomicU64,
     /// OPTIONS answered without a transaction.
     pub options_200: AtomicU64,
+    /// New requests refused with 503 without a transaction because the
+    /// engine was over its memory cap.
+    pub overloaded_503: AtomicU64,
     /// Bans so far.
     pub bans: AtomicU64,
 }
@@ -570,11 +573,19 @@ pub type Challenger = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 /// trusted sources skip the gate.
 pub type TrustPolicy = Box<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
+/// Says whether the engine is over its memory cap: new work
+/// ([`crate::gate::is_new_work`]) is then refused at the door.
+pub type OverloadPolicy = Box<dyn Fn() -> bool + Send + Sync>;
+
 /// The front door shared by the SIP listeners: the gate's state, who is
-/// trusted, how to challenge, and the Server header.
+/// trusted, how to challenge, when the engine is overloaded, and the
+/// Server header.
 pub struct FrontDoor {
     gate: Mutex<Gate>,
     trusted: TrustPolicy,
+    overloaded: OverloadPolicy,
+    /// When the last `sip.overloaded` line was logged (ms since `origin`).
+    overload_logged: AtomicU64,
     challenger: Challenger,
     server: String,
     origin: std::time::Instant,
@@ -587,12 +598,15 @@ impl FrontDoor {
     pub fn new(
         settings: GateSettings,
         trusted: TrustPolicy,
+        overloaded: OverloadPolicy,
         challenger: Challenger,
         server: String,
     ) -> Self {
         Self {
             gate: Mutex::new(Gate::new(settings)),
             trusted,
+            overloaded,
+            overload_logged: AtomicU64::new(0),
             challenger,
             server,
             origin: std::time::Instant::now(),
@@ -636,12 +650,13 @@ impl FrontDoor {
     pub fn judge(&self, buf: &[u8], from: SocketAddr, guard: &GuardStats) -> Judged {
         let now = self.origin.elapsed();
         let trusted = (self.trusted)(from.ip());
+        let kind = classify(buf);
         let disposition = {
             let mut gate = self.gate.lock();
             let d = if !trusted && gate.is_banned(from.ip(), now) {
                 Disposition::Drop(DropReason::Banned)
             } else {
-                gate.admit(from.ip(), trusted, classify(buf), now)
+                gate.admit(from.ip(), trusted, kind, now)
             };
             while let Some(ev) = gate.poll_event() {
                 let GateEvent::Banned {
@@ -696,6 +711,9 @@ impl FrontDoor {
             ),
             Disposition::Options200 => (200, "OK", "", &self.stats.options_200),
             Disposition::Pass | Disposition::Drop(_) => {
+                if is_new_work(&kind) && (self.overloaded)() {
+                    return self.refuse_overloaded(buf, from, now);
+                }
                 guard.passed.fetch_add(1, Ordering::Relaxed);
                 return Judged::Pass;
             }
@@ -716,6 +734,33 @@ impl FrontDoor {
                 counter.fetch_add(1, Ordering::Relaxed);
                 Judged::Respond(r)
             }
+            None => Judged::Nothing,
+        }
+    }
+}
+
+impl FrontDoor {
+    /// A 503 without a transaction (no Retry-After: only this request is
+    /// refused, the carrier may route it elsewhere), logged at most every
+    /// 10 s with the count of refusals.
+    fn refuse_overloaded(&self, buf: &[u8], from: SocketAddr, now: std::time::Duration) -> Judged {
+        let n = self.stats.overloaded_503.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        let last = self.overload_logged.load(Ordering::Relaxed);
+        if (last == 0 || now_ms.saturating_sub(last) >= 10_000)
+            && self
+                .overload_logged
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                event = "sip.overloaded",
+                refused_total = n,
+                "memory cap reached (sip.limits.max_heap_mb): new requests get 503"
+            );
+        }
+        match stateless_reply(buf, from, 503, "Service Unavailable", &[], &self.server) {
+            Some(r) => Judged::Respond(r),
             None => Judged::Nothing,
         }
     }
@@ -1018,5 +1063,59 @@ mod tests {
             m.truncate(cut.min(m.len()));
             let _ = check_datagram(&m, src());
         }
+    }
+
+    /// A front door whose overload switch the test flips.
+    fn door_with(overloaded: Arc<std::sync::atomic::AtomicBool>) -> FrontDoor {
+        FrontDoor::new(
+            crate::gate::GateSettings::default(),
+            Box::new(|_| true),
+            Box::new(move || overloaded.load(Ordering::Relaxed)),
+            Box::new(Vec::new),
+            "test".to_string(),
+        )
+    }
+
+    #[test]
+    fn overloaded_door_refuses_new_work_and_lets_dialogs_end() {
+        let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let door = door_with(over.clone());
+        let guard = GuardStats::default();
+        let invite = msg(
+            "INVITE sip:b@h SIP/2.0",
+            "CSeq: 1 INVITE\r\nMax-Forwards: 70\r\n",
+            "",
+            Some("0"),
+        );
+        let register = msg(
+            "REGISTER sip:h SIP/2.0",
+            "CSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n",
+            "",
+            Some("0"),
+        );
+        let bye = b"BYE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-2\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let reinvite = String::from_utf8_lossy(bye).replace("BYE", "INVITE");
+        let response = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-3\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+
+        assert_eq!(door.judge(&invite, src(), &guard), Judged::Pass);
+        over.store(true, Ordering::Relaxed);
+        for new_work in [&invite, &register] {
+            let Judged::Respond(r) = door.judge(new_work, src(), &guard) else {
+                panic!("new work must be refused while overloaded")
+            };
+            let text = String::from_utf8(r).expect("utf8");
+            assert!(
+                text.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+                "{text}"
+            );
+            assert!(!text.contains("Retry-After"), "{text}");
+        }
+        assert_eq!(door.judge(bye, src(), &guard), Judged::Pass);
+        assert_eq!(door.judge(reinvite.as_bytes(), src(), &guard), Judged::Pass);
+        assert_eq!(door.judge(response, src(), &guard), Judged::Pass);
+        assert_eq!(door.stats.overloaded_503.load(Ordering::Relaxed), 2);
+        over.store(false, Ordering::Relaxed);
+        assert_eq!(door.judge(&register, src(), &guard), Judged::Pass);
+        assert_eq!(door.stats.overloaded_503.load(Ordering::Relaxed), 2);
     }
 }
