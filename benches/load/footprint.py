@@ -8,7 +8,11 @@ compares the engine's own gauges:
   * baseline: the last sample before the carrier's first call;
   * with the calls: the samples where permanence_active_calls >= N (all the
     calls set up, none ended yet; for queued calls also
-    permanence_queue_waiting >= N), median;
+    permanence_queue_waiting >= N), median, split in two: "early", within
+    35 s of the moment all calls were up (each call's INVITE transaction
+    and its task are still kept by rsipstack: Timer L, 64 x T1 = 32 s
+    after the 200), and "steady", later (what a call costs for the rest
+    of its life; needs --measure above 35 s);
   * after: the last sample (the calls ended, --idle-after seconds later).
 permanence_memory_heap_bytes is exact (the engine's counting allocator:
 bytes allocated and not freed); permanence_memory_resident_bytes is the RSS
@@ -59,19 +63,29 @@ def main():
         json.dump(out, open(os.path.join(a.rundir, "footprint.json"), "w"), indent=1)
         sys.exit(1)
     base, last = before[-1], rows[-1]
+    t_up = full[0]["t"]
+    early = [r for r in full if r["t"] < t_up + 35]
+    steady = [r for r in full if r["t"] >= t_up + 35]
+    out["samples_early"], out["samples_steady"] = len(early), len(steady)
     mib = 1 << 20
     for g, name in ((HEAP, "heap"), (RSS, "rss")):
-        with_calls = statistics.median(r[g] for r in full)
         out[f"{name}_baseline_mb"] = round(base[g] / mib, 1)
-        out[f"{name}_with_calls_mb"] = round(with_calls / mib, 1)
         out[f"{name}_after_mb"] = round(last[g] / mib, 1)
-        out[f"{name}_per_call_kib"] = round((with_calls - base[g]) / a.calls / 1024, 1)
+        for part, rs in (("early", early), ("steady", steady)):
+            if not rs:
+                continue
+            with_calls = statistics.median(r[g] for r in rs)
+            out[f"{name}_{part}_mb"] = round(with_calls / mib, 1)
+            out[f"{name}_{part}_per_call_kib"] = round((with_calls - base[g]) / a.calls / 1024, 1)
     json.dump(out, open(os.path.join(a.rundir, "footprint.json"), "w"), indent=1)
-    print(f"footprint ({a.kind}, {a.calls} calls): heap {out['heap_baseline_mb']} -> "
-          f"{out['heap_with_calls_mb']} MB = {out['heap_per_call_kib']} KiB per call "
-          f"(after: {out['heap_after_mb']} MB); RSS {out['rss_baseline_mb']} -> "
-          f"{out['rss_with_calls_mb']} MB = {out['rss_per_call_kib']} KiB per call "
-          f"(after: {out['rss_after_mb']} MB)")
+
+    def part(name, p):
+        if f"{name}_{p}_mb" not in out:
+            return f"{p}: no sample"
+        return f"{p} {out[f'{name}_{p}_mb']} MB = {out[f'{name}_{p}_per_call_kib']} KiB per call"
+    for name in ("heap", "rss"):
+        print(f"footprint ({a.kind}, {a.calls} calls) {name}: baseline {out[f'{name}_baseline_mb']} MB; "
+              f"{part(name, 'early')}; {part(name, 'steady')}; after the calls {out[f'{name}_after_mb']} MB")
 
 
 if __name__ == "__main__":

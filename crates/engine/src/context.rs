@@ -24,7 +24,6 @@ use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tracing::debug;
 
 /// The SIP stack as a leg sees it.
@@ -87,15 +86,22 @@ impl SipContext {
             Ok(dialog) => {
                 let mut handler = dialog.clone();
                 let mut tx = tx;
-                let task = tokio::spawn(async move {
-                    if let Err(e) = handler.handle(&mut tx).await {
-                        debug!(error = %e, "INVITE transaction ended with an error");
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                // No JoinHandle is kept: a task's memory (its ~6 KB future)
+                // is freed only once it has ended *and* its handle is gone,
+                // and this one ends with the ACK, long before the call.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        r = handler.handle(&mut tx) => if let Err(e) = r {
+                            debug!(error = %e, "INVITE transaction ended with an error");
+                        },
+                        _ = stopped => {}
                     }
                 });
                 Ok(ServerDialog {
                     dialog,
                     states,
-                    task,
+                    stop: InviteTaskStop(stop),
                 })
             }
             Err(e) => Err(Box::new((tx, e.to_string()))),
@@ -109,8 +115,20 @@ pub struct ServerDialog {
     pub dialog: rsipstack::dialog::invite_dialog::InviteDialog,
     /// Its state changes (confirmed, terminated, in-dialog requests).
     pub states: rsipstack::dialog::dialog::DialogStateReceiver,
-    /// The task driving the INVITE transaction.
-    pub task: JoinHandle<()>,
+    /// Ends the task driving the INVITE transaction, if it still runs.
+    pub stop: InviteTaskStop,
+}
+
+/// Stops the task driving an incoming INVITE's transaction (when the call
+/// ends before the transaction does); dropping it does the same.
+#[derive(Debug)]
+pub struct InviteTaskStop(tokio::sync::oneshot::Sender<()>);
+
+impl InviteTaskStop {
+    /// Ends the task now (nothing happens if it has ended already).
+    pub fn stop(self) {
+        let _ = self.0.send(());
+    }
 }
 
 /// Call-level settings from the command line.

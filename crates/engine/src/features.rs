@@ -156,7 +156,7 @@ async fn confirm(
         &leg.srtp_key(),
     );
     let (dialog, mut state_rx, task) = match ctx.sip.server_dialog(tx) {
-        Ok(sd) => (sd.dialog, sd.states, sd.task),
+        Ok(sd) => (sd.dialog, sd.states, sd.stop),
         Err(boxed) => {
             let (mut tx, _) = *boxed;
             reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
@@ -198,7 +198,7 @@ async fn confirm(
     }
     leg.close().await;
     ctx.sip.dialogs.remove_dialog(&id);
-    task.abort();
+    task.stop();
 }
 
 #[cfg(test)]

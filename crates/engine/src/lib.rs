@@ -73,9 +73,11 @@ pub(crate) fn signalling_ip(tx: &Transaction) -> Option<std::net::IpAddr> {
 }
 
 /// Answers a transaction; a failure to send is only logged (the peer
-/// retransmits or gives up).
+/// retransmits or gives up). rsipstack's send future (about 2 KB) is boxed
+/// for the time of the send: inline, it would size every task that may
+/// reply, for the whole life of a call.
 pub(crate) async fn reply(tx: &mut Transaction, code: StatusCode, headers: Vec<Header>) {
-    if let Err(e) = tx.reply_with(code, headers, None).await {
+    if let Err(e) = Box::pin(tx.reply_with(code, headers, None)).await {
         tracing::debug!(error = %e, "could not send response");
     }
 }

@@ -200,7 +200,7 @@ impl Engine {
         let s = switch.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(tx) = incoming.recv().await {
-                tokio::spawn(routing::handle_transaction(s.clone(), tx));
+                tokio::spawn(routing::handle_transaction(s.clone(), Box::new(tx)));
             }
         }));
         info!(event = "engine.ready", ?sip_udp, ?sip_tcp, ?sip_tls, http = %http_addr, "Permanence is ready");

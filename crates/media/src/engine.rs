@@ -54,6 +54,22 @@ const FOREIGN_LOG_MAX: usize = 4;
 /// Receive buffer size (larger datagrams are truncated and counted as
 /// garbage if they fail to parse).
 const RECV_BUF: usize = 2048;
+/// Datagrams a leg reads in one wake-up before it lets its other inputs
+/// (commands, playout, timeout) and other tasks run.
+const RECV_BATCH: usize = 32;
+
+thread_local! {
+    /// What a leg receives, read straight from its socket. One buffer per
+    /// worker thread, not per leg: a leg never holds it across an await
+    /// (readiness first, then non-blocking reads), which saves 2 KB per
+    /// leg.
+    static RX_BUF: std::cell::RefCell<[u8; RECV_BUF]> =
+        const { std::cell::RefCell::new([0; RECV_BUF]) };
+    /// Packets built for sending (playout, relay), with room for an SRTP
+    /// tag; sends are synchronous, so one per worker thread is enough.
+    static TX_BUF: std::cell::RefCell<[u8; MAX_PACKET + MAX_TAG_LEN]> =
+        const { std::cell::RefCell::new([0; MAX_PACKET + MAX_TAG_LEN]) };
+}
 
 /// Errors of the media engine.
 #[derive(Debug, thiserror::Error)]
@@ -264,8 +280,9 @@ struct TxState {
     /// source).
     dest: Option<SocketAddr>,
     owner: Owner,
-    /// SRTP protection of what is sent, when negotiated.
-    srtp: Option<SrtpSender>,
+    /// SRTP protection of what is sent, when negotiated (boxed: only SRTP
+    /// legs pay for its ~900 bytes of key schedule).
+    srtp: Option<Box<SrtpSender>>,
 }
 
 impl TxState {
@@ -438,9 +455,12 @@ impl MediaEngine {
 // ---------------------------------------------------------------------------
 // Leg handle
 
+/// A command to a leg's task. The large payloads are boxed: a channel
+/// allocates its slots in blocks of 32 commands, so the largest variant
+/// sets what each leg's command channel costs (88 bytes a slot inline).
 enum Command {
-    SetRemote(RemoteMedia),
-    Play(Playlist),
+    SetRemote(Box<RemoteMedia>),
+    Play(Box<Playlist>),
     StopPlayback,
     Bridge {
         id: u64,
@@ -449,10 +469,7 @@ enum Command {
     },
     /// Leave bridge `id` (or any bridge with `None`).
     Unbridge(Option<u64>),
-    Record {
-        path: PathBuf,
-        max: Duration,
-    },
+    Record(Box<(PathBuf, Duration)>),
     StopRecording,
     Close,
 }
@@ -521,7 +538,7 @@ impl Leg {
                 key: self.shared.srtp_key,
             });
             if tx.srtp.as_ref().map(|s| *s.suite_key()) != ours {
-                tx.srtp = ours.map(SrtpSender::new);
+                tx.srtp = ours.map(|k| Box::new(SrtpSender::new(k)));
             }
             let peer = SignalledPeer::next(tx.peer, remote.addr, remote.signalling_ip);
             if tx.peer != Some(peer) {
@@ -530,14 +547,14 @@ impl Leg {
             tx.peer = Some(peer);
             tx.remote = Some(remote);
         }
-        self.send(Command::SetRemote(remote))
+        self.send(Command::SetRemote(Box::new(remote)))
     }
 
     /// Replaces what is playing with `playlist` (sequence numbers and
     /// timestamps continue; the first packet carries the marker bit).
     /// Ignored while the leg is bridged.
     pub fn play(&self, playlist: Playlist) -> Result<(), MediaError> {
-        self.send(Command::Play(playlist))
+        self.send(Command::Play(Box::new(playlist)))
     }
 
     /// Stops playback (no `PlaybackFinished`); the leg sends nothing.
@@ -549,10 +566,7 @@ impl Leg {
     /// most `max` long; replaces a recording in progress. Completion or
     /// failure is reported as an event.
     pub fn record(&self, path: impl Into<PathBuf>, max: Duration) -> Result<(), MediaError> {
-        self.send(Command::Record {
-            path: path.into(),
-            max,
-        })
+        self.send(Command::Record(Box::new((path.into(), max))))
     }
 
     /// Stops and finalises the recording in progress.
@@ -678,11 +692,10 @@ struct LegTask {
     peer: Option<Peer>,
     recorder: Option<Recorder>,
     /// SRTP check and decryption of what is received, when negotiated.
-    srtp: Option<SrtpReceiver>,
+    /// (Boxed: only SRTP legs pay for its ~900 bytes.)
+    srtp: Option<Box<SrtpReceiver>>,
     /// Whether an SRTP authentication failure was logged (once per leg).
     srtp_failure_logged: bool,
-    /// Packets built for sending, with room for an SRTP tag.
-    tx_buf: [u8; MAX_PACKET + MAX_TAG_LEN],
 }
 
 impl LegTask {
@@ -713,7 +726,6 @@ impl LegTask {
             recorder: None,
             srtp: None,
             srtp_failure_logged: false,
-            tx_buf: [0; MAX_PACKET + MAX_TAG_LEN],
         })
     }
 
@@ -725,7 +737,6 @@ impl LegTask {
 
     async fn run(mut self: Box<Self>) {
         let shared = self.shared.clone();
-        let mut rx_buf = Box::new([0u8; RECV_BUF]);
         let far = Instant::now() + Duration::from_secs(86400 * 365);
         let play_sleep = sleep_until(far);
         let timeout_sleep = sleep_until(far);
@@ -761,19 +772,37 @@ impl LegTask {
                         timeout_sleep.as_mut().reset(next);
                     }
                 }
-                res = shared.socket.recv_from(&mut rx_buf[..]) => {
-                    if let Ok((n, src)) = res {
-                        let resumed = self.on_datagram(rx_buf.get_mut(..n).unwrap_or(&mut []), src);
-                        if resumed {
-                            if let Some(deadline) = self.timeout_deadline() {
-                                timeout_sleep.as_mut().reset(deadline);
-                            }
+                res = shared.socket.readable() => {
+                    if res.is_ok() && self.read_datagrams(&shared.socket) {
+                        if let Some(deadline) = self.timeout_deadline() {
+                            timeout_sleep.as_mut().reset(deadline);
                         }
                     }
                 }
             }
         }
         self.shutdown();
+    }
+
+    /// Reads what the socket holds (at most [`RECV_BATCH`] datagrams) into
+    /// the thread's receive buffer and handles each. Returns true when the
+    /// inactivity timer must be re-armed.
+    fn read_datagrams(&mut self, socket: &UdpSocket) -> bool {
+        RX_BUF.with_borrow_mut(|buf| {
+            let mut resumed = false;
+            for _ in 0..RECV_BATCH {
+                match socket.try_recv_from(&mut buf[..]) {
+                    Ok((n, src)) => {
+                        resumed |= self.on_datagram(buf.get_mut(..n).unwrap_or(&mut []), src);
+                    }
+                    // WouldBlock: drained, readiness cleared. Any other
+                    // error (ICMP unreachable reported on the socket):
+                    // the next datagram is read on the next wake-up.
+                    Err(_) => break,
+                }
+            }
+            resumed
+        })
     }
 
     fn shutdown(&mut self) {
@@ -821,8 +850,9 @@ impl LegTask {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::SetRemote(r) => {
+                let r = *r;
                 if self.srtp.as_ref().map(|s| *s.suite_key()) != r.srtp {
-                    self.srtp = r.srtp.map(SrtpReceiver::new);
+                    self.srtp = r.srtp.map(|k| Box::new(SrtpReceiver::new(k)));
                 }
                 self.remote = Some(r);
                 if self.guard.signal(r.addr, r.signalling_ip) {
@@ -837,7 +867,7 @@ impl LegTask {
                     return;
                 }
                 self.playing = Some(Playing {
-                    player: Player::new(list),
+                    player: Player::new(*list),
                     start: Instant::now(),
                     ticks: 0,
                     restart: true,
@@ -863,7 +893,8 @@ impl LegTask {
                 });
             }
             Command::Unbridge(only) => self.leave_bridge(only),
-            Command::Record { path, max } => {
+            Command::Record(rec) => {
+                let (path, max) = *rec;
                 if let Some(r) = self.recorder.take() {
                     bump(&self.shared.counters.record_dropped, r.dropped);
                     r.finish(RecordingEnd::Stopped);
@@ -909,21 +940,21 @@ impl LegTask {
         let Some((dest, remote)) = tx.sendable() else {
             return Some(next);
         };
-        let built = rtp::build_playout_packet(
-            &mut self.tx_buf,
-            &mut tx.stream,
-            remote.payload_type,
-            frame,
-            now.into_std(),
-            restart,
-        )
-        .and_then(|len| tx.seal(&mut self.tx_buf, len));
-        drop(tx);
-        if let Some(len) = built {
-            if let Some(pkt) = self.tx_buf.get(..len) {
+        TX_BUF.with_borrow_mut(|buf| {
+            let built = rtp::build_playout_packet(
+                buf,
+                &mut tx.stream,
+                remote.payload_type,
+                frame,
+                now.into_std(),
+                restart,
+            )
+            .and_then(|len| tx.seal(buf, len));
+            drop(tx);
+            if let Some(pkt) = built.and_then(|len| buf.get(..len)) {
                 self.shared.send(pkt, dest);
             }
-        }
+        });
         Some(next)
     }
 
@@ -1041,20 +1072,22 @@ impl LegTask {
                         payload_type: out.payload_type,
                         dtmf_payload_type: out.dtmf_payload_type,
                     };
-                    let len = rtp::relay_packet(
-                        &pkt,
-                        peer.id,
-                        from,
-                        to,
-                        &mut tx.stream,
-                        &mut self.tx_buf,
-                        now.into_std(),
-                    )
-                    .and_then(|len| tx.seal(&mut self.tx_buf, len));
-                    drop(tx);
-                    if let Some(out_pkt) = len.and_then(|l| self.tx_buf.get(..l)) {
-                        peer.shared.send(out_pkt, dest);
-                    }
+                    TX_BUF.with_borrow_mut(|buf| {
+                        let len = rtp::relay_packet(
+                            &pkt,
+                            peer.id,
+                            from,
+                            to,
+                            &mut tx.stream,
+                            buf,
+                            now.into_std(),
+                        )
+                        .and_then(|len| tx.seal(buf, len));
+                        drop(tx);
+                        if let Some(out_pkt) = len.and_then(|l| buf.get(..l)) {
+                            peer.shared.send(out_pkt, dest);
+                        }
+                    });
                 }
             }
         }

@@ -15,7 +15,6 @@ use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::Transaction;
 use std::net::IpAddr;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// The caller's dialog and media.
@@ -23,7 +22,7 @@ pub struct Caller {
     dialog: InviteDialog,
     /// The dialog's state changes.
     pub states: DialogStateReceiver,
-    invite_task: JoinHandle<()>,
+    invite_task: crate::context::InviteTaskStop,
     /// The caller's RTP leg.
     pub media: Leg,
     /// Its events (DTMF, playback finished, silence, recording verdicts).
@@ -39,7 +38,7 @@ impl Caller {
     /// Takes the carrier's INVITE: negotiates its SDP offer, opens the
     /// caller's media leg and creates the server dialog. On failure the
     /// INVITE is answered here (488, 503, 500) and `None` returned.
-    pub async fn take(ctx: &CallContext, mut tx: Transaction, call_id: &str) -> Option<Self> {
+    pub async fn take(ctx: &CallContext, mut tx: Box<Transaction>, call_id: &str) -> Option<Self> {
         // A carrier always sends an offer (late offer is not supported).
         let offer = std::str::from_utf8(&tx.original.body)
             .map_err(|_| permanence_media::sdp::SdpError::NoAudio)
@@ -67,7 +66,7 @@ impl Caller {
                 return None;
             }
         };
-        let sd = match ctx.sip.server_dialog(tx) {
+        let sd = match ctx.sip.server_dialog(*tx) {
             Ok(sd) => sd,
             Err(boxed) => {
                 let (mut tx, e) = *boxed;
@@ -80,7 +79,7 @@ impl Caller {
         Some(Self {
             dialog: sd.dialog,
             states: sd.states,
-            invite_task: sd.task,
+            invite_task: sd.stop,
             media,
             media_events,
             session: LocalSession::new(ctx.media.advertise),
@@ -221,7 +220,7 @@ impl Caller {
     pub async fn close(self, ctx: &CallContext) {
         self.media.close().await;
         ctx.sip.dialogs.remove_dialog(&self.dialog.id());
-        self.invite_task.abort();
+        self.invite_task.stop();
     }
 }
 

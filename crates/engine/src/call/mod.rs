@@ -66,22 +66,35 @@ pub struct IncomingCall {
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
 /// Answers and runs one forwarded call until it ends.
-pub async fn run_call(ctx: Arc<CallContext>, mut tx: Transaction, incoming: IncomingCall) {
+pub async fn run_call(ctx: Arc<CallContext>, tx: Box<Transaction>, incoming: IncomingCall) {
+    // Answering is a future of its own, boxed for its duration: what it
+    // holds (the practice, the caller's transaction) must not stay in the
+    // call's future for the life of the call.
+    if let Some(driver) = Box::pin(answer(ctx, tx, incoming)).await {
+        driver.run().await;
+    }
+}
+
+/// Finds the practice and its prompts, answers the caller and builds the
+/// call's driver (boxed: about 2.3 KB, held once).
+async fn answer(
+    ctx: Arc<CallContext>,
+    mut tx: Box<Transaction>,
+    incoming: IncomingCall,
+) -> Option<Box<CallDriver>> {
     let Some(practice) = ctx.config.load().practice(&incoming.practice).cloned() else {
         reply(&mut tx, StatusCode::NotFound, vec![]).await;
-        return;
+        return None;
     };
     let Some(prompts) = ctx.media.prompts(&practice.id) else {
         warn!(practice = %practice.id, "no prompts for practice");
         reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
-        return;
+        return None;
     };
-    let Some(caller) = Caller::take(&ctx, tx, &incoming.sip_call_id).await else {
-        return;
-    };
-    CallDriver::new(ctx, practice, prompts, incoming, caller)
-        .run()
-        .await;
+    let caller = Caller::take(&ctx, tx, &incoming.sip_call_id).await?;
+    Some(Box::new(CallDriver::new(
+        ctx, practice, prompts, incoming, caller,
+    )))
 }
 
 /// One forwarded call: its core and every source of its inputs.
@@ -144,7 +157,7 @@ impl CallDriver {
     }
 
     /// Runs the call until it ends, then releases everything.
-    pub async fn run(mut self) {
+    pub async fn run(mut self: Box<Self>) {
         self.start().await;
         loop {
             self.pump().await;
@@ -153,14 +166,14 @@ impl CallDriver {
             }
             let deadline = self.ctx.clock.instant_or_idle(self.core.poll_timeout());
             tokio::select! {
-                st = self.caller.states.recv() => self.on_caller_dialog(st).await,
+                st = self.caller.states.recv() => Box::pin(self.on_caller_dialog(st)).await,
                 ev = self.caller.media_events.recv() => self.on_caller_media(ev),
                 cmd = next_cmd(&mut self.queue) => self.on_dispatcher(cmd),
-                ev = next_far(&mut self.far) => self.on_far(ev).await,
+                ev = next_far(&mut self.far) => Box::pin(self.on_far(ev)).await,
                 _ = tokio::time::sleep_until(deadline) => self.core.handle_timeout(self.now()),
             }
         }
-        self.finish().await;
+        Box::pin(self.finish()).await;
     }
 
     /// Engine time (monotonic), for the core.
