@@ -518,7 +518,7 @@ fn baresip_registers_with_demo_credentials() {
     let cfg = TestConfig::demo();
     let engine = Engine::start(&cfg, &[]);
     let dir = common::TempDir::new("baresip");
-    let port = common::free_udp_port();
+    let port = common::free_baresip_port();
     let silence = dir.path().join("silence.wav");
     common::write_wav(&silence, &vec![0i16; 8000 * 5]);
     std::fs::write(

@@ -60,7 +60,7 @@ struct Baresip {
 impl Baresip {
     fn start(engine: &Engine, account_extra: &str, srtp_module: bool) -> Self {
         let dir = TempDir::new("baresip-srtp");
-        let port = common::free_port();
+        let port = common::free_baresip_port();
         let ctrl = common::free_port();
         let tone = dir.path().join("tone.wav");
         let samples: Vec<i16> = (0..8000 * 30)

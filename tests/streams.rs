@@ -398,7 +398,7 @@ fn full_call_to_a_softphone_registered_over_tls() {
     cfg.practice("martin").remove("triage");
     let engine = Engine::start(&cfg, &[]);
     let dir = common::TempDir::new("baresip-tls");
-    let port = common::free_port();
+    let port = common::free_baresip_port();
     let tone = dir.path().join("tone.wav");
     let samples: Vec<i16> = (0..8000 * 20)
         .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin()) as i16)

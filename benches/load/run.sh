@@ -53,7 +53,10 @@
 # (engine RTP ports, default 10000-19999: outside the kernel's ephemeral
 # range and outside the 20000-40000 range the integration tests use, so a
 # test suite running at the same time cannot send stray RTP into our legs;
-# each bridged call holds 2 even ports), --max-calls N and --max-heap-mb M
+# each bridged call holds 2 even ports), --flood R (rate mode: a stranger,
+# 127.0.0.1 is the trunk and 127.0.0.2 is not, sends R INVITEs/s for the
+# whole run; memsummary.py prints what the gate did with them), --max-calls
+# N and --max-heap-mb M
 # (the engine's [sip.limits] caps; the generated config sets 100000 calls
 # and 16384 MB so that the caps do not bite unless asked). Environment: CARGO_TARGET_DIR (default <repo>/target),
 # PERMANENCE_BIN (skip the build and use this binary), ENGINE_RUST_LOG (engine
@@ -96,6 +99,7 @@ BASELINE=20
 METRICS_EVERY=5
 PLATEAU_TOL=5
 IDLE_TOL_MB=64
+FLOOD=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rate) RATES="$2"; RATE_SET=1; shift 2 ;;
@@ -121,6 +125,7 @@ while [ $# -gt 0 ]; do
         --perf) PERF=1; shift ;;
         --idle-after) IDLE_AFTER="$2"; shift 2 ;;
         --wait-quiet) WAIT_QUIET="$2"; shift 2 ;;
+        --flood) FLOOD="$2"; shift 2 ;;
         --max-calls) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-calls $2"; shift 2 ;;
         --max-heap-mb) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-heap-mb $2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
@@ -371,6 +376,9 @@ run_rate() { # RATE
     echo "=== rate $rate calls/s for ${DURATION}s ($calls calls), hold ${HOLD_MS} ms, $agents agents"
     start_engine "$rd" "$agents"
     local limit=$((DURATION + HOLD_MS / 1000 + 90))
+    local mm
+    mm="$(start_metricsmon "$rd" "$((limit + IDLE_AFTER + 30))")"
+    PIDS+=("$mm")
     # Hold audio and prompts go to sinks (the SIPp peers send no RTP here).
     "$OUT/rtpload" sink --port "$RTP_A" --seconds "$limit" >"$rd/sink_caller.json" &
     PIDS+=("$!"); local sink_a=$!
@@ -398,6 +406,19 @@ run_rate() { # RATE
         >carrier_screen.log 2>&1) &
     local carrier=$!
     PIDS+=("$carrier")
+    local flood=""
+    if [ "$FLOOD" -gt 0 ]; then
+        # A stranger (127.0.0.2, not a trunk) floods the SIP port with
+        # INVITEs for the whole run: SIPp's built-in UAC, no retransmission.
+        local fport
+        fport="$(free_ports 1)"
+        (cd "$rd" && exec timeout -k 5 "$limit" sipp "127.0.0.1:$SIP_PORT" -sn uac -i 127.0.0.2 \
+            -p "$fport" -r "$FLOOD" -m $((FLOOD * DURATION)) -l $((FLOOD * 3)) -max_retrans 0 \
+            -recv_timeout 1000 -nostdin -buff_size 8388608 -trace_stat -stf flood_stat.csv -fd 1 \
+            >flood_screen.log 2>&1) &
+        flood=$!
+        PIDS+=("$flood")
+    fi
     if [ "$PERF" = 1 ]; then
         local psecs=$((DURATION - HOLD_MS / 1000 - 4))
         [ "$psecs" -gt 15 ] && psecs=15
@@ -416,15 +437,17 @@ run_rate() { # RATE
     wait "$carrier" || true
     local t1
     t1="$(now)"
+    [ -z "$flood" ] || wait_pid "$flood" 15 || stop_pid "$flood" 5
     # The agent side exits after its last call; give it a few seconds.
     wait_pid "$agent" 15 || stop_pid "$agent" 5
     stop_pid "$sink_a" 2; stop_pid "$sink_b" 2
     [ -z "${PERF_JOB:-}" ] || wait_pid "$PERF_JOB" 180 || true
     PERF_JOB=""
     engine_epilogue
-    stop_pid "$mon" 3; stop_pid "$mon2" 3
+    stop_pid "$mon" 3; stop_pid "$mon2" 3; stop_pid "$mm" 3
     cat "$rd/procmon_carrier.csv" >>"$rd/procmon.csv"
     stop_engine
+    python3 "$HERE/memsummary.py" "$rd" | sed 's/^/  /' || true
     write_meta "$rd" "\"rate\": $rate, \"duration_s\": $DURATION, \"calls\": $calls, \"hold_ms\": $HOLD_MS, \"agents\": $agents, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1"
     python3 "$HERE/analyze.py" "$rd" >"$rd/summary.txt"
     python3 - "$rd/summary.json" <<'EOF'

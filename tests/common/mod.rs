@@ -73,6 +73,24 @@ pub fn free_port() -> u16 {
     panic!("no free port");
 }
 
+/// The `sip_listen` port for a baresip softphone: baresip listens on it
+/// for UDP and TCP and on the next port for TLS, so both must be free. Taken
+/// at random in 10000-19999, below the kernel's ephemeral ports (which
+/// other tests' outgoing connections take at any moment) and outside the
+/// tests' RTP range (20000-40000).
+pub fn free_baresip_port() -> u16 {
+    let free = |p: u16| {
+        TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+    };
+    for _ in 0..500 {
+        let p = 10_000 + (rand_u32() % 9_998) as u16;
+        if free(p) && free(p + 1) {
+            return p;
+        }
+    }
+    panic!("no free port pair for baresip");
+}
+
 /// A free UDP port on 127.0.0.1 (released before return).
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
