@@ -190,14 +190,16 @@ async fn run(
         task.send(LegEvent::Failed(OfferFailure::Unreachable));
         return;
     };
-    let Some((i, win, answer)) = task.await_answer(&mut forks, &targets).await else {
+    // The transient steps are boxed for their duration: inline, each would
+    // size this task's future for the whole call.
+    let Some((i, win, answer)) = Box::pin(task.await_answer(&mut forks, &targets)).await else {
         return;
     };
     task.peer_ip = targets.get(i).map(|t| t.destination.ip());
     let offered_srtp = forks.srtp.get(i).copied().unwrap_or(false);
     let Some(remote) = task.answered(negotiated(&answer), offered_srtp) else {
         info!(tag = %task.tag, "answer without usable SDP: hanging up");
-        let _ = win.bye().await;
+        let _ = Box::pin(win.bye()).await;
         task.send(LegEvent::Failed(OfferFailure::Rejected));
         return;
     };
@@ -430,7 +432,7 @@ impl LegTask {
         loop {
             tokio::select! {
                 _ = self.cmd.recv() => {
-                    if let Err(e) = win.bye().await {
+                    if let Err(e) = Box::pin(win.bye()).await {
                         debug!(error = %e, "BYE to agent failed");
                     }
                     return;
@@ -445,7 +447,7 @@ impl LegTask {
                         self.send(LegEvent::Bye);
                         return;
                     }
-                    Some(st) => self.in_dialog(st, &mut session).await,
+                    Some(st) => Box::pin(self.in_dialog(st, &mut session)).await,
                 },
             }
         }
