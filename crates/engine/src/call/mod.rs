@@ -348,7 +348,7 @@ impl CallDriver {
             Some(LegEvent::Answered(remote)) => {
                 if let Some(f) = self.far.as_mut() {
                     f.answered = true;
-                    let _ = f.media.set_remote(remote);
+                    let _ = f.media.set_remote(*remote);
                 }
                 FarNews::Answered
             }
@@ -364,13 +364,13 @@ impl CallDriver {
                 // Follows the far end's direction and keys (a re-key on
                 // hold is taken at once).
                 if let Some(f) = self.far.as_ref() {
-                    let _ = f.media.set_remote(remote);
+                    let _ = f.media.set_remote(*remote);
                 }
                 FarNews::Hold
             }
             Some(LegEvent::Unhold(remote)) => {
                 if let Some(f) = self.far.as_ref() {
-                    let _ = f.media.set_remote(remote);
+                    let _ = f.media.set_remote(*remote);
                 }
                 FarNews::Unhold
             }
