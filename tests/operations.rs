@@ -399,23 +399,8 @@ fn drain_finishes_the_call_refuses_new_ones_and_exits_zero() {
         .wait_event("engine.draining", Duration::from_secs(3))
         .is_some());
     // A new call is refused with 503.
-    let refused = sipp(
-        "carrier_rejected.xml",
-        engine.sip,
-        "127.0.0.1",
-        &[
-            ("called", "+33970000000".to_string()),
-            ("hdr", MARTIN.to_string()),
-            ("rtp_port", "9".to_string()),
-        ],
-        &[],
-        Duration::from_secs(10),
-    );
-    assert!(
-        refused.messages.contains("SIP/2.0 503"),
-        "{}",
-        refused.messages
-    );
+    let refused = refused_call(&engine);
+    assert!(refused.contains("SIP/2.0 503"), "{refused}");
     assert!(engine.is_alive(), "exited before the call ended");
     // The call in progress ends normally...
     let run = call.join().expect("call");
