@@ -4,6 +4,7 @@
 
 use crate::call::{self, IncomingCall};
 use crate::features;
+use crate::streams::Throttle;
 use crate::switch::Switch;
 use crate::{reply, source_of, ALLOW};
 use permanence_numbers::{mask, Country};
@@ -14,7 +15,6 @@ use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::Transaction;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tracing::{debug, info, warn};
 
@@ -262,9 +262,9 @@ async fn handle_invite(switch: Arc<Switch>, mut tx: Box<Transaction>, source: So
     Box::pin(call::run_call(switch.calls.clone(), tx, incoming)).await;
 }
 
-/// When the last `call.overload` line was logged (engine seconds), so a
-/// sustained overload logs one line per 10 s, not one per refused call.
-static OVERLOAD_LOGGED: AtomicI64 = AtomicI64::new(i64::MIN);
+/// A sustained overload logs one `call.overload` line per
+/// 10 s (the streams' log period), with the count, not one per refused call.
+static OVERLOAD_LOG: parking_lot::Mutex<Throttle> = parking_lot::Mutex::new(Throttle::new());
 
 /// Refuses a carrier's call because `max_calls` calls are in progress:
 /// 503 without Retry-After (the carrier tries its next route at once),
@@ -283,18 +283,14 @@ async fn refuse_overload(
         .metrics
         .sip_rejected(permanence_metrics::SipReject::Overload);
     switch.record_rejected(call_id, practice, trunk, caller, "overload");
-    let now = switch.clock.now().timestamp();
-    let last = OVERLOAD_LOGGED.load(Ordering::Relaxed);
-    if now.saturating_sub(last) >= 10
-        && OVERLOAD_LOGGED
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
+    let due = OVERLOAD_LOG.lock().note(std::time::Instant::now());
+    if let Some(refused) = due {
         warn!(
             event = "call.overload",
             practice,
             trunk,
             max_calls,
+            refused,
             "calls in progress at [sip.limits] max_calls: new calls get 503"
         );
     }

@@ -196,14 +196,22 @@ fn duration_ms(d: Duration) -> u64 {
 /// Logs a repeating condition at most once per [`LOG_EVERY`], with the
 /// number of occurrences since the previous line.
 #[derive(Debug, Default)]
-struct Throttle {
+pub(crate) struct Throttle {
     last: Option<std::time::Instant>,
     pending: u64,
 }
 
 impl Throttle {
+    /// Nothing noted yet (usable in a `static`).
+    pub(crate) const fn new() -> Self {
+        Self {
+            last: None,
+            pending: 0,
+        }
+    }
+
     /// Notes one occurrence; `Some(count)` when a line is due.
-    fn note(&mut self, now: std::time::Instant) -> Option<u64> {
+    pub(crate) fn note(&mut self, now: std::time::Instant) -> Option<u64> {
         self.pending += 1;
         match self.last {
             Some(t) if now.duration_since(t) < LOG_EVERY => None,
