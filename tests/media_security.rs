@@ -26,12 +26,7 @@ const ATTACKER: u8 = 0x66;
 /// The demo with Dr Martin open at all hours, no triage menu, a 1 s
 /// greeting (the call reaches Alice quickly), qualify probes off.
 fn config() -> TestConfig {
-    let mut cfg = TestConfig::demo();
-    cfg.always_open("martin");
-    cfg.practice("martin").remove("triage");
-    cfg.tone_prompt("martin", "greeting", 1.0, 440.0);
-    cfg.no_qualify();
-    cfg
+    TestConfig::martin_direct(1.0)
 }
 
 /// Number of packets carrying exactly `fill` bytes of PCMU.

@@ -39,12 +39,7 @@ const TONE_HZ: f64 = 1000.0;
 /// Dr Martin open at all hours, no triage, a 1 s greeting at 440 Hz,
 /// qualify probes off.
 fn config() -> TestConfig {
-    let mut cfg = TestConfig::demo();
-    cfg.always_open("martin");
-    cfg.practice("martin").remove("triage");
-    cfg.tone_prompt("martin", "greeting", 1.0, 440.0);
-    cfg.no_qualify();
-    cfg
+    TestConfig::martin_direct(1.0)
 }
 
 /// baresip as Alice's softphone, registered over TLS, answering at once,

@@ -245,6 +245,18 @@ impl TestConfig {
         sub_table(&mut self.main, name)
     }
 
+    /// The demo with Dr Martin open at all hours, no triage menu, a
+    /// `greeting_s` greeting at 440 Hz, and no OPTIONS probes: the shortest
+    /// path from a carrier's call to Alice's softphone.
+    pub fn martin_direct(greeting_s: f64) -> Self {
+        let mut cfg = Self::demo();
+        cfg.always_open("martin");
+        cfg.practice("martin").remove("triage");
+        cfg.tone_prompt("martin", "greeting", greeting_s, 440.0);
+        cfg.no_qualify();
+        cfg
+    }
+
     /// Turns the registrar's OPTIONS probes off (`qualify_interval_seconds
     /// = 0`): a test's SIPp softphone then sees only the calls.
     pub fn no_qualify(&mut self) -> &mut Self {
