@@ -9,7 +9,15 @@
 #
 # Usage: crates/media/prompts/generate.sh            (writes prompts/fr/*.wav)
 #        VOICE=fr+f3 SPEED=145 crates/media/prompts/generate.sh
+#        crates/media/prompts/generate.sh NAME...    (writes only prompts/fr/NAME.wav
+#                                                     for each NAME, e.g. digit_0 ringback)
+#
+# With NAME arguments, every other committed WAV is left untouched: use this
+# when adding prompts, so that a different espeak-ng/sox version does not
+# silently change the existing ones. An unknown NAME is an error.
 set -euo pipefail
+
+ONLY=("$@")
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$HERE/fr"
@@ -18,6 +26,17 @@ SPEED="${SPEED:-145}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
+DONE=()
+
+# wanted NAME: true if NAME.wav is to be written (no NAME arguments: all).
+wanted() {
+    local n
+    [[ ${#ONLY[@]} -eq 0 ]] && return 0
+    for n in "${ONLY[@]}"; do
+        [[ "$n" == "$1" ]] && return 0
+    done
+    return 1
+}
 
 for tool in espeak-ng sox soxi; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
@@ -27,10 +46,12 @@ done
 # 8 kHz mono 16-bit, peak-normalise to -3 dBFS, add a short tail of silence.
 speak() {
     local name="$1" text="$2"
+    wanted "$name" || return 0
     espeak-ng -v "$VOICE" -s "$SPEED" -w "$WORK/raw.wav" "$text"
     sox "$WORK/raw.wav" -r 8000 -c 1 -b 16 "$OUT/$name.wav" \
         silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse \
         norm -3 pad 0 0.15
+    DONE+=("$name")
 }
 
 # ---- whole prompts -------------------------------------------------------
@@ -48,12 +69,15 @@ speak feature_logout "Vous êtes déconnecté des files d'attente."
 speak feature_unknown "Code inconnu."
 
 # Voicemail: speech followed by a 1 kHz beep (0.4 s).
-espeak-ng -v "$VOICE" -s "$SPEED" -w "$WORK/raw.wav" \
-    "Vous pouvez laisser un message au cabinet. Indiquez votre nom, votre numéro de téléphone et l'objet de votre appel. Parlez après le bip."
-sox "$WORK/raw.wav" -r 8000 -c 1 -b 16 "$WORK/vm_speech.wav" \
-    silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse norm -3 pad 0 0.4
-sox -n -r 8000 -c 1 -b 16 "$WORK/beep.wav" synth 0.4 sine 1000 fade t 0.01 0.4 0.01 gain -9
-sox "$WORK/vm_speech.wav" "$WORK/beep.wav" "$OUT/voicemail.wav"
+if wanted voicemail; then
+    espeak-ng -v "$VOICE" -s "$SPEED" -w "$WORK/raw.wav" \
+        "Vous pouvez laisser un message au cabinet. Indiquez votre nom, votre numéro de téléphone et l'objet de votre appel. Parlez après le bip."
+    sox "$WORK/raw.wav" -r 8000 -c 1 -b 16 "$WORK/vm_speech.wav" \
+        silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse norm -3 pad 0 0.4
+    sox -n -r 8000 -c 1 -b 16 "$WORK/beep.wav" synth 0.4 sine 1000 fade t 0.01 0.4 0.01 gain -9
+    sox "$WORK/vm_speech.wav" "$WORK/beep.wav" "$OUT/voicemail.wav"
+    DONE+=(voicemail)
+fi
 
 # ---- queue announcement pieces -------------------------------------------
 speak position_prefix "Vous êtes le"
@@ -80,6 +104,42 @@ cardinals=(une deux trois quatre cinq six sept huit neuf dix onze douze treize
 for i in "${!cardinals[@]}"; do
     speak "number_$((i + 1))" "${cardinals[$i]}"
 done
+
+# ---- outbound calls (heard by the telesecretary) ---------------------------
+speak outbound_refused "Ce numéro n'est pas autorisé pour les appels sortants de ce cabinet."
+speak outbound_no_practice "Appel impossible : le cabinet n'est pas connu. Composez étoile, huit, le code du cabinet, étoile, puis le numéro."
+speak outbound_not_served "Vous ne traitez pas les appels de ce cabinet."
+speak outbound_invalid "Ce numéro n'est pas valide."
+speak outbound_limit "Vous avez déjà le nombre maximal d'appels sortants en cours."
+
+# ---- callbacks (heard by the caller, except callback_agent_intro) ----------
+speak callback_offer "Pour être rappelé sans perdre votre place, tapez 2."
+speak callback_confirm_prefix "Nous vous rappellerons au"
+speak callback_confirm_choice "Pour confirmer, tapez 1. Pour indiquer un autre numéro, tapez 3."
+speak callback_enter_number "Composez le numéro auquel vous souhaitez être rappelé, suivi de la touche dièse."
+speak callback_invalid_number "Ce numéro n'est pas valide."
+speak callback_kept_place "Votre demande de rappel est enregistrée. Vous gardez votre place : une secrétaire vous rappellera. Au revoir."
+# Heard by the agent before the patient answers.
+speak callback_agent_intro "Rappel d'un patient. Appel en cours."
+
+# ---- transfers (heard by the caller) ---------------------------------------
+speak transfer_failed "Votre correspondant n'est pas joignable. Vous êtes replacé en tête de file, une secrétaire va vous répondre."
+
+# ---- digits, to read a phone number back -----------------------------------
+digits=(zéro un deux trois quatre cinq six sept huit neuf)
+for i in "${!digits[@]}"; do
+    speak "digit_$i" "${digits[$i]}"
+done
+speak digit_plus "plus"
+
+# ---- ringback (heard by an agent while the patient's phone rings) ----------
+# French ringback: 440 Hz, 1.5 s on then 3.5 s off (one 5 s cycle, loopable),
+# same level as the voicemail beep.
+if wanted ringback; then
+    sox -n -r 8000 -c 1 -b 16 "$OUT/ringback.wav" \
+        synth 1.5 sine 440 fade t 0.01 1.5 0.01 gain -9 pad 0 3.5
+    DONE+=(ringback)
+fi
 
 # ---- hold music ------------------------------------------------------------
 # A soft I-vi-IV-V progression (C, Am, F, G), 3 s per chord, played twice:
@@ -109,19 +169,26 @@ chord() { # chord NAME "ROOT THIRD FIFTH" BASS (semitones from A4)
     parts+=("$WORK/${name}_arp.wav")
     sox -m "${parts[@]}" "$WORK/$name.wav"
 }
-# Semitones from A4: C4=-9 E4=-5 G4=-2 A3=-12 F3=-16 G3=-14 B3=-10 D4=-7.
-chord c "-9 -5 -2" -21
-chord am "-12 -9 -5" -24
-chord f "-16 -12 -9" -28
-chord g "-14 -10 -7" -26
-sox "$WORK/c.wav" "$WORK/am.wav" "$WORK/f.wav" "$WORK/g.wav" \
-    "$WORK/c.wav" "$WORK/am.wav" "$WORK/f.wav" "$WORK/g.wav" "$WORK/hold_raw.wav"
-rms="$(sox "$WORK/hold_raw.wav" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')"
-gain="$(awk -v r="$rms" 'BEGIN { printf "%.2f", -18 - 20 * log(r) / log(10) }')"
-sox "$WORK/hold_raw.wav" -r 8000 -c 1 -b 16 "$OUT/hold_music.wav" gain "$gain"
+if wanted hold_music; then
+    # Semitones from A4: C4=-9 E4=-5 G4=-2 A3=-12 F3=-16 G3=-14 B3=-10 D4=-7.
+    chord c "-9 -5 -2" -21
+    chord am "-12 -9 -5" -24
+    chord f "-16 -12 -9" -28
+    chord g "-14 -10 -7" -26
+    sox "$WORK/c.wav" "$WORK/am.wav" "$WORK/f.wav" "$WORK/g.wav" \
+        "$WORK/c.wav" "$WORK/am.wav" "$WORK/f.wav" "$WORK/g.wav" "$WORK/hold_raw.wav"
+    rms="$(sox "$WORK/hold_raw.wav" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')"
+    gain="$(awk -v r="$rms" 'BEGIN { printf "%.2f", -18 - 20 * log(r) / log(10) }')"
+    sox "$WORK/hold_raw.wav" -r 8000 -c 1 -b 16 "$OUT/hold_music.wav" gain "$gain"
+    DONE+=(hold_music)
+fi
+
+for n in "${ONLY[@]}"; do
+    [[ " ${DONE[*]} " == *" $n "* ]] || { echo "unknown prompt name: $n" >&2; exit 1; }
+done
 
 echo "prompts written to $OUT:"
-for f in "$OUT"/*.wav; do
-    printf '%-28s %6.2f s\n' "$(basename "$f")" "$(soxi -D "$f")"
+for n in "${DONE[@]}"; do
+    printf '%-28s %6.2f s\n' "$n.wav" "$(soxi -D "$OUT/$n.wav")"
 done
 du -ch "$OUT"/*.wav | tail -1

@@ -37,6 +37,33 @@ const WAIT_UNDER_1_MINUTE: &[u8] = include_bytes!("../prompts/fr/wait_under_1_mi
 const WAIT_OVER_30_MINUTES: &[u8] = include_bytes!("../prompts/fr/wait_over_30_minutes.wav");
 const MINUTE: &[u8] = include_bytes!("../prompts/fr/minute.wav");
 const MINUTES: &[u8] = include_bytes!("../prompts/fr/minutes.wav");
+const OUTBOUND_REFUSED: &[u8] = include_bytes!("../prompts/fr/outbound_refused.wav");
+const OUTBOUND_NO_PRACTICE: &[u8] = include_bytes!("../prompts/fr/outbound_no_practice.wav");
+const OUTBOUND_NOT_SERVED: &[u8] = include_bytes!("../prompts/fr/outbound_not_served.wav");
+const OUTBOUND_INVALID: &[u8] = include_bytes!("../prompts/fr/outbound_invalid.wav");
+const OUTBOUND_LIMIT: &[u8] = include_bytes!("../prompts/fr/outbound_limit.wav");
+const CALLBACK_OFFER: &[u8] = include_bytes!("../prompts/fr/callback_offer.wav");
+const CALLBACK_CONFIRM_PREFIX: &[u8] = include_bytes!("../prompts/fr/callback_confirm_prefix.wav");
+const CALLBACK_CONFIRM_CHOICE: &[u8] = include_bytes!("../prompts/fr/callback_confirm_choice.wav");
+const CALLBACK_ENTER_NUMBER: &[u8] = include_bytes!("../prompts/fr/callback_enter_number.wav");
+const CALLBACK_INVALID_NUMBER: &[u8] = include_bytes!("../prompts/fr/callback_invalid_number.wav");
+const CALLBACK_KEPT_PLACE: &[u8] = include_bytes!("../prompts/fr/callback_kept_place.wav");
+const CALLBACK_AGENT_INTRO: &[u8] = include_bytes!("../prompts/fr/callback_agent_intro.wav");
+const TRANSFER_FAILED: &[u8] = include_bytes!("../prompts/fr/transfer_failed.wav");
+const DIGIT_PLUS: &[u8] = include_bytes!("../prompts/fr/digit_plus.wav");
+const RINGBACK: &[u8] = include_bytes!("../prompts/fr/ringback.wav");
+const DIGITS: [&[u8]; 10] = [
+    include_bytes!("../prompts/fr/digit_0.wav"),
+    include_bytes!("../prompts/fr/digit_1.wav"),
+    include_bytes!("../prompts/fr/digit_2.wav"),
+    include_bytes!("../prompts/fr/digit_3.wav"),
+    include_bytes!("../prompts/fr/digit_4.wav"),
+    include_bytes!("../prompts/fr/digit_5.wav"),
+    include_bytes!("../prompts/fr/digit_6.wav"),
+    include_bytes!("../prompts/fr/digit_7.wav"),
+    include_bytes!("../prompts/fr/digit_8.wav"),
+    include_bytes!("../prompts/fr/digit_9.wav"),
+];
 const ORDINALS: [&[u8]; 20] = [
     include_bytes!("../prompts/fr/ordinal_1.wav"),
     include_bytes!("../prompts/fr/ordinal_2.wav"),
@@ -128,6 +155,49 @@ pub struct FrenchPrompts {
     pub feature_logout: Arc<Prompt>,
     /// "Code inconnu."
     pub feature_unknown: Arc<Prompt>,
+    /// "Ce numéro n'est pas autorisé pour les appels sortants de ce
+    /// cabinet." (heard by the telesecretary placing an outbound call)
+    pub outbound_refused: Arc<Prompt>,
+    /// "Appel impossible : le cabinet n'est pas connu. Composez étoile,
+    /// huit, le code du cabinet, étoile, puis le numéro." (agent, outbound)
+    pub outbound_no_practice: Arc<Prompt>,
+    /// "Vous ne traitez pas les appels de ce cabinet." (agent, outbound)
+    pub outbound_not_served: Arc<Prompt>,
+    /// "Ce numéro n'est pas valide." (agent, outbound)
+    pub outbound_invalid: Arc<Prompt>,
+    /// "Vous avez déjà le nombre maximal d'appels sortants en cours."
+    /// (agent, outbound)
+    pub outbound_limit: Arc<Prompt>,
+    /// "Pour être rappelé sans perdre votre place, tapez 2." (caller, in
+    /// queue)
+    pub callback_offer: Arc<Prompt>,
+    /// "Nous vous rappellerons au", followed by the number read back with
+    /// [`FrenchPrompts::digit`].
+    pub callback_confirm_prefix: Arc<Prompt>,
+    /// "Pour confirmer, tapez 1. Pour indiquer un autre numéro, tapez 3."
+    pub callback_confirm_choice: Arc<Prompt>,
+    /// "Composez le numéro auquel vous souhaitez être rappelé, suivi de la
+    /// touche dièse."
+    pub callback_enter_number: Arc<Prompt>,
+    /// "Ce numéro n'est pas valide." (caller, entering a callback number)
+    pub callback_invalid_number: Arc<Prompt>,
+    /// "Votre demande de rappel est enregistrée. Vous gardez votre place :
+    /// une secrétaire vous rappellera. Au revoir."
+    pub callback_kept_place: Arc<Prompt>,
+    /// "Rappel d'un patient. Appel en cours." (heard by the agent before the
+    /// patient answers a callback)
+    pub callback_agent_intro: Arc<Prompt>,
+    /// "Votre correspondant n'est pas joignable. Vous êtes replacé en tête de
+    /// file, une secrétaire va vous répondre." (caller, failed transfer)
+    pub transfer_failed: Arc<Prompt>,
+    /// "zéro", "un", ... "neuf" (index i is digit i), to read a phone
+    /// number back; see [`FrenchPrompts::digit`].
+    pub digits: Vec<Arc<Prompt>>,
+    /// "plus" (leading '+' of an international number).
+    pub digit_plus: Arc<Prompt>,
+    /// French ringback tone heard by an agent while the patient's phone
+    /// rings: 440 Hz, 1.5 s on then 3.5 s off (one loopable 5 s cycle).
+    pub ringback: Arc<Prompt>,
     /// "Vous êtes le"
     pub position_prefix: Arc<Prompt>,
     /// "en attente."
@@ -168,6 +238,11 @@ impl FrenchPrompts {
             .enumerate()
             .map(|(i, b)| load(&format!("fr/number_{}", i + 1), b))
             .collect::<Result<Vec<_>, _>>()?;
+        let digits = DIGITS
+            .iter()
+            .enumerate()
+            .map(|(i, b)| load(&format!("fr/digit_{i}"), b))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(FrenchPrompts {
             greeting: load("fr/greeting", GREETING)?,
             hold_music: load("fr/hold_music", HOLD_MUSIC)?,
@@ -181,6 +256,22 @@ impl FrenchPrompts {
             feature_unknown: load("fr/feature_unknown", FEATURE_UNKNOWN)?,
             menu: load("fr/menu", MENU)?,
             overflow: load("fr/overflow", OVERFLOW)?,
+            outbound_refused: load("fr/outbound_refused", OUTBOUND_REFUSED)?,
+            outbound_no_practice: load("fr/outbound_no_practice", OUTBOUND_NO_PRACTICE)?,
+            outbound_not_served: load("fr/outbound_not_served", OUTBOUND_NOT_SERVED)?,
+            outbound_invalid: load("fr/outbound_invalid", OUTBOUND_INVALID)?,
+            outbound_limit: load("fr/outbound_limit", OUTBOUND_LIMIT)?,
+            callback_offer: load("fr/callback_offer", CALLBACK_OFFER)?,
+            callback_confirm_prefix: load("fr/callback_confirm_prefix", CALLBACK_CONFIRM_PREFIX)?,
+            callback_confirm_choice: load("fr/callback_confirm_choice", CALLBACK_CONFIRM_CHOICE)?,
+            callback_enter_number: load("fr/callback_enter_number", CALLBACK_ENTER_NUMBER)?,
+            callback_invalid_number: load("fr/callback_invalid_number", CALLBACK_INVALID_NUMBER)?,
+            callback_kept_place: load("fr/callback_kept_place", CALLBACK_KEPT_PLACE)?,
+            callback_agent_intro: load("fr/callback_agent_intro", CALLBACK_AGENT_INTRO)?,
+            transfer_failed: load("fr/transfer_failed", TRANSFER_FAILED)?,
+            digits,
+            digit_plus: load("fr/digit_plus", DIGIT_PLUS)?,
+            ringback: load("fr/ringback", RINGBACK)?,
             position_prefix: load("fr/position_prefix", POSITION_PREFIX)?,
             in_queue: load("fr/in_queue", IN_QUEUE)?,
             position_over_20: load("fr/position_over_20", POSITION_OVER_20)?,
@@ -201,6 +292,18 @@ impl FrenchPrompts {
     pub fn get() -> Result<&'static FrenchPrompts, &'static PromptError> {
         static SET: OnceLock<Result<FrenchPrompts, PromptError>> = OnceLock::new();
         SET.get_or_init(FrenchPrompts::load).as_ref()
+    }
+
+    /// The prompt reading `c` aloud when a phone number is read back: the
+    /// digits '0'..='9' and '+' ("plus"); `None` for any other character.
+    pub fn digit(&self, c: char) -> Option<Arc<Prompt>> {
+        match c {
+            '+' => Some(self.digit_plus.clone()),
+            _ => c
+                .to_digit(10)
+                .and_then(|d| self.digits.get(d as usize))
+                .cloned(),
+        }
     }
 
     /// Composes a queue announcement as a playlist of pieces:
@@ -284,6 +387,7 @@ mod tests {
         let p = FrenchPrompts::load().unwrap();
         assert_eq!(p.ordinals.len(), 20);
         assert_eq!(p.numbers.len(), 30);
+        assert_eq!(p.digits.len(), 10);
         let mut all: Vec<&Arc<Prompt>> = vec![
             &p.greeting,
             &p.hold_music,
@@ -305,9 +409,25 @@ mod tests {
             &p.wait_over_30_minutes,
             &p.minute,
             &p.minutes,
+            &p.outbound_refused,
+            &p.outbound_no_practice,
+            &p.outbound_not_served,
+            &p.outbound_invalid,
+            &p.outbound_limit,
+            &p.callback_offer,
+            &p.callback_confirm_prefix,
+            &p.callback_confirm_choice,
+            &p.callback_enter_number,
+            &p.callback_invalid_number,
+            &p.callback_kept_place,
+            &p.callback_agent_intro,
+            &p.transfer_failed,
+            &p.digit_plus,
+            &p.ringback,
         ];
         all.extend(p.ordinals.iter());
         all.extend(p.numbers.iter());
+        all.extend(p.digits.iter());
         for pr in all {
             assert!(pr.frame_count() > 10, "{} too short", pr.name());
             assert!(rms(pr) > 500.0, "{} too quiet: {}", pr.name(), rms(pr));
@@ -318,6 +438,40 @@ mod tests {
         let r = rms(&p.hold_music);
         assert!((2900.0..5800.0).contains(&r), "hold music rms {r}");
         assert!(p.closed.duration() > Duration::from_secs(5));
+        // One ringback cycle: 1.5 s of tone then 3.5 s of silence.
+        assert_eq!(p.ringback.duration(), Duration::from_secs(5));
+        let on = 1500 / 20;
+        let tone = (0..on)
+            .filter(|&i| frame_peak(&p.ringback, i) > 4000)
+            .count();
+        assert!(tone >= on - 2, "ringback tone frames {tone}");
+        assert!(
+            (on + 1..p.ringback.frame_count()).all(|i| frame_peak(&p.ringback, i) < 100),
+            "ringback not silent after 1.5 s"
+        );
+    }
+
+    fn frame_peak(p: &Prompt, i: usize) -> i32 {
+        p.frame(Codec::Pcmu, i)
+            .unwrap()
+            .iter()
+            .map(|&b| i32::from(crate::g711::ulaw_decode(b)).abs())
+            .max()
+            .unwrap()
+    }
+
+    #[test]
+    fn digit_prompts() {
+        let p = FrenchPrompts::get().unwrap();
+        for (i, c) in ('0'..='9').enumerate() {
+            let d = p.digit(c).unwrap();
+            assert_eq!(d.name(), format!("fr/digit_{i}"));
+            assert!(Arc::ptr_eq(&d, &p.digits[i]));
+        }
+        assert_eq!(p.digit('+').unwrap().name(), "fr/digit_plus");
+        for c in ['*', '#', ' ', 'a', '١', '²'] {
+            assert!(p.digit(c).is_none(), "{c:?}");
+        }
     }
 
     #[test]
