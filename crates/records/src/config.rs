@@ -16,7 +16,7 @@ pub struct RecordsConfig {
     pub path: PathBuf,
     /// How long rows are kept. Rows older than this (calls by
     /// `received_at`, events by `at`, callback requests by `requested_at`,
-    /// handled or not) are purged at startup and every
+    /// handled or not, outbound calls by `started_at`) are purged at startup and every
     /// [`purge_interval`](Self::purge_interval). Default: 365 days.
     pub retention: Duration,
     /// How long audit entries ([`AuditEntry`](crate::AuditEntry)) are kept,
@@ -24,7 +24,9 @@ pub struct RecordsConfig {
     /// records it audits). Default: 365 days.
     pub audit_retention: Duration,
     /// Store `sha256(salt || caller)` (lowercase hex) instead of the caller
-    /// number. The same number always gives the same hash, so repeat callers
+    /// number, and likewise for the destination of an outbound call
+    /// ([`OutboundRecord::destination`](crate::OutboundRecord::destination)).
+    /// The same number always gives the same hash, so repeat callers
     /// can still be counted. This is pseudonymisation, not anonymisation:
     /// whoever knows the salt can recompute the hash of any number, so keep
     /// the salt secret and out of the database. Callback request numbers

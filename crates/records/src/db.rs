@@ -15,7 +15,7 @@ use crate::types::{
 use crate::RecordsError;
 
 /// Schema version written by this build.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// How long a reader connection waits for a lock held by another
 /// connection (the writer's is [`RecordsConfig::busy_timeout`](crate::RecordsConfig::busy_timeout)).
@@ -100,6 +100,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     SCHEMA_V2,
     crate::state::SCHEMA_V3,
     crate::audit::SCHEMA_V4,
+    crate::outbound::SCHEMA_V5,
 ];
 
 /// Columns of `calls`, in the order used by inserts and selects.
@@ -146,7 +147,8 @@ impl CallerPolicy {
         }
     }
 
-    fn hashing(&self) -> bool {
+    /// Whether numbers are hashed.
+    pub(crate) fn hashing(&self) -> bool {
         self.salt.is_some()
     }
 }
@@ -262,6 +264,8 @@ pub(crate) enum PendingRow {
     /// An agent's registrations, replacing those stored.
     Registrations(Box<(String, Vec<RegistrationRow>)>),
     Audit(Box<crate::AuditEntry>),
+    /// An outbound call, replacing an earlier row with the same id.
+    Outbound(Box<crate::OutboundRecord>),
 }
 
 /// Whether a failed insert is the store's fault (retry the same rows
@@ -293,12 +297,13 @@ pub(crate) fn failure_kind(e: &rusqlite::Error) -> FailureKind {
     }
 }
 
-/// The three insert statements of one transaction, prepared on first use.
+/// The insert statements of one transaction, prepared on first use.
 struct Inserts<'t> {
     tx: &'t Connection,
     calls: Option<rusqlite::Statement<'t>>,
     events: Option<rusqlite::Statement<'t>>,
     callbacks: Option<rusqlite::Statement<'t>>,
+    outbound: Option<rusqlite::Statement<'t>>,
 }
 
 fn prepared<'a, 't>(
@@ -322,6 +327,7 @@ impl<'t> Inserts<'t> {
             calls: None,
             events: None,
             callbacks: None,
+            outbound: None,
         }
     }
 
@@ -383,6 +389,10 @@ impl<'t> Inserts<'t> {
             }
             PendingRow::AgentState(a) => crate::state::upsert_agent_state(self.tx, a)?,
             PendingRow::Audit(a) => crate::audit::insert(self.tx, a)?,
+            PendingRow::Outbound(o) => {
+                let st = prepared(&mut self.outbound, self.tx, &crate::outbound::insert_sql())?;
+                crate::outbound::insert(st, o, policy)?;
+            }
             PendingRow::Registrations(r) => {
                 crate::state::replace_registrations(self.tx, &r.0, &r.1)?
             }
@@ -407,8 +417,9 @@ impl<'t> Inserts<'t> {
 }
 
 /// Inserts `rows` in one transaction: all or none. Calls replace an
-/// earlier row with the same `call_id`. Callback numbers are stored as
-/// given: `policy` applies to `calls.caller` only.
+/// earlier row with the same `call_id`, outbound calls one with the same
+/// `id`. Callback numbers are stored as given: `policy` applies to
+/// `calls.caller` and `outbound_calls.destination` only.
 pub(crate) fn insert_rows<'r>(
     conn: &mut Connection,
     rows: impl IntoIterator<Item = &'r PendingRow>,
@@ -486,32 +497,37 @@ pub struct Purged {
     pub events: u64,
     /// Callback requests deleted (handled or not).
     pub callbacks: u64,
+    /// Outbound call records deleted.
+    pub outbound: u64,
 }
 
 impl Purged {
-    /// Rows deleted, all tables together.
+    /// Rows deleted, all tables together (the audit log, purged on its own
+    /// retention, is not counted).
     pub fn total(&self) -> u64 {
-        self.calls + self.events + self.callbacks
+        self.calls + self.events + self.callbacks + self.outbound
     }
 }
 
-/// Deletes calls received, events that happened and callbacks requested
-/// strictly before `cutoff`.
+/// Deletes calls received, events that happened, callbacks requested and
+/// outbound calls started strictly before `cutoff`.
 pub(crate) fn purge(conn: &mut Connection, cutoff: DateTime<Utc>) -> Result<Purged, RecordsError> {
     let cutoff = ts(&cutoff);
     let tx = conn.transaction()?;
     let calls = tx.execute("DELETE FROM calls WHERE received_at < ?1", [&cutoff])?;
     let events = tx.execute("DELETE FROM queue_events WHERE at < ?1", [&cutoff])?;
     let callbacks = tx.execute("DELETE FROM callbacks WHERE requested_at < ?1", [&cutoff])?;
+    let outbound = crate::outbound::purge(&tx, &cutoff)?;
     tx.commit()?;
     Ok(Purged {
         calls: calls as u64,
         events: events as u64,
         callbacks: callbacks as u64,
+        outbound,
     })
 }
 
-fn corrupt(column: &'static str, message: impl ToString) -> RecordsError {
+pub(crate) fn corrupt(column: &'static str, message: impl ToString) -> RecordsError {
     RecordsError::Corrupt {
         column,
         message: message.to_string(),
@@ -524,7 +540,7 @@ pub(crate) fn parse_ts(column: &'static str, s: &str) -> Result<DateTime<Utc>, R
         .map_err(|e| corrupt(column, format!("`{s}`: {e}")))
 }
 
-fn opt_ts(
+pub(crate) fn opt_ts(
     row: &Row<'_>,
     idx: usize,
     column: &'static str,

@@ -43,18 +43,25 @@
 //! * Caller numbers are personal (health-related) data: with
 //!   [`hash_callers`](RecordsConfig::hash_callers) the database only holds
 //!   `sha256(salt || number)` in hex ([`hash_caller`]), which still lets the
-//!   ops team count repeat callers. Nothing else in a record is meant to
-//!   hold personal data: keep caller numbers out of
-//!   [`QueueEvent::detail`] and free-text fields.
+//!   ops team count repeat callers. The destination of an outbound call
+//!   ([`OutboundRecord::destination`]) is hashed the same way. Nothing else
+//!   in a record is meant to hold personal data: keep caller numbers out of
+//!   [`QueueEvent::detail`] and free-text fields (such as
+//!   [`OutboundRecord::refusal`]).
 //! * The one exception is [`CallbackRequest::number`], kept **in clear**
 //!   even with hashing on: the patient asked to be called back, which needs
 //!   the number, and that is the purpose they consented to. Retention (and
 //!   `secure_delete`) applies to callback requests as to the rest. Agents
 //!   list them with [`RecordReader::callbacks`] and close them with
 //!   [`RecorderHandle::mark_callback_handled`].
+//! * Outbound calls placed by the agents are recorded with
+//!   [`RecorderHandle::record_outbound`] (one [`OutboundRecord`] per call,
+//!   written at the start and replaced at the end, like a call); their
+//!   destination is hashed like a caller number. Agents and the admin API
+//!   list them with [`RecordReader::outbound_calls`].
 //! * [`RecordReader`] reads through its own read-only connection.
 //!
-//! # Schema (version 4)
+//! # Schema (version 5)
 //!
 //! * `schema_version(version, applied_at)`
 //! * `calls`: one row per [`CallRecord`], keyed by `call_id`; indexes on
@@ -69,6 +76,10 @@
 //!   survive a crash besides the calls (see the `state` module).
 //! * `audit` (since version 4): who did what ([`AuditEntry`]), with its
 //!   own retention.
+//! * `outbound_calls` (since version 5): one row per [`OutboundRecord`],
+//!   keyed by `id`, with `direction` always `outbound` and
+//!   `destination_hashed`; indexes on `(practice_id, started_at)`,
+//!   `started_at` and `(agent, started_at)`.
 //!
 //! Opening a database of an older version with [`Recorder::open`] migrates
 //! it in place (in one transaction) and records each version applied in
@@ -86,6 +97,7 @@ mod config;
 mod db;
 mod error;
 mod health;
+mod outbound;
 mod reader;
 mod recorder;
 mod state;
@@ -103,6 +115,7 @@ pub use reader::{CallFilter, RecordReader};
 pub use recorder::{Clock, Recorder, RecorderHandle, RecorderStats};
 pub use state::{AgentStateRow, RegistrationRow};
 pub use types::{
-    AbandonPhase, CallRecord, CallbackRequest, CallbackStatus, IdentifiedBy, Outcome, QueueEvent,
-    QueueEventKind, RtpCounters, StoredCallback, TriageChoice, UnknownValue,
+    AbandonPhase, CallRecord, CallbackRequest, CallbackStatus, IdentifiedBy, OutboundOrigin,
+    OutboundOutcome, OutboundRecord, Outcome, QueueEvent, QueueEventKind, RtpCounters,
+    StoredCallback, TriageChoice, UnknownValue,
 };

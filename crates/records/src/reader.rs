@@ -218,6 +218,26 @@ impl RecordReader {
         crate::audit::read(&self.conn, since, limit)
     }
 
+    /// Outbound calls (see [`OutboundRecord`](crate::OutboundRecord)), most
+    /// recently started first (id order on ties), at most `limit`: of one
+    /// practice or of all. Destinations come back as stored, i.e. hashed
+    /// when callers are. Calls refused before a practice was known have no
+    /// practice: they are only listed for all practices.
+    ///
+    /// A database not yet migrated to schema version 5 (opened read-only
+    /// before any writer of this build) has no outbound calls: the list is
+    /// empty.
+    pub fn outbound_calls(
+        &self,
+        practice: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::OutboundRecord>, RecordsError> {
+        if db::schema_version(&self.conn)?.unwrap_or(0) < 5 {
+            return Ok(Vec::new());
+        }
+        crate::outbound::read(&self.conn, practice, limit)
+    }
+
     /// Total rows in the `calls` and `queue_events` tables.
     pub fn row_counts(&self) -> Result<(u64, u64), RecordsError> {
         let calls: i64 = self

@@ -18,8 +18,8 @@ use crate::db::{self, CallerPolicy, FailureKind, FileId, PendingRow, Purged};
 use crate::health::{HealthCell, RecordsHealth, Transition, WriteFailure};
 use crate::reader::RecordReader;
 use crate::{
-    AgentStateRow, CallRecord, CallbackRequest, QueueEvent, RecordsConfig, RecordsError,
-    RegistrationRow,
+    AgentStateRow, CallRecord, CallbackRequest, OutboundRecord, QueueEvent, RecordsConfig,
+    RecordsError, RegistrationRow,
 };
 
 /// Source of the current time, injectable for tests. Used only for
@@ -34,7 +34,8 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Counters of the records store, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecorderStats {
-    /// Rows (calls, events and callback requests) committed to the database.
+    /// Rows (calls, events, callback requests, outbound calls…) committed
+    /// to the database.
     pub written: u64,
     /// Rows lost before reaching the database: refused on the call path
     /// because the channel was full or the recorder was shut down, or
@@ -59,6 +60,8 @@ pub struct RecorderStats {
     pub purged_events: u64,
     /// Callback requests deleted by retention.
     pub purged_callbacks: u64,
+    /// Outbound call records deleted by retention.
+    pub purged_outbound: u64,
 }
 
 /// A `warn!`/`error!` rate limiter that never blocks.
@@ -100,6 +103,7 @@ struct Shared {
     purged_calls: AtomicU64,
     purged_events: AtomicU64,
     purged_callbacks: AtomicU64,
+    purged_outbound: AtomicU64,
     /// Set by shutdown: producers stop sending.
     closed: AtomicBool,
     /// Producers between their `closed` check and the end of their send.
@@ -121,6 +125,7 @@ impl Shared {
             purged_calls: AtomicU64::new(0),
             purged_events: AtomicU64::new(0),
             purged_callbacks: AtomicU64::new(0),
+            purged_outbound: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             base: Instant::now(),
@@ -140,6 +145,7 @@ impl Shared {
             purged_calls: self.purged_calls.load(Ordering::Relaxed),
             purged_events: self.purged_events.load(Ordering::Relaxed),
             purged_callbacks: self.purged_callbacks.load(Ordering::Relaxed),
+            purged_outbound: self.purged_outbound.load(Ordering::Relaxed),
         }
     }
 
@@ -156,6 +162,7 @@ enum Msg {
     AgentState(Box<AgentStateRow>),
     Registrations(Box<(String, Vec<RegistrationRow>)>),
     Audit(Box<crate::AuditEntry>),
+    Outbound(Box<OutboundRecord>),
     CloseInterrupted(SyncSender<Result<u64, RecordsError>>),
     Flush(SyncSender<Result<(), RecordsError>>),
     Purge(
@@ -175,10 +182,11 @@ enum Msg {
 }
 
 /// Cheap, cloneable handle used on the call path to record calls, queue
-/// events and callback requests.
+/// events, callback requests and outbound calls.
 ///
-/// [`record_call`](Self::record_call), [`record_event`](Self::record_event)
-/// and [`record_callback`](Self::record_callback) never block and never
+/// [`record_call`](Self::record_call), [`record_event`](Self::record_event),
+/// [`record_callback`](Self::record_callback) and
+/// [`record_outbound`](Self::record_outbound) never block and never
 /// touch the disk: they hand the record to the writer thread through a
 /// bounded channel, or count it as dropped when the channel is full. They
 /// are safe to call from async code.
@@ -233,9 +241,21 @@ impl RecorderHandle {
         self.send(Msg::Audit(Box::new(entry)), "audit entry")
     }
 
-    /// Closes the call records a crash left `in-progress` as `interrupted`
-    /// (call it once at startup, before new calls); returns how many.
-    /// Blocking, like [`flush`](Self::flush).
+    /// Queues an outbound call record for writing; same contract (and same
+    /// channel, back-off and backlog while the store is failing) as
+    /// [`record_call`](Self::record_call). Writing a record with the same
+    /// [`id`](OutboundRecord::id) replaces the stored one: write it when the
+    /// call starts ([`InProgress`](crate::OutboundOutcome::InProgress)) and
+    /// again when it ends. The destination is hashed like a caller number
+    /// when [`RecordsConfig::hash_callers`] is on.
+    pub fn record_outbound(&self, rec: OutboundRecord) -> bool {
+        self.send(Msg::Outbound(Box::new(rec)), "outbound call record")
+    }
+
+    /// Closes the call records and outbound call records a crash left
+    /// `in-progress` as `interrupted` (call it once at startup, before new
+    /// calls); returns how many, both kinds together. Blocking, like
+    /// [`flush`](Self::flush).
     pub fn close_interrupted(&self) -> Result<u64, RecordsError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.control(Msg::CloseInterrupted(reply))?;
@@ -282,8 +302,9 @@ impl RecorderHandle {
         self.shared.health()
     }
 
-    /// The form in which `number` is stored in the `caller` column: the
-    /// number itself, or `sha256(salt || number)` in hex when hashing is on.
+    /// The form in which `number` is stored in the `caller` column (and in
+    /// the `destination` column of outbound calls): the number itself, or
+    /// `sha256(salt || number)` in hex when hashing is on.
     /// Use it to look up a caller with [`CallFilter::caller`](crate::CallFilter::caller).
     pub fn caller_key(&self, number: &str) -> String {
         self.policy.apply(number)
@@ -303,7 +324,8 @@ impl RecorderHandle {
     }
 
     /// Commits pending rows, then deletes calls received, events that
-    /// happened and callbacks requested before `cutoff`. Blocking, like
+    /// happened, callbacks requested and outbound calls started before
+    /// `cutoff`. Blocking, like
     /// [`flush`](Self::flush).
     pub fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<Purged, RecordsError> {
         self.purge(Some(cutoff))
@@ -653,15 +675,29 @@ fn record_purge(shared: &Shared, purged: Purged, cutoff: DateTime<Utc>) {
     shared
         .purged_callbacks
         .fetch_add(purged.callbacks, Ordering::Relaxed);
+    shared
+        .purged_outbound
+        .fetch_add(purged.outbound, Ordering::Relaxed);
     if purged.total() > 0 {
         tracing::info!(
             calls = purged.calls,
             events = purged.events,
             callbacks = purged.callbacks,
+            outbound = purged.outbound,
             cutoff = %cutoff,
             "records retention purge"
         );
     }
+}
+
+/// Closes what a crash left `in-progress` (calls, then outbound calls) as
+/// `interrupted`, in one transaction; returns how many rows, together.
+fn close_interrupted(conn: &Connection) -> rusqlite::Result<u64> {
+    let tx = conn.unchecked_transaction()?;
+    let calls = crate::state::close_interrupted(&tx)?;
+    let outbound = crate::outbound::close_interrupted(&tx)?;
+    tx.commit()?;
+    Ok(calls + outbound)
 }
 
 /// A failed attempt to write or open: the error for whoever asked (a
@@ -812,10 +848,11 @@ impl Writer {
             Msg::AgentState(a) => self.add(PendingRow::AgentState(a)),
             Msg::Registrations(r) => self.add(PendingRow::Registrations(r)),
             Msg::Audit(a) => self.add(PendingRow::Audit(a)),
+            Msg::Outbound(o) => self.add(PendingRow::Outbound(o)),
             Msg::CloseInterrupted(reply) => {
                 let _ = self.write_pending();
                 let result = match &self.conn {
-                    Some(conn) => crate::state::close_interrupted(conn).map_err(Into::into),
+                    Some(conn) => close_interrupted(conn).map_err(Into::into),
                     None => Err(self.unavailable()),
                 };
                 let _ = reply.send(result);

@@ -4,7 +4,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 
-use crate::{CallRecord, CallbackRequest, Outcome, RecordReader, Recorder, RecordsConfig};
+use crate::{
+    CallRecord, CallbackRequest, OutboundOrigin, OutboundOutcome, OutboundRecord, Outcome,
+    RecordReader, Recorder, RecordsConfig,
+};
 
 struct TempDir(std::path::PathBuf);
 
@@ -143,4 +146,55 @@ fn callbacks_share_the_channel_and_the_dropped_counter() {
     let stored = r.callbacks(None, false, 100).expect("callbacks");
     assert_eq!(stored.len(), 2);
     assert_eq!(r.row_counts().expect("counts"), (2, 0));
+}
+
+fn outbound(id: usize) -> OutboundRecord {
+    OutboundRecord {
+        id: format!("o{id}"),
+        sip_call_id: format!("out-{id}"),
+        origin: OutboundOrigin::Agent,
+        agent: "claire".into(),
+        practice_id: Some("p".into()),
+        caller_id: None,
+        destination: Some("+33600000000".into()),
+        destination_class: Some("mobile".into()),
+        started_at: Utc.with_ymd_and_hms(2025, 1, 6, 9, 0, 0).unwrap(),
+        answered_at: None,
+        ended_at: None,
+        outcome: OutboundOutcome::InProgress,
+        refusal: None,
+        status_code: None,
+        talk_secs: None,
+    }
+}
+
+#[test]
+fn outbound_calls_share_the_channel_and_the_dropped_counter() {
+    let dir = TempDir::new("dropped-outbound");
+    let mut cfg = RecordsConfig::new(dir.0.join("records.db"));
+    cfg.queue_capacity = 3;
+    let rec = Recorder::open(cfg).expect("open");
+    let h = rec.handle();
+
+    let gate = h.pause_writer().expect("pause");
+    let started = Instant::now();
+    assert!(h.record_outbound(outbound(0)));
+    assert!(h.record_call(call(1)));
+    assert!(h.record_outbound(outbound(2)));
+    let refused: Vec<bool> = (3..6).map(|i| h.record_outbound(outbound(i))).collect();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(refused, [false; 3]);
+    assert_eq!(h.stats().dropped, 3);
+
+    drop(gate);
+    h.flush().expect("flush");
+    assert_eq!(h.stats().written, 3);
+    let path = rec.path().to_path_buf();
+    rec.shutdown().expect("shutdown");
+    assert!(!h.record_outbound(outbound(9)), "refused after shutdown");
+    assert_eq!(h.stats().dropped, 4);
+
+    let r = RecordReader::open(path).expect("reader");
+    assert_eq!(r.outbound_calls(None, 100).expect("outbound").len(), 2);
+    assert_eq!(r.row_counts().expect("counts"), (1, 0));
 }

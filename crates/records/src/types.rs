@@ -1,5 +1,6 @@
-//! The records themselves: one [`CallRecord`] per call, [`QueueEvent`]s for
-//! the queue event log, [`CallbackRequest`]s, and the small enums they use.
+//! The records themselves: one [`CallRecord`] per inbound call,
+//! [`QueueEvent`]s for the queue event log, [`CallbackRequest`]s, one
+//! [`OutboundRecord`] per outbound call, and the small enums they use.
 
 use std::fmt;
 use std::str::FromStr;
@@ -160,6 +161,68 @@ pub struct StoredCallback {
     pub handled_by: Option<String>,
 }
 
+/// Record of one outbound call placed by a telesecretary (dialled from their
+/// softphone, and later callbacks and transfers), stored in the
+/// `outbound_calls` table with the direction `outbound`.
+///
+/// Like a [`CallRecord`], it is meant to be written when the call starts
+/// (outcome [`OutboundOutcome::InProgress`]) and again when it ends: writing
+/// the same [`id`] again replaces the earlier row. A row still in progress
+/// when the engine stopped is closed as [`OutboundOutcome::Interrupted`] by
+/// [`RecorderHandle::close_interrupted`](crate::RecorderHandle::close_interrupted).
+///
+/// Timestamps are UTC and stored with microsecond precision (finer parts are
+/// truncated).
+///
+/// `destination` is personal data (a patient's number, most of the time):
+/// with [`RecordsConfig::hash_callers`](crate::RecordsConfig::hash_callers)
+/// the store keeps `sha256(salt || destination)` in hex instead, exactly as
+/// for [`CallRecord::caller`], and the record read back carries that hash.
+/// `destination_class` and `caller_id` (a practice number) stay in clear.
+///
+/// [`id`]: OutboundRecord::id
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundRecord {
+    /// Our id of the outbound call (unique key of the record).
+    pub id: String,
+    /// SIP `Call-ID` of the agent's INVITE (the leg from the softphone).
+    pub sip_call_id: String,
+    /// What started the call: an agent dialling, a callback, a transfer.
+    pub origin: OutboundOrigin,
+    /// Username of the agent placing the call.
+    pub agent: String,
+    /// Practice the call was placed for; `None` when it was refused before
+    /// a practice was known.
+    pub practice_id: Option<String>,
+    /// Calling number presented to the destination (a number of the
+    /// practice), if one was chosen.
+    pub caller_id: Option<String>,
+    /// Number dialled: E.164 (`+33…`) or a short code (`15`); `None` if the
+    /// dialled string could not be read as a number. Hashed in the store
+    /// when callers are (see the type's documentation).
+    pub destination: Option<String>,
+    /// Class of the destination in the numbering plan (`mobile`, `fixed`,
+    /// `emergency`, `premium`…), if it was classified.
+    pub destination_class: Option<String>,
+    /// When the agent's INVITE was received.
+    pub started_at: DateTime<Utc>,
+    /// When the destination answered.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// When the call ended (or was refused).
+    pub ended_at: Option<DateTime<Utc>>,
+    /// How the call went.
+    pub outcome: OutboundOutcome,
+    /// Why the call was refused (set when `outcome` is
+    /// [`OutboundOutcome::Refused`]): destination class not allowed, agent
+    /// not logged in, unknown practice…
+    pub refusal: Option<String>,
+    /// Final SIP status the gateway answered with when the call failed
+    /// (`486`, `503`…).
+    pub status_code: Option<u16>,
+    /// Seconds of conversation with the destination.
+    pub talk_secs: Option<f64>,
+}
+
 /// Error returned when a stored enum value is not one this version knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} value `{value}`")]
@@ -294,6 +357,44 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What started an [`OutboundRecord`].
+    OutboundOrigin, "outbound origin", "kebab-case" {
+        /// The agent dialled the number from their softphone.
+        Agent => "agent",
+        /// The agent called back a patient who asked for it
+        /// ([`CallbackRequest`]).
+        Callback => "callback",
+        /// The agent transferred a call to an outside number.
+        Transfer => "transfer",
+    }
+}
+
+text_enum! {
+    /// How an outbound call went.
+    OutboundOutcome, "outbound outcome", "kebab-case" {
+        /// The call is still going on (its record is updated as it goes).
+        InProgress => "in-progress",
+        /// The destination answered.
+        Answered => "answered",
+        /// The destination was busy.
+        Busy => "busy",
+        /// The destination did not answer (ring timeout, unavailable).
+        NoAnswer => "no-answer",
+        /// The gateway or the network failed the call (see
+        /// [`OutboundRecord::status_code`]).
+        Failed => "failed",
+        /// The agent hung up before the destination answered.
+        Cancelled => "cancelled",
+        /// The engine refused to place the call (see
+        /// [`OutboundRecord::refusal`]).
+        Refused => "refused",
+        /// The engine stopped (crash, kill) during the call; closed at the
+        /// next start.
+        Interrupted => "interrupted",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +417,11 @@ mod tests {
         check(AbandonPhase::ALL);
         check(QueueEventKind::ALL);
         check(CallbackStatus::ALL);
+        check(OutboundOrigin::ALL);
+        check(OutboundOutcome::ALL);
+        assert_eq!(OutboundOutcome::NoAnswer.as_str(), "no-answer");
+        assert_eq!(OutboundOutcome::InProgress.as_str(), "in-progress");
+        assert!("bogus".parse::<OutboundOrigin>().is_err());
         assert_eq!(QueueEventKind::OfferFailed.as_str(), "offer_failed");
         assert_eq!(IdentifiedBy::HistoryInfo.as_str(), "history-info");
         assert!("bogus".parse::<Outcome>().is_err());

@@ -274,7 +274,8 @@ fn retention_purges_callbacks_and_overwrites_their_numbers() {
         Purged {
             calls: 0,
             events: 0,
-            callbacks: 1
+            callbacks: 1,
+            outbound: 0
         }
     );
     assert_eq!(
@@ -282,7 +283,8 @@ fn retention_purges_callbacks_and_overwrites_their_numbers() {
         Purged {
             calls: 0,
             events: 0,
-            callbacks: 1
+            callbacks: 1,
+            outbound: 0
         }
     );
     assert_eq!(
@@ -405,7 +407,7 @@ fn a_version_1_database_is_migrated_in_place() {
             .expect("versions");
         assert_eq!(
             versions.iter().map(|v| v.0).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4]
+            vec![1, 2, 3, 4, 5]
         );
         assert_eq!(versions[0].1, "2025-01-06T09:00:00.000000Z", "v1 row kept");
         let columns: Vec<(String, String, bool, Option<String>)> = c

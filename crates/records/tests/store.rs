@@ -320,7 +320,8 @@ fn explicit_and_clock_driven_purges() {
         Purged {
             calls: 1,
             events: 1,
-            callbacks: 0
+            callbacks: 0,
+            outbound: 0
         }
     );
     let purged = h
@@ -331,7 +332,8 @@ fn explicit_and_clock_driven_purges() {
         Purged {
             calls: 1,
             events: 1,
-            callbacks: 0
+            callbacks: 0,
+            outbound: 0
         }
     );
     // Retention with the clock unchanged: nothing else is 30 days old.
@@ -346,7 +348,8 @@ fn explicit_and_clock_driven_purges() {
         Purged {
             calls: 1,
             events: 1,
-            callbacks: 0
+            callbacks: 0,
+            outbound: 0
         }
     );
     let r = rec.reader().expect("reader");
