@@ -119,6 +119,23 @@ pub enum Input {
         /// Whether it can be reached.
         reachable: bool,
     },
+    /// The agent started an outbound call from their softphone (a call or a
+    /// callback they place). While any outbound call of theirs is in
+    /// progress the agent gets no offer (an offer ringing them is
+    /// withdrawn); their state does not change. An agent may have several
+    /// at once (one on hold while consulting): each start is matched by an
+    /// [`Input::AgentOutboundEnded`].
+    AgentOutboundStarted {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// One of the agent's outbound calls ended. When none is left, an
+    /// available agent takes a waiting call at once. An end without a
+    /// matching start is ignored (the count stays at 0).
+    AgentOutboundEnded {
+        /// The agent.
+        agent: AgentId,
+    },
 }
 
 /// An agent's state.
@@ -127,8 +144,8 @@ pub enum Input {
 pub enum AgentState {
     /// Not working.
     LoggedOut,
-    /// Waiting for a call (it gets offers only when also in shift, reachable
-    /// and not in a back-off).
+    /// Waiting for a call (it gets offers only when also in shift,
+    /// reachable, not in a back-off and not on an outbound call).
     Available,
     /// A call is ringing on the agent's phone.
     Offered,
@@ -183,6 +200,8 @@ pub enum CancelReason {
     AgentPaused,
     /// The agent's phone became unreachable.
     AgentUnreachable,
+    /// The agent started an outbound call.
+    AgentOutbound,
     /// A reconfiguration removed the agent or the practice.
     Reconfigured,
     /// The call reached its maximum wait and leaves the queue.
@@ -327,7 +346,8 @@ pub enum Event {
     },
     /// The dispatcher withdrew an offer for a reason other than a ring
     /// timeout or a caller hang-up (the agent logged out, paused, became
-    /// unreachable or was removed); the call is re-dispatched.
+    /// unreachable, started an outbound call or was removed); the call is
+    /// re-dispatched.
     OfferWithdrawn {
         /// The call.
         call: CallId,

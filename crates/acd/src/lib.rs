@@ -19,8 +19,12 @@
 //!   (longest idle by default; most skilled or round robin per practice).
 //! * **Offers** time out (ring-no-answer: strike, back-off, auto-pause after
 //!   N consecutive strikes); failed offers back the agent off; offers to an
-//!   agent who logs out, pauses or becomes unreachable are withdrawn. The
-//!   call is re-dispatched keeping its place.
+//!   agent who logs out, pauses, becomes unreachable or starts an outbound
+//!   call are withdrawn. The call is re-dispatched keeping its place.
+//! * **Outbound calls**: an agent with an outbound call in progress
+//!   (counted: one may be on hold while consulting) gets no offer, whatever
+//!   its state, which does not change; when the last one ends an available
+//!   agent takes a waiting call at once.
 //! * **Opening hours**: a call for a closed practice is not queued (`Closed`).
 //!   Calls already waiting when the practice closes stay and are served:
 //!   they called during opening hours.
@@ -55,7 +59,8 @@
 //!   build.rs        configuration -> runtime tables (memberships, agents, practices)
 //!   index.rs        the routing index: interners, groups, requirement keys, routes
 //!   practices.rs    practice runtime state
-//!   agents.rs       agent runtime state; login, logout, pause, reachability, back-off
+//!   agents.rs       agent runtime state; login, logout, pause, reachability,
+//!                   outbound calls, back-off
 //!   calls.rs        call runtime state and slots; arrival, abandon, answer, end, priority
 //!   offers.rs       matching calls and agents; offer, withdraw, requeue, overflow
 //!   timers.rs       the timer table; ring timeout, relax, max wait, wrap-up, back-off

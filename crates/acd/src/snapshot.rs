@@ -78,6 +78,9 @@ pub struct AgentSnapshot {
     pub in_shift: bool,
     /// Phone reachable.
     pub reachable: bool,
+    /// Outbound calls in progress (the agent gets no offer while any is).
+    #[serde(default)]
+    pub outbound_calls: u32,
     /// Would get an offer now if an eligible call waited.
     pub dispatchable: bool,
     /// Back-off remaining after a failed or unanswered offer.

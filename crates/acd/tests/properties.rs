@@ -27,6 +27,8 @@ enum Op {
     Login(usize),
     Logout(usize),
     Reach(usize, bool),
+    OutStart(usize),
+    OutEnd(usize),
     Advance(i64),
     Reconfigure(bool),
 }
@@ -45,6 +47,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (0..6usize).prop_map(Op::Login),
         1 => (0..6usize).prop_map(Op::Logout),
         1 => (0..6usize, any::<bool>()).prop_map(|(a, r)| Op::Reach(a, r)),
+        1 => (0..6usize).prop_map(Op::OutStart),
+        1 => (0..6usize).prop_map(Op::OutEnd),
         6 => (0..90_000i64).prop_map(Op::Advance),
         1 => any::<bool>().prop_map(Op::Reconfigure),
     ]
@@ -137,6 +141,8 @@ struct Model {
     in_shift: HashMap<String, bool>,
     reachable: HashMap<String, bool>,
     backoff_until: HashMap<String, DateTime<Utc>>,
+    /// Outbound calls in progress, as told by the accepted inputs.
+    outbound: HashMap<String, u32>,
 }
 
 impl Model {
@@ -163,6 +169,9 @@ impl Model {
                     }
                     if self.backoff_until.get(&a).is_some_and(|t| *t > now) {
                         return Err(format!("offer to {a} during its back-off"));
+                    }
+                    if self.outbound.get(&a).is_some_and(|n| *n > 0) {
+                        return Err(format!("offer to {a} during an outbound call"));
                     }
                     self.offers.insert(call.0, a);
                 }
@@ -221,6 +230,7 @@ impl Model {
                         self.reachable.remove(agent.as_str());
                         self.backoff_until.remove(agent.as_str());
                         self.in_shift.remove(agent.as_str());
+                        self.outbound.remove(agent.as_str());
                         self.state.insert(agent.to_string(), AgentState::LoggedOut);
                     }
                     Event::ShiftChanged { agent, in_shift } => {
@@ -335,6 +345,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 agent: AGENTS[a].into(),
                 reachable: r,
             }),
+            Op::OutStart(a) => Some(Input::AgentOutboundStarted {
+                agent: AGENTS[a].into(),
+            }),
+            Op::OutEnd(a) => Some(Input::AgentOutboundEnded {
+                agent: AGENTS[a].into(),
+            }),
             Op::Advance(ms) => {
                 let target = t + Duration::milliseconds(ms);
                 while let Some(next) = d.poll_timeout() {
@@ -365,9 +381,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 Input::CallArrived(a) => Some(a.call.0),
                 _ => None,
             };
+            let outbound = match &input {
+                Input::AgentOutboundStarted { agent } => Some((agent.to_string(), true)),
+                Input::AgentOutboundEnded { agent } => Some((agent.to_string(), false)),
+                _ => None,
+            };
             let r = d.handle_input(input, t);
             if let (Some(id), Ok(())) = (arrival, &r) {
                 calls.push(id);
+            }
+            if let (Some((agent, start)), Ok(())) = (outbound, &r) {
+                let n = model.outbound.entry(agent).or_default();
+                *n = if start { *n + 1 } else { n.saturating_sub(1) };
             }
         }
         let mut o = Vec::new();
@@ -379,6 +404,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             model.apply(o, *at).map_err(TestCaseError::fail)?;
         }
         d.check_invariants().map_err(TestCaseError::fail)?;
+        // The snapshots count the outbound calls the model counts.
+        for a in d.agents().iter().filter(|a| !a.retired) {
+            let want = model.outbound.get(a.agent.as_str()).copied().unwrap_or(0);
+            prop_assert_eq!(a.outbound_calls, want, "outbound calls of {}", a.agent);
+        }
         // No call is lost.
         let live: HashSet<CallId> = d.calls().collect();
         for &c in &calls {

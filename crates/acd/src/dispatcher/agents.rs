@@ -1,7 +1,8 @@
 //! Agent runtime state and the agent inputs: login, logout, pause, unpause,
-//! reachability; state changes, dispatchability (an agent enters the agent
-//! heaps of its groups when it can take an offer) and back-off. Offers and
-//! their withdrawal are in `offers.rs`, shifts in `calendar.rs`.
+//! reachability, outbound calls; state changes, dispatchability (an agent
+//! enters the agent heaps of its groups when it can take an offer) and
+//! back-off. Offers and their withdrawal are in `offers.rs`, shifts in
+//! `calendar.rs`.
 
 use permanence_calendar::Schedule;
 
@@ -42,6 +43,8 @@ pub(super) struct AgentRt {
     /// Next shift boundary (engine time), the live `Shift` timer.
     pub(super) shift_next: Option<Ms>,
     pub(super) reachable: bool,
+    /// Outbound calls in progress (the agent gets no offer while > 0).
+    pub(super) outbound_calls: u32,
     pub(super) backoff_until: Ms,
     pub(super) idle_since: Ms,
     /// Offer sequence number of the last offer (round robin).
@@ -142,6 +145,7 @@ impl Dispatcher {
             && a.state == AgentState::Available
             && a.in_shift
             && a.reachable
+            && a.outbound_calls == 0
             && a.backoff_until <= now;
         if should == a.dispatchable {
             return;
@@ -270,5 +274,39 @@ impl Dispatcher {
         } else {
             self.refresh_agent(ai);
         }
+    }
+
+    /// One more outbound call in progress: the agent leaves the agent heaps
+    /// (its state does not change); an offer ringing it is withdrawn and the
+    /// call re-dispatched.
+    pub(super) fn on_outbound_started(&mut self, ai: AgentIdx) {
+        let a = &mut self.agents[ai];
+        a.outbound_calls = a.outbound_calls.saturating_add(1);
+        if a.state == AgentState::Offered {
+            let si = self.withdraw_offer(ai, CancelReason::AgentOutbound);
+            self.set_state(ai, AgentState::Available, ChangeReason::OfferEnded);
+            if let Some(si) = si {
+                self.requeue(si);
+            }
+        } else {
+            self.refresh_agent(ai);
+        }
+    }
+
+    /// One outbound call fewer (saturating at 0); with none left, an
+    /// available agent becomes dispatchable and takes a waiting call at
+    /// once.
+    pub(super) fn on_outbound_ended(&mut self, ai: AgentIdx) {
+        let now = self.now;
+        let a = &mut self.agents[ai];
+        if a.outbound_calls == 0 {
+            return;
+        }
+        a.outbound_calls -= 1;
+        if a.outbound_calls == 0 && a.state == AgentState::Available {
+            // Idle from now on, as after a call (longest-idle ranking).
+            a.idle_since = now;
+        }
+        self.refresh_agent(ai);
     }
 }

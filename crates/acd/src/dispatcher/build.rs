@@ -166,6 +166,7 @@ impl Dispatcher {
             in_shift: a.shift.is_none(),
             shift_next: None,
             reachable: true,
+            outbound_calls: 0,
             backoff_until: Ms::MIN,
             idle_since: 0,
             last_offer: 0,

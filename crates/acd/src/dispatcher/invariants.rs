@@ -10,7 +10,8 @@ use super::Dispatcher;
 impl Dispatcher {
     /// Checks the internal invariants (for tests): every waiting call is
     /// indexed, no waiting call has a dispatchable eligible agent, offers
-    /// are one-to-one. Returns a description of the first violation.
+    /// are one-to-one, no agent on an outbound call is offered a call.
+    /// Returns a description of the first violation.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
         for (si, slot) in self.slots.iter_enumerated() {
@@ -71,8 +72,9 @@ impl Dispatcher {
     }
 
     /// An agent has a call exactly when offered or on a call (a retired
-    /// agent that finished may keep none), the call points back, and a
-    /// dispatchable agent can take an offer.
+    /// agent that finished may keep none), the call points back, a
+    /// dispatchable agent can take an offer, and no offer rings an agent on
+    /// an outbound call.
     fn check_agent(&self, ai: AgentIdx, a: &AgentRt) -> Result<(), String> {
         let needs_call = matches!(a.state, AgentState::Offered | AgentState::OnCall);
         if a.call.is_some() != needs_call && !(a.retired && a.state == AgentState::LoggedOut) {
@@ -93,9 +95,16 @@ impl Dispatcher {
             && !(a.state == AgentState::Available
                 && a.in_shift
                 && a.reachable
+                && a.outbound_calls == 0
                 && a.backoff_until <= self.now)
         {
             return Err(format!("agent {} dispatchable in {:?}", a.id, a.state));
+        }
+        if a.state == AgentState::Offered && a.outbound_calls > 0 {
+            return Err(format!(
+                "agent {} offered a call during {} outbound call(s)",
+                a.id, a.outbound_calls
+            ));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! | `build.rs` | turning an [`AcdConfig`] into the runtime tables |
 //! | `index.rs` | the routing index: interners, groups, requirement keys, routes, call indexing |
 //! | `practices.rs` | practice runtime state |
-//! | `agents.rs` | agent runtime state, agent inputs, dispatchability, back-off |
+//! | `agents.rs` | agent runtime state, agent inputs (outbound calls included), dispatchability, back-off |
 //! | `calls.rs` | call runtime state and slots, call inputs |
 //! | `offers.rs` | matching calls and agents: offers, withdrawals, re-queueing, overflow |
 //! | `timers.rs` | the timer table and what each timer does |
@@ -170,6 +170,12 @@ impl Dispatcher {
             Input::AgentReachability { agent, reachable } => self
                 .agent_idx(&agent)
                 .map(|a| self.on_reachability(a, reachable)),
+            Input::AgentOutboundStarted { agent } => {
+                self.agent_idx(&agent).map(|a| self.on_outbound_started(a))
+            }
+            Input::AgentOutboundEnded { agent } => {
+                self.agent_idx(&agent).map(|a| self.on_outbound_ended(a))
+            }
         };
         self.run_timers();
         r

@@ -230,6 +230,7 @@ impl Dispatcher {
                 .map(|r| r.to_string()),
             in_shift: a.in_shift,
             reachable: a.reachable,
+            outbound_calls: a.outbound_calls,
             dispatchable: a.dispatchable,
             backoff: (a.backoff_until > self.now).then(|| dur(a.backoff_until - self.now)),
             strikes: a.strikes,

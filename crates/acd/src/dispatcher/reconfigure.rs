@@ -96,6 +96,7 @@ impl Dispatcher {
                 a.state = o.state;
                 a.pause_reason = o.pause_reason.clone();
                 a.reachable = o.reachable;
+                a.outbound_calls = o.outbound_calls;
                 a.backoff_until = o.backoff_until;
                 a.idle_since = o.idle_since;
                 a.last_offer = o.last_offer;
