@@ -15,6 +15,9 @@
 //! * `recorder/call_lifecycle`: the dispatcher-task cost of one answered
 //!   call's events (queued, offered, answered, completed, wrap-up start and
 //!   end) through `AcdRecorder::on_event`, at 5,000 practices.
+//! * `outbound/started_and_ended`: one outbound call's metrics
+//!   (`outbound_started` + `outbound_ended`, which looks the practice up
+//!   in the current set), at 5,000 practices.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -35,8 +38,8 @@ fn overflow_targets() -> [OverflowTarget; 4] {
     ]
 }
 use permanence_metrics::{
-    AcdGauges, AgentCounts, Metrics, OfferResult, PracticeGauges, RtpTotals, SipMethod, SipReject,
-    DEFAULT_SHORT_ABANDON,
+    AcdGauges, AgentCounts, Metrics, OfferResult, OutboundOutcome, OutboundRefusal, PracticeGauges,
+    RtpTotals, SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
 };
 
 const PRACTICES: usize = 5_000;
@@ -64,6 +67,10 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
         for r in OfferResult::ALL {
             h.offer_ended(r);
         }
+        for o in OutboundOutcome::ALL {
+            m.outbound_started();
+            m.outbound_ended(id, o, Duration::from_secs(s));
+        }
         gauges.practices.push(PracticeGauges {
             practice: PracticeId::new(id),
             open: i % 3 != 0,
@@ -85,6 +92,9 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
     m.sip_retransmission();
     for r in SipReject::ALL {
         m.sip_rejected(r);
+    }
+    for r in OutboundRefusal::ALL {
+        m.outbound_refused(r);
     }
     m.sync_sip_parse_errors(3, 7);
     m.rtp_add(&RtpTotals {
@@ -213,5 +223,25 @@ fn recorder(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scrape, recorder);
+fn outbound(c: &mut Criterion) {
+    let (m, _) = populated();
+    let ids: Vec<String> = (0..PRACTICES).map(|i| format!("cabinet-{i:05}")).collect();
+    let mut n = 0usize;
+    let mut g = c.benchmark_group("outbound");
+    g.bench_function("started_and_ended", |b| {
+        b.iter(|| {
+            n = (n + 1) % PRACTICES;
+            let id = ids.get(n).map_or("", String::as_str);
+            m.outbound_started();
+            m.outbound_ended(
+                black_box(id),
+                OutboundOutcome::Answered,
+                Duration::from_secs(95),
+            );
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, scrape, recorder, outbound);
 criterion_main!(benches);

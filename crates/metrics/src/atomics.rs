@@ -20,6 +20,17 @@ impl Counter {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds `n`, saturating at `u64::MAX` (a counter that wrapped would
+    /// look like a reset to Prometheus). A compare-and-swap loop: still
+    /// lock-free.
+    pub fn add(&self, n: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add(n))
+            });
+    }
+
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -124,6 +135,17 @@ impl AtomicHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counter_add_saturates() {
+        let c = Counter::default();
+        c.add(5);
+        c.inc();
+        assert_eq!(c.get(), 6);
+        c.add(u64::MAX);
+        c.add(1);
+        assert_eq!(c.get(), u64::MAX);
+    }
 
     #[test]
     fn observations_land_in_the_first_bucket_at_or_above() {

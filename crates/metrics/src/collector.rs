@@ -8,6 +8,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 
 use crate::atomics::{AtomicHistogram, HistogramSnapshot};
+use crate::outbound::OutboundOutcome;
 use crate::practice::{OfferResult, OVERFLOW_LABELS};
 use crate::{MetricsError, PracticeMetrics, PracticeSet, BUCKETS};
 
@@ -29,6 +30,8 @@ pub(crate) enum PracticeFamily {
     QueueEstimatedWait,
     AgentsEligible,
     PracticeOpen,
+    OutboundCalls,
+    OutboundTalk,
 }
 
 /// The metric type of a family.
@@ -57,6 +60,8 @@ impl Kind {
 #[derive(Debug, Clone, Copy)]
 enum Value {
     Counter(u64),
+    /// A counter with a fractional value (seconds).
+    FloatCounter(f64),
     Gauge(f64),
     Histogram(HistogramSnapshot),
 }
@@ -86,7 +91,7 @@ pub(crate) const OFFER_ORDER: [OfferResult; 6] = [
 
 impl PracticeFamily {
     /// Every per-practice family.
-    pub const ALL: [PracticeFamily; 15] = [
+    pub const ALL: [PracticeFamily; 17] = [
         PracticeFamily::Offered,
         PracticeFamily::Answered,
         PracticeFamily::Closed,
@@ -102,6 +107,8 @@ impl PracticeFamily {
         PracticeFamily::QueueEstimatedWait,
         PracticeFamily::AgentsEligible,
         PracticeFamily::PracticeOpen,
+        PracticeFamily::OutboundCalls,
+        PracticeFamily::OutboundTalk,
     ];
 
     /// Name, help and label names (sorted).
@@ -184,6 +191,16 @@ impl PracticeFamily {
                 "1 when the practice is open now (by its opening hours), else 0.",
                 P,
             ),
+            OutboundCalls => (
+                "permanence_outbound_calls_total",
+                "Outbound calls placed by agents for the practice (presented with its caller ID) that ended, by outcome (cancelled: the agent hung up before the answer). Attempts refused before leaving the switch are in permanence_outbound_refused_total.",
+                &["outcome", "practice"],
+            ),
+            OutboundTalk => (
+                "permanence_outbound_talk_seconds_total",
+                "Talk time of the practice's answered outbound calls (answer to hang-up), in seconds: the usage to bill.",
+                P,
+            ),
         }
     }
 
@@ -191,7 +208,8 @@ impl PracticeFamily {
     pub fn kind(self) -> Kind {
         use PracticeFamily::*;
         match self {
-            Offered | Answered | Closed | Abandoned | Overflowed | Offers => Kind::Counter,
+            Offered | Answered | Closed | Abandoned | Overflowed | Offers | OutboundCalls
+            | OutboundTalk => Kind::Counter,
             Wait | Ring | Talk | Wrapup => Kind::Histogram,
             QueueWaiting | QueueOldestWait | QueueEstimatedWait | AgentsEligible | PracticeOpen => {
                 Kind::Gauge
@@ -259,6 +277,12 @@ impl PracticeFamily {
             QueueEstimatedWait => f(&[], Value::Gauge(p.estimated_wait.get())),
             AgentsEligible => f(&[], Value::Gauge(p.eligible.get() as f64)),
             PracticeOpen => f(&[], Value::Gauge(p.open.get() as f64)),
+            OutboundCalls => {
+                for o in OutboundOutcome::ALL {
+                    f(&[("outcome", o.as_str())], c(&p.outbound[o.index()]));
+                }
+            }
+            OutboundTalk => f(&[], Value::FloatCounter(p.outbound_talk_seconds())),
         }
     }
 }
@@ -321,6 +345,11 @@ impl Collector for PracticeCollector {
                     Value::Counter(v) => {
                         let mut c = proto::Counter::default();
                         c.set_value(v as f64);
+                        m.set_counter(c);
+                    }
+                    Value::FloatCounter(v) => {
+                        let mut c = proto::Counter::default();
+                        c.set_value(v);
                         m.set_counter(c);
                     }
                     Value::Gauge(v) => {

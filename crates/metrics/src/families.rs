@@ -17,6 +17,9 @@ pub(crate) struct Families {
     pub agents: IntGaugeVec,
     pub active_calls: IntGauge,
     pub registered_contacts: IntGauge,
+    // Outbound calls (the per-practice ones are practice families).
+    pub outbound_active: IntGauge,
+    pub outbound_refused: IntCounterVec,
     // Memory.
     pub memory_heap: IntGauge,
     pub memory_resident: IntGauge,
@@ -90,6 +93,17 @@ impl Families {
                 r,
                 "permanence_registered_contacts",
                 "Softphone contacts currently registered.",
+            )?,
+            outbound_active: int_gauge(
+                r,
+                "permanence_outbound_calls_active",
+                "Outbound calls placed by agents in progress (dialling, ringing or answered).",
+            )?,
+            outbound_refused: counter_vec(
+                r,
+                "permanence_outbound_refused_total",
+                "Outbound call attempts refused before anything left the switch, by reason (destination: not in the allow-list, the toll-fraud guard; invalid_number; no_practice: no caller ID could be chosen; not_served: the agent does not serve the practice named; too_many_calls: per-agent cap).",
+                &["reason"],
             )?,
             memory_heap: int_gauge(
                 r,
@@ -215,6 +229,8 @@ impl Families {
             g(&self.agents),
             g(&self.active_calls),
             g(&self.registered_contacts),
+            g(&self.outbound_active),
+            g(&self.outbound_refused),
             g(&self.memory_heap),
             g(&self.memory_resident),
             g(&self.sip_requests),

@@ -106,7 +106,13 @@ impl AcdGauges {
             .collect();
         let mut agents = AgentCounts::default();
         for a in d.agents() {
-            agents.add(a.state);
+            // An available agent on an outbound call is busy on the phone.
+            let outbound = a.state == AgentState::Available && a.outbound_calls > 0;
+            agents.add(if outbound {
+                AgentState::OnCall
+            } else {
+                a.state
+            });
         }
         Self { practices, agents }
     }

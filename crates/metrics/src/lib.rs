@@ -12,8 +12,9 @@
 //!   dispatcher's [`permanence_acd::Event`]s to those blocks through its
 //!   own copy of the practice map: no lock shared with other tasks, only
 //!   relaxed atomic adds;
-//! * SIP, RTP and service counters are pre-resolved arrays indexed by enum
-//!   ([`SipMethod`], [`SipReject`], ...); SIP response counters are
+//! * SIP, RTP, outbound-refusal and service counters are pre-resolved
+//!   arrays indexed by enum ([`SipMethod`], [`SipReject`],
+//!   [`OutboundRefusal`], ...); SIP response counters are
 //!   resolved on first use per (method, code) and cached lock-free.
 //!
 //! Gauges (queues, agents) are set from a dispatcher snapshot just before
@@ -21,7 +22,7 @@
 //! writes the text exposition format. The per-practice families are
 //! written straight from the atomics, byte-identical to
 //! `TextEncoder::encode(registry.gather())` but about ten times faster
-//! (5,000 practices, ~460,000 series: see `benches/scrape.rs`).
+//! (5,000 practices, ~490,000 series: see `benches/scrape.rs`).
 //!
 //! # Wiring in the engine
 //!
@@ -63,6 +64,12 @@
 //! metrics.sip_response(SipMethod::Invite, 200);
 //! metrics.sip_rejected(SipReject::UnknownNumber);
 //!
+//! // Outbound calls of agents: refused before leaving the switch, or
+//! // started then ended (with the practice whose caller ID was shown).
+//! metrics.outbound_refused(OutboundRefusal::Destination);
+//! metrics.outbound_started();
+//! metrics.outbound_ended("cabinet-martin", OutboundOutcome::Answered, std::time::Duration::from_secs(95));
+//!
 //! // Media: when a leg closes (or periodically, as a delta), from LegStats.
 //! metrics.rtp_add(&RtpTotals { packets_in: 1500, bytes_in: 258_000, ..Default::default() });
 //! # Ok(()) }
@@ -75,6 +82,7 @@ mod atomics;
 mod collector;
 mod families;
 mod gauges;
+mod outbound;
 mod practice;
 mod recorder;
 mod render;
@@ -94,6 +102,7 @@ use prometheus::{IntCounter, IntGauge, Registry};
 pub use collector::Kind as MetricKind;
 use families::Families;
 pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGENT_STATES};
+pub use outbound::{OutboundOutcome, OutboundRefusal};
 pub use practice::{OfferResult, PracticeMetrics};
 pub use recorder::AcdRecorder;
 pub use rtp::RtpTotals;
@@ -195,6 +204,8 @@ pub struct Metrics {
     sip_parse_errors: [IntCounter; 2],
     sip_parse_seen: [AtomicU64; 2],
     sip_rejected: Vec<IntCounter>,
+    /// By [`OutboundRefusal::index`].
+    outbound_refused: Vec<IntCounter>,
     rtp_packets: [IntCounter; 2],
     rtp_bytes: [IntCounter; 2],
     agents: Vec<IntGauge>,
@@ -227,6 +238,13 @@ impl Metrics {
         let sip_rejected = SipReject::ALL
             .iter()
             .map(|r| f.sip_rejected.get_metric_with_label_values(&[r.label()]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outbound_refused = OutboundRefusal::ALL
+            .iter()
+            .map(|r| {
+                f.outbound_refused
+                    .get_metric_with_label_values(&[r.as_str()])
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let agents = AGENT_STATES
             .iter()
@@ -266,6 +284,7 @@ impl Metrics {
             sip_requests,
             sip_responses,
             sip_rejected,
+            outbound_refused,
             agents,
             records_write_failures_seen: AtomicU64::new(0),
         }))
@@ -463,6 +482,46 @@ impl Metrics {
             if total > prev {
                 self.sip_parse_errors[i].inc_by(total - prev);
             }
+        }
+    }
+
+    // ------------------------------------------------------------- outbound
+
+    /// An agent's outbound call attempt was refused before anything left
+    /// the switch (`permanence_outbound_refused_total{reason}`). Such an
+    /// attempt is neither started nor ended.
+    pub fn outbound_refused(&self, reason: OutboundRefusal) {
+        if let Some(c) = self.outbound_refused.get(reason.index()) {
+            c.inc();
+        }
+    }
+
+    /// An agent's outbound call passed the checks and is being placed:
+    /// `permanence_outbound_calls_active` + 1. Pair every call with one
+    /// [`Metrics::outbound_ended`].
+    pub fn outbound_started(&self) {
+        self.f.outbound_active.inc();
+    }
+
+    /// An outbound call started with [`Metrics::outbound_started`] ended:
+    /// `permanence_outbound_calls_active` − 1, and
+    /// `permanence_outbound_calls_total{practice,outcome}` + 1; `talk`
+    /// (answer to hang-up) is added to
+    /// `permanence_outbound_talk_seconds_total{practice}` when `outcome`
+    /// is [`OutboundOutcome::Answered`] and ignored otherwise.
+    ///
+    /// `practice` is the practice whose caller ID was presented. A
+    /// practice not in the set (unknown, or removed by a reload while the
+    /// call was up) is not counted and no series is created for it, as
+    /// for the gauges of a practice outside the set
+    /// ([`Metrics::set_gauges_from`]) and the calls of a removed practice
+    /// ([`Metrics::practices`]); the gauge is decremented all the same. No lock and no allocation: one lookup in
+    /// the current practice set (as [`Metrics::practice`] does for a
+    /// known practice) and relaxed atomic adds.
+    pub fn outbound_ended(&self, practice: &str, outcome: OutboundOutcome, talk: Duration) {
+        self.f.outbound_active.dec();
+        if let Some(h) = self.practices.load().get(practice) {
+            h.outbound_call_ended(outcome, talk);
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use permanence_acd::{AbandonPhase, OfferFailure, OverflowTarget, PracticeId};
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
+use crate::outbound::OutboundOutcome;
 
 /// How an offer to an agent ended (`result` label of
 /// `permanence_offers_total`).
@@ -113,6 +114,11 @@ pub struct PracticeMetrics {
     pub(crate) estimated_wait: FloatGauge,
     pub(crate) eligible: IntGauge,
     pub(crate) open: IntGauge,
+    /// Outbound calls ended, by [`OutboundOutcome::index`].
+    pub(crate) outbound: [Counter; 5],
+    /// Talk time of answered outbound calls, in milliseconds (exported in
+    /// seconds).
+    pub(crate) outbound_talk_ms: Counter,
 }
 
 impl PracticeMetrics {
@@ -138,6 +144,8 @@ impl PracticeMetrics {
             estimated_wait: FloatGauge::default(),
             eligible: IntGauge::default(),
             open: IntGauge::default(),
+            outbound: Default::default(),
+            outbound_talk_ms: Counter::default(),
         }
     }
 
@@ -205,5 +213,28 @@ impl PracticeMetrics {
     /// An agent finished the wrap-up of one of the practice's calls.
     pub fn wrap_up_done(&self, wrap_up: Duration) {
         self.wrapup.observe(wrap_up.as_secs_f64());
+    }
+
+    /// Talk time of the answered outbound calls so far, in seconds (the
+    /// exported value).
+    pub(crate) fn outbound_talk_seconds(&self) -> f64 {
+        self.outbound_talk_ms.get() as f64 / 1000.0
+    }
+
+    /// An outbound call placed for the practice ended with `outcome`
+    /// (`permanence_outbound_calls_total`); when it was answered, `talk`
+    /// (answer to hang-up) is added to
+    /// `permanence_outbound_talk_seconds_total` at millisecond precision,
+    /// otherwise it is ignored. The practice half of
+    /// [`crate::Metrics::outbound_ended`], which also moves the
+    /// in-progress gauge.
+    pub(crate) fn outbound_call_ended(&self, outcome: OutboundOutcome, talk: Duration) {
+        if let Some(c) = self.outbound.get(outcome.index()) {
+            c.inc();
+        }
+        if outcome == OutboundOutcome::Answered {
+            self.outbound_talk_ms
+                .add(u64::try_from(talk.as_millis()).unwrap_or(u64::MAX));
+        }
     }
 }

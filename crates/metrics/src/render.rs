@@ -18,6 +18,7 @@ use prometheus::TextEncoder;
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
 use crate::collector::{PracticeFamily, OFFER_ORDER, PHASES, SHORT, WAIT_OUTCOMES};
+use crate::outbound::OutboundOutcome;
 use crate::practice::OVERFLOW_LABELS;
 use crate::{FamilyInfo, MetricKind, PracticeMetrics, PracticeSet};
 
@@ -241,6 +242,26 @@ fn write_family(
         QueueEstimatedWait => gauge(out, |p| &p.estimated_wait),
         AgentsEligible => int_gauge(out, |p| &p.eligible),
         PracticeOpen => int_gauge(out, |p| &p.open),
+        OutboundCalls => {
+            // Labels outcome, practice: outcome-major.
+            for o in OutboundOutcome::ALL {
+                for p in ps {
+                    out.push_str(name);
+                    out.push_str("{outcome=\"");
+                    out.push_str(o.as_str());
+                    out.push_str("\",practice=\"");
+                    out.push_str(&p.escaped);
+                    out.push_str("\"}");
+                    value_u64(out, p.outbound[o.index()].get());
+                }
+            }
+        }
+        OutboundTalk => {
+            for p in ps {
+                practice_labels(out, name, p, None);
+                value_f64(out, p.outbound_talk_seconds());
+            }
+        }
     }
 }
 

@@ -207,14 +207,47 @@ fn dashboard_parses_and_names_only_exported_metrics() {
         "permanence_records_healthy",
         "permanence_records_write_failures_total",
         "permanence_records_backlog",
+        "permanence_outbound_calls_total",
+        "permanence_outbound_refused_total",
+        "permanence_outbound_calls_active",
+        "permanence_outbound_talk_seconds_total",
     ] {
         assert!(used.contains(f), "no dashboard panel uses {f}");
     }
+    let panels = d["panels"].as_array().expect("panels");
+    assert!(
+        panels
+            .iter()
+            .any(|p| p["type"] == "row" && p["title"] == "Appels sortants / Outbound"),
+        "outbound row"
+    );
     // Panel ids are unique.
     let mut ids = BTreeSet::new();
-    for p in d["panels"].as_array().expect("panels") {
+    for p in panels {
         let id = p["id"].as_i64().expect("panel id");
         assert!(ids.insert(id), "duplicate panel id {id}");
+    }
+    // Panels do not overlap and fit the 24-column grid.
+    let rect = |p: &serde_json::Value| {
+        let g = &p["gridPos"];
+        let n = |k: &str| {
+            g[k].as_i64()
+                .unwrap_or_else(|| panic!("{}: gridPos.{k}", p["title"]))
+        };
+        (n("x"), n("y"), n("w"), n("h"))
+    };
+    for (i, a) in panels.iter().enumerate() {
+        let (ax, ay, aw, ah) = rect(a);
+        assert!(
+            ax >= 0 && aw > 0 && ax + aw <= 24 && ah > 0,
+            "{}: gridPos",
+            a["title"]
+        );
+        for b in &panels[i + 1..] {
+            let (bx, by, bw, bh) = rect(b);
+            let overlap = ax < bx + bw && bx < ax + aw && ay < by + bh && by < ay + ah;
+            assert!(!overlap, "panels {} and {} overlap", a["title"], b["title"]);
+        }
     }
 }
 
@@ -285,9 +318,21 @@ fn alert_rules_parse_and_name_only_exported_metrics() {
         "PermanenceRtpLoss",
         "PermanenceCallRecordsDropped",
         "PermanenceRecordsStoreDegraded",
+        "PermanenceOutboundRefusedBurst",
     ] {
         assert!(alerts.contains(a), "missing alert {a}");
     }
+    // The toll-fraud alert watches the allow-list refusals only.
+    let burst = file
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .find(|r| r.alert.as_deref() == Some("PermanenceOutboundRefusedBurst"))
+        .expect("PermanenceOutboundRefusedBurst");
+    assert!(burst
+        .expr
+        .contains("permanence_outbound_refused_total{reason=\"destination\"}"));
+    assert!(burst.annotations["description"].contains("outbound.refused"));
     check("prometheus/alerts.yml", &exprs);
 }
 

@@ -592,9 +592,9 @@ fn a_practice_missing_from_the_set_is_added_on_first_event() {
 
 /// Series of one practice: 3 call counters, 4 abandoned, 4 overflowed,
 /// 6 offers, 5 histograms (wait × 2 outcomes, ring, talk, wrap-up) × 14
-/// lines, 5 gauges: 92.
+/// lines, 5 gauges, 5 outbound outcomes and the outbound talk time: 98.
 fn series_per_practice() -> usize {
-    3 + 4 + 4 + 6 + 5 * (BUCKETS.len() + 3) + 5
+    3 + 4 + 4 + 6 + 5 * (BUCKETS.len() + 3) + 5 + 5 + 1
 }
 
 #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use permanence_acd::{AbandonPhase, OverflowTarget, PracticeId};
 use permanence_metrics::{
-    AcdGauges, AgentCounts, Metrics, OfferResult, PracticeGauges, RtpTotals, SipMethod, SipReject,
-    DEFAULT_SHORT_ABANDON,
+    AcdGauges, AgentCounts, Metrics, OfferResult, OutboundOutcome, OutboundRefusal, PracticeGauges,
+    RtpTotals, SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
 };
 use prometheus::{Encoder, TextEncoder};
 
@@ -69,6 +69,12 @@ fn populated_metrics_render_like_the_encoder() {
         h.call_completed(Duration::from_secs(400 + i as u64));
         h.wrap_up_done(Duration::from_millis(29_999));
         h.call_closed();
+        m.outbound_started();
+        m.outbound_ended(
+            id,
+            OutboundOutcome::ALL[i % 5],
+            Duration::from_millis(61_234 * i as u64 + 1),
+        );
         gauges.practices.push(PracticeGauges {
             practice: PracticeId::new(id),
             open: i % 2 == 0,
@@ -104,6 +110,11 @@ fn populated_metrics_render_like_the_encoder() {
     m.records_dropped(1);
     m.sync_records(false, 7, 3);
     m.config_reload(false);
+    m.outbound_started();
+    m.outbound_ended("unknown", OutboundOutcome::Busy, Duration::ZERO);
+    m.outbound_started();
+    m.outbound_refused(OutboundRefusal::Destination);
+    m.outbound_refused(OutboundRefusal::TooManyCalls);
     let ours = m.render();
     let theirs = reference(&m);
     if ours != theirs {
