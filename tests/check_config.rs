@@ -29,6 +29,23 @@ fn shipped_configuration_passes() {
     assert!(stderr.trim().is_empty(), "unexpected output: {stderr}");
 }
 
+/// The outbound cases (practice codes, destination classes, caller IDs)
+/// are among those checked below.
+#[test]
+fn outbound_cases_are_present() {
+    let root = common::repo().join("tests/configs");
+    for case in [
+        "outbound-duplicate-code",
+        "outbound-unknown-class",
+        "outbound-bad-caller-id",
+    ] {
+        assert!(
+            root.join(case).join("expected.txt").is_file(),
+            "tests/configs/{case}/expected.txt is missing"
+        );
+    }
+}
+
 #[test]
 fn broken_configurations_are_reported_with_file_line_and_field() {
     let root = common::repo().join("tests/configs");

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use permanence_outbound::AllowList;
+
 use crate::error::ConfigError;
-use crate::source::Source;
+use crate::source::{index, Source};
 
 /// ISO 639-1 two-letter language codes.
 const ISO_639_1: &[&str] = &[
@@ -150,7 +152,7 @@ impl Ctx<'_> {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, l) in langs.iter().enumerate() {
-            let p = crate::source::index(path, i);
+            let p = index(path, i);
             self.language(&p, l);
             if !seen.insert(l) {
                 self.err(&p, format!("language {l:?} is listed twice"));
@@ -166,6 +168,67 @@ impl Ctx<'_> {
                 format!("unknown language {l:?}: expected a lowercase ISO 639-1 code such as \"fr\" or \"en\""),
             );
         }
+    }
+
+    /// An allow-list of destinations from a list of class names at
+    /// `classes_path` and a list of numbers entries at `numbers_path`; each
+    /// bad element is reported at its own index. `None` if any is bad.
+    pub fn allow_list(
+        &mut self,
+        classes_path: &str,
+        classes: &[String],
+        numbers_path: &str,
+        numbers: &[String],
+    ) -> Option<AllowList> {
+        let m = self.mark();
+        // Element by element, so each error names its index; the messages
+        // are the outbound crate's.
+        for (i, c) in classes.iter().enumerate() {
+            if let Err(e) = AllowList::parse(std::slice::from_ref(c), &[]) {
+                self.err(&index(classes_path, i), e.to_string());
+            }
+        }
+        for (i, n) in numbers.iter().enumerate() {
+            if let Err(e) = AllowList::parse(&[], std::slice::from_ref(n)) {
+                self.err(&index(numbers_path, i), e.to_string());
+            }
+        }
+        if !self.clean_since(m) {
+            return None;
+        }
+        match AllowList::parse(classes, numbers) {
+            Ok(a) => Some(a),
+            // Not reached: every element parsed on its own.
+            Err(e) => {
+                self.err(classes_path, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Like [`Ctx::allow_list`] with each list optional: an absent list
+    /// takes `default`'s classes or numbers.
+    pub fn allow_list_or(
+        &mut self,
+        classes_path: &str,
+        classes: Option<&[String]>,
+        numbers_path: &str,
+        numbers: Option<&[String]>,
+        default: &AllowList,
+    ) -> Option<AllowList> {
+        let mut a = self.allow_list(
+            classes_path,
+            classes.unwrap_or_default(),
+            numbers_path,
+            numbers.unwrap_or_default(),
+        )?;
+        if classes.is_none() {
+            a.classes = default.classes.clone();
+        }
+        if numbers.is_none() {
+            a.numbers = default.numbers.clone();
+        }
+        Some(a)
     }
 
     /// Checks a skill name.

@@ -52,6 +52,8 @@ mod model;
 mod practice;
 mod raw;
 mod source;
+#[cfg(test)]
+mod tests;
 mod wav;
 
 use std::collections::HashMap;
@@ -60,9 +62,10 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
     Agent, Config, ConfiguredStep, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser,
-    NumberKind, OverflowTarget, Pool, Practice, Prompt, PromptKind, Prompts, QueueSettings,
-    RecordsSettings, RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig,
-    SipLimits, SrtpPolicy, Strategy, TlsFiles, Triage, TriageOption, Trunk,
+    NumberKind, OutboundSettings, OverflowTarget, Pool, Practice, PracticeOutbound, Prompt,
+    PromptKind, Prompts, QueueSettings, RecordsSettings, RegistrarConfig, Role, Routing,
+    RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, SrtpPolicy, Strategy, TlsFiles, Triage,
+    TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 
@@ -89,6 +92,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 known_agents: &main.known_agents,
                 known_pools: &main.known_pools,
                 dispatcher: &main.dispatcher,
+                outbound: &main.outbound,
             };
             let main_id = std::fs::canonicalize(path).ok();
             for f in files {
@@ -178,7 +182,8 @@ fn dialplan_files(
 }
 
 /// Checks across dialplans: duplicate practice ids, numbers claimed twice,
-/// triage `route_to` numbers that would loop back into Permanence.
+/// triage `route_to` numbers that would loop back into Permanence,
+/// duplicate outbound practice codes.
 fn cross_file(parts: &[PracticeParts], errors: &mut Vec<ConfigError>) {
     let mut ids: HashMap<&str, &PracticeParts> = HashMap::new();
     for p in parts {
@@ -227,6 +232,25 @@ fn cross_file(parts: &[PracticeParts], errors: &mut Vec<ConfigError>) {
             }
         }
     }
+    let mut codes: HashMap<&str, &PracticeParts> = HashMap::new();
+    for p in parts {
+        let Some(code) = p.code.as_deref() else {
+            continue;
+        };
+        if let Some(first) = codes.get(code) {
+            errors.push(p.src.err(
+                "outbound.code",
+                format!(
+                    "code {code:?} is already used by practice {:?} ({}:{})",
+                    first.id.as_deref().unwrap_or("?"),
+                    first.src.path.display(),
+                    first.src.line_of("outbound.code")
+                ),
+            ));
+        } else {
+            codes.insert(code, p);
+        }
+    }
 }
 
 /// Builds the model once everything validated, and computes warnings.
@@ -271,6 +295,7 @@ fn assemble(main: MainParts, parts: Vec<PracticeParts>) -> Option<Config> {
         http: main.http?,
         dispatcher: main.dispatcher,
         records: main.records,
+        outbound: main.outbound,
         trunks: main.trunks,
         agents: main.agents,
         pools: main.pools,

@@ -1,5 +1,5 @@
-//! Validation of the main file: `[sip]`, `[rtp]`, `[http]`, `[dispatcher]`,
-//! `[[trunks]]`, `[[agents]]`, `[[pools]]`.
+//! Validation of the main file: `[sip]`, `[rtp]`, `[http]`, `[records]`,
+//! `[dispatcher]`, `[outbound]`, `[[trunks]]`, `[[agents]]`, `[[pools]]`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -14,8 +14,9 @@ use toml::Spanned;
 use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::model::{
-    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, Pool, RecordsSettings,
-    RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, SrtpPolicy, TlsFiles, Trunk,
+    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, OutboundSettings, Pool,
+    RecordsSettings, RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, SrtpPolicy, TlsFiles,
+    Trunk,
 };
 use crate::raw;
 use crate::source::{self, get, get_str, index, join, Source};
@@ -30,6 +31,9 @@ pub(crate) struct MainParts {
     pub http: Option<HttpConfig>,
     pub dispatcher: DispatcherConfig,
     pub records: RecordsSettings,
+    /// `[outbound]` (defaults when absent or broken: its errors are in the
+    /// loader's list).
+    pub outbound: OutboundSettings,
     pub trunks: Vec<Trunk>,
     pub agents: Vec<Agent>,
     pub pools: Vec<Pool>,
@@ -94,6 +98,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
     let http_raw: Option<raw::Http> = section(&src, &root, "http", errors);
     let disp_raw: Option<raw::Dispatcher> = section(&src, &root, "dispatcher", errors);
     let records_raw: Option<raw::Records> = section(&src, &root, "records", errors);
+    let outbound_raw: Option<raw::Outbound> = section(&src, &root, "outbound", errors);
 
     let mut warnings = Vec::new();
     let mut ctx = Ctx { src: &src, errors };
@@ -107,6 +112,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
     let http = http_raw.and_then(|r| http(&mut ctx, r, sip.as_ref()));
     let dispatcher = dispatcher(&mut ctx, disp_raw.unwrap_or_default());
     let records = records(&mut ctx, records_raw.unwrap_or_default());
+    let outbound = outbound(&mut ctx, outbound_raw.unwrap_or_default());
 
     // Trunks.
     let mut trunks: Vec<Trunk> = Vec::new();
@@ -204,6 +210,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
         http,
         dispatcher,
         records,
+        outbound,
         trunks,
         agents,
         pools,
@@ -820,6 +827,46 @@ fn dispatcher(ctx: &mut Ctx<'_>, r: raw::Dispatcher) -> DispatcherConfig {
     }
 }
 
+fn outbound(ctx: &mut Ctx<'_>, r: raw::Outbound) -> OutboundSettings {
+    const P: &str = "outbound";
+    let d = OutboundSettings::default();
+    let allow = ctx
+        .allow_list_or(
+            &join(P, "allow"),
+            r.allow.as_deref(),
+            &join(P, "allow_numbers"),
+            r.allow_numbers.as_deref(),
+            &d.allow,
+        )
+        .unwrap_or_else(|| d.allow.clone());
+    OutboundSettings {
+        allow,
+        max_calls_per_agent: ctx.opt_u32(
+            &join(P, "max_calls_per_agent"),
+            r.max_calls_per_agent,
+            d.max_calls_per_agent,
+            1,
+            10,
+        ),
+        ring_timeout: ctx.opt_secs(
+            &join(P, "ring_timeout_seconds"),
+            r.ring_timeout_seconds,
+            60,
+            10,
+            300,
+        ),
+        recent_practice: std::time::Duration::from_secs(
+            60 * u64::from(ctx.opt_u32(
+                &join(P, "recent_practice_minutes"),
+                r.recent_practice_minutes,
+                30,
+                0,
+                1440,
+            )),
+        ),
+    }
+}
+
 /// A trunk (when valid) and the sources that parse, by index.
 fn trunk(ctx: &mut Ctx<'_>, p: &str, r: raw::Trunk) -> (Option<Trunk>, Vec<(usize, IpNet)>) {
     let m = ctx.mark();
@@ -1059,6 +1106,16 @@ fn agent(ctx: &mut Ctx<'_>, p: &str, r: raw::Agent) -> Option<Agent> {
             SrtpPolicy::default()
         }),
     };
+    let outbound_allow = match (&r.outbound_allow, &r.outbound_allow_numbers) {
+        (None, None) => None,
+        // A restriction: what it does not name is not allowed.
+        (classes, numbers) => ctx.allow_list(
+            &join(p, "outbound_allow"),
+            classes.as_deref().unwrap_or_default(),
+            &join(p, "outbound_allow_numbers"),
+            numbers.as_deref().unwrap_or_default(),
+        ),
+    };
     let shift = match &r.shift {
         None => Schedule::always(tz),
         Some(w) => {
@@ -1083,6 +1140,7 @@ fn agent(ctx: &mut Ctx<'_>, p: &str, r: raw::Agent) -> Option<Agent> {
         timezone: tz,
         wrap_up,
         srtp,
+        outbound_allow,
         shift,
         origin: origin(ctx.src, p),
     })

@@ -13,6 +13,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use permanence_calendar::{Schedule, Tz};
 use permanence_numbers::{normalize, Country, E164};
+use permanence_outbound::AllowList;
 pub use permanence_types::{
     DigestAlgorithm, OverflowTarget, Role, RoutingStep, Selector, SrtpPolicy, Strategy,
 };
@@ -37,6 +38,9 @@ pub struct Config {
     pub dispatcher: DispatcherConfig,
     /// `[records]`: call records, voicemail storage, retention.
     pub records: RecordsSettings,
+    /// `[outbound]`: calls placed by telesecretaries through the outbound
+    /// trunk (default allow-list, limits).
+    pub outbound: OutboundSettings,
     pub(crate) trunks: Vec<Trunk>,
     pub(crate) agents: Vec<Agent>,
     pub(crate) pools: Vec<Pool>,
@@ -141,6 +145,14 @@ impl Config {
         &self.trunks
     }
 
+    /// The practice whose `outbound.code` is `code` (what an agent dials
+    /// after `*8`). Codes are unique across practices (validated).
+    pub fn practice_by_code(&self, code: &str) -> Option<&Practice> {
+        self.practices
+            .iter()
+            .find(|p| p.outbound.code.as_deref() == Some(code))
+    }
+
     /// The first trunk that can place outgoing calls (has `outbound`).
     pub fn outbound_trunk(&self) -> Option<&Trunk> {
         self.trunks.iter().find(|t| t.outbound.is_some())
@@ -199,6 +211,19 @@ impl Config {
             .iter()
             .filter(|a| steps.iter().any(|s| self.step_admits(practice, &s.step, a)))
             .collect()
+    }
+
+    /// Whether `agent` serves `practice`: one of the practice's routing
+    /// steps, at any wait, admits the agent (see [`Config::step_admits`]).
+    /// The overflow pool and triage requirements are not considered, nor
+    /// shifts and presence. An agent may place outbound calls only for the
+    /// practices it serves.
+    pub fn serves(&self, agent: &Agent, practice: &Practice) -> bool {
+        practice
+            .routing
+            .steps
+            .iter()
+            .any(|s| self.step_admits(practice, &s.step, agent))
     }
 
     /// Wrap-up time after a call to `practice` answered by `agent`: the
@@ -522,6 +547,38 @@ impl Default for DispatcherConfig {
     }
 }
 
+/// `[outbound]`: calls placed by telesecretaries from their softphones
+/// (`*8<practice code>*<number>`, or a bare number for the practice of
+/// their last call), through the outbound trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundSettings {
+    /// `allow` (default `["emergency", "fixed", "mobile"]`) and
+    /// `allow_numbers` (default none): what a practice may call unless its
+    /// dialplan's `[outbound]` says otherwise (each key separately).
+    pub allow: AllowList,
+    /// `max_calls_per_agent` (default 2, 1..=10): outbound calls one agent
+    /// may have in progress at once.
+    pub max_calls_per_agent: u32,
+    /// `ring_timeout_seconds` (default 60, 10..=300): how long the called
+    /// party may ring before the call is given up.
+    pub ring_timeout: Duration,
+    /// `recent_practice_minutes` (default 30, 0..=1440): a bare number is
+    /// called for the practice of the agent's last call within this time;
+    /// zero means a bare number is never attributed to a practice.
+    pub recent_practice: Duration,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self {
+            allow: AllowList::french_default(),
+            max_calls_per_agent: 2,
+            ring_timeout: Duration::from_secs(60),
+            recent_practice: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
 /// A carrier trunk (`[[trunks]]`): calls are accepted only from its sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trunk {
@@ -532,8 +589,9 @@ pub struct Trunk {
     pub sources: Vec<IpNet>,
     /// `outbound`: where to send calls out through this carrier (`host:port`
     /// as an IP socket address), used when triage routes an urgent call
-    /// straight to a practitioner's number; `None` if the trunk only
-    /// delivers calls.
+    /// straight to a practitioner's number and for the telesecretaries'
+    /// outbound calls (`[outbound]`); `None` if the trunk only delivers
+    /// calls. The first trunk with one is [`Config::outbound_trunk`].
     pub outbound: Option<SocketAddr>,
     /// Where the trunk is defined.
     pub origin: Origin,
@@ -570,6 +628,13 @@ pub struct Agent {
     /// `srtp` (`off`, `offer` (default), `require`): when calls to this
     /// agent offer SRTP; see [`SrtpPolicy`].
     pub srtp: SrtpPolicy,
+    /// `outbound_allow` and `outbound_allow_numbers`: what this agent's
+    /// outbound calls may reach, on top of the practice's own list (a
+    /// destination must be allowed by both). `None` when neither key is
+    /// given: no restriction beyond the practice's list. When one is given,
+    /// the other one absent means none (`outbound_allow = ["emergency"]`
+    /// alone: emergency numbers only).
+    pub outbound_allow: Option<AllowList>,
     /// `[agents.shift]`, in `timezone`; without a shift section this is
     /// [`Schedule::always`] (`always_open = true`: no shift limit).
     pub shift: Schedule,
@@ -669,6 +734,9 @@ pub struct Practice {
     pub triage: Option<Triage>,
     /// `[routing]`.
     pub routing: Routing,
+    /// `[outbound]`: the practice's code and caller ID for the agents'
+    /// outbound calls, and what they may reach.
+    pub outbound: PracticeOutbound,
     /// The dialplan file.
     pub source: PathBuf,
 }
@@ -678,6 +746,25 @@ impl Practice {
     pub fn numbers(&self) -> impl Iterator<Item = &E164> {
         self.forwarded_from.iter().chain(self.dids.iter())
     }
+}
+
+/// `[outbound]` of a dialplan: how agents call out on behalf of the
+/// practice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PracticeOutbound {
+    /// `code`: 1 to 4 digits, unique across practices; an agent dials
+    /// `*8<code>*<number>` to call as this practice. `None`: the practice
+    /// can only be called out for with a bare number (its agents' recent
+    /// practice).
+    pub code: Option<String>,
+    /// `caller_id`: the number shown to the called party (E.164; national
+    /// forms read in the practice's `country`). Default: the first
+    /// `forwarded_from` number, else the first DID; `None` only when the
+    /// practice has no number, and then it cannot call out.
+    pub caller_id: Option<E164>,
+    /// `allow` and `allow_numbers`: what calls for the practice may reach;
+    /// each key absent takes the main file's `[outbound]` value.
+    pub allow: AllowList,
 }
 
 /// The prompts a practice can override.

@@ -16,8 +16,9 @@ use crate::check::{is_id, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::main_file::{timezone, weekly};
 use crate::model::{
-    ConfiguredStep, DispatcherConfig, OverflowTarget, Practice, Prompt, PromptKind, Prompts,
-    QueueSettings, Routing, RoutingStep, Selector, Triage, TriageOption,
+    ConfiguredStep, DispatcherConfig, OutboundSettings, OverflowTarget, Practice, PracticeOutbound,
+    Prompt, PromptKind, Prompts, QueueSettings, Routing, RoutingStep, Selector, Triage,
+    TriageOption,
 };
 use crate::raw::{self, OverflowAction};
 use crate::source::{self, get, get_str, index, join, Source};
@@ -32,6 +33,8 @@ pub(crate) struct Shared<'a> {
     pub known_pools: &'a HashSet<String>,
     /// Defaults for ring timeout and wrap-up.
     pub dispatcher: &'a DispatcherConfig,
+    /// The default allow-list of `[outbound]`.
+    pub outbound: &'a OutboundSettings,
 }
 
 /// What was read from one dialplan file.
@@ -44,6 +47,9 @@ pub(crate) struct PracticeParts {
     pub numbers: Vec<(E164, String)>,
     /// Valid triage `route_to` numbers with their field paths.
     pub route_tos: Vec<(E164, String)>,
+    /// `outbound.code` when it is valid, for duplicate detection even when
+    /// the rest of the file is broken.
+    pub code: Option<String>,
     /// The practice, when the whole file is valid.
     pub practice: Option<Practice>,
     /// Non-fatal findings.
@@ -73,8 +79,10 @@ pub(crate) fn load_practice(
     let queue_raw: Option<raw::Queue> = unit(&src, &root, "queue", errors);
     let triage_raw: Option<raw::Triage> = unit(&src, &root, "triage", errors);
     let routing_raw: Option<raw::Routing> = unit(&src, &root, "routing", errors);
+    let outbound_raw: Option<raw::PracticeOutbound> = unit(&src, &root, "outbound", errors);
     let has = |k: &str| get(&root, k).is_some();
     let (has_prompts, has_queue, has_triage) = (has("prompts"), has("queue"), has("triage"));
+    let has_outbound = has("outbound");
 
     let mut warnings = Vec::new();
     let mut ctx = Ctx { src: &src, errors };
@@ -107,38 +115,53 @@ pub(crate) fn load_practice(
         Some(None)
     };
     let routing = routing_raw.and_then(|r| routing(&mut ctx, r, shared));
+    let outbound_raw = if has_outbound {
+        outbound_raw
+    } else {
+        Some(raw::PracticeOutbound::default())
+    };
+    let (outbound, code) = match outbound_raw {
+        Some(o) => outbound(&mut ctx, o, country, top.as_ref(), shared.outbound),
+        None => (None, None),
+    };
 
     let numbers = top.as_ref().map(|t| t.numbers.clone()).unwrap_or_default();
     let clean = ctx.clean_since(start);
-    let practice = match (top, hours, prompts, queue, triage, routing) {
-        (Some(t), Some(hours), Some(prompts), Some(queue), Some(triage), Some(routing))
-            if clean =>
-        {
-            Some(Practice {
-                id: t.id,
-                name: t.name,
-                specialty: t.specialty,
-                language: t.language,
-                languages: t.languages,
-                timezone: t.timezone,
-                country: t.country,
-                forwarded_from: t.forwarded_from,
-                dids: t.dids,
-                info_url: t.info_url,
-                hours,
-                prompts,
-                queue,
-                triage,
-                routing,
-                source: path.to_path_buf(),
-            })
-        }
+    let practice = match (top, hours, prompts, queue, triage, routing, outbound) {
+        (
+            Some(t),
+            Some(hours),
+            Some(prompts),
+            Some(queue),
+            Some(triage),
+            Some(routing),
+            Some(outbound),
+        ) if clean => Some(Practice {
+            id: t.id,
+            name: t.name,
+            specialty: t.specialty,
+            language: t.language,
+            languages: t.languages,
+            timezone: t.timezone,
+            country: t.country,
+            forwarded_from: t.forwarded_from,
+            dids: t.dids,
+            info_url: t.info_url,
+            hours,
+            prompts,
+            queue,
+            triage,
+            routing,
+            outbound,
+            source: path.to_path_buf(),
+        }),
         _ => None,
     };
     Some(PracticeParts {
         id,
         numbers,
         route_tos,
+        code,
         practice,
         warnings,
         src,
@@ -603,6 +626,64 @@ fn triage(
         default,
         options,
     })
+}
+
+/// Whether `s` is a practice code: 1 to 4 ASCII digits.
+fn is_code(s: &str) -> bool {
+    (1..=4).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `[outbound]` (all defaults when the section is absent), and its `code`
+/// when valid, even if the rest is not (for the duplicate check across
+/// practices). `top` is `None` when the top-level keys are broken: the
+/// default caller ID is then unknown, and the practice is refused anyway.
+fn outbound(
+    ctx: &mut Ctx<'_>,
+    r: raw::PracticeOutbound,
+    country: Country,
+    top: Option<&Top>,
+    defaults: &OutboundSettings,
+) -> (Option<PracticeOutbound>, Option<String>) {
+    let m = ctx.mark();
+    let code = match r.code {
+        Some(c) if !is_code(&c) => {
+            ctx.err(
+                "outbound.code",
+                format!("invalid practice code {c:?}: expected 1 to 4 digits (agents dial *8<code>*<number>)"),
+            );
+            None
+        }
+        c => c,
+    };
+    let caller_id = match &r.caller_id {
+        Some(raw) => {
+            let n = normalize(raw, country);
+            if n.is_none() {
+                ctx.err(
+                    "outbound.caller_id",
+                    format!("not a telephone number: {raw:?} (expected E.164 such as +33450000001, or a national number)"),
+                );
+            }
+            n
+        }
+        None => top.and_then(|t| t.forwarded_from.first().or(t.dids.first()).cloned()),
+    };
+    let allow = ctx.allow_list_or(
+        "outbound.allow",
+        r.allow.as_deref(),
+        "outbound.allow_numbers",
+        r.allow_numbers.as_deref(),
+        &defaults.allow,
+    );
+    let outbound = match allow {
+        Some(allow) if ctx.clean_since(m) => Some(PracticeOutbound {
+            code: code.clone(),
+            caller_id,
+            allow,
+        }),
+        _ => None,
+    };
+    (outbound, code)
 }
 
 fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Routing> {

@@ -33,6 +33,7 @@ pub(crate) struct MainTop {
     pub agents: Option<IgnoredAny>,
     pub pools: Option<IgnoredAny>,
     pub records: Option<IgnoredAny>,
+    pub outbound: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +147,17 @@ pub(crate) struct Dispatcher {
     pub default_handle_seconds: Option<i64>,
 }
 
+/// `[outbound]` of the main file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Outbound {
+    pub allow: Option<Vec<String>>,
+    pub allow_numbers: Option<Vec<String>>,
+    pub max_calls_per_agent: Option<i64>,
+    pub ring_timeout_seconds: Option<i64>,
+    pub recent_practice_minutes: Option<i64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Trunk {
@@ -180,6 +192,8 @@ pub(crate) struct Agent {
     pub timezone: Option<String>,
     pub wrap_up_seconds: Option<i64>,
     pub srtp: Option<String>,
+    pub outbound_allow: Option<Vec<String>>,
+    pub outbound_allow_numbers: Option<Vec<String>>,
     pub shift: Option<Week>,
 }
 
@@ -213,6 +227,7 @@ pub(crate) struct PracticeTop {
     pub queue: Option<IgnoredAny>,
     pub triage: Option<IgnoredAny>,
     pub routing: IgnoredAny,
+    pub outbound: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,4 +339,14 @@ pub(crate) enum OverflowAction {
 pub(crate) struct Overflow {
     pub action: OverflowAction,
     pub pool: Option<String>,
+}
+
+/// `[outbound]` of a dialplan.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PracticeOutbound {
+    pub code: Option<String>,
+    pub caller_id: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub allow_numbers: Option<Vec<String>>,
 }

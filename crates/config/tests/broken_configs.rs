@@ -133,6 +133,11 @@ fn coverage() {
         "cannot be resolved: symbolic link loop",
         "is a directory, not a regular file",
         "file is not valid UTF-8",
+        "code \"1\" is already used by practice \"a\"",
+        "invalid practice code",
+        "unknown destination class",
+        "invalid number \"+41 22\"",
+        "outbound.caller_id: not a telephone number",
     ] {
         assert!(all.contains(needle), "no case covers {needle:?}");
     }

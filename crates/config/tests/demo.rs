@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use permanence_config::{
-    load, Config, DigestAlgorithm, NumberKind, OverflowTarget, PromptKind, Strategy,
+    load, Config, DigestAlgorithm, NumberKind, OutboundSettings, OverflowTarget, PromptKind,
+    Strategy,
 };
 use permanence_numbers::{normalize, Country};
+use permanence_outbound::AllowList;
 use permanence_sip::digest::ha1;
 
 fn repo() -> PathBuf {
@@ -238,4 +240,63 @@ fn practices_content() {
         c.wrap_up(c.agent("alice").expect("alice"), kine),
         Duration::from_secs(30)
     );
+}
+
+#[test]
+fn outbound_settings() {
+    let c = demo();
+    // [outbound] as documented, equal to the defaults.
+    assert_eq!(c.outbound, OutboundSettings::default());
+    assert_eq!(c.outbound.allow, AllowList::french_default());
+    assert_eq!(c.outbound.max_calls_per_agent, 2);
+    assert_eq!(c.outbound.ring_timeout, Duration::from_secs(60));
+    assert_eq!(c.outbound.recent_practice, Duration::from_secs(30 * 60));
+    // The demo trunk's gateway, where the tests play the carrier.
+    let t = c.outbound_trunk().expect("outbound trunk");
+    assert_eq!(t.name, "demo-carrier");
+    assert_eq!(t.outbound, Some("127.0.0.1:5080".parse().expect("addr")));
+    // Practice codes and caller IDs (the forwarded numbers).
+    for (code, id, caller_id) in [
+        ("1", "martin", "+33450000001"),
+        ("2", "caron", "+33140000002"),
+        ("4", "tilleuls", "+33380000004"),
+        ("5", "kine-dupont", "+33478000005"),
+    ] {
+        let p = c
+            .practice_by_code(code)
+            .unwrap_or_else(|| panic!("code {code}"));
+        assert_eq!(p.id, id);
+        assert_eq!(p.outbound.code.as_deref(), Some(code));
+        assert_eq!(
+            p.outbound.caller_id.as_ref().map(|n| n.as_str()),
+            Some(caller_id)
+        );
+        assert_eq!(p.outbound.allow, AllowList::french_default());
+    }
+    for code in ["3", "01", "", "*1", "11"] {
+        assert!(c.practice_by_code(code).is_none(), "{code:?}");
+    }
+    assert!(c.agents().iter().all(|a| a.outbound_allow.is_none()));
+}
+
+#[test]
+fn who_serves_which_practice() {
+    let c = demo();
+    let serves = |agent: &str, practice: &str| {
+        c.serves(
+            c.agent(agent).expect("agent"),
+            c.practice(practice).expect("practice"),
+        )
+    };
+    // Dr Martin's last step admits every French speaker, Dr Caron's the
+    // generalist pool at level 2, Les Tilleuls everyone.
+    for agent in ["alice", "bob", "carol"] {
+        for practice in ["martin", "caron", "tilleuls"] {
+            assert!(serves(agent, practice), "{agent} {practice}");
+        }
+    }
+    // The kiné has only Carol: its overflow pool does not count.
+    assert!(serves("carol", "kine-dupont"));
+    assert!(!serves("alice", "kine-dupont"));
+    assert!(!serves("bob", "kine-dupont"));
 }
