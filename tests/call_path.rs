@@ -1088,15 +1088,7 @@ fn urgent_option_routes_straight_to_the_practitioner() {
     // Dr Martin's triage: "1" (urgence) goes to the practitioner's mobile
     // through the carrier's outbound gateway (a SIPp softphone here).
     let mut cfg = quick_config();
-    let gw_port = free_udp_port();
-    let trunk = cfg
-        .main
-        .get_mut("trunks")
-        .and_then(|t| t.as_array_mut())
-        .and_then(|a| a.first_mut())
-        .and_then(|t| t.as_table_mut())
-        .expect("[[trunks]]");
-    trunk.insert("outbound".into(), format!("127.0.0.1:{gw_port}").into());
+    let gw_port = cfg.outbound_gateway();
     let mut triage = toml::Table::new();
     triage.insert("timeout_seconds".into(), 5.into());
     triage.insert("default".into(), "2".into());

@@ -202,6 +202,21 @@ impl TestConfig {
         }
     }
 
+    /// Moves the demo trunk's outbound gateway to a free UDP port of the
+    /// test (where a SIPp UAS or a socket plays the carrier) and returns it.
+    pub fn outbound_gateway(&mut self) -> u16 {
+        let port = free_udp_port();
+        let trunk = self
+            .main
+            .get_mut("trunks")
+            .and_then(|t| t.as_array_mut())
+            .and_then(|a| a.first_mut())
+            .and_then(|t| t.as_table_mut())
+            .expect("[[trunks]]");
+        trunk.insert("outbound".into(), format!("127.0.0.1:{port}").into());
+        port
+    }
+
     /// A practice's table, by id.
     pub fn practice(&mut self, id: &str) -> &mut toml::Table {
         self.dialplans

@@ -162,6 +162,8 @@ pub struct CallContext {
     pub options: CallOptions,
     /// Engine time and the wall clock.
     pub clock: Clock,
+    /// The agents' recent practices and outbound calls in progress.
+    pub activity: Arc<crate::activity::AgentActivity>,
 }
 
 /// What an agent's own call (a feature code) uses.

@@ -92,8 +92,14 @@ pub enum LegEvent {
     Ringing,
     /// Answered; send media there.
     Answered(Box<RemoteMedia>),
-    /// Every fork failed.
-    Failed(OfferFailure),
+    /// Every fork failed: the most telling failure, with the final status
+    /// it came with (`None`: no response, or nothing could be sent).
+    Failed {
+        /// As the dispatcher counts it.
+        reason: OfferFailure,
+        /// The SIP status (an outbound call relays it to the agent).
+        status: Option<u16>,
+    },
     /// The far end hung up after answering.
     Bye,
     /// The far end put the call on hold (re-INVITE sendonly/inactive),
@@ -191,7 +197,10 @@ async fn run(
         peer_ip: None,
     };
     let Some(mut forks) = task.invite(&targets) else {
-        task.send(LegEvent::Failed(OfferFailure::Unreachable));
+        task.send(LegEvent::Failed {
+            reason: OfferFailure::Unreachable,
+            status: None,
+        });
         return;
     };
     // The transient steps are boxed for their duration: inline, each would
@@ -204,7 +213,10 @@ async fn run(
     let Some(remote) = task.answered(negotiated(&answer), offered_srtp) else {
         info!(tag = %task.tag, "answer without usable SDP: hanging up");
         let _ = Box::pin(win.bye()).await;
-        task.send(LegEvent::Failed(OfferFailure::Rejected));
+        task.send(LegEvent::Failed {
+            reason: OfferFailure::Rejected,
+            status: Some(488),
+        });
         return;
     };
     info!(
@@ -377,7 +389,7 @@ impl LegTask {
         forks: &mut Forks,
         targets: &[Target],
     ) -> Option<(usize, InviteDialog, Vec<u8>)> {
-        let mut best_failure: Option<OfferFailure> = None;
+        let mut best_failure: Option<(OfferFailure, Option<u16>)> = None;
         let mut ringing_sent = false;
         let (winner, answer) = loop {
             tokio::select! {
@@ -399,13 +411,15 @@ impl LegTask {
                         Ok((code, body)) if (200..300).contains(&code) => break (Some(i), body),
                         Ok((code, _)) if self.retry_plain(forks, i, code, targets) => {}
                         Ok((code, _)) => {
-                            let f = OfferFailure::from_status(code);
+                            let f = (OfferFailure::from_status(code), Some(code));
                             debug!(tag = %self.tag, code, "fork failed");
-                            best_failure = Some(best_failure.map_or(f, |b| b.most_telling(f)));
+                            best_failure = Some(best_failure.map_or(f, |b| {
+                                if b.0.most_telling(f.0) == b.0 { b } else { f }
+                            }));
                         }
                         Err(e) => {
                             debug!(tag = %self.tag, error = %e, "fork failed");
-                            best_failure.get_or_insert(OfferFailure::Unreachable);
+                            best_failure.get_or_insert((OfferFailure::Unreachable, None));
                         }
                     }
                     if forks.pending == 0 {
@@ -416,9 +430,8 @@ impl LegTask {
         };
         let win = winner.and_then(|w| Some((w, forks.dialogs.get_mut(w)?.take()?)));
         let Some((index, win)) = win else {
-            self.send(LegEvent::Failed(
-                best_failure.unwrap_or(OfferFailure::Unreachable),
-            ));
+            let (reason, status) = best_failure.unwrap_or((OfferFailure::Unreachable, None));
+            self.send(LegEvent::Failed { reason, status });
             return None;
         };
         for f in forks.dialogs.iter().flatten() {

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acd_map;
+pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod call;
@@ -37,6 +38,7 @@ pub mod features;
 pub mod leg;
 pub mod live;
 pub mod media;
+pub mod outbound;
 pub mod records;
 pub mod registrations;
 mod reload;

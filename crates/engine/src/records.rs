@@ -20,6 +20,11 @@ pub fn record_id(call: CallId) -> String {
     format!("{}-{}", *BOOT_MS, call.0)
 }
 
+/// The record id of outbound call number `n` of this process.
+pub fn outbound_record_id(n: u64) -> String {
+    format!("{}-out-{n}", *BOOT_MS)
+}
+
 /// Writes every dispatcher event to the queue event log.
 pub struct QueueLog {
     handle: RecorderHandle,

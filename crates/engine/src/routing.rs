@@ -168,6 +168,15 @@ async fn agent_invite(
                 .sip_rejected(permanence_metrics::SipReject::Auth);
             reply(&mut tx, StatusCode::Forbidden, vec![]).await;
         }
+        AuthResult::Authenticated(user) if crate::outbound::is_outbound(&dialled) => {
+            let req = crate::outbound::Request {
+                agent: user.as_str().into(),
+                dialled,
+                source,
+            };
+            let audit = switch.audit.clone();
+            Box::pin(crate::outbound::place(switch.calls.clone(), audit, tx, req)).await;
+        }
         AuthResult::Authenticated(user) => {
             Box::pin(features::agent_call(
                 switch.features.clone(),

@@ -105,6 +105,7 @@ impl Switch {
                 max_call: options.max_call,
             },
             clock: p.clock.clone(),
+            activity: Arc::default(),
         });
         let audit = crate::audit::AuditLog::new(p.records.clone(), p.clock.clone());
         let features = Arc::new(FeatureContext {

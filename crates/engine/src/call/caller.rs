@@ -1,6 +1,7 @@
 //! The caller's side of a forwarded call: rsipstack's server dialog for the
 //! carrier's INVITE and the caller's RTP leg. Turns what happens there into
-//! the call core's inputs.
+//! the call core's inputs. An agent's outbound call uses it for the agent's
+//! INVITE too (the agent is the calling party there).
 
 use crate::context::CallContext;
 use crate::reply;
@@ -105,6 +106,39 @@ impl Caller {
         }
     }
 
+    /// Sends `183 Session Progress` with our SDP and starts sending media
+    /// (early media: a prompt before a failure status). False if either
+    /// failed.
+    pub fn early_media(&mut self) -> bool {
+        let sdp = self.answer_sdp();
+        self.media.set_remote(self.remote(&self.negotiated)).is_ok()
+            && self
+                .dialog
+                .ringing(
+                    Some(vec![Header::ContentType("application/sdp".into())]),
+                    Some(sdp.into_bytes()),
+                )
+                .is_ok()
+    }
+
+    /// Refuses the INVITE with a final failure `status` (nothing happens
+    /// once it is answered or over).
+    pub fn reject(&self, status: u16) {
+        if let Err(e) = self.dialog.reject(Some(StatusCode::from(status)), None) {
+            tracing::debug!(error = %e, status, "could not send the final status");
+        }
+    }
+
+    fn answer_sdp(&mut self) -> String {
+        build_answer(
+            &mut self.session,
+            self.media.port(),
+            &self.negotiated,
+            Direction::SendRecv,
+            &self.media.srtp_key(),
+        )
+    }
+
     /// Answers (200 OK with our SDP) and starts sending media to the
     /// caller. False if either failed.
     pub fn answer(&mut self) -> bool {
@@ -112,13 +146,7 @@ impl Caller {
             Header::ContentType("application/sdp".into()),
             Header::Allow(crate::ALLOW.into()),
         ];
-        let sdp = build_answer(
-            &mut self.session,
-            self.media.port(),
-            &self.negotiated,
-            Direction::SendRecv,
-            &self.media.srtp_key(),
-        );
+        let sdp = self.answer_sdp();
         self.media.set_remote(self.remote(&self.negotiated)).is_ok()
             && self
                 .dialog

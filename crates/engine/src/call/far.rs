@@ -24,6 +24,9 @@ pub enum OtherParty {
     /// The number of a triage option (`route_to`), through the outbound
     /// trunk.
     Route(char),
+    /// The destination of a telesecretary's outbound call, through the
+    /// outbound trunk.
+    Destination,
 }
 
 impl fmt::Display for OtherParty {
@@ -31,6 +34,7 @@ impl fmt::Display for OtherParty {
         match self {
             OtherParty::Agent(a) => write!(f, "{a}"),
             OtherParty::Route(d) => write!(f, "route:{d}"),
+            OtherParty::Destination => f.write_str("destination"),
         }
     }
 }
@@ -112,27 +116,88 @@ pub fn route_target(
         .as_ref()
         .and_then(|t| t.option(digit))
         .and_then(|o| o.route_to.clone())?;
+    let target = gateway_target(ctx, number.as_str())?;
+    Some((target, number.masked()))
+}
+
+/// Who the outgoing INVITE says is calling.
+pub struct Identity {
+    /// Display name in From.
+    pub display_name: String,
+    /// User part of From (a number, or `anonymous`).
+    pub user: String,
+    /// Extra headers.
+    pub headers: Vec<Header>,
+}
+
+impl Identity {
+    /// What a telesecretary's softphone is told about a forwarded call:
+    /// the practice and specialty as the display name, the caller's
+    /// number, and the practice, triage and wait headers.
+    pub fn for_agent(shown: &Presentation<'_>) -> Self {
+        Self {
+            display_name: format!(
+                "{} - {}",
+                shown.practice.name,
+                specialty_label(&shown.practice.specialty)
+            ),
+            user: if shown.caller.is_empty() {
+                "anonymous".to_string()
+            } else {
+                shown.caller.to_string()
+            },
+            headers: headers(shown),
+        }
+    }
+
+    /// A call placed for `practice` through the outbound trunk: the
+    /// practice's name and number in From, the number in
+    /// P-Asserted-Identity, so the called party sees the practice calling.
+    pub fn as_practice(ctx: &CallContext, practice_name: &str, number: &str) -> Self {
+        let pai = format!("<{}>", ctx.sip.uri_for(number));
+        Self {
+            display_name: practice_name.to_string(),
+            user: number.to_string(),
+            headers: vec![Header::Other("P-Asserted-Identity".into(), pai)],
+        }
+    }
+}
+
+/// The outbound trunk's gateway as a target for `number` (E.164 or a
+/// short code), if a trunk has one.
+pub fn gateway_target(ctx: &CallContext, number: &str) -> Option<Target> {
     let dest = ctx
         .config
         .load()
         .outbound_trunk()
         .and_then(|t| t.outbound)?;
-    let target = Target {
-        uri: format!("sip:{}@{}", number.as_str(), dest),
+    Some(Target {
+        uri: format!("sip:{number}@{dest}"),
         destination: dest,
         transport: permanence_types::Transport::Udp,
-    };
-    Some((target, number.masked()))
+    })
 }
 
 /// Opens the media leg for `party` and starts the outgoing INVITE to
-/// `targets`; `srtp` says which of them are offered SRTP (and, for
-/// `require`, which may be called at all).
+/// `targets`, presenting the forwarded call `shown`; `srtp` says which of
+/// them are offered SRTP (and, for `require`, which may be called at all).
 pub fn open(
     ctx: &CallContext,
     party: OtherParty,
     targets: Vec<Target>,
     shown: &Presentation<'_>,
+    srtp: SrtpPolicy,
+) -> Result<FarSide, OfferFailure> {
+    dial(ctx, party, targets, Identity::for_agent(shown), srtp)
+}
+
+/// Opens the media leg for `party` and starts the outgoing INVITE to
+/// `targets` as `identity`; `srtp` as in [`open`].
+pub fn dial(
+    ctx: &CallContext,
+    party: OtherParty,
+    targets: Vec<Target>,
+    identity: Identity,
     srtp: SrtpPolicy,
 ) -> Result<FarSide, OfferFailure> {
     if targets.is_empty() {
@@ -171,17 +236,9 @@ pub fn open(
         )
     });
     let req = LegRequest {
-        display_name: format!(
-            "{} - {}",
-            shown.practice.name,
-            specialty_label(&shown.practice.specialty)
-        ),
-        caller_user: if shown.caller.is_empty() {
-            "anonymous".to_string()
-        } else {
-            shown.caller.to_string()
-        },
-        headers: headers(shown),
+        display_name: identity.display_name,
+        caller_user: identity.user,
+        headers: identity.headers,
         sdp_offer,
         sdp_offer_srtp,
         srtp,

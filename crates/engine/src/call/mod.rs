@@ -238,6 +238,11 @@ impl CallDriver {
                 "call queued"
             ),
             Event::Ended(reason) => self.ended = Some(*reason),
+            Event::Connected { agent } => {
+                self.ctx
+                    .activity
+                    .talked(agent, &self.practice.id, std::time::Instant::now())
+            }
             _ => {}
         }
         if matches!(
@@ -352,7 +357,7 @@ impl CallDriver {
                 }
                 FarNews::Answered
             }
-            Some(LegEvent::Failed(reason)) => {
+            Some(LegEvent::Failed { reason, .. }) => {
                 self.close_far().await;
                 FarNews::Failed(reason)
             }
@@ -478,6 +483,8 @@ fn far_input(party: &OtherParty, news: FarNews) -> Option<Input> {
         (OtherParty::Route(_), FarNews::Failed(_)) => Input::TransferFailed,
         (OtherParty::Route(_), FarNews::Gone) => Input::TransferBye,
         (OtherParty::Route(_), FarNews::Ringing | FarNews::Hold | FarNews::Unhold) => return None,
+        // A forwarded call never dials an outbound destination itself.
+        (OtherParty::Destination, _) => return None,
     })
 }
 
