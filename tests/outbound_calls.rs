@@ -47,8 +47,10 @@ fn dial(
         engine.sip,
         local_ip,
         &vars,
+        // The softphone's media is the test's RTP peer, on 127.0.0.1
+        // whatever address its SIP comes from.
         &[
-            "-s", dialled, "-au", "alice", "-ap", password, "-d", &talk,
+            "-s", dialled, "-au", "alice", "-ap", password, "-d", &talk, "-mi", "127.0.0.1",
         ],
         Duration::from_secs(40),
     )
@@ -162,7 +164,7 @@ fn agent_call_goes_out_as_the_practice_with_two_way_audio() {
         &engine,
         "agent_dial.xml",
         "127.0.0.1",
-        "*81*06 12 34 56 78",
+        "*81*0612345678",
         "alice-demo",
         &alice_rtp,
         4000,
@@ -403,7 +405,9 @@ fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
             ("user", "bob".to_string()),
             ("rtp_port", bob_rtp.port.to_string()),
         ],
-        &["-s", "0612345678", "-au", "bob", "-ap", "bob-demo"],
+        &[
+            "-s", "0612345678", "-au", "bob", "-ap", "bob-demo", "-mi", "127.0.0.1",
+        ],
         Duration::from_secs(30),
     );
     assert_eq!(final_status(&run), Some(403), "{}", run.messages);
