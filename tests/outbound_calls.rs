@@ -439,9 +439,13 @@ fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
         vec!["-d".into(), "3000".into()],
         Duration::from_secs(40),
     );
-    assert!(engine
-        .wait_event("acd.answered", Duration::from_secs(15))
-        .is_some());
+    assert!(
+        engine
+            .wait_event("acd.answered", Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        engine.dump()
+    );
     let run = carrier.join().expect("carrier");
     assert!(run.success, "{}\n{}", run.errors, run.messages);
     assert!(alice.finish(Duration::from_secs(10)).success);

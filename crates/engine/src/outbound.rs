@@ -310,7 +310,7 @@ impl OutboundDriver {
             Action::PlayRefusal(refusal) => self.play_refusal(refusal),
             Action::Reject { status } => self.agent_side.reject(status),
             Action::Dial => self.dial(),
-            Action::RingAgent => self.agent_side.ringing(),
+            Action::RingAgent => self.ring_agent(),
             Action::AnswerAgent => {
                 if !self.agent_side.answer() {
                     self.input(Input::DriverFailure);
@@ -345,6 +345,22 @@ impl OutboundDriver {
         });
         if !played {
             self.input(Input::DriverFailure);
+        }
+    }
+
+    /// The destination rings: the agent hears a French ringback tone as
+    /// early media (183 with our SDP), whatever their softphone plays by
+    /// itself; the bridge replaces it when the destination answers.
+    fn ring_agent(&mut self) {
+        let ringback = permanence_media::FrenchPrompts::get()
+            .ok()
+            .map(|p| p.ringback.clone());
+        let playing = ringback.is_some_and(|r| {
+            self.agent_side.early_media() && self.agent_side.media.play(Playlist::looping(r)).is_ok()
+        });
+        if !playing {
+            // Without early media the softphone rings on its own on 180.
+            self.agent_side.ringing();
         }
     }
 
