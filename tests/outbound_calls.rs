@@ -393,7 +393,9 @@ fn unauthenticated_and_carrier_sources_never_get_out() {
 
 #[test]
 fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
-    let (cfg, gw_port) = config();
+    let (mut cfg, gw_port) = config();
+    // A short greeting: the patient reaches the queue at once.
+    cfg.tone_prompt("martin", "greeting", 0.5, 440.0);
     let engine = Engine::start(&cfg, &[]);
     // Bob dials a bare number without any call before: no practice.
     let bob_rtp = RtpPeer::start(0, 0x2b);
@@ -436,7 +438,7 @@ fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
             ("hdr", MARTIN.into()),
             ("rtp_port", caller_rtp.port.to_string()),
         ],
-        vec!["-d".into(), "3000".into()],
+        vec!["-d".into(), "4000".into()],
         Duration::from_secs(40),
     );
     assert!(
