@@ -50,7 +50,16 @@ fn dial(
         // The softphone's media is the test's RTP peer, on 127.0.0.1
         // whatever address its SIP comes from.
         &[
-            "-s", dialled, "-au", "alice", "-ap", password, "-d", &talk, "-mi", "127.0.0.1",
+            "-s",
+            dialled,
+            "-au",
+            "alice",
+            "-ap",
+            password,
+            "-d",
+            &talk,
+            "-mi",
+            "127.0.0.1",
         ],
         Duration::from_secs(40),
     )
@@ -205,7 +214,10 @@ fn agent_call_goes_out_as_the_practice_with_two_way_audio() {
         invite.contains("P-Asserted-Identity: <sip:+33450000001@"),
         "{invite}"
     );
-    assert!(!invite.contains("alice"), "the agent leaks to the carrier: {invite}");
+    assert!(
+        !invite.contains("alice"),
+        "the agent leaks to the carrier: {invite}"
+    );
     // Log, metrics, record.
     let ended = engine
         .wait_event("outbound.ended", Duration::from_secs(5))
@@ -387,7 +399,10 @@ fn unauthenticated_and_carrier_sources_never_get_out() {
         run.output,
         run.messages
     );
-    assert!(nothing_arrived(&gw), "an unauthenticated call reached the gateway");
+    assert!(
+        nothing_arrived(&gw),
+        "an unauthenticated call reached the gateway"
+    );
     assert!(engine.events("outbound.dialled").is_empty());
 }
 
@@ -408,7 +423,14 @@ fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
             ("rtp_port", bob_rtp.port.to_string()),
         ],
         &[
-            "-s", "0612345678", "-au", "bob", "-ap", "bob-demo", "-mi", "127.0.0.1",
+            "-s",
+            "0612345678",
+            "-au",
+            "bob",
+            "-ap",
+            "bob-demo",
+            "-mi",
+            "127.0.0.1",
         ],
         Duration::from_secs(30),
     );
@@ -476,7 +498,8 @@ fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
     assert!(run.success, "{}\n{}", run.errors, run.messages);
     let gw = gateway.finish(Duration::from_secs(10));
     assert!(
-        gw.messages.contains("P-Asserted-Identity: <sip:+33450000001@"),
+        gw.messages
+            .contains("P-Asserted-Identity: <sip:+33450000001@"),
         "{}",
         gw.messages
     );
@@ -518,7 +541,10 @@ fn gateway_busy_is_relayed_and_the_cap_refuses_a_second_call() {
                 "agent_dial_refused.xml",
                 sip,
                 "127.0.0.1",
-                &[("user", "alice".to_string()), ("rtp_port", port.to_string())],
+                &[
+                    ("user", "alice".to_string()),
+                    ("rtp_port", port.to_string()),
+                ],
                 &["-s", "*81*0612345679", "-au", "alice", "-ap", "alice-demo"],
                 Duration::from_secs(30),
             )
@@ -552,7 +578,10 @@ fn gateway_busy_is_relayed_and_the_cap_refuses_a_second_call() {
         Some(1.0)
     );
     assert_eq!(
-        metric(&m, "permanence_outbound_refused_total{reason=\"too_many_calls\"}"),
+        metric(
+            &m,
+            "permanence_outbound_refused_total{reason=\"too_many_calls\"}"
+        ),
         Some(1.0)
     );
 }

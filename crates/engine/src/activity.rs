@@ -33,7 +33,12 @@ impl AgentActivity {
 
     /// The practice of `agent`'s last conversation if it started within
     /// `within` of `now` (`within` zero: never).
-    pub fn recent_practice(&self, agent: &AgentId, within: Duration, now: Instant) -> Option<String> {
+    pub fn recent_practice(
+        &self,
+        agent: &AgentId,
+        within: Duration,
+        now: Instant,
+    ) -> Option<String> {
         let recent = self.recent.lock();
         let (practice, at) = recent.get(agent)?;
         (!within.is_zero() && now.saturating_duration_since(*at) <= within)
@@ -117,17 +122,27 @@ mod tests {
         let a = AgentActivity::default();
         let alice = AgentId::from("alice");
         let t = Instant::now();
-        assert_eq!(a.recent_practice(&alice, Duration::from_secs(1800), t), None);
+        assert_eq!(
+            a.recent_practice(&alice, Duration::from_secs(1800), t),
+            None
+        );
         a.talked(&alice, "martin", t);
         let later = t + Duration::from_secs(1799);
         assert_eq!(
-            a.recent_practice(&alice, Duration::from_secs(1800), later).as_deref(),
+            a.recent_practice(&alice, Duration::from_secs(1800), later)
+                .as_deref(),
             Some("martin")
         );
         let too_late = t + Duration::from_secs(1801);
-        assert_eq!(a.recent_practice(&alice, Duration::from_secs(1800), too_late), None);
+        assert_eq!(
+            a.recent_practice(&alice, Duration::from_secs(1800), too_late),
+            None
+        );
         assert_eq!(a.recent_practice(&alice, Duration::ZERO, t), None);
         a.prune(Duration::from_secs(60), too_late);
-        assert_eq!(a.recent_practice(&alice, Duration::from_secs(3600), too_late), None);
+        assert_eq!(
+            a.recent_practice(&alice, Duration::from_secs(3600), too_late),
+            None
+        );
     }
 }

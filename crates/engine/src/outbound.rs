@@ -64,13 +64,26 @@ pub async fn place(ctx: Arc<CallContext>, audit: AuditLog, mut tx: Box<Transacti
         return;
     };
     let sip_call_id = permanence_sip::extract::call_id(&tx.original).unwrap_or_default();
-    ctx.activity
-        .prune(std::time::Duration::from_secs(24 * 3600), std::time::Instant::now());
+    ctx.activity.prune(
+        std::time::Duration::from_secs(24 * 3600),
+        std::time::Instant::now(),
+    );
     let Some(agent_side) = Caller::take(&ctx, tx, &sip_call_id).await else {
         return;
     };
-    let verdict = verdict(&ctx, &req.agent, dial.practice_code.as_deref(), &dial.number);
-    let mut driver = Box::new(OutboundDriver::new(ctx, audit, req, sip_call_id, agent_side));
+    let verdict = verdict(
+        &ctx,
+        &req.agent,
+        dial.practice_code.as_deref(),
+        &dial.number,
+    );
+    let mut driver = Box::new(OutboundDriver::new(
+        ctx,
+        audit,
+        req,
+        sip_call_id,
+        agent_side,
+    ));
     driver.start(verdict);
     driver.run().await;
 }
@@ -333,13 +346,15 @@ impl OutboundDriver {
     /// Early media with the refusal's reason (the final status follows
     /// when it has played).
     fn play_refusal(&mut self, refusal: Refusal) {
-        let prompt = permanence_media::FrenchPrompts::get().ok().map(|p| match refusal {
-            Refusal::InvalidNumber => p.outbound_invalid.clone(),
-            Refusal::NoPractice => p.outbound_no_practice.clone(),
-            Refusal::NotServed => p.outbound_not_served.clone(),
-            Refusal::Destination(_) => p.outbound_refused.clone(),
-            Refusal::TooManyCalls => p.outbound_limit.clone(),
-        });
+        let prompt = permanence_media::FrenchPrompts::get()
+            .ok()
+            .map(|p| match refusal {
+                Refusal::InvalidNumber => p.outbound_invalid.clone(),
+                Refusal::NoPractice => p.outbound_no_practice.clone(),
+                Refusal::NotServed => p.outbound_not_served.clone(),
+                Refusal::Destination(_) => p.outbound_refused.clone(),
+                Refusal::TooManyCalls => p.outbound_limit.clone(),
+            });
         let played = prompt.is_some_and(|p| {
             self.agent_side.early_media() && self.agent_side.media.play(Playlist::single(p)).is_ok()
         });
@@ -356,7 +371,8 @@ impl OutboundDriver {
             .ok()
             .map(|p| p.ringback.clone());
         let playing = ringback.is_some_and(|r| {
-            self.agent_side.early_media() && self.agent_side.media.play(Playlist::looping(r)).is_ok()
+            self.agent_side.early_media()
+                && self.agent_side.media.play(Playlist::looping(r)).is_ok()
         });
         if !playing {
             // Without early media the softphone rings on its own on 180.
@@ -385,7 +401,13 @@ impl OutboundDriver {
         let identity = Identity::as_practice(&self.ctx, &name, &placement.caller_id);
         // The trunk's signalling is not ours to secure: plain RTP.
         let srtp = permanence_types::SrtpPolicy::Off;
-        match far::dial(&self.ctx, OtherParty::Destination, vec![target], identity, srtp) {
+        match far::dial(
+            &self.ctx,
+            OtherParty::Destination,
+            vec![target],
+            identity,
+            srtp,
+        ) {
             Ok(side) => self.far = Some(side),
             Err(_) => self.input(Input::FarFailed { status: None }),
         }
@@ -483,7 +505,7 @@ impl OutboundDriver {
             Outcome::Failed(s) => s.or(self.far_status),
             _ => None,
         };
-        self.record.talk_secs = (outcome == Outcome::Answered).then(|| talk.as_secs_f64());
+        self.record.talk_secs = (outcome == Outcome::Answered).then_some(talk.as_secs_f64());
         self.save();
         info!(
             event = "outbound.ended",
