@@ -72,8 +72,7 @@ fn final_status(run: &SippRun) -> Option<u16> {
         .into_iter()
         .filter(|(received, m)| *received && m.starts_with("SIP/2.0 ") && m.contains(" INVITE"))
         .filter_map(|(_, m)| m.get(8..11).and_then(|c| c.parse().ok()))
-        .filter(|c| *c >= 200)
-        .last()
+        .rfind(|c| *c >= 200)
 }
 
 fn received_183(run: &SippRun) -> bool {
