@@ -18,6 +18,12 @@
 //! * `outbound/started_and_ended`: one outbound call's metrics
 //!   (`outbound_started` + `outbound_ended`, which looks the practice up
 //!   in the current set), at 5,000 practices.
+//! * `callbacks/requested_attempted_completed`: one callback's metrics
+//!   (`callback_requested`, two `callback_attempt`s, `callback_completed`,
+//!   each looking the practice up in the current set), at 5,000
+//!   practices.
+//! * `callbacks/set_queue_5000`: the callback queue gauges of every
+//!   practice (`set_callback_queue` × 5,000), as before a scrape.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -38,8 +44,9 @@ fn overflow_targets() -> [OverflowTarget; 4] {
     ]
 }
 use permanence_metrics::{
-    AcdGauges, AgentCounts, Metrics, OfferResult, OutboundOutcome, OutboundRefusal, PracticeGauges,
-    RtpTotals, SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
+    AcdGauges, AgentCounts, CallbackAttemptResult, CallbackFailure, CallbackOrigin, Metrics,
+    OfferResult, OutboundOutcome, OutboundRefusal, PracticeGauges, RtpTotals, SipMethod, SipReject,
+    DEFAULT_SHORT_ABANDON,
 };
 
 const PRACTICES: usize = 5_000;
@@ -71,6 +78,19 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
             m.outbound_started();
             m.outbound_ended(id, o, Duration::from_secs(s));
         }
+        for o in CallbackOrigin::ALL {
+            m.callback_requested(id, o);
+        }
+        for r in CallbackAttemptResult::ALL {
+            m.callback_attempt(id, r);
+        }
+        m.callback_completed(id, true);
+        m.callback_completed(id, false);
+        for r in CallbackFailure::ALL {
+            m.callback_failed(id, r);
+        }
+        m.callback_handled(id);
+        callback_queue(&m, id, i);
         gauges.practices.push(PracticeGauges {
             practice: PracticeId::new(id),
             open: i % 3 != 0,
@@ -113,6 +133,20 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
     m.config_reload(true);
     m.config_reload(false);
     (m, gauges)
+}
+
+/// Sets the callback queue of practice number `i`: most are empty (the
+/// sentinel), some have requests pending, a few past their deadline.
+fn callback_queue(m: &Metrics, id: &str, i: usize) {
+    match i % 4 {
+        0 => m.set_callback_queue(
+            id,
+            (i % 5) as u32 + 1,
+            Duration::from_millis(i as u64 * 41),
+            Some(3600 - (i % 4000) as i64),
+        ),
+        _ => m.set_callback_queue(id, 0, Duration::ZERO, None),
+    }
 }
 
 fn scrape(c: &mut Criterion) {
@@ -243,5 +277,30 @@ fn outbound(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scrape, recorder, outbound);
+fn callbacks(c: &mut Criterion) {
+    let (m, _) = populated();
+    let ids: Vec<String> = (0..PRACTICES).map(|i| format!("cabinet-{i:05}")).collect();
+    let mut n = 0usize;
+    let mut g = c.benchmark_group("callbacks");
+    g.bench_function("requested_attempted_completed", |b| {
+        b.iter(|| {
+            n = (n + 1) % PRACTICES;
+            let id = black_box(ids.get(n).map_or("", String::as_str));
+            m.callback_requested(id, CallbackOrigin::Caller);
+            m.callback_attempt(id, CallbackAttemptResult::NoAnswer);
+            m.callback_attempt(id, CallbackAttemptResult::Answered);
+            m.callback_completed(id, true);
+        })
+    });
+    g.bench_function("set_queue_5000", |b| {
+        b.iter(|| {
+            for (i, id) in ids.iter().enumerate() {
+                callback_queue(&m, black_box(id), i);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, scrape, recorder, outbound, callbacks);
 criterion_main!(benches);

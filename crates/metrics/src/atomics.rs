@@ -41,6 +41,11 @@ impl Counter {
 pub(crate) struct IntGauge(AtomicI64);
 
 impl IntGauge {
+    /// A gauge starting at `v` (not 0).
+    pub const fn new(v: i64) -> Self {
+        Self(AtomicI64::new(v))
+    }
+
     pub fn set(&self, v: i64) {
         self.0.store(v, Ordering::Relaxed);
     }

@@ -8,6 +8,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 
 use crate::atomics::{AtomicHistogram, HistogramSnapshot};
+use crate::callbacks::{CallbackAttemptResult, CallbackFailure, CallbackOrigin, TIMELINESS_LABELS};
 use crate::outbound::OutboundOutcome;
 use crate::practice::{OfferResult, OVERFLOW_LABELS};
 use crate::{MetricsError, PracticeMetrics, PracticeSet, BUCKETS};
@@ -32,6 +33,14 @@ pub(crate) enum PracticeFamily {
     PracticeOpen,
     OutboundCalls,
     OutboundTalk,
+    CallbacksRequested,
+    CallbackAttempts,
+    CallbacksCompleted,
+    CallbacksFailed,
+    CallbacksHandled,
+    CallbacksPending,
+    CallbacksOldestAge,
+    CallbacksMargin,
 }
 
 /// The metric type of a family.
@@ -91,7 +100,7 @@ pub(crate) const OFFER_ORDER: [OfferResult; 6] = [
 
 impl PracticeFamily {
     /// Every per-practice family.
-    pub const ALL: [PracticeFamily; 17] = [
+    pub const ALL: [PracticeFamily; 25] = [
         PracticeFamily::Offered,
         PracticeFamily::Answered,
         PracticeFamily::Closed,
@@ -109,6 +118,14 @@ impl PracticeFamily {
         PracticeFamily::PracticeOpen,
         PracticeFamily::OutboundCalls,
         PracticeFamily::OutboundTalk,
+        PracticeFamily::CallbacksRequested,
+        PracticeFamily::CallbackAttempts,
+        PracticeFamily::CallbacksCompleted,
+        PracticeFamily::CallbacksFailed,
+        PracticeFamily::CallbacksHandled,
+        PracticeFamily::CallbacksPending,
+        PracticeFamily::CallbacksOldestAge,
+        PracticeFamily::CallbacksMargin,
     ];
 
     /// Name, help and label names (sorted).
@@ -201,6 +218,46 @@ impl PracticeFamily {
                 "Talk time of the practice's answered outbound calls (answer to hang-up), in seconds: the usage to bill.",
                 P,
             ),
+            CallbacksRequested => (
+                "permanence_callbacks_requested_total",
+                "Callback requests, by origin (caller: the caller asked to be called back, keeping their place; overflow: the queue overflowed to a callback).",
+                &["origin", "practice"],
+            ),
+            CallbackAttempts => (
+                "permanence_callback_attempts_total",
+                "Dialling attempts of callback requests (the engine calling the patient back, retried), by result.",
+                &["practice", "result"],
+            ),
+            CallbacksCompleted => (
+                "permanence_callbacks_completed_total",
+                "Callback requests that reached the patient, within or after the practice's deadline.",
+                &["practice", "timeliness"],
+            ),
+            CallbacksFailed => (
+                "permanence_callbacks_failed_total",
+                "Callback requests that ended without reaching the patient, by reason (no_answer, busy, failed: the attempts ran out; refused: the number is not an allowed destination; cancelled: by an operator).",
+                &["practice", "reason"],
+            ),
+            CallbacksHandled => (
+                "permanence_callbacks_handled_total",
+                "Callback requests marked done by an operator without dialling.",
+                P,
+            ),
+            CallbacksPending => (
+                "permanence_callbacks_pending",
+                "Callback requests waiting, including those being dialled.",
+                P,
+            ),
+            CallbacksOldestAge => (
+                "permanence_callbacks_oldest_pending_age_seconds",
+                "Age of the oldest pending callback request (0 when none).",
+                P,
+            ),
+            CallbacksMargin => (
+                "permanence_callbacks_deadline_margin_seconds",
+                "Seconds until the nearest deadline among the pending callback requests, negative once missed; 1e9 when none is pending (or no deadline is known).",
+                P,
+            ),
         }
     }
 
@@ -209,11 +266,11 @@ impl PracticeFamily {
         use PracticeFamily::*;
         match self {
             Offered | Answered | Closed | Abandoned | Overflowed | Offers | OutboundCalls
-            | OutboundTalk => Kind::Counter,
+            | OutboundTalk | CallbacksRequested | CallbackAttempts | CallbacksCompleted
+            | CallbacksFailed | CallbacksHandled => Kind::Counter,
             Wait | Ring | Talk | Wrapup => Kind::Histogram,
-            QueueWaiting | QueueOldestWait | QueueEstimatedWait | AgentsEligible | PracticeOpen => {
-                Kind::Gauge
-            }
+            QueueWaiting | QueueOldestWait | QueueEstimatedWait | AgentsEligible | PracticeOpen
+            | CallbacksPending | CallbacksOldestAge | CallbacksMargin => Kind::Gauge,
         }
     }
 
@@ -283,6 +340,31 @@ impl PracticeFamily {
                 }
             }
             OutboundTalk => f(&[], Value::FloatCounter(p.outbound_talk_seconds())),
+            // `ALL` is in index order: zipping pairs each label with its cell.
+            CallbacksRequested => {
+                for (o, v) in CallbackOrigin::ALL.iter().zip(&p.callbacks_requested) {
+                    f(&[("origin", o.as_str())], c(v));
+                }
+            }
+            CallbackAttempts => {
+                for (r, v) in CallbackAttemptResult::ALL.iter().zip(&p.callback_attempts) {
+                    f(&[("result", r.as_str())], c(v));
+                }
+            }
+            CallbacksCompleted => {
+                for (t, v) in TIMELINESS_LABELS.iter().zip(&p.callbacks_completed) {
+                    f(&[("timeliness", t)], c(v));
+                }
+            }
+            CallbacksFailed => {
+                for (r, v) in CallbackFailure::ALL.iter().zip(&p.callbacks_failed) {
+                    f(&[("reason", r.as_str())], c(v));
+                }
+            }
+            CallbacksHandled => f(&[], c(&p.callbacks_handled)),
+            CallbacksPending => f(&[], Value::Gauge(p.callbacks_pending.get() as f64)),
+            CallbacksOldestAge => f(&[], Value::Gauge(p.callbacks_oldest_age.get())),
+            CallbacksMargin => f(&[], Value::Gauge(p.callbacks_margin.get() as f64)),
         }
     }
 }

@@ -12,6 +12,10 @@
 //!   dispatcher's [`permanence_acd::Event`]s to those blocks through its
 //!   own copy of the practice map: no lock shared with other tasks, only
 //!   relaxed atomic adds;
+//! * callback requests (virtual hold) are per-practice cells too, updated
+//!   by [`Metrics::callback_requested`] and its siblings with one lookup
+//!   in the current practice set, their queue gauges set by
+//!   [`Metrics::set_callback_queue`] before each scrape;
 //! * SIP, RTP, outbound-refusal and service counters are pre-resolved
 //!   arrays indexed by enum ([`SipMethod`], [`SipReject`],
 //!   [`OutboundRefusal`], ...); SIP response counters are
@@ -22,7 +26,7 @@
 //! writes the text exposition format. The per-practice families are
 //! written straight from the atomics, byte-identical to
 //! `TextEncoder::encode(registry.gather())` but about ten times faster
-//! (5,000 practices, ~490,000 series: see `benches/scrape.rs`).
+//! (5,000 practices, ~575,000 series: see `benches/scrape.rs`).
 //!
 //! # Wiring in the engine
 //!
@@ -70,6 +74,14 @@
 //! metrics.outbound_started();
 //! metrics.outbound_ended("cabinet-martin", OutboundOutcome::Answered, std::time::Duration::from_secs(95));
 //!
+//! // Callbacks (virtual hold): requested, each dialling attempt, how the
+//! // request ended; before each scrape, each practice's callback queue.
+//! metrics.callback_requested("cabinet-martin", CallbackOrigin::Caller);
+//! metrics.callback_attempt("cabinet-martin", CallbackAttemptResult::NoAnswer);
+//! metrics.callback_attempt("cabinet-martin", CallbackAttemptResult::Answered);
+//! metrics.callback_completed("cabinet-martin", /* within the deadline */ true);
+//! metrics.set_callback_queue("cabinet-martin", 2, std::time::Duration::from_secs(840), Some(2760));
+//!
 //! // Media: when a leg closes (or periodically, as a delta), from LegStats.
 //! metrics.rtp_add(&RtpTotals { packets_in: 1500, bytes_in: 258_000, ..Default::default() });
 //! # Ok(()) }
@@ -79,6 +91,7 @@
 #![warn(missing_docs)]
 
 mod atomics;
+mod callbacks;
 mod collector;
 mod families;
 mod gauges;
@@ -99,6 +112,9 @@ use std::time::Duration;
 use permanence_acd::PracticeId;
 use prometheus::{IntCounter, IntGauge, Registry};
 
+pub use callbacks::{
+    CallbackAttemptResult, CallbackFailure, CallbackOrigin, CALLBACK_MARGIN_NONE_PENDING,
+};
 pub use collector::Kind as MetricKind;
 use families::Families;
 pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGENT_STATES};
@@ -522,6 +538,86 @@ impl Metrics {
         self.f.outbound_active.dec();
         if let Some(h) = self.practices.load().get(practice) {
             h.outbound_call_ended(outcome, talk);
+        }
+    }
+
+    // ------------------------------------------------------------ callbacks
+
+    /// A callback was requested for `practice`:
+    /// `permanence_callbacks_requested_total{practice,origin}` + 1.
+    ///
+    /// Like every callback method below, a practice not in the set
+    /// (unknown, or removed by a reload while the request was pending) is
+    /// not counted and no series is created for it, as for
+    /// [`Metrics::outbound_ended`]. No lock and no allocation: one lookup
+    /// in the current practice set and a relaxed atomic add.
+    pub fn callback_requested(&self, practice: &str, origin: CallbackOrigin) {
+        if let Some(h) = self.practices.load().get(practice) {
+            h.callback_requested(origin);
+        }
+    }
+
+    /// One dialling attempt of a callback of `practice` ended:
+    /// `permanence_callback_attempts_total{practice,result}` + 1. An
+    /// answered attempt is also reported as the request's end with
+    /// [`Metrics::callback_completed`]; the last unanswered one, when no
+    /// retry is left, with [`Metrics::callback_failed`].
+    pub fn callback_attempt(&self, practice: &str, result: CallbackAttemptResult) {
+        if let Some(h) = self.practices.load().get(practice) {
+            h.callback_attempt(result);
+        }
+    }
+
+    /// A callback of `practice` reached the patient, `within_deadline`
+    /// the practice's promise or after it:
+    /// `permanence_callbacks_completed_total{practice,timeliness}` + 1
+    /// (`within_deadline` / `after_deadline`).
+    pub fn callback_completed(&self, practice: &str, within_deadline: bool) {
+        if let Some(h) = self.practices.load().get(practice) {
+            h.callback_completed(within_deadline);
+        }
+    }
+
+    /// A callback of `practice` ended without reaching the patient:
+    /// `permanence_callbacks_failed_total{practice,reason}` + 1.
+    pub fn callback_failed(&self, practice: &str, reason: CallbackFailure) {
+        if let Some(h) = self.practices.load().get(practice) {
+            h.callback_failed(reason);
+        }
+    }
+
+    /// A callback of `practice` was marked done by an operator without
+    /// dialling: `permanence_callbacks_handled_total{practice}` + 1.
+    pub fn callback_handled(&self, practice: &str) {
+        if let Some(h) = self.practices.load().get(practice) {
+            h.callback_handled();
+        }
+    }
+
+    /// Sets the callback queue gauges of `practice` (call just before
+    /// rendering a scrape, like [`Metrics::set_gauges_from`]):
+    ///
+    /// * `permanence_callbacks_pending` to `pending`, the requests waiting
+    ///   including those being dialled;
+    /// * `permanence_callbacks_oldest_pending_age_seconds` to `oldest_age`,
+    ///   the age of the oldest of them;
+    /// * `permanence_callbacks_deadline_margin_seconds` to
+    ///   `deadline_margin`, the seconds until the nearest of their
+    ///   deadlines (negative once missed), or to
+    ///   [`CALLBACK_MARGIN_NONE_PENDING`] (10⁹) when `None`.
+    ///
+    /// When `pending` is 0 the age is set to 0 and the margin to the
+    /// sentinel whatever the other arguments say, so an empty queue never
+    /// looks late. A practice not in the set is skipped.
+    pub fn set_callback_queue(
+        &self,
+        practice: &str,
+        pending: u32,
+        oldest_age: Duration,
+        deadline_margin: Option<i64>,
+    ) {
+        if let Some(h) = self.practices.load().get(practice) {
+            h.set_callback_queue(pending, oldest_age, deadline_margin);
         }
     }
 

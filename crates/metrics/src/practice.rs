@@ -6,6 +6,9 @@ use std::time::Duration;
 use permanence_acd::{AbandonPhase, OfferFailure, OverflowTarget, PracticeId};
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
+use crate::callbacks::{
+    CallbackAttemptResult, CallbackFailure, CallbackOrigin, CALLBACK_MARGIN_NONE_PENDING,
+};
 use crate::outbound::OutboundOutcome;
 
 /// How an offer to an agent ended (`result` label of
@@ -119,6 +122,23 @@ pub struct PracticeMetrics {
     /// Talk time of answered outbound calls, in milliseconds (exported in
     /// seconds).
     pub(crate) outbound_talk_ms: Counter,
+    /// Callback requests, by [`CallbackOrigin::index`].
+    pub(crate) callbacks_requested: [Counter; 2],
+    /// Callback dialling attempts, by [`CallbackAttemptResult::index`].
+    pub(crate) callback_attempts: [Counter; 4],
+    /// Callbacks that reached the patient, by
+    /// [`crate::callbacks::TIMELINESS_LABELS`] index (after, within).
+    pub(crate) callbacks_completed: [Counter; 2],
+    /// Callbacks that ended without reaching the patient, by
+    /// [`CallbackFailure::index`].
+    pub(crate) callbacks_failed: [Counter; 5],
+    /// Callbacks marked done by an operator without dialling.
+    pub(crate) callbacks_handled: Counter,
+    pub(crate) callbacks_pending: IntGauge,
+    /// Seconds.
+    pub(crate) callbacks_oldest_age: FloatGauge,
+    /// Seconds; [`CALLBACK_MARGIN_NONE_PENDING`] while nothing is pending.
+    pub(crate) callbacks_margin: IntGauge,
 }
 
 impl PracticeMetrics {
@@ -146,6 +166,15 @@ impl PracticeMetrics {
             open: IntGauge::default(),
             outbound: Default::default(),
             outbound_talk_ms: Counter::default(),
+            callbacks_requested: Default::default(),
+            callback_attempts: Default::default(),
+            callbacks_completed: Default::default(),
+            callbacks_failed: Default::default(),
+            callbacks_handled: Counter::default(),
+            callbacks_pending: IntGauge::default(),
+            callbacks_oldest_age: FloatGauge::default(),
+            // Nothing pending yet: the sentinel, not 0 (a deadline due now).
+            callbacks_margin: IntGauge::new(CALLBACK_MARGIN_NONE_PENDING),
         }
     }
 
@@ -235,6 +264,63 @@ impl PracticeMetrics {
         if outcome == OutboundOutcome::Answered {
             self.outbound_talk_ms
                 .add(u64::try_from(talk.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// A callback was requested (`permanence_callbacks_requested_total`).
+    /// The practice half of [`crate::Metrics::callback_requested`].
+    pub(crate) fn callback_requested(&self, origin: CallbackOrigin) {
+        if let Some(c) = self.callbacks_requested.get(origin.index()) {
+            c.inc();
+        }
+    }
+
+    /// A callback dialling attempt ended
+    /// (`permanence_callback_attempts_total`).
+    pub(crate) fn callback_attempt(&self, result: CallbackAttemptResult) {
+        if let Some(c) = self.callback_attempts.get(result.index()) {
+            c.inc();
+        }
+    }
+
+    /// A callback reached the patient
+    /// (`permanence_callbacks_completed_total`).
+    pub(crate) fn callback_completed(&self, within_deadline: bool) {
+        if let Some(c) = self.callbacks_completed.get(usize::from(within_deadline)) {
+            c.inc();
+        }
+    }
+
+    /// A callback ended without reaching the patient
+    /// (`permanence_callbacks_failed_total`).
+    pub(crate) fn callback_failed(&self, reason: CallbackFailure) {
+        if let Some(c) = self.callbacks_failed.get(reason.index()) {
+            c.inc();
+        }
+    }
+
+    /// A callback was marked done without dialling
+    /// (`permanence_callbacks_handled_total`).
+    pub(crate) fn callback_handled(&self) {
+        self.callbacks_handled.inc();
+    }
+
+    /// Sets the callback queue gauges; see
+    /// [`crate::Metrics::set_callback_queue`].
+    pub(crate) fn set_callback_queue(
+        &self,
+        pending: u32,
+        oldest_age: Duration,
+        deadline_margin: Option<i64>,
+    ) {
+        self.callbacks_pending.set(i64::from(pending));
+        if pending == 0 {
+            self.callbacks_oldest_age.set(0.0);
+            self.callbacks_margin.set(CALLBACK_MARGIN_NONE_PENDING);
+        } else {
+            self.callbacks_oldest_age.set(oldest_age.as_secs_f64());
+            self.callbacks_margin
+                .set(deadline_margin.unwrap_or(CALLBACK_MARGIN_NONE_PENDING));
         }
     }
 }

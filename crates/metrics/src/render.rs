@@ -17,6 +17,7 @@ use prometheus::proto::{Metric, MetricFamily, MetricType};
 use prometheus::TextEncoder;
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
+use crate::callbacks::{CallbackAttemptResult, CallbackFailure, CallbackOrigin, TIMELINESS_LABELS};
 use crate::collector::{PracticeFamily, OFFER_ORDER, PHASES, SHORT, WAIT_OUTCOMES};
 use crate::outbound::OutboundOutcome;
 use crate::practice::OVERFLOW_LABELS;
@@ -262,6 +263,49 @@ fn write_family(
                 value_f64(out, p.outbound_talk_seconds());
             }
         }
+        CallbacksRequested => {
+            // Labels origin, practice: origin-major.
+            for (i, o) in CallbackOrigin::ALL.iter().enumerate() {
+                for p in ps {
+                    out.push_str(name);
+                    out.push_str("{origin=\"");
+                    out.push_str(o.as_str());
+                    out.push_str("\",practice=\"");
+                    out.push_str(&p.escaped);
+                    out.push_str("\"}");
+                    value_u64(out, p.callbacks_requested.get(i).map_or(0, Counter::get));
+                }
+            }
+        }
+        // `ALL` is in index order: zipping pairs each label with its cell.
+        CallbackAttempts => {
+            for p in ps {
+                for (r, c) in CallbackAttemptResult::ALL.iter().zip(&p.callback_attempts) {
+                    practice_labels(out, name, p, Some(("result", r.as_str())));
+                    value_u64(out, c.get());
+                }
+            }
+        }
+        CallbacksCompleted => {
+            for p in ps {
+                for (t, c) in TIMELINESS_LABELS.iter().zip(&p.callbacks_completed) {
+                    practice_labels(out, name, p, Some(("timeliness", t)));
+                    value_u64(out, c.get());
+                }
+            }
+        }
+        CallbacksFailed => {
+            for p in ps {
+                for (r, c) in CallbackFailure::ALL.iter().zip(&p.callbacks_failed) {
+                    practice_labels(out, name, p, Some(("reason", r.as_str())));
+                    value_u64(out, c.get());
+                }
+            }
+        }
+        CallbacksHandled => counter(out, |p| &p.callbacks_handled),
+        CallbacksPending => int_gauge(out, |p| &p.callbacks_pending),
+        CallbacksOldestAge => gauge(out, |p| &p.callbacks_oldest_age),
+        CallbacksMargin => int_gauge(out, |p| &p.callbacks_margin),
     }
 }
 

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use permanence_metrics::{MetricKind, Metrics, BUCKETS, DEFAULT_SHORT_ABANDON};
+use permanence_metrics::{
+    MetricKind, Metrics, BUCKETS, CALLBACK_MARGIN_NONE_PENDING, DEFAULT_SHORT_ABANDON,
+};
 use serde::Deserialize;
 
 fn deploy(path: &str) -> PathBuf {
@@ -211,8 +213,28 @@ fn dashboard_parses_and_names_only_exported_metrics() {
         "permanence_outbound_refused_total",
         "permanence_outbound_calls_active",
         "permanence_outbound_talk_seconds_total",
+        "permanence_callbacks_requested_total",
+        "permanence_callback_attempts_total",
+        "permanence_callbacks_completed_total",
+        "permanence_callbacks_failed_total",
+        "permanence_callbacks_handled_total",
+        "permanence_callbacks_pending",
+        "permanence_callbacks_oldest_pending_age_seconds",
+        "permanence_callbacks_deadline_margin_seconds",
     ] {
         assert!(used.contains(f), "no dashboard panel uses {f}");
+    }
+    // Graphs of the deadline margin leave out the practices with nothing
+    // pending (the sentinel would flatten every other line).
+    assert_eq!(CALLBACK_MARGIN_NONE_PENDING, 1_000_000_000);
+    let margin: Vec<&String> = exprs
+        .iter()
+        .filter(|(_, e)| e.contains("permanence_callbacks_deadline_margin_seconds"))
+        .map(|(_, e)| e)
+        .collect();
+    assert!(!margin.is_empty());
+    for e in margin {
+        assert!(e.contains("< 1e9"), "the sentinel is not filtered out: {e}");
     }
     let panels = d["panels"].as_array().expect("panels");
     assert!(
@@ -220,6 +242,33 @@ fn dashboard_parses_and_names_only_exported_metrics() {
             .iter()
             .any(|p| p["type"] == "row" && p["title"] == "Appels sortants / Outbound"),
         "outbound row"
+    );
+    assert!(
+        panels
+            .iter()
+            .any(|p| p["type"] == "row" && p["title"] == "Rappels / Callbacks"),
+        "callbacks row"
+    );
+    // The deadline margin graph draws the 10-minute alert threshold.
+    let margin_panel = panels
+        .iter()
+        .find(|p| {
+            p["targets"].as_array().into_iter().flatten().any(|t| {
+                t["expr"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("permanence_callbacks_deadline_margin_seconds"))
+            })
+        })
+        .expect("deadline margin panel");
+    let defaults = &margin_panel["fieldConfig"]["defaults"];
+    assert_eq!(defaults["custom"]["thresholdsStyle"]["mode"], "line");
+    assert!(
+        defaults["thresholds"]["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["value"] == 600),
+        "threshold at 10 minutes"
     );
     // Panel ids are unique.
     let mut ids = BTreeSet::new();
@@ -319,8 +368,34 @@ fn alert_rules_parse_and_name_only_exported_metrics() {
         "PermanenceCallRecordsDropped",
         "PermanenceRecordsStoreDegraded",
         "PermanenceOutboundRefusedBurst",
+        "PermanenceCallbackDeadlineNear",
+        "PermanenceCallbackDeadlineMissed",
     ] {
         assert!(alerts.contains(a), "missing alert {a}");
+    }
+    // The callback deadline alerts watch the margin, whose sentinel (no
+    // request pending) is far above both thresholds.
+    let rule = |name: &str| {
+        file.groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .find(|r| r.alert.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    for (name, threshold, severity) in [
+        ("PermanenceCallbackDeadlineNear", 600, "warning"),
+        ("PermanenceCallbackDeadlineMissed", 0, "page"),
+    ] {
+        let r = rule(name);
+        assert!(
+            r.expr
+                .contains("permanence_callbacks_deadline_margin_seconds")
+                && r.expr.trim_end().ends_with(&format!("< {threshold}")),
+            "{name}: {}",
+            r.expr
+        );
+        assert_eq!(r.labels["severity"], severity, "{name}");
+        assert!(CALLBACK_MARGIN_NONE_PENDING > threshold, "{name}");
     }
     // The toll-fraud alert watches the allow-list refusals only.
     let burst = file

@@ -10,7 +10,9 @@ use permanence_acd::{
     AbandonPhase, AgentState, CallId, CancelReason, ChangeReason, Event, OfferFailure,
     OverflowReason, OverflowTarget,
 };
-use permanence_metrics::{AcdRecorder, Metrics, BUCKETS, DEFAULT_SHORT_ABANDON};
+use permanence_metrics::{
+    AcdRecorder, Metrics, BUCKETS, CALLBACK_MARGIN_NONE_PENDING, DEFAULT_SHORT_ABANDON,
+};
 
 /// Every series of the exposition with its value.
 fn series(m: &Metrics) -> BTreeMap<String, f64> {
@@ -592,10 +594,17 @@ fn a_practice_missing_from_the_set_is_added_on_first_event() {
 
 /// Series of one practice: 3 call counters, 4 abandoned, 4 overflowed,
 /// 6 offers, 5 histograms (wait × 2 outcomes, ring, talk, wrap-up) × 14
-/// lines, 5 gauges, 5 outbound outcomes and the outbound talk time: 98.
+/// lines, 5 gauges, 5 outbound outcomes, the outbound talk time, and the
+/// callbacks: 2 origins, 4 attempt results, 2 timeliness, 5 failure
+/// reasons, handled, and 3 gauges (pending, oldest age, deadline
+/// margin): 115.
 fn series_per_practice() -> usize {
-    3 + 4 + 4 + 6 + 5 * (BUCKETS.len() + 3) + 5 + 5 + 1
+    3 + 4 + 4 + 6 + 5 * (BUCKETS.len() + 3) + 5 + 5 + 1 + (2 + 4 + 2 + 5 + 1 + 3)
 }
+
+/// The one series of a new practice that does not start at 0: the
+/// deadline margin of its (empty) callback queue is the sentinel.
+const MARGIN: &str = "permanence_callbacks_deadline_margin_seconds";
 
 #[test]
 fn practices_precreate_every_series_at_zero() {
@@ -605,7 +614,18 @@ fn practices_precreate_every_series_at_zero() {
     let s = series(&m);
     let new: Vec<(&String, &f64)> = s.iter().filter(|(k, _)| !empty.contains_key(*k)).collect();
     assert_eq!(new.len(), series_per_practice());
-    assert!(new
-        .iter()
-        .all(|(k, v)| **v == 0.0 && k.contains("practice=\"martin\"")));
+    assert_eq!(series_per_practice(), 115);
+    for (k, v) in &new {
+        assert!(k.contains("practice=\"martin\""), "{k}");
+        let want = if k.starts_with(&format!("{MARGIN}{{")) {
+            CALLBACK_MARGIN_NONE_PENDING as f64
+        } else {
+            0.0
+        };
+        assert_eq!(**v, want, "{k}");
+    }
+    assert_eq!(
+        s.get(&format!("{MARGIN}{{practice=\"martin\"}}")),
+        Some(&1e9)
+    );
 }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use permanence_acd::{AbandonPhase, OverflowTarget, PracticeId};
 use permanence_metrics::{
-    AcdGauges, AgentCounts, Metrics, OfferResult, OutboundOutcome, OutboundRefusal, PracticeGauges,
-    RtpTotals, SipMethod, SipReject, DEFAULT_SHORT_ABANDON,
+    AcdGauges, AgentCounts, CallbackAttemptResult, CallbackFailure, CallbackOrigin, Metrics,
+    OfferResult, OutboundOutcome, OutboundRefusal, PracticeGauges, RtpTotals, SipMethod, SipReject,
+    DEFAULT_SHORT_ABANDON,
 };
 use prometheus::{Encoder, TextEncoder};
 
@@ -75,6 +76,26 @@ fn populated_metrics_render_like_the_encoder() {
             OutboundOutcome::ALL[i % 5],
             Duration::from_millis(61_234 * i as u64 + 1),
         );
+        m.callback_requested(id, CallbackOrigin::ALL[i % 2]);
+        for _ in 0..i {
+            m.callback_attempt(id, CallbackAttemptResult::ALL[i % 4]);
+        }
+        m.callback_completed(id, i % 3 != 0);
+        m.callback_failed(id, CallbackFailure::ALL[i % 5]);
+        if i % 2 == 1 {
+            m.callback_handled(id);
+        }
+        // Pending with a margin (some missed), pending without one, empty.
+        match i % 3 {
+            0 => m.set_callback_queue(
+                id,
+                i as u32,
+                Duration::from_millis(61_500 * i as u64),
+                Some(3600 - 700 * i as i64),
+            ),
+            1 => m.set_callback_queue(id, 1, Duration::from_secs(5), None),
+            _ => m.set_callback_queue(id, 0, Duration::ZERO, None),
+        }
         gauges.practices.push(PracticeGauges {
             practice: PracticeId::new(id),
             open: i % 2 == 0,
@@ -115,6 +136,8 @@ fn populated_metrics_render_like_the_encoder() {
     m.outbound_started();
     m.outbound_refused(OutboundRefusal::Destination);
     m.outbound_refused(OutboundRefusal::TooManyCalls);
+    m.callback_requested("unknown", CallbackOrigin::Caller);
+    m.set_callback_queue("unknown", 3, Duration::from_secs(1), Some(-1));
     let ours = m.render();
     let theirs = reference(&m);
     if ours != theirs {
