@@ -9,13 +9,13 @@ use sha2::{Digest, Sha256};
 
 use crate::state::{AgentStateRow, RegistrationRow};
 use crate::types::{
-    CallRecord, CallbackRequest, CallbackStatus, QueueEvent, RtpCounters, StoredCallback,
-    TriageChoice,
+    CallRecord, CallbackRequest, CallbackState, CallbackStatus, QueueEvent, RtpCounters,
+    StoredCallback, TriageChoice,
 };
 use crate::RecordsError;
 
 /// Schema version written by this build.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// How long a reader connection waits for a lock held by another
 /// connection (the writer's is [`RecordsConfig::busy_timeout`](crate::RecordsConfig::busy_timeout)).
@@ -76,7 +76,8 @@ CREATE INDEX IF NOT EXISTS queue_events_at ON queue_events (at);
 /// Version 2: callback requests. `number` is in clear on purpose (see
 /// [`CallbackRequest`]). The first index serves the per-practice lists of
 /// pending requests, the second the retention purge and the all-practices
-/// list.
+/// list. (Version 6 rebuilds this table with more columns: see
+/// [`SCHEMA_V6`](crate::callbacks::SCHEMA_V6).)
 const SCHEMA_V2: &str = "
 CREATE TABLE IF NOT EXISTS callbacks (
     id           INTEGER PRIMARY KEY,
@@ -101,6 +102,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     crate::state::SCHEMA_V3,
     crate::audit::SCHEMA_V4,
     crate::outbound::SCHEMA_V5,
+    crate::callbacks::SCHEMA_V6,
 ];
 
 /// Columns of `calls`, in the order used by inserts and selects.
@@ -113,7 +115,8 @@ pub(crate) const CALL_COLUMNS: &str = "call_id, sip_call_id, practice_id, trunk,
 /// Columns of `queue_events` selected by the readers.
 pub(crate) const EVENT_COLUMNS: &str = "at, call_id, practice_id, kind, agent, detail";
 
-/// Columns of `callbacks` selected by the readers.
+/// Columns of `callbacks` selected by the legacy reader
+/// ([`StoredCallback`]).
 pub(crate) const CALLBACK_COLUMNS: &str =
     "id, requested_at, call_id, practice_id, number, status, handled_at, handled_by";
 
@@ -259,7 +262,11 @@ fn clamp_i64(v: u64) -> i64 {
 pub(crate) enum PendingRow {
     Call(Box<CallRecord>),
     Event(Box<QueueEvent>),
+    /// A callback request stored the legacy way (a new row, with a
+    /// generated key).
     Callback(Box<CallbackRequest>),
+    /// A callback request's state, replacing the row with the same key.
+    CallbackState(Box<CallbackState>),
     AgentState(Box<AgentStateRow>),
     /// An agent's registrations, replacing those stored.
     Registrations(Box<(String, Vec<RegistrationRow>)>),
@@ -303,6 +310,7 @@ struct Inserts<'t> {
     calls: Option<rusqlite::Statement<'t>>,
     events: Option<rusqlite::Statement<'t>>,
     callbacks: Option<rusqlite::Statement<'t>>,
+    callback_states: Option<rusqlite::Statement<'t>>,
     outbound: Option<rusqlite::Statement<'t>>,
 }
 
@@ -327,6 +335,7 @@ impl<'t> Inserts<'t> {
             calls: None,
             events: None,
             callbacks: None,
+            callback_states: None,
             outbound: None,
         }
     }
@@ -400,16 +409,17 @@ impl<'t> Inserts<'t> {
                 let st = prepared(
                     &mut self.callbacks,
                     self.tx,
-                    "INSERT INTO callbacks (requested_at, call_id, practice_id, number, status) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    crate::callbacks::INSERT_REQUEST_SQL,
                 )?;
-                st.execute(params![
-                    ts(&c.requested_at),
-                    c.call_id,
-                    c.practice_id,
-                    c.number,
-                    CallbackStatus::Pending.as_str(),
-                ])?;
+                crate::callbacks::insert_request(st, c)?;
+            }
+            PendingRow::CallbackState(c) => {
+                let st = prepared(
+                    &mut self.callback_states,
+                    self.tx,
+                    &crate::callbacks::upsert_sql(),
+                )?;
+                crate::callbacks::upsert(st, c)?;
             }
         }
         Ok(())
@@ -418,7 +428,7 @@ impl<'t> Inserts<'t> {
 
 /// Inserts `rows` in one transaction: all or none. Calls replace an
 /// earlier row with the same `call_id`, outbound calls one with the same
-/// `id`. Callback numbers are stored as given: `policy` applies to
+/// `id`, callback states one with the same `key`. Callback numbers are stored as given: `policy` applies to
 /// `calls.caller` and `outbound_calls.destination` only.
 pub(crate) fn insert_rows<'r>(
     conn: &mut Connection,
@@ -466,8 +476,9 @@ pub(crate) fn file_id(path: &Path) -> std::io::Result<Option<FileId>> {
     }
 }
 
-/// Marks callback `id` handled by `agent` at `at`, if it is still pending.
-/// Returns whether a row changed.
+/// Marks callback `id` handled by `agent` at `at`, if it is still pending
+/// (not while an attempt is in progress); `agent` and `completed_at` follow
+/// `handled_by` and `handled_at`. Returns whether a row changed.
 pub(crate) fn mark_callback_handled(
     conn: &Connection,
     id: i64,
@@ -475,8 +486,8 @@ pub(crate) fn mark_callback_handled(
     at: &DateTime<Utc>,
 ) -> Result<bool, RecordsError> {
     let n = conn.execute(
-        "UPDATE callbacks SET status = ?1, handled_at = ?2, handled_by = ?3 \
-         WHERE id = ?4 AND status = ?5",
+        "UPDATE callbacks SET status = ?1, handled_at = ?2, handled_by = ?3, \
+         completed_at = ?2, agent = ?3 WHERE id = ?4 AND status = ?5",
         params![
             CallbackStatus::Handled.as_str(),
             ts(at),
@@ -495,7 +506,8 @@ pub struct Purged {
     pub calls: u64,
     /// Queue events deleted.
     pub events: u64,
-    /// Callback requests deleted (handled or not).
+    /// Callback requests deleted (closed ones only: an open request is
+    /// never purged).
     pub callbacks: u64,
     /// Outbound call records deleted.
     pub outbound: u64,
@@ -509,20 +521,21 @@ impl Purged {
     }
 }
 
-/// Deletes calls received, events that happened, callbacks requested and
-/// outbound calls started strictly before `cutoff`.
+/// Deletes calls received, events that happened, closed callbacks
+/// requested and outbound calls started strictly before `cutoff` (open
+/// callbacks stay, whatever their age).
 pub(crate) fn purge(conn: &mut Connection, cutoff: DateTime<Utc>) -> Result<Purged, RecordsError> {
     let cutoff = ts(&cutoff);
     let tx = conn.transaction()?;
     let calls = tx.execute("DELETE FROM calls WHERE received_at < ?1", [&cutoff])?;
     let events = tx.execute("DELETE FROM queue_events WHERE at < ?1", [&cutoff])?;
-    let callbacks = tx.execute("DELETE FROM callbacks WHERE requested_at < ?1", [&cutoff])?;
+    let callbacks = crate::callbacks::purge(&tx, &cutoff)?;
     let outbound = crate::outbound::purge(&tx, &cutoff)?;
     tx.commit()?;
     Ok(Purged {
         calls: calls as u64,
         events: events as u64,
-        callbacks: callbacks as u64,
+        callbacks,
         outbound,
     })
 }
@@ -550,7 +563,7 @@ pub(crate) fn opt_ts(
         .transpose()
 }
 
-fn opt_enum<T: std::str::FromStr<Err = crate::UnknownValue>>(
+pub(crate) fn opt_enum<T: std::str::FromStr<Err = crate::UnknownValue>>(
     row: &Row<'_>,
     idx: usize,
     column: &'static str,

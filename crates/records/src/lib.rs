@@ -51,9 +51,18 @@
 //! * The one exception is [`CallbackRequest::number`], kept **in clear**
 //!   even with hashing on: the patient asked to be called back, which needs
 //!   the number, and that is the purpose they consented to. Retention (and
-//!   `secure_delete`) applies to callback requests as to the rest. Agents
-//!   list them with [`RecordReader::callbacks`] and close them with
+//!   `secure_delete`) applies to closed callback requests as to the rest;
+//!   an open one (pending or dialling) is never purged, so that a patient
+//!   waiting to be called back cannot vanish silently. Agents list them
+//!   with [`RecordReader::callbacks`] and close them with
 //!   [`RecorderHandle::mark_callback_handled`].
+//! * A callback request has a lifecycle ([`CallbackState`]): the engine
+//!   writes it at each step with [`RecorderHandle::record_callback_state`]
+//!   (insert or replace by key), re-queues the open ones at start-up from
+//!   [`RecordReader::pending_callbacks`] in their original order (a request
+//!   a crash left `dialling` is pending again), and the admin side lists
+//!   them with [`RecordReader::callbacks_list`] and
+//!   [`RecordReader::callback_by_key`].
 //! * Outbound calls placed by the agents are recorded with
 //!   [`RecorderHandle::record_outbound`] (one [`OutboundRecord`] per call,
 //!   written at the start and replaced at the end, like a call); their
@@ -61,7 +70,7 @@
 //!   list them with [`RecordReader::outbound_calls`].
 //! * [`RecordReader`] reads through its own read-only connection.
 //!
-//! # Schema (version 5)
+//! # Schema (version 6)
 //!
 //! * `schema_version(version, applied_at)`
 //! * `calls`: one row per [`CallRecord`], keyed by `call_id`; indexes on
@@ -70,7 +79,14 @@
 //!   indexes on `(call_id, at)`, `(practice_id, at)` and `at`.
 //! * `callbacks` (since version 2): one row per [`CallbackRequest`], with
 //!   `status` (`pending`/`handled`), `handled_at` and `handled_by`; indexes
-//!   on `(practice_id, status, requested_at)` and `requested_at`.
+//!   on `(practice_id, status, requested_at)` and `requested_at`. Rebuilt
+//!   in version 6 with the [`CallbackState`] columns (`key`, `origin`,
+//!   `joined_at`, `priority`, `triage_digit`, `deadline_at`, `attempts`,
+//!   `next_attempt_at`, `last_attempt_at`, `last_result`, `agent`,
+//!   `completed_at`, `outbound_id`) and the statuses of
+//!   [`CallbackStatus`]; more indexes on `(status, practice_id, joined_at)`
+//!   and, unique, on `key`. Rows of version 5 became `overflow` requests
+//!   keyed `legacy-<id>`, placed at their request time, due one hour later.
 //!
 //! * `agent_states` and `registrations` (since version 3): what must
 //!   survive a crash besides the calls (see the `state` module).
@@ -93,6 +109,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+mod callbacks;
 mod config;
 mod db;
 mod error;
@@ -115,7 +132,7 @@ pub use reader::{CallFilter, RecordReader};
 pub use recorder::{Clock, Recorder, RecorderHandle, RecorderStats};
 pub use state::{AgentStateRow, RegistrationRow};
 pub use types::{
-    AbandonPhase, CallRecord, CallbackRequest, CallbackStatus, IdentifiedBy, OutboundOrigin,
-    OutboundOutcome, OutboundRecord, Outcome, QueueEvent, QueueEventKind, RtpCounters,
-    StoredCallback, TriageChoice, UnknownValue,
+    AbandonPhase, CallRecord, CallbackOrigin, CallbackRequest, CallbackResult, CallbackState,
+    CallbackStatus, IdentifiedBy, OutboundOrigin, OutboundOutcome, OutboundRecord, Outcome,
+    QueueEvent, QueueEventKind, RtpCounters, StoredCallback, TriageChoice, UnknownValue,
 };

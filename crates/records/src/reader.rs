@@ -9,7 +9,9 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
 use crate::db::{self, CALLBACK_COLUMNS, CALL_COLUMNS, EVENT_COLUMNS};
-use crate::{CallRecord, CallbackStatus, Outcome, QueueEvent, RecordsError, StoredCallback};
+use crate::{
+    CallRecord, CallbackState, CallbackStatus, Outcome, QueueEvent, RecordsError, StoredCallback,
+};
 
 /// Which calls [`RecordReader::calls`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,9 +156,11 @@ impl RecordReader {
     }
 
     /// Callback requests, most recently requested first (newest id first on
-    /// ties), at most `limit`: of one practice or of all, pending ones only
-    /// or all. Numbers come back in clear (see
+    /// ties), at most `limit`: of one practice or of all, open ones only
+    /// (pending or dialling, see [`CallbackStatus::is_open`]) or all.
+    /// Numbers come back in clear (see
     /// [`CallbackRequest`](crate::CallbackRequest)).
+    /// [`callbacks_list`](Self::callbacks_list) gives the whole state.
     ///
     /// A database not yet migrated to schema version 2 (opened read-only
     /// before any writer of this build) has no callbacks: the list is empty.
@@ -169,18 +173,64 @@ impl RecordReader {
         if db::schema_version(&self.conn)?.unwrap_or(0) < 2 {
             return Ok(Vec::new());
         }
-        let status = pending_only.then_some(CallbackStatus::Pending.as_str());
         let mut st = self.conn.prepare(&format!(
             "SELECT {CALLBACK_COLUMNS} FROM callbacks \
-             WHERE (?1 IS NULL OR practice_id = ?1) AND (?2 IS NULL OR status = ?2) \
-             ORDER BY requested_at DESC, id DESC LIMIT ?3"
+             WHERE (?1 IS NULL OR practice_id = ?1) AND (NOT ?2 OR status IN (?3, ?4)) \
+             ORDER BY requested_at DESC, id DESC LIMIT ?5"
         ))?;
-        let mut rows = st.query(rusqlite::params![practice, status, limit_param(limit)])?;
+        let mut rows = st.query(rusqlite::params![
+            practice,
+            pending_only,
+            CallbackStatus::Pending.as_str(),
+            CallbackStatus::Dialling.as_str(),
+            limit_param(limit)
+        ])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(db::decode_callback(row)?);
         }
         Ok(out)
+    }
+
+    /// Every open callback request (status pending or dialling) of every
+    /// practice, in the order to re-queue them at start-up: by place in the
+    /// queue ([`joined_at`](CallbackState::joined_at)), then request time,
+    /// then key. A request a crash left [`Dialling`](CallbackStatus::Dialling)
+    /// comes back as [`Pending`](CallbackStatus::Pending) (its attempt died
+    /// with the process that made it; the stored row keeps `dialling` until
+    /// the engine writes the request again), so this is for start-up, not
+    /// for watching live attempts (use [`callbacks_list`](Self::callbacks_list)).
+    ///
+    /// On a database not yet migrated to version 6 (opened read-only before
+    /// any writer of this build), the requests are read as the migration
+    /// will make them (keys `legacy-<id>`); before version 2 there are none.
+    pub fn pending_callbacks(&self) -> Result<Vec<CallbackState>, RecordsError> {
+        let version = db::schema_version(&self.conn)?.unwrap_or(0);
+        crate::callbacks::pending(&self.conn, version)
+    }
+
+    /// Callback requests in any of `statuses` (every status if empty), of
+    /// one practice or of all, most recently requested first (the newest
+    /// row first on ties), at most `limit`, as stored (a `dialling` one
+    /// stays `dialling`): for the admin API and CLI. Numbers come back in
+    /// clear. Readable before version 6 like
+    /// [`pending_callbacks`](Self::pending_callbacks).
+    pub fn callbacks_list(
+        &self,
+        practice: Option<&str>,
+        statuses: &[CallbackStatus],
+        limit: usize,
+    ) -> Result<Vec<CallbackState>, RecordsError> {
+        let version = db::schema_version(&self.conn)?.unwrap_or(0);
+        crate::callbacks::list(&self.conn, version, practice, statuses, limit)
+    }
+
+    /// The callback request with this [`key`](CallbackState::key), as
+    /// stored; `None` if there is none. Readable before version 6 like
+    /// [`pending_callbacks`](Self::pending_callbacks).
+    pub fn callback_by_key(&self, key: &str) -> Result<Option<CallbackState>, RecordsError> {
+        let version = db::schema_version(&self.conn)?.unwrap_or(0);
+        crate::callbacks::by_key(&self.conn, version, key)
     }
 
     /// Every stored agent state (see [`AgentStateRow`](crate::AgentStateRow));

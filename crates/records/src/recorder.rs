@@ -18,8 +18,8 @@ use crate::db::{self, CallerPolicy, FailureKind, FileId, PendingRow, Purged};
 use crate::health::{HealthCell, RecordsHealth, Transition, WriteFailure};
 use crate::reader::RecordReader;
 use crate::{
-    AgentStateRow, CallRecord, CallbackRequest, OutboundRecord, QueueEvent, RecordsConfig,
-    RecordsError, RegistrationRow,
+    AgentStateRow, CallRecord, CallbackRequest, CallbackState, OutboundRecord, QueueEvent,
+    RecordsConfig, RecordsError, RegistrationRow,
 };
 
 /// Source of the current time, injectable for tests. Used only for
@@ -159,6 +159,7 @@ enum Msg {
     Call(Box<CallRecord>),
     Event(Box<QueueEvent>),
     Callback(Box<CallbackRequest>),
+    CallbackState(Box<CallbackState>),
     AgentState(Box<AgentStateRow>),
     Registrations(Box<(String, Vec<RegistrationRow>)>),
     Audit(Box<crate::AuditEntry>),
@@ -214,9 +215,28 @@ impl RecorderHandle {
     /// Queues a callback request for writing; same contract (and same
     /// channel) as [`record_call`](Self::record_call). The number is stored
     /// in clear whatever [`RecordsConfig::hash_callers`] says (see
-    /// [`CallbackRequest`]); the request is stored as pending.
+    /// [`CallbackRequest`]); the request is stored as a pending
+    /// [`CallbackState`] with origin
+    /// [`Overflow`](crate::CallbackOrigin::Overflow), the key
+    /// `legacy-<row id>`, its place in the queue at `requested_at`,
+    /// priority 0 and a deadline one hour after `requested_at`. Each call
+    /// stores a new request.
     pub fn record_callback(&self, req: CallbackRequest) -> bool {
         self.send(Msg::Callback(Box::new(req)), "callback request")
+    }
+
+    /// Queues the state of a callback request for writing: inserts it, or
+    /// replaces the whole stored row with the same
+    /// [`key`](CallbackState::key) (its row id, hence
+    /// [`StoredCallback::id`](crate::StoredCallback::id), is kept). Same
+    /// contract (and same channel, back-off and backlog while the store is
+    /// failing) as [`record_call`](Self::record_call); states of the same
+    /// key are written in the order they were queued. Write it at each
+    /// step of the request's life (requested, dialling, retry planned,
+    /// closed). The number is stored in clear, as for
+    /// [`record_callback`](Self::record_callback).
+    pub fn record_callback_state(&self, s: CallbackState) -> bool {
+        self.send(Msg::CallbackState(Box::new(s)), "callback state")
     }
 
     /// Queues an agent's chosen state (logged in or out, paused with a
@@ -324,9 +344,9 @@ impl RecorderHandle {
     }
 
     /// Commits pending rows, then deletes calls received, events that
-    /// happened, callbacks requested and outbound calls started before
-    /// `cutoff`. Blocking, like
-    /// [`flush`](Self::flush).
+    /// happened, closed callbacks requested and outbound calls started
+    /// before `cutoff` (an open callback request, pending or dialling, is
+    /// never purged). Blocking, like [`flush`](Self::flush).
     pub fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<Purged, RecordsError> {
         self.purge(Some(cutoff))
     }
@@ -345,9 +365,12 @@ impl RecorderHandle {
 
     /// Marks the callback request `id` (see
     /// [`StoredCallback::id`](crate::StoredCallback::id)) as handled by
-    /// `agent` at `at`. Returns `true` if a pending request was updated,
-    /// `false` if there is no such request or it was already handled (the
-    /// first `handled_at`/`handled_by` are kept).
+    /// `agent` at `at` (which also become its
+    /// [`completed_at`](CallbackState::completed_at) and
+    /// [`agent`](CallbackState::agent)). Returns `true` if a pending
+    /// request was updated, `false` if there is no such request or it is
+    /// not pending any more: being dialled, or closed (the first
+    /// `handled_at`/`handled_by` are kept).
     ///
     /// Rows queued before this call are committed first. Blocking, like
     /// [`flush`](Self::flush).
@@ -845,6 +868,7 @@ impl Writer {
             Msg::Call(c) => self.add(PendingRow::Call(c)),
             Msg::Event(e) => self.add(PendingRow::Event(e)),
             Msg::Callback(c) => self.add(PendingRow::Callback(c)),
+            Msg::CallbackState(c) => self.add(PendingRow::CallbackState(c)),
             Msg::AgentState(a) => self.add(PendingRow::AgentState(a)),
             Msg::Registrations(r) => self.add(PendingRow::Registrations(r)),
             Msg::Audit(a) => self.add(PendingRow::Audit(a)),

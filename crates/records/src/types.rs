@@ -1,6 +1,7 @@
 //! The records themselves: one [`CallRecord`] per inbound call,
-//! [`QueueEvent`]s for the queue event log, [`CallbackRequest`]s, one
-//! [`OutboundRecord`] per outbound call, and the small enums they use.
+//! [`QueueEvent`]s for the queue event log, [`CallbackRequest`]s and the
+//! [`CallbackState`] of each, one [`OutboundRecord`] per outbound call, and
+//! the small enums they use.
 
 use std::fmt;
 use std::str::FromStr;
@@ -128,10 +129,17 @@ pub struct QueueEvent {
 /// when asking for it, and a hash cannot be dialled. The number is used for
 /// that purpose only; keep it out of logs and of the other tables.
 ///
-/// Retention applies as to the other tables: a request older than
+/// Retention applies as to the other tables once the request is closed: a
+/// closed request (any status but [`CallbackStatus::Pending`] and
+/// [`CallbackStatus::Dialling`]) older than
 /// [`RecordsConfig::retention`](crate::RecordsConfig::retention) (by
-/// `requested_at`) is deleted, handled or not, and its number overwritten in
-/// the file (`secure_delete`).
+/// `requested_at`) is deleted and its number overwritten in the file
+/// (`secure_delete`). An open request is never purged: a patient waiting to
+/// be called back must not vanish silently, so close (or cancel) it.
+///
+/// Stored through [`RecorderHandle::record_callback`](crate::RecorderHandle::record_callback),
+/// it becomes a [`CallbackState`] with origin [`CallbackOrigin::Overflow`],
+/// a generated key and a deadline one hour after `requested_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackRequest {
     /// When the patient asked to be called back (stored with microsecond
@@ -145,7 +153,8 @@ pub struct CallbackRequest {
     pub number: String,
 }
 
-/// A [`CallbackRequest`] as stored, with its handling state.
+/// A [`CallbackRequest`] as stored, with its handling state (the legacy view
+/// of a callback; [`CallbackState`] is the whole row).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredCallback {
     /// Row id, to pass to
@@ -153,12 +162,79 @@ pub struct StoredCallback {
     pub id: i64,
     /// The request itself.
     pub request: CallbackRequest,
-    /// Whether someone has called the patient back yet.
+    /// Where the request stands (pending, being dialled, closed and how).
     pub status: CallbackStatus,
-    /// When it was marked handled.
+    /// When it was marked [`CallbackStatus::Handled`].
     pub handled_at: Option<DateTime<Utc>>,
-    /// Username of the agent who handled it.
+    /// Username of the agent who marked it [`CallbackStatus::Handled`].
     pub handled_by: Option<String>,
+}
+
+/// The whole lifecycle of a callback request, one row of `callbacks`
+/// identified by [`key`](Self::key): what the engine writes at each step
+/// (requested, offered and dialled, retried, closed) with
+/// [`RecorderHandle::record_callback_state`](crate::RecorderHandle::record_callback_state)
+/// and reads back at start-up with
+/// [`RecordReader::pending_callbacks`](crate::RecordReader::pending_callbacks)
+/// to re-queue the patients still waiting, in their original order.
+///
+/// Timestamps are UTC and stored with microsecond precision (finer parts are
+/// truncated). `number` is stored **in clear**, whatever
+/// [`RecordsConfig::hash_callers`](crate::RecordsConfig::hash_callers) says,
+/// for the reasons given on [`CallbackRequest`]; the same retention rule
+/// applies (an open request is never purged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackState {
+    /// The engine's id of the request: the unique key of the row, which
+    /// every later write replaces. Keys starting with `legacy-` are
+    /// reserved for requests stored by
+    /// [`RecorderHandle::record_callback`](crate::RecorderHandle::record_callback)
+    /// and for those migrated from schema version 5 (`legacy-<row id>`).
+    pub key: String,
+    /// Whether the caller asked for it from the queue or the queue
+    /// overflowed to it.
+    pub origin: CallbackOrigin,
+    /// Our call id of the call during which the patient asked.
+    pub call_id: String,
+    /// Practice the patient was calling.
+    pub practice_id: String,
+    /// Number to call back, in clear: E.164 (`+33…`) when it could be
+    /// normalised.
+    pub number: String,
+    /// When the patient asked to be called back.
+    pub requested_at: DateTime<Utc>,
+    /// When the original call joined the queue: the patient's place, kept
+    /// while they wait for the callback.
+    pub joined_at: DateTime<Utc>,
+    /// The dispatcher priority the call had (higher is served first).
+    pub priority: i32,
+    /// The digit the caller chose in the triage menu, if the practice has
+    /// one.
+    pub triage_digit: Option<String>,
+    /// When the practice wants the patient called back by ("rappelé dans
+    /// l'heure": one hour after the request, unless configured otherwise).
+    pub deadline_at: DateTime<Utc>,
+    /// Where the request stands.
+    pub status: CallbackStatus,
+    /// Dialling attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt may be made after a failed one; `None` when
+    /// the request may be offered to an agent now.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the last attempt started.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// How the last attempt went.
+    pub last_result: Option<CallbackResult>,
+    /// Username of the last agent who handled the request (offered,
+    /// dialled, or closed it).
+    pub agent: Option<String>,
+    /// When the request was closed: for [`CallbackStatus::Completed`] the
+    /// time the patient was reached (what the deadline is measured
+    /// against), else when it failed, was cancelled or was marked handled.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Id of the [`OutboundRecord`] of the attempt that reached the patient
+    /// (see [`OutboundRecord::id`]).
+    pub outbound_id: Option<String>,
 }
 
 /// Record of one outbound call placed by a telesecretary (dialled from their
@@ -348,12 +424,64 @@ text_enum! {
 }
 
 text_enum! {
-    /// Handling state of a [`StoredCallback`].
-    CallbackStatus, "callback status", "lowercase" {
-        /// Nobody has called the patient back yet.
+    /// Where a callback request stands ([`CallbackState::status`],
+    /// [`StoredCallback::status`]). [`Pending`](Self::Pending) and
+    /// [`Dialling`](Self::Dialling) are open (see
+    /// [`is_open`](Self::is_open)); the others are final.
+    CallbackStatus, "callback status", "kebab-case" {
+        /// Waiting for its turn in the queue, or for its next attempt.
         Pending => "pending",
-        /// An agent has called the patient back.
+        /// An attempt is in progress (after a crash, the request is pending
+        /// again).
+        Dialling => "dialling",
+        /// The patient was reached.
+        Completed => "completed",
+        /// The attempts were exhausted, or the call was refused.
+        Failed => "failed",
+        /// Cancelled by an operator.
+        Cancelled => "cancelled",
+        /// Marked done by an operator without dialling (the patient called
+        /// again, for instance).
         Handled => "handled",
+    }
+}
+
+impl CallbackStatus {
+    /// Whether a request in this status still waits for a callback
+    /// ([`Pending`](Self::Pending) or [`Dialling`](Self::Dialling)): it is
+    /// re-queued at start-up and never purged by retention.
+    pub fn is_open(self) -> bool {
+        matches!(self, CallbackStatus::Pending | CallbackStatus::Dialling)
+    }
+}
+
+text_enum! {
+    /// Why a callback request exists ([`CallbackState::origin`]).
+    CallbackOrigin, "callback origin", "kebab-case" {
+        /// The caller asked from the queue to be called back, keeping their
+        /// place.
+        Caller => "caller",
+        /// The queue overflowed to a callback.
+        Overflow => "overflow",
+    }
+}
+
+text_enum! {
+    /// How one attempt to call a patient back went
+    /// ([`CallbackState::last_result`]). The texts are those of the
+    /// matching [`OutboundOutcome`]s.
+    CallbackResult, "callback result", "kebab-case" {
+        /// The patient answered.
+        Answered => "answered",
+        /// The patient did not answer (ring timeout, unavailable).
+        NoAnswer => "no-answer",
+        /// The patient's line was busy.
+        Busy => "busy",
+        /// The gateway or the network failed the call.
+        Failed => "failed",
+        /// The engine refused to place the call (destination not allowed…):
+        /// retrying cannot help.
+        Refused => "refused",
     }
 }
 
@@ -362,8 +490,8 @@ text_enum! {
     OutboundOrigin, "outbound origin", "kebab-case" {
         /// The agent dialled the number from their softphone.
         Agent => "agent",
-        /// The agent called back a patient who asked for it
-        /// ([`CallbackRequest`]).
+        /// The agent called back a patient who asked for it (a
+        /// [`CallbackState`]; see [`CallbackState::outbound_id`]).
         Callback => "callback",
         /// The agent transferred a call to an outside number.
         Transfer => "transfer",
@@ -417,6 +545,17 @@ mod tests {
         check(AbandonPhase::ALL);
         check(QueueEventKind::ALL);
         check(CallbackStatus::ALL);
+        check(CallbackOrigin::ALL);
+        check(CallbackResult::ALL);
+        assert_eq!(CallbackResult::NoAnswer.as_str(), "no-answer");
+        assert_eq!(CallbackStatus::Dialling.as_str(), "dialling");
+        assert_eq!(
+            CallbackStatus::ALL
+                .iter()
+                .filter(|s| s.is_open())
+                .collect::<Vec<_>>(),
+            [&CallbackStatus::Pending, &CallbackStatus::Dialling]
+        );
         check(OutboundOrigin::ALL);
         check(OutboundOutcome::ALL);
         assert_eq!(OutboundOutcome::NoAnswer.as_str(), "no-answer");
