@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::OverflowTarget;
@@ -33,6 +34,28 @@ pub struct CallArrival {
     /// Skills the call requires (besides the routing steps' criteria).
     #[serde(default)]
     pub skills: Vec<SkillRequirement>,
+    /// When the caller originally joined the queue (engine time, like the
+    /// `now` passed to the dispatcher); `None`: now.
+    ///
+    /// Set when a call re-enters the queue keeping its place: a callback
+    /// request re-queued after an engine restart or after a failed try. The
+    /// call then counts as having joined at that time for
+    ///
+    /// * its place in the queue: before the calls of the same priority that
+    ///   joined later, whatever the arrival order (a higher priority still
+    ///   goes first);
+    /// * routing-step relaxation: a step opening after `N` seconds applies
+    ///   from `joined_at + N`, at once if that is already past;
+    /// * the waits reported (`Answered`, `Abandoned`, `Retargeted`,
+    ///   `Overflowed`, the snapshots' `wait` and `oldest_wait`) and the
+    ///   estimated wait, which are all measured from the join time.
+    ///
+    /// The maximum wait (overflow or retarget to a pool) is *not* backdated:
+    /// it runs from the actual arrival, so a re-arrival never overflows at
+    /// once (a reported overflow wait may therefore exceed the practice's
+    /// maximum wait). A join time in the future is taken as now.
+    #[serde(default)]
+    pub joined_at: Option<DateTime<Utc>>,
 }
 
 impl CallArrival {
@@ -44,6 +67,7 @@ impl CallArrival {
             priority: None,
             language: None,
             skills: Vec::new(),
+            joined_at: None,
         }
     }
 }
@@ -53,7 +77,8 @@ pub use permanence_types::OfferFailure;
 /// An event reported by the driver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
-    /// A call enters the ACD.
+    /// A call enters the ACD, or re-enters it keeping its place (see
+    /// [`CallArrival::joined_at`]).
     CallArrived(CallArrival),
     /// The caller hung up while queued or ringing.
     CallAbandoned {
@@ -79,6 +104,16 @@ pub enum Input {
     /// An answered call ended (either side hung up or it was transferred
     /// away): the agent goes to wrap-up.
     CallEnded {
+        /// The call.
+        call: CallId,
+    },
+    /// An answered call ended with no after-call work (a callback try the
+    /// patient did not answer): the agent is free at once, as at the end of
+    /// a wrap-up (available, or their deferred pause or logout applies).
+    /// Otherwise as [`Input::CallEnded`]: the call must be connected, and
+    /// `CallCompleted` reports it (its talk time also feeds the practice's
+    /// average handle time).
+    CallReleased {
         /// The call.
         call: CallId,
     },

@@ -32,6 +32,14 @@
 //!   ends during a call finishes it.
 //! * **Max wait** sends the call to its overflow target; a pool target keeps
 //!   the call queued (same place) and adds that pool's agents.
+//! * **Re-arrivals** (a callback request re-queued after a restart or a
+//!   failed try) carry their original join time
+//!   ([`CallArrival::joined_at`]): it sets their place, their routing steps
+//!   and the waits reported; the maximum wait runs from the re-arrival, so
+//!   it never overflows them at once.
+//! * **Call end**: [`Input::CallEnded`] puts the agent in wrap-up;
+//!   [`Input::CallReleased`] (a callback try the patient did not answer)
+//!   frees the agent at once.
 //! * Every decision is an [`Event`]; every call that enters ends with exactly
 //!   one terminal event: `Answered` (then `CallCompleted`), `Abandoned`,
 //!   `Overflowed` or `Closed`.
@@ -61,7 +69,8 @@
 //!   practices.rs    practice runtime state
 //!   agents.rs       agent runtime state; login, logout, pause, reachability,
 //!                   outbound calls, back-off
-//!   calls.rs        call runtime state and slots; arrival, abandon, answer, end, priority
+//!   calls.rs        call runtime state and slots; arrival, abandon, answer, end,
+//!                   release, priority
 //!   offers.rs       matching calls and agents; offer, withdraw, requeue, overflow
 //!   timers.rs       the timer table; ring timeout, relax, max wait, wrap-up, back-off
 //!   calendar.rs     opening hours and shifts on the wall clock

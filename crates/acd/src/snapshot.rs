@@ -32,7 +32,8 @@ pub struct CallSnapshot {
     pub agent: Option<AgentId>,
     /// Priority.
     pub priority: i32,
-    /// Time since joining the queue.
+    /// Time since joining the queue (from [`crate::CallArrival::joined_at`]
+    /// for a re-arrival); for a connected call, from joining to the answer.
     pub wait: Duration,
     /// Highest routing step reached (0-based).
     pub step: u32,

@@ -16,11 +16,14 @@ enum Op {
         practice: usize,
         priority: Option<i32>,
         english: bool,
+        /// `joined_at`, in ms before now (negative: in the future).
+        joined_ago: Option<i64>,
     },
     Abandon(usize),
     Answer(usize),
     Fail(usize, u8),
     End(usize),
+    Release(usize),
     SetPriority(usize, i32),
     Pause(usize),
     Unpause(usize),
@@ -35,12 +38,23 @@ enum Op {
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..3usize, prop::option::of(-1..3i32), prop::bool::weighted(0.2))
-            .prop_map(|(practice, priority, english)| Op::Arrive { practice, priority, english }),
+        6 => (
+            0..3usize,
+            prop::option::of(-1..3i32),
+            prop::bool::weighted(0.2),
+            prop::option::weighted(0.3, -60_000..900_000i64),
+        )
+            .prop_map(|(practice, priority, english, joined_ago)| Op::Arrive {
+                practice,
+                priority,
+                english,
+                joined_ago,
+            }),
         2 => (0..64usize).prop_map(Op::Abandon),
         5 => (0..64usize).prop_map(Op::Answer),
         1 => (0..64usize, 0..3u8).prop_map(|(c, r)| Op::Fail(c, r)),
         4 => (0..64usize).prop_map(Op::End),
+        2 => (0..64usize).prop_map(Op::Release),
         1 => (0..64usize, -2..5i32).prop_map(|(c, p)| Op::SetPriority(c, p)),
         1 => (0..6usize).prop_map(Op::Pause),
         1 => (0..6usize).prop_map(Op::Unpause),
@@ -286,11 +300,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 practice,
                 priority,
                 english,
+                joined_ago,
             } => {
                 let id = next_call;
                 next_call += 1;
                 let mut a = CallArrival::new(CallId(id), PRACTICES[practice]);
                 a.priority = priority;
+                a.joined_at = joined_ago.map(|ms| t - Duration::milliseconds(ms));
                 if english {
                     a.language = Some("en".into());
                 }
@@ -322,6 +338,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::End(i) => Some(Input::CallEnded {
+                call: pick(&calls, i),
+            }),
+            Op::Release(i) => Some(Input::CallReleased {
                 call: pick(&calls, i),
             }),
             Op::SetPriority(i, p) => Some(Input::SetPriority {
@@ -376,6 +395,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 None
             }
         };
+        let mut arrived = None;
         if let Some(input) = input {
             let arrival = match &input {
                 Input::CallArrived(a) => Some(a.call.0),
@@ -389,6 +409,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             let r = d.handle_input(input, t);
             if let (Some(id), Ok(())) = (arrival, &r) {
                 calls.push(id);
+                arrived = Some(id);
             }
             if let (Some((agent, start)), Ok(())) = (outbound, &r) {
                 let n = model.outbound.entry(agent).or_default();
@@ -398,6 +419,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let mut o = Vec::new();
         while let Some(x) = d.poll_output() {
             o.push(x);
+        }
+        // An arrival never overflows at once, whatever its join time (the
+        // maximum wait runs from the arrival).
+        if let Some(id) = arrived {
+            let overflowed = o.iter().any(
+                |x| matches!(x, Output::Action(Action::Overflow { call, .. }) if call.0 == id),
+            );
+            prop_assert!(!overflowed, "call {id} overflowed on arrival");
         }
         step_outputs.push((o, t));
         for (o, at) in &step_outputs {

@@ -1,5 +1,6 @@
-//! Call runtime state, call slots, and the call inputs: arrival, abandon,
-//! answer, failed offer, end, priority change.
+//! Call runtime state, call slots, and the call inputs: arrival (with its
+//! join time: see `CallArrival::joined_at`), abandon, answer, failed offer,
+//! end (with wrap-up, or released without), priority change.
 //!
 //! A call lives in a [`Slot`] from arrival until it leaves the ACD (answered
 //! and ended, abandoned, overflowed). Slots are reused; each reuse, and each
@@ -15,9 +16,14 @@ use crate::io::{
 
 use super::idx::{AgentIdx, PracticeIdx, ReqIdx, RouteIdx, SlotIdx};
 use super::index::{active_step, next_relax, normalize_skills, ReqKey};
-use super::time::{dur, dur_ms, Ms};
+use super::time::{dur, dur_ms, ms_of, Ms};
 use super::timers::TimerKind;
 use super::Dispatcher;
+
+/// How far back a `CallArrival::joined_at` may go (about 73 million years):
+/// only a guard against overflow in `now - joined`, never reached by a real
+/// join time.
+const MAX_BACKDATE: Ms = Ms::MAX / 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -52,7 +58,13 @@ pub(super) struct CallRt {
     /// Retargeted to the overflow pool (its group is active).
     pub(super) retargeted: bool,
     pub(super) priority: i32,
+    /// When the caller joined the queue (the arrival, or the earlier join
+    /// time of a re-arrival, `CallArrival::joined_at`): queue order, step
+    /// relaxation and reported waits.
     pub(super) joined: Ms,
+    /// When the call arrived at the dispatcher (at or after `joined`): the
+    /// maximum wait runs from here.
+    pub(super) arrived: Ms,
     pub(super) phase: Phase,
     /// The agent ringing (ringing) or talking (connected).
     pub(super) agent: Option<AgentIdx>,
@@ -164,7 +176,8 @@ impl Dispatcher {
         }
         let req = self.arrival_req(&a);
         let priority = a.priority.unwrap_or(self.practices[pi].priority);
-        let si = self.queue_call(a.call, pi, req, priority);
+        let joined = self.join_time(&a);
+        let si = self.queue_call(a.call, pi, req, priority, joined);
         self.emit(Event::CallQueued {
             call: a.call,
             practice: a.practice,
@@ -193,14 +206,33 @@ impl Dispatcher {
         self.intern_req(key)
     }
 
-    /// Creates a waiting call joining now, with its relax and max-wait
-    /// timers (not indexed yet).
-    fn queue_call(&mut self, id: CallId, pi: PracticeIdx, req: ReqIdx, priority: i32) -> SlotIdx {
+    /// The join time of an arriving call: its `joined_at` if any, clamped
+    /// to now (a join time in the future) and to [`MAX_BACKDATE`] before
+    /// now (an absurd one, so that wait arithmetic cannot overflow).
+    fn join_time(&self, a: &CallArrival) -> Ms {
+        let now = self.now;
+        a.joined_at
+            .map_or(now, |t| ms_of(t).max(now.saturating_sub(MAX_BACKDATE)))
+            .min(now)
+    }
+
+    /// Creates a waiting call that joined at `joined` (now or earlier) and
+    /// arrives now, at the routing step its wait since `joined` reached,
+    /// with its relax timer (from `joined`) and max-wait timer (from now);
+    /// not indexed yet.
+    fn queue_call(
+        &mut self,
+        id: CallId,
+        pi: PracticeIdx,
+        req: ReqIdx,
+        priority: i32,
+        joined: Ms,
+    ) -> SlotIdx {
         let route = self.route_for(pi, req);
         let now = self.now;
         self.call_seq += 1;
         let r = &self.routes[route];
-        let step = active_step(r, 0);
+        let step = active_step(r, now - joined);
         let c = CallRt {
             id,
             seq: self.call_seq,
@@ -210,10 +242,11 @@ impl Dispatcher {
             step,
             retargeted: false,
             priority,
-            joined: now,
+            joined,
+            arrived: now,
             phase: Phase::Waiting,
             agent: None,
-            next_relax: next_relax(r, step, now),
+            next_relax: next_relax(r, step, joined),
             max_wait_at: self.practices[pi].max_wait_ms.map(|m| now + m),
             overflow_pending: false,
             ring_deadline: 0,
@@ -345,7 +378,9 @@ impl Dispatcher {
         Ok(())
     }
 
-    pub(super) fn on_call_ended(&mut self, call: CallId) -> Result<(), AcdError> {
+    /// An answered call ended: `CallCompleted`, then the agent goes to
+    /// wrap-up (`wrap_up`) or is free at once (`!wrap_up`: `CallReleased`).
+    pub(super) fn on_call_ended(&mut self, call: CallId, wrap_up: bool) -> Result<(), AcdError> {
         let si = self.call_idx(call)?;
         let Some(c) = self.call_ref(si) else {
             return Err(AcdError::UnknownCall(call));
@@ -374,7 +409,7 @@ impl Dispatcher {
             talk: dur(talk),
         });
         self.agents[ai].call = None;
-        self.after_call(ai, wrap);
+        self.after_call(ai, if wrap_up { wrap } else { 0 });
         Ok(())
     }
 

@@ -8,9 +8,10 @@ use super::idx::{AgentIdx, SlotIdx};
 use super::Dispatcher;
 
 impl Dispatcher {
-    /// Checks the internal invariants (for tests): every waiting call is
-    /// indexed, no waiting call has a dispatchable eligible agent, offers
-    /// are one-to-one, no agent on an outbound call is offered a call.
+    /// Checks the internal invariants (for tests): no call joined after it
+    /// arrived, every waiting call is indexed, no waiting call has a
+    /// dispatchable eligible agent, offers are one-to-one, no agent on an
+    /// outbound call is offered a call.
     /// Returns a description of the first violation.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -18,6 +19,9 @@ impl Dispatcher {
             let Some(c) = &slot.call else { continue };
             if self.call_by_id.get(&c.id) != Some(&si) {
                 return Err(format!("{} not in the id map", c.id));
+            }
+            if c.joined > c.arrived {
+                return Err(format!("{} joined after it arrived", c.id));
             }
             match c.phase {
                 Phase::Ringing | Phase::Connected => self.check_call_agent(si, c)?,

@@ -217,8 +217,9 @@ impl Dispatcher {
     }
 
     /// A waiting or ringing call of a practice that stays: its requirement
-    /// and route are resolved in the new tables, its step and maximum wait
-    /// recomputed from its join time. `ringing`: the agent whose offer is
+    /// and route are resolved in the new tables, its step recomputed from
+    /// its join time and its maximum wait from its arrival (see
+    /// `CallArrival::joined_at`). `ringing`: the agent whose offer is
     /// kept.
     fn carry_queued(
         &mut self,
@@ -243,7 +244,7 @@ impl Dispatcher {
             max_wait_at: if retargeted {
                 None
             } else {
-                pr.max_wait_ms.map(|m| c.joined + m)
+                pr.max_wait_ms.map(|m| c.arrived + m)
             },
             next_relax: next_relax(&self.routes[route], step, c.joined),
             agent: None,
