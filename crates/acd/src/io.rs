@@ -56,6 +56,11 @@ pub struct CallArrival {
     /// maximum wait). A join time in the future is taken as now.
     #[serde(default)]
     pub joined_at: Option<DateTime<Utc>>,
+    /// A callback request (no caller on the line): it never overflows out
+    /// of the queue at its maximum wait (a retarget to the practice's
+    /// overflow pool still applies); it waits for an agent.
+    #[serde(default)]
+    pub callback: bool,
 }
 
 impl CallArrival {
@@ -68,6 +73,7 @@ impl CallArrival {
             language: None,
             skills: Vec::new(),
             joined_at: None,
+            callback: false,
         }
     }
 }
@@ -104,6 +110,13 @@ pub enum Input {
     /// An answered call ended (either side hung up or it was transferred
     /// away): the agent goes to wrap-up.
     CallEnded {
+        /// The call.
+        call: CallId,
+    },
+    /// The caller of a queued call asked to be called back: the call keeps
+    /// its place as a callback request, and from now on never overflows
+    /// out of the queue at its maximum wait (see [`CallArrival::callback`]).
+    CallbackRequested {
         /// The call.
         call: CallId,
     },

@@ -401,3 +401,32 @@ fn the_new_fields_serialize() {
     let back: Input = serde_json::from_value(input).expect("round trip");
     assert_eq!(back, Input::CallReleased { call: CallId(7) });
 }
+
+/// A queued call whose caller asked to be called back never overflows out
+/// at its maximum wait; a re-arrival flagged `callback` neither; an
+/// ordinary call still does.
+#[test]
+fn a_callback_request_waits_past_the_maximum_wait() {
+    let mut h = overflowing(OverflowTarget::Voicemail);
+    h.arrive(2, "p");
+    h.input(Input::CallbackRequested { call: CallId(2) })
+        .expect("queued call");
+    let mut again = CallArrival::new(CallId(3), "p");
+    again.callback = true;
+    h.input(Input::CallArrived(again)).expect("arrival");
+    h.arrive(4, "p");
+    h.take();
+    h.advance_ms(600_000);
+    assert_eq!(
+        h.actions(),
+        vec![Action::Overflow {
+            call: CallId(4),
+            target: OverflowTarget::Voicemail,
+        }]
+    );
+    assert_eq!(queue(&h, "p"), vec![2, 3]);
+    // A connected call cannot become a callback request.
+    assert!(h
+        .input(Input::CallbackRequested { call: CallId(1) })
+        .is_err());
+}

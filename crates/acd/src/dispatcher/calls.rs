@@ -70,6 +70,8 @@ pub(super) struct CallRt {
     pub(super) agent: Option<AgentIdx>,
     pub(super) next_relax: Option<Ms>,
     pub(super) max_wait_at: Option<Ms>,
+    /// A callback request: never overflows out at its maximum wait.
+    pub(super) callback: bool,
     /// The maximum wait passed while ringing: overflow if unanswered.
     pub(super) overflow_pending: bool,
     pub(super) ring_deadline: Ms,
@@ -178,6 +180,9 @@ impl Dispatcher {
         let priority = a.priority.unwrap_or(self.practices[pi].priority);
         let joined = self.join_time(&a);
         let si = self.queue_call(a.call, pi, req, priority, joined);
+        if let Some(c) = self.call_mut(si) {
+            c.callback = a.callback;
+        }
         self.emit(Event::CallQueued {
             call: a.call,
             practice: a.practice,
@@ -248,6 +253,7 @@ impl Dispatcher {
             agent: None,
             next_relax: next_relax(r, step, joined),
             max_wait_at: self.practices[pi].max_wait_ms.map(|m| now + m),
+            callback: false,
             overflow_pending: false,
             ring_deadline: 0,
             offer_seq: 0,
@@ -265,6 +271,24 @@ impl Dispatcher {
             self.push_timer(t, TimerKind::MaxWait { call: si, seq });
         }
         si
+    }
+
+    /// The call's caller asked to be called back: it stays where it is, as
+    /// a callback request.
+    pub(super) fn on_callback_requested(&mut self, call: CallId) -> Result<(), AcdError> {
+        let si = self.call_idx(call)?;
+        match self.call_mut(si) {
+            Some(c) if c.phase != Phase::Connected => {
+                c.callback = true;
+                Ok(())
+            }
+            Some(_) => Err(AcdError::WrongCallPhase {
+                call,
+                actual: "connected",
+                expected: "waiting or ringing",
+            }),
+            None => Err(AcdError::UnknownCall(call)),
+        }
     }
 
     pub(super) fn on_abandon(&mut self, call: CallId) -> Result<(), AcdError> {

@@ -161,6 +161,7 @@ impl Dispatcher {
             } => self.on_offer_failed(call, &agent, reason),
             Input::CallEnded { call } => self.on_call_ended(call, true),
             Input::CallReleased { call } => self.on_call_ended(call, false),
+            Input::CallbackRequested { call } => self.on_callback_requested(call),
             Input::SetPriority { call, priority } => self.on_set_priority(call, priority),
             Input::AgentLogin { agent } => self.agent_idx(&agent).map(|a| self.on_login(a)),
             Input::AgentLogout { agent } => self.agent_idx(&agent).map(|a| self.on_logout(a)),

@@ -189,13 +189,15 @@ impl Dispatcher {
     fn on_max_wait(&mut self, si: SlotIdx) {
         let Some(c) = self.call_mut(si) else { return };
         c.max_wait_at = None;
-        let (phase, pi) = (c.phase, c.practice);
+        let (phase, pi, callback) = (c.phase, c.practice, c.callback);
         let Some(p) = self.practices.get_opt(pi) else {
             return;
         };
         let target = p.overflow.clone();
         match (target, p.overflow_pool) {
             (OverflowTarget::Pool(pool), Some(_)) => self.retarget(si, pool),
+            // A callback request has nowhere better to go: it waits.
+            _ if callback => {}
             (target, _) => {
                 if phase == Phase::Ringing {
                     // Let the agent's phone ring out; overflow if unanswered.
