@@ -30,14 +30,16 @@ fn shipped_configuration_passes() {
 }
 
 /// The outbound cases (practice codes, destination classes, caller IDs)
+/// and the `[callback]` case (digit, ranges, settings without the offer)
 /// are among those checked below.
 #[test]
-fn outbound_cases_are_present() {
+fn outbound_and_callback_cases_are_present() {
     let root = common::repo().join("tests/configs");
     for case in [
         "outbound-duplicate-code",
         "outbound-unknown-class",
         "outbound-bad-caller-id",
+        "callback-bad",
     ] {
         assert!(
             root.join(case).join("expected.txt").is_file(),

@@ -737,6 +737,10 @@ pub struct Practice {
     /// `[outbound]`: the practice's code and caller ID for the agents'
     /// outbound calls, and what they may reach.
     pub outbound: PracticeOutbound,
+    /// `[callback]`: whether waiting callers are offered a callback that
+    /// keeps their place, and how callback requests are called back (also
+    /// those of an overflow to `callback`). All defaults when absent.
+    pub callback: CallbackPolicy,
     /// The dialplan file.
     pub source: PathBuf,
 }
@@ -765,6 +769,85 @@ pub struct PracticeOutbound {
     /// `allow` and `allow_numbers`: what calls for the practice may reach;
     /// each key absent takes the main file's `[outbound]` value.
     pub allow: AllowList,
+}
+
+/// `[callback]` of a dialplan: callbacks that keep the caller's place in
+/// the queue ("pour être rappelé sans perdre votre place, tapez 2"), and
+/// the deadline and retries of every callback request of the practice,
+/// whether the caller asked for it from the queue or the queue overflowed
+/// to it (`routing.overflow.action = "callback"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackPolicy {
+    /// `offer` (default false): the offer played to waiting callers, with
+    /// its `digit` and `offer_after_seconds`; `None` when not offered.
+    pub offer: Option<CallbackOffer>,
+    /// `within_minutes` (default 60, 5..=1440): the practice's deadline for
+    /// calling the patient back, from the request ("rappelé dans
+    /// l'heure").
+    pub within: Duration,
+    /// `max_attempts` (default 3, 1..=10): dialling attempts before the
+    /// request fails.
+    pub max_attempts: u32,
+    /// `retry_minutes` (default 10, 1..=240): spacing between attempts.
+    pub retry_spacing: Duration,
+}
+
+impl CallbackPolicy {
+    /// Default of `within_minutes`.
+    pub const DEFAULT_WITHIN: Duration = Duration::from_secs(60 * 60);
+    /// Default of `max_attempts`.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+    /// Default of `retry_minutes`.
+    pub const DEFAULT_RETRY_SPACING: Duration = Duration::from_secs(10 * 60);
+}
+
+impl Default for CallbackPolicy {
+    /// No offer; called back within 60 minutes, 3 attempts 10 minutes
+    /// apart.
+    fn default() -> Self {
+        Self {
+            offer: None,
+            within: Self::DEFAULT_WITHIN,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            retry_spacing: Self::DEFAULT_RETRY_SPACING,
+        }
+    }
+}
+
+/// The callback offered while a caller waits in the queue (`offer = true`
+/// in `[callback]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackOffer {
+    /// `digit` (default `'2'`): the key, one of `0-9`, that asks for a
+    /// callback while queued.
+    ///
+    /// Nothing else listens to keys while a caller waits in the queue, so
+    /// no digit conflicts with it: the triage menu (`[triage]`) is played
+    /// and answered before the call joins the queue, and its digits are not
+    /// listened to once queued (a triage option `"2"` and a callback digit
+    /// `"2"` coexist). The keys of the callback menu itself (1 to confirm
+    /// the number, 3 to give another one, digits and `#` to type it) are
+    /// only listened to after this digit was pressed.
+    pub digit: char,
+    /// `offer_after_seconds` (default 0, 0..=3600): time in the queue
+    /// before the offer is first played; zero: right after the greeting
+    /// (and the triage menu), with the first hold audio.
+    pub after: Duration,
+}
+
+impl CallbackOffer {
+    /// Default of `digit`.
+    pub const DEFAULT_DIGIT: char = '2';
+}
+
+impl Default for CallbackOffer {
+    /// Digit 2, offered as soon as the call is queued.
+    fn default() -> Self {
+        Self {
+            digit: Self::DEFAULT_DIGIT,
+            after: Duration::ZERO,
+        }
+    }
 }
 
 /// The prompts a practice can override.

@@ -16,9 +16,9 @@ use crate::check::{is_id, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::main_file::{timezone, weekly};
 use crate::model::{
-    ConfiguredStep, DispatcherConfig, OutboundSettings, OverflowTarget, Practice, PracticeOutbound,
-    Prompt, PromptKind, Prompts, QueueSettings, Routing, RoutingStep, Selector, Triage,
-    TriageOption,
+    CallbackOffer, CallbackPolicy, ConfiguredStep, DispatcherConfig, OutboundSettings,
+    OverflowTarget, Practice, PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings,
+    Routing, RoutingStep, Selector, Triage, TriageOption,
 };
 use crate::raw::{self, OverflowAction};
 use crate::source::{self, get, get_str, index, join, Source};
@@ -80,9 +80,10 @@ pub(crate) fn load_practice(
     let triage_raw: Option<raw::Triage> = unit(&src, &root, "triage", errors);
     let routing_raw: Option<raw::Routing> = unit(&src, &root, "routing", errors);
     let outbound_raw: Option<raw::PracticeOutbound> = unit(&src, &root, "outbound", errors);
+    let callback_raw: Option<raw::Callback> = unit(&src, &root, "callback", errors);
     let has = |k: &str| get(&root, k).is_some();
     let (has_prompts, has_queue, has_triage) = (has("prompts"), has("queue"), has("triage"));
-    let has_outbound = has("outbound");
+    let (has_outbound, has_callback) = (has("outbound"), has("callback"));
 
     let mut warnings = Vec::new();
     let mut ctx = Ctx { src: &src, errors };
@@ -124,10 +125,17 @@ pub(crate) fn load_practice(
         Some(o) => outbound(&mut ctx, o, country, top.as_ref(), shared.outbound),
         None => (None, None),
     };
+    let callback = if has_callback {
+        callback_raw.and_then(|c| callback(&mut ctx, c))
+    } else {
+        Some(CallbackPolicy::default())
+    };
 
     let numbers = top.as_ref().map(|t| t.numbers.clone()).unwrap_or_default();
     let clean = ctx.clean_since(start);
-    let practice = match (top, hours, prompts, queue, triage, routing, outbound) {
+    let practice = match (
+        top, hours, prompts, queue, triage, routing, outbound, callback,
+    ) {
         (
             Some(t),
             Some(hours),
@@ -136,6 +144,7 @@ pub(crate) fn load_practice(
             Some(triage),
             Some(routing),
             Some(outbound),
+            Some(callback),
         ) if clean => Some(Practice {
             id: t.id,
             name: t.name,
@@ -153,6 +162,7 @@ pub(crate) fn load_practice(
             triage,
             routing,
             outbound,
+            callback,
             source: path.to_path_buf(),
         }),
         _ => None,
@@ -492,13 +502,14 @@ fn queue(ctx: &mut Ctx<'_>, r: raw::Queue) -> QueueSettings {
     }
 }
 
-/// A DTMF digit written `"1"`, `"*"`, `"#"` or `1`.
-fn digit(ctx: &mut Ctx<'_>, path: &str, v: &toml::Value) -> Option<char> {
-    let c = match v {
+/// The key a value names: a one-character string (`"1"`, `"*"`) or an
+/// integer 0 to 9. `None` for anything else.
+fn key(v: &toml::Value) -> Option<char> {
+    match v {
         toml::Value::String(s) => {
             let mut it = s.chars();
             match (it.next(), it.next()) {
-                (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Some(c),
+                (Some(c), None) => Some(c),
                 _ => None,
             }
         }
@@ -507,7 +518,12 @@ fn digit(ctx: &mut Ctx<'_>, path: &str, v: &toml::Value) -> Option<char> {
             .filter(|d| *d <= 9)
             .and_then(|d| char::from_digit(d, 10)),
         _ => None,
-    };
+    }
+}
+
+/// A DTMF digit written `"1"`, `"*"`, `"#"` or `1`.
+fn digit(ctx: &mut Ctx<'_>, path: &str, v: &toml::Value) -> Option<char> {
+    let c = key(v).filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#');
     if c.is_none() {
         ctx.err(
             path,
@@ -684,6 +700,78 @@ fn outbound(
         _ => None,
     };
     (outbound, code)
+}
+
+/// `[callback]`, when the section is present.
+///
+/// `digit` and `offer_after_seconds` without `offer = true` are errors,
+/// like other settings that would have no effect (`routing.overflow.pool`
+/// without `action = "pool"`, `min_level` without `skill`): only "only
+/// allowed when offer = true" is reported for them, not their value.
+///
+/// There is no conflict check of the digit: nothing else listens to keys
+/// while a call waits in the queue (the triage menu is answered before the
+/// call is queued), see [`CallbackOffer::digit`].
+fn callback(ctx: &mut Ctx<'_>, r: raw::Callback) -> Option<CallbackPolicy> {
+    let m = ctx.mark();
+    let offer = if r.offer.unwrap_or(false) {
+        let digit = match &r.digit {
+            None => Some(CallbackOffer::DEFAULT_DIGIT),
+            Some(v) => {
+                let d = key(v).filter(char::is_ascii_digit);
+                if d.is_none() {
+                    ctx.err(
+                        "callback.digit",
+                        format!("invalid callback digit {v}: expected one of 0-9"),
+                    );
+                }
+                d
+            }
+        };
+        let after = ctx.opt_secs(
+            "callback.offer_after_seconds",
+            r.offer_after_seconds,
+            0,
+            0,
+            3600,
+        );
+        digit.map(|digit| CallbackOffer { digit, after })
+    } else {
+        if r.digit.is_some() {
+            ctx.err(
+                "callback.digit",
+                "only allowed when offer = true (without the offer, no key is listened to in the queue)",
+            );
+        }
+        if r.offer_after_seconds.is_some() {
+            ctx.err(
+                "callback.offer_after_seconds",
+                "only allowed when offer = true (without the offer, nothing is played)",
+            );
+        }
+        None
+    };
+    let d = CallbackPolicy::default();
+    let within = ctx.opt_u32("callback.within_minutes", r.within_minutes, 60, 5, 1440);
+    let max_attempts = ctx.opt_u32(
+        "callback.max_attempts",
+        r.max_attempts,
+        d.max_attempts,
+        1,
+        10,
+    );
+    let retry = ctx.opt_u32("callback.retry_minutes", r.retry_minutes, 10, 1, 240);
+    ctx.clean_since(m).then_some(CallbackPolicy {
+        offer,
+        within: minutes(within),
+        max_attempts,
+        retry_spacing: minutes(retry),
+    })
+}
+
+/// `n` minutes.
+fn minutes(n: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(60 * u64::from(n))
 }
 
 fn routing(ctx: &mut Ctx<'_>, r: raw::Routing, shared: &Shared<'_>) -> Option<Routing> {

@@ -228,6 +228,7 @@ pub(crate) struct PracticeTop {
     pub triage: Option<IgnoredAny>,
     pub routing: IgnoredAny,
     pub outbound: Option<IgnoredAny>,
+    pub callback: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -349,4 +350,17 @@ pub(crate) struct PracticeOutbound {
     pub caller_id: Option<String>,
     pub allow: Option<Vec<String>>,
     pub allow_numbers: Option<Vec<String>>,
+}
+
+/// `[callback]` of a dialplan.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Callback {
+    pub offer: Option<bool>,
+    /// A string (`"2"`) or an integer (`2`).
+    pub digit: Option<toml::Value>,
+    pub offer_after_seconds: Option<i64>,
+    pub within_minutes: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub retry_minutes: Option<i64>,
 }

@@ -1,12 +1,13 @@
-//! Outbound settings, practice codes and [`Config::serves`] on small
-//! configurations written to a scratch directory.
+//! Outbound settings, practice codes, the `[callback]` section and
+//! [`Config::serves`] on small configurations written to a scratch
+//! directory.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use permanence_outbound::{AllowList, DestinationClass};
 
-use crate::{load, Config};
+use crate::{load, CallbackOffer, CallbackPolicy, Config};
 
 const MAIN: &str = r#"dialplans_dir = "dialplans"
 
@@ -459,6 +460,248 @@ info_url = "ftp://x""#,
             "dialplans/c.toml:21: outbound.code: invalid practice code \"\": expected 1 to 4 digits (agents dial *8<code>*<number>)".to_string(),
             format!("dialplans/c.toml:22: outbound.allow[1]: unknown destination class \"\" (known: {classes})"),
             "dialplans/c.toml:23: outbound.allow_numbers[0]: invalid number \"1\" (expected an E.164 prefix, \"+\" then 1 to 15 digits, or a short code of 2 to 6 digits, without separators)".to_string(),
+        ]
+    );
+}
+
+/// A practice whose overflow is a callback request, with `extra` (sections)
+/// at the end (its first line is line 19).
+fn callback_practice(id: &str, number: &str, extra: &str) -> String {
+    practice(id, &format!("forwarded_from = [{number:?}]"), "", extra).replace(
+        "action = \"pool\"\npool = \"shared\"",
+        "action = \"callback\"",
+    )
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+#[test]
+fn callback_defaults() {
+    let d = CallbackPolicy::default();
+    assert_eq!(d.offer, None);
+    assert_eq!(d.within, minutes(60));
+    assert_eq!(d.max_attempts, 3);
+    assert_eq!(d.retry_spacing, minutes(10));
+    assert_eq!(
+        CallbackOffer::default(),
+        CallbackOffer {
+            digit: '2',
+            after: Duration::ZERO
+        }
+    );
+    let c = ok(
+        "callback-defaults",
+        &[],
+        &[
+            // No section: defaults (an overflow to callback uses them).
+            ("a.toml", callback_practice("a", "+33450000001", "")),
+            // An empty section is the same.
+            (
+                "b.toml",
+                callback_practice("b", "+33450000002", "[callback]"),
+            ),
+            // offer = false written out.
+            (
+                "c.toml",
+                callback_practice("c", "+33450000003", "[callback]\noffer = false"),
+            ),
+            // offer alone: digit 2, right away, default deadline and tries.
+            (
+                "d.toml",
+                callback_practice("d", "+33450000004", "[callback]\noffer = true"),
+            ),
+            // The overflow is not a callback: the section is still allowed.
+            (
+                "e.toml",
+                practice(
+                    "e",
+                    r#"forwarded_from = ["+33450000005"]"#,
+                    "",
+                    "[callback]\nwithin_minutes = 30",
+                ),
+            ),
+        ],
+    );
+    for id in ["a", "b", "c"] {
+        assert_eq!(c.practice(id).map(|p| &p.callback), Some(&d), "{id}");
+    }
+    assert_eq!(
+        c.practice("d").map(|p| &p.callback),
+        Some(&CallbackPolicy {
+            offer: Some(CallbackOffer::default()),
+            ..CallbackPolicy::default()
+        })
+    );
+    assert_eq!(
+        c.practice("e").map(|p| p.callback.within),
+        Some(minutes(30))
+    );
+}
+
+#[test]
+fn callback_values_and_bounds() {
+    let c = ok(
+        "callback-values",
+        &[],
+        &[
+            (
+                "a.toml",
+                callback_practice(
+                    "a",
+                    "+33450000001",
+                    "[callback]\noffer = true\ndigit = \"0\"\noffer_after_seconds = 3600\nwithin_minutes = 5\nmax_attempts = 1\nretry_minutes = 1",
+                ),
+            ),
+            (
+                "b.toml",
+                callback_practice(
+                    "b",
+                    "+33450000002",
+                    "[callback]\noffer = true\ndigit = 9\noffer_after_seconds = 0\nwithin_minutes = 1440\nmax_attempts = 10\nretry_minutes = 240",
+                ),
+            ),
+            // The triage digit 2 does not conflict with the callback digit
+            // 2: the menu is answered before the call joins the queue.
+            (
+                "c.toml",
+                callback_practice(
+                    "c",
+                    "+33450000003",
+                    "[callback]\noffer = true\ndigit = \"2\"\noffer_after_seconds = 45\n\n[triage]\n[[triage.options]]\ndigit = \"2\"\nlabel = \"rendez-vous\"",
+                ),
+            ),
+        ],
+    );
+    let policy = |id: &str| c.practice(id).map(|p| p.callback.clone());
+    assert_eq!(
+        policy("a"),
+        Some(CallbackPolicy {
+            offer: Some(CallbackOffer {
+                digit: '0',
+                after: Duration::from_secs(3600)
+            }),
+            within: minutes(5),
+            max_attempts: 1,
+            retry_spacing: minutes(1),
+        })
+    );
+    // An integer digit, like triage digits.
+    assert_eq!(
+        policy("b"),
+        Some(CallbackPolicy {
+            offer: Some(CallbackOffer {
+                digit: '9',
+                after: Duration::ZERO
+            }),
+            within: minutes(1440),
+            max_attempts: 10,
+            retry_spacing: minutes(240),
+        })
+    );
+    let p = c.practice("c").expect("c");
+    assert_eq!(
+        p.callback.offer,
+        Some(CallbackOffer {
+            digit: '2',
+            after: Duration::from_secs(45)
+        })
+    );
+    assert!(p.triage.as_ref().and_then(|t| t.option('2')).is_some());
+}
+
+#[test]
+fn callback_errors() {
+    let got = errors(
+        "callback-errors",
+        &[],
+        &[
+            // Values out of range, too low.
+            (
+                "a.toml",
+                callback_practice(
+                    "a",
+                    "+33450000001",
+                    "[callback]\noffer = true\ndigit = \"22\"\noffer_after_seconds = -1\nwithin_minutes = 4\nmax_attempts = 0\nretry_minutes = 0",
+                ),
+            ),
+            // Too high; keys that are not a digit.
+            (
+                "b.toml",
+                callback_practice(
+                    "b",
+                    "+33450000002",
+                    "[callback]\noffer = true\ndigit = \"*\"\noffer_after_seconds = 3601\nwithin_minutes = 1441\nmax_attempts = 11\nretry_minutes = 241",
+                ),
+            ),
+            (
+                "c.toml",
+                callback_practice(
+                    "c",
+                    "+33450000003",
+                    "[callback]\noffer = true\ndigit = 10",
+                ),
+            ),
+            (
+                "d.toml",
+                callback_practice("d", "+33450000004", "[callback]\noffer = true\ndigit = \"\""),
+            ),
+            (
+                "e.toml",
+                callback_practice("e", "+33450000005", "[callback]\noffer = true\ndigit = \"#\""),
+            ),
+            // Settings of the offer without the offer.
+            (
+                "f.toml",
+                callback_practice(
+                    "f",
+                    "+33450000006",
+                    "[callback]\ndigit = \"2\"\noffer_after_seconds = 30",
+                ),
+            ),
+            (
+                "g.toml",
+                callback_practice(
+                    "g",
+                    "+33450000007",
+                    "[callback]\noffer = false\ndigit = \"x\"",
+                ),
+            ),
+            // Structure: wrong type, unknown key.
+            (
+                "h.toml",
+                callback_practice(
+                    "h",
+                    "+33450000008",
+                    "[callback]\noffer = \"yes\"\nwithin = 60",
+                ),
+            ),
+        ],
+    );
+    let between = |lo: i64, hi: i64, v: i64| format!("must be between {lo} and {hi}, got {v}");
+    let fields = "`offer`, `digit`, `offer_after_seconds`, `within_minutes`, `max_attempts`, `retry_minutes`";
+    assert_eq!(
+        got,
+        [
+            "dialplans/a.toml:21: callback.digit: invalid callback digit \"22\": expected one of 0-9".to_string(),
+            format!("dialplans/a.toml:22: callback.offer_after_seconds: {}", between(0, 3600, -1)),
+            format!("dialplans/a.toml:23: callback.within_minutes: {}", between(5, 1440, 4)),
+            format!("dialplans/a.toml:24: callback.max_attempts: {}", between(1, 10, 0)),
+            format!("dialplans/a.toml:25: callback.retry_minutes: {}", between(1, 240, 0)),
+            "dialplans/b.toml:21: callback.digit: invalid callback digit \"*\": expected one of 0-9".to_string(),
+            format!("dialplans/b.toml:22: callback.offer_after_seconds: {}", between(0, 3600, 3601)),
+            format!("dialplans/b.toml:23: callback.within_minutes: {}", between(5, 1440, 1441)),
+            format!("dialplans/b.toml:24: callback.max_attempts: {}", between(1, 10, 11)),
+            format!("dialplans/b.toml:25: callback.retry_minutes: {}", between(1, 240, 241)),
+            "dialplans/c.toml:21: callback.digit: invalid callback digit 10: expected one of 0-9".to_string(),
+            "dialplans/d.toml:21: callback.digit: invalid callback digit \"\": expected one of 0-9".to_string(),
+            "dialplans/e.toml:21: callback.digit: invalid callback digit \"#\": expected one of 0-9".to_string(),
+            "dialplans/f.toml:20: callback.digit: only allowed when offer = true (without the offer, no key is listened to in the queue)".to_string(),
+            "dialplans/f.toml:21: callback.offer_after_seconds: only allowed when offer = true (without the offer, nothing is played)".to_string(),
+            "dialplans/g.toml:21: callback.digit: only allowed when offer = true (without the offer, no key is listened to in the queue)".to_string(),
+            "dialplans/h.toml:20: callback.offer: invalid type: string \"yes\", expected a boolean".to_string(),
+            format!("dialplans/h.toml:21: callback.within: unknown field `within`, expected one of {fields}"),
         ]
     );
 }

@@ -138,6 +138,13 @@ fn coverage() {
         "unknown destination class",
         "invalid number \"+41 22\"",
         "outbound.caller_id: not a telephone number",
+        "callback.digit: invalid callback digit",
+        "callback.digit: only allowed when offer = true",
+        "callback.offer_after_seconds: only allowed when offer = true",
+        "callback.within_minutes: must be between 5 and 1440",
+        "callback.max_attempts: must be between 1 and 10",
+        "callback.retry_minutes: must be between 1 and 240",
+        "callback.offer_after_seconds: must be between 0 and 3600",
     ] {
         assert!(all.contains(needle), "no case covers {needle:?}");
     }

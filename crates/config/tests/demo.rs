@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use permanence_config::{
-    load, Config, DigestAlgorithm, NumberKind, OutboundSettings, OverflowTarget, PromptKind,
-    Strategy,
+    load, CallbackOffer, CallbackPolicy, Config, DigestAlgorithm, NumberKind, OutboundSettings,
+    OverflowTarget, PromptKind, Strategy,
 };
 use permanence_numbers::{normalize, Country};
 use permanence_outbound::AllowList;
@@ -299,4 +299,45 @@ fn who_serves_which_practice() {
     assert!(serves("carol", "kine-dupont"));
     assert!(!serves("alice", "kine-dupont"));
     assert!(!serves("bob", "kine-dupont"));
+}
+
+#[test]
+fn callback_policies() {
+    let c = demo();
+    let minutes = |n: u64| Duration::from_secs(60 * n);
+    // Les Tilleuls offers the callback right after the greeting, on 2, and
+    // calls back within the hour: 3 tries, 10 minutes apart.
+    let tilleuls = c.practice("tilleuls").expect("tilleuls");
+    assert_eq!(
+        tilleuls.callback,
+        CallbackPolicy {
+            offer: Some(CallbackOffer {
+                digit: '2',
+                after: Duration::ZERO,
+            }),
+            within: minutes(60),
+            max_attempts: 3,
+            retry_spacing: minutes(10),
+        }
+    );
+    assert_eq!(tilleuls.routing.overflow, OverflowTarget::Callback);
+    // Dr Caron overflows to callback without the offer: its section writes
+    // the defaults out.
+    let caron = c.practice("caron").expect("caron");
+    assert_eq!(caron.routing.overflow, OverflowTarget::Callback);
+    assert_eq!(caron.callback, CallbackPolicy::default());
+    assert_eq!(caron.callback.offer, None);
+    assert_eq!(
+        (
+            caron.callback.within,
+            caron.callback.max_attempts,
+            caron.callback.retry_spacing
+        ),
+        (minutes(60), 3, minutes(10))
+    );
+    // The others have no section.
+    for id in ["martin", "kine-dupont"] {
+        let p = c.practice(id).expect(id);
+        assert_eq!(p.callback, CallbackPolicy::default(), "{id}");
+    }
 }

@@ -90,6 +90,8 @@ const LINES: &[&str] = &[
     "[agents.shift]",
     "[routing.overflow]",
     "[prompts]",
+    "[callback]",
+    "offer = true",
     "[a.b.c]",
     "x.y.z = 1",
     "username = \"alice\"",
