@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use permanence_outbound::AllowList;
 use permanence_types::{AgentId, OfferFailure, OverflowKind};
 
 /// A prompt, named by role; the driver maps it to the practice's audio.
@@ -31,6 +32,23 @@ pub enum Prompt {
         /// Estimated wait in seconds, if known.
         wait_secs: Option<u32>,
     },
+    /// "Pour être rappelé sans perdre votre place, tapez 2" (the digit of
+    /// [`CallbackSettings::digit`]), played with the hold audio.
+    CallbackOffer,
+    /// "Nous vous rappellerons au", before the number is spoken back.
+    CallbackConfirmPrefix,
+    /// One character of a number spoken back: `'0'..='9'` or `'+'`.
+    Digit(char),
+    /// "Pour confirmer, tapez 1. Pour indiquer un autre numéro, tapez 3."
+    CallbackConfirmChoice,
+    /// "Composez le numéro auquel vous souhaitez être rappelé, suivi de la
+    /// touche dièse."
+    CallbackEnterNumber,
+    /// The number typed cannot be called back.
+    CallbackInvalidNumber,
+    /// "Votre demande de rappel est enregistrée. Vous gardez votre place
+    /// dans la file d'attente... Au revoir."
+    CallbackKeptPlace,
 }
 
 /// What a caller leg should hear.
@@ -86,6 +104,25 @@ impl TriageMenu {
     }
 }
 
+/// The callback offered while waiting (virtual hold): the caller presses
+/// [`CallbackSettings::digit`], confirms or types the number to call back,
+/// and the call becomes a callback request that keeps its place in the
+/// dispatcher's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSettings {
+    /// The digit that asks for a callback while queued.
+    pub digit: char,
+    /// Time in the queue before the offer is first played (zero: with the
+    /// first hold audio).
+    pub offer_after: Duration,
+    /// The caller's number as presented, already normalised to E.164 by
+    /// the driver; `None` when withheld, anonymous or not a number.
+    pub presented: Option<String>,
+    /// The numbers a callback may go to (the practice's list). Emergency
+    /// numbers and short codes are refused whatever it says.
+    pub accept: AllowList,
+}
+
 /// Settings of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSettings {
@@ -97,6 +134,8 @@ pub struct CallSettings {
     pub announce_every: Option<Duration>,
     /// Longest voicemail message.
     pub voicemail_max: Duration,
+    /// The callback offered while queued (`None`: not offered).
+    pub callback: Option<CallbackSettings>,
 }
 
 impl Default for CallSettings {
@@ -106,6 +145,7 @@ impl Default for CallSettings {
             triage: None,
             announce_every: None,
             voicemail_max: Duration::from_secs(120),
+            callback: None,
         }
     }
 }
@@ -141,6 +181,12 @@ pub enum EndReason {
     MaxDuration,
     /// The driver failed to carry out an action.
     Failure,
+    /// The caller hung up in the callback menu (confirming or typing the
+    /// number), before asking for the callback: an abandon.
+    AbandonedCallbackPrompt,
+    /// The caller asked to be called back: the request keeps the call's
+    /// place in the queue, the engine hung up after the confirmation.
+    CallbackRequested,
 }
 
 impl EndReason {
@@ -161,6 +207,8 @@ impl EndReason {
             EndReason::MediaTimeout => "media-timeout",
             EndReason::MaxDuration => "max-duration",
             EndReason::Failure => "failure",
+            EndReason::AbandonedCallbackPrompt => "abandoned-callback-prompt",
+            EndReason::CallbackRequested => "callback-requested",
         }
     }
 
@@ -316,6 +364,13 @@ pub enum Action {
     },
     /// Cancel or hang up the direct-route leg.
     HangUpTransfer,
+    /// The caller asked to be called back on `number`: hand the
+    /// dispatcher's call over to the callback machinery, keeping its place
+    /// in the queue. The call core no longer reports on it (no abandon).
+    RequestCallback {
+        /// The number to call back, E.164.
+        number: String,
+    },
     /// Release everything; the call is over. Emitted exactly once.
     Finished(EndReason),
 }
@@ -373,6 +428,13 @@ pub enum Event {
     Overflowed(OverflowKind),
     /// A voicemail message is being recorded.
     Recording,
+    /// The caller pressed the callback digit while waiting: the callback
+    /// menu plays (the number to confirm, or to type).
+    CallbackMenu,
+    /// The caller confirmed a callback: the call keeps its place in the
+    /// queue as a callback request; the confirmation plays, then the
+    /// engine hangs up.
+    CallbackRequested,
     /// The call is over.
     Ended(EndReason),
 }
@@ -421,6 +483,34 @@ pub enum Phase {
         /// The telesecretary being rung, if any.
         ringing: Option<AgentId>,
     },
+    /// Callback menu, still queued: `number` is spoken back, waiting for
+    /// 1 (confirm) or 3 (another number).
+    CallbackConfirm {
+        /// The number to call back, E.164.
+        number: String,
+        /// When silence counts as no answer (set once the playlist has
+        /// been heard).
+        deadline: Option<DateTime<Utc>>,
+        /// Whether the number has already been spoken again after a first
+        /// silence (a second silence goes back to the queue).
+        replayed: bool,
+    },
+    /// Callback menu, still queued: the caller types the number to call
+    /// back, ended by `#`.
+    CallbackEnter {
+        /// The digits typed so far.
+        digits: String,
+        /// Invalid numbers typed so far (the second one goes back to the
+        /// queue).
+        attempts: u8,
+        /// When the entry times out (set once the prompt has been heard,
+        /// and again at each digit).
+        deadline: Option<DateTime<Utc>>,
+    },
+    /// The callback is requested: the kept-place confirmation plays, then
+    /// the engine hangs up. The dispatcher's call belongs to the driver's
+    /// callback now.
+    CallbackRequested,
     /// Talking with a telesecretary.
     Bridged {
         /// Agent user name.

@@ -26,10 +26,16 @@
 //!    and estimated-wait announcements); or, for a triage option that routes
 //!    straight to a number, **transfer** it there (back to the queue if that
 //!    number does not answer);
-//! 4. when the dispatcher **offers** the call to a telesecretary, invite
+//! 4. while waiting, the caller may ask to be **called back without losing
+//!    their place** (virtual hold, if the practice offers it): they press
+//!    the offered digit, confirm the number spoken back (their own) or type
+//!    another one, and the call becomes a callback request that keeps its
+//!    place in the dispatcher's queue; a confirmation plays and the engine
+//!    hangs up. A silent or mistaken caller goes back to waiting;
+//! 5. when the dispatcher **offers** the call to a telesecretary, invite
 //!    them while the caller keeps hearing hold audio; on their answer,
 //!    **bridge** the two legs; a failed offer goes back to the dispatcher;
-//! 5. the call ends when either side hangs up; the telesecretary may put
+//! 6. the call ends when either side hangs up; the telesecretary may put
 //!    the caller on hold (hold audio) and back.
 //!
 //! Other exits: a closed practice plays the closed prompt (dial 15 in an
@@ -49,13 +55,25 @@
 mod io;
 
 use chrono::{DateTime, Utc};
+use permanence_outbound::DestinationClass;
 use std::collections::VecDeque;
+use std::time::Duration;
 
 pub use io::{
-    Action, CallSettings, EndReason, Event, Input, Output, Phase, Playlist, Prompt, TriageChoice,
-    TriageMenu,
+    Action, CallSettings, CallbackSettings, EndReason, Event, Input, Output, Phase, Playlist,
+    Prompt, TriageChoice, TriageMenu,
 };
 pub use permanence_types::{AgentId, OfferFailure, OverflowKind};
+
+/// Silence allowed in the callback menu: after the number is spoken back,
+/// and between two digits of a typed number.
+const CALLBACK_MENU_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most digits of a typed callback number (one more makes it invalid).
+const CALLBACK_MAX_DIGITS: usize = 20;
+
+/// Invalid numbers typed before the caller goes back to waiting.
+const CALLBACK_MAX_ATTEMPTS: u8 = 2;
 
 /// One caller's call.
 #[derive(Debug)]
@@ -68,6 +86,14 @@ pub struct Call {
     triage_choice: Option<char>,
     next_announce: Option<DateTime<Utc>>,
     awaiting_position: bool,
+    /// When the callback offer is first played in this stay in the queue.
+    offer_at: Option<DateTime<Utc>>,
+    /// The callback offer has been played in this stay in the queue: the
+    /// position announcements repeat it.
+    offer_made: bool,
+    /// A position announcement that arrived during the callback menu, for
+    /// the return to the queue.
+    held_announcement: Option<Prompt>,
     outputs: VecDeque<Output>,
 }
 
@@ -82,6 +108,9 @@ impl Call {
             triage_choice: None,
             next_announce: None,
             awaiting_position: false,
+            offer_at: None,
+            offer_made: false,
+            held_announcement: None,
             outputs: VecDeque::new(),
         }
     }
@@ -118,6 +147,8 @@ impl Call {
     fn finish(&mut self, reason: EndReason) {
         self.phase = Phase::Ended(reason);
         self.next_announce = None;
+        self.offer_at = None;
+        self.held_announcement = None;
         self.emit(Event::Ended(reason));
         self.push(Action::Finished(reason));
     }
@@ -135,8 +166,29 @@ impl Call {
         self.push(Action::Enqueue {
             triage: self.triage_choice,
         });
-        self.hold_loop();
+        self.queue_audio(Vec::new(), now);
         self.next_announce = self.settings.announce_every.map(|e| now + e);
+    }
+
+    /// Plays `lead` then the hold audio of a stay in the queue beginning
+    /// `now`: with the callback offer first if it is due right away, else
+    /// the offer is timed for later.
+    fn queue_audio(&mut self, mut items: Vec<Prompt>, now: DateTime<Utc>) {
+        self.offer_at = None;
+        self.offer_made = false;
+        if let Some(cb) = &self.settings.callback {
+            if cb.offer_after.is_zero() {
+                self.offer_made = true;
+                items.push(Prompt::CallbackOffer);
+            } else {
+                self.offer_at = Some(now + cb.offer_after);
+            }
+        }
+        items.push(Prompt::Hold);
+        self.push(Action::Play(Playlist {
+            items,
+            loop_last: true,
+        }));
     }
 
     /// The caller's side ended (BYE, CANCEL, media gone, failure, max
@@ -149,6 +201,15 @@ impl Call {
         let reason = match phase {
             Phase::New => EndReason::CallerCancel,
             Phase::Greeting | Phase::Triage { .. } => EndReason::CallerHangupBeforeQueue,
+            Phase::CallbackConfirm { .. } | Phase::CallbackEnter { .. } => {
+                if self.in_dispatcher {
+                    self.push(Action::ReportAbandoned);
+                    self.in_dispatcher = false;
+                }
+                EndReason::AbandonedCallbackPrompt
+            }
+            // The dispatcher's call is the driver's callback now.
+            Phase::CallbackRequested => EndReason::CallbackRequested,
             Phase::Queued { ringing } => {
                 if let Some(agent) = ringing.clone() {
                     self.push(Action::CancelAgent { agent });
@@ -318,6 +379,30 @@ impl Call {
                     _ => EndReason::OverflowHangup,
                 });
             }
+            Phase::CallbackConfirm {
+                number,
+                deadline: None,
+                replayed,
+            } => {
+                self.phase = Phase::CallbackConfirm {
+                    number,
+                    deadline: Some(now + CALLBACK_MENU_TIMEOUT),
+                    replayed,
+                };
+            }
+            Phase::CallbackEnter {
+                digits, attempts, ..
+            } => {
+                self.phase = Phase::CallbackEnter {
+                    digits,
+                    attempts,
+                    deadline: Some(now + CALLBACK_MENU_TIMEOUT),
+                };
+            }
+            Phase::CallbackRequested => {
+                self.push(Action::HangUp);
+                self.finish(EndReason::CallbackRequested);
+            }
             _ => {}
         }
     }
@@ -335,16 +420,233 @@ impl Call {
                 self.phase = Phase::Triage { deadline: None };
                 self.push(Action::Play(Playlist::once(Prompt::Triage)));
             }
+            // While a telesecretary's phone rings, the caller is about to
+            // be answered: the callback digit does nothing.
+            Phase::Queued { ringing: None } if self.is_callback_digit(d) => {
+                self.open_callback_menu()
+            }
+            Phase::CallbackConfirm { .. } => self.on_confirm_key(d),
+            Phase::CallbackEnter { .. } => self.on_entry_key(d, now),
             _ => {}
+        }
+    }
+
+    // ---------------------------------------------------- the callback menu
+
+    fn is_callback_digit(&self, d: char) -> bool {
+        self.settings
+            .callback
+            .as_ref()
+            .is_some_and(|c| c.digit == d)
+    }
+
+    /// The E.164 number a callback may go to, from a dialled or presented
+    /// `number`: a valid number of the accepted list, never an emergency
+    /// number or a short code (a callback goes to a patient's line).
+    fn callback_number(&self, number: &str) -> Option<String> {
+        let cb = self.settings.callback.as_ref()?;
+        permanence_outbound::classify(number)
+            .ok()
+            .filter(|d| {
+                !matches!(
+                    d.class,
+                    DestinationClass::Emergency | DestinationClass::Short
+                )
+            })
+            .filter(|d| cb.accept.allows(d))
+            .map(|d| d.dial)
+    }
+
+    /// The caller pressed the callback digit while waiting: speak their
+    /// number back, or ask for one if it is withheld or cannot be called.
+    fn open_callback_menu(&mut self) {
+        let presented = self
+            .settings
+            .callback
+            .as_ref()
+            .and_then(|c| c.presented.clone())
+            .and_then(|p| self.callback_number(&p));
+        // The caller knows the offer now: announcements repeat it if they
+        // come back to waiting through an offer to a telesecretary.
+        self.offer_at = None;
+        self.offer_made = true;
+        self.emit(Event::CallbackMenu);
+        match presented {
+            Some(number) => self.confirm_number(number),
+            None => self.ask_number(0),
+        }
+    }
+
+    /// Speaks `number` back and waits for 1 (confirm) or 3 (another one).
+    fn confirm_number(&mut self, number: String) {
+        self.push(Action::Play(confirmation(&number)));
+        self.phase = Phase::CallbackConfirm {
+            number,
+            deadline: None,
+            replayed: false,
+        };
+    }
+
+    /// Asks for the number to call back, `attempts` invalid ones typed so
+    /// far (the prompt then says the last one was invalid).
+    fn ask_number(&mut self, attempts: u8) {
+        self.phase = Phase::CallbackEnter {
+            digits: String::new(),
+            attempts,
+            deadline: None,
+        };
+        let items = if attempts == 0 {
+            vec![Prompt::CallbackEnterNumber]
+        } else {
+            vec![Prompt::CallbackInvalidNumber, Prompt::CallbackEnterNumber]
+        };
+        self.push(Action::Play(Playlist {
+            items,
+            loop_last: false,
+        }));
+    }
+
+    fn on_confirm_key(&mut self, d: char) {
+        let Phase::CallbackConfirm { number, .. } = self.phase.clone() else {
+            return;
+        };
+        match d {
+            '1' => self.request_callback(number),
+            '3' => self.ask_number(0),
+            _ => {}
+        }
+    }
+
+    fn on_entry_key(&mut self, d: char, now: DateTime<Utc>) {
+        let Phase::CallbackEnter {
+            mut digits,
+            attempts,
+            ..
+        } = self.phase.clone()
+        else {
+            return;
+        };
+        match d {
+            '#' => self.number_typed(&digits, attempts, now),
+            // One digit too many: no number is that long.
+            '0'..='9' if digits.len() >= CALLBACK_MAX_DIGITS => self.number_invalid(attempts, now),
+            '0'..='9' => {
+                digits.push(d);
+                self.phase = Phase::CallbackEnter {
+                    digits,
+                    attempts,
+                    deadline: Some(now + CALLBACK_MENU_TIMEOUT),
+                };
+            }
+            // `*` and the letter keys are ignored.
+            _ => {}
+        }
+    }
+
+    /// The caller finished typing `digits` (`#` or silence).
+    fn number_typed(&mut self, digits: &str, attempts: u8, now: DateTime<Utc>) {
+        match self.callback_number(digits) {
+            Some(number) => self.confirm_number(number),
+            None => self.number_invalid(attempts, now),
+        }
+    }
+
+    /// No valid number typed: a second try, or back to waiting.
+    fn number_invalid(&mut self, attempts: u8, now: DateTime<Utc>) {
+        let attempts = attempts.saturating_add(1);
+        if attempts < CALLBACK_MAX_ATTEMPTS {
+            self.ask_number(attempts);
+        } else {
+            self.back_to_queue(Some(Prompt::CallbackInvalidNumber), now);
+        }
+    }
+
+    /// The caller confirmed: the dispatcher's call becomes the driver's
+    /// callback request, keeping its place.
+    fn request_callback(&mut self, number: String) {
+        self.in_dispatcher = false;
+        self.next_announce = None;
+        self.offer_at = None;
+        self.held_announcement = None;
+        self.phase = Phase::CallbackRequested;
+        self.push(Action::RequestCallback { number });
+        self.emit(Event::CallbackRequested);
+        self.push(Action::Play(Playlist::once(Prompt::CallbackKeptPlace)));
+    }
+
+    /// Leaves the callback menu for the queue: `lead` (why), the position
+    /// announcement that came during the menu, then the hold audio of a new
+    /// stay in the queue (the offer as at enqueue).
+    fn back_to_queue(&mut self, lead: Option<Prompt>, now: DateTime<Utc>) {
+        self.phase = Phase::Queued { ringing: None };
+        let mut items: Vec<Prompt> = lead.into_iter().collect();
+        items.extend(self.held_announcement.take());
+        self.queue_audio(items, now);
+        self.next_announce = self.settings.announce_every.map(|e| now + e);
+    }
+
+    /// Silence after the number was spoken back: once more, then back to
+    /// waiting.
+    fn on_confirm_silence(&mut self, now: DateTime<Utc>) {
+        let Phase::CallbackConfirm {
+            number, replayed, ..
+        } = self.phase.clone()
+        else {
+            return;
+        };
+        if replayed {
+            self.back_to_queue(None, now);
+        } else {
+            self.push(Action::Play(confirmation(&number)));
+            self.phase = Phase::CallbackConfirm {
+                number,
+                deadline: None,
+                replayed: true,
+            };
+        }
+    }
+
+    /// Silence while typing: ends the number like `#`, or is a failed try
+    /// when nothing was typed.
+    fn on_entry_silence(&mut self, now: DateTime<Utc>) {
+        let Phase::CallbackEnter {
+            digits, attempts, ..
+        } = self.phase.clone()
+        else {
+            return;
+        };
+        if digits.is_empty() {
+            self.number_invalid(attempts, now);
+        } else {
+            self.number_typed(&digits, attempts, now);
         }
     }
 
     // ------------------------------------------------------ the dispatcher
 
+    /// The caller waits in the dispatcher's queue: `Some` with the agent
+    /// being rung, if any, when queued or in the callback menu (the call
+    /// never leaves the queue there).
+    fn waiting(&self) -> Option<Option<AgentId>> {
+        match &self.phase {
+            Phase::Queued { ringing } => Some(ringing.clone()),
+            Phase::CallbackConfirm { .. } | Phase::CallbackEnter { .. } => Some(None),
+            _ => None,
+        }
+    }
+
+    fn in_callback_menu(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::CallbackConfirm { .. } | Phase::CallbackEnter { .. }
+        )
+    }
+
     fn on_queue_closed(&mut self) {
         // Only a queued call can be refused by the dispatcher.
-        if let Phase::Queued { ringing } = self.phase.clone() {
+        if let Some(ringing) = self.waiting() {
             self.in_dispatcher = false;
+            self.held_announcement = None;
             if let Some(agent) = ringing {
                 self.push(Action::CancelAgent { agent });
             }
@@ -356,7 +658,8 @@ impl Call {
     }
 
     fn on_offer(&mut self, agent: AgentId) {
-        let Phase::Queued { ringing } = self.phase.clone() else {
+        let in_menu = self.in_callback_menu();
+        let Some(ringing) = self.waiting() else {
             return;
         };
         if let Some(old) = ringing {
@@ -373,6 +676,11 @@ impl Call {
             agent: agent.clone(),
         });
         self.push(Action::InviteAgent { agent });
+        if in_menu {
+            // The menu is dropped: the caller waits for the telesecretary.
+            self.held_announcement = None;
+            self.hold_loop();
+        }
     }
 
     fn on_offer_cancelled(&mut self, agent: AgentId) {
@@ -386,8 +694,9 @@ impl Call {
     }
 
     fn on_overflow(&mut self, kind: OverflowKind) {
-        if let Phase::Queued { ringing } = self.phase.clone() {
+        if let Some(ringing) = self.waiting() {
             self.in_dispatcher = false;
+            self.held_announcement = None;
             if let Some(agent) = ringing {
                 self.push(Action::CancelAgent { agent });
             }
@@ -400,18 +709,28 @@ impl Call {
             return;
         }
         self.awaiting_position = false;
-        if let Phase::Queued { ringing: None } = self.phase {
-            let wait_secs = wait.map(|w| u32::try_from(w.as_secs()).unwrap_or(0));
-            self.push(Action::Play(Playlist {
-                items: vec![
-                    Prompt::Announcement {
-                        position,
-                        wait_secs,
-                    },
-                    Prompt::Hold,
-                ],
-                loop_last: true,
-            }));
+        let wait_secs = wait.map(|w| u32::try_from(w.as_secs()).unwrap_or(0));
+        let announcement = Prompt::Announcement {
+            position,
+            wait_secs,
+        };
+        match self.phase {
+            Phase::Queued { ringing: None } => {
+                let mut items = vec![announcement];
+                if self.offer_made {
+                    items.push(Prompt::CallbackOffer);
+                }
+                items.push(Prompt::Hold);
+                self.push(Action::Play(Playlist {
+                    items,
+                    loop_last: true,
+                }));
+            }
+            // Not to cut the menu: heard when back to waiting.
+            Phase::CallbackConfirm { .. } | Phase::CallbackEnter { .. } => {
+                self.held_announcement = Some(announcement);
+            }
+            _ => {}
         }
     }
 
@@ -532,13 +851,20 @@ impl Call {
         let phase = match &self.phase {
             Phase::Triage { deadline } => *deadline,
             Phase::Recording { until } => Some(*until),
+            Phase::CallbackConfirm { deadline, .. } | Phase::CallbackEnter { deadline, .. } => {
+                *deadline
+            }
             _ => None,
         };
         let announce = match (&self.phase, self.awaiting_position) {
             (Phase::Queued { ringing: None }, false) => self.next_announce,
             _ => None,
         };
-        [max, phase, announce].into_iter().flatten().min()
+        let offer = match &self.phase {
+            Phase::Queued { ringing: None } => self.offer_at,
+            _ => None,
+        };
+        [max, phase, announce, offer].into_iter().flatten().min()
     }
 
     /// Fires due timers.
@@ -564,17 +890,43 @@ impl Call {
                 self.push(Action::HangUp);
                 self.finish(EndReason::Voicemail);
             }
-            Phase::Queued { ringing: None } if !self.awaiting_position => {
-                if let (Some(at), Some(every)) = (self.next_announce, self.settings.announce_every)
-                {
-                    if now >= at {
-                        self.awaiting_position = true;
-                        self.next_announce = Some(now + every);
-                        self.push(Action::RequestPosition);
-                    }
-                }
+            Phase::CallbackConfirm {
+                deadline: Some(d), ..
+            } if now >= d => self.on_confirm_silence(now),
+            Phase::CallbackEnter {
+                deadline: Some(d), ..
+            } if now >= d => self.on_entry_silence(now),
+            Phase::Queued { ringing: None } => {
+                self.offer_timer(now);
+                self.announce_timer(now);
             }
             _ => {}
+        }
+    }
+
+    /// Plays the callback offer once the caller has waited long enough.
+    fn offer_timer(&mut self, now: DateTime<Utc>) {
+        if self.offer_at.is_some_and(|at| now >= at) {
+            self.offer_at = None;
+            self.offer_made = true;
+            self.push(Action::Play(Playlist {
+                items: vec![Prompt::CallbackOffer, Prompt::Hold],
+                loop_last: true,
+            }));
+        }
+    }
+
+    /// Asks for the position when an announcement is due.
+    fn announce_timer(&mut self, now: DateTime<Utc>) {
+        if self.awaiting_position {
+            return;
+        }
+        if let (Some(at), Some(every)) = (self.next_announce, self.settings.announce_every) {
+            if now >= at {
+                self.awaiting_position = true;
+                self.next_announce = Some(now + every);
+                self.push(Action::RequestPosition);
+            }
         }
     }
 
@@ -582,6 +934,34 @@ impl Call {
     /// order they happened.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
+    }
+}
+
+/// The number spoken back for confirmation: the prefix, `number` digit by
+/// digit (in national form when it is French, `0 6 1 2…`; else E.164 with
+/// its `+`), then the choice (1 to confirm, 3 for another number).
+fn confirmation(number: &str) -> Playlist {
+    let mut items = vec![Prompt::CallbackConfirmPrefix];
+    items.extend(national_form(number).chars().map(Prompt::Digit));
+    items.push(Prompt::CallbackConfirmChoice);
+    Playlist {
+        items,
+        loop_last: false,
+    }
+}
+
+/// `number` (E.164) as dialled in France: `0` and the 9 digits of a French
+/// number, overseas departments included (`+262692123456` is
+/// `0692123456`); other numbers as they are.
+fn national_form(number: &str) -> String {
+    let nsn_start = number.len().saturating_sub(9);
+    let national = number
+        .get(nsn_start..)
+        .filter(|nsn| nsn.len() == 9)
+        .map(|nsn| format!("0{nsn}"));
+    match national {
+        Some(n) if permanence_outbound::classify(&n).is_ok_and(|d| d.dial == number) => n,
+        _ => number.to_string(),
     }
 }
 

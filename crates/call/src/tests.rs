@@ -1,4 +1,5 @@
 use super::*;
+use permanence_outbound::{AllowList, DestinationClass};
 use std::time::Duration;
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -13,6 +14,26 @@ fn drain(c: &mut Call) -> Vec<Action> {
 
 fn drain_all(c: &mut Call) -> Vec<Output> {
     std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+/// Callback offered with '2' after `offer_after` seconds; callbacks to
+/// French fixed and mobile numbers.
+fn callback(presented: Option<&str>, offer_after: u64) -> CallbackSettings {
+    let mut accept = AllowList::french_default();
+    accept.classes.remove(&DestinationClass::Emergency);
+    CallbackSettings {
+        digit: '2',
+        offer_after: Duration::from_secs(offer_after),
+        presented: presented.map(str::to_string),
+        accept,
+    }
+}
+
+fn with_callback(presented: Option<&str>, offer_after: u64) -> CallSettings {
+    CallSettings {
+        callback: Some(callback(presented, offer_after)),
+        ..CallSettings::default()
+    }
 }
 
 fn menu() -> TriageMenu {
@@ -611,6 +632,10 @@ fn input_strategy() -> impl proptest::strategy::Strategy<Value = Input> {
         Just(Input::PlaybackFinished),
         Just(Input::PlaybackFinished),
         prop_oneof![Just('1'), Just('2'), Just('7'), Just('9')].prop_map(Input::Dtmf),
+        // The callback menu: the offer digit, confirm, another number,
+        // digits, `*` and `#`.
+        prop_oneof![Just('2'), Just('1'), Just('3')].prop_map(Input::Dtmf),
+        prop_oneof![Just('0'), Just('6'), Just('8'), Just('*'), Just('#')].prop_map(Input::Dtmf),
         Just(Input::MediaTimeout),
         Just(Input::DriverFailure),
         Just(Input::Closed),
@@ -647,22 +672,48 @@ fn input_strategy() -> impl proptest::strategy::Strategy<Value = Input> {
     ]
 }
 
+/// One step of the property test: an input, or a whole number typed in
+/// the callback menu (valid, premium, or one digit too many).
+fn step_strategy() -> impl proptest::strategy::Strategy<Value = Vec<Input>> {
+    use proptest::prelude::*;
+    let typed = |s: &str| s.chars().map(Input::Dtmf).collect::<Vec<_>>();
+    prop_oneof![
+        8 => input_strategy().prop_map(|i| vec![i]),
+        // The offer digit, then confirm: often, to reach the callback paths.
+        2 => Just(typed("2")),
+        2 => Just(typed("1")),
+        1 => Just(typed("0612345678#")),
+        1 => Just(typed("0899123456#")),
+        1 => Just(typed("061234567812345678901")),
+    ]
+}
+
 proptest::proptest! {
     /// Whatever happens: a started call finishes exactly once; nothing is
     /// asked of the driver afterwards; a call handed to the dispatcher is
     /// closed there exactly once (abandon, end of talk) unless the
-    /// dispatcher closed it itself (overflow, closed); the agent leg is
-    /// never left ringing or bridged.
+    /// dispatcher closed it itself (overflow, closed) or it became a
+    /// callback request; the agent leg is never left ringing or bridged.
     #[test]
     fn every_call_ends_exactly_once_and_is_closed_everywhere(
-        inputs in proptest::collection::vec((input_strategy(), 0u64..20), 0..40),
+        steps in proptest::collection::vec((step_strategy(), 0u64..20), 0..40),
         open in proptest::bool::ANY,
+        presented in proptest::option::of(proptest::prelude::prop_oneof![
+            proptest::prelude::Just("+33612345678"),
+            proptest::prelude::Just("+33899123456"),
+        ]),
+        offer_after in proptest::prelude::prop_oneof![
+            proptest::prelude::Just(0u64),
+            proptest::prelude::Just(25),
+        ],
+        with_callback in proptest::bool::weighted(0.8),
     ) {
         let mut c = Call::new(CallSettings {
             max_duration: Duration::from_secs(600),
             triage: Some(menu()),
             announce_every: Some(Duration::from_secs(30)),
             voicemail_max: Duration::from_secs(60),
+            callback: with_callback.then(|| callback(presented, offer_after)),
         });
         let mut now = t(0);
         c.handle(Input::Start { open }, now);
@@ -676,15 +727,17 @@ proptest::proptest! {
                 all.extend(o.action());
             }
         };
-        for (input, dt) in inputs {
+        for (inputs, dt) in steps {
             now += Duration::from_secs(dt);
-            c.handle_timeout(now);
-            take(&mut c, &mut all);
-            if input == Input::AgentBye {
-                agent_byes.push(all.len());
+            for input in inputs {
+                c.handle_timeout(now);
+                take(&mut c, &mut all);
+                if input == Input::AgentBye {
+                    agent_byes.push(all.len());
+                }
+                c.handle(input, now);
+                take(&mut c, &mut all);
             }
-            c.handle(input, now);
-            take(&mut c, &mut all);
         }
         now += Duration::from_secs(10_000);
         c.handle_timeout(now);
@@ -730,11 +783,13 @@ proptest::proptest! {
         proptest::prop_assert_eq!(finished[0].0, all.len() - 1, "action after Finished");
 
         // Dispatcher bookkeeping: enqueues are matched by exactly one
-        // closing report or a dispatcher-side end (overflow/closed/requeue
-        // after a transfer counts as the same call).
+        // closing report, a dispatcher-side end (overflow/closed/requeue
+        // after a transfer counts as the same call) or a hand-over to a
+        // callback request.
         let enqueued = all.iter().filter(|a| matches!(a, Action::Enqueue { .. })).count();
         proptest::prop_assert!(enqueued <= 1);
-        let reports = all.iter().filter(|a| matches!(a, Action::ReportAbandoned | Action::ReportEnded)).count();
+        let reports = all.iter().filter(|a| matches!(a,
+            Action::ReportAbandoned | Action::ReportEnded | Action::RequestCallback { .. })).count();
         proptest::prop_assert!(reports <= enqueued);
         if enqueued == 1 && reports == 0 {
             // Then the dispatcher must have ended it itself: an overflow or
@@ -745,6 +800,12 @@ proptest::proptest! {
             proptest::prop_assert!(dispatcher_end, "enqueued call ended without a report: {:?}", all);
         }
         proptest::prop_assert!(!c.holds_dispatcher_call());
+        // A callback requested stands whatever the caller does next.
+        if all.iter().any(|a| matches!(a, Action::RequestCallback { .. })) {
+            proptest::prop_assert!(matches!(finished_reason, Some(
+                EndReason::CallbackRequested | EndReason::MediaTimeout
+                | EndReason::MaxDuration | EndReason::Failure)), "{:?}", finished_reason);
+        }
 
         // Agent legs: every invite is followed by exactly one of answer,
         // failure report, cancel or hang-up.
@@ -891,4 +952,585 @@ fn overflow_and_closed_queue_are_events() {
     assert_eq!(events(&mut c), vec![Event::QueueClosed]);
     c.handle(Input::PlaybackFinished, t(40));
     assert_eq!(events(&mut c), vec![Event::Ended(EndReason::Closed)]);
+}
+
+// ------------------------------------------------------ callback (virtual hold)
+
+/// `digits` pressed one after the other at `at`.
+fn press(c: &mut Call, digits: &str, at: i64) {
+    for d in digits.chars() {
+        c.handle(Input::Dtmf(d), t(at));
+    }
+}
+
+/// The confirmation of a number spoken as `spoken`.
+fn spoken(spoken: &str) -> Playlist {
+    let mut items = vec![Prompt::CallbackConfirmPrefix];
+    items.extend(spoken.chars().map(Prompt::Digit));
+    items.push(Prompt::CallbackConfirmChoice);
+    Playlist {
+        items,
+        loop_last: false,
+    }
+}
+
+fn offer_and_hold() -> Playlist {
+    Playlist {
+        items: vec![Prompt::CallbackOffer, Prompt::Hold],
+        loop_last: true,
+    }
+}
+
+fn enter_prompt(attempts: u8) -> Playlist {
+    let items = if attempts == 0 {
+        vec![Prompt::CallbackEnterNumber]
+    } else {
+        vec![Prompt::CallbackInvalidNumber, Prompt::CallbackEnterNumber]
+    };
+    Playlist {
+        items,
+        loop_last: false,
+    }
+}
+
+#[test]
+fn callback_offer_with_the_first_hold_audio() {
+    let mut c = Call::new(with_callback(Some("+33612345678"), 0));
+    c.handle(Input::Start { open: true }, t(0));
+    drain(&mut c);
+    c.handle(Input::PlaybackFinished, t(4));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::Enqueue { triage: None },
+            Action::Play(offer_and_hold())
+        ]
+    );
+    // No timer for it: it has been played.
+    assert_eq!(c.poll_timeout(), Some(t(4 * 3600)));
+}
+
+#[test]
+fn callback_offer_after_a_while_then_with_each_announcement() {
+    let mut c = queued(CallSettings {
+        announce_every: Some(Duration::from_secs(20)),
+        ..with_callback(Some("+33612345678"), 30)
+    });
+    // Queued at 4 s: an announcement at 24 s (without the offer, not due
+    // yet), the offer at 34 s, then announcements with the offer.
+    assert_eq!(c.poll_timeout(), Some(t(24)));
+    c.handle_timeout(t(24));
+    assert_eq!(drain(&mut c), vec![Action::RequestPosition]);
+    c.handle(
+        Input::Position {
+            position: 4,
+            wait: None,
+        },
+        t(24),
+    );
+    let announcement = Prompt::Announcement {
+        position: 4,
+        wait_secs: None,
+    };
+    assert_eq!(
+        drain(&mut c),
+        vec![Action::Play(Playlist {
+            items: vec![announcement, Prompt::Hold],
+            loop_last: true
+        })]
+    );
+    assert_eq!(c.poll_timeout(), Some(t(34)));
+    c.handle_timeout(t(33));
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle_timeout(t(34));
+    assert_eq!(drain(&mut c), vec![Action::Play(offer_and_hold())]);
+    assert_eq!(c.poll_timeout(), Some(t(44)));
+    c.handle_timeout(t(44));
+    c.handle(
+        Input::Position {
+            position: 4,
+            wait: None,
+        },
+        t(44),
+    );
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::RequestPosition,
+            Action::Play(Playlist {
+                items: vec![announcement, Prompt::CallbackOffer, Prompt::Hold],
+                loop_last: true
+            })
+        ]
+    );
+    // Without callback settings, nothing changes.
+    let mut c = queued(CallSettings::default());
+    c.handle(Input::Dtmf('2'), t(10));
+    assert_eq!(drain(&mut c), vec![]);
+    assert_eq!(c.phase(), &Phase::Queued { ringing: None });
+}
+
+#[test]
+fn callback_confirmed_keeps_the_place_and_hangs_up() {
+    let mut c = queued(with_callback(Some("+33612345678"), 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Event(Event::CallbackMenu),
+            Output::Action(Action::Play(spoken("0612345678")))
+        ]
+    );
+    assert!(matches!(c.phase(), Phase::CallbackConfirm { number, .. } if number == "+33612345678"));
+    assert!(c.holds_dispatcher_call());
+    // Barge-in: 1 before the end of the playlist.
+    c.handle(Input::Dtmf('1'), t(14));
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Action(Action::RequestCallback {
+                number: "+33612345678".into()
+            }),
+            Output::Event(Event::CallbackRequested),
+            Output::Action(Action::Play(Playlist::once(Prompt::CallbackKeptPlace)))
+        ]
+    );
+    assert_eq!(c.phase(), &Phase::CallbackRequested);
+    assert!(!c.holds_dispatcher_call());
+    // The dispatcher's call is the driver's now: nothing reaches it.
+    c.handle(
+        Input::Offer {
+            agent: agent("alice"),
+        },
+        t(15),
+    );
+    c.handle(Input::Overflow(OverflowKind::Voicemail), t(15));
+    c.handle(Input::Dtmf('2'), t(16));
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle(Input::PlaybackFinished, t(20));
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Action(Action::HangUp),
+            Output::Event(Event::Ended(EndReason::CallbackRequested)),
+            Output::Action(Action::Finished(EndReason::CallbackRequested))
+        ]
+    );
+    assert_eq!(EndReason::CallbackRequested.as_str(), "callback-requested");
+    assert!(!EndReason::CallbackRequested.was_answered());
+}
+
+#[test]
+fn callback_to_another_number_typed() {
+    let mut c = queued(with_callback(Some("+33612345678"), 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    drain(&mut c);
+    c.handle(Input::Dtmf('3'), t(12));
+    assert_eq!(drain(&mut c), vec![Action::Play(enter_prompt(0))]);
+    assert!(matches!(
+        c.phase(),
+        Phase::CallbackEnter { attempts: 0, .. }
+    ));
+    // `*` is ignored.
+    press(&mut c, "07*12345678", 14);
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle(Input::Dtmf('#'), t(15));
+    assert_eq!(drain(&mut c), vec![Action::Play(spoken("0712345678"))]);
+    c.handle(Input::PlaybackFinished, t(20));
+    c.handle(Input::Dtmf('1'), t(21));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::RequestCallback {
+                number: "+33712345678".into()
+            },
+            Action::Play(Playlist::once(Prompt::CallbackKeptPlace))
+        ]
+    );
+}
+
+#[test]
+fn callback_withheld_number_goes_straight_to_entry() {
+    // Withheld, or presented but not a number a callback may go to.
+    for presented in [None, Some("+33899123456"), Some("15"), Some("anonymous")] {
+        let mut c = queued(with_callback(presented, 0));
+        c.handle(Input::Dtmf('2'), t(10));
+        assert_eq!(
+            drain_all(&mut c),
+            vec![
+                Output::Event(Event::CallbackMenu),
+                Output::Action(Action::Play(enter_prompt(0)))
+            ],
+            "{presented:?}"
+        );
+    }
+    // The entry timer starts once the prompt is heard, and restarts at
+    // each digit; silence after digits ends the number like `#`.
+    let mut c = queued(with_callback(None, 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    drain(&mut c);
+    assert_eq!(c.poll_timeout(), Some(t(4 * 3600)));
+    c.handle(Input::PlaybackFinished, t(15));
+    assert_eq!(c.poll_timeout(), Some(t(25)));
+    press(&mut c, "06921", 18);
+    press(&mut c, "23456", 24);
+    assert_eq!(c.poll_timeout(), Some(t(34)));
+    c.handle_timeout(t(33));
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle_timeout(t(34));
+    // An overseas mobile (Réunion), spoken in national form.
+    assert_eq!(drain(&mut c), vec![Action::Play(spoken("0692123456"))]);
+    assert!(
+        matches!(c.phase(), Phase::CallbackConfirm { number, .. } if number == "+262692123456")
+    );
+}
+
+#[test]
+fn callback_invalid_number_twice_goes_back_to_the_queue() {
+    let mut c = queued(with_callback(None, 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    drain(&mut c);
+    press(&mut c, "123#", 14);
+    assert_eq!(drain(&mut c), vec![Action::Play(enter_prompt(1))]);
+    assert!(matches!(
+        c.phase(),
+        Phase::CallbackEnter { attempts: 1, .. }
+    ));
+    press(&mut c, "0612#", 20);
+    assert_eq!(
+        drain_all(&mut c),
+        vec![Output::Action(Action::Play(Playlist {
+            items: vec![
+                Prompt::CallbackInvalidNumber,
+                Prompt::CallbackOffer,
+                Prompt::Hold
+            ],
+            loop_last: true
+        }))]
+    );
+    assert_eq!(c.phase(), &Phase::Queued { ringing: None });
+    assert!(c.holds_dispatcher_call());
+    // The menu may be entered again.
+    c.handle(Input::Dtmf('2'), t(40));
+    assert_eq!(events(&mut c), vec![Event::CallbackMenu]);
+    // Silence with no digit is a failed try too.
+    c.handle(Input::PlaybackFinished, t(45));
+    c.handle_timeout(t(55));
+    assert_eq!(drain(&mut c), vec![Action::Play(enter_prompt(1))]);
+    c.handle(Input::PlaybackFinished, t(60));
+    c.handle_timeout(t(70));
+    assert_eq!(
+        drain(&mut c)[0],
+        Action::Play(Playlist {
+            items: vec![
+                Prompt::CallbackInvalidNumber,
+                Prompt::CallbackOffer,
+                Prompt::Hold
+            ],
+            loop_last: true
+        })
+    );
+}
+
+#[test]
+fn callback_refuses_premium_emergency_short_and_unlisted_numbers() {
+    // The practice's list allows emergency numbers (for its agents): a
+    // callback still never goes to one.
+    let mut settings = with_callback(None, 0);
+    if let Some(cb) = settings.callback.as_mut() {
+        cb.accept = AllowList::french_default();
+    }
+    for typed in ["0899123456#", "15#", "112#", "3624#", "0041221234567#", "#"] {
+        let mut c = queued(settings.clone());
+        c.handle(Input::Dtmf('2'), t(10));
+        drain(&mut c);
+        press(&mut c, typed, 14);
+        assert_eq!(
+            drain(&mut c),
+            vec![Action::Play(enter_prompt(1))],
+            "{typed}"
+        );
+    }
+    // A number the practice allows abroad is spoken in E.164.
+    if let Some(cb) = settings.callback.as_mut() {
+        cb.accept.numbers.push("+41".into());
+    }
+    let mut c = queued(settings);
+    c.handle(Input::Dtmf('2'), t(10));
+    drain(&mut c);
+    press(&mut c, "0041221234567#", 14);
+    assert_eq!(drain(&mut c), vec![Action::Play(spoken("+41221234567"))]);
+}
+
+#[test]
+fn callback_21_digits_is_invalid() {
+    let mut c = queued(with_callback(None, 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    drain(&mut c);
+    press(&mut c, "06123456781234567890", 14);
+    assert_eq!(drain(&mut c), vec![]);
+    assert!(matches!(c.phase(), Phase::CallbackEnter { digits, .. } if digits.len() == 20));
+    c.handle(Input::Dtmf('1'), t(15));
+    assert_eq!(drain(&mut c), vec![Action::Play(enter_prompt(1))]);
+    assert!(
+        matches!(c.phase(), Phase::CallbackEnter { digits, attempts: 1, .. } if digits.is_empty())
+    );
+}
+
+#[test]
+fn callback_confirm_silence_twice_goes_back_to_the_queue() {
+    let mut c = queued(with_callback(Some("+33612345678"), 30));
+    c.handle_timeout(t(34));
+    assert_eq!(drain(&mut c), vec![Action::Play(offer_and_hold())]);
+    c.handle(Input::Dtmf('2'), t(40));
+    drain(&mut c);
+    // The silence is timed once the number has been heard.
+    assert_eq!(c.poll_timeout(), Some(t(4 * 3600)));
+    c.handle(Input::PlaybackFinished, t(45));
+    assert_eq!(c.poll_timeout(), Some(t(55)));
+    c.handle_timeout(t(54));
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle_timeout(t(55));
+    assert_eq!(drain(&mut c), vec![Action::Play(spoken("0612345678"))]);
+    assert!(matches!(
+        c.phase(),
+        Phase::CallbackConfirm { replayed: true, .. }
+    ));
+    c.handle(Input::PlaybackFinished, t(60));
+    c.handle_timeout(t(70));
+    // Back to waiting: hold audio, the offer again 30 s later.
+    assert_eq!(
+        drain(&mut c),
+        vec![Action::Play(Playlist::looped(Prompt::Hold))]
+    );
+    assert_eq!(c.phase(), &Phase::Queued { ringing: None });
+    assert_eq!(c.poll_timeout(), Some(t(100)));
+    c.handle_timeout(t(100));
+    assert_eq!(drain(&mut c), vec![Action::Play(offer_and_hold())]);
+    // Other keys do nothing in the confirmation.
+    c.handle(Input::Dtmf('2'), t(110));
+    drain(&mut c);
+    press(&mut c, "2459*#", 111);
+    assert_eq!(drain(&mut c), vec![]);
+    assert!(matches!(c.phase(), Phase::CallbackConfirm { .. }));
+}
+
+#[test]
+fn callback_offer_to_a_telesecretary_during_the_menu() {
+    for key in ['2', '3'] {
+        let mut c = queued(with_callback(Some("+33612345678"), 0));
+        press(&mut c, &format!("2{key}"), 10);
+        drain(&mut c);
+        c.handle(
+            Input::Offer {
+                agent: agent("alice"),
+            },
+            t(12),
+        );
+        assert_eq!(
+            drain_all(&mut c),
+            vec![
+                Output::Event(Event::Offered {
+                    agent: agent("alice")
+                }),
+                Output::Action(Action::InviteAgent {
+                    agent: agent("alice")
+                }),
+                Output::Action(Action::Play(Playlist::looped(Prompt::Hold)))
+            ]
+        );
+        assert_eq!(
+            c.phase(),
+            &Phase::Queued {
+                ringing: Some(agent("alice"))
+            }
+        );
+        // The menu is over: the digit is ignored while her phone rings.
+        press(&mut c, "21", 13);
+        assert_eq!(drain(&mut c), vec![]);
+        c.handle(
+            Input::AgentAnswered {
+                agent: agent("alice"),
+            },
+            t(15),
+        );
+        assert_eq!(
+            drain(&mut c),
+            vec![
+                Action::ReportAnswered {
+                    agent: agent("alice")
+                },
+                Action::Bridge
+            ]
+        );
+    }
+}
+
+#[test]
+fn callback_menu_follows_the_dispatcher_like_the_queue() {
+    // A position that arrives during the menu is heard back in the queue.
+    let mut c = queued(CallSettings {
+        announce_every: Some(Duration::from_secs(20)),
+        ..with_callback(Some("+33612345678"), 0)
+    });
+    c.handle_timeout(t(24));
+    assert_eq!(drain(&mut c), vec![Action::RequestPosition]);
+    c.handle(Input::Dtmf('2'), t(25));
+    drain(&mut c);
+    c.handle(
+        Input::Position {
+            position: 2,
+            wait: Some(Duration::from_secs(60)),
+        },
+        t(25),
+    );
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle(Input::PlaybackFinished, t(30));
+    c.handle_timeout(t(40));
+    c.handle(Input::PlaybackFinished, t(45));
+    c.handle_timeout(t(55));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::Play(spoken("0612345678")),
+            Action::Play(Playlist {
+                items: vec![
+                    Prompt::Announcement {
+                        position: 2,
+                        wait_secs: Some(60)
+                    },
+                    Prompt::CallbackOffer,
+                    Prompt::Hold
+                ],
+                loop_last: true
+            })
+        ]
+    );
+    // The next announcement a period after the return.
+    assert_eq!(c.poll_timeout(), Some(t(75)));
+
+    // Overflow and closing reach the menu too.
+    let mut c = queued(with_callback(None, 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    c.handle(Input::Overflow(OverflowKind::Hangup), t(12));
+    assert_eq!(
+        drain(&mut c)[1..],
+        [Action::Play(Playlist::once(Prompt::Overflow))]
+    );
+    assert!(!c.holds_dispatcher_call());
+    let mut c = queued(with_callback(Some("+33612345678"), 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    drain(&mut c);
+    c.handle(
+        Input::OfferCancelled {
+            agent: agent("bob"),
+        },
+        t(11),
+    );
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle(Input::Closed, t(12));
+    assert_eq!(
+        drain(&mut c),
+        vec![Action::Play(Playlist::once(Prompt::Closed))]
+    );
+    assert!(!c.holds_dispatcher_call());
+}
+
+#[test]
+fn callback_hang_up_in_the_menu_is_an_abandon() {
+    for keys in ["2", "23", "230"] {
+        let mut c = queued(with_callback(Some("+33612345678"), 0));
+        press(&mut c, keys, 10);
+        drain(&mut c);
+        c.handle(Input::CallerBye, t(12));
+        assert_eq!(
+            drain(&mut c),
+            vec![
+                Action::ReportAbandoned,
+                Action::Finished(EndReason::AbandonedCallbackPrompt)
+            ],
+            "{keys}"
+        );
+    }
+    assert_eq!(
+        EndReason::AbandonedCallbackPrompt.as_str(),
+        "abandoned-callback-prompt"
+    );
+    assert!(!EndReason::AbandonedCallbackPrompt.was_answered());
+    // Media gone in the menu: an abandon too, with its cause.
+    let mut c = queued(with_callback(None, 0));
+    c.handle(Input::Dtmf('2'), t(10));
+    drain(&mut c);
+    c.handle(Input::MediaTimeout, t(40));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::HangUp,
+            Action::ReportAbandoned,
+            Action::Finished(EndReason::MediaTimeout)
+        ]
+    );
+}
+
+#[test]
+fn callback_stands_when_the_caller_hangs_up_during_the_confirmation() {
+    let mut c = queued(with_callback(Some("+33612345678"), 0));
+    press(&mut c, "21", 10);
+    drain(&mut c);
+    c.handle(Input::CallerBye, t(12));
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Event(Event::Ended(EndReason::CallbackRequested)),
+            Output::Action(Action::Finished(EndReason::CallbackRequested))
+        ]
+    );
+    assert!(!c.holds_dispatcher_call());
+}
+
+#[test]
+fn callback_digit_ignored_while_a_telesecretary_is_rung() {
+    let mut c = queued(with_callback(Some("+33612345678"), 0));
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(10),
+    );
+    drain(&mut c);
+    c.handle(Input::Dtmf('2'), t(11));
+    assert_eq!(drain_all(&mut c), vec![]);
+    assert_eq!(
+        c.phase(),
+        &Phase::Queued {
+            ringing: Some(agent("bob"))
+        }
+    );
+    // Once the offer fails, the digit works again.
+    c.handle(
+        Input::AgentFailed {
+            agent: agent("bob"),
+            reason: OfferFailure::Busy,
+        },
+        t(30),
+    );
+    drain(&mut c);
+    c.handle(Input::Dtmf('2'), t(31));
+    assert_eq!(events(&mut c), vec![Event::CallbackMenu]);
+}
+
+#[test]
+fn numbers_spoken_back_in_national_form_when_french() {
+    for (number, form) in [
+        ("+33612345678", "0612345678"),
+        ("+33450000001", "0450000001"),
+        ("+262692123456", "0692123456"),
+        ("+596596123456", "0596123456"),
+        ("+41221234567", "+41221234567"),
+        ("+262123456789", "+262123456789"),
+        ("+4420794609", "+4420794609"),
+        ("", ""),
+    ] {
+        assert_eq!(national_form(number), form, "{number}");
+    }
 }

@@ -164,6 +164,8 @@ pub struct CallContext {
     pub clock: Clock,
     /// The agents' recent practices and outbound calls in progress.
     pub activity: Arc<crate::activity::AgentActivity>,
+    /// Callback requests (the callbacks task).
+    pub callbacks: crate::callbacks::CallbackHandle,
 }
 
 /// What an agent's own call (a feature code) uses.

@@ -30,6 +30,7 @@ pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod call;
+pub mod callbacks;
 pub mod clock;
 pub mod context;
 pub mod dispatch;

@@ -73,6 +73,8 @@ impl LiveCall {
             Event::RouteConnected => ("transferred", None),
             Event::Overflowed(_) => ("overflow", None),
             Event::Recording => ("voicemail", None),
+            Event::CallbackMenu => ("callback-menu", None),
+            Event::CallbackRequested => ("callback-requested", None),
             Event::Ended(_) => ("ended", None),
         };
         self.phase = phase;

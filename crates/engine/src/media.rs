@@ -40,6 +40,17 @@ impl PracticePrompts {
             Role::Voicemail => vec![self.voicemail.clone()],
             Role::Callback => vec![self.callback.clone()],
             Role::Overflow => vec![self.overflow.clone()],
+            Role::CallbackOffer => fr(|p| p.callback_offer.clone()),
+            Role::CallbackConfirmPrefix => fr(|p| p.callback_confirm_prefix.clone()),
+            Role::Digit(c) => FrenchPrompts::get()
+                .ok()
+                .and_then(|p| p.digit(c))
+                .into_iter()
+                .collect(),
+            Role::CallbackConfirmChoice => fr(|p| p.callback_confirm_choice.clone()),
+            Role::CallbackEnterNumber => fr(|p| p.callback_enter_number.clone()),
+            Role::CallbackInvalidNumber => fr(|p| p.callback_invalid_number.clone()),
+            Role::CallbackKeptPlace => fr(|p| p.callback_kept_place.clone()),
             Role::Announcement {
                 position,
                 wait_secs,
@@ -60,6 +71,13 @@ impl PracticePrompts {
             Playlist::once(items.concat())
         }
     }
+}
+
+/// An embedded French prompt (the ones a practice cannot replace), as a
+/// playlist piece; empty if the embedded set failed to load (checked at
+/// start-up, so never in practice).
+fn fr(pick: impl Fn(&FrenchPrompts) -> Arc<Prompt>) -> Vec<Arc<Prompt>> {
+    FrenchPrompts::get().ok().map(pick).into_iter().collect()
 }
 
 /// Loads every practice's prompts: its own files where configured, the

@@ -25,6 +25,11 @@ pub fn outbound_record_id(n: u64) -> String {
     format!("{}-out-{n}", *BOOT_MS)
 }
 
+/// The outbound record id of callback try number `n` of this process.
+pub fn callback_try_record_id(n: u64) -> String {
+    format!("{}-cbtry-{n}", *BOOT_MS)
+}
+
 /// Writes every dispatcher event to the queue event log.
 pub struct QueueLog {
     handle: RecorderHandle,

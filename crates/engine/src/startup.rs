@@ -152,10 +152,11 @@ impl Engine {
             Arc::new(MediaContext::new(&cfg, options.rtp_timeout).map_err(startup("media"))?);
         let recorder = open_records(&cfg);
         let records = recorder.as_ref().map(|r| r.handle());
-        let saved = recover(&records, &cfg, &metrics).await;
+        let mut saved = recover(&records, &cfg, &metrics).await;
         let (dispatch, dispatch_task) =
             start_dispatcher(&cfg, &records, &metrics, &clock, &cancel)?;
         wire_reachability(&cfg, &dispatch, &registrations);
+        let saved_callbacks = std::mem::take(&mut saved.callbacks);
         restore(saved, &cfg, &dispatch, &registrations);
         if let Some(h) = &records {
             registrations.save_to(h.clone());
@@ -190,6 +191,14 @@ impl Engine {
         switch.registrations.audit_to(switch.audit.clone());
         let (sip_udp, sip_tcp, sip_tls) = (edge.udp.clone(), edge.tcp.clone(), edge.tls.clone());
         let mut tasks = vec![dispatch_task, serve_sip(edge.endpoint, &cancel)];
+        if let Some(inbox) = switch.callbacks_inbox.lock().take() {
+            tasks.push(crate::callbacks::start(
+                switch.calls.clone(),
+                &switch.callbacks,
+                inbox,
+                saved_callbacks,
+            ));
+        }
         tasks.push(tokio::spawn(switch.registrations.clone().run(
             switch.sip.endpoint.clone(),
             switch.sip.contact_host.clone(),
@@ -397,6 +406,8 @@ fn start_dispatcher(
 struct Saved {
     agent_states: Vec<permanence_records::AgentStateRow>,
     registrations: Vec<permanence_records::RegistrationRow>,
+    /// Open callback requests, in place order.
+    callbacks: Vec<permanence_records::CallbackState>,
 }
 
 /// Closes the call records a crash left open (counted and logged) and
@@ -413,13 +424,17 @@ async fn recover(
     let work = tokio::task::spawn_blocking(move || {
         let interrupted = handle.close_interrupted();
         let reader = permanence_records::RecordReader::open(&path);
-        let (states, regs) = match &reader {
-            Ok(r) => (r.agent_states(), r.registrations(chrono::Utc::now())),
-            Err(_) => (Ok(Vec::new()), Ok(Vec::new())),
+        let (states, regs, callbacks) = match &reader {
+            Ok(r) => (
+                r.agent_states(),
+                r.registrations(chrono::Utc::now()),
+                r.pending_callbacks(),
+            ),
+            Err(_) => (Ok(Vec::new()), Ok(Vec::new()), Ok(Vec::new())),
         };
-        (interrupted, states, regs)
+        (interrupted, states, regs, callbacks)
     });
-    let Ok((interrupted, states, regs)) = work.await else {
+    let Ok((interrupted, states, regs, callbacks)) = work.await else {
         return Saved::default();
     };
     match interrupted {
@@ -443,6 +458,7 @@ async fn recover(
     Saved {
         agent_states: or_log("agent states", states),
         registrations: or_log("registrations", regs),
+        callbacks: or_log("pending callbacks", callbacks),
     }
 }
 

@@ -66,6 +66,10 @@ pub struct Switch {
     /// Serialises reloads.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     pub(crate) cancel: CancellationToken,
+    /// Callback requests (operators' list, cancel, handled).
+    pub(crate) callbacks: crate::callbacks::CallbackHandle,
+    /// Where the callbacks task's messages wait until startup starts it.
+    pub(crate) callbacks_inbox: parking_lot::Mutex<Option<crate::callbacks::CallbackInbox>>,
 }
 
 /// The engine's parts, once started (see [`crate::Engine::start`]).
@@ -91,6 +95,7 @@ impl Switch {
     pub(crate) fn new(p: Parts, options: crate::EngineOptions) -> Self {
         let config = p.config;
         let live = Arc::new(LiveCalls::default());
+        let (callbacks, callbacks_inbox) = crate::callbacks::channel();
         let calls = Arc::new(CallContext {
             config: config.clone(),
             sip: p.sip.clone(),
@@ -106,6 +111,7 @@ impl Switch {
             },
             clock: p.clock.clone(),
             activity: Arc::default(),
+            callbacks: callbacks.clone(),
         });
         let audit = crate::audit::AuditLog::new(p.records.clone(), p.clock.clone());
         let features = Arc::new(FeatureContext {
@@ -138,6 +144,8 @@ impl Switch {
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
             cancel: p.cancel,
+            callbacks,
+            callbacks_inbox: parking_lot::Mutex::new(Some(callbacks_inbox)),
         }
     }
 

@@ -71,6 +71,7 @@ impl CallDriver {
                 let _ = self.caller.media.stop_recording();
             }
             Action::SaveCallback => self.save_callback(),
+            Action::RequestCallback { number } => self.request_callback(number),
             Action::Transfer { digit } => self.dial_route(digit),
             Action::Finished(reason) => self.ended = Some(reason),
         }
@@ -190,42 +191,134 @@ impl CallDriver {
         }
     }
 
-    fn save_callback(&self) {
-        let call_id = &self.incoming.sip_call_id;
+    /// The caller asked to be called back from the queue: their
+    /// dispatcher call, with its place, goes to the callbacks task.
+    fn request_callback(&mut self, number: String) {
+        let Some(rx) = self.queue.take() else {
+            tracing::error!(event = "callback.lost", practice = %self.practice.id, call = self.id.0, "callback asked without a dispatcher call");
+            return;
+        };
+        let now = self.now();
+        let triage = self.core.triage_choice();
+        let a = arrival(&self.practice, self.id, triage);
+        self.to_acd(AcdInput::CallbackRequested { call: self.id });
         info!(
-            event = "callback.requested",
+            event = "callback.asked",
             practice = %self.practice.id,
-            call_id = %call_id,
+            call_id = %self.incoming.sip_call_id,
+            call = self.id.0,
+            number = %permanence_numbers::mask(&number),
+            "caller asked to be called back, keeping their place"
+        );
+        let request = crate::callbacks::NewRequest {
+            key: format!("{}-cb", self.record.id()),
+            call_record: self.record.id().to_string(),
+            practice: self.practice.id.clone(),
+            number,
+            origin: permanence_callbacks::Origin::Caller,
+            requested_at: now,
+            joined_at: self.record.queued_at().unwrap_or(now),
+            priority: a.priority.unwrap_or(self.practice.routing.priority),
+            triage,
+            queued: Some((self.id, rx)),
+        };
+        if !self.ctx.callbacks.request(request) {
+            tracing::error!(event = "callback.lost", practice = %self.practice.id, call = self.id.0, "callbacks task gone: request not taken");
+        }
+    }
+
+    /// The queue overflowed to a callback: the caller's number becomes a
+    /// request queued again at the call's place. A number that cannot be
+    /// called back (withheld, not allowed) is recorded as a failed
+    /// request, counted and logged: never dropped silently.
+    fn save_callback(&self) {
+        let now = self.now();
+        let number = callback_number(&self.practice, &self.incoming.caller);
+        let key = format!("{}-cb", self.record.id());
+        info!(
+            event = "callback.overflow",
+            practice = %self.practice.id,
+            call_id = %self.incoming.sip_call_id,
             call = self.id.0,
             caller = %permanence_numbers::mask(&self.incoming.caller),
-            "callback requested"
+            "queue overflowed to a callback request"
         );
-        let saved = self.ctx.records.as_ref().is_some_and(|r| {
-            r.record_callback(permanence_records::CallbackRequest {
-                requested_at: self.ctx.clock.wall(),
-                call_id: self.record.id().to_string(),
-                practice_id: self.practice.id.clone(),
-                number: self.incoming.caller.clone(),
-            })
-        });
-        if !saved {
-            // A patient waits for a call that nobody will make: make it
-            // visible to ops (the number itself stays masked in logs).
+        let triage = self.core.triage_choice();
+        let joined_at = self.record.queued_at().unwrap_or(now);
+        let priority = arrival(&self.practice, self.id, triage)
+            .priority
+            .unwrap_or(self.practice.routing.priority);
+        let Some(number) = number else {
             tracing::error!(
-                event = "callback.lost",
+                event = "callback.unreachable",
                 practice = %self.practice.id,
                 call_id = %self.record.id(),
                 caller = %permanence_numbers::mask(&self.incoming.caller),
-                "callback request could not be stored"
+                "no number to call back (withheld or not allowed): request recorded as failed"
             );
+            self.ctx.metrics.callback_requested(
+                &self.practice.id,
+                permanence_metrics::CallbackOrigin::Overflow,
+            );
+            self.ctx.metrics.callback_failed(
+                &self.practice.id,
+                permanence_metrics::CallbackFailure::Refused,
+            );
+            if let Some(r) = &self.ctx.records {
+                r.record_callback_state(permanence_records::CallbackState {
+                    key,
+                    origin: permanence_records::CallbackOrigin::Overflow,
+                    call_id: self.record.id().to_string(),
+                    practice_id: self.practice.id.clone(),
+                    number: self.incoming.caller.clone(),
+                    requested_at: now,
+                    joined_at,
+                    priority,
+                    triage_digit: triage.map(String::from),
+                    deadline_at: now + self.practice.callback.within,
+                    status: permanence_records::CallbackStatus::Failed,
+                    attempts: 0,
+                    next_attempt_at: None,
+                    last_attempt_at: None,
+                    last_result: Some(permanence_records::CallbackResult::Refused),
+                    agent: None,
+                    completed_at: Some(now),
+                    outbound_id: None,
+                });
+            }
+            return;
+        };
+        let request = crate::callbacks::NewRequest {
+            key,
+            call_record: self.record.id().to_string(),
+            practice: self.practice.id.clone(),
+            number,
+            origin: permanence_callbacks::Origin::Overflow,
+            requested_at: now,
+            joined_at,
+            priority,
+            triage,
+            queued: None,
+        };
+        if !self.ctx.callbacks.request(request) {
+            tracing::error!(event = "callback.lost", practice = %self.practice.id, call = self.id.0, "callbacks task gone: request not taken");
         }
     }
+}
+
+/// The caller's number as a callback may dial it: a French or E.164 number
+/// the practice's allow-list lets out, not an emergency or short code.
+fn callback_number(p: &Practice, caller: &str) -> Option<String> {
+    use permanence_outbound::DestinationClass as C;
+    let n = permanence_numbers::normalize(caller, p.country)?;
+    let d = permanence_outbound::classify(n.as_str()).ok()?;
+    (!matches!(d.class, C::Emergency | C::Short) && p.outbound.allow.allows(&d)).then_some(d.dial)
 }
 
 /// The dispatcher's view of a call to `p` with triage option `triage`:
 /// the practice's priority plus the option's, and the option's skills and
 /// language.
-fn arrival(p: &Practice, call: permanence_acd::CallId, triage: Option<char>) -> CallArrival {
+pub fn arrival(p: &Practice, call: permanence_acd::CallId, triage: Option<char>) -> CallArrival {
     let mut a = CallArrival::new(call, p.id.as_str());
     let option = triage.and_then(|d| p.triage.as_ref().and_then(|t| t.option(d)));
     a.priority = Some(p.routing.priority + option.map(|o| o.priority).unwrap_or(0));

@@ -65,6 +65,14 @@ pub struct IncomingCall {
 /// Our call numbers (dispatcher `CallId`), unique per process.
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
+/// A new dispatcher call number (forwarded calls, and callback requests
+/// queued again).
+pub fn next_call_id() -> CallId {
+    CallId(NEXT_CALL.fetch_add(1, Ordering::Relaxed))
+}
+
+pub use actions::arrival;
+
 /// Answers and runs one forwarded call until it ends.
 pub async fn run_call(ctx: Arc<CallContext>, tx: Box<Transaction>, incoming: IncomingCall) {
     // Answering is a future of its own, boxed for its duration: what it
@@ -124,7 +132,7 @@ impl CallDriver {
         incoming: IncomingCall,
         caller: Caller,
     ) -> Self {
-        let id = CallId(NEXT_CALL.fetch_add(1, Ordering::Relaxed));
+        let id = next_call_id();
         let record = CallRecordBuilder::new(crate::records::record_id(id), &incoming);
         ctx.live.insert(LiveCall::new(
             id.0,
@@ -138,7 +146,7 @@ impl CallDriver {
                 m.call_closed();
             }
         }
-        let core = Call::new(settings(&ctx, &practice));
+        let core = Call::new(settings(&ctx, &practice, &incoming.caller));
         Self {
             ctx,
             id,
@@ -498,8 +506,8 @@ fn triage_label(practice: &Practice, digit: char) -> String {
         .unwrap_or_default()
 }
 
-/// The call core's settings for a call to `practice`.
-fn settings(ctx: &CallContext, practice: &Practice) -> CallSettings {
+/// The call core's settings for a call to `practice` from `caller`.
+fn settings(ctx: &CallContext, practice: &Practice, caller: &str) -> CallSettings {
     let q = &practice.queue;
     CallSettings {
         max_duration: ctx.options.max_call,
@@ -517,6 +525,17 @@ fn settings(ctx: &CallContext, practice: &Practice) -> CallSettings {
         }),
         announce_every: (q.announce_position || q.announce_wait).then_some(q.announce_every),
         voicemail_max: ctx.config.load().records.voicemail_max,
+        callback: practice
+            .callback
+            .offer
+            .as_ref()
+            .map(|o| permanence_call::CallbackSettings {
+                digit: o.digit,
+                offer_after: o.after,
+                presented: permanence_numbers::normalize(caller, practice.country)
+                    .map(|n| n.as_str().to_string()),
+                accept: practice.outbound.allow.clone(),
+            }),
     }
 }
 
