@@ -946,11 +946,17 @@ fn overflow_to_callback_records_the_request_then_hangs_up() {
     let engine = Engine::start(&overflow_config("callback"), &[]);
     let (p, c) = patient(&engine, "carrier_wait_bye.xml", 0x55, &[]);
     assert_overflowed(&engine, "Callback");
+    // The overflow hands the caller's number to the callbacks task: the
+    // same mechanism as a callback asked from the queue.
     let cb = engine
-        .wait_event("callback.requested", Duration::from_secs(5))
+        .wait_event("callback.overflow", Duration::from_secs(5))
         .expect("callback requested");
     assert_eq!(field(&cb, "practice"), "martin");
     assert_eq!(field(&cb, "caller"), "+3361xxxxx78");
+    let req = engine
+        .wait_event("callback.requested", Duration::from_secs(5))
+        .expect("request in the book");
+    assert_eq!(field(&req, "origin"), "overflow");
     joined(c, "carrier");
     let ended = engine
         .wait_event("call.ended", Duration::from_secs(5))
