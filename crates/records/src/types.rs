@@ -377,6 +377,10 @@ text_enum! {
         Abandoned => "abandoned",
         /// The call was sent to its overflow target.
         Overflowed => "overflowed",
+        /// The caller asked to be called back from the queue and hung up:
+        /// the call's place is kept by a callback request (its own row in
+        /// `callbacks`, whose `call_id` is this call's).
+        CallbackRequested => "callback-requested",
         /// The practice was closed (closed-hours prompt).
         Closed => "closed",
         /// The call was refused (unknown practice, untrusted source, …).
@@ -393,11 +397,14 @@ text_enum! {
 
 text_enum! {
     /// Where an abandoned caller was when they hung up.
-    AbandonPhase, "abandon phase", "lowercase" {
+    AbandonPhase, "abandon phase", "kebab-case" {
         /// Waiting in the queue.
         Queue => "queue",
         /// While an agent's phone was ringing.
         Ringing => "ringing",
+        /// In the callback menu (number read back or being typed), still
+        /// queued.
+        CallbackPrompt => "callback-prompt",
     }
 }
 

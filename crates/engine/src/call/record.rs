@@ -109,6 +109,9 @@ impl CallRecordBuilder {
         r.abandon_phase = match reason {
             EndReason::AbandonedInQueue => Some(permanence_records::AbandonPhase::Queue),
             EndReason::AbandonedRinging => Some(permanence_records::AbandonPhase::Ringing),
+            EndReason::AbandonedCallbackPrompt => {
+                Some(permanence_records::AbandonPhase::CallbackPrompt)
+            }
             _ => None,
         };
         r.ended_at = Some(now + wall_offset);
@@ -179,7 +182,9 @@ impl CallRecordBuilder {
             EndReason::CallerCancel
             | EndReason::CallerHangupBeforeQueue
             | EndReason::AbandonedInQueue
-            | EndReason::AbandonedRinging => Outcome::Abandoned,
+            | EndReason::AbandonedRinging
+            | EndReason::AbandonedCallbackPrompt => Outcome::Abandoned,
+            EndReason::CallbackRequested => Outcome::CallbackRequested,
             EndReason::Voicemail | EndReason::Callback | EndReason::OverflowHangup => {
                 Outcome::Overflowed
             }
