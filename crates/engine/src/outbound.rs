@@ -17,9 +17,8 @@
 use crate::activity::OutboundSlot;
 use crate::audit::{Action as Audited, AuditLog, Outcome as AuditOutcome};
 use crate::call::caller::Caller;
-use crate::call::far::{self, FarEvent, FarSide, Identity, OtherParty};
+use crate::call::far::{self, FarEvent, FarNews, FarSide, Identity, OtherParty};
 use crate::context::CallContext;
-use crate::leg::LegEvent;
 use crate::reply;
 use chrono::{DateTime, Utc};
 use permanence_acd::AgentId;
@@ -248,7 +247,7 @@ impl OutboundDriver {
                     }
                 }
                 ev = self.agent_side.media_events.recv() => self.on_agent_media(ev),
-                ev = next_far(&mut self.far) => self.on_far(ev).await,
+                ev = far::next(&mut self.far) => self.on_far(ev).await,
                 _ = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.core.handle_timeout(now);
@@ -288,34 +287,25 @@ impl OutboundDriver {
     }
 
     async fn on_far(&mut self, ev: FarEvent) {
-        match ev {
-            FarEvent::Leg(Some(LegEvent::Ringing)) => self.input(Input::FarRinging),
-            FarEvent::Leg(Some(LegEvent::Answered(remote))) => {
-                if let Some(f) = self.far.as_mut() {
-                    f.answered = true;
-                    let _ = f.media.set_remote(*remote);
-                }
-                self.input(Input::FarAnswered);
-            }
-            FarEvent::Leg(Some(LegEvent::Failed { status, .. })) => {
+        let Some(news) = self.far.as_mut().and_then(|f| f.digest(ev)) else {
+            return;
+        };
+        let input = match news {
+            FarNews::Ringing => Input::FarRinging,
+            FarNews::Answered => Input::FarAnswered,
+            FarNews::Failed { status, .. } => {
                 self.far_status = status;
                 self.close_far().await;
-                self.input(Input::FarFailed { status });
+                Input::FarFailed { status }
             }
-            FarEvent::Leg(Some(LegEvent::Bye) | None) => {
+            FarNews::Gone => {
                 self.close_far().await;
-                self.input(Input::FarBye);
+                Input::FarBye
             }
-            FarEvent::Leg(Some(LegEvent::Hold(remote) | LegEvent::Unhold(remote))) => {
-                if let Some(f) = self.far.as_ref() {
-                    let _ = f.media.set_remote(*remote);
-                }
-            }
-            FarEvent::Media(Some(MediaEvent::RtpTimeout)) if self.core.is_talking() => {
-                self.input(Input::MediaTimeout)
-            }
-            FarEvent::Media(_) => {}
-        }
+            FarNews::MediaTimeout => Input::MediaTimeout,
+            FarNews::Hold | FarNews::Unhold => return,
+        };
+        self.input(input);
     }
 
     async fn apply(&mut self, action: Action) {
@@ -556,12 +546,5 @@ fn record_outcome(o: Outcome) -> permanence_records::OutboundOutcome {
         Outcome::Failed(_) => R::Failed,
         Outcome::Cancelled => R::Cancelled,
         Outcome::Refused(_) => R::Refused,
-    }
-}
-
-async fn next_far(far: &mut Option<FarSide>) -> FarEvent {
-    match far {
-        Some(f) => f.next().await,
-        None => std::future::pending().await,
     }
 }

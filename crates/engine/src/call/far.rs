@@ -59,7 +59,68 @@ pub enum FarEvent {
     Media(Option<MediaEvent>),
 }
 
+/// What an event of the far side means to the driver of its call, once
+/// the leg's own bookkeeping is done.
+#[derive(Debug)]
+pub enum FarNews {
+    /// 180/183.
+    Ringing,
+    /// Answered (its media applied to the leg).
+    Answered,
+    /// Every target failed before an answer.
+    Failed {
+        /// As the dispatcher counts it.
+        reason: OfferFailure,
+        /// The final status, if one came.
+        status: Option<u16>,
+    },
+    /// Hung up after the answer, or the leg's task ended.
+    Gone,
+    /// Put on hold by the far end (its media applied).
+    Hold,
+    /// Taken off hold (its media applied).
+    Unhold,
+    /// Its media stopped after the answer.
+    MediaTimeout,
+}
+
+/// Waits for the next event of `far`, forever if there is none.
+pub async fn next(far: &mut Option<FarSide>) -> FarEvent {
+    match far {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl FarSide {
+    /// Reads one event of this side: applies the far end's media (answer,
+    /// hold, resume) to the leg and says what it means; `None` when it
+    /// means nothing to the driver.
+    pub fn digest(&mut self, ev: FarEvent) -> Option<FarNews> {
+        Some(match ev {
+            FarEvent::Leg(Some(LegEvent::Ringing)) => FarNews::Ringing,
+            FarEvent::Leg(Some(LegEvent::Answered(remote))) => {
+                self.answered = true;
+                let _ = self.media.set_remote(*remote);
+                FarNews::Answered
+            }
+            FarEvent::Leg(Some(LegEvent::Failed { reason, status })) => {
+                FarNews::Failed { reason, status }
+            }
+            FarEvent::Leg(Some(LegEvent::Bye) | None) => FarNews::Gone,
+            FarEvent::Leg(Some(LegEvent::Hold(remote))) => {
+                let _ = self.media.set_remote(*remote);
+                FarNews::Hold
+            }
+            FarEvent::Leg(Some(LegEvent::Unhold(remote))) => {
+                let _ = self.media.set_remote(*remote);
+                FarNews::Unhold
+            }
+            FarEvent::Media(Some(MediaEvent::RtpTimeout)) if self.answered => FarNews::MediaTimeout,
+            FarEvent::Media(_) => return None,
+        })
+    }
+
     /// Waits for the next news.
     pub async fn next(&mut self) -> FarEvent {
         tokio::select! {

@@ -24,7 +24,7 @@ use crate::media::PracticePrompts;
 use crate::reply;
 use caller::Caller;
 use chrono::{DateTime, Utc};
-use far::{FarEvent, FarSide, OtherParty};
+use far::{FarEvent, FarNews, FarSide, OtherParty};
 use permanence_acd::CallId;
 use permanence_call::{
     Call, CallSettings, EndReason, Event, Input, Output, TriageChoice, TriageMenu,
@@ -177,7 +177,7 @@ impl CallDriver {
                 st = self.caller.states.recv() => Box::pin(self.on_caller_dialog(st)).await,
                 ev = self.caller.media_events.recv() => self.on_caller_media(ev),
                 cmd = next_cmd(&mut self.queue) => self.on_dispatcher(cmd),
-                ev = next_far(&mut self.far) => Box::pin(self.on_far(ev)).await,
+                ev = far::next(&mut self.far) => Box::pin(self.on_far(ev)).await,
                 _ = tokio::time::sleep_until(deadline) => self.core.handle_timeout(self.now()),
             }
         }
@@ -337,64 +337,26 @@ impl CallDriver {
     }
 
     async fn on_far(&mut self, ev: FarEvent) {
-        let Some(party) = self.far.as_ref().map(|f| f.party.clone()) else {
+        let Some(f) = self.far.as_mut() else {
             return;
         };
-        match ev {
-            FarEvent::Leg(ev) => self.on_far_leg(party, ev).await,
+        let party = f.party.clone();
+        let Some(mut news) = f.digest(ev) else {
+            return;
+        };
+        match news {
+            FarNews::Failed { .. } | FarNews::Gone => self.close_far().await,
             // The far side's media stopped once answered: it vanished.
-            FarEvent::Media(Some(MediaEvent::RtpTimeout)) if self.far_answered() => {
+            FarNews::MediaTimeout => {
                 info!(call_id = %self.incoming.sip_call_id, "agent RTP timeout: ending the call");
                 self.close_far().await;
-                if let Some(input) = far_input(&party, FarNews::Gone) {
-                    self.input(input);
-                }
+                news = FarNews::Gone;
             }
-            FarEvent::Media(_) => {}
+            _ => {}
         }
-    }
-
-    async fn on_far_leg(&mut self, party: OtherParty, ev: Option<crate::leg::LegEvent>) {
-        use crate::leg::LegEvent;
-        let news = match ev {
-            Some(LegEvent::Ringing) => FarNews::Ringing,
-            Some(LegEvent::Answered(remote)) => {
-                if let Some(f) = self.far.as_mut() {
-                    f.answered = true;
-                    let _ = f.media.set_remote(*remote);
-                }
-                FarNews::Answered
-            }
-            Some(LegEvent::Failed { reason, .. }) => {
-                self.close_far().await;
-                FarNews::Failed(reason)
-            }
-            Some(LegEvent::Bye) | None => {
-                self.close_far().await;
-                FarNews::Gone
-            }
-            Some(LegEvent::Hold(remote)) => {
-                // Follows the far end's direction and keys (a re-key on
-                // hold is taken at once).
-                if let Some(f) = self.far.as_ref() {
-                    let _ = f.media.set_remote(*remote);
-                }
-                FarNews::Hold
-            }
-            Some(LegEvent::Unhold(remote)) => {
-                if let Some(f) = self.far.as_ref() {
-                    let _ = f.media.set_remote(*remote);
-                }
-                FarNews::Unhold
-            }
-        };
         if let Some(input) = far_input(&party, news) {
             self.input(input);
         }
-    }
-
-    fn far_answered(&self) -> bool {
-        self.far.as_ref().is_some_and(|f| f.answered)
     }
 
     /// The one way the far side is released: unbridged from the caller,
@@ -463,16 +425,6 @@ impl CallDriver {
     }
 }
 
-/// What happened to the far side, whoever it is.
-enum FarNews {
-    Ringing,
-    Answered,
-    Failed(permanence_call::OfferFailure),
-    Gone,
-    Hold,
-    Unhold,
-}
-
 /// The core's input for news of the far side: a telesecretary's inputs for
 /// an agent, the direct route's for a triage number (whose ringing or hold
 /// changes nothing).
@@ -480,15 +432,16 @@ fn far_input(party: &OtherParty, news: FarNews) -> Option<Input> {
     Some(match (party, news) {
         (OtherParty::Agent(a), FarNews::Ringing) => Input::AgentRinging { agent: a.clone() },
         (OtherParty::Agent(a), FarNews::Answered) => Input::AgentAnswered { agent: a.clone() },
-        (OtherParty::Agent(a), FarNews::Failed(reason)) => Input::AgentFailed {
+        (OtherParty::Agent(a), FarNews::Failed { reason, .. }) => Input::AgentFailed {
             agent: a.clone(),
             reason,
         },
         (OtherParty::Agent(_), FarNews::Gone) => Input::AgentBye,
         (OtherParty::Agent(_), FarNews::Hold) => Input::AgentHold,
+        (_, FarNews::MediaTimeout) => return None,
         (OtherParty::Agent(_), FarNews::Unhold) => Input::AgentUnhold,
         (OtherParty::Route(_), FarNews::Answered) => Input::TransferAnswered,
-        (OtherParty::Route(_), FarNews::Failed(_)) => Input::TransferFailed,
+        (OtherParty::Route(_), FarNews::Failed { .. }) => Input::TransferFailed,
         (OtherParty::Route(_), FarNews::Gone) => Input::TransferBye,
         (OtherParty::Route(_), FarNews::Ringing | FarNews::Hold | FarNews::Unhold) => return None,
         // A forwarded call never dials an outbound destination itself.
@@ -542,13 +495,6 @@ fn settings(ctx: &CallContext, practice: &Practice, caller: &str) -> CallSetting
 async fn next_cmd(rx: &mut Option<mpsc::UnboundedReceiver<CallCmd>>) -> Option<CallCmd> {
     match rx {
         Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_far(far: &mut Option<FarSide>) -> FarEvent {
-    match far {
-        Some(f) => f.next().await,
         None => std::future::pending().await,
     }
 }

@@ -9,14 +9,13 @@
 //! call of origin `callback`.
 
 use super::Msg;
-use crate::call::far::{self, FarEvent, FarSide, Identity, OtherParty};
+use crate::call::far::{self, FarEvent, FarNews, FarSide, Identity, OtherParty};
 use crate::context::CallContext;
-use crate::leg::LegEvent;
 use chrono::{DateTime, Utc};
 use permanence_acd::{AgentId, CallId, Input as AcdInput, OfferFailure};
 use permanence_callbacks::attempt::{Action, Event, Input, Output};
 use permanence_callbacks::{AgentFailure, Attempt, AttemptSettings, Outcome};
-use permanence_media::{MediaEvent, Playlist};
+use permanence_media::Playlist;
 use permanence_records::{OutboundOrigin, OutboundOutcome, OutboundRecord};
 use rsipstack::sip::Header;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,8 +92,8 @@ pub(super) async fn run(
                 Some(Cmd::Withdrawn) => d.input(Input::OfferCancelled),
                 Some(Cmd::Refused) | None => d.input(Input::DriverFailure),
             },
-            ev = next_far(&mut d.agent) => d.on_agent(ev).await,
-            ev = next_far(&mut d.patient) => d.on_patient(ev).await,
+            ev = far::next(&mut d.agent) => d.on_agent(ev).await,
+            ev = far::next(&mut d.patient) => d.on_patient(ev).await,
             _ = tokio::time::sleep_until(deadline) => {
                 let now = d.now();
                 d.core.handle_timeout(now);
@@ -124,68 +123,50 @@ impl TryDriver {
     }
 
     async fn on_agent(&mut self, ev: FarEvent) {
-        match ev {
-            FarEvent::Leg(Some(LegEvent::Ringing)) => self.input(Input::AgentRinging),
-            FarEvent::Leg(Some(LegEvent::Answered(remote))) => {
-                if let Some(f) = self.agent.as_mut() {
-                    f.answered = true;
-                    let _ = f.media.set_remote(*remote);
-                }
-                self.input(Input::AgentAnswered);
-            }
-            FarEvent::Leg(Some(LegEvent::Failed { reason, .. })) => {
+        let Some(news) = self.agent.as_mut().and_then(|f| f.digest(ev)) else {
+            return;
+        };
+        let input = match news {
+            FarNews::Ringing => Input::AgentRinging,
+            FarNews::Answered => Input::AgentAnswered,
+            FarNews::Failed { reason, .. } => {
                 self.close_agent().await;
-                self.input(Input::AgentFailed {
+                Input::AgentFailed {
                     reason: agent_failure(reason),
-                });
-            }
-            FarEvent::Leg(Some(LegEvent::Bye) | None) => {
-                self.close_agent().await;
-                self.input(Input::AgentBye);
-            }
-            FarEvent::Leg(Some(LegEvent::Hold(r) | LegEvent::Unhold(r))) => {
-                if let Some(f) = self.agent.as_ref() {
-                    let _ = f.media.set_remote(*r);
                 }
             }
-            FarEvent::Media(Some(MediaEvent::RtpTimeout)) if self.core.is_talking() => {
-                self.input(Input::MediaTimeout)
+            FarNews::Gone => {
+                self.close_agent().await;
+                Input::AgentBye
             }
-            FarEvent::Media(_) => {}
-        }
+            FarNews::MediaTimeout => Input::MediaTimeout,
+            FarNews::Hold | FarNews::Unhold => return,
+        };
+        self.input(input);
     }
 
     async fn on_patient(&mut self, ev: FarEvent) {
-        match ev {
-            FarEvent::Leg(Some(LegEvent::Ringing)) => self.input(Input::PatientRinging),
-            FarEvent::Leg(Some(LegEvent::Answered(remote))) => {
-                if let Some(f) = self.patient.as_mut() {
-                    f.answered = true;
-                    let _ = f.media.set_remote(*remote);
-                }
-                self.input(Input::PatientAnswered);
-            }
-            FarEvent::Leg(Some(LegEvent::Failed { status, .. })) => {
+        let Some(news) = self.patient.as_mut().and_then(|f| f.digest(ev)) else {
+            return;
+        };
+        let input = match news {
+            FarNews::Ringing => Input::PatientRinging,
+            FarNews::Answered => Input::PatientAnswered,
+            FarNews::Failed { status, .. } => {
                 if let Some(r) = self.record.as_mut() {
                     r.status_code = status;
                 }
                 self.close_patient().await;
-                self.input(Input::PatientFailed { status });
+                Input::PatientFailed { status }
             }
-            FarEvent::Leg(Some(LegEvent::Bye) | None) => {
+            FarNews::Gone => {
                 self.close_patient().await;
-                self.input(Input::PatientBye);
+                Input::PatientBye
             }
-            FarEvent::Leg(Some(LegEvent::Hold(r) | LegEvent::Unhold(r))) => {
-                if let Some(f) = self.patient.as_ref() {
-                    let _ = f.media.set_remote(*r);
-                }
-            }
-            FarEvent::Media(Some(MediaEvent::RtpTimeout)) if self.core.is_talking() => {
-                self.input(Input::MediaTimeout)
-            }
-            FarEvent::Media(_) => {}
-        }
+            FarNews::MediaTimeout => Input::MediaTimeout,
+            FarNews::Hold | FarNews::Unhold => return,
+        };
+        self.input(input);
     }
 
     async fn apply(&mut self, action: Action) {
@@ -428,12 +409,5 @@ fn offer_failure(f: AgentFailure) -> OfferFailure {
         AgentFailure::Busy => OfferFailure::Busy,
         AgentFailure::Rejected => OfferFailure::Rejected,
         AgentFailure::Unreachable => OfferFailure::Unreachable,
-    }
-}
-
-async fn next_far(far: &mut Option<FarSide>) -> FarEvent {
-    match far {
-        Some(f) => f.next().await,
-        None => std::future::pending().await,
     }
 }
