@@ -29,17 +29,19 @@ fn shipped_configuration_passes() {
     assert!(stderr.trim().is_empty(), "unexpected output: {stderr}");
 }
 
-/// The outbound cases (practice codes, destination classes, caller IDs)
-/// and the `[callback]` case (digit, ranges, settings without the offer)
-/// are among those checked below.
+/// The outbound cases (practice codes, destination classes, caller IDs),
+/// the `[callback]` case (digit, ranges, settings without the offer) and
+/// the `[[transfers]]` case (codes, targets, numbers against the outbound
+/// allow-list) are among those checked below.
 #[test]
-fn outbound_and_callback_cases_are_present() {
+fn outbound_callback_and_transfer_cases_are_present() {
     let root = common::repo().join("tests/configs");
     for case in [
         "outbound-duplicate-code",
         "outbound-unknown-class",
         "outbound-bad-caller-id",
         "callback-bad",
+        "transfers-bad",
     ] {
         assert!(
             root.join(case).join("expected.txt").is_file(),

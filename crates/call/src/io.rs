@@ -49,6 +49,10 @@ pub enum Prompt {
     /// "Votre demande de rappel est enregistrée. Vous gardez votre place
     /// dans la file d'attente... Au revoir."
     CallbackKeptPlace,
+    /// "Votre correspondant n'est pas joignable. Vous êtes replacé en tête
+    /// de file...": the number a telesecretary transferred the caller to
+    /// did not answer; the caller waits again, first in the queue.
+    TransferFailed,
 }
 
 /// What a caller leg should hear.
@@ -123,6 +127,47 @@ pub struct CallbackSettings {
     pub accept: AllowList,
 }
 
+/// Where a telesecretary blind-transfers the caller (RFC 3515 REFER from
+/// their softphone), as the driver resolved it from the practice's
+/// transfer list: the call core trusts it (the list is validated when the
+/// configuration is loaded, numbers against the practice's outbound
+/// allow-list).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransferTo {
+    /// A telephone number, E.164 (`+33611223344`), dialled through the
+    /// outbound trunk.
+    Number(String),
+    /// A telesecretary: the call goes back to the dispatcher, at the head
+    /// of the queue, offered to them.
+    Agent(AgentId),
+    /// A pool of telesecretaries: the call goes back to the dispatcher, at
+    /// the head of the queue, offered to the pool's members.
+    Pool(String),
+}
+
+impl TransferTo {
+    /// The kind of target, for events, logs and records: `"number"`,
+    /// `"agent"` or `"pool"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransferTo::Number(_) => "number",
+            TransferTo::Agent(_) => "agent",
+            TransferTo::Pool(_) => "pool",
+        }
+    }
+}
+
+/// Who the dispatcher must offer a call to, when a blind transfer sent it
+/// back to the queue for a telesecretary or a pool (the `target` of
+/// [`Action::Enqueue`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum QueueTarget {
+    /// Only this telesecretary.
+    Agent(AgentId),
+    /// Only the members of this pool (its id).
+    Pool(String),
+}
+
 /// Settings of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSettings {
@@ -173,7 +218,9 @@ pub enum EndReason {
     Callback,
     /// Overflow to a hang-up with an apology.
     OverflowHangup,
-    /// Sent straight to a number by triage, and connected there.
+    /// Connected to a number, and ended there: sent straight to it by
+    /// triage (direct route), or blind-transferred to it by the
+    /// telesecretary who answered.
     Transferred,
     /// No RTP from the caller for too long.
     MediaTimeout,
@@ -187,6 +234,11 @@ pub enum EndReason {
     /// The caller asked to be called back: the request keeps the call's
     /// place in the queue, the engine hung up after the confirmation.
     CallbackRequested,
+    /// A telesecretary answered and blind-transferred the caller to a
+    /// number; the caller hung up while that number was ringing (hold
+    /// audio playing). The call was answered (by the telesecretary), see
+    /// [`EndReason::was_answered`].
+    AbandonedTransfer,
 }
 
 impl EndReason {
@@ -209,15 +261,22 @@ impl EndReason {
             EndReason::Failure => "failure",
             EndReason::AbandonedCallbackPrompt => "abandoned-callback-prompt",
             EndReason::CallbackRequested => "callback-requested",
+            EndReason::AbandonedTransfer => "abandoned-transfer",
         }
     }
 
     /// Whether a telesecretary (or the direct-route number) talked with
-    /// the caller.
+    /// the caller. A caller who hung up while a blind transfer rang
+    /// ([`EndReason::AbandonedTransfer`]) was answered: the telesecretary
+    /// talked with them before transferring (the abandon is of the
+    /// transfer, not of the queue).
     pub fn was_answered(self) -> bool {
         matches!(
             self,
-            EndReason::CallerHangup | EndReason::AgentHangup | EndReason::Transferred
+            EndReason::CallerHangup
+                | EndReason::AgentHangup
+                | EndReason::Transferred
+                | EndReason::AbandonedTransfer
         )
     }
 }
@@ -292,11 +351,20 @@ pub enum Input {
     AgentHold,
     /// The telesecretary resumed the call.
     AgentUnhold,
-    /// The direct-route number answered.
+    /// The telesecretary talking with the caller blind-transferred them
+    /// (REFER). Only taken while bridged with a telesecretary, held or not
+    /// (see [`crate::Call::can_transfer`]); ignored anywhere else.
+    TransferRequested {
+        /// Where to.
+        to: TransferTo,
+    },
+    /// The number being dialled (direct route, or blind transfer to a
+    /// number) answered.
     TransferAnswered,
-    /// The direct-route number did not answer or refused.
+    /// The number being dialled (direct route, or blind transfer to a
+    /// number) did not answer or refused.
     TransferFailed,
-    /// The direct-route party hung up.
+    /// The party of the direct route or of the blind transfer hung up.
     TransferBye,
 }
 
@@ -310,9 +378,22 @@ pub enum Action {
     /// Send BYE to the caller.
     HangUp,
     /// Queue the call with the dispatcher, with the triage digit chosen.
+    ///
+    /// After a blind transfer (the telesecretary's call with the caller was
+    /// reported ended just before), the call comes back as a new
+    /// dispatcher call: at the head of the queue (`head`), and, for a
+    /// transfer to a telesecretary or a pool, offered only to them
+    /// (`target`). One action, so the dispatcher learns the place and the
+    /// target with the arrival, never after it.
     Enqueue {
         /// The triage option (its priority, skills, language apply).
         triage: Option<char>,
+        /// Ahead of every waiting call of the practice (a caller whose
+        /// transfer failed, or transferred to a colleague), instead of
+        /// behind them. False for a call joining the queue normally.
+        head: bool,
+        /// Who to offer the call to; `None`: the practice's routing steps.
+        target: Option<QueueTarget>,
     },
     /// Ask the dispatcher for the position and estimated wait.
     RequestPosition,
@@ -362,8 +443,18 @@ pub enum Action {
         /// The triage digit whose `route_to` to call.
         digit: char,
     },
-    /// Cancel or hang up the direct-route leg.
+    /// Cancel or hang up the leg of the direct route or of the blind
+    /// transfer.
     HangUpTransfer,
+    /// Call this number (E.164) through the outbound trunk for a blind
+    /// transfer, and report with [`Input::TransferAnswered`],
+    /// [`Input::TransferFailed`] (also when it cannot be placed) and
+    /// [`Input::TransferBye`]. The caller hears hold audio meanwhile; the
+    /// driver bounds the ringing (the outbound ring timeout).
+    DialTransfer {
+        /// The number, E.164.
+        number: String,
+    },
     /// The caller asked to be called back on `number`: hand the
     /// dispatcher's call over to the callback machinery, keeping its place
     /// in the queue. The call core no longer reports on it (no abandon).
@@ -424,6 +515,18 @@ pub enum Event {
     },
     /// The direct-route number answered.
     RouteConnected,
+    /// The telesecretary blind-transferred the caller and left the call
+    /// (their talk with the caller is over, for observers too): `kind` is
+    /// `"number"` (the number is being dialled, hold audio meanwhile),
+    /// `"agent"` or `"pool"` (the call goes back to the queue, at its head,
+    /// for that telesecretary or pool: [`Event::Queued`] follows). See
+    /// [`TransferTo::kind`].
+    TransferDialled {
+        /// `"number"`, `"agent"` or `"pool"`.
+        kind: &'static str,
+    },
+    /// The number of a blind transfer answered: the caller talks with it.
+    TransferConnected,
     /// The call left the queue to an overflow.
     Overflowed(OverflowKind),
     /// A voicemail message is being recorded.
@@ -523,7 +626,16 @@ pub enum Phase {
         /// The triage digit.
         digit: char,
     },
-    /// Connected to the direct-route number.
+    /// A telesecretary blind-transferred the caller to `number`, which is
+    /// ringing (hold audio playing). The telesecretary has left; the
+    /// dispatcher's call is over. A failure sends the caller back to the
+    /// head of the queue.
+    BlindTransfer {
+        /// The number being dialled, E.164.
+        number: String,
+    },
+    /// Connected to the direct-route number, or to the number of a blind
+    /// transfer.
     Transferred,
     /// Playing an overflow prompt.
     Overflowing(OverflowKind),

@@ -36,7 +36,15 @@
 //!    them while the caller keeps hearing hold audio; on their answer,
 //!    **bridge** the two legs; a failed offer goes back to the dispatcher;
 //! 6. the call ends when either side hangs up; the telesecretary may put
-//!    the caller on hold (hold audio) and back.
+//!    the caller on hold (hold audio) and back;
+//! 7. the telesecretary may **blind-transfer** the caller (REFER from their
+//!    softphone, see [`Call::can_transfer`]): they leave the call (the
+//!    dispatcher's call ends, wrap-up starts) and either a number is
+//!    dialled while the caller hears hold audio (connected on its answer;
+//!    on a failure the caller goes back to the **head** of the queue after
+//!    a short prompt), or the call goes back to the head of the queue for
+//!    the telesecretary or pool named, and the offer/answer of step 5
+//!    applies. The caller never hears silence and is never dropped.
 //!
 //! Other exits: a closed practice plays the closed prompt (dial 15 in an
 //! emergency) and hangs up; at max wait the dispatcher sends the call to
@@ -61,7 +69,7 @@ use std::time::Duration;
 
 pub use io::{
     Action, CallSettings, CallbackSettings, EndReason, Event, Input, Output, Phase, Playlist,
-    Prompt, TriageChoice, TriageMenu,
+    Prompt, QueueTarget, TransferTo, TriageChoice, TriageMenu,
 };
 pub use permanence_types::{AgentId, OfferFailure, OverflowKind};
 
@@ -131,6 +139,14 @@ impl Call {
         self.in_dispatcher
     }
 
+    /// Whether a blind transfer ([`Input::TransferRequested`]) would be
+    /// taken now: only while a telesecretary talks with the caller, held
+    /// or not. The driver answers a REFER it cannot take with an error
+    /// instead of 202 Accepted; the core ignores the input anyway.
+    pub fn can_transfer(&self) -> bool {
+        matches!(self.phase, Phase::Bridged { .. })
+    }
+
     /// Whether the call is over.
     pub fn is_ended(&self) -> bool {
         matches!(self.phase, Phase::Ended(_))
@@ -157,7 +173,23 @@ impl Call {
         self.push(Action::Play(Playlist::looped(Prompt::Hold)));
     }
 
+    /// Joins the dispatcher's queue normally (behind the waiting calls,
+    /// for the practice's routing).
     fn enqueue(&mut self, now: DateTime<Utc>) {
+        self.join_queue(Vec::new(), false, None, now);
+    }
+
+    /// Joins the dispatcher's queue as a new dispatcher call: at its head
+    /// when `head`, for `target` only if given; the caller hears `lead`
+    /// then the hold audio of a stay in the queue (with the callback offer
+    /// as at any enqueue).
+    fn join_queue(
+        &mut self,
+        lead: Vec<Prompt>,
+        head: bool,
+        target: Option<QueueTarget>,
+        now: DateTime<Utc>,
+    ) {
         self.phase = Phase::Queued { ringing: None };
         self.in_dispatcher = true;
         self.emit(Event::Queued {
@@ -165,9 +197,22 @@ impl Call {
         });
         self.push(Action::Enqueue {
             triage: self.triage_choice,
+            head,
+            target,
         });
-        self.queue_audio(Vec::new(), now);
+        self.queue_audio(lead, now);
         self.next_announce = self.settings.announce_every.map(|e| now + e);
+    }
+
+    /// The telesecretary's leg leaves a bridged call: stop relaying, hang
+    /// it up, and close the dispatcher's call (their wrap-up starts).
+    fn release_agent(&mut self, agent: AgentId) {
+        self.push(Action::Unbridge);
+        self.push(Action::HangUpAgent { agent });
+        if self.in_dispatcher {
+            self.push(Action::ReportEnded);
+            self.in_dispatcher = false;
+        }
     }
 
     /// Plays `lead` then the hold audio of a stay in the queue beginning
@@ -225,17 +270,17 @@ impl Call {
                 }
             }
             Phase::Bridged { agent, .. } => {
-                self.push(Action::Unbridge);
-                self.push(Action::HangUpAgent { agent });
-                if self.in_dispatcher {
-                    self.push(Action::ReportEnded);
-                    self.in_dispatcher = false;
-                }
+                self.release_agent(agent);
                 EndReason::CallerHangup
             }
             Phase::Transferring { .. } | Phase::Transferred => {
                 self.push(Action::HangUpTransfer);
                 EndReason::Transferred
+            }
+            // The telesecretary has left; the number still rings.
+            Phase::BlindTransfer { .. } => {
+                self.push(Action::HangUpTransfer);
+                EndReason::AbandonedTransfer
             }
             Phase::Overflowing(OverflowKind::Voicemail) => EndReason::Voicemail,
             Phase::Overflowing(OverflowKind::Callback) => EndReason::Callback,
@@ -324,9 +369,10 @@ impl Call {
             Input::AgentBye => self.on_agent_bye(),
             Input::AgentHold => self.on_agent_hold(true),
             Input::AgentUnhold => self.on_agent_hold(false),
+            Input::TransferRequested { to } => self.on_transfer_requested(to, now),
             Input::TransferAnswered => self.on_route_answered(),
             Input::TransferFailed => self.on_route_failed(now),
-            Input::TransferBye => self.on_route_bye(),
+            Input::TransferBye => self.on_route_bye(now),
         }
     }
 
@@ -816,29 +862,74 @@ impl Call {
         }
     }
 
-    // ------------------------------------------------ the direct route
+    /// The telesecretary blind-transferred the caller (REFER), bridged or
+    /// holding them: they leave the call (the dispatcher's call is over,
+    /// their wrap-up starts). A number is dialled while the caller hears
+    /// hold audio; a telesecretary or a pool gets the call back from the
+    /// dispatcher, at the head of the queue (a new dispatcher call). Any
+    /// other phase ignores it.
+    fn on_transfer_requested(&mut self, to: TransferTo, now: DateTime<Utc>) {
+        let Phase::Bridged { agent, .. } = self.phase.clone() else {
+            return;
+        };
+        self.emit(Event::TransferDialled { kind: to.kind() });
+        self.release_agent(agent);
+        match to {
+            TransferTo::Number(number) => {
+                self.phase = Phase::BlindTransfer {
+                    number: number.clone(),
+                };
+                self.hold_loop();
+                self.push(Action::DialTransfer { number });
+            }
+            TransferTo::Agent(a) => {
+                self.join_queue(Vec::new(), true, Some(QueueTarget::Agent(a)), now)
+            }
+            TransferTo::Pool(p) => {
+                self.join_queue(Vec::new(), true, Some(QueueTarget::Pool(p)), now)
+            }
+        }
+    }
+
+    // ------------------------------------ the direct route, the transfer
 
     fn on_route_answered(&mut self) {
-        if let Phase::Transferring { .. } = self.phase {
-            self.phase = Phase::Transferred;
-            self.emit(Event::RouteConnected);
-            self.push(Action::Bridge);
-        }
+        let event = match self.phase {
+            Phase::Transferring { .. } => Event::RouteConnected,
+            Phase::BlindTransfer { .. } => Event::TransferConnected,
+            _ => return,
+        };
+        self.phase = Phase::Transferred;
+        self.emit(event);
+        self.push(Action::Bridge);
     }
 
     fn on_route_failed(&mut self, now: DateTime<Utc>) {
-        if let Phase::Transferring { .. } = self.phase {
+        match self.phase {
             // The number did not answer: queue the call, keeping its
             // triage choice (urgent priority).
-            self.enqueue(now);
+            Phase::Transferring { .. } => self.enqueue(now),
+            // The transfer's number did not answer: back to the head of
+            // the queue (the caller has already waited and been answered),
+            // told why.
+            Phase::BlindTransfer { .. } => {
+                self.join_queue(vec![Prompt::TransferFailed], true, None, now)
+            }
+            _ => {}
         }
     }
 
-    fn on_route_bye(&mut self) {
-        if let Phase::Transferred = self.phase {
-            self.push(Action::Unbridge);
-            self.push(Action::HangUp);
-            self.finish(EndReason::Transferred);
+    fn on_route_bye(&mut self, now: DateTime<Utc>) {
+        match self.phase {
+            Phase::Transferred => {
+                self.push(Action::Unbridge);
+                self.push(Action::HangUp);
+                self.finish(EndReason::Transferred);
+            }
+            // The transfer's leg vanished before answering: a failure, the
+            // caller must not wait on hold for nobody.
+            Phase::BlindTransfer { .. } => self.on_route_failed(now),
+            _ => {}
         }
     }
 

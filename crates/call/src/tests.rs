@@ -61,6 +61,15 @@ fn agent(a: &str) -> AgentId {
     AgentId::from(a)
 }
 
+/// A normal enqueue: behind the waiting calls, for the practice's routing.
+fn enqueue(triage: Option<char>) -> Action {
+    Action::Enqueue {
+        triage,
+        head: false,
+        target: None,
+    }
+}
+
 fn queued(settings: CallSettings) -> Call {
     let mut c = Call::new(settings);
     c.handle(Input::Start { open: true }, t(0));
@@ -84,10 +93,7 @@ fn greeting_then_queue_with_hold_audio() {
     c.handle(Input::PlaybackFinished, t(4));
     assert_eq!(
         drain(&mut c),
-        vec![
-            Action::Enqueue { triage: None },
-            Action::Play(Playlist::looped(Prompt::Hold))
-        ]
+        vec![enqueue(None), Action::Play(Playlist::looped(Prompt::Hold))]
     );
 }
 
@@ -133,7 +139,7 @@ fn triage_digit_during_greeting_or_menu() {
     assert_eq!(
         drain(&mut c),
         vec![
-            Action::Enqueue { triage: Some('1') },
+            enqueue(Some('1')),
             Action::Play(Playlist::looped(Prompt::Hold))
         ]
     );
@@ -151,7 +157,7 @@ fn triage_digit_during_greeting_or_menu() {
         vec![Action::Play(Playlist::once(Prompt::Triage))]
     );
     c.handle(Input::Dtmf('1'), t(6));
-    assert_eq!(drain(&mut c)[0], Action::Enqueue { triage: Some('1') });
+    assert_eq!(drain(&mut c)[0], enqueue(Some('1')));
     assert_eq!(c.triage_choice(), Some('1'));
 }
 
@@ -174,7 +180,7 @@ fn triage_timeout_takes_default_after_menu_played() {
     assert_eq!(
         drain(&mut c),
         vec![
-            Action::Enqueue { triage: Some('2') },
+            enqueue(Some('2')),
             Action::Play(Playlist::looped(Prompt::Hold))
         ]
     );
@@ -200,7 +206,7 @@ fn direct_route_then_fallback_to_queue() {
     assert_eq!(
         drain(&mut c),
         vec![
-            Action::Enqueue { triage: Some('7') },
+            enqueue(Some('7')),
             Action::Play(Playlist::looped(Prompt::Hold))
         ]
     );
@@ -669,7 +675,20 @@ fn input_strategy() -> impl proptest::strategy::Strategy<Value = Input> {
         Just(Input::TransferAnswered),
         Just(Input::TransferFailed),
         Just(Input::TransferBye),
+        transfer_strategy(),
     ]
+}
+
+/// A blind transfer to a number, a telesecretary or a pool.
+fn transfer_strategy() -> impl proptest::strategy::Strategy<Value = Input> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(TransferTo::Number("+33611223344".into())),
+        Just(TransferTo::Agent(agent("alice"))),
+        Just(TransferTo::Agent(agent("bob"))),
+        Just(TransferTo::Pool("shared".into())),
+    ]
+    .prop_map(|to| Input::TransferRequested { to })
 }
 
 /// One step of the property test: an input, or a whole number typed in
@@ -685,6 +704,15 @@ fn step_strategy() -> impl proptest::strategy::Strategy<Value = Vec<Input>> {
         1 => Just(typed("0612345678#")),
         1 => Just(typed("0899123456#")),
         1 => Just(typed("061234567812345678901")),
+        // Answered by a telesecretary, a blind transfer, its number's
+        // answer or failure: often, to reach the transfer paths.
+        2 => Just(vec![
+            Input::Offer { agent: agent("alice") },
+            Input::AgentAnswered { agent: agent("alice") },
+        ]),
+        2 => transfer_strategy().prop_map(|i| vec![i]),
+        1 => Just(vec![Input::TransferAnswered]),
+        1 => Just(vec![Input::TransferFailed]),
     ]
 }
 
@@ -707,6 +735,8 @@ proptest::proptest! {
             proptest::prelude::Just(25),
         ],
         with_callback in proptest::bool::weighted(0.8),
+        // Start talking with a telesecretary (the transfer paths).
+        answered in proptest::bool::weighted(0.4),
     ) {
         let mut c = Call::new(CallSettings {
             max_duration: Duration::from_secs(600),
@@ -716,24 +746,42 @@ proptest::proptest! {
             callback: with_callback.then(|| callback(presented, offer_after)),
         });
         let mut now = t(0);
-        c.handle(Input::Start { open }, now);
+        c.handle(Input::Start { open: open || answered }, now);
+        let answered = answered.then(|| (
+            vec![
+                Input::PlaybackFinished,
+                Input::Dtmf('1'),
+                Input::Offer { agent: agent("bob") },
+                Input::AgentAnswered { agent: agent("bob") },
+            ],
+            1,
+        ));
         let mut outputs = Vec::new();
         let mut all = Vec::new();
-        // The agent's own hang-ups, in order with the actions.
+        // The agent's own hang-ups, and the transfer party's, in order with
+        // the actions; transfers asked.
         let mut agent_byes = Vec::new();
+        let mut transfer_byes = Vec::new();
+        let mut transfers_asked = 0;
         let mut take = |c: &mut Call, all: &mut Vec<Action>| {
             for o in drain_all(c) {
                 outputs.push(o.clone());
                 all.extend(o.action());
             }
         };
-        for (inputs, dt) in steps {
+        for (inputs, dt) in answered.into_iter().chain(steps) {
             now += Duration::from_secs(dt);
             for input in inputs {
                 c.handle_timeout(now);
                 take(&mut c, &mut all);
                 if input == Input::AgentBye {
                     agent_byes.push(all.len());
+                }
+                if input == Input::TransferBye {
+                    transfer_byes.push(all.len());
+                }
+                if matches!(input, Input::TransferRequested { .. }) {
+                    transfers_asked += 1;
                 }
                 c.handle(input, now);
                 take(&mut c, &mut all);
@@ -772,6 +820,11 @@ proptest::proptest! {
                     let seen = current.take().map(|(a, _)| a);
                     proptest::prop_assert_eq!(seen.as_ref(), Some(agent));
                 }
+                // A blind transfer ends the talk with the telesecretary.
+                Output::Event(Event::TransferDialled { .. }) => {
+                    let talking = current.take().is_some_and(|(_, connected)| connected);
+                    proptest::prop_assert!(talking, "transfer without a connected agent");
+                }
                 Output::Event(Event::Overflowed(_) | Event::QueueClosed | Event::Ended(_)) => current = None,
                 _ => {}
             }
@@ -782,24 +835,65 @@ proptest::proptest! {
         proptest::prop_assert_eq!(finished.len(), 1);
         proptest::prop_assert_eq!(finished[0].0, all.len() - 1, "action after Finished");
 
-        // Dispatcher bookkeeping: enqueues are matched by exactly one
-        // closing report, a dispatcher-side end (overflow/closed/requeue
-        // after a transfer counts as the same call) or a hand-over to a
-        // callback request.
-        let enqueued = all.iter().filter(|a| matches!(a, Action::Enqueue { .. })).count();
-        proptest::prop_assert!(enqueued <= 1);
-        let reports = all.iter().filter(|a| matches!(a,
-            Action::ReportAbandoned | Action::ReportEnded | Action::RequestCallback { .. })).count();
-        proptest::prop_assert!(reports <= enqueued);
-        if enqueued == 1 && reports == 0 {
-            // Then the dispatcher must have ended it itself: an overflow or
-            // closed prompt was played after the enqueue.
-            let after = all.iter().skip_while(|a| !matches!(a, Action::Enqueue { .. }));
-            let dispatcher_end = after.into_iter().any(|a| matches!(a,
-                Action::Play(p) if matches!(p.items.first(), Some(Prompt::Closed | Prompt::Voicemail | Prompt::Callback | Prompt::Overflow))));
-            proptest::prop_assert!(dispatcher_end, "enqueued call ended without a report: {:?}", all);
+        // Dispatcher bookkeeping, one dispatcher call at a time: each
+        // enqueue (the first arrival, or the return of a blind transfer,
+        // at the head of the queue) is closed by exactly one report
+        // (abandon, end of talk), a hand-over to a callback request, or a
+        // dispatcher-side end (an overflow or closed prompt played after
+        // it); never a report without an open call (no abandon after the
+        // end of talk).
+        let mut open_call = false;
+        let (mut arrivals, mut returns) = (0, 0);
+        for a in &all {
+            match a {
+                Action::Enqueue { head, target, .. } => {
+                    proptest::prop_assert!(!open_call, "two dispatcher calls at once: {:?}", all);
+                    proptest::prop_assert!(*head || target.is_none(), "a target without the head");
+                    if *head { returns += 1 } else { arrivals += 1 }
+                    open_call = true;
+                }
+                Action::ReportAbandoned | Action::ReportEnded | Action::RequestCallback { .. } => {
+                    proptest::prop_assert!(open_call, "report without a dispatcher call: {:?}", all);
+                    open_call = false;
+                }
+                Action::Play(p) if open_call && matches!(p.items.first(),
+                    Some(Prompt::Closed | Prompt::Voicemail | Prompt::Callback | Prompt::Overflow)) => {
+                    open_call = false;
+                }
+                _ => {}
+            }
         }
+        proptest::prop_assert!(arrivals <= 1);
+        proptest::prop_assert!(returns <= transfers_asked, "head of the queue without a transfer");
+        proptest::prop_assert!(!open_call, "enqueued call ended without a report: {:?}", all);
         proptest::prop_assert!(!c.holds_dispatcher_call());
+
+        // The blind transfer's leg: dialled only when none is open, then
+        // connected (a bridge), failed (back to the head of the queue) or
+        // hung up; once connected, hung up by either side. The caller
+        // hears hold audio while it rings.
+        #[derive(Debug, PartialEq)]
+        enum Leg { None, Ringing, Connected }
+        let mut leg = Leg::None;
+        for (i, a) in all.iter().enumerate() {
+            if transfer_byes.contains(&i) && leg == Leg::Connected {
+                leg = Leg::None;
+            }
+            match a {
+                Action::DialTransfer { .. } => {
+                    proptest::prop_assert_eq!(&leg, &Leg::None);
+                    let held = i.checked_sub(1).and_then(|j| all.get(j))
+                        == Some(&Action::Play(Playlist::looped(Prompt::Hold)));
+                    proptest::prop_assert!(held, "transfer dialled without hold audio");
+                    leg = Leg::Ringing;
+                }
+                Action::Bridge if leg == Leg::Ringing => leg = Leg::Connected,
+                Action::Enqueue { head: true, target: None, .. } if leg == Leg::Ringing => leg = Leg::None,
+                Action::HangUpTransfer => leg = Leg::None,
+                _ => {}
+            }
+        }
+        proptest::prop_assert_eq!(leg, Leg::None, "transfer leg left open: {:?}", all);
         // A callback requested stands whatever the caller does next.
         if all.iter().any(|a| matches!(a, Action::RequestCallback { .. })) {
             proptest::prop_assert!(matches!(finished_reason, Some(
@@ -1001,10 +1095,7 @@ fn callback_offer_with_the_first_hold_audio() {
     c.handle(Input::PlaybackFinished, t(4));
     assert_eq!(
         drain(&mut c),
-        vec![
-            Action::Enqueue { triage: None },
-            Action::Play(offer_and_hold())
-        ]
+        vec![enqueue(None), Action::Play(offer_and_hold())]
     );
     // No timer for it: it has been played.
     assert_eq!(c.poll_timeout(), Some(t(4 * 3600)));
@@ -1533,4 +1624,478 @@ fn numbers_spoken_back_in_national_form_when_french() {
     ] {
         assert_eq!(national_form(number), form, "{number}");
     }
+}
+
+// ------------------------------------------------------ blind transfers
+
+const PORTABLE: &str = "+33611223344";
+
+fn to_number() -> Input {
+    Input::TransferRequested {
+        to: TransferTo::Number(PORTABLE.into()),
+    }
+}
+
+/// A call queued with triage option '1', answered by Alice at 15 s.
+fn talking(settings: CallSettings) -> Call {
+    let mut c = Call::new(CallSettings {
+        triage: Some(menu()),
+        ..settings
+    });
+    c.handle(Input::Start { open: true }, t(0));
+    c.handle(Input::PlaybackFinished, t(4));
+    c.handle(Input::Dtmf('1'), t(6));
+    c.handle(
+        Input::Offer {
+            agent: agent("alice"),
+        },
+        t(10),
+    );
+    c.handle(
+        Input::AgentAnswered {
+            agent: agent("alice"),
+        },
+        t(15),
+    );
+    drain(&mut c);
+    assert!(c.can_transfer());
+    c
+}
+
+/// What Alice's leaving the call looks like, for a transfer of `kind`.
+fn alice_leaves(kind: &'static str) -> Vec<Output> {
+    vec![
+        Output::Event(Event::TransferDialled { kind }),
+        Output::Action(Action::Unbridge),
+        Output::Action(Action::HangUpAgent {
+            agent: agent("alice"),
+        }),
+        Output::Action(Action::ReportEnded),
+    ]
+}
+
+/// The head-of-queue return with `lead` before the hold audio.
+fn back_at_the_head(target: Option<QueueTarget>, lead: &[Prompt]) -> Vec<Output> {
+    let mut items = lead.to_vec();
+    items.push(Prompt::Hold);
+    vec![
+        Output::Event(Event::Queued { triage: Some('1') }),
+        Output::Action(Action::Enqueue {
+            triage: Some('1'),
+            head: true,
+            target,
+        }),
+        Output::Action(Action::Play(Playlist {
+            items,
+            loop_last: true,
+        })),
+    ]
+}
+
+#[test]
+fn blind_transfer_to_a_number_answered_then_hung_up_there() {
+    let mut c = talking(CallSettings::default());
+    c.handle(to_number(), t(60));
+    let mut want = alice_leaves("number");
+    want.extend([
+        Output::Action(Action::Play(Playlist::looped(Prompt::Hold))),
+        Output::Action(Action::DialTransfer {
+            number: PORTABLE.into(),
+        }),
+    ]);
+    assert_eq!(drain_all(&mut c), want);
+    assert_eq!(
+        c.phase(),
+        &Phase::BlindTransfer {
+            number: PORTABLE.into()
+        }
+    );
+    // The dispatcher's call is over (Alice's wrap-up); no second transfer.
+    assert!(!c.holds_dispatcher_call());
+    assert!(!c.can_transfer());
+    // Late news of Alice's leg and of the dispatcher change nothing.
+    c.handle(Input::AgentBye, t(61));
+    c.handle(Input::AgentUnhold, t(61));
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(61),
+    );
+    c.handle(to_number(), t(61));
+    assert_eq!(drain_all(&mut c), vec![]);
+    c.handle(Input::TransferAnswered, t(70));
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Event(Event::TransferConnected),
+            Output::Action(Action::Bridge)
+        ]
+    );
+    assert_eq!(c.phase(), &Phase::Transferred);
+    c.handle(Input::TransferBye, t(300));
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Action(Action::Unbridge),
+            Output::Action(Action::HangUp),
+            Output::Event(Event::Ended(EndReason::Transferred)),
+            Output::Action(Action::Finished(EndReason::Transferred))
+        ]
+    );
+}
+
+#[test]
+fn blind_transfer_connected_then_the_caller_hangs_up() {
+    let mut c = talking(CallSettings::default());
+    c.handle(to_number(), t(60));
+    c.handle(Input::TransferAnswered, t(70));
+    drain(&mut c);
+    c.handle(Input::CallerBye, t(200));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::HangUpTransfer,
+            Action::Finished(EndReason::Transferred)
+        ]
+    );
+}
+
+#[test]
+fn failed_blind_transfer_goes_back_to_the_head_of_the_queue() {
+    let mut c = talking(CallSettings {
+        announce_every: Some(Duration::from_secs(45)),
+        ..CallSettings::default()
+    });
+    c.handle(to_number(), t(60));
+    drain(&mut c);
+    c.handle(Input::TransferFailed, t(90));
+    // Told why, then hold audio; first in the queue, with the triage
+    // option chosen at the start.
+    assert_eq!(
+        drain_all(&mut c),
+        back_at_the_head(None, &[Prompt::TransferFailed])
+    );
+    assert_eq!(c.phase(), &Phase::Queued { ringing: None });
+    assert!(c.holds_dispatcher_call());
+    assert!(!c.can_transfer());
+    // A stay in the queue like any other: announcements, then the
+    // offer/answer flow.
+    assert_eq!(c.poll_timeout(), Some(t(135)));
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(95),
+    );
+    c.handle(
+        Input::AgentAnswered {
+            agent: agent("bob"),
+        },
+        t(100),
+    );
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::InviteAgent {
+                agent: agent("bob")
+            },
+            Action::ReportAnswered {
+                agent: agent("bob")
+            },
+            Action::Bridge
+        ]
+    );
+    assert!(c.can_transfer());
+
+    // A leg that vanishes before answering is a failure too; the callback
+    // offer, when due at once, follows the prompt as at any enqueue.
+    let mut c = talking(with_callback(Some("+33612345678"), 0));
+    c.handle(to_number(), t(60));
+    drain(&mut c);
+    c.handle(Input::TransferBye, t(62));
+    assert_eq!(
+        drain_all(&mut c),
+        back_at_the_head(None, &[Prompt::TransferFailed, Prompt::CallbackOffer])
+    );
+}
+
+#[test]
+fn caller_hangs_up_while_the_transfer_rings() {
+    let mut c = talking(CallSettings::default());
+    c.handle(to_number(), t(60));
+    drain(&mut c);
+    c.handle(Input::CallerBye, t(65));
+    // Alice's call was already reported ended: no abandon.
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Action(Action::HangUpTransfer),
+            Output::Event(Event::Ended(EndReason::AbandonedTransfer)),
+            Output::Action(Action::Finished(EndReason::AbandonedTransfer))
+        ]
+    );
+    assert_eq!(EndReason::AbandonedTransfer.as_str(), "abandoned-transfer");
+    // Alice talked with the caller before transferring.
+    assert!(EndReason::AbandonedTransfer.was_answered());
+    // The caller's media gone: the cause is kept, the number released.
+    let mut c = talking(CallSettings::default());
+    c.handle(to_number(), t(60));
+    drain(&mut c);
+    c.handle(Input::MediaTimeout, t(65));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::HangUp,
+            Action::HangUpTransfer,
+            Action::Finished(EndReason::MediaTimeout)
+        ]
+    );
+}
+
+#[test]
+fn blind_transfer_to_a_telesecretary() {
+    let mut c = talking(CallSettings::default());
+    c.handle(
+        Input::TransferRequested {
+            to: TransferTo::Agent(agent("bob")),
+        },
+        t(60),
+    );
+    let mut want = alice_leaves("agent");
+    want.extend(back_at_the_head(
+        Some(QueueTarget::Agent(agent("bob"))),
+        &[],
+    ));
+    assert_eq!(drain_all(&mut c), want);
+    assert_eq!(c.phase(), &Phase::Queued { ringing: None });
+    assert!(c.holds_dispatcher_call());
+    // The dispatcher offers it to Bob; the normal flow applies.
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(61),
+    );
+    c.handle(
+        Input::AgentAnswered {
+            agent: agent("bob"),
+        },
+        t(64),
+    );
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::InviteAgent {
+                agent: agent("bob")
+            },
+            Action::ReportAnswered {
+                agent: agent("bob")
+            },
+            Action::Bridge
+        ]
+    );
+    c.handle(Input::CallerBye, t(120));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::Unbridge,
+            Action::HangUpAgent {
+                agent: agent("bob")
+            },
+            Action::ReportEnded,
+            Action::Finished(EndReason::CallerHangup)
+        ]
+    );
+}
+
+#[test]
+fn blind_transfer_to_a_pool_then_abandon() {
+    let mut c = talking(CallSettings::default());
+    c.handle(
+        Input::TransferRequested {
+            to: TransferTo::Pool("shared-generaliste".into()),
+        },
+        t(60),
+    );
+    let mut want = alice_leaves("pool");
+    want.extend(back_at_the_head(
+        Some(QueueTarget::Pool("shared-generaliste".into())),
+        &[],
+    ));
+    assert_eq!(drain_all(&mut c), want);
+    // Hanging up while waiting again: an abandon of the new dispatcher
+    // call, reported once.
+    c.handle(Input::CallerBye, t(70));
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::ReportAbandoned,
+            Action::Finished(EndReason::AbandonedInQueue)
+        ]
+    );
+}
+
+#[test]
+fn blind_transfer_while_the_caller_is_held() {
+    for (to, kind) in [
+        (TransferTo::Number(PORTABLE.into()), "number"),
+        (TransferTo::Agent(agent("bob")), "agent"),
+        (TransferTo::Pool("shared-generaliste".into()), "pool"),
+    ] {
+        let mut c = talking(CallSettings::default());
+        c.handle(Input::AgentHold, t(30));
+        drain(&mut c);
+        assert!(c.can_transfer());
+        c.handle(Input::TransferRequested { to: to.clone() }, t(60));
+        // The same as when talking: Alice leaves, the caller keeps
+        // hearing hold audio.
+        let got = drain_all(&mut c);
+        assert_eq!(got.get(..4), Some(&alice_leaves(kind)[..]), "{kind}");
+        assert!(
+            got.iter().any(|o| matches!(
+                o,
+                Output::Action(Action::Play(p)) if p.items.last() == Some(&Prompt::Hold) && p.loop_last
+            )),
+            "{kind}"
+        );
+        assert_eq!(to.kind(), kind);
+    }
+}
+
+#[test]
+fn transfer_ignored_unless_talking_with_a_telesecretary() {
+    let s = CallSettings {
+        triage: Some(menu()),
+        ..with_callback(Some("+33612345678"), 0)
+    };
+    let mut calls: Vec<(&str, Call)> = Vec::new();
+    calls.push(("new", Call::new(s.clone())));
+    calls.push(("greeting", clone_of(&s, &[Input::Start { open: true }])));
+    let to_queue = [
+        Input::Start { open: true },
+        Input::PlaybackFinished,
+        Input::Dtmf('1'),
+    ];
+    calls.push((
+        "triage",
+        clone_of(&s, &[Input::Start { open: true }, Input::PlaybackFinished]),
+    ));
+    calls.push(("queued", clone_of(&s, &to_queue)));
+    let ring = Input::Offer {
+        agent: agent("alice"),
+    };
+    calls.push(("ringing", clone_of(&s, &[&to_queue[..], &[ring]].concat())));
+    calls.push((
+        "callback menu",
+        clone_of(&s, &[&to_queue[..], &[Input::Dtmf('2')]].concat()),
+    ));
+    calls.push((
+        "direct route",
+        clone_of(&s, &[Input::Start { open: true }, Input::Dtmf('7')]),
+    ));
+    calls.push((
+        "overflow",
+        clone_of(
+            &s,
+            &[&to_queue[..], &[Input::Overflow(OverflowKind::Voicemail)]].concat(),
+        ),
+    ));
+    calls.push(("closed", clone_of(&s, &[Input::Start { open: false }])));
+    let mut after = talking(CallSettings::default());
+    after.handle(to_number(), t(60));
+    calls.push(("blind transfer", after));
+    let mut connected = talking(CallSettings::default());
+    connected.handle(to_number(), t(60));
+    connected.handle(Input::TransferAnswered, t(61));
+    calls.push(("transferred", connected));
+    let mut ended = talking(CallSettings::default());
+    ended.handle(Input::AgentBye, t(60));
+    calls.push(("ended", ended));
+    let names: Vec<&str> = calls.iter().map(|(n, _)| *n).collect();
+    let phases: Vec<&Phase> = calls.iter().map(|(_, c)| c.phase()).collect();
+    assert!(
+        matches!(
+            phases[..],
+            [
+                Phase::New,
+                Phase::Greeting,
+                Phase::Triage { .. },
+                Phase::Queued { ringing: None },
+                Phase::Queued { ringing: Some(_) },
+                Phase::CallbackConfirm { .. },
+                Phase::Transferring { .. },
+                Phase::Overflowing(_),
+                Phase::ClosedMessage,
+                Phase::BlindTransfer { .. },
+                Phase::Transferred,
+                Phase::Ended(_),
+            ]
+        ),
+        "{names:?}: {phases:?}"
+    );
+    for (name, mut c) in calls {
+        drain(&mut c);
+        let phase = c.phase().clone();
+        assert!(!c.can_transfer(), "{name}");
+        for to in [
+            TransferTo::Number(PORTABLE.into()),
+            TransferTo::Agent(agent("bob")),
+            TransferTo::Pool("shared".into()),
+        ] {
+            c.handle(Input::TransferRequested { to }, t(100));
+            assert_eq!(drain_all(&mut c), vec![], "{name}");
+            assert_eq!(c.phase(), &phase, "{name}");
+        }
+    }
+}
+
+/// A call fed `inputs` at 1 s intervals.
+fn clone_of(settings: &CallSettings, inputs: &[Input]) -> Call {
+    let mut c = Call::new(settings.clone());
+    for (i, input) in inputs.iter().enumerate() {
+        c.handle(input.clone(), t(i64::try_from(i).unwrap_or(0)));
+    }
+    c
+}
+
+#[test]
+fn transfer_events_for_observers() {
+    let mut c = talking(CallSettings::default());
+    c.handle(to_number(), t(60));
+    c.handle(Input::TransferFailed, t(80));
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(81),
+    );
+    c.handle(
+        Input::AgentAnswered {
+            agent: agent("bob"),
+        },
+        t(85),
+    );
+    c.handle(
+        Input::TransferRequested {
+            to: TransferTo::Number(PORTABLE.into()),
+        },
+        t(90),
+    );
+    c.handle(Input::TransferAnswered, t(95));
+    assert_eq!(
+        events(&mut c),
+        vec![
+            Event::TransferDialled { kind: "number" },
+            Event::Queued { triage: Some('1') },
+            Event::Offered {
+                agent: agent("bob")
+            },
+            Event::Connected {
+                agent: agent("bob")
+            },
+            Event::TransferDialled { kind: "number" },
+            Event::TransferConnected,
+        ]
+    );
 }

@@ -65,7 +65,7 @@ pub use model::{
     DispatcherConfig, HttpConfig, HttpUser, NumberKind, OutboundSettings, OverflowTarget, Pool,
     Practice, PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
     RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig, SipLimits,
-    SrtpPolicy, Strategy, TlsFiles, Triage, TriageOption, Trunk,
+    SrtpPolicy, Strategy, TlsFiles, TransferTarget, TransferTo, Triage, TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 
@@ -182,8 +182,8 @@ fn dialplan_files(
 }
 
 /// Checks across dialplans: duplicate practice ids, numbers claimed twice,
-/// triage `route_to` numbers that would loop back into Permanence,
-/// duplicate outbound practice codes.
+/// triage `route_to` and transfer numbers that would loop back into
+/// Permanence, duplicate outbound practice codes.
 fn cross_file(parts: &[PracticeParts], errors: &mut Vec<ConfigError>) {
     let mut ids: HashMap<&str, &PracticeParts> = HashMap::new();
     for p in parts {
@@ -220,7 +220,7 @@ fn cross_file(parts: &[PracticeParts], errors: &mut Vec<ConfigError>) {
         }
     }
     for p in parts {
-        for (n, field) in &p.route_tos {
+        for (n, field) in &p.dialled {
             if let Some((owner, _)) = claims.get(n) {
                 errors.push(p.src.err(
                     field,

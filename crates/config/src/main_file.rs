@@ -48,7 +48,7 @@ pub(crate) struct MainParts {
 
 /// The elements of an array of tables, with their paths; reports a key that
 /// is not an array.
-fn elements<'a, 'i>(
+pub(crate) fn elements<'a, 'i>(
     ctx: &mut Ctx<'_>,
     root: &'a Spanned<DeValue<'i>>,
     key: &str,

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use permanence_calendar::{Schedule, Tz};
 use permanence_numbers::{normalize, Country, E164};
 use permanence_outbound::AllowList;
+use permanence_types::{AgentId, PoolId};
 pub use permanence_types::{
     DigestAlgorithm, OverflowTarget, Role, RoutingStep, Selector, SrtpPolicy, Strategy,
 };
@@ -741,6 +742,10 @@ pub struct Practice {
     /// keeps their place, and how callback requests are called back (also
     /// those of an overflow to `callback`). All defaults when absent.
     pub callback: CallbackPolicy,
+    /// `[[transfers]]`: where a telesecretary talking with a caller of the
+    /// practice may blind-transfer them (REFER to `sip:<code>@<engine>`),
+    /// in file order, codes unique. Empty when absent: no transfer.
+    pub transfers: Vec<TransferTarget>,
     /// The dialplan file.
     pub source: PathBuf,
 }
@@ -750,6 +755,51 @@ impl Practice {
     pub fn numbers(&self) -> impl Iterator<Item = &E164> {
         self.forwarded_from.iter().chain(self.dids.iter())
     }
+
+    /// The transfer target whose `code` is `code` (the user part of the
+    /// REFER's `Refer-To`), if the practice has one.
+    pub fn transfer(&self, code: &str) -> Option<&TransferTarget> {
+        self.transfers.iter().find(|t| t.code == code)
+    }
+}
+
+/// One `[[transfers]]` of a dialplan: a target a telesecretary may
+/// blind-transfer a caller of the practice to, from their softphone
+/// (REFER to `sip:<code>@<engine>`; the REFER itself is never passed to
+/// the carrier). If the target does not answer, the caller goes back to
+/// the head of the practice's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferTarget {
+    /// `code`: 1 to 4 digits, unique in the practice, written as a string
+    /// (`"1"`, `"0042"`).
+    pub code: String,
+    /// `label`: shown to agents and in logs ("Dr Martin - portable").
+    pub label: String,
+    /// Exactly one of `number`, `agent` or `pool`.
+    pub to: TransferTo,
+    /// Where the entry is defined (its `[[transfers]]` header).
+    pub origin: Origin,
+}
+
+/// Where a [`TransferTarget`] sends the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransferTo {
+    /// `number`: a telephone number (E.164; national forms read in the
+    /// practice's `country`), dialled through the outbound trunk with the
+    /// practice's caller ID. It must be allowed by the practice's outbound
+    /// allow-list (`[outbound]` `allow` / `allow_numbers`, the toll-fraud
+    /// guard of the agents' calls), and must not be a number of a practice
+    /// (the call would loop back into Permanence). Short codes, the
+    /// emergency numbers among them, are not telephone numbers: a caller
+    /// is not transferred to them. Stored as dialled: a French overseas
+    /// number gets its own country code (`0692…` is `+262692…`).
+    Number(E164),
+    /// `agent`: a defined telesecretary (`[[agents]]` user name); the call
+    /// goes back to the dispatcher, at the head of the queue, for them.
+    Agent(AgentId),
+    /// `pool`: a defined pool (`[[pools]]` id); the call goes back to the
+    /// dispatcher, at the head of the queue, for its members.
+    Pool(PoolId),
 }
 
 /// `[outbound]` of a dialplan: how agents call out on behalf of the

@@ -9,21 +9,22 @@ use permanence_calendar::{
     WeeklyHours,
 };
 use permanence_numbers::{normalize, Country, E164};
+use permanence_outbound::{classify, AllowList, DestinationClass};
 use toml::de::DeValue;
 use toml::Spanned;
 
 use crate::check::{is_id, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
-use crate::main_file::{timezone, weekly};
+use crate::main_file::{elements, timezone, weekly};
 use crate::model::{
     CallbackOffer, CallbackPolicy, ConfiguredStep, DispatcherConfig, OutboundSettings,
     OverflowTarget, Practice, PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings,
-    Routing, RoutingStep, Selector, Triage, TriageOption,
+    Routing, RoutingStep, Selector, TransferTarget, TransferTo, Triage, TriageOption,
 };
 use crate::raw::{self, OverflowAction};
 use crate::source::{self, get, get_str, index, join, Source};
 use crate::wav::{inspect_wav, WavError};
-use permanence_types::PoolId;
+use permanence_types::{AgentId, PoolId};
 
 /// What the main file provides to dialplan validation.
 pub(crate) struct Shared<'a> {
@@ -45,8 +46,10 @@ pub(crate) struct PracticeParts {
     pub id: Option<String>,
     /// Valid numbers (forwarded-from and DIDs) with their field paths.
     pub numbers: Vec<(E164, String)>,
-    /// Valid triage `route_to` numbers with their field paths.
-    pub route_tos: Vec<(E164, String)>,
+    /// Valid numbers the engine dials for the practice's callers (triage
+    /// `route_to`, transfer `number`), with their field paths, for the
+    /// loop check across practices.
+    pub dialled: Vec<(E164, String)>,
     /// `outbound.code` when it is valid, for duplicate detection even when
     /// the rest of the file is broken.
     pub code: Option<String>,
@@ -107,10 +110,10 @@ pub(crate) fn load_practice(
     } else {
         Some(QueueSettings::default())
     };
-    let mut route_tos = Vec::new();
+    let mut dialled = Vec::new();
     let triage = if has_triage {
         triage_raw
-            .and_then(|t| triage(&mut ctx, t, country, languages.as_deref(), &mut route_tos))
+            .and_then(|t| triage(&mut ctx, t, country, languages.as_deref(), &mut dialled))
             .map(Some)
     } else {
         Some(None)
@@ -130,11 +133,17 @@ pub(crate) fn load_practice(
     } else {
         Some(CallbackPolicy::default())
     };
+    let place = Place {
+        country,
+        allow: outbound.as_ref().map(|o| &o.allow),
+        shared,
+    };
+    let transfers = transfers(&mut ctx, &root, &place, &mut dialled);
 
     let numbers = top.as_ref().map(|t| t.numbers.clone()).unwrap_or_default();
     let clean = ctx.clean_since(start);
     let practice = match (
-        top, hours, prompts, queue, triage, routing, outbound, callback,
+        top, hours, prompts, queue, triage, routing, outbound, callback, transfers,
     ) {
         (
             Some(t),
@@ -145,6 +154,7 @@ pub(crate) fn load_practice(
             Some(routing),
             Some(outbound),
             Some(callback),
+            Some(transfers),
         ) if clean => Some(Practice {
             id: t.id,
             name: t.name,
@@ -163,6 +173,7 @@ pub(crate) fn load_practice(
             routing,
             outbound,
             callback,
+            transfers,
             source: path.to_path_buf(),
         }),
         _ => None,
@@ -170,7 +181,7 @@ pub(crate) fn load_practice(
     Some(PracticeParts {
         id,
         numbers,
-        route_tos,
+        dialled,
         code,
         practice,
         warnings,
@@ -553,7 +564,7 @@ fn triage(
     r: raw::Triage,
     country: Country,
     languages: Option<&[String]>,
-    route_tos: &mut Vec<(E164, String)>,
+    dialled: &mut Vec<(E164, String)>,
 ) -> Option<Triage> {
     let m = ctx.mark();
     let timeout = ctx.opt_secs("triage.timeout_seconds", r.timeout_seconds, 5, 1, 30);
@@ -589,7 +600,7 @@ fn triage(
                     &rp,
                     format!("not a telephone number: {raw:?} (expected E.164 such as +33612345678)"),
                 ),
-                Some(n) => route_tos.push((n.clone(), rp.clone())),
+                Some(n) => dialled.push((n.clone(), rp.clone())),
             }
             if n.is_some() && (!o.skills.is_empty() || o.language.is_some() || o.priority.is_some())
             {
@@ -767,6 +778,176 @@ fn callback(ctx: &mut Ctx<'_>, r: raw::Callback) -> Option<CallbackPolicy> {
         max_attempts,
         retry_spacing: minutes(retry),
     })
+}
+
+/// What the transfer targets of a practice are checked against.
+struct Place<'a> {
+    /// The numbering plan of national number forms.
+    country: Country,
+    /// The practice's outbound allow-list; `None` when `[outbound]` is
+    /// broken (its errors are reported, numbers are then only checked as
+    /// numbers).
+    allow: Option<&'a AllowList>,
+    /// The agents and pools of the main file.
+    shared: &'a Shared<'a>,
+}
+
+/// `[[transfers]]` (empty when absent). Each entry is deserialized on its
+/// own, so that a broken entry does not hide the problems of the next; a
+/// code is checked for duplicates even when the rest of its entry is
+/// broken. Valid numbers are added to `dialled`.
+fn transfers(
+    ctx: &mut Ctx<'_>,
+    root: &Spanned<DeValue<'_>>,
+    place: &Place<'_>,
+    dialled: &mut Vec<(E164, String)>,
+) -> Option<Vec<TransferTarget>> {
+    let m = ctx.mark();
+    let mut out = Vec::new();
+    let mut codes: HashMap<String, String> = HashMap::new();
+    for (p, v) in elements(ctx, root, "transfers") {
+        if let Some(code) = get_str(v, "code") {
+            if let Some(first) = codes.get(&code) {
+                ctx.err(
+                    &join(&p, "code"),
+                    format!("transfer code {code:?} is already used by {first}"),
+                );
+            } else {
+                codes.insert(code, p.clone());
+            }
+        }
+        let src = ctx.src;
+        let r: Option<raw::Transfer> = src.de_unit(v, &p, ctx.errors);
+        if let Some(t) = r.and_then(|r| transfer(ctx, &p, r, place, dialled)) {
+            out.push(t);
+        }
+    }
+    ctx.clean_since(m).then_some(out)
+}
+
+/// One `[[transfers]]` entry at `p`: its code, its label and its one
+/// target. Every given target is checked, even when more than one is.
+fn transfer(
+    ctx: &mut Ctx<'_>,
+    p: &str,
+    r: raw::Transfer,
+    place: &Place<'_>,
+    dialled: &mut Vec<(E164, String)>,
+) -> Option<TransferTarget> {
+    let m = ctx.mark();
+    if !is_code(&r.code) {
+        ctx.err(
+            &join(p, "code"),
+            format!(
+                "invalid transfer code {:?}: expected 1 to 4 digits (the agent transfers to sip:<code>@<engine>)",
+                r.code
+            ),
+        );
+    }
+    ctx.text(&join(p, "label"), &r.label);
+    let number = r
+        .number
+        .as_deref()
+        .and_then(|n| transfer_number(ctx, &join(p, "number"), n, place, dialled))
+        .map(TransferTo::Number);
+    let agent = r.agent.as_deref().and_then(|a| {
+        if place.shared.known_agents.contains(a) {
+            Some(TransferTo::Agent(AgentId::from(a)))
+        } else {
+            ctx.err(
+                &join(p, "agent"),
+                format!("agent {a:?} is not defined in [[agents]]"),
+            );
+            None
+        }
+    });
+    let pool = r.pool.as_deref().and_then(|id| {
+        if place.shared.known_pools.contains(id) {
+            Some(TransferTo::Pool(PoolId::from(id)))
+        } else {
+            ctx.err(
+                &join(p, "pool"),
+                format!("pool {id:?} is not defined in [[pools]]"),
+            );
+            None
+        }
+    });
+    let given: Vec<&str> = [
+        ("number", r.number.is_some()),
+        ("agent", r.agent.is_some()),
+        ("pool", r.pool.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    match given.as_slice() {
+        [] => ctx.err(p, "a transfer needs a target: one of number, agent or pool"),
+        [_] => {}
+        [first, others @ ..] => {
+            for key in others {
+                ctx.err(
+                    &join(p, key),
+                    format!("a transfer has one target: {first} is already given"),
+                );
+            }
+        }
+    }
+    let to = number.or(agent).or(pool)?;
+    ctx.clean_since(m).then(|| TransferTarget {
+        code: r.code,
+        label: r.label,
+        to,
+        origin: origin(ctx.src, p),
+    })
+}
+
+/// A transfer `number` at `path`: a telephone number (national forms read
+/// in the practice's country) that the practice's outbound allow-list lets
+/// out, as dialled (see [`TransferTo::Number`]).
+fn transfer_number(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    raw: &str,
+    place: &Place<'_>,
+    dialled: &mut Vec<(E164, String)>,
+) -> Option<E164> {
+    let expected = "expected E.164 such as +33612345678, or a national number";
+    let Some((n, d)) =
+        normalize(raw, place.country).and_then(|n| classify(n.as_str()).ok().map(|d| (n, d)))
+    else {
+        let short = classify(raw).is_ok_and(|d| {
+            matches!(
+                d.class,
+                DestinationClass::Emergency | DestinationClass::Short
+            )
+        });
+        let why = if short {
+            format!(
+                "{raw:?} is a short code, a caller is transferred to a full number ({expected})"
+            )
+        } else {
+            format!("{raw:?} ({expected})")
+        };
+        ctx.err(path, format!("not a telephone number: {why}"));
+        return None;
+    };
+    if let Some(allow) = place.allow {
+        if !allow.allows(&d) {
+            ctx.err(
+                path,
+                format!(
+                    "{} ({}) is not allowed by the practice's outbound allow-list ({}): allow its class in outbound.allow or the number in outbound.allow_numbers",
+                    d.dial,
+                    d.class.as_str(),
+                    allow.describe()
+                ),
+            );
+            return None;
+        }
+    }
+    dialled.push((n.clone(), path.to_string()));
+    // The form the trunk is given (an overseas number's own country code).
+    Some(normalize(&d.dial, place.country).unwrap_or(n))
 }
 
 /// `n` minutes.

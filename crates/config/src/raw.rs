@@ -229,6 +229,7 @@ pub(crate) struct PracticeTop {
     pub routing: IgnoredAny,
     pub outbound: Option<IgnoredAny>,
     pub callback: Option<IgnoredAny>,
+    pub transfers: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -350,6 +351,18 @@ pub(crate) struct PracticeOutbound {
     pub caller_id: Option<String>,
     pub allow: Option<Vec<String>>,
     pub allow_numbers: Option<Vec<String>>,
+}
+
+/// One `[[transfers]]` of a dialplan. The code is a string only (an
+/// integer would lose leading zeros, like `outbound.code`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Transfer {
+    pub code: String,
+    pub label: String,
+    pub number: Option<String>,
+    pub agent: Option<String>,
+    pub pool: Option<String>,
 }
 
 /// `[callback]` of a dialplan.

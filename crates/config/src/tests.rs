@@ -1,4 +1,5 @@
-//! Outbound settings, practice codes, the `[callback]` section and
+//! Outbound settings, practice codes, the `[callback]` and `[[transfers]]`
+//! sections and
 //! [`Config::serves`] on small configurations written to a scratch
 //! directory.
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use permanence_outbound::{AllowList, DestinationClass};
 
-use crate::{load, CallbackOffer, CallbackPolicy, Config};
+use crate::{load, CallbackOffer, CallbackPolicy, Config, TransferTo};
 
 const MAIN: &str = r#"dialplans_dir = "dialplans"
 
@@ -702,6 +703,217 @@ fn callback_errors() {
             "dialplans/g.toml:21: callback.digit: only allowed when offer = true (without the offer, no key is listened to in the queue)".to_string(),
             "dialplans/h.toml:20: callback.offer: invalid type: string \"yes\", expected a boolean".to_string(),
             format!("dialplans/h.toml:21: callback.within: unknown field `within`, expected one of {fields}"),
+        ]
+    );
+}
+
+/// A practice with `[[transfers]]` (and any other section) in `extra`, at
+/// line 20.
+fn transfer_practice(id: &str, number: &str, extra: &str) -> String {
+    practice(id, &format!("forwarded_from = [{number:?}]"), "", extra)
+}
+
+#[test]
+fn transfers_values() {
+    let c = ok(
+        "transfers-values",
+        &[("#MAIN", "\n[outbound]\nallow_numbers = [\"+41\"]")],
+        &[
+            (
+                "a.toml",
+                transfer_practice(
+                    "a",
+                    "+33450000001",
+                    r#"[[transfers]]
+code = "1"
+label = "Dr A - portable"
+number = "06 11 22 33 44"
+[[transfers]]
+code = "0042"
+label = "Bob"
+agent = "bob"
+[[transfers]]
+code = "7"
+label = "Pool partagé"
+pool = "shared"
+[[transfers]]
+code = "8"
+label = "Réunion"
+number = "0692123456"
+[[transfers]]
+code = "9"
+label = "Genève"
+number = "+41221234567""#,
+                ),
+            ),
+            // No section: no transfer.
+            ("b.toml", transfer_practice("b", "+33450000002", "")),
+            // Each practice has its own codes.
+            (
+                "c.toml",
+                transfer_practice(
+                    "c",
+                    "+33450000003",
+                    "[[transfers]]\ncode = \"1\"\nlabel = \"Alice\"\nagent = \"alice\"",
+                ),
+            ),
+        ],
+    );
+    let a = c.practice("a").expect("a");
+    let codes: Vec<&str> = a.transfers.iter().map(|t| t.code.as_str()).collect();
+    assert_eq!(codes, ["1", "0042", "7", "8", "9"]);
+    let to = |code: &str| a.transfer(code).map(|t| t.to.clone());
+    let number = |n: &str| {
+        permanence_numbers::normalize(n, permanence_numbers::Country::Fr)
+            .map(TransferTo::Number)
+            .expect("number")
+    };
+    assert_eq!(to("1"), Some(number("+33611223344")));
+    assert_eq!(to("0042"), Some(TransferTo::Agent("bob".into())));
+    assert_eq!(to("7"), Some(TransferTo::Pool("shared".into())));
+    // An overseas mobile, with its own country code; a number the main
+    // file's allow_numbers lets out.
+    assert_eq!(to("8"), Some(number("+262692123456")));
+    assert_eq!(to("9"), Some(number("+41221234567")));
+    assert!(a.transfer("42").is_none());
+    assert!(a.transfer("2").is_none());
+    let first = a.transfer("1").expect("1");
+    assert_eq!(first.label, "Dr A - portable");
+    assert_eq!(
+        (first.origin.line, first.origin.field.as_str()),
+        (20, "transfers[0]")
+    );
+    assert!(first.origin.file.ends_with("dialplans/a.toml"));
+    assert!(c.practice("b").expect("b").transfers.is_empty());
+    assert_eq!(
+        c.practice("c").and_then(|p| p.transfer("1")).map(|t| &t.to),
+        Some(&TransferTo::Agent("alice".into()))
+    );
+}
+
+#[test]
+fn transfers_errors() {
+    let got = errors(
+        "transfers-errors",
+        &[],
+        &[
+            // Codes: format, duplicates, type; labels; targets.
+            (
+                "a.toml",
+                transfer_practice(
+                    "a",
+                    "+33450000001",
+                    r#"[[transfers]]
+code = "12345"
+label = ""
+number = "+33611223344"
+[[transfers]]
+code = "1"
+label = "Un"
+agent = "alice"
+[[transfers]]
+code = "1"
+label = "Deux"
+pool = "shared"
+[[transfers]]
+code = "*2"
+label = "Trois"
+[[transfers]]
+code = "3"
+label = "Quatre"
+number = "+33611223344"
+agent = "alice"
+pool = "shared"
+[[transfers]]
+code = 4
+label = "Cinq"
+agent = "alice""#,
+                ),
+            ),
+            // Numbers and references.
+            (
+                "b.toml",
+                transfer_practice(
+                    "b",
+                    "+33450000002",
+                    r#"[[transfers]]
+code = "1"
+label = "Pas un numéro"
+number = "portable"
+[[transfers]]
+code = "2"
+label = "SAMU"
+number = "15"
+[[transfers]]
+code = "3"
+label = "Surtaxé"
+number = "0899123456"
+[[transfers]]
+code = "4"
+label = "Genève"
+number = "+41221234567"
+[[transfers]]
+code = "5"
+label = "Cabinet A"
+number = "04 50 00 00 01"
+[[transfers]]
+code = "6"
+label = "Dave"
+agent = "dave"
+[[transfers]]
+code = "7"
+label = "Pool"
+pool = "nowhere"
+[[transfers]]
+code = "8"
+label = "Trop court"
+number = "+3361122334""#,
+                ),
+            ),
+            // Structure.
+            (
+                "c.toml",
+                transfer_practice(
+                    "c",
+                    "+33450000003",
+                    "[[transfers]]\ncode = \"1\"\nlabel = \"x\"\nagent = \"alice\"\nphone = \"+33611223344\"",
+                ),
+            ),
+            (
+                "d.toml",
+                practice(
+                    "d",
+                    r#"forwarded_from = ["+33450000004"]
+transfers = "1""#,
+                    "",
+                    "",
+                ),
+            ),
+        ],
+    );
+    let expected = "expected E.164 such as +33612345678, or a national number";
+    let allow = "is not allowed by the practice's outbound allow-list (emergency, fixed, mobile): allow its class in outbound.allow or the number in outbound.allow_numbers";
+    assert_eq!(
+        got,
+        [
+            "dialplans/a.toml:21: transfers[0].code: invalid transfer code \"12345\": expected 1 to 4 digits (the agent transfers to sip:<code>@<engine>)".to_string(),
+            "dialplans/a.toml:22: transfers[0].label: must not be empty nor contain control characters".to_string(),
+            "dialplans/a.toml:29: transfers[2].code: transfer code \"1\" is already used by transfers[1]".to_string(),
+            "dialplans/a.toml:32: transfers[3]: a transfer needs a target: one of number, agent or pool".to_string(),
+            "dialplans/a.toml:33: transfers[3].code: invalid transfer code \"*2\": expected 1 to 4 digits (the agent transfers to sip:<code>@<engine>)".to_string(),
+            "dialplans/a.toml:39: transfers[4].agent: a transfer has one target: number is already given".to_string(),
+            "dialplans/a.toml:40: transfers[4].pool: a transfer has one target: number is already given".to_string(),
+            "dialplans/a.toml:42: transfers[5].code: invalid type: integer `4`, expected a string".to_string(),
+            format!("dialplans/b.toml:23: transfers[0].number: not a telephone number: \"portable\" ({expected})"),
+            format!("dialplans/b.toml:27: transfers[1].number: not a telephone number: \"15\" is a short code, a caller is transferred to a full number ({expected})"),
+            format!("dialplans/b.toml:31: transfers[2].number: +33899123456 (premium) {allow}"),
+            format!("dialplans/b.toml:35: transfers[3].number: +41221234567 (international) {allow}"),
+            "dialplans/b.toml:39: transfers[4].number: +33450000001 is a number of practice \"a\": the call would loop back into Permanence".to_string(),
+            "dialplans/b.toml:43: transfers[5].agent: agent \"dave\" is not defined in [[agents]]".to_string(),
+            "dialplans/b.toml:47: transfers[6].pool: pool \"nowhere\" is not defined in [[pools]]".to_string(),
+            format!("dialplans/b.toml:51: transfers[7].number: not a telephone number: \"+3361122334\" ({expected})"),
+            "dialplans/c.toml:24: transfers[0].phone: unknown field `phone`, expected one of `code`, `label`, `number`, `agent`, `pool`".to_string(),
+            "dialplans/d.toml:7: transfers: expected an array of tables ([[transfers]])".to_string(),
         ]
     );
 }

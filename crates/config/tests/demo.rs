@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use permanence_config::{
     load, CallbackOffer, CallbackPolicy, Config, DigestAlgorithm, NumberKind, OutboundSettings,
-    OverflowTarget, PromptKind, Strategy,
+    OverflowTarget, PromptKind, Strategy, TransferTo,
 };
 use permanence_numbers::{normalize, Country};
 use permanence_outbound::AllowList;
@@ -339,5 +339,48 @@ fn callback_policies() {
     for id in ["martin", "kine-dupont"] {
         let p = c.practice(id).expect(id);
         assert_eq!(p.callback, CallbackPolicy::default(), "{id}");
+    }
+}
+
+#[test]
+fn transfer_lists() {
+    let c = demo();
+    // Dr Martin: his mobile on 1, the shared pool on 2.
+    let martin = c.practice("martin").expect("martin");
+    let list: Vec<(&str, &str, TransferTo)> = martin
+        .transfers
+        .iter()
+        .map(|t| (t.code.as_str(), t.label.as_str(), t.to.clone()))
+        .collect();
+    let mobile = normalize("+33611223344", Country::Fr).expect("mobile");
+    assert_eq!(
+        list,
+        [
+            (
+                "1",
+                "Dr Martin - portable",
+                TransferTo::Number(mobile.clone())
+            ),
+            (
+                "2",
+                "Secrétariat partagé",
+                TransferTo::Pool("shared-generaliste".into())
+            ),
+        ]
+    );
+    assert_eq!(
+        martin.transfer("1").map(|t| &t.to),
+        Some(&TransferTo::Number(mobile))
+    );
+    assert!(martin.transfer("3").is_none());
+    assert!(martin.transfer("01").is_none());
+    // The pool exists; the number is one the practice may call out to.
+    assert!(c.pool("shared-generaliste").is_some());
+    let d = permanence_outbound::classify("+33611223344").expect("classify");
+    assert!(martin.outbound.allow.allows(&d));
+    // The other practices have none.
+    for id in ["caron", "kine-dupont", "tilleuls"] {
+        let p = c.practice(id).expect(id);
+        assert!(p.transfers.is_empty(), "{id}");
     }
 }

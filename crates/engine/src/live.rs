@@ -71,6 +71,8 @@ impl LiveCall {
             Event::Resumed => ("talking", self.agent.clone()),
             Event::RouteDialled { .. } => ("transferring", None),
             Event::RouteConnected => ("transferred", None),
+            Event::TransferDialled { .. } => ("transferring", None),
+            Event::TransferConnected => ("transferred", None),
             Event::Overflowed(_) => ("overflow", None),
             Event::Recording => ("voicemail", None),
             Event::CallbackMenu => ("callback-menu", None),

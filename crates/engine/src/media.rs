@@ -51,6 +51,7 @@ impl PracticePrompts {
             Role::CallbackEnterNumber => fr(|p| p.callback_enter_number.clone()),
             Role::CallbackInvalidNumber => fr(|p| p.callback_invalid_number.clone()),
             Role::CallbackKeptPlace => fr(|p| p.callback_kept_place.clone()),
+            Role::TransferFailed => fr(|p| p.transfer_failed.clone()),
             Role::Announcement {
                 position,
                 wait_secs,

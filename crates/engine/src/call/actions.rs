@@ -22,7 +22,18 @@ impl CallDriver {
                 }
             }
             Action::HangUp => self.caller.hang_up().await,
-            Action::Enqueue { triage } => self.enqueue(triage),
+            Action::Enqueue {
+                triage,
+                head,
+                target,
+            } => {
+                if head || target.is_some() {
+                    // Only a blind transfer asks for these, and the engine
+                    // takes no transfer yet: a normal arrival meanwhile.
+                    warn!(call_id = %self.incoming.sip_call_id, head, target = ?target, "transfer not wired yet: head-of-queue or targeted enqueue queued normally");
+                }
+                self.enqueue(triage)
+            }
             Action::RequestPosition => self.to_dispatcher(DispatchMsg::Position { call: self.id }),
             Action::ReportAbandoned => self.to_acd(AcdInput::CallAbandoned { call: self.id }),
             Action::ReportAnswered { agent } => self.to_acd(AcdInput::OfferAnswered {
@@ -73,6 +84,13 @@ impl CallDriver {
             Action::SaveCallback => self.save_callback(),
             Action::RequestCallback { number } => self.request_callback(number),
             Action::Transfer { digit } => self.dial_route(digit),
+            Action::DialTransfer { .. } => {
+                // Nothing produces a transfer request yet (REFER is not
+                // taken): fail it, so the core puts the caller back in
+                // the queue rather than leaving them on hold.
+                warn!(call_id = %self.incoming.sip_call_id, "transfer not wired yet");
+                self.input(Input::TransferFailed);
+            }
             Action::Finished(reason) => self.ended = Some(reason),
         }
     }
