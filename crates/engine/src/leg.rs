@@ -107,6 +107,19 @@ pub enum LegEvent {
     Hold(Box<RemoteMedia>),
     /// The far end resumed (re-INVITE sendrecv), maybe with a new address.
     Unhold(Box<RemoteMedia>),
+    /// The far end asks to transfer the call (REFER, RFC 3515): the
+    /// driver answers through the request (202 or 403 follows).
+    Refer(Box<ReferRequest>),
+}
+
+/// A REFER of the far end, waiting for its driver's verdict.
+#[derive(Debug)]
+pub struct ReferRequest {
+    /// The user part of Refer-To (a code of the practice's transfer list,
+    /// a number, an agent, a pool).
+    pub target: String,
+    /// Whether the transfer was accepted.
+    pub verdict: tokio::sync::oneshot::Sender<bool>,
 }
 
 /// Orders to the leg.
@@ -467,14 +480,14 @@ impl LegTask {
                         self.send(LegEvent::Bye);
                         return;
                     }
-                    Some(st) => Box::pin(self.in_dialog(st, &mut session)).await,
+                    Some(st) => Box::pin(self.in_dialog(win, st, &mut session)).await,
                 },
             }
         }
     }
 
     /// Answers a request of the far end inside the answered dialog.
-    async fn in_dialog(&self, st: DialogState, session: &mut LocalSession) {
+    async fn in_dialog(&self, win: &InviteDialog, st: DialogState, session: &mut LocalSession) {
         match st {
             DialogState::Updated(_, request, handle) => {
                 // re-INVITE (hold/unhold) or UPDATE with SDP; under
@@ -517,10 +530,66 @@ impl LegTask {
             | DialogState::Notify(_, _, handle) => {
                 let _ = handle.reply(StatusCode::OK).await;
             }
-            DialogState::Refer(_, _, handle) => {
-                let _ = handle.reply(StatusCode::NotImplemented).await;
+            DialogState::Refer(_, request, handle) => {
+                Box::pin(self.refer(win, &request, handle)).await
             }
             _ => {}
+        }
+    }
+}
+
+impl LegTask {
+    /// A REFER from the answered far end (a blind transfer; Replaces, an
+    /// attended one, is not taken): the call's driver decides; accepted,
+    /// the REFER gets 202 and its progress is reported with NOTIFY
+    /// (sipfrag 100 then 200, the subscription terminated: the transfer
+    /// is the switch's business from then on, and the transferor is hung
+    /// up); refused, 403. A REFER is never passed on to the carrier.
+    async fn refer(
+        &self,
+        win: &InviteDialog,
+        request: &rsipstack::sip::Request,
+        handle: rsipstack::dialog::dialog::TransactionHandle,
+    ) {
+        let refer_to = permanence_sip::extract::header_value(&request.headers, "Refer-To");
+        let attended = refer_to.is_some_and(|v| v.to_ascii_lowercase().contains("replaces"));
+        let target = refer_to
+            .filter(|_| !attended)
+            .map(|v| permanence_numbers::user_part(v).replace("%2B", "+"))
+            .filter(|t| !t.is_empty());
+        let Some(target) = target else {
+            let code = if attended {
+                StatusCode::NotImplemented
+            } else {
+                StatusCode::BadRequest
+            };
+            let _ = handle.reply(code).await;
+            return;
+        };
+        let (verdict, answer) = tokio::sync::oneshot::channel();
+        self.send(LegEvent::Refer(Box::new(ReferRequest { target, verdict })));
+        let accepted = tokio::time::timeout(std::time::Duration::from_secs(5), answer)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(false);
+        if !accepted {
+            let _ = handle.reply(StatusCode::Forbidden).await;
+            return;
+        }
+        let _ = handle.reply(StatusCode::Accepted).await;
+        // The 202 leaves through the REFER's server transaction, the NOTIFY
+        // through a new client one: give the 202 a head start, so that
+        // softphones that insist on seeing it first are not confused
+        // (RFC 3515 allows either order).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for (status, state) in [
+            (StatusCode::Trying, "active;expires=60"),
+            (StatusCode::OK, "terminated;reason=noresource"),
+        ] {
+            if let Err(e) = Box::pin(win.notify_refer(status, state)).await {
+                debug!(tag = %self.tag, error = %e, "NOTIFY of the transfer failed");
+            }
         }
     }
 }

@@ -304,6 +304,11 @@ impl OutboundDriver {
             }
             FarNews::MediaTimeout => Input::MediaTimeout,
             FarNews::Hold | FarNews::Unhold => return,
+            // Transfers are taken on forwarded calls only.
+            FarNews::Refer(r) => {
+                let _ = r.verdict.send(false);
+                return;
+            }
         };
         self.input(input);
     }

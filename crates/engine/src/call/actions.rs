@@ -84,13 +84,7 @@ impl CallDriver {
             Action::SaveCallback => self.save_callback(),
             Action::RequestCallback { number } => self.request_callback(number),
             Action::Transfer { digit } => self.dial_route(digit),
-            Action::DialTransfer { .. } => {
-                // Nothing produces a transfer request yet (REFER is not
-                // taken): fail it, so the core puts the caller back in
-                // the queue rather than leaving them on hold.
-                warn!(call_id = %self.incoming.sip_call_id, "transfer not wired yet");
-                self.input(Input::TransferFailed);
-            }
+            Action::DialTransfer { number } => self.dial_transfer(&number),
             Action::Finished(reason) => self.ended = Some(reason),
         }
     }
@@ -189,6 +183,36 @@ impl CallDriver {
         match far::open(
             &self.ctx,
             OtherParty::Route(digit),
+            vec![target],
+            &shown,
+            srtp,
+        ) {
+            Ok(side) => self.far = Some(side),
+            Err(_) => self.input(Input::TransferFailed),
+        }
+    }
+
+    /// Calls the number an agent transferred the call to, through the
+    /// outbound trunk, presented like a direct route (the practice and the
+    /// caller's number): the number comes from the practice's transfer
+    /// list, checked against its allow-list when the dialplan was loaded.
+    fn dial_transfer(&mut self, number: &str) {
+        let Some(target) = far::gateway_target(&self.ctx, number) else {
+            warn!(call_id = %self.incoming.sip_call_id, practice = %self.practice.id, "transfer impossible (no outbound trunk): back to the queue");
+            self.input(Input::TransferFailed);
+            return;
+        };
+        info!(event = "call.transfer", call_id = %self.incoming.sip_call_id, practice = %self.practice.id, number = %permanence_numbers::mask(number), kind = "blind", "blind transfer");
+        let shown = Presentation {
+            practice: &self.practice,
+            caller: &self.incoming.caller,
+            triage: self.core.triage_choice(),
+            wait_secs: 0,
+        };
+        let srtp = permanence_types::SrtpPolicy::Off;
+        match far::open(
+            &self.ctx,
+            OtherParty::TransferNumber,
             vec![target],
             &shown,
             srtp,

@@ -27,6 +27,9 @@ pub enum OtherParty {
     /// The destination of a telesecretary's outbound call, through the
     /// outbound trunk.
     Destination,
+    /// The number a telesecretary transferred the call to, through the
+    /// outbound trunk.
+    TransferNumber,
 }
 
 impl fmt::Display for OtherParty {
@@ -35,6 +38,7 @@ impl fmt::Display for OtherParty {
             OtherParty::Agent(a) => write!(f, "{a}"),
             OtherParty::Route(d) => write!(f, "route:{d}"),
             OtherParty::Destination => f.write_str("destination"),
+            OtherParty::TransferNumber => f.write_str("transfer"),
         }
     }
 }
@@ -82,6 +86,8 @@ pub enum FarNews {
     Unhold,
     /// Its media stopped after the answer.
     MediaTimeout,
+    /// It asks to transfer the call (REFER): answer through the request.
+    Refer(Box<crate::leg::ReferRequest>),
 }
 
 /// Waits for the next event of `far`, forever if there is none.
@@ -108,6 +114,7 @@ impl FarSide {
                 FarNews::Failed { reason, status }
             }
             FarEvent::Leg(Some(LegEvent::Bye) | None) => FarNews::Gone,
+            FarEvent::Leg(Some(LegEvent::Refer(r))) => FarNews::Refer(r),
             FarEvent::Leg(Some(LegEvent::Hold(remote))) => {
                 let _ = self.media.set_remote(*remote);
                 FarNews::Hold

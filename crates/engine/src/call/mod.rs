@@ -345,6 +345,7 @@ impl CallDriver {
             return;
         };
         match news {
+            FarNews::Refer(r) => return self.on_refer(&party, *r),
             FarNews::Failed { .. } | FarNews::Gone => self.close_far().await,
             // The far side's media stopped once answered: it vanished.
             FarNews::MediaTimeout => {
@@ -356,6 +357,32 @@ impl CallDriver {
         }
         if let Some(input) = far_input(&party, news) {
             self.input(input);
+        }
+    }
+
+    /// The agent's softphone asks to transfer the call (REFER): accepted
+    /// when the agent is talking with the caller and the target is one of
+    /// the practice's transfer list (by code, number, agent or pool) or
+    /// an agent or pool of the service; the core then does the rest.
+    fn on_refer(&mut self, party: &OtherParty, r: crate::leg::ReferRequest) {
+        let to = match party {
+            OtherParty::Agent(_) if self.core.can_transfer() => {
+                transfer_target(&self.ctx.config.load(), &self.practice, &r.target)
+            }
+            _ => None,
+        };
+        info!(
+            event = "call.refer",
+            practice = %self.practice.id,
+            call_id = %self.incoming.sip_call_id,
+            call = self.id.0,
+            target = %permanence_numbers::mask(&r.target),
+            accepted = to.is_some(),
+            "agent asked to transfer the call"
+        );
+        let _ = r.verdict.send(to.is_some());
+        if let Some(to) = to {
+            self.input(Input::TransferRequested { to });
         }
     }
 
@@ -438,15 +465,45 @@ fn far_input(party: &OtherParty, news: FarNews) -> Option<Input> {
         },
         (OtherParty::Agent(_), FarNews::Gone) => Input::AgentBye,
         (OtherParty::Agent(_), FarNews::Hold) => Input::AgentHold,
-        (_, FarNews::MediaTimeout) => return None,
+        // Answered by `on_far` before this mapping.
+        (_, FarNews::MediaTimeout | FarNews::Refer(_)) => return None,
         (OtherParty::Agent(_), FarNews::Unhold) => Input::AgentUnhold,
         (OtherParty::Route(_), FarNews::Answered) => Input::TransferAnswered,
         (OtherParty::Route(_), FarNews::Failed { .. }) => Input::TransferFailed,
         (OtherParty::Route(_), FarNews::Gone) => Input::TransferBye,
         (OtherParty::Route(_), FarNews::Ringing | FarNews::Hold | FarNews::Unhold) => return None,
+        (OtherParty::TransferNumber, FarNews::Answered) => Input::TransferAnswered,
+        (OtherParty::TransferNumber, FarNews::Failed { .. }) => Input::TransferFailed,
+        (OtherParty::TransferNumber, FarNews::Gone) => Input::TransferBye,
         // A forwarded call never dials an outbound destination itself.
-        (OtherParty::Destination, _) => return None,
+        (OtherParty::Destination | OtherParty::TransferNumber, _) => return None,
     })
+}
+
+/// Where a REFER's target sends the call: an entry of the practice's
+/// transfer list (by code, or by its number written any way), else an
+/// agent or a pool of the service by name. Anything else is refused: a
+/// number outside the list never leaves through a transfer.
+fn transfer_target(
+    cfg: &permanence_config::Config,
+    practice: &Practice,
+    target: &str,
+) -> Option<permanence_call::TransferTo> {
+    use permanence_call::TransferTo as T;
+    use permanence_config::TransferTo as C;
+    let number = permanence_numbers::normalize(target, practice.country);
+    let entry = practice.transfers.iter().find(|t| {
+        t.code == target || matches!((&t.to, &number), (C::Number(n), Some(m)) if n == m)
+    });
+    let to = match entry.map(|e| &e.to) {
+        Some(C::Number(n)) => T::Number(n.as_str().to_string()),
+        Some(C::Agent(a)) => T::Agent(a.clone()),
+        Some(C::Pool(p)) => T::Pool(p.to_string()),
+        None if cfg.agent(target).is_some() => T::Agent(target.into()),
+        None if cfg.pool(target).is_some() => T::Pool(target.to_string()),
+        None => return None,
+    };
+    Some(to)
 }
 
 /// The label of triage option `digit` of `practice` (empty if unknown).

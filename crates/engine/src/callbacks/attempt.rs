@@ -141,6 +141,11 @@ impl TryDriver {
             }
             FarNews::MediaTimeout => Input::MediaTimeout,
             FarNews::Hold | FarNews::Unhold => return,
+            // Transfers are taken on forwarded calls only.
+            FarNews::Refer(r) => {
+                let _ = r.verdict.send(false);
+                return;
+            }
         };
         self.input(input);
     }
@@ -165,6 +170,11 @@ impl TryDriver {
             }
             FarNews::MediaTimeout => Input::MediaTimeout,
             FarNews::Hold | FarNews::Unhold => return,
+            // Transfers are taken on forwarded calls only.
+            FarNews::Refer(r) => {
+                let _ = r.verdict.send(false);
+                return;
+            }
         };
         self.input(input);
     }
