@@ -645,3 +645,210 @@ fn over_the_heap_cap_new_work_gets_503_and_calls_in_progress_end() {
         1.0
     );
 }
+
+/// Callback requests for operators: a patient of Les Tilleuls waits 10 s
+/// with nobody to answer, the queue overflows to a callback; the admin API
+/// and `permanence callbacks` list it (the number in clear for a
+/// supervisor or an admin, masked for a viewer), a supervisor cancels it
+/// (a viewer may not), it moves to the closed ones, a second cancel is
+/// refused, and the audit log says who did what.
+#[test]
+fn callbacks_are_listed_cancelled_and_audited_from_the_api_and_cli() {
+    const VIEWER: &str = "callbacks-viewer-token-000000";
+    const SUPERVISOR: &str = "callbacks-supervisor-token-00";
+    let mut cfg = config();
+    cfg.tone_prompt("tilleuls", "greeting", 0.3, 440.0);
+    cfg.routing("tilleuls")
+        .insert("max_wait_seconds".into(), 10.into());
+    // No callback offer (nor its key): the queue's overflow makes the
+    // request.
+    let callback = common::sub_table(cfg.practice("tilleuls"), "callback");
+    callback.insert("offer".into(), false.into());
+    callback.remove("digit");
+    callback.remove("offer_after_seconds");
+    let users: Vec<toml::Value> = [
+        ("vera", "viewer", VIEWER),
+        ("sam", "supervisor", SUPERVISOR),
+    ]
+    .into_iter()
+    .map(|(name, role, token)| {
+        let mut t = toml::Table::new();
+        t.insert("name".into(), name.into());
+        t.insert("role".into(), role.into());
+        t.insert(
+            "token_sha256".into(),
+            permanence_engine::admin::token_sha256(token).into(),
+        );
+        toml::Value::Table(t)
+    })
+    .collect();
+    cfg.main_table("http")
+        .insert("users".into(), toml::Value::Array(users));
+    let engine = Engine::start(&cfg, &[]);
+    let config_file = engine.data.parent().expect("dir").join("permanence.toml");
+    let api = |method: &str, path: &str, token: &str| {
+        let (code, body) = common::http_call(&engine, method, path, token, None);
+        let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        (code, body, json)
+    };
+    let cli = |token: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_permanence"))
+            .arg("callbacks")
+            .args(args)
+            .arg("--config")
+            .arg(&config_file)
+            .env("PERMANENCE_TOKEN", token)
+            .output()
+            .expect("run permanence");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    // The patient waits, overflows to a callback, hears the prompt, and
+    // the engine hangs up.
+    let rtp = RtpPeer::start(0, 0x33);
+    let patient = common::sipp_thread(
+        "carrier_wait_bye.xml",
+        engine.sip,
+        vec![
+            ("called", "+33970000000".into()),
+            (
+                "hdr",
+                "Diversion: <sip:+33380000004@carrier.example>;reason=unconditional".into(),
+            ),
+            ("rtp_port", rtp.port.to_string()),
+        ],
+        vec![],
+        Duration::from_secs(60),
+    );
+    assert!(engine
+        .wait_event("callback.requested", Duration::from_secs(30))
+        .is_some());
+
+    // A viewer sees it open, the number masked.
+    let (code, body, v) = api("GET", "/api/callbacks", VIEWER);
+    assert_eq!(code, 200, "{body}");
+    let open = v["open"].as_array().expect("open");
+    assert_eq!(open.len(), 1, "{body}");
+    let key = field(&open[0], "key").to_string();
+    assert_eq!(field(&open[0], "practice"), "tilleuls");
+    assert_eq!(field(&open[0], "number"), "+3361xxxxx78");
+    assert_eq!(field(&open[0], "origin"), "overflow");
+    assert_eq!(field(&open[0], "status"), "queued");
+    assert_eq!(open[0]["attempts"], 0);
+    assert!(open[0]["completed_at"].is_null(), "{body}");
+    let left = open[0]["seconds_to_deadline"].as_i64().expect("seconds");
+    assert!((3500..=3600).contains(&left), "{body}");
+    assert!(!body.contains("+33612345678"), "{body}");
+    assert_eq!(v["recent"].as_array().map(Vec::len), Some(0), "{body}");
+    // A supervisor or an admin sees the number to call.
+    let (_, body, v) = api("GET", "/api/callbacks", SUPERVISOR);
+    assert_eq!(field(&v["open"][0], "number"), "+33612345678", "{body}");
+    let (_, body, v) = api("GET", "/api/callbacks?practice=tilleuls", TOKEN);
+    assert_eq!(field(&v["open"][0], "number"), "+33612345678", "{body}");
+    let (_, body, v) = api("GET", "/api/callbacks?practice=martin", TOKEN);
+    assert_eq!(v["open"].as_array().map(Vec::len), Some(0), "{body}");
+
+    // `permanence callbacks`: the table, number as the token allows.
+    let (ok, table, err) = cli(TOKEN, &[]);
+    assert!(ok, "{err}");
+    assert!(table.starts_with("KEY "), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols[1..5],
+        ["tilleuls", "+33612345678", "queued", "0"],
+        "{line}"
+    );
+    // Deadline (local date and time), then whole minutes left.
+    assert!(cols[7] == "59" || cols[7] == "58", "{line}");
+    let (ok, table, err) = cli(VIEWER, &["--practice", "tilleuls"]);
+    assert!(ok, "{err}");
+    assert!(table.contains(" +3361xxxxx78 "), "{table}");
+    assert!(!table.contains("+33612345678"), "{table}");
+
+    // Closing is for supervisors: a viewer is refused.
+    let (code, body, _) = api("POST", &format!("/api/callbacks/{key}/cancel"), VIEWER);
+    assert_eq!(code, 403, "{body}");
+    let (code, body, _) = api("POST", "/api/callbacks/no-such-cb/cancel", SUPERVISOR);
+    assert_eq!(code, 404, "{body}");
+    // The supervisor cancels it.
+    let (code, body, v) = api("POST", &format!("/api/callbacks/{key}/cancel"), SUPERVISOR);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(v["ok"], true);
+    assert!(engine
+        .wait_for("callback.failed", Duration::from_secs(3), |e| {
+            field(e, "reason") == "cancelled"
+        })
+        .is_some());
+    // Closed: among the recent ones, cancelled.
+    let (_, body, v) = api("GET", "/api/callbacks", SUPERVISOR);
+    assert_eq!(v["open"].as_array().map(Vec::len), Some(0), "{body}");
+    let recent = v["recent"].as_array().expect("recent");
+    assert_eq!(recent.len(), 1, "{body}");
+    assert_eq!(field(&recent[0], "key"), key);
+    assert_eq!(field(&recent[0], "status"), "cancelled");
+    assert_eq!(field(&recent[0], "number"), "+33612345678");
+    assert!(recent[0]["completed_at"].is_string(), "{body}");
+    // Once closed it cannot be closed again.
+    let (code, body, v) = api("POST", &format!("/api/callbacks/{key}/cancel"), SUPERVISOR);
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        field(&v, "error").contains("already closed (cancelled)"),
+        "{body}"
+    );
+    let (ok, out, err) = cli(SUPERVISOR, &["handled", &key]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("not marked handled") && err.contains("409"),
+        "{err}"
+    );
+    let (ok, out, err) = cli(VIEWER, &["cancel", "no-such-cb"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("403"), "{err}");
+    let (ok, table, err) = cli(TOKEN, &[]);
+    assert!(ok, "{err}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains(" cancelled "), "{line}");
+
+    // The audit log: who, what, on which request, how it ended.
+    let (code, body, v) = api("GET", "/api/audit?limit=100", TOKEN);
+    assert_eq!(code, 200, "{body}");
+    let entries = v.as_array().expect("entries");
+    let has = |actor: &str, action: &str, target: Option<&str>, outcome: &str| {
+        entries.iter().any(|e| {
+            field(e, "actor") == actor
+                && field(e, "action") == action
+                && target.is_none_or(|t| e["target"] == t)
+                && field(e, "outcome") == outcome
+        })
+    };
+    assert!(has("sam", "callback.cancel", Some(&key), "ok"), "{body}");
+    assert!(
+        has("sam", "callback.cancel", Some(&key), "failed"),
+        "{body}"
+    );
+    assert!(
+        has("sam", "callback.cancel", Some("no-such-cb"), "failed"),
+        "{body}"
+    );
+    assert!(
+        has("sam", "callback.handled", Some(&key), "failed"),
+        "{body}"
+    );
+    assert!(has("vera", "callback.cancel", None, "refused"), "{body}");
+    // The patient's number is in no audit entry.
+    assert!(!body.contains("+33612345678"), "{body}");
+
+    let run = patient.join().expect("patient");
+    assert!(run.success, "patient: {}\n{}", run.output, run.errors);
+}

@@ -1,6 +1,8 @@
 //! What the HTTP side sees of the engine: metrics scrapes, the admin API
-//! views (queues, agents, calls in progress), agent controls, reload and
-//! drain.
+//! views (queues, agents, calls in progress, callback requests), agent
+//! and callback controls, reload and drain.
+
+mod callbacks;
 
 use crate::audit::{Action, Outcome};
 use crate::live::LiveCall;
@@ -8,8 +10,8 @@ use crate::switch::Switch;
 use chrono::{DateTime, Utc};
 use permanence_acd::{AgentId, AgentState, Input};
 use permanence_http::{
-    AgentAction, AgentView, AuditView, Backend, CallView, Degraded, Denied, Health, Principal,
-    QueueView,
+    AgentAction, AgentView, AuditView, Backend, CallView, CallbackAction, CallbackRefused,
+    CallbacksView, Degraded, Denied, Health, Principal, QueueView,
 };
 use permanence_metrics::AcdGauges;
 use std::net::IpAddr;
@@ -357,6 +359,23 @@ impl Backend for EngineBackend {
             detail: e.detail,
         })
         .collect()
+    }
+
+    async fn callbacks(&self, practice: Option<&str>, reveal_numbers: bool) -> CallbacksView {
+        callbacks::list(&self.switch, practice, reveal_numbers).await
+    }
+
+    async fn callback_action(
+        &self,
+        who: &Principal,
+        source: IpAddr,
+        key: &str,
+        action: CallbackAction,
+    ) -> Result<(), CallbackRefused> {
+        let result = callbacks::close(&self.switch, &who.name, key, action).await;
+        let audited = result.as_ref().map_err(|e| e.to_string());
+        self.audit(who, source, action.audit_name(), Some(key), &audited);
+        result
     }
 }
 

@@ -11,9 +11,14 @@
 //! - the admin API, JSON, for authenticated users (`Authorization: Bearer
 //!   <token>`; the engine checks the token, throttles guessing and audits),
 //!   each route open from a [`Role`] up:
-//!   - viewer: `GET /api/queues`, `GET /api/agents`, `GET /api/calls`;
+//!   - viewer: `GET /api/queues`, `GET /api/agents`, `GET /api/calls`,
+//!     `GET /api/callbacks?practice=ID` (open callback requests and the
+//!     latest closed ones, see [`CallbacksView`]; patients' numbers masked
+//!     below the supervisor role);
 //!   - supervisor: `POST /api/agents/{agent}/pause` (body
 //!     `{"reason": "..."}`, optional), `/unpause`, `/login`, `/logout`;
+//!     `POST /api/callbacks/{key}/cancel` and `/handled` (404 for an
+//!     unknown request, 409 when it cannot be closed now);
 //!   - admin: `POST /api/reload` (reload configuration and dialplans),
 //!     `POST /api/drain` (stop taking calls, exit when they are done),
 //!     `GET /api/audit?limit=N` (the audit log, newest first).
@@ -150,6 +155,101 @@ pub struct CallView {
     pub position: Option<u32>,
 }
 
+/// One callback request, as `GET /api/callbacks` lists it. Times are
+/// RFC 3339 (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackView {
+    /// The request's key (what `cancel` and `handled` take).
+    pub key: String,
+    /// Practice id.
+    pub practice: String,
+    /// The number to call back: in clear for a supervisor or an admin
+    /// (they call the patient), masked for a viewer.
+    pub number: String,
+    /// `caller` (asked from the queue) or `overflow` (the queue overflowed
+    /// to a callback).
+    pub origin: String,
+    /// Open: `waiting` (for its next try), `queued`, `offered`, `dialling`;
+    /// closed: `completed`, `failed`, `cancelled`, `handled`.
+    pub status: String,
+    /// When the patient asked (or the queue overflowed).
+    pub requested_at: String,
+    /// When the patient's call joined the queue: the request's place.
+    pub joined_at: String,
+    /// When the patient should have been called back by.
+    pub deadline_at: String,
+    /// Seconds from now to the deadline (for a closed request, from its
+    /// closing); negative past it.
+    pub seconds_to_deadline: i64,
+    /// Tries made so far.
+    pub attempts: u32,
+    /// When a waiting request goes back to the queue.
+    pub next_attempt_at: Option<String>,
+    /// How the last try went (`answered`, `no-answer`, `busy`, `failed`,
+    /// `refused`).
+    pub last_result: Option<String>,
+    /// The telesecretary of the current (else the last) offer or try.
+    pub agent: Option<String>,
+    /// When a closed request was closed; `None` while open.
+    pub completed_at: Option<String>,
+}
+
+/// `GET /api/callbacks`: the open callback requests (in place order) and
+/// the latest closed ones (most recently requested first).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CallbacksView {
+    /// Open requests, from the engine.
+    pub open: Vec<CallbackView>,
+    /// The latest closed requests (at most [`RECENT_CALLBACKS`]), from the
+    /// call records store.
+    pub recent: Vec<CallbackView>,
+}
+
+/// How many closed callback requests `GET /api/callbacks` lists.
+pub const RECENT_CALLBACKS: usize = 50;
+
+/// An operator closing a callback request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallbackAction {
+    /// Cancel it: nobody calls the patient back.
+    Cancel,
+    /// Mark it handled (the patient was reached by other means), by the
+    /// requesting user.
+    Handled,
+}
+
+impl CallbackAction {
+    /// The action's name in the audit log (`callback.cancel`,
+    /// `callback.handled`).
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            CallbackAction::Cancel => "callback.cancel",
+            CallbackAction::Handled => "callback.handled",
+        }
+    }
+
+    /// The action of a `POST /api/callbacks/{key}/{action}` path.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cancel" => Some(CallbackAction::Cancel),
+            "handled" => Some(CallbackAction::Handled),
+            _ => None,
+        }
+    }
+}
+
+/// Why a callback request was not closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackRefused {
+    /// No such request (404).
+    #[error("{0}")]
+    Unknown(String),
+    /// The request exists but cannot be closed now: already closed, or a
+    /// try is in progress (409).
+    #[error("{0}")]
+    Conflict(String),
+}
+
 /// An agent control.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AgentAction {
@@ -251,6 +351,18 @@ pub trait Backend: Send + Sync + 'static {
     async fn drain(&self, who: &Principal, source: IpAddr) -> Result<(), String>;
     /// The latest `limit` audit entries, newest first.
     async fn audit(&self, limit: usize) -> Vec<AuditView>;
+    /// Callback requests, of one practice or all: the open ones and the
+    /// latest [`RECENT_CALLBACKS`] closed ones; numbers in clear when
+    /// `reveal_numbers`, else masked.
+    async fn callbacks(&self, practice: Option<&str>, reveal_numbers: bool) -> CallbacksView;
+    /// Closes a callback request for `who` (audited).
+    async fn callback_action(
+        &self,
+        who: &Principal,
+        source: IpAddr,
+        key: &str,
+        action: CallbackAction,
+    ) -> Result<(), CallbackRefused>;
 }
 
 /// Errors of the HTTP side.
@@ -459,6 +571,62 @@ async fn agent_action(
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct CallbacksQuery {
+    practice: Option<String>,
+}
+
+async fn callbacks(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+    Query(q): Query<CallbacksQuery>,
+) -> Response {
+    let who = match admit(&app, &headers, src.ip(), Role::Viewer, "callbacks").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let practice = q.practice.filter(|p| !p.is_empty());
+    // A supervisor calls the patient back: they see the number.
+    let reveal = who.role >= Role::Supervisor;
+    Json(app.backend.callbacks(practice.as_deref(), reveal).await).into_response()
+}
+
+async fn callback_action(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+    Path((key, action)): Path<(String, String)>,
+) -> Response {
+    let parsed = CallbackAction::parse(&action);
+    let name = parsed.map_or("callback control", CallbackAction::audit_name);
+    let who = match admit(&app, &headers, src.ip(), Role::Supervisor, name).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(action) = parsed else {
+        return (StatusCode::NOT_FOUND, "unknown callback action\n").into_response();
+    };
+    match app
+        .backend
+        .callback_action(&who, src.ip(), &key, action)
+        .await
+    {
+        Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
+        Err(e) => {
+            let code = match e {
+                CallbackRefused::Unknown(_) => StatusCode::NOT_FOUND,
+                CallbackRefused::Conflict(_) => StatusCode::CONFLICT,
+            };
+            (
+                code,
+                Json(serde_json::json!({ "ok": false, "error": e.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}
+
 async fn reload(
     State(app): State<AppState>,
     ConnectInfo(src): Source,
@@ -511,6 +679,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/drain", post(drain))
         .route("/api/audit", get(audit))
+        .route("/api/callbacks", get(callbacks))
+        .route("/api/callbacks/{key}/{action}", post(callback_action))
         .with_state(app)
 }
 
@@ -567,6 +737,7 @@ mod tests {
         /// Tokens and their principals; none: the API is disabled.
         tokens: Vec<(&'static str, Principal)>,
         forbidden: Mutex<Vec<(String, String)>>,
+        callback_actions: Mutex<Vec<(String, String, CallbackAction)>>,
     }
 
     fn with_tokens() -> Fake {
@@ -672,6 +843,51 @@ mod tests {
         }
         async fn drain(&self, _who: &Principal, _source: IpAddr) -> Result<(), String> {
             Ok(())
+        }
+        async fn callbacks(&self, practice: Option<&str>, reveal_numbers: bool) -> CallbacksView {
+            let view = CallbackView {
+                key: "c1-cb".into(),
+                practice: practice.unwrap_or("tilleuls").into(),
+                number: if reveal_numbers {
+                    "+33612345678"
+                } else {
+                    "+3361xxxxx78"
+                }
+                .into(),
+                origin: "caller".into(),
+                status: "queued".into(),
+                requested_at: "2026-12-07T10:00:00Z".into(),
+                joined_at: "2026-12-07T09:58:00Z".into(),
+                deadline_at: "2026-12-07T11:00:00Z".into(),
+                seconds_to_deadline: 3600,
+                attempts: 0,
+                next_attempt_at: None,
+                last_result: None,
+                agent: None,
+                completed_at: None,
+            };
+            CallbacksView {
+                open: vec![view],
+                recent: vec![],
+            }
+        }
+        async fn callback_action(
+            &self,
+            who: &Principal,
+            _source: IpAddr,
+            key: &str,
+            action: CallbackAction,
+        ) -> Result<(), CallbackRefused> {
+            match key {
+                "c1-cb" => {
+                    if let Ok(mut a) = self.callback_actions.lock() {
+                        a.push((who.name.clone(), key.to_string(), action));
+                    }
+                    Ok(())
+                }
+                "busy-cb" => Err(CallbackRefused::Conflict("being dialled".into())),
+                _ => Err(CallbackRefused::Unknown("no such request".into())),
+            }
         }
     }
 
@@ -868,6 +1084,80 @@ mod tests {
         assert_eq!(code, 200);
         assert_eq!(v["status"], "ok");
         assert_eq!(v["records"], "ok");
+        cancel.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callback_routes_roles_and_answers() {
+        let mut fake = with_tokens();
+        fake.tokens.push((
+            "supervisor-token-0",
+            Principal {
+                name: "sam".into(),
+                role: Role::Supervisor,
+            },
+        ));
+        let fake = Arc::new(fake);
+        let cancel = CancellationToken::new();
+        let (addr, _task) = serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            fake.clone(),
+            None,
+            cancel.clone(),
+        )
+        .await
+        .expect("serve");
+        let r = tokio::task::spawn_blocking(move || {
+            let viewer = Some("viewer-token-0000");
+            let sup = Some("supervisor-token-0");
+            vec![
+                call(addr, "GET", "/api/callbacks", viewer, None),
+                call(addr, "GET", "/api/callbacks?practice=caron", sup, None),
+                call(addr, "POST", "/api/callbacks/c1-cb/cancel", viewer, None),
+                call(addr, "POST", "/api/callbacks/c1-cb/cancel", sup, None),
+                call(addr, "POST", "/api/callbacks/c1-cb/handled", sup, None),
+                call(addr, "POST", "/api/callbacks/busy-cb/cancel", sup, None),
+                call(addr, "POST", "/api/callbacks/nope/handled", sup, None),
+                call(addr, "POST", "/api/callbacks/c1-cb/dance", sup, None),
+                call(addr, "GET", "/api/callbacks", None, None),
+            ]
+        })
+        .await
+        .expect("client");
+        assert_eq!(r[0].0, 200);
+        let v: CallbacksView = serde_json::from_str(&r[0].1).expect("json");
+        assert_eq!(v.open[0].number, "+3361xxxxx78");
+        assert_eq!(v.open[0].practice, "tilleuls");
+        assert_eq!(r[1].0, 200);
+        let v: CallbacksView = serde_json::from_str(&r[1].1).expect("json");
+        assert_eq!(v.open[0].number, "+33612345678");
+        assert_eq!(v.open[0].practice, "caron");
+        assert_eq!(r[2].0, 403);
+        assert_eq!((r[3].0, r[4].0), (200, 200));
+        assert_eq!(r[5].0, 409);
+        assert!(r[5].1.contains("being dialled"), "{}", r[5].1);
+        assert_eq!(r[6].0, 404);
+        assert_eq!(r[7].0, 404);
+        assert_eq!(r[8].0, 401);
+        assert_eq!(
+            fake.forbidden.lock().expect("lock").clone(),
+            vec![("vera".to_string(), "callback.cancel".to_string())]
+        );
+        assert_eq!(
+            fake.callback_actions.lock().expect("lock").clone(),
+            vec![
+                (
+                    "sam".to_string(),
+                    "c1-cb".to_string(),
+                    CallbackAction::Cancel
+                ),
+                (
+                    "sam".to_string(),
+                    "c1-cb".to_string(),
+                    CallbackAction::Handled
+                ),
+            ]
+        );
         cancel.cancel();
     }
 

@@ -91,6 +91,19 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Print the callback requests (admin API): the open ones in place
+    /// order, then the latest closed ones; or cancel one, or mark it
+    /// handled (supervisor role).
+    Callbacks {
+        /// Main configuration file.
+        #[arg(long, global = true, default_value = "config/permanence.toml")]
+        config: PathBuf,
+        /// Only this practice's requests (the list only).
+        #[arg(long)]
+        practice: Option<String>,
+        #[command(subcommand)]
+        action: Option<CallbackCommand>,
+    },
     /// Make a bearer token for a user of the admin API: prints the token
     /// (give it to the user, it is shown once) and the `[[http.users]]`
     /// block, with its SHA-256, for the configuration file.
@@ -110,6 +123,22 @@ enum Command {
         /// Digest realm (`sip.realm`).
         #[arg(long, default_value = "permanence")]
         realm: String,
+    },
+}
+
+/// `permanence callbacks cancel|handled KEY`.
+#[derive(Subcommand)]
+enum CallbackCommand {
+    /// Cancel a callback request: nobody will call the patient back.
+    Cancel {
+        /// The request's key (first column of `permanence callbacks`).
+        key: String,
+    },
+    /// Mark a callback request handled (the patient was reached by other
+    /// means), under your user name.
+    Handled {
+        /// The request's key (first column of `permanence callbacks`).
+        key: String,
     },
 }
 
@@ -277,6 +306,23 @@ fn main() -> ExitCode {
         Command::Agents { config } => admin::agents(&config),
         Command::Calls { config } => admin::calls(&config),
         Command::Audit { config, limit } => admin::audit(&config, limit),
+        Command::Callbacks {
+            config,
+            practice,
+            action,
+        } => match (action, practice) {
+            (None, practice) => admin::callbacks(&config, practice.as_deref()),
+            (Some(_), Some(_)) => {
+                eprintln!("permanence: --practice only applies to the list of callbacks");
+                ExitCode::from(2)
+            }
+            (Some(CallbackCommand::Cancel { key }), None) => {
+                admin::callback_action(&config, &key, false)
+            }
+            (Some(CallbackCommand::Handled { key }), None) => {
+                admin::callback_action(&config, &key, true)
+            }
+        },
         Command::NewToken { name, role } => new_token(&name, &role),
         Command::HashPassword {
             username,
