@@ -1,6 +1,6 @@
 //! Dispatcher errors.
 
-use crate::ids::{AgentId, CallId, PracticeId};
+use crate::ids::{AgentId, CallId, PoolId, PracticeId};
 
 /// Errors from building the dispatcher or from an input it cannot apply.
 ///
@@ -34,6 +34,9 @@ pub enum AcdError {
     /// An input names an agent that is not configured.
     #[error("unknown agent {0}")]
     UnknownAgent(AgentId),
+    /// An input names a pool that is not configured.
+    #[error("unknown pool {0}")]
+    UnknownPool(PoolId),
     /// An input names a call the dispatcher does not know (never arrived or
     /// already finished).
     #[error("unknown call {0}")]

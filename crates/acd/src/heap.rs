@@ -69,32 +69,59 @@ impl<I: Ord + Copy> LazyHeap<I> {
     }
 }
 
-/// Bits of a biased millisecond timestamp in a score.
-const TIME_BITS: u32 = 52;
-const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
+/// Layout of a 128-bit score, from the most significant bit:
+///
+/// ```text
+/// call:  | head (1) | priority + 2^31 (32) | time (51) | tie (44) |
+/// agent: |     primary (33)                | time (51) | tie (44) |
+/// ```
+///
+/// The head bit puts a call ahead of every call without it, whatever their
+/// priority and join time ([`head_call_score`]).
 const TIE_BITS: u32 = 44;
 const TIE_MASK: u64 = (1 << TIE_BITS) - 1;
+/// Bits of a biased millisecond timestamp: the bias covers about 35,000
+/// years either side of 1970; times beyond are clamped (they tie, and the
+/// tie-break decides).
+const TIME_BITS: u32 = 51;
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
 const TIME_BIAS: i64 = 1 << 50;
+/// Shift of the priority (calls) or primary key (agents).
+const PRIMARY_SHIFT: u32 = TIME_BITS + TIE_BITS;
+/// The head band: above every priority.
+const HEAD_BIT: u128 = 1 << 127;
 
 fn biased(t_ms: i64) -> u64 {
     (t_ms.saturating_add(TIME_BIAS)).clamp(0, TIME_MASK as i64) as u64
+}
+
+/// Time and tie-break part of a score: earlier `t_ms` first, then lower
+/// `tie`.
+fn time_tie(t_ms: i64, tie: u64) -> u128 {
+    let t = (TIME_MASK - biased(t_ms)) as u128;
+    let s = (TIE_MASK - (tie & TIE_MASK)) as u128;
+    (t << TIE_BITS) | s
 }
 
 /// Score of a waiting call: higher priority first, then earlier join, then
 /// earlier arrival sequence.
 pub(crate) fn call_score(priority: i32, joined_ms: i64, seq: u64) -> u128 {
     let p = (i64::from(priority) + (1i64 << 31)) as u128;
-    let t = (TIME_MASK - biased(joined_ms)) as u128;
-    let s = (TIE_MASK - (seq & TIE_MASK)) as u128;
-    (p << 96) | (t << TIE_BITS) | s
+    (p << PRIMARY_SHIFT) | time_tie(joined_ms, seq)
+}
+
+/// Score of a call placed at the head of its queue
+/// (`CallArrival::head`): above every [`call_score`], whatever its
+/// priority and join time; among head calls, first come first served
+/// (earlier arrival, then earlier arrival sequence).
+pub(crate) fn head_call_score(arrived_ms: i64, seq: u64) -> u128 {
+    HEAD_BIT | time_tie(arrived_ms, seq)
 }
 
 /// Score of an available agent: `primary` first (higher better), then the
 /// earliest `time_ms`, then the lowest `tie`.
 pub(crate) fn agent_score(primary: u32, time_ms: i64, tie: u64) -> u128 {
-    let t = (TIME_MASK - biased(time_ms)) as u128;
-    let s = (TIE_MASK - (tie & TIE_MASK)) as u128;
-    ((primary as u128) << 96) | (t << TIE_BITS) | s
+    ((primary as u128) << PRIMARY_SHIFT) | time_tie(time_ms, tie)
 }
 
 #[cfg(test)]
@@ -109,6 +136,18 @@ mod tests {
         assert!(call_score(-5, 0, 0) < call_score(0, 1_000_000, 0));
         let now = 1_780_000_000_000;
         assert!(call_score(0, now, 3) > call_score(0, now + 1, 3));
+        assert!(call_score(i32::MIN, 0, 0) < call_score(i32::MAX, 0, 0));
+        assert!(call_score(i32::MAX, i64::MIN, 0) > call_score(i32::MAX, 0, 0));
+    }
+
+    #[test]
+    fn head_scores_beat_every_priority_and_are_fifo() {
+        let now = 1_780_000_000_000;
+        let head = head_call_score(now, 9);
+        assert!(head > call_score(i32::MAX, i64::MIN, 0));
+        assert!(head > call_score(i32::MAX, now - 3_600_000, 1));
+        assert!(head_call_score(now, 9) > head_call_score(now, 10));
+        assert!(head_call_score(now, 11) > head_call_score(now + 1, 10));
     }
 
     #[test]

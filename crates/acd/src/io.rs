@@ -61,6 +61,59 @@ pub struct CallArrival {
     /// overflow pool still applies); it waits for an agent.
     #[serde(default)]
     pub callback: bool,
+    /// Placed at the head of the practice's queue: ahead of every call
+    /// waiting in it, whatever their priority and join time (several head
+    /// calls: first come, first served, by arrival at the dispatcher).
+    ///
+    /// Set when a call comes back to the dispatcher after an agent let it
+    /// go: a blind transfer to a number that failed. The place is a band
+    /// above every priority, so in a group shared with other practices (a
+    /// shared pool) the call also goes before their calls, as a higher
+    /// priority would. `joined_at` keeps its meaning for the routing steps
+    /// and the waits reported; a later [`Input::SetPriority`] changes the
+    /// priority reported but not the place.
+    #[serde(default)]
+    pub head: bool,
+    /// Only this agent, or only the members of this pool, may be offered
+    /// the call (a blind transfer by an agent to a colleague or a pool).
+    ///
+    /// * Their usual eligibility still applies: logged in, reachable, not
+    ///   paused, in shift, not ringing or on another call, not on an
+    ///   outbound call, not backing off.
+    /// * The target replaces the practice's routing steps and the call's
+    ///   requirements (`language`, `skills`): the transferring agent chose
+    ///   whom to send it to, and no routing step ever widens it to other
+    ///   agents.
+    /// * The practice's maximum wait and overflow still apply, from the
+    ///   arrival: a caller waiting for an absent colleague overflows out,
+    ///   or is retargeted to the practice's overflow pool, whose agents
+    ///   (with the call's requirements) may then take it too. A callback
+    ///   request (`callback`) still never overflows out.
+    /// * An agent or pool the configuration does not know (or an agent
+    ///   a reconfiguration removed, finishing a call) is refused:
+    ///   [`AcdError::UnknownAgent`](crate::AcdError::UnknownAgent) or
+    ///   [`AcdError::UnknownPool`](crate::AcdError::UnknownPool), nothing
+    ///   queued; the driver then queues the call untargeted.
+    /// * A reconfiguration that removes the target (or retires the agent)
+    ///   drops it: the call stays queued in its place as an ordinary call
+    ///   of its practice (routing steps from its join time, requirements
+    ///   back in force); `head` is kept. An offer ringing an agent the
+    ///   target no longer allows (a pool member removed from the pool) is
+    ///   withdrawn (`Reconfigured`) and the call re-dispatched.
+    #[serde(default)]
+    pub target: Option<ArrivalTarget>,
+}
+
+/// Who may take a call transferred by an agent ([`CallArrival::target`]).
+///
+/// Serde form: `{ "agent": "id" }` or `{ "pool": "id" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArrivalTarget {
+    /// This agent only.
+    Agent(AgentId),
+    /// The members of this pool only.
+    Pool(PoolId),
 }
 
 impl CallArrival {
@@ -74,6 +127,8 @@ impl CallArrival {
             skills: Vec::new(),
             joined_at: None,
             callback: false,
+            head: false,
+            target: None,
         }
     }
 }

@@ -37,6 +37,12 @@
 //!   ([`CallArrival::joined_at`]): it sets their place, their routing steps
 //!   and the waits reported; the maximum wait runs from the re-arrival, so
 //!   it never overflows them at once.
+//! * **Transfers back to the dispatcher** (an agent let the call go): a
+//!   `head` arrival goes before every call waiting in its practice's queue
+//!   ([`CallArrival::head`]); a `target` arrival may only be offered to
+//!   that agent or the members of that pool ([`CallArrival::target`]), the
+//!   routing steps never widen it, the maximum wait and overflow still
+//!   apply.
 //! * **Call end**: [`Input::CallEnded`] puts the agent in wrap-up;
 //!   [`Input::CallReleased`] (a callback try the patient did not answer)
 //!   frees the agent at once.
@@ -58,7 +64,8 @@
 //! io.rs             Input, Output, Action, Event and their parts
 //! snapshot.rs       read-only views: CallSnapshot, QueueSnapshot, AgentSnapshot
 //! error.rs          AcdError
-//! heap.rs           the lazy-deletion heap behind every index; call and agent scores
+//! heap.rs           the lazy-deletion heap behind every index; call (and head
+//!                   call) and agent scores
 //! dispatcher/       the state machine, one concern per file:
 //!   mod.rs          Dispatcher, new, handle_input / handle_timeout / set_wall_clock,
 //!                   poll_timeout / poll_output
@@ -66,6 +73,7 @@
 //!   time.rs         internal time (ms) and conversions
 //!   build.rs        configuration -> runtime tables (memberships, agents, practices)
 //!   index.rs        the routing index: interners, groups, requirement keys, routes
+//!                   (targeted routes of transferred calls included)
 //!   practices.rs    practice runtime state
 //!   agents.rs       agent runtime state; login, logout, pause, reachability,
 //!                   outbound calls, back-off
@@ -99,8 +107,8 @@ pub use dispatcher::Dispatcher;
 pub use error::AcdError;
 pub use ids::{AgentId, CallId, PauseReason, PoolId, PracticeId};
 pub use io::{
-    AbandonPhase, Action, AgentState, CallArrival, CancelReason, ChangeReason, Event, Input,
-    OfferFailure, Output, OverflowReason, SkillRequirement,
+    AbandonPhase, Action, AgentState, ArrivalTarget, CallArrival, CancelReason, ChangeReason,
+    Event, Input, OfferFailure, Output, OverflowReason, SkillRequirement,
 };
 pub use permanence_calendar::Schedule;
 pub use snapshot::{AgentSnapshot, CallPhase, CallSnapshot, EligibleAgents, QueueSnapshot};

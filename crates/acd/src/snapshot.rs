@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AgentId, CallId, PracticeId};
-use crate::io::AgentState;
+use crate::io::{AgentState, ArrivalTarget};
 
 /// Phase of a call known to the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,6 +45,13 @@ pub struct CallSnapshot {
     /// Estimated remaining wait (waiting calls), see
     /// [`crate::Dispatcher::estimated_wait`].
     pub estimated_wait: Option<Duration>,
+    /// Placed at the head of the queue ([`crate::CallArrival::head`]).
+    #[serde(default)]
+    pub head: bool,
+    /// Whom the call was transferred to ([`crate::CallArrival::target`]);
+    /// `None` also once a reconfiguration dropped a removed target.
+    #[serde(default)]
+    pub target: Option<ArrivalTarget>,
 }
 
 /// A practice queue.

@@ -18,6 +18,10 @@ enum Op {
         english: bool,
         /// `joined_at`, in ms before now (negative: in the future).
         joined_ago: Option<i64>,
+        /// `CallArrival::head`.
+        head: bool,
+        /// `CallArrival::target`: an index into [`TARGETS`].
+        target: Option<usize>,
     },
     Abandon(usize),
     Answer(usize),
@@ -43,13 +47,19 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
             prop::option::of(-1..3i32),
             prop::bool::weighted(0.2),
             prop::option::weighted(0.3, -60_000..900_000i64),
+            prop::bool::weighted(0.2),
+            prop::option::weighted(0.3, 0..TARGETS.len()),
         )
-            .prop_map(|(practice, priority, english, joined_ago)| Op::Arrive {
-                practice,
-                priority,
-                english,
-                joined_ago,
-            }),
+            .prop_map(
+                |(practice, priority, english, joined_ago, head, target)| Op::Arrive {
+                    practice,
+                    priority,
+                    english,
+                    joined_ago,
+                    head,
+                    target,
+                }
+            ),
         2 => (0..64usize).prop_map(Op::Abandon),
         5 => (0..64usize).prop_map(Op::Answer),
         1 => (0..64usize, 0..3u8).prop_map(|(c, r)| Op::Fail(c, r)),
@@ -70,6 +80,49 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
 
 const AGENTS: [&str; 6] = ["a0", "a1", "a2", "a3", "a4", "a5"];
 const PRACTICES: [&str; 3] = ["p0", "p1", "p2"];
+/// Transfer targets: every agent and pool, and unknown ones.
+const TARGETS: [(bool, &str); 10] = [
+    (false, "a0"),
+    (false, "a1"),
+    (false, "a2"),
+    (false, "a3"),
+    (false, "a4"),
+    (false, "a5"),
+    (false, "ghost"),
+    (true, "shared"),
+    (true, "backup"),
+    (true, "ghost-pool"),
+];
+
+fn target(i: usize) -> ArrivalTarget {
+    let (pool, id) = TARGETS[i % TARGETS.len()];
+    if pool {
+        ArrivalTarget::Pool(id.into())
+    } else {
+        ArrivalTarget::Agent(id.into())
+    }
+}
+
+/// The members of `pool` in `prop_config(alternate)` (`None`: no such pool).
+fn pool_members(pool: &str, alternate: bool) -> Option<Vec<&'static str>> {
+    match pool {
+        "shared" if alternate => Some(vec!["a3", "a4"]),
+        "shared" => Some(vec!["a3", "a4", "a5"]),
+        "backup" => Some(vec!["a4"]),
+        _ => None,
+    }
+}
+
+/// Whether `prop_config(alternate)` knows the target.
+fn target_known(t: &ArrivalTarget, alternate: bool) -> bool {
+    match t {
+        ArrivalTarget::Agent(a) => {
+            let n = if alternate { 5 } else { 6 };
+            AGENTS[..n].contains(&a.as_str())
+        }
+        ArrivalTarget::Pool(p) => pool_members(p.as_str(), alternate).is_some(),
+    }
+}
 
 fn spec(ranges: &str) -> Schedule {
     ScheduleSpec {
@@ -157,9 +210,36 @@ struct Model {
     backoff_until: HashMap<String, DateTime<Utc>>,
     /// Outbound calls in progress, as told by the accepted inputs.
     outbound: HashMap<String, u32>,
+    /// The configuration in force is the alternate one.
+    alternate: bool,
+    /// Targets of the transferred calls (dropped when a reconfiguration
+    /// removes them).
+    targets: HashMap<u64, ArrivalTarget>,
+    /// Calls retargeted to their practice's overflow pool.
+    retargeted: HashSet<u64>,
 }
 
 impl Model {
+    /// Whether a call transferred to `t` may be offered to `agent`: the
+    /// target agent, a member of the target pool, or (once retargeted) a
+    /// member of the overflow pool (`backup`, p0's only: the other
+    /// practices have no pool overflow).
+    fn allowed(&self, call: u64, t: &ArrivalTarget, agent: &str) -> bool {
+        let members = |p: &str| pool_members(p, self.alternate).unwrap_or_default();
+        let by_target = match t {
+            ArrivalTarget::Agent(a) => a.as_str() == agent,
+            ArrivalTarget::Pool(p) => members(p.as_str()).contains(&agent),
+        };
+        by_target || (self.retargeted.contains(&call) && members("backup").contains(&agent))
+    }
+
+    /// A reconfiguration to `prop_config(alternate)`: targets it does not
+    /// know are dropped for good.
+    fn reconfigure(&mut self, alternate: bool) {
+        self.alternate = alternate;
+        self.targets.retain(|_, t| target_known(t, alternate));
+    }
+
     fn apply(&mut self, outputs: &[Output], now: DateTime<Utc>) -> Result<(), String> {
         for o in outputs {
             match o {
@@ -186,6 +266,11 @@ impl Model {
                     }
                     if self.outbound.get(&a).is_some_and(|n| *n > 0) {
                         return Err(format!("offer to {a} during an outbound call"));
+                    }
+                    if let Some(t) = self.targets.get(&call.0) {
+                        if !self.allowed(call.0, t, &a) {
+                            return Err(format!("call {} for {t:?} offered to {a}", call.0));
+                        }
                     }
                     self.offers.insert(call.0, a);
                 }
@@ -247,6 +332,9 @@ impl Model {
                         self.outbound.remove(agent.as_str());
                         self.state.insert(agent.to_string(), AgentState::LoggedOut);
                     }
+                    Event::Retargeted { call, .. } => {
+                        self.retargeted.insert(call.0);
+                    }
                     Event::ShiftChanged { agent, in_shift } => {
                         self.in_shift.insert(agent.to_string(), *in_shift);
                     }
@@ -301,12 +389,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 priority,
                 english,
                 joined_ago,
+                head,
+                target: to,
             } => {
                 let id = next_call;
                 next_call += 1;
                 let mut a = CallArrival::new(CallId(id), PRACTICES[practice]);
                 a.priority = priority;
                 a.joined_at = joined_ago.map(|ms| t - Duration::milliseconds(ms));
+                a.head = head;
+                a.target = to.map(target);
                 if english {
                     a.language = Some("en".into());
                 }
@@ -392,6 +484,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Reconfigure(alt) => {
                 d.reconfigure(prop_config(alt), t)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                model.reconfigure(alt);
                 None
             }
         };
@@ -401,15 +494,45 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 Input::CallArrived(a) => Some(a.call.0),
                 _ => None,
             };
+            // Known practice, unknown target: refused.
+            let refused = match &input {
+                Input::CallArrived(a) => {
+                    let known = d.practice_ids().any(|p| *p == a.practice);
+                    let bad = a
+                        .target
+                        .as_ref()
+                        .filter(|t| known && !target_known(t, model.alternate));
+                    Some(bad.cloned())
+                }
+                _ => None,
+            };
+            let target = match &input {
+                Input::CallArrived(a) => a.target.clone(),
+                _ => None,
+            };
             let outbound = match &input {
                 Input::AgentOutboundStarted { agent } => Some((agent.to_string(), true)),
                 Input::AgentOutboundEnded { agent } => Some((agent.to_string(), false)),
                 _ => None,
             };
             let r = d.handle_input(input, t);
+            match (refused, &r) {
+                (Some(Some(ArrivalTarget::Agent(a))), r) => {
+                    prop_assert_eq!(r, &Err(AcdError::UnknownAgent(a)))
+                }
+                (Some(Some(ArrivalTarget::Pool(p))), r) => {
+                    prop_assert_eq!(r, &Err(AcdError::UnknownPool(p)))
+                }
+                (Some(None), Err(AcdError::UnknownPractice(_))) => {}
+                (Some(None), r) => prop_assert!(r.is_ok(), "arrival refused: {:?}", r),
+                (None, _) => {}
+            }
             if let (Some(id), Ok(())) = (arrival, &r) {
                 calls.push(id);
                 arrived = Some(id);
+                if let Some(to) = target {
+                    model.targets.insert(id, to);
+                }
             }
             if let (Some((agent, start)), Ok(())) = (outbound, &r) {
                 let n = model.outbound.entry(agent).or_default();
@@ -437,6 +560,37 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         for a in d.agents().iter().filter(|a| !a.retired) {
             let want = model.outbound.get(a.agent.as_str()).copied().unwrap_or(0);
             prop_assert_eq!(a.outbound_calls, want, "outbound calls of {}", a.agent);
+        }
+        // Head calls lead every queue, first come first served; the
+        // snapshots report the targets in force.
+        for q in d.queue_snapshots(t) {
+            let heads: Vec<u64> = q
+                .calls
+                .iter()
+                .take_while(|c| c.head)
+                .map(|c| c.call.0)
+                .collect();
+            let all_heads = q.calls.iter().filter(|c| c.head).count();
+            prop_assert_eq!(
+                heads.len(),
+                all_heads,
+                "heads not first in {:?}",
+                q.practice
+            );
+            prop_assert!(
+                heads.windows(2).all(|w| w[0] < w[1]),
+                "heads of {:?} out of arrival order: {:?}",
+                q.practice,
+                heads
+            );
+            for c in &q.calls {
+                prop_assert_eq!(
+                    c.target.as_ref(),
+                    model.targets.get(&c.call.0),
+                    "target of {}",
+                    c.call
+                );
+            }
         }
         // No call is lost.
         let live: HashSet<CallId> = d.calls().collect();

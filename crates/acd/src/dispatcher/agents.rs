@@ -73,8 +73,12 @@ impl AgentRt {
         }
     }
 
-    /// Whether the agent meets every criterion of a group key.
-    pub(super) fn matches(&self, key: &GroupKey) -> bool {
+    /// Whether the agent (`ai`, this one's index) meets every criterion of
+    /// a group key.
+    pub(super) fn matches(&self, ai: AgentIdx, key: &GroupKey) -> bool {
+        if key.agent.is_some_and(|a| a != ai) {
+            return false;
+        }
         if let Some(p) = key.dedicated {
             if self.dedicated.binary_search(&p).is_err() {
                 return false;

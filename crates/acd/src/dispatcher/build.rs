@@ -198,6 +198,7 @@ impl Dispatcher {
             open_until: Ms::MIN,
             steps,
             routes: Vec::new(),
+            target_routes: Vec::new(),
             priority: p.priority,
             max_wait_ms: p.max_wait.map(dur_ms),
             overflow: p.overflow.clone(),

@@ -1,6 +1,8 @@
 //! Call runtime state, call slots, and the call inputs: arrival (with its
-//! join time: see `CallArrival::joined_at`), abandon, answer, failed offer,
-//! end (with wrap-up, or released without), priority change.
+//! join time: see `CallArrival::joined_at`; at the head of the queue:
+//! `CallArrival::head`; for one agent or pool only: `CallArrival::target`),
+//! abandon, answer, failed offer, end (with wrap-up, or released without),
+//! priority change.
 //!
 //! A call lives in a [`Slot`] from arrival until it leaves the ACD (answered
 //! and ended, abandoned, overflowed). Slots are reused; each reuse, and each
@@ -8,14 +10,15 @@
 //! heap entries and timers naming the slot go stale.
 
 use crate::error::AcdError;
-use crate::heap::call_score;
+use crate::heap::{call_score, head_call_score};
 use crate::ids::{AgentId, CallId};
 use crate::io::{
-    AbandonPhase, Action, AgentState, CallArrival, CancelReason, ChangeReason, Event, OfferFailure,
+    AbandonPhase, Action, AgentState, ArrivalTarget, CallArrival, CancelReason, ChangeReason,
+    Event, OfferFailure,
 };
 
 use super::idx::{AgentIdx, PracticeIdx, ReqIdx, RouteIdx, SlotIdx};
-use super::index::{active_step, next_relax, normalize_skills, ReqKey};
+use super::index::{active_step, next_relax, normalize_skills, ReqKey, Target};
 use super::time::{dur, dur_ms, ms_of, Ms};
 use super::timers::TimerKind;
 use super::Dispatcher;
@@ -52,6 +55,8 @@ pub(super) struct CallRt {
     /// removed.
     pub(super) practice: Option<PracticeIdx>,
     pub(super) req: ReqIdx,
+    /// The route of (practice, req), or of (practice, req, target) for a
+    /// transferred call (`Dispatcher::target_route`).
     pub(super) route: RouteIdx,
     /// Highest routing step reached.
     pub(super) step: u32,
@@ -72,12 +77,33 @@ pub(super) struct CallRt {
     pub(super) max_wait_at: Option<Ms>,
     /// A callback request: never overflows out at its maximum wait.
     pub(super) callback: bool,
+    /// At the head of the queue (`CallArrival::head`): scored above every
+    /// priority ([`CallRt::score`]).
+    pub(super) head: bool,
+    /// Whom the call was transferred to (`CallArrival::target`); its route
+    /// is then the target's. Ids, not indices: a reconfiguration resolves
+    /// them again (or drops a target that disappeared).
+    pub(super) target: Option<ArrivalTarget>,
     /// The maximum wait passed while ringing: overflow if unanswered.
     pub(super) overflow_pending: bool,
     pub(super) ring_deadline: Ms,
     pub(super) offer_seq: u64,
     pub(super) answered_at: Ms,
     pub(super) wrap_ms: Ms,
+}
+
+impl CallRt {
+    /// The call's place in the queue (higher first): the head band for a
+    /// head call (first come, first served), else priority, join time and
+    /// arrival sequence.
+    #[inline]
+    pub(super) fn score(&self) -> u128 {
+        if self.head {
+            head_call_score(self.arrived, self.seq)
+        } else {
+            call_score(self.priority, self.joined, self.seq)
+        }
+    }
 }
 
 /// A call slot: the call, if any, and its generation.
@@ -145,7 +171,7 @@ impl Dispatcher {
         if c.phase == Phase::Connected {
             return 0;
         }
-        let score = call_score(c.priority, c.joined, c.seq);
+        let score = c.score();
         let Some(p) = c.practice.and_then(|p| self.practices.get(p)) else {
             return 0;
         };
@@ -153,7 +179,7 @@ impl Dispatcher {
             .calls
             .iter()
             .filter_map(|&o| self.call_ref(o))
-            .filter(|o| call_score(o.priority, o.joined, o.seq) > score)
+            .filter(|o| o.score() > score)
             .count() as u32
     }
 
@@ -165,6 +191,11 @@ impl Dispatcher {
         if self.call_by_id.contains_key(&a.call) {
             return Err(AcdError::DuplicateCall(a.call));
         }
+        let target = a
+            .target
+            .as_ref()
+            .map(|t| self.resolve_target(t))
+            .transpose()?;
         if !self.practice_open(pi) {
             self.emit_action(Action::Closed {
                 call: a.call,
@@ -179,9 +210,11 @@ impl Dispatcher {
         let req = self.arrival_req(&a);
         let priority = a.priority.unwrap_or(self.practices[pi].priority);
         let joined = self.join_time(&a);
-        let si = self.queue_call(a.call, pi, req, priority, joined);
+        let si = self.queue_call(a.call, pi, req, priority, joined, target);
         if let Some(c) = self.call_mut(si) {
             c.callback = a.callback;
+            c.head = a.head;
+            c.target = a.target;
         }
         self.emit(Event::CallQueued {
             call: a.call,
@@ -191,6 +224,27 @@ impl Dispatcher {
         self.index_call(si);
         self.dispatch_call(si);
         Ok(())
+    }
+
+    /// The target of a transferred call in this configuration: a known
+    /// agent (not one a reconfiguration removed, finishing a call) or a
+    /// known pool.
+    pub(super) fn resolve_target(&self, t: &ArrivalTarget) -> Result<Target, AcdError> {
+        match t {
+            ArrivalTarget::Agent(id) => self
+                .agent_by_id
+                .get(id)
+                .copied()
+                .filter(|&ai| !self.agents[ai].retired)
+                .map(Target::Agent)
+                .ok_or_else(|| AcdError::UnknownAgent(id.clone())),
+            ArrivalTarget::Pool(id) => self
+                .pool_by_id
+                .get(id)
+                .copied()
+                .map(Target::Pool)
+                .ok_or_else(|| AcdError::UnknownPool(id.clone())),
+        }
     }
 
     /// The interned requirement of an arriving call.
@@ -222,7 +276,8 @@ impl Dispatcher {
     }
 
     /// Creates a waiting call that joined at `joined` (now or earlier) and
-    /// arrives now, at the routing step its wait since `joined` reached,
+    /// arrives now, on the practice's route for `req` (or the route of
+    /// `target`), at the routing step its wait since `joined` reached,
     /// with its relax timer (from `joined`) and max-wait timer (from now);
     /// not indexed yet.
     fn queue_call(
@@ -232,8 +287,12 @@ impl Dispatcher {
         req: ReqIdx,
         priority: i32,
         joined: Ms,
+        target: Option<Target>,
     ) -> SlotIdx {
-        let route = self.route_for(pi, req);
+        let route = match target {
+            Some(t) => self.target_route(pi, req, t),
+            None => self.route_for(pi, req),
+        };
         let now = self.now;
         self.call_seq += 1;
         let r = &self.routes[route];
@@ -254,6 +313,8 @@ impl Dispatcher {
             next_relax: next_relax(r, step, joined),
             max_wait_at: self.practices[pi].max_wait_ms.map(|m| now + m),
             callback: false,
+            head: false,
+            target: None,
             overflow_pending: false,
             ring_deadline: 0,
             offer_seq: 0,

@@ -110,7 +110,7 @@ impl Dispatcher {
             return None;
         }
         let route = &self.routes[c.route];
-        let score = call_score(c.priority, c.joined, c.seq);
+        let score = c.score();
         let k = self.calls_ahead(route, c.step, c.retargeted, score) + 1;
         self.ewt_core(c.practice?, route, c.joined, c.retargeted, k, now)
     }

@@ -11,6 +11,14 @@
 //! * A [`Route`] lists, for a (practice, requirement) pair, the group of
 //!   each routing step and of the overflow pool; it is built on first use
 //!   ([`Dispatcher::route_for`]).
+//! * A call transferred to an agent or a pool (`CallArrival::target`) has
+//!   a *targeted* route instead ([`Dispatcher::target_route`]): one step at
+//!   0 s, the group of the target alone (an agent's own group: key
+//!   `agent`, shared by every practice; or the pool's members), plus the
+//!   practice's overflow pool. Nothing else ever relaxes it, and the
+//!   matching code (heaps, dispatch, invariants) is the same as for any
+//!   route: an agent's own group is one more group in its list, with an
+//!   empty call heap unless a call is transferred to it.
 //!
 //! Heap entries are removed lazily: an entry is live while its agent or
 //! call slot still has the generation it was pushed with (see `heap.rs`).
@@ -18,7 +26,7 @@
 use std::collections::HashMap;
 
 use crate::config::Strategy;
-use crate::heap::{call_score, Entry, LazyHeap};
+use crate::heap::{Entry, LazyHeap};
 
 use super::agents::AgentRt;
 use super::calls::{Phase, Slot};
@@ -71,9 +79,18 @@ pub(super) struct Ranking {
     pub(super) skill: Option<SkillIdx>,
 }
 
+/// Ranking of an agent's own group (one member: any ranking would do; a
+/// fixed one lets every practice share the group).
+const SOLE_AGENT: Ranking = Ranking {
+    strategy: Strategy::LongestIdle,
+    skill: None,
+};
+
 /// A resolved conjunction of criteria plus a ranking: the unit of indexing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct GroupKey {
+    /// This agent only (the group of a call transferred to it).
+    pub(super) agent: Option<AgentIdx>,
     pub(super) dedicated: Option<PracticeIdx>,
     pub(super) pool: Option<PoolIdx>,
     /// Sorted by skill, one entry per skill (highest minimum kept).
@@ -101,6 +118,29 @@ pub(super) struct Group {
 pub(super) struct ReqKey {
     pub(super) lang: Option<LangIdx>,
     pub(super) skills: Vec<SkillLevel>,
+}
+
+/// Whom a transferred call may go to (`CallArrival::target`), resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Target {
+    Agent(AgentIdx),
+    Pool(PoolIdx),
+}
+
+/// The key of the group of a target: the agent alone, or the pool's
+/// members ranked by `ranking`, without any other criterion.
+pub(super) fn target_key(target: Target, ranking: Ranking) -> GroupKey {
+    match target {
+        Target::Agent(a) => GroupKey {
+            agent: Some(a),
+            dedicated: None,
+            pool: None,
+            skills: Vec::new(),
+            langs: Vec::new(),
+            ranking: SOLE_AGENT,
+        },
+        Target::Pool(p) => make_key(None, Some(p), None, None, &ReqKey::default(), ranking),
+    }
 }
 
 /// The groups a (practice, requirements) pair uses, by step.
@@ -147,6 +187,7 @@ pub(super) fn make_key(
     langs.sort_unstable();
     langs.dedup();
     GroupKey {
+        agent: None,
         dedicated,
         pool,
         skills,
@@ -225,6 +266,20 @@ impl Dispatcher {
         r
     }
 
+    /// How a practice ranks the agents of the groups of a call with
+    /// requirement `rk`.
+    fn ranking(&self, pi: PracticeIdx, rk: &ReqKey) -> Ranking {
+        let p = &self.practices[pi];
+        Ranking {
+            strategy: p.strategy,
+            skill: if p.strategy == Strategy::MostSkilled {
+                rk.skills.first().map(|s| s.0).or(p.rank_skill)
+            } else {
+                None
+            },
+        }
+    }
+
     /// The route of (practice, requirement), built (and its groups
     /// interned) on first use.
     pub(super) fn route_for(&mut self, pi: PracticeIdx, req: ReqIdx) -> RouteIdx {
@@ -233,14 +288,8 @@ impl Dispatcher {
             return r;
         }
         let rk = self.reqs.get(req).cloned().unwrap_or_default();
-        let ranking = Ranking {
-            strategy: p.strategy,
-            skill: if p.strategy == Strategy::MostSkilled {
-                rk.skills.first().map(|s| s.0).or(p.rank_skill)
-            } else {
-                None
-            },
-        };
+        let ranking = self.ranking(pi, &rk);
+        let p = &self.practices[pi];
         let steps = p.steps.clone();
         let overflow_pool = p.overflow_pool;
         let mut route = Route {
@@ -255,16 +304,53 @@ impl Dispatcher {
                 route.steps.push((after, g));
             }
         }
-        if let Some(pool) = overflow_pool {
-            let key = make_key(None, Some(pool), None, None, &rk, ranking);
-            let g = self.intern_group(key);
-            if !route.steps.iter().any(|s| s.1 == g) {
-                route.overflow = Some(g);
-            }
-        }
+        route.overflow = self.overflow_group(overflow_pool, &rk, ranking, &route);
         let r = self.routes.push(route);
         self.practices[pi].routes.push((req, r));
         r
+    }
+
+    /// The route of a call of (practice, requirement) transferred to
+    /// `target`, built on first use: one step at 0 s, the target's group
+    /// (the requirement does not narrow it), then the practice's overflow
+    /// pool (with the requirement) once the call is retargeted.
+    pub(super) fn target_route(
+        &mut self,
+        pi: PracticeIdx,
+        req: ReqIdx,
+        target: Target,
+    ) -> RouteIdx {
+        let p = &self.practices[pi];
+        let known = p.target_routes.iter().find(|e| e.0 == target && e.1 == req);
+        if let Some(&(_, _, r)) = known {
+            return r;
+        }
+        let rk = self.reqs.get(req).cloned().unwrap_or_default();
+        let ranking = self.ranking(pi, &rk);
+        let overflow_pool = self.practices[pi].overflow_pool;
+        let g = self.intern_group(target_key(target, ranking));
+        let mut route = Route {
+            steps: vec![(0, g)],
+            overflow: None,
+        };
+        route.overflow = self.overflow_group(overflow_pool, &rk, ranking, &route);
+        let r = self.routes.push(route);
+        self.practices[pi].target_routes.push((target, req, r));
+        r
+    }
+
+    /// The group of the overflow pool of a route, unless a step already
+    /// has it.
+    fn overflow_group(
+        &mut self,
+        pool: Option<PoolIdx>,
+        rk: &ReqKey,
+        ranking: Ranking,
+        route: &Route,
+    ) -> Option<GroupIdx> {
+        let key = make_key(None, Some(pool?), None, None, rk, ranking);
+        let g = self.intern_group(key);
+        (!route.steps.iter().any(|s| s.1 == g)).then_some(g)
     }
 
     /// The group of `key`, created on first use with its matching agents
@@ -283,7 +369,7 @@ impl Dispatcher {
         self.group_by_key.insert(key, g);
         for ai in self.group_candidates(&self.groups[g].key) {
             let a = &mut self.agents[ai];
-            if a.retired || !a.matches(&self.groups[g].key) {
+            if a.retired || !a.matches(ai, &self.groups[g].key) {
                 continue;
             }
             a.groups.push(g);
@@ -302,7 +388,9 @@ impl Dispatcher {
 
     /// The narrowest static list of agents a group key names.
     fn group_candidates(&self, key: &GroupKey) -> Vec<AgentIdx> {
-        if let Some(p) = key.dedicated {
+        if let Some(a) = key.agent {
+            vec![a]
+        } else if let Some(p) = key.dedicated {
             self.practices
                 .get(p)
                 .map(|p| p.dedicated.clone())
@@ -314,6 +402,22 @@ impl Dispatcher {
         }
     }
 
+    /// Whether `ai` belongs to a group active for a call on `route` at
+    /// `step` (`retargeted`: with the overflow pool). Scans the members:
+    /// for reconfigurations and invariant checks, not the dispatch path.
+    pub(super) fn route_allows(
+        &self,
+        route: RouteIdx,
+        step: u32,
+        retargeted: bool,
+        ai: AgentIdx,
+    ) -> bool {
+        self.routes.get(route).is_some_and(|r| {
+            r.active_groups(step, retargeted)
+                .any(|g| self.groups[g].members.contains(&ai))
+        })
+    }
+
     /// Puts a waiting call into the call heaps of its active groups.
     pub(super) fn index_call(&mut self, si: SlotIdx) {
         let Some(slot) = self.slots.get(si) else {
@@ -321,7 +425,7 @@ impl Dispatcher {
         };
         let gen = slot.gen;
         let Some(c) = &slot.call else { return };
-        let score = call_score(c.priority, c.joined, c.seq);
+        let score = c.score();
         let route = &self.routes[c.route];
         for g in route.active_groups(c.step, c.retargeted) {
             push_call(&mut self.groups, &self.slots, g, score, si, gen);

@@ -5,13 +5,16 @@ use crate::io::AgentState;
 use super::agents::AgentRt;
 use super::calls::{CallRt, Phase};
 use super::idx::{AgentIdx, SlotIdx};
+use super::index::Target;
 use super::Dispatcher;
 
 impl Dispatcher {
     /// Checks the internal invariants (for tests): no call joined after it
     /// arrived, every waiting call is indexed, no waiting call has a
     /// dispatchable eligible agent, offers are one-to-one, no agent on an
-    /// outbound call is offered a call.
+    /// outbound call is offered a call, a transferred call is on the route
+    /// of its target and rings only an agent the target (or, once
+    /// retargeted, the overflow pool) allows.
     /// Returns a description of the first violation.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -23,6 +26,7 @@ impl Dispatcher {
             if c.joined > c.arrived {
                 return Err(format!("{} joined after it arrived", c.id));
             }
+            self.check_target(c)?;
             match c.phase {
                 Phase::Ringing | Phase::Connected => self.check_call_agent(si, c)?,
                 Phase::Waiting => self.check_waiting_call(si, slot.gen, c)?,
@@ -51,6 +55,45 @@ impl Dispatcher {
         };
         if a.state != want {
             return Err(format!("{} agent {} is {:?}", c.id, a.id, a.state));
+        }
+        Ok(())
+    }
+
+    /// A transferred call waiting or ringing is on the route of its target:
+    /// the target's group alone (then at most the overflow pool); ringing,
+    /// its agent is allowed. (A connected call is past routing: its target
+    /// may have been removed since.)
+    fn check_target(&self, c: &CallRt) -> Result<(), String> {
+        let Some(t) = &c.target else { return Ok(()) };
+        if c.phase == Phase::Connected {
+            return Ok(());
+        }
+        let target = self
+            .resolve_target(t)
+            .map_err(|e| format!("{}: {e}", c.id))?;
+        let route = &self.routes[c.route];
+        let want = match (target, route.steps.as_slice()) {
+            (Target::Agent(a), [(0, g)]) => self.groups[*g].key.agent == Some(a),
+            (Target::Pool(p), [(0, g)]) => {
+                let k = &self.groups[*g].key;
+                k.pool == Some(p)
+                    && k.agent.is_none()
+                    && k.dedicated.is_none()
+                    && k.skills.is_empty()
+                    && k.langs.is_empty()
+            }
+            _ => false,
+        };
+        if !want {
+            return Err(format!("{} is not on the route of its target {t:?}", c.id));
+        }
+        if c.phase == Phase::Ringing {
+            let allowed = c
+                .agent
+                .is_some_and(|a| self.route_allows(c.route, c.step, c.retargeted, a));
+            if !allowed {
+                return Err(format!("{} (target {t:?}) rings a disallowed agent", c.id));
+            }
         }
         Ok(())
     }

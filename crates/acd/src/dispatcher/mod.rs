@@ -89,8 +89,13 @@ use self::timers::Timer;
 /// time). A new or relaxed call peeks the agent heaps of its active groups;
 /// an agent becoming dispatchable peeks the call heaps of its groups. A
 /// decision therefore costs O(groups involved × log n), independent of the
-/// number of practices and of the agents outside the groups. Invariant after
-/// every method returns: no waiting call has a dispatchable eligible agent.
+/// number of practices and of the agents outside the groups. A call placed
+/// at the head of its queue (`CallArrival::head`) only scores in a band
+/// above every priority; a call transferred to an agent or a pool
+/// (`CallArrival::target`) has a route of its own whose one step is the
+/// target's group (an agent's own group, or the pool's), so neither costs
+/// the dispatch path anything. Invariant after every method returns: no
+/// waiting call has a dispatchable eligible agent.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     /// The configuration in force, and its settings (defaults).

@@ -8,7 +8,7 @@ use crate::config::{OverflowTarget, Strategy};
 use crate::ids::PracticeId;
 
 use super::idx::{AgentIdx, LangIdx, PoolIdx, ReqIdx, RouteIdx, SkillIdx, SlotIdx};
-use super::index::SkillLevel;
+use super::index::{SkillLevel, Target};
 use super::time::Ms;
 
 /// A resolved routing selector.
@@ -33,6 +33,9 @@ pub(super) struct PracticeRt {
     pub(super) steps: Vec<(Ms, Sel)>,
     /// Routes by requirement ([`ReqIdx::EMPTY`] first).
     pub(super) routes: Vec<(ReqIdx, RouteIdx)>,
+    /// Routes of transferred calls, by target and requirement
+    /// (`Dispatcher::target_route`).
+    pub(super) target_routes: Vec<(Target, ReqIdx, RouteIdx)>,
     pub(super) priority: i32,
     pub(super) max_wait_ms: Option<Ms>,
     pub(super) overflow: OverflowTarget,

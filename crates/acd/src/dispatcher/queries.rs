@@ -191,6 +191,8 @@ impl Dispatcher {
                 retargeted: false,
                 position: 0,
                 estimated_wait: None,
+                head: false,
+                target: None,
             };
         };
         CallSnapshot {
@@ -215,6 +217,8 @@ impl Dispatcher {
             } else {
                 None
             },
+            head: c.head,
+            target: c.target.clone(),
         }
     }
 

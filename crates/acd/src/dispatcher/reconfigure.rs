@@ -41,6 +41,11 @@ impl Dispatcher {
     /// * Remaining calls take the new routing steps and maximum wait, counted
     ///   from their original join time (a maximum wait already exceeded
     ///   fires at once).
+    /// * Head calls stay at the head; transferred calls keep their target
+    ///   while it exists (an offer ringing an agent it no longer allows is
+    ///   withdrawn); a target removed (or an agent retired) is dropped and
+    ///   the call routed like any call of its practice, keeping its place
+    ///   (see [`crate::CallArrival::target`]).
     ///
     /// The configuration is checked with [`AcdConfig::validate`]; on error
     /// the current configuration stays in force.
@@ -184,16 +189,18 @@ impl Dispatcher {
                 self.call_by_id.insert(c.id, ns);
                 continue;
             }
-            let keep_ring =
-                c.phase == Phase::Ringing && new_agent.is_some() && new_practice.is_some();
-            if c.phase == Phase::Ringing && !keep_ring {
+            let ring_agent = new_agent.filter(|_| c.phase == Phase::Ringing);
+            let kept_ring = match new_practice {
+                Some(np) => self.carry_queued(old, c, np, ring_agent),
+                None => {
+                    orphans.push((c.id, c.joined));
+                    false
+                }
+            };
+            if c.phase == Phase::Ringing && !kept_ring {
                 if let Some(agent) = agent {
                     self.cancel_carried_offer(c.id, agent, new_practice.is_some());
                 }
-            }
-            match new_practice {
-                Some(np) => self.carry_queued(old, c, np, new_agent.filter(|_| keep_ring)),
-                None => orphans.push((c.id, c.joined)),
             }
         }
         orphans
@@ -216,25 +223,35 @@ impl Dispatcher {
         }
     }
 
-    /// A waiting or ringing call of a practice that stays: its requirement
-    /// and route are resolved in the new tables, its step recomputed from
-    /// its join time and its maximum wait from its arrival (see
-    /// `CallArrival::joined_at`). `ringing`: the agent whose offer is
-    /// kept.
+    /// A waiting or ringing call of a practice that stays: its requirement,
+    /// target and route are resolved in the new tables, its step
+    /// recomputed from its join time and its maximum wait from its arrival
+    /// (see `CallArrival::joined_at`); it keeps `head`. A target that
+    /// disappeared (or whose agent is retired) is dropped: the call takes
+    /// the practice's route like any other. `ringing`: the agent of the
+    /// offer ringing, kept unless the call's target no longer allows that
+    /// agent. Returns whether the offer is kept.
     fn carry_queued(
         &mut self,
         old: &Dispatcher,
         c: &CallRt,
         np: PracticeIdx,
         ringing: Option<AgentIdx>,
-    ) {
+    ) -> bool {
         let req = self.translate_req(old, c.req);
-        let route = self.route_for(np, req);
+        let target = c.target.as_ref().and_then(|t| self.resolve_target(t).ok());
+        let route = match target {
+            Some(t) => self.target_route(np, req, t),
+            None => self.route_for(np, req),
+        };
         let pr = &self.practices[np];
         let step = active_step(&self.routes[route], self.now - c.joined);
         // A retargeted call stays so while the overflow is still a pool;
         // otherwise it gets the new maximum wait like any other call.
         let retargeted = c.retargeted && pr.overflow_pool.is_some();
+        let max_wait_ms = pr.max_wait_ms;
+        let ringing =
+            ringing.filter(|&a| target.is_none() || self.route_allows(route, step, retargeted, a));
         let mut nc = CallRt {
             practice: Some(np),
             req,
@@ -244,8 +261,9 @@ impl Dispatcher {
             max_wait_at: if retargeted {
                 None
             } else {
-                pr.max_wait_ms.map(|m| c.arrived + m)
+                max_wait_ms.map(|m| c.arrived + m)
             },
+            target: c.target.clone().filter(|_| target.is_some()),
             next_relax: next_relax(&self.routes[route], step, c.joined),
             agent: None,
             phase: Phase::Waiting,
@@ -265,6 +283,7 @@ impl Dispatcher {
         if let Some(a) = ringing {
             self.agents[a].call = Some(ns);
         }
+        ringing.is_some()
     }
 
     /// A call requirement of the old dispatcher, interned in this one.

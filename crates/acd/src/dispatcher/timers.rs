@@ -11,7 +11,6 @@
 use std::cmp::Reverse;
 
 use crate::config::OverflowTarget;
-use crate::heap::call_score;
 use crate::ids::PoolId;
 use crate::io::{Action, AgentState, CancelReason, ChangeReason, Event, OverflowReason};
 
@@ -166,7 +165,7 @@ impl Dispatcher {
         let step = (active_step(route, now - c.joined) as usize).max(old);
         let relax = next_relax(route, step as u32, c.joined);
         let (seq, phase, gen) = (c.seq, c.phase, self.slots[si].gen);
-        let score = call_score(c.priority, c.joined, c.seq);
+        let score = c.score();
         let len = route.steps.len();
         if let Some(c) = self.call_mut(si) {
             c.step = step as u32;
@@ -218,7 +217,7 @@ impl Dispatcher {
         let Some(c) = self.call_mut(si) else { return };
         c.retargeted = true;
         let (call, joined, phase, route) = (c.id, c.joined, c.phase, c.route);
-        let score = call_score(c.priority, c.joined, c.seq);
+        let score = c.score();
         self.emit(Event::Retargeted {
             call,
             pool,
