@@ -178,3 +178,52 @@ fn a_transfer_outside_the_list_is_refused_and_the_call_goes_on() {
     assert!(caller_rtp.wait_until(Duration::from_secs(3), |p| count_fill(p, 0x2a) > 20));
     let _ = carrier.join();
 }
+
+#[test]
+fn a_failed_transfer_brings_the_caller_back_to_the_head_of_the_queue() {
+    let (mut cfg, gw_port) = config();
+    // Bob (shared pool) may take Dr Martin's calls after 1 s.
+    if let Some(t) = cfg.steps("martin")[1].as_table_mut() {
+        t.insert("after_seconds".into(), 1.into());
+    }
+    let engine = Engine::start(&cfg, &[]);
+    // The practitioner's mobile is busy.
+    let mobile = SippBg::uas("agent_busy.xml", gw_port, &[], &[], Duration::from_secs(60));
+    let (_alice_rtp, alice) = alice_transferring(&engine, "1");
+    let (caller_rtp, carrier) = patient(&engine, &["-d", "14000"]);
+    assert!(alice.finish(Duration::from_secs(20)).success, "alice");
+    // The caller hears why, and is back in the queue (Alice is in wrap-up):
+    // Bob is offered the call and talks with the caller.
+    let prompt = common::default_prompt("transfer_failed");
+    assert!(
+        caller_rtp.wait_until(Duration::from_secs(10), |p| {
+            common::prompt_coverage(p, &prompt) > 0.8
+        }),
+        "the caller did not hear that the transfer failed"
+    );
+    let bob_port = free_udp_port();
+    register_agent(engine.sip, "bob", "bob-demo", bob_port);
+    let bob_rtp = RtpPeer::start(0, 0x3b);
+    let bob = SippBg::uas(
+        "agent_answer.xml",
+        bob_port,
+        &[("rtp_port", bob_rtp.port.to_string()), ("pt", "0".into())],
+        &["-d", "300"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        caller_rtp.wait_until(Duration::from_secs(10), |p| count_fill(p, 0x3b) > 50),
+        "the caller does not hear Bob"
+    );
+    assert!(bob_rtp.wait_until(Duration::from_secs(5), |p| count_fill(p, 0x55) > 50));
+    assert!(mobile.finish(Duration::from_secs(5)).success, "gateway");
+    let run = carrier.join().expect("carrier");
+    assert!(run.success, "carrier: {}\n{}", run.errors, run.messages);
+    let _ = bob.finish(Duration::from_secs(10));
+    let queued = engine.events("call.queued");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "agent"), "bob");
+}

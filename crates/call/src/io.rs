@@ -480,6 +480,10 @@ pub enum Event {
     },
     /// The triage menu plays.
     TriageMenu,
+    /// The caller left the callback menu without a request (two invalid
+    /// numbers, or silence) and waits in the queue again (the call never
+    /// left it).
+    BackInQueue,
     /// The caller joined the practice's queue.
     Queued {
         /// The triage option chosen (or defaulted), if any.

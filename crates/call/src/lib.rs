@@ -625,6 +625,7 @@ impl Call {
     /// stay in the queue (the offer as at enqueue).
     fn back_to_queue(&mut self, lead: Option<Prompt>, now: DateTime<Utc>) {
         self.phase = Phase::Queued { ringing: None };
+        self.emit(Event::BackInQueue);
         let mut items: Vec<Prompt> = lead.into_iter().collect();
         items.extend(self.held_announcement.take());
         self.queue_audio(items, now);

@@ -1290,14 +1290,17 @@ fn callback_invalid_number_twice_goes_back_to_the_queue() {
     press(&mut c, "0612#", 20);
     assert_eq!(
         drain_all(&mut c),
-        vec![Output::Action(Action::Play(Playlist {
-            items: vec![
-                Prompt::CallbackInvalidNumber,
-                Prompt::CallbackOffer,
-                Prompt::Hold
-            ],
-            loop_last: true
-        }))]
+        vec![
+            Output::Event(Event::BackInQueue),
+            Output::Action(Action::Play(Playlist {
+                items: vec![
+                    Prompt::CallbackInvalidNumber,
+                    Prompt::CallbackOffer,
+                    Prompt::Hold
+                ],
+                loop_last: true
+            }))
+        ]
     );
     assert_eq!(c.phase(), &Phase::Queued { ringing: None });
     assert!(c.holds_dispatcher_call());

@@ -411,7 +411,18 @@ impl Driver {
                         practice: arrival.practice.clone(),
                     },
                 );
-                if let Err(e) = self.d.handle_input(Input::CallArrived(arrival), now) {
+                // A transfer's target may be gone (a reload): then the call
+                // is queued without it rather than refused.
+                let untargeted = arrival.target.is_some().then(|| CallArrival {
+                    target: None,
+                    ..arrival.clone()
+                });
+                let mut result = self.d.handle_input(Input::CallArrived(arrival), now);
+                if let (Err(e), Some(a)) = (&result, untargeted) {
+                    warn!(call = call.0, error = %e, "transfer target refused: queued without it");
+                    result = self.d.handle_input(Input::CallArrived(a), now);
+                }
+                if let Err(e) = result {
                     warn!(call = call.0, error = %e, "dispatcher refused the call");
                     // Never lose it: the call plays the closed prompt.
                     self.to_call(call, CallCmd::Closed);

@@ -76,6 +76,7 @@ impl LiveCall {
             Event::Overflowed(_) => ("overflow", None),
             Event::Recording => ("voicemail", None),
             Event::CallbackMenu => ("callback-menu", None),
+            Event::BackInQueue => ("queued", None),
             Event::CallbackRequested => ("callback-requested", None),
             Event::Ended(_) => ("ended", None),
         };

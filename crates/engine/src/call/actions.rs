@@ -5,8 +5,8 @@
 use super::far::{self, OtherParty, Presentation};
 use super::CallDriver;
 use crate::dispatch::DispatchMsg;
-use permanence_acd::{CallArrival, Input as AcdInput, SkillRequirement};
-use permanence_call::{Action, AgentId, Input};
+use permanence_acd::{ArrivalTarget, CallArrival, Input as AcdInput, SkillRequirement};
+use permanence_call::{Action, AgentId, Input, QueueTarget};
 use permanence_config::Practice;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -26,14 +26,7 @@ impl CallDriver {
                 triage,
                 head,
                 target,
-            } => {
-                if head || target.is_some() {
-                    // Only a blind transfer asks for these, and the engine
-                    // takes no transfer yet: a normal arrival meanwhile.
-                    warn!(call_id = %self.incoming.sip_call_id, head, target = ?target, "transfer not wired yet: head-of-queue or targeted enqueue queued normally");
-                }
-                self.enqueue(triage)
-            }
+            } => self.enqueue(triage, head, target),
             Action::RequestPosition => self.to_dispatcher(DispatchMsg::Position { call: self.id }),
             Action::ReportAbandoned => self.to_acd(AcdInput::CallAbandoned { call: self.id }),
             Action::ReportAnswered { agent } => self.to_acd(AcdInput::OfferAnswered {
@@ -117,13 +110,24 @@ impl CallDriver {
 
     /// Joins the practice's queue; the dispatcher's commands come back on
     /// a channel of the call's own.
-    fn enqueue(&mut self, triage: Option<char>) {
+    ///
+    /// A call coming back from an agent (a transfer to a colleague or a
+    /// pool, or a failed transfer to a number) keeps the time it first
+    /// joined (its waits, its routing steps), goes to the head of the
+    /// queue when `head`, and only to `target` when given.
+    fn enqueue(&mut self, triage: Option<char>, head: bool, target: Option<QueueTarget>) {
+        let mut a = arrival(&self.practice, self.id, triage);
+        if head || target.is_some() {
+            a.joined_at = self.record.queued_at();
+            a.head = head;
+            a.target = target.map(|t| match t {
+                QueueTarget::Agent(agent) => ArrivalTarget::Agent(agent),
+                QueueTarget::Pool(pool) => ArrivalTarget::Pool(pool.as_str().into()),
+            });
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         self.queue = Some(rx);
-        self.to_dispatcher(DispatchMsg::Arrive {
-            arrival: arrival(&self.practice, self.id, triage),
-            tx,
-        });
+        self.to_dispatcher(DispatchMsg::Arrive { arrival: a, tx });
     }
 
     /// Rings the telesecretary's registered contacts (any previous far side

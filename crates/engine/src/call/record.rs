@@ -77,7 +77,9 @@ impl CallRecordBuilder {
         match event {
             Event::Answered { .. } => self.answered_at = Some(at),
             Event::Queued { triage } => {
-                self.queued_at = Some(at);
+                // Back in the queue after a transfer, the call keeps the
+                // time it first joined (its place and its total wait).
+                self.queued_at.get_or_insert(at);
                 self.triage = *triage;
             }
             Event::Offered { .. } => {
