@@ -11,6 +11,7 @@ Usage: genconf.py RUNDIR --agents N --sip-port P --http-port P
                   [--max-expires 7200] [--soak [--greeting-s 3] [--triage-s 3]
                    [--triage-timeout 2] [--hold-s 20] [--announce-every 30]
                    [--wrap-up 0] [--agents-b 0]]
+                  [--callbacks --gateway-port P [--queue-delay 5]]
 Prints the main configuration path.
 
 --soak (the soak benchmark, run.sh soak): the practice gets realistic audio
@@ -23,6 +24,20 @@ priority +10; 2 rendez-vous, the default after --triage-timeout seconds;
 practice "load-b" (DID +33980000098, same prompts and menu) is served by a
 pool of only the last K agents (the first practice's pool has the others):
 an understaffed practice, where callers wait with no agent free.
+
+--callbacks (the callback benchmark, run.sh callbacks): the practice
+offers callbacks that keep the caller's place ([callback]: offer, digit 2,
+offered right after the greeting, within 60 minutes, 3 tries 1 minute
+apart) and has an [outbound] section (code "9"; caller ID: its
+forwarded-from number); the trunk's outbound gateway is
+127.0.0.1:--gateway-port, where the patients are called back. Short
+greeting (--greeting-ms). The callback digit only works while the call
+waits with no agent ringing; with free agents a call is offered at once,
+so --queue-delay S (S > 0) makes every call wait S seconds first: routing
+step 0 is a pool whose only agent ("loadwait") never registers, step 1
+(after S seconds) the pool of the N agents. A callback request keeps its
+place and its steps, so it is offered S seconds after its call joined the
+queue at the earliest.
 """
 
 import argparse
@@ -129,7 +144,14 @@ def main():
     # the call path, not the caps; the overload runs lower them.
     ap.add_argument("--max-calls", type=int, default=100000)
     ap.add_argument("--max-heap-mb", type=int, default=16384)
+    ap.add_argument("--callbacks", action="store_true")
+    ap.add_argument("--gateway-port", type=int, default=0)
+    ap.add_argument("--queue-delay", type=int, default=0)
     a = ap.parse_args()
+    if a.callbacks and not a.gateway_port:
+        ap.error("--callbacks needs --gateway-port")
+    if a.callbacks and a.soak:
+        ap.error("--callbacks and --soak do not mix")
 
     rd = os.path.abspath(a.rundir)
     os.makedirs(os.path.join(rd, "dialplans"), exist_ok=True)
@@ -189,9 +211,13 @@ def main():
         "[[trunks]]",
         'name = "load-carrier"',
         'sources = ["127.0.0.1/32"]',
-        "",
     ]
+    if a.callbacks:
+        # Where the patients are called back (a SIPp UAS of run.sh).
+        lines.append(f'outbound = "127.0.0.1:{a.gateway_port}"')
+    lines.append("")
     names = [agent_name(i) for i in range(1, a.agents + 1)]
+    wait_agent = "loadwait" if a.callbacks and a.queue_delay > 0 else None
     for u in names:
         ha1 = hashlib.md5(f"{u}:{REALM}:{password(u)}".encode()).hexdigest()
         # Minimal entries: the main file is limited to 1 MiB (about 10,000
@@ -200,6 +226,16 @@ def main():
             "[[agents]]",
             f'username = "{u}"',
             f'display_name = "{u}"',
+            f'ha1_md5 = "{ha1}"',
+            'languages = ["fr"]',
+        ]
+    if wait_agent:
+        # Never registers: the calls wait --queue-delay seconds in step 0.
+        ha1 = hashlib.md5(f"{wait_agent}:{REALM}:{password(wait_agent)}".encode()).hexdigest()
+        lines += [
+            "[[agents]]",
+            f'username = "{wait_agent}"',
+            f'display_name = "{wait_agent}"',
             f'ha1_md5 = "{ha1}"',
             'languages = ["fr"]',
         ]
@@ -214,6 +250,14 @@ def main():
         "agents = [" + ", ".join(f'"{u}"' for u in pool_a) + "]",
         "",
     ]
+    if wait_agent:
+        lines += [
+            "[[pools]]",
+            'id = "load-wait"',
+            'name = "Nobody (calls wait --queue-delay seconds)"',
+            f'agents = ["{wait_agent}"]',
+            "",
+        ]
     if pool_b:
         lines += [
             "[[pools]]",
@@ -257,6 +301,22 @@ after_seconds = 0
 pool = "load-pool"
 [routing.overflow]
 action = "hangup"
+"""
+    if a.callbacks:
+        if wait_agent:
+            dp = dp.replace('pool = "load-pool"', 'pool = "load-wait"\n[[routing.steps]]\n'
+                            f'after_seconds = {a.queue_delay}\npool = "load-pool"')
+        dp += """
+[callback]
+offer = true
+digit = "2"
+offer_after_seconds = 0
+within_minutes = 60
+max_attempts = 3
+retry_minutes = 1
+
+[outbound]
+code = "9"
 """
     if a.soak:
         dp = soak_dialplan(rd, a, "load", "Cabinet de charge", FORWARDED, DID, "load-pool")

@@ -7,6 +7,8 @@
 #   benches/load/run.sh queue [--calls 1000] [--setup-rate 100] [--measure 30]
 #   benches/load/run.sh soak  [--rate 200] [--duration 3600] [--cycle 600] [--idle 120] [--final-idle 120]
 #                             [--agents N] [--agents-b K] [--short]
+#   benches/load/run.sh callbacks [--rate 20] [--duration 60] [--share 30] [--agents N] [--hold-ms 1000]
+#                             [--queue-delay 5] [--gw-busy 0] [--drain-timeout 120]
 #
 # rate : a carrier calls the practice at a fixed rate (calls/s) for --duration
 #        seconds; the engine answers (20 ms silent greeting), queues the call,
@@ -41,6 +43,28 @@
 #        talking at 200 calls/s) for the main practice, --agents-b
 #        (default rate / 20, at least 2) for an understaffed second
 #        practice that half of the abandoning callers call.
+# callbacks: callbacks that keep the caller's place, under load (one
+#        engine, one --rate). genconf.py --callbacks: the practice offers the
+#        callback (digit 2, 3 tries 1 minute apart), the trunk's outbound
+#        gateway is a SIPp UAS (sipp/cb_gateway.xml) that answers and hangs
+#        up after --hold-ms (or refuses --gw-busy percent of the tries with
+#        486). The carrier (sipp/cb_carrier.xml) calls at --rate for
+#        --duration s; --share percent of the callers (30) press 2, then 1
+#        a second later (SIP INFO), and wait for the engine's BYE; the others
+#        hang up --queue-delay s + --hold-ms after the answer. Every call
+#        waits --queue-delay s (5) before an agent can be offered it (the
+#        callback digit only works while no agent rings): the first routing
+#        step is a pool whose only agent never registers. --agents N
+#        (default rate x (hold + 1 s) + 20) answer everything (sipp/agent.xml)
+#        and hang up when the engine does. After the last call, waits until
+#        permanence_callbacks_pending is 0 (at most --drain-timeout s, 120;
+#        a refused try is retried a minute later), then callbacks.py writes
+#        summary.json and says PASS (every callback requested is completed,
+#        failed, cancelled or handled, none pending, the records agree with
+#        the metrics, one gateway INVITE per try) or FAIL (exit status 1).
+#        Engine log: ENGINE_RUST_LOG defaults to
+#        "warn,permanence_engine::callbacks=info" here (one line per request,
+#        try and completion).
 #
 # Options for all modes: --out DIR (default /tmp/permanence-load-<date>),
 # --no-build (use PERMANENCE_BIN or the existing binary), --perf (profile the
@@ -100,6 +124,10 @@ METRICS_EVERY=5
 PLATEAU_TOL=5
 IDLE_TOL_MB=64
 FLOOD=0
+SHARE=30
+QUEUE_DELAY=5
+GW_BUSY=0
+DRAIN_TIMEOUT=120
 while [ $# -gt 0 ]; do
     case "$1" in
         --rate) RATES="$2"; RATE_SET=1; shift 2 ;;
@@ -126,6 +154,10 @@ while [ $# -gt 0 ]; do
         --idle-after) IDLE_AFTER="$2"; shift 2 ;;
         --wait-quiet) WAIT_QUIET="$2"; shift 2 ;;
         --flood) FLOOD="$2"; shift 2 ;;
+        --share) SHARE="$2"; shift 2 ;;
+        --queue-delay) QUEUE_DELAY="$2"; shift 2 ;;
+        --gw-busy) GW_BUSY="$2"; shift 2 ;;
+        --drain-timeout) DRAIN_TIMEOUT="$2"; shift 2 ;;
         --max-calls) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-calls $2"; shift 2 ;;
         --max-heap-mb) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-heap-mb $2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
@@ -137,6 +169,12 @@ case "$MODE" in
         [ "$RATE_SET" = 1 ] || RATES=200
         [ "$DURATION_SET" = 1 ] || DURATION=3600
         case "$RATES" in *,*) echo "soak: one --rate only" >&2; exit 2 ;; esac
+        ;;
+    callbacks)
+        [ "$RATE_SET" = 1 ] || RATES=20
+        [ "$DURATION_SET" = 1 ] || DURATION=60
+        case "$RATES" in *,*) echo "callbacks: one --rate only" >&2; exit 2 ;; esac
+        [ "$QUEUE_DELAY" -ge 3 ] || { echo "callbacks: --queue-delay must be at least 3 (the callers press 2 then 1 within 2 s)" >&2; exit 2; }
         ;;
     *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
@@ -724,6 +762,97 @@ run_soak() {
     SOAK_STATUS=$st
 }
 
+# Callbacks under load (see the header): one engine, the carrier at one
+# rate, the agents, the outbound gateway; then the drain and callbacks.py.
+run_callbacks() {
+    local rate="$RATES"
+    local calls=$((rate * DURATION))
+    local agents="${AGENTS:-$((rate * (HOLD_MS + 1000) / 1000 + 20))}"
+    local rd="$OUT/callbacks-$rate"
+    local gw_port
+    gw_port="$(free_ports 1)"
+    # The longest carrier call: ~2 s of keys, then at most 60 s waiting for
+    # the engine's BYE; then the drain.
+    local limit=$((DURATION + 120 + DRAIN_TIMEOUT + IDLE_AFTER + 60))
+    echo "=== callbacks: $rate calls/s for ${DURATION}s ($calls calls), ${SHARE} % ask for a callback," \
+        "queue delay ${QUEUE_DELAY}s, hold ${HOLD_MS} ms, $agents agents, gateway busy ${GW_BUSY} %"
+    ENGINE_LIMIT=$((limit + 120))
+    GENCONF_EXTRA="${GENCONF_EXTRA:-} --callbacks --gateway-port $gw_port --queue-delay $QUEUE_DELAY"
+    ENGINE_RUST_LOG="${ENGINE_RUST_LOG:-warn,permanence_engine::callbacks=info}"
+    # The SIPp peers send no RTP: keep the media timeout from ending calls
+    # that wait in the queue.
+    ENGINE_EXTRA="--rtp-timeout-s 600"
+    start_engine "$rd" "$agents"
+    local url="http://127.0.0.1:$HTTP_PORT/metrics"
+    "$OUT/rtpload" sink --port "$RTP_A" --seconds "$limit" >"$rd/sink_caller.json" &
+    PIDS+=("$!"); local sink_a=$!
+    # Agents and the gateway (the patients called back) share one sink.
+    "$OUT/rtpload" sink --port "$RTP_B" --seconds "$limit" >"$rd/sink_agent.json" &
+    PIDS+=("$!"); local sink_b=$!
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp -sf "$HERE/sipp/agent.xml" -i 127.0.0.1 \
+        -p "$AGENT_PORT" -nostdin -set rtp_port "$RTP_B" -buff_size 8388608 \
+        -trace_stat -stf agent_stat.csv -fd 1 -trace_logs -log_file agent_logs.log \
+        -trace_err -error_file agent_err.log >agent_screen.log 2>&1) &
+    PIDS+=("$!"); local agent=$!
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp -sf "$HERE/sipp/cb_gateway.xml" -i 127.0.0.1 \
+        -p "$gw_port" -nostdin -set rtp_port "$RTP_B" -set busy_pct "$GW_BUSY" -d "$HOLD_MS" \
+        -buff_size 8388608 -trace_stat -stf gateway_stat.csv -fd 1 -trace_logs \
+        -log_file gateway_logs.log -trace_err -error_file gateway_err.log >gateway_screen.log 2>&1) &
+    PIDS+=("$!"); local gateway=$!
+    sleep 0.5
+    local sipp_agent_pid sipp_gw_pid
+    sipp_agent_pid="$(pgrep -P "$agent" | head -1 || true)"
+    sipp_gw_pid="$(pgrep -P "$gateway" | head -1 || true)"
+    if [ -z "$sipp_agent_pid" ] || [ -z "$sipp_gw_pid" ]; then
+        echo "the SIPp agent or gateway did not start:" >&2
+        cat "$rd/agent_screen.log" "$rd/agent_err.log" "$rd/gateway_screen.log" "$rd/gateway_err.log" >&2 2>/dev/null || true
+        exit 1
+    fi
+    # shellcheck disable=SC2046 # port_groups is a word list
+    python3 "$HERE/procmon.py" "$rd/procmon.csv" --interval 0.5 $(port_groups) \
+        --ports "sipp_gateway=$gw_port-$gw_port" engine="$ENGINE_PID" sipp_agent="$sipp_agent_pid" \
+        sipp_gateway="$sipp_gw_pid" sink_caller="$sink_a" sink_agent="$sink_b" &
+    PIDS+=("$!"); local mon=$!
+    timeout -k 5 "$limit" python3 "$HERE/callbacks.py" watch "$url" "$rd/progress.csv" --interval 1 &
+    PIDS+=("$!"); local watch=$!
+    sleep 1
+    local t0 t1 t2
+    t0="$(now)"
+    (cd "$rd" && exec timeout -k 5 $((DURATION + 120)) sipp "127.0.0.1:$SIP_PORT" \
+        -sf "$HERE/sipp/cb_carrier.xml" -i 127.0.0.1 -p "$CARRIER_PORT" -r "$rate" -m "$calls" \
+        -l $((rate * 90 + 10)) -d $((QUEUE_DELAY * 1000 + HOLD_MS)) -nostdin \
+        -set called +33980000099 -set rtp_port "$RTP_A" -set share "$SHARE" -recv_timeout 30000 \
+        -buff_size 8388608 -trace_stat -stf carrier_stat.csv -fd 1 -trace_logs \
+        -log_file carrier_logs.log -trace_err -error_file carrier_err.log >carrier_screen.log 2>&1) &
+    local carrier=$!
+    PIDS+=("$carrier")
+    sleep 0.3
+    local sipp_carrier_pid
+    sipp_carrier_pid="$(pgrep -P "$carrier" | head -1 || true)"
+    python3 "$HERE/procmon.py" "$rd/procmon_carrier.csv" --interval 0.5 \
+        sipp_carrier="${sipp_carrier_pid:-0}" &
+    PIDS+=("$!"); local mon2=$!
+    wait "$carrier" || true
+    t1="$(now)"
+    echo "--- last call ended; waiting for the callbacks (at most ${DRAIN_TIMEOUT}s)"
+    python3 "$HERE/callbacks.py" drain "$url" --timeout "$DRAIN_TIMEOUT" || true
+    t2="$(now)"
+    # SIPp writes its statistics every second (-fd 1): the epilogue's idle
+    # (IDLE_AFTER) lets the last try's counters reach the files.
+    engine_epilogue
+    stop_pid "$agent" 5; stop_pid "$gateway" 5
+    stop_pid "$sink_a" 2; stop_pid "$sink_b" 2
+    stop_pid "$watch" 3; stop_pid "$mon" 3; stop_pid "$mon2" 3
+    cat "$rd/procmon_carrier.csv" >>"$rd/procmon.csv"
+    stop_engine
+    local drain_s
+    drain_s="$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t1" "$t2")"
+    write_meta "$rd" "\"rate\": $rate, \"duration_s\": $DURATION, \"calls\": $calls, \"share_pct\": $SHARE, \"queue_delay_s\": $QUEUE_DELAY, \"hold_ms\": $HOLD_MS, \"agents\": $agents, \"gateway_busy_pct\": $GW_BUSY, \"drain_timeout_s\": $DRAIN_TIMEOUT, \"drain_s\": $drain_s, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1, \"engine_rust_log\": \"$ENGINE_RUST_LOG\""
+    local st=0
+    python3 "$HERE/callbacks.py" "$rd" || st=$?
+    SOAK_STATUS=$st
+}
+
 SOAK_STATUS=0
 if [ "$MODE" = rate ]; then
     IFS=, read -r -a RLIST <<<"$RATES"
@@ -732,6 +861,8 @@ if [ "$MODE" = rate ]; then
     done
 elif [ "$MODE" = soak ]; then
     run_soak
+elif [ "$MODE" = callbacks ]; then
+    run_callbacks
 elif [ "$MODE" = queue ]; then
     run_queue
 else
