@@ -227,3 +227,52 @@ fn a_failed_transfer_brings_the_caller_back_to_the_head_of_the_queue() {
         .expect("ended");
     assert_eq!(field(&ended, "agent"), "bob");
 }
+
+#[test]
+fn blind_transfer_to_a_colleague_rings_only_them() {
+    let (cfg, _gw) = config();
+    let engine = Engine::start(&cfg, &[]);
+    // Carol (also in the shared pool) is free, but the transfer names Bob.
+    let carol_port = free_udp_port();
+    register_agent(engine.sip, "carol", "carol-demo", carol_port);
+    let carol = SippBg::uas(
+        "agent_noanswer.xml",
+        carol_port,
+        &[],
+        &[],
+        Duration::from_secs(30),
+    );
+    let bob_port = free_udp_port();
+    register_agent(engine.sip, "bob", "bob-demo", bob_port);
+    let bob_rtp = RtpPeer::start(0, 0x3b);
+    let bob = SippBg::uas(
+        "agent_answer.xml",
+        bob_port,
+        &[("rtp_port", bob_rtp.port.to_string()), ("pt", "0".into())],
+        &["-d", "300"],
+        Duration::from_secs(60),
+    );
+    let (_alice_rtp, alice) = alice_transferring(&engine, "bob");
+    let (caller_rtp, carrier) = patient(&engine, &["-d", "9000"]);
+    assert!(alice.finish(Duration::from_secs(20)).success, "alice");
+    assert!(
+        caller_rtp.wait_until(Duration::from_secs(10), |p| count_fill(p, 0x3b) > 50),
+        "the caller does not hear Bob"
+    );
+    assert!(bob_rtp.wait_until(Duration::from_secs(5), |p| count_fill(p, 0x55) > 50));
+    let run = carrier.join().expect("carrier");
+    assert!(run.success, "carrier: {}\n{}", run.errors, run.messages);
+    assert!(bob.finish(Duration::from_secs(10)).success, "bob");
+    // Carol's phone never rang with it.
+    drop(carol);
+    let offered: Vec<String> = engine
+        .events("acd.offered")
+        .iter()
+        .map(|e| field(e, "agent").to_string())
+        .collect();
+    assert_eq!(offered, vec!["alice", "bob"]);
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "agent"), "bob");
+}
