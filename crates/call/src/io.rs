@@ -358,6 +358,12 @@ pub enum Input {
         /// Where to.
         to: TransferTo,
     },
+    /// The telesecretary talking with the caller completed an attended
+    /// transfer (REFER with Replaces): the driver holds the other party,
+    /// already talking with them on a call of their own, and joins it to
+    /// the caller ([`Action::JoinTransferred`]). Only taken while bridged
+    /// with a telesecretary, like [`Input::TransferRequested`].
+    AttendedTransfer,
     /// The number being dialled (direct route, or blind transfer to a
     /// number) answered.
     TransferAnswered,
@@ -455,6 +461,10 @@ pub enum Action {
         /// The number, E.164.
         number: String,
     },
+    /// Bridge the caller with the other party of an attended transfer (the
+    /// driver holds it; it answered already). Its end comes as
+    /// [`Input::TransferBye`].
+    JoinTransferred,
     /// The caller asked to be called back on `number`: hand the
     /// dispatcher's call over to the callback machinery, keeping its place
     /// in the queue. The call core no longer reports on it (no abandon).

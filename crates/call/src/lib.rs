@@ -370,6 +370,7 @@ impl Call {
             Input::AgentHold => self.on_agent_hold(true),
             Input::AgentUnhold => self.on_agent_hold(false),
             Input::TransferRequested { to } => self.on_transfer_requested(to, now),
+            Input::AttendedTransfer => self.on_attended_transfer(),
             Input::TransferAnswered => self.on_route_answered(),
             Input::TransferFailed => self.on_route_failed(now),
             Input::TransferBye => self.on_route_bye(now),
@@ -890,6 +891,19 @@ impl Call {
                 self.join_queue(Vec::new(), true, Some(QueueTarget::Pool(p)), now)
             }
         }
+    }
+
+    /// The agent joined the caller with the party they had called
+    /// (REFER with Replaces): the agent leaves, the two talk.
+    fn on_attended_transfer(&mut self) {
+        let Phase::Bridged { agent, .. } = self.phase.clone() else {
+            return;
+        };
+        self.emit(Event::TransferDialled { kind: "attended" });
+        self.release_agent(agent);
+        self.phase = Phase::Transferred;
+        self.emit(Event::TransferConnected);
+        self.push(Action::JoinTransferred);
     }
 
     // ------------------------------------ the direct route, the transfer

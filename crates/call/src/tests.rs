@@ -675,6 +675,7 @@ fn input_strategy() -> impl proptest::strategy::Strategy<Value = Input> {
         Just(Input::TransferAnswered),
         Just(Input::TransferFailed),
         Just(Input::TransferBye),
+        Just(Input::AttendedTransfer),
         transfer_strategy(),
     ]
 }
@@ -2101,4 +2102,38 @@ fn transfer_events_for_observers() {
             Event::TransferConnected,
         ]
     );
+}
+
+#[test]
+fn attended_transfer_joins_the_caller_with_the_agents_other_call() {
+    let mut c = talking(CallSettings::default());
+    drain_all(&mut c);
+    c.handle(Input::AttendedTransfer, t(100));
+    assert_eq!(
+        drain_all(&mut c),
+        vec![
+            Output::Event(Event::TransferDialled { kind: "attended" }),
+            Output::Action(Action::Unbridge),
+            Output::Action(Action::HangUpAgent {
+                agent: agent("alice")
+            }),
+            Output::Action(Action::ReportEnded),
+            Output::Event(Event::TransferConnected),
+            Output::Action(Action::JoinTransferred),
+        ]
+    );
+    assert_eq!(c.phase(), &Phase::Transferred);
+    // The other party hangs up: the call ends as transferred.
+    c.handle(Input::TransferBye, t(200));
+    let out = drain(&mut c);
+    assert!(out.contains(&Action::HangUp), "{out:?}");
+    assert!(
+        out.contains(&Action::Finished(EndReason::Transferred)),
+        "{out:?}"
+    );
+    // Outside a conversation with an agent it is ignored.
+    let mut q = queued(CallSettings::default());
+    drain_all(&mut q);
+    q.handle(Input::AttendedTransfer, t(10));
+    assert!(drain_all(&mut q).is_empty());
 }

@@ -5,22 +5,48 @@
 //!   after goes out as that practice);
 //! - their outbound calls in progress (capped per agent), each held as an
 //!   [`OutboundSlot`] that gives its place back, and tells the dispatcher,
-//!   when dropped: a slot is never leaked, whatever way the call ends.
+//!   when dropped: a slot is never leaked, whatever way the call ends;
+//! - those calls by SIP Call-ID ([`Consult`]), so that an attended
+//!   transfer (REFER with Replaces naming one) can take over its
+//!   destination's leg.
 //!
 //! Neither is on a hot path (one update per answered call or outbound
 //! call), so a mutex per map is enough.
 
+use crate::call::far::FarSide;
 use crate::dispatch::DispatchHandle;
 use permanence_acd::{AgentId, Input as AcdInput};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
 
 /// The agents' recent practices and outbound calls in progress.
 #[derive(Default)]
 pub struct AgentActivity {
     recent: parking_lot::Mutex<HashMap<AgentId, (String, Instant)>>,
     outbound: parking_lot::Mutex<HashMap<AgentId, u32>>,
+    consults: parking_lot::Mutex<HashMap<String, (AgentId, mpsc::UnboundedSender<HandOver>)>>,
+}
+
+/// A request for an outbound call's destination leg (an attended
+/// transfer): the call answers with the leg if it is talking, else `None`.
+pub struct HandOver {
+    /// Where the leg goes.
+    pub reply: oneshot::Sender<Option<FarSide>>,
+}
+
+/// An outbound call registered for attended transfers; dropping it
+/// unregisters it.
+pub struct Consult {
+    activity: Arc<AgentActivity>,
+    call_id: String,
+}
+
+impl Drop for Consult {
+    fn drop(&mut self) {
+        self.activity.consults.lock().remove(&self.call_id);
+    }
 }
 
 impl AgentActivity {
@@ -85,6 +111,35 @@ impl AgentActivity {
                 map.remove(agent);
             }
         }
+    }
+
+    /// Registers `agent`'s outbound call `call_id` (its SIP Call-ID): an
+    /// attended transfer of theirs naming it reaches `hand_over`.
+    pub fn consult(
+        self: &Arc<Self>,
+        call_id: &str,
+        agent: &AgentId,
+        hand_over: mpsc::UnboundedSender<HandOver>,
+    ) -> Consult {
+        self.consults
+            .lock()
+            .insert(call_id.to_string(), (agent.clone(), hand_over));
+        Consult {
+            activity: self.clone(),
+            call_id: call_id.to_string(),
+        }
+    }
+
+    /// The outbound call `call_id` of `agent` (another agent's is never
+    /// given), to ask for its destination's leg.
+    pub fn consult_of(
+        &self,
+        call_id: &str,
+        agent: &AgentId,
+    ) -> Option<mpsc::UnboundedSender<HandOver>> {
+        let consults = self.consults.lock();
+        let (owner, tx) = consults.get(call_id)?;
+        (owner == agent).then(|| tx.clone())
     }
 
     /// Forgets conversations older than `keep` (called now and then so the

@@ -118,6 +118,9 @@ pub struct ReferRequest {
     /// The user part of Refer-To (a code of the practice's transfer list,
     /// a number, an agent, a pool).
     pub target: String,
+    /// An attended transfer: the SIP Call-ID of the agent's other call
+    /// whose far party replaces the agent (Refer-To's `Replaces`).
+    pub replaces: Option<String>,
     /// Whether the transfer was accepted.
     pub verdict: tokio::sync::oneshot::Sender<bool>,
 }
@@ -539,8 +542,8 @@ impl LegTask {
 }
 
 impl LegTask {
-    /// A REFER from the answered far end (a blind transfer; Replaces, an
-    /// attended one, is not taken): the call's driver decides; accepted,
+    /// A REFER from the answered far end (a blind transfer, or an attended
+    /// one with Replaces): the call's driver decides; accepted,
     /// the REFER gets 202 and its progress is reported with NOTIFY
     /// (sipfrag 100 then 200, the subscription terminated: the transfer
     /// is the switch's business from then on, and the transferor is hung
@@ -552,22 +555,20 @@ impl LegTask {
         handle: rsipstack::dialog::dialog::TransactionHandle,
     ) {
         let refer_to = permanence_sip::extract::header_value(&request.headers, "Refer-To");
-        let attended = refer_to.is_some_and(|v| v.to_ascii_lowercase().contains("replaces"));
+        let replaces = refer_to.and_then(permanence_sip::extract::refer_replaces_call_id);
         let target = refer_to
-            .filter(|_| !attended)
             .map(|v| permanence_numbers::user_part(v).replace("%2B", "+"))
             .filter(|t| !t.is_empty());
         let Some(target) = target else {
-            let code = if attended {
-                StatusCode::NotImplemented
-            } else {
-                StatusCode::BadRequest
-            };
-            let _ = handle.reply(code).await;
+            let _ = handle.reply(StatusCode::BadRequest).await;
             return;
         };
         let (verdict, answer) = tokio::sync::oneshot::channel();
-        self.send(LegEvent::Refer(Box::new(ReferRequest { target, verdict })));
+        self.send(LegEvent::Refer(Box::new(ReferRequest {
+            target,
+            replaces,
+            verdict,
+        })));
         let accepted = tokio::time::timeout(std::time::Duration::from_secs(5), answer)
             .await
             .ok()

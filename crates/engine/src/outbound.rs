@@ -14,7 +14,7 @@
 //! is not one); it is counted, logged with the number masked, audited and
 //! recorded. Nothing reaches the gateway.
 
-use crate::activity::OutboundSlot;
+use crate::activity::{Consult, HandOver, OutboundSlot};
 use crate::audit::{Action as Audited, AuditLog, Outcome as AuditOutcome};
 use crate::call::caller::Caller;
 use crate::call::far::{self, FarEvent, FarNews, FarSide, Identity, OtherParty};
@@ -34,6 +34,7 @@ use rsipstack::transaction::Transaction;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// Our outbound call numbers, unique per process.
@@ -144,6 +145,10 @@ pub struct OutboundDriver {
     far: Option<FarSide>,
     placement: Option<Placement>,
     slot: Option<OutboundSlot>,
+    /// Requests for the destination's leg (an attended transfer naming
+    /// this call), and the registration that lets them arrive.
+    hand_over: mpsc::UnboundedReceiver<HandOver>,
+    _consult: Consult,
     record: OutboundRecord,
     /// When the conversation started (engine time), for its duration.
     talk_from: Option<DateTime<Utc>>,
@@ -163,6 +168,8 @@ impl OutboundDriver {
         agent_side: Caller,
     ) -> Self {
         let n = NEXT_OUTBOUND.fetch_add(1, Ordering::Relaxed);
+        let (hand_over_tx, hand_over) = mpsc::unbounded_channel();
+        let consult = ctx.activity.consult(&sip_call_id, &req.agent, hand_over_tx);
         let limits = CallLimits {
             ring_timeout: ctx.config.load().outbound.ring_timeout,
             max_duration: ctx.options.max_call,
@@ -194,6 +201,8 @@ impl OutboundDriver {
             far: None,
             placement: None,
             slot: None,
+            hand_over,
+            _consult: consult,
             record,
             talk_from: None,
             far_status: None,
@@ -248,6 +257,7 @@ impl OutboundDriver {
                 }
                 ev = self.agent_side.media_events.recv() => self.on_agent_media(ev),
                 ev = far::next(&mut self.far) => self.on_far(ev).await,
+                Some(req) = self.hand_over.recv() => self.on_hand_over(req),
                 _ = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.core.handle_timeout(now);
@@ -311,6 +321,38 @@ impl OutboundDriver {
             }
         };
         self.input(input);
+    }
+
+    /// An attended transfer of the agent names this call: while the
+    /// destination talks with the agent, its leg goes to the call the
+    /// agent transfers (the agent's side here is hung up); else nothing.
+    fn on_hand_over(&mut self, req: HandOver) {
+        let leg = match self.far.take() {
+            Some(f) if self.core.is_talking() => {
+                permanence_media::unbridge(&self.agent_side.media, &f.media);
+                Some(f)
+            }
+            other => {
+                self.far = other;
+                None
+            }
+        };
+        let handed = leg.is_some();
+        match req.reply.send(leg) {
+            Ok(()) if handed => {
+                info!(event = "outbound.transferred", agent = %self.req.agent, "destination handed over to an attended transfer");
+                self.input(Input::HandedOver);
+            }
+            Ok(()) => {}
+            // The transferring call is gone meanwhile: the conversation
+            // here goes on.
+            Err(back) => {
+                self.far = back;
+                if let Some(f) = &self.far {
+                    let _ = permanence_media::bridge(&self.agent_side.media, &f.media);
+                }
+            }
+        }
     }
 
     async fn apply(&mut self, action: Action) {

@@ -126,6 +126,10 @@ pub enum Input {
     FarBye,
     /// The refusal's spoken reason finished.
     PlaybackFinished,
+    /// The agent completed an attended transfer: the destination's leg
+    /// now belongs to the call it was joined with (the driver handed it
+    /// over); the agent's side is hung up.
+    HandedOver,
     /// Media stopped on either leg of the conversation.
     MediaTimeout,
     /// The driver could not carry out an action.
@@ -340,7 +344,7 @@ impl OutboundCall {
                 self.act(Action::HangUpFar);
                 self.finish(Outcome::Answered);
             }
-            Input::FarBye => {
+            Input::FarBye | Input::HandedOver => {
                 self.act(Action::HangUpAgent);
                 self.finish(Outcome::Answered);
             }
@@ -440,6 +444,19 @@ mod tests {
         );
         assert!(c.is_ended());
         assert_eq!(c.poll_timeout(), None);
+    }
+
+    #[test]
+    fn handed_over_to_an_attended_transfer() {
+        let mut c = started();
+        c.handle(Input::HandedOver, t0());
+        c.handle(Input::FarAnswered, t0());
+        drain(&mut c);
+        c.handle(Input::HandedOver, t0());
+        assert_eq!(
+            actions(&mut c),
+            vec![Action::HangUpAgent, Action::Finished(Outcome::Answered)]
+        );
     }
 
     #[test]
@@ -590,6 +607,7 @@ mod tests {
             Just(Input::FarBye),
             Just(Input::PlaybackFinished),
             Just(Input::MediaTimeout),
+            Just(Input::HandedOver),
             Just(Input::DriverFailure),
         ]
     }

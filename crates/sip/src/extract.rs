@@ -142,6 +142,37 @@ pub fn caller_id(req: &Request) -> String {
         .unwrap_or_default()
 }
 
+/// The Call-ID named by the `Replaces` header parameter of a Refer-To
+/// value (RFC 3891, escaped in the URI: `<sip:x@h?Replaces=id%40h%3Bto-tag%3Da%3Bfrom-tag%3Db>`),
+/// unescaped; `None` without one. An attended transfer's REFER carries it.
+pub fn refer_replaces_call_id(refer_to: &str) -> Option<String> {
+    let lower = refer_to.to_ascii_lowercase();
+    let start = lower.find("replaces=")? + "replaces=".len();
+    let rest = refer_to.get(start..)?;
+    let end = rest.find(['>', '&']).unwrap_or(rest.len());
+    let value = percent_decode(rest.get(..end)?)?;
+    let id = value.split(';').next()?.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or non-UTF-8 bytes.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +238,24 @@ mod tests {
         assert_eq!(uri_user("sip:+33450000001;npdi@h"), Some("+33450000001"));
         assert_eq!(uri_user("sip:h"), None);
         assert_eq!(uri_user("tel:+331"), None);
+    }
+
+    #[test]
+    fn replaces_in_refer_to() {
+        assert_eq!(
+            refer_replaces_call_id(
+                "<sip:+33611223344@127.0.0.1?Replaces=consult-1%40host%3Bto-tag%3Dab%3Bfrom-tag%3Dcd>"
+            )
+            .as_deref(),
+            Some("consult-1@host")
+        );
+        assert_eq!(
+            refer_replaces_call_id("<sip:x@h?replaces=abc;to-tag=1&other=2>").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(refer_replaces_call_id("<sip:1@127.0.0.1>"), None);
+        assert_eq!(refer_replaces_call_id("<sip:x@h?Replaces=%4>"), None);
+        assert_eq!(refer_replaces_call_id("<sip:x@h?Replaces=>"), None);
+        assert_eq!(refer_replaces_call_id("Replaces=%C3%28"), None);
     }
 }

@@ -78,6 +78,7 @@ impl CallDriver {
             Action::RequestCallback { number } => self.request_callback(number),
             Action::Transfer { digit } => self.dial_route(digit),
             Action::DialTransfer { number } => self.dial_transfer(&number),
+            Action::JoinTransferred => self.join_transferred(),
             Action::Finished(reason) => self.ended = Some(reason),
         }
     }
@@ -223,6 +224,19 @@ impl CallDriver {
         ) {
             Ok(side) => self.far = Some(side),
             Err(_) => self.input(Input::TransferFailed),
+        }
+    }
+
+    /// Bridges the caller with the other party of an attended transfer.
+    fn join_transferred(&mut self) {
+        self.far = self.joining.take();
+        let ok = self
+            .far
+            .as_ref()
+            .is_some_and(|f| permanence_media::bridge(&self.caller.media, &f.media).is_ok());
+        if !ok {
+            warn!(call_id = %self.incoming.sip_call_id, "attended transfer: bridge failed");
+            self.input(Input::TransferBye);
         }
     }
 

@@ -115,6 +115,8 @@ pub struct CallDriver {
     core: Call,
     caller: Caller,
     far: Option<FarSide>,
+    /// The other party of an attended transfer, until the core joins it.
+    joining: Option<FarSide>,
     /// Commands from the dispatcher, once the call is queued.
     queue: Option<mpsc::UnboundedReceiver<CallCmd>>,
     record: CallRecordBuilder,
@@ -156,6 +158,7 @@ impl CallDriver {
             core,
             caller,
             far: None,
+            joining: None,
             queue: None,
             record,
             voicemail: Voicemail::default(),
@@ -345,7 +348,7 @@ impl CallDriver {
             return;
         };
         match news {
-            FarNews::Refer(r) => return self.on_refer(&party, *r),
+            FarNews::Refer(r) => return Box::pin(self.on_refer(&party, *r)).await,
             FarNews::Failed { .. } | FarNews::Gone => self.close_far().await,
             // The far side's media stopped once answered: it vanished.
             FarNews::MediaTimeout => {
@@ -364,7 +367,10 @@ impl CallDriver {
     /// when the agent is talking with the caller and the target is one of
     /// the practice's transfer list (by code, number, agent or pool) or
     /// an agent or pool of the service; the core then does the rest.
-    fn on_refer(&mut self, party: &OtherParty, r: crate::leg::ReferRequest) {
+    async fn on_refer(&mut self, party: &OtherParty, r: crate::leg::ReferRequest) {
+        if let Some(call_id) = r.replaces.clone() {
+            return self.on_attended_refer(party, r, &call_id).await;
+        }
         let to = match party {
             OtherParty::Agent(_) if self.core.can_transfer() => {
                 transfer_target(&self.ctx.config.load(), &self.practice, &r.target)
@@ -383,6 +389,52 @@ impl CallDriver {
         let _ = r.verdict.send(to.is_some());
         if let Some(to) = to {
             self.input(Input::TransferRequested { to });
+        }
+    }
+
+    /// An attended transfer: the agent talking with the caller called
+    /// someone else from their softphone (an outbound call, through the
+    /// toll-fraud guard) and asks to replace themselves with that party
+    /// (REFER with Replaces naming that call). The outbound call hands its
+    /// destination's leg over; the agent leaves both calls.
+    async fn on_attended_refer(
+        &mut self,
+        party: &OtherParty,
+        r: crate::leg::ReferRequest,
+        call_id: &str,
+    ) {
+        let consult = match party {
+            OtherParty::Agent(agent) if self.core.can_transfer() => {
+                self.ctx.activity.consult_of(call_id, agent)
+            }
+            _ => None,
+        };
+        let mut leg = None;
+        if let Some(tx) = consult {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            if tx.send(crate::activity::HandOver { reply }).is_ok() {
+                leg = tokio::time::timeout(std::time::Duration::from_secs(2), rx)
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .flatten();
+            }
+        }
+        info!(
+            event = "call.refer",
+            practice = %self.practice.id,
+            call_id = %self.incoming.sip_call_id,
+            call = self.id.0,
+            target = %permanence_numbers::mask(&r.target),
+            attended = true,
+            accepted = leg.is_some(),
+            "agent asked to transfer the call"
+        );
+        let _ = r.verdict.send(leg.is_some());
+        if let Some(mut leg) = leg {
+            leg.party = OtherParty::TransferNumber;
+            self.joining = Some(leg);
+            self.input(Input::AttendedTransfer);
         }
     }
 
@@ -407,6 +459,9 @@ impl CallDriver {
     async fn finish(mut self) {
         let reason = self.ended.unwrap_or(EndReason::Failure);
         self.close_far().await;
+        if let Some(j) = self.joining.take() {
+            self.rtp_far += j.close().await;
+        }
         self.voicemail
             .confirm(
                 &self.practice.id,
