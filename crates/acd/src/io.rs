@@ -179,8 +179,8 @@ pub enum Input {
     /// patient did not answer): the agent is free at once, as at the end of
     /// a wrap-up (available, or their deferred pause or logout applies).
     /// Otherwise as [`Input::CallEnded`]: the call must be connected, and
-    /// `CallCompleted` reports it (its talk time also feeds the practice's
-    /// average handle time).
+    /// `CallCompleted` reports it; its time does not feed the practice's
+    /// average handle time (it was no conversation).
     CallReleased {
         /// The call.
         call: CallId,

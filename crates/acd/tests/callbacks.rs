@@ -292,7 +292,10 @@ fn on_call_with_wrap_up() -> H {
 #[test]
 fn a_released_call_frees_the_agent_at_once() {
     let mut h = on_call_with_wrap_up();
+    let aht = h.d.average_handle_time("p");
     release(&mut h, 1).expect("released");
+    // No conversation: the practice's average handle time is unchanged.
+    assert_eq!(h.d.average_handle_time("p"), aht);
     assert_eq!(
         h.events()[..2],
         [

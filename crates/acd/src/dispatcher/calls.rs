@@ -480,7 +480,10 @@ impl Dispatcher {
         let (agent, pi, answered, wrap) = (c.agent, c.practice, c.answered_at, c.wrap_ms);
         let talk = self.now - answered;
         let alpha = self.settings.aht_alpha;
-        if let Some(p) = pi.and_then(|p| self.practices.get_mut(p)) {
+        // A released call (a callback try the patient did not answer) was
+        // no conversation: it would pull the average handle time, and so
+        // the waits announced, towards zero.
+        if let Some(p) = pi.and_then(|p| self.practices.get_mut(p)).filter(|_| wrap_up) {
             p.aht_ms += alpha * (talk as f64 - p.aht_ms);
         }
         let _ = self.free_call(si);
