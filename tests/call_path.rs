@@ -5,13 +5,12 @@
 mod common;
 
 use common::{
-    decode, default_prompt, field, float, free_udp_port, g711_close, num, prompt_coverage,
-    prompt_frames, read_wav, register_agent, rms, sip_messages_dir, sipp, sipp_thread, ts,
-    unregister_agent, Engine, RtpPacket, RtpPeer, SippBg, SippRun, TestConfig,
+    carrier_vars, count_fill, decode, default_prompt, field, float, free_udp_port, g711_close,
+    joined, num, prompt_coverage, prompt_frames, read_wav, received_request, received_requests,
+    register_agent, rms, sip_messages_dir, ts, unregister_agent, Engine, RtpPacket, RtpPeer,
+    SippBg, SippRun, TestConfig,
 };
 use std::time::Duration;
-
-const SERVICE: &str = "+33970000000";
 
 /// The demo, with Dr Martin open at all hours and no triage menu (tests
 /// that need triage keep it), qualify probes off (SIPp softphones do not
@@ -25,14 +24,6 @@ fn config() -> TestConfig {
     cfg
 }
 
-fn carrier_vars(hdr: &str, rtp_port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("called", SERVICE.to_string()),
-        ("hdr", hdr.to_string()),
-        ("rtp_port", rtp_port.to_string()),
-    ]
-}
-
 const MARTIN: &str = "Diversion: <sip:+33450000001@carrier.example>;reason=unconditional";
 
 #[test]
@@ -41,28 +32,23 @@ fn martin_call_reaches_alice_with_two_way_audio() {
     // Alice's softphone: registered, answers after 300 ms, PCMU.
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2a,
         &["-d", "300"],
         Duration::from_secs(40),
     );
     // The patient: audio payload 0x55, on the line for 9 s.
-    let caller_rtp = RtpPeer::start(0, 0x55);
-    let target = engine.sip;
-    let vars = carrier_vars(MARTIN, caller_rtp.port);
-    let carrier = std::thread::spawn(move || {
-        sipp(
-            "carrier_call.xml",
-            target,
-            "127.0.0.1",
-            &vars,
-            &["-d", "9000"],
-            Duration::from_secs(40),
-        )
-    });
+    let (caller_rtp, carrier) = common::patient(
+        &engine,
+        MARTIN,
+        "carrier_call.xml",
+        0x55,
+        &["-d", "9000"],
+        Duration::from_secs(40),
+    );
 
     // The call is offered to Alice, the practice's dedicated secretary.
     let offered = engine
@@ -75,20 +61,12 @@ fn martin_call_reaches_alice_with_two_way_audio() {
         .is_some());
     // Caller audio reaches Alice unchanged (same codec: same bytes)...
     assert!(
-        alice_rtp.wait_until(Duration::from_secs(5), |p| p
-            .iter()
-            .filter(|p| p.pt == 0 && p.payload == vec![0x55u8; 160])
-            .count()
-            > 20),
+        alice_rtp.wait_until(Duration::from_secs(5), |p| count_fill(p, 0x55) > 20),
         "caller audio did not reach the agent"
     );
     // ... and Alice's reaches the caller.
     assert!(
-        caller_rtp.wait_until(Duration::from_secs(5), |p| p
-            .iter()
-            .filter(|p| p.pt == 0 && p.payload == vec![0x2au8; 160])
-            .count()
-            > 20),
+        caller_rtp.wait_until(Duration::from_secs(5), |p| count_fill(p, 0x2a) > 20),
         "agent audio did not reach the caller"
     );
     // The caller heard the greeting and hold audio before: not silence.
@@ -100,21 +78,10 @@ fn martin_call_reaches_alice_with_two_way_audio() {
     let cap = common::RtpCapture { packets: before };
     assert!(cap.rms() > 200.0, "greeting was silent");
 
-    let run = carrier.join().expect("carrier thread");
-    assert!(run.success, "carrier: {}\n{}", run.output, run.errors);
-    let agent_run = alice.finish(Duration::from_secs(10));
-    assert!(
-        agent_run.success,
-        "agent: {}\n{}",
-        agent_run.messages, agent_run.errors
-    );
+    joined(carrier, "carrier");
+    let agent_run = alice.finish_ok(Duration::from_secs(10), "agent");
     // What Alice's phone showed: the practice, the caller, the headers.
-    let invite = agent_run
-        .messages
-        .split("\n\n")
-        .find(|m| m.contains("INVITE sip:"))
-        .unwrap_or_default()
-        .to_string();
+    let invite = received_request(&agent_run, "INVITE").unwrap_or_default();
     assert!(
         invite.contains("From: \"Cabinet du Dr Martin - Médecine générale\" <sip:+33612345678@"),
         "{invite}"
@@ -165,16 +132,7 @@ struct Phone {
 fn phone(engine: &Engine, user: &str, scenario: &str, pt: u8, fill: u8, extra: &[&str]) -> Phone {
     let port = free_udp_port();
     register_agent(engine.sip, user, &format!("{user}-demo"), port);
-    let rtp = RtpPeer::start(pt, fill);
-    // Scenarios that never answer declare no media variables.
-    let text = std::fs::read_to_string(common::repo().join("tests/sipp").join(scenario))
-        .expect("scenario");
-    let vars = if text.contains("rtp_port") {
-        vec![("rtp_port", rtp.port.to_string()), ("pt", pt.to_string())]
-    } else {
-        Vec::new()
-    };
-    let uas = SippBg::uas(scenario, port, &vars, extra, Duration::from_secs(60));
+    let (rtp, uas) = SippBg::uas_with_rtp(scenario, port, pt, fill, extra, Duration::from_secs(60));
     Phone { port, rtp, uas }
 }
 
@@ -187,46 +145,20 @@ fn patient(
     fill: u8,
     extra: &[&str],
 ) -> (RtpPeer, std::thread::JoinHandle<SippRun>) {
-    let rtp = RtpPeer::start(0, fill);
-    let run = sipp_thread(
+    common::patient(
+        engine,
+        MARTIN,
         scenario,
-        engine.sip,
-        carrier_vars(MARTIN, rtp.port),
-        extra.iter().map(|s| s.to_string()).collect(),
+        fill,
+        extra,
         Duration::from_secs(60),
-    );
-    (rtp, run)
+    )
 }
 
-fn joined(h: std::thread::JoinHandle<SippRun>, who: &str) -> SippRun {
-    let run = h.join().expect("carrier thread");
-    assert!(
-        run.success,
-        "{who}: SIPp failed\n{}\n{}\n{}",
-        run.output, run.errors, run.messages
-    );
-    run
-}
-
-fn finished(uas: SippBg, who: &str) -> SippRun {
-    let run = uas.finish(Duration::from_secs(20));
-    assert!(
-        run.success,
-        "{who}: SIPp UAS failed\n{}\n{}",
-        run.errors, run.messages
-    );
-    run
-}
-
-/// Number of packets carrying exactly `fill` bytes of payload type `pt`.
-fn count_fill(p: &[RtpPacket], pt: u8, fill: u8) -> usize {
-    p.iter()
-        .filter(|p| p.pt == pt && p.payload.len() == 160 && p.payload.iter().all(|&b| b == fill))
-        .count()
-}
-
-fn has_fill(engine_peer: &RtpPeer, pt: u8, fill: u8, n: usize) -> bool {
-    engine_peer.wait_until(Duration::from_secs(5), |p| count_fill(p, pt, fill) > n)
+/// Waits (5 s at most) until `peer` has received more than `n` PCMU
+/// packets of `fill` bytes.
+fn has_fill(peer: &RtpPeer, fill: u8, n: usize) -> bool {
+    peer.wait_until(Duration::from_secs(5), |p| count_fill(p, fill) > n)
 }
 
 fn call_no(v: &serde_json::Value) -> i64 {
@@ -244,7 +176,7 @@ fn acd_queued(engine: &Engine, call: i64) -> serde_json::Value {
 
 /// Requests `method` that SIPp received, one per transaction
 /// (retransmissions, same Call-ID and CSeq, counted once), in order.
-fn received_requests(run: &SippRun, method: &str) -> Vec<String> {
+fn received_transactions(run: &SippRun, method: &str) -> Vec<String> {
     let header = |m: &str, name: &str| {
         m.lines()
             .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
@@ -252,9 +184,8 @@ fn received_requests(run: &SippRun, method: &str) -> Vec<String> {
             .unwrap_or_default()
     };
     let mut seen = std::collections::HashSet::new();
-    uas_messages(run, true)
+    received_requests(run, method)
         .into_iter()
-        .filter(|m| m.starts_with(&format!("{method} ")))
         .filter(|m| seen.insert((header(m, "call-id"), header(m, "cseq"))))
         .collect()
 }
@@ -297,10 +228,7 @@ fn busy_dedicated_agent_overflows_to_shared_pool_after_step_delay() {
         })
         .expect("first call answered by alice");
     let call1 = call_no(&a1);
-    assert!(
-        has_fill(&p1, 0, 0x2a, 10),
-        "first caller does not hear alice"
-    );
+    assert!(has_fill(&p1, 0x2a, 10), "first caller does not hear alice");
 
     // Second patient: only the pool step (3 s) can serve it, with Bob.
     let (p2, c2) = patient(&engine, "carrier_call.xml", 0x66, &["-d", "9000"]);
@@ -332,24 +260,24 @@ fn busy_dedicated_agent_overflows_to_shared_pool_after_step_delay() {
             && field(v, "agent") == "bob")
         .is_some());
     assert!(
-        has_fill(&bob.rtp, 0, 0x66, 20),
+        has_fill(&bob.rtp, 0x66, 20),
         "second caller's audio did not reach bob"
     );
     assert!(
-        has_fill(&p2, 0, 0x3b, 20),
+        has_fill(&p2, 0x3b, 20),
         "bob's audio did not reach the second caller"
     );
     // Alice's call is still bridged and undisturbed.
     assert_eq!(
-        count_fill(&alice.rtp.received(), 0, 0x66),
+        count_fill(&alice.rtp.received(), 0x66),
         0,
         "alice hears the second caller"
     );
 
     joined(c2, "second carrier");
     joined(c1, "first carrier");
-    finished(alice.uas, "alice");
-    finished(bob.uas, "bob");
+    alice.uas.finish_ok(Duration::from_secs(20), "alice");
+    bob.uas.finish_ok(Duration::from_secs(20), "bob");
     let ended = engine
         .wait_n("call.ended", 2, Duration::from_secs(5), |_| true)
         .expect("both calls ended");
@@ -419,7 +347,7 @@ fn ring_no_answer_moves_on_counts_strikes_and_pauses_the_agent() {
             v, "agent"
         ) == "bob")
         .is_some());
-    assert!(has_fill(&p1, 0, 0x3b, 10), "first caller does not hear bob");
+    assert!(has_fill(&p1, 0x3b, 10), "first caller does not hear bob");
 
     // Second call while Bob is busy (then in wrap-up): only Alice, once
     // her no-answer back-off is over; she does not answer again.
@@ -440,11 +368,19 @@ fn ring_no_answer_moves_on_counts_strikes_and_pauses_the_agent() {
 
     joined(c1, "first carrier");
     joined(c2, "second carrier");
-    let alice_run = finished(alice.uas, "alice");
-    finished(bob.uas, "bob");
+    let alice_run = alice.uas.finish_ok(Duration::from_secs(20), "alice");
+    bob.uas.finish_ok(Duration::from_secs(20), "bob");
     let got = uas_messages(&alice_run, true);
-    assert_eq!(received_requests(&alice_run, "INVITE").len(), 2, "{got:?}");
-    assert_eq!(received_requests(&alice_run, "CANCEL").len(), 2, "{got:?}");
+    assert_eq!(
+        received_transactions(&alice_run, "INVITE").len(),
+        2,
+        "{got:?}"
+    );
+    assert_eq!(
+        received_transactions(&alice_run, "CANCEL").len(),
+        2,
+        "{got:?}"
+    );
     // Paused: no further offer to Alice; the second caller gave up.
     let after: Vec<_> = engine
         .events("acd.offered")
@@ -491,16 +427,16 @@ fn busy_agent_fails_the_offer_and_the_next_agent_gets_the_call() {
         ) == "bob")
         .is_some());
     assert!(
-        has_fill(&bob.rtp, 0, 0x55, 20),
+        has_fill(&bob.rtp, 0x55, 20),
         "caller audio did not reach bob"
     );
     assert!(
-        has_fill(&p, 0, 0x3b, 20),
+        has_fill(&p, 0x3b, 20),
         "bob's audio did not reach the caller"
     );
 
     joined(c, "carrier");
-    let a = finished(alice.uas, "alice");
+    let a = alice.uas.finish_ok(Duration::from_secs(20), "alice");
     assert!(
         uas_messages(&a, false)
             .iter()
@@ -508,7 +444,7 @@ fn busy_agent_fails_the_offer_and_the_next_agent_gets_the_call() {
         "{}",
         a.messages
     );
-    finished(bob.uas, "bob");
+    bob.uas.finish_ok(Duration::from_secs(20), "bob");
     let ended = engine
         .wait_event("call.ended", Duration::from_secs(5))
         .expect("ended");
@@ -591,11 +527,9 @@ fn caller_hanging_up_while_ringing_cancels_the_agent() {
         .expect("ended");
     assert_eq!(field(&ended, "reason"), "abandoned-ringing");
     // Alice's phone got the CANCEL (and answered 200 + 487, took the ACK).
-    let run = finished(alice.uas, "alice");
+    let run = alice.uas.finish_ok(Duration::from_secs(20), "alice");
     assert!(
-        uas_messages(&run, true)
-            .iter()
-            .any(|m| m.starts_with("CANCEL ")),
+        received_request(&run, "CANCEL").is_some(),
         "{}",
         run.messages
     );
@@ -677,8 +611,8 @@ fn urgent_triage_choice_is_offered_before_earlier_callers() {
     for h in [(ca, "first"), (cb, "second"), (cc, "urgent")] {
         joined(h.0, h.1);
     }
-    let run = finished(alice.uas, "alice");
-    let invites = received_requests(&run, "INVITE");
+    let run = alice.uas.finish_ok(Duration::from_secs(20), "alice");
+    let invites = received_transactions(&run, "INVITE");
     assert_eq!(invites.len(), 3, "{invites:?}");
     assert!(
         invites[0].contains("X-Permanence-Triage: 1;label=\"urgence\""),
@@ -712,19 +646,19 @@ fn agent_hold_plays_hold_music_and_resume_restores_audio() {
         .wait_event("acd.answered", Duration::from_secs(10))
         .is_some());
     joined(c, "carrier");
-    let run = finished(alice.uas, "alice");
+    let run = alice.uas.finish_ok(Duration::from_secs(20), "alice");
 
     // What the caller heard after Alice answered: Alice, hold music,
     // Alice again.
     let got = p.received();
     let first = got
         .iter()
-        .position(|q| count_fill(std::slice::from_ref(q), 0, 0x2a) == 1)
+        .position(|q| count_fill(std::slice::from_ref(q), 0x2a) == 1)
         .expect("the caller never heard alice");
     let after = &got[first..];
     let is_alice: Vec<bool> = after
         .iter()
-        .map(|q| count_fill(std::slice::from_ref(q), 0, 0x2a) == 1)
+        .map(|q| count_fill(std::slice::from_ref(q), 0x2a) == 1)
         .collect();
     let mut runs: Vec<(bool, usize, usize)> = Vec::new(); // (alice, start, len)
     for (i, &a) in is_alice.iter().enumerate() {
@@ -787,7 +721,7 @@ fn agent_hold_plays_hold_music_and_resume_restores_audio() {
     // Alice heard the caller before and after the hold, and nothing at
     // all while she held (the engine answered recvonly: it must not send).
     let alice_got = alice.rtp.received();
-    assert!(count_fill(&alice_got, 0, 0x55) > 150);
+    assert!(count_fill(&alice_got, 0x55) > 150);
     let margin = Duration::from_millis(200);
     let (from, to) = (held[0].at + margin, held[hn - 1].at - margin);
     let during: Vec<_> = alice_got
@@ -825,11 +759,11 @@ fn agent_bye_hangs_up_the_caller() {
     assert!(engine
         .wait_event("acd.answered", Duration::from_secs(10))
         .is_some());
-    assert!(has_fill(&p, 0, 0x2a, 20), "the caller does not hear alice");
+    assert!(has_fill(&p, 0x2a, 20), "the caller does not hear alice");
     // The carrier scenario only succeeds if the engine's BYE came.
     let run = joined(c, "carrier");
     assert!(run.messages.contains("BYE sip:"), "{}", run.messages);
-    finished(alice.uas, "alice");
+    alice.uas.finish_ok(Duration::from_secs(20), "alice");
     let ended = engine
         .wait_event("call.ended", Duration::from_secs(5))
         .expect("ended");
@@ -1012,7 +946,7 @@ fn pcmu_caller_and_pcma_agent_are_transcoded_both_ways() {
         "the caller did not get alice's audio as PCMU"
     );
     joined(c, "carrier");
-    finished(alice.uas, "alice");
+    alice.uas.finish_ok(Duration::from_secs(20), "alice");
     // Nothing but PCMA ever went to Alice's phone.
     let wrong: Vec<u8> = alice
         .rtp
@@ -1074,17 +1008,15 @@ fn agent_unregistering_while_ringing_withdraws_the_offer() {
             v, "agent"
         ) == "bob")
         .is_some());
-    assert!(has_fill(&p, 0, 0x3b, 20), "the caller does not hear bob");
+    assert!(has_fill(&p, 0x3b, 20), "the caller does not hear bob");
     joined(c, "carrier");
-    let run = finished(alice.uas, "alice");
+    let run = alice.uas.finish_ok(Duration::from_secs(20), "alice");
     assert!(
-        uas_messages(&run, true)
-            .iter()
-            .any(|m| m.starts_with("CANCEL ")),
+        received_request(&run, "CANCEL").is_some(),
         "{}",
         run.messages
     );
-    finished(bob.uas, "bob");
+    bob.uas.finish_ok(Duration::from_secs(20), "bob");
     assert!(engine.events("acd.rona").is_empty());
     assert!(engine.events("acd.abandoned").is_empty());
 }
@@ -1112,14 +1044,11 @@ fn urgent_option_routes_straight_to_the_practitioner() {
     cfg.practice("martin")
         .insert("triage".into(), toml::Value::Table(triage));
     let engine = Engine::start(&cfg, &[]);
-    let mobile_rtp = RtpPeer::start(0, 0x4d);
-    let mobile = SippBg::uas(
+    let (mobile_rtp, mobile) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", mobile_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x4d,
         &["-d", "300"],
         Duration::from_secs(40),
     );
@@ -1132,19 +1061,16 @@ fn urgent_option_routes_straight_to_the_practitioner() {
         .is_some());
     // Two-way audio with the practitioner, no queue, no telesecretary.
     assert!(
-        has_fill(&p, 0, 0x4d, 20),
+        has_fill(&p, 0x4d, 20),
         "the caller does not hear the practitioner"
     );
     assert!(
-        has_fill(&mobile_rtp, 0, 0x55, 20),
+        has_fill(&mobile_rtp, 0x55, 20),
         "the practitioner does not hear the caller"
     );
     joined(c, "carrier");
-    let run = finished(mobile, "mobile");
-    let invite = uas_messages(&run, true)
-        .into_iter()
-        .find(|m| m.starts_with("INVITE "))
-        .expect("INVITE at the gateway");
+    let run = mobile.finish_ok(Duration::from_secs(20), "mobile");
+    let invite = received_request(&run, "INVITE").expect("INVITE at the gateway");
     assert!(invite.starts_with("INVITE sip:+33612340000@"), "{invite}");
     assert!(invite.contains("X-Permanence-Practice: martin"), "{invite}");
     let ended = engine

@@ -6,9 +6,9 @@
 mod common;
 
 use common::{
-    decode, field, free_udp_port, g711_close, http_call, http_get, metric, num, prompt_coverage,
-    prompt_frames, register_agent, rms, sip_messages_dir, sipp_thread, ts, Engine, RtpPacket,
-    RtpPeer, SippBg, SippRun, TestConfig,
+    count_fill, decode, field, free_udp_port, g711_close, http_call, http_get, joined, metric, num,
+    prompt_coverage, prompt_frames, received_request, received_requests, register_agent, rms, ts,
+    Engine, RtpPacket, RtpPeer, SippBg, SippRun, TestConfig,
 };
 use std::time::Duration;
 
@@ -32,48 +32,19 @@ fn patient(
     fill: u8,
     extra: &[&str],
 ) -> (RtpPeer, std::thread::JoinHandle<SippRun>) {
-    let rtp = RtpPeer::start(0, fill);
-    let run = sipp_thread(
+    common::patient(
+        engine,
+        TILLEULS,
         scenario,
-        engine.sip,
-        vec![
-            ("called", "+33970000000".into()),
-            ("hdr", TILLEULS.into()),
-            ("rtp_port", rtp.port.to_string()),
-        ],
-        extra.iter().map(|s| s.to_string()).collect(),
+        fill,
+        extra,
         Duration::from_secs(90),
-    );
-    (rtp, run)
+    )
 }
 
 fn heard(rtp: &RtpPeer, prompt: &str, timeout: Duration) -> bool {
     let p = common::default_prompt(prompt);
     rtp.wait_until(timeout, |pk| prompt_coverage(pk, &p) > 0.8)
-}
-
-fn count_fill(p: &[RtpPacket], fill: u8) -> usize {
-    p.iter()
-        .filter(|p| p.pt == 0 && p.payload == vec![fill; 160])
-        .count()
-}
-
-fn joined(h: std::thread::JoinHandle<SippRun>, who: &str) -> SippRun {
-    let run = h.join().expect("sipp thread");
-    assert!(
-        run.success,
-        "{who}: {}\n{}\n{}",
-        run.output, run.errors, run.messages
-    );
-    run
-}
-
-fn received_invite(run: &SippRun) -> String {
-    sip_messages_dir(&run.messages)
-        .into_iter()
-        .find(|(received, m)| *received && m.starts_with("INVITE "))
-        .map(|(_, m)| m)
-        .unwrap_or_default()
 }
 
 #[test]
@@ -117,34 +88,26 @@ fn caller_keeps_their_place_and_is_called_back_with_two_way_audio() {
     std::thread::sleep(Duration::from_millis(300));
     // Alice comes in: A's callback is offered first (its place), she
     // answers, the engine calls the patient as Les Tilleuls.
-    let patient_rtp = RtpPeer::start(0, 0x55);
-    let gateway = SippBg::uas(
+    let (patient_rtp, gateway) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", patient_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x55,
         &["-d", "500"],
         Duration::from_secs(60),
     );
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer_bye.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2a,
         &["-d", "4000"],
         Duration::from_secs(60),
     );
-    let alice_run = alice.finish(Duration::from_secs(30));
-    assert!(
-        alice_run.success,
-        "alice: {}\n{}",
-        alice_run.errors, alice_run.messages
-    );
-    let invite = received_invite(&alice_run);
+    let alice_run = alice.finish_ok(Duration::from_secs(30), "alice");
+    let invite = received_request(&alice_run, "INVITE").unwrap_or_default();
     assert!(
         invite.contains("From: \"Rappel - Maison de santé Les Tilleuls\" <sip:+33612345678@"),
         "the first call offered to Alice is not A's callback: {invite}"
@@ -162,9 +125,8 @@ fn caller_keeps_their_place_and_is_called_back_with_two_way_audio() {
         count_fill(&patient_rtp.received(), 0x2a) > 50,
         "Alice's audio did not reach the patient"
     );
-    let gw = gateway.finish(Duration::from_secs(10));
-    assert!(gw.success, "gateway: {}\n{}", gw.errors, gw.messages);
-    let out = received_invite(&gw);
+    let gw = gateway.finish_ok(Duration::from_secs(10), "gateway");
+    let out = received_request(&gw, "INVITE").unwrap_or_default();
     assert!(
         out.starts_with(&format!("INVITE sip:+33612345678@127.0.0.1:{gw_port}")),
         "{out}"
@@ -402,15 +364,6 @@ fn wait_metric(engine: &Engine, series: &str, want: f64, timeout: Duration) -> O
     }
 }
 
-/// The INVITEs a SIPp UAS received, in order.
-fn received_invites(run: &SippRun) -> Vec<String> {
-    sip_messages_dir(&run.messages)
-        .into_iter()
-        .filter(|(received, m)| *received && m.starts_with("INVITE "))
-        .map(|(_, m)| m)
-        .collect()
-}
-
 // -------------------------------------------------------------------- tests
 
 #[test]
@@ -436,11 +389,11 @@ fn retries_after_no_answer_then_reaches_the_patient() {
     );
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (_alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2a,
         &["-d", "300"],
         Duration::from_secs(60),
     );
@@ -452,7 +405,7 @@ fn retries_after_no_answer_then_reaches_the_patient() {
         first.messages,
         engine.dump()
     );
-    let invite = received_invite(&first);
+    let invite = received_request(&first, "INVITE").unwrap_or_default();
     assert!(
         invite.contains("From: \"Rappel - Maison de santé Les Tilleuls\" <sip:+33612345678@"),
         "{invite}"
@@ -461,9 +414,8 @@ fn retries_after_no_answer_then_reaches_the_patient() {
         invite.contains("X-Permanence-Callback: attempt=1;"),
         "{invite}"
     );
-    let gw = gateway.finish(Duration::from_secs(10));
-    assert!(gw.success, "gateway (480): {}\n{}", gw.errors, gw.messages);
-    let out = received_invite(&gw);
+    let gw = gateway.finish_ok(Duration::from_secs(10), "gateway (480)");
+    let out = received_request(&gw, "INVITE").unwrap_or_default();
     assert!(
         out.starts_with(&format!("INVITE sip:+33612345678@127.0.0.1:{gw_port}")),
         "{out}"
@@ -513,22 +465,19 @@ fn retries_after_no_answer_then_reaches_the_patient() {
 
     // The request waits its spacing (1 min), then is offered again; the
     // gateway now answers.
-    let patient_rtp = RtpPeer::start(0, 0x55);
-    let gateway = SippBg::uas(
+    let (patient_rtp, gateway) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", patient_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x55,
         &["-d", "200"],
         Duration::from_secs(120),
     );
-    let alice_rtp = RtpPeer::start(0, 0x2b);
-    let alice = SippBg::uas(
+    let (alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer_bye.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2b,
         &["-d", "3000"],
         Duration::from_secs(120),
     );
@@ -547,13 +496,8 @@ fn retries_after_no_answer_then_reaches_the_patient() {
         (59.0..66.0).contains(&spacing),
         "offered again {spacing:.1} s after the first try (retry_minutes = 1)"
     );
-    let second = alice.finish(Duration::from_secs(30));
-    assert!(
-        second.success,
-        "alice (second try): {}\n{}",
-        second.errors, second.messages
-    );
-    let invite = received_invite(&second);
+    let second = alice.finish_ok(Duration::from_secs(30), "alice (second try)");
+    let invite = received_request(&second, "INVITE").unwrap_or_default();
     assert!(
         invite.contains("From: \"Rappel - Maison de santé Les Tilleuls\" <sip:+33612345678@"),
         "{invite}"
@@ -570,13 +514,8 @@ fn retries_after_no_answer_then_reaches_the_patient() {
         count_fill(&patient_rtp.received(), 0x2b) > 50,
         "Alice's audio did not reach the patient"
     );
-    let gw = gateway.finish(Duration::from_secs(10));
-    assert!(
-        gw.success,
-        "gateway (answer): {}\n{}",
-        gw.errors, gw.messages
-    );
-    let out = received_invite(&gw);
+    let gw = gateway.finish_ok(Duration::from_secs(10), "gateway (answer)");
+    let out = received_request(&gw, "INVITE").unwrap_or_default();
     assert!(
         out.starts_with(&format!("INVITE sip:+33612345678@127.0.0.1:{gw_port}")),
         "{out}"
@@ -634,37 +573,32 @@ fn withheld_number_is_typed_and_confirmed() {
         .wait_event("callback.requested", Duration::from_secs(5))
         .expect("callback requested");
 
-    let patient_rtp = RtpPeer::start(0, 0x56);
-    let gateway = SippBg::uas(
+    let (patient_rtp, gateway) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", patient_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x56,
         &["-d", "200"],
         Duration::from_secs(60),
     );
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer_bye.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2a,
         &["-d", "2000"],
         Duration::from_secs(60),
     );
-    let run = alice.finish(Duration::from_secs(30));
-    assert!(run.success, "alice: {}\n{}", run.errors, run.messages);
-    let invite = received_invite(&run);
+    let run = alice.finish_ok(Duration::from_secs(30), "alice");
+    let invite = received_request(&run, "INVITE").unwrap_or_default();
     assert!(
         invite.contains("From: \"Rappel - Maison de santé Les Tilleuls\" <sip:+33612345679@"),
         "{invite}"
     );
-    let gw = gateway.finish(Duration::from_secs(10));
-    assert!(gw.success, "gateway: {}\n{}", gw.errors, gw.messages);
-    let out = received_invite(&gw);
+    let gw = gateway.finish_ok(Duration::from_secs(10), "gateway");
+    let out = received_request(&gw, "INVITE").unwrap_or_default();
     assert!(
         out.starts_with(&format!("INVITE sip:+33612345679@127.0.0.1:{gw_port}")),
         "{out}"
@@ -781,17 +715,16 @@ fn invalid_numbers_keep_the_caller_in_the_queue() {
     // with the caller.
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer_bye.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2a,
         &["-d", "3000"],
         Duration::from_secs(60),
     );
-    let run = alice.finish(Duration::from_secs(30));
-    assert!(run.success, "alice: {}\n{}", run.errors, run.messages);
-    let invite = received_invite(&run);
+    let run = alice.finish_ok(Duration::from_secs(30), "alice");
+    let invite = received_request(&run, "INVITE").unwrap_or_default();
     assert!(
         invite.contains("From: \"Maison de santé Les Tilleuls - "),
         "{invite}"
@@ -832,16 +765,15 @@ fn live_view_shows_a_caller_back_from_the_callback_menu_as_queued() {
     // Alice takes the call and hangs up, which ends the caller's SIPp.
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (_alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer_bye.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2a,
         &["-d", "500"],
         Duration::from_secs(60),
     );
-    let run = alice.finish(Duration::from_secs(30));
-    assert!(run.success, "alice: {}\n{}", run.errors, run.messages);
+    alice.finish_ok(Duration::from_secs(30), "alice");
     joined(call, "caller");
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["position"], 1, "not in the queue: {calls:?}");
@@ -892,24 +824,21 @@ fn pending_callbacks_survive_a_crash_and_are_served_in_order() {
         Some(2.0)
     );
 
-    let patient_rtp = RtpPeer::start(0, 0x55);
-    let gateway = SippBg::uas(
+    let (patient_rtp, gateway) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", patient_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x55,
         &["-m", "2", "-d", "200"],
         Duration::from_secs(60),
     );
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (alice_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer_bye.xml",
         alice_port,
-        &[("rtp_port", alice_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x2a,
         &["-m", "2", "-d", "1500"],
         Duration::from_secs(60),
     );
@@ -921,7 +850,7 @@ fn pending_callbacks_survive_a_crash_and_are_served_in_order() {
         run.messages,
         engine.dump()
     );
-    let to_alice = received_invites(&run);
+    let to_alice = received_requests(&run, "INVITE");
     assert_eq!(to_alice.len(), 2, "{to_alice:?}");
     assert!(
         to_alice[0].contains("<sip:+33612345678@"),
@@ -933,9 +862,8 @@ fn pending_callbacks_survive_a_crash_and_are_served_in_order() {
         "{}",
         to_alice[1]
     );
-    let gw = gateway.finish(Duration::from_secs(10));
-    assert!(gw.success, "gateway: {}\n{}", gw.errors, gw.messages);
-    let out = received_invites(&gw);
+    let gw = gateway.finish_ok(Duration::from_secs(10), "gateway");
+    let out = received_requests(&gw, "INVITE");
     assert_eq!(out.len(), 2, "{out:?}");
     assert!(
         out[0].starts_with(&format!("INVITE sip:+33612345678@127.0.0.1:{gw_port}")),

@@ -6,8 +6,9 @@
 mod common;
 
 use common::{
-    field, free_udp_port, http_get, metric, prompt_coverage, register_agent, sip_messages_dir,
-    sipp, sipp_thread, Engine, RtpPeer, SippBg, SippRun, TestConfig,
+    count_fill, field, free_udp_port, http_get, joined, metric, patient, prompt_coverage,
+    received_request, register_agent, sip_messages_dir, sipp, sipp_thread, Engine, RtpPeer, SippBg,
+    SippRun, TestConfig,
 };
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -154,14 +155,11 @@ fn agent_call_goes_out_as_the_practice_with_two_way_audio() {
     let (cfg, gw_port) = config();
     let engine = Engine::start(&cfg, &[]);
     // The patient's phone, behind the carrier's gateway: answers, PCMU 0x55.
-    let patient_rtp = RtpPeer::start(0, 0x55);
-    let gateway = SippBg::uas(
+    let (patient_rtp, gateway) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", patient_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x55,
         &["-d", "300"],
         Duration::from_secs(40),
     );
@@ -179,28 +177,18 @@ fn agent_call_goes_out_as_the_practice_with_two_way_audio() {
     );
     assert!(run.success, "alice: {}\n{}", run.errors, run.messages);
     // Two-way audio, payload-checked.
-    let count = |p: &[common::RtpPacket], fill: u8| {
-        p.iter()
-            .filter(|p| p.pt == 0 && p.payload == vec![fill; 160])
-            .count()
-    };
     assert!(
-        count(&alice_rtp.received(), 0x55) > 50,
+        count_fill(&alice_rtp.received(), 0x55) > 50,
         "the patient's audio did not reach the agent"
     );
     assert!(
-        count(&patient_rtp.received(), 0x2a) > 50,
+        count_fill(&patient_rtp.received(), 0x2a) > 50,
         "the agent's audio did not reach the patient"
     );
     // The gateway saw the practice calling: name and number in From, the
     // number in P-Asserted-Identity, the patient's number in E.164.
-    let gw = gateway.finish(Duration::from_secs(10));
-    assert!(gw.success, "gateway: {}\n{}", gw.errors, gw.messages);
-    let invite = sip_messages_dir(&gw.messages)
-        .into_iter()
-        .find(|(received, m)| *received && m.starts_with("INVITE "))
-        .map(|(_, m)| m)
-        .expect("INVITE at the gateway");
+    let gw = gateway.finish_ok(Duration::from_secs(10), "gateway");
+    let invite = received_request(&gw, "INVITE").expect("INVITE at the gateway");
     assert!(
         invite.starts_with(&format!("INVITE sip:+33612345678@127.0.0.1:{gw_port}")),
         "{invite}"
@@ -439,27 +427,20 @@ fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
     // A patient of Dr Martin talks with Alice...
     let alice_port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", alice_port);
-    let alice_media = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (alice_media, alice) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         alice_port,
-        &[
-            ("rtp_port", alice_media.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x2a,
         &["-d", "300"],
         Duration::from_secs(40),
     );
-    let caller_rtp = RtpPeer::start(0, 0x55);
-    let carrier = sipp_thread(
+    let (_caller_rtp, carrier) = patient(
+        &engine,
+        MARTIN,
         "carrier_call.xml",
-        engine.sip,
-        vec![
-            ("called", "+33970000000".into()),
-            ("hdr", MARTIN.into()),
-            ("rtp_port", caller_rtp.port.to_string()),
-        ],
-        vec!["-d".into(), "4000".into()],
+        0x55,
+        &["-d", "4000"],
         Duration::from_secs(40),
     );
     assert!(
@@ -469,19 +450,15 @@ fn bare_number_goes_out_as_the_practice_of_the_agents_last_call() {
         "{}",
         engine.dump()
     );
-    let run = carrier.join().expect("carrier");
-    assert!(run.success, "{}\n{}", run.errors, run.messages);
-    assert!(alice.finish(Duration::from_secs(10)).success);
+    joined(carrier, "carrier");
+    alice.finish_ok(Duration::from_secs(10), "alice");
     // ... then calls a number back with the bare number: it goes out as
     // Dr Martin (the gateway answers; she hangs up after 1 s).
-    let patient_rtp = RtpPeer::start(0, 0x55);
-    let gateway = SippBg::uas(
+    let (_patient_rtp, gateway) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", patient_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x55,
         &["-d", "300"],
         Duration::from_secs(40),
     );
@@ -522,7 +499,7 @@ fn gateway_busy_is_relayed_and_the_cap_refuses_a_second_call() {
         0,
     );
     assert_eq!(final_status(&run), Some(486), "{}", run.messages);
-    assert!(gateway.finish(Duration::from_secs(10)).success);
+    gateway.finish_ok(Duration::from_secs(10), "gateway");
     // The gateway rings without answering; meanwhile a second call of
     // Alice's is over her cap (1).
     let ringing = SippBg::uas(

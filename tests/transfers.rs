@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    field, free_udp_port, register_agent, sip_messages_dir, sipp_thread, Engine, RtpPacket,
-    RtpPeer, SippBg, SippRun, TestConfig,
+    count_fill, field, free_udp_port, joined, received_request, received_requests, register_agent,
+    Engine, RtpPeer, SippBg, SippRun, TestConfig,
 };
 use std::time::Duration;
 
@@ -26,76 +26,49 @@ fn config() -> (TestConfig, u16) {
     (cfg, gw)
 }
 
-fn count_fill(p: &[RtpPacket], fill: u8) -> usize {
-    p.iter()
-        .filter(|p| p.pt == 0 && p.payload == vec![fill; 160])
-        .count()
-}
-
 /// Alice's softphone: answers, talks 1.5 s, transfers to `refer_to`.
 fn alice_transferring(engine: &Engine, refer_to: &str) -> (RtpPeer, SippBg) {
     let port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", port);
-    let rtp = RtpPeer::start(0, 0x2a);
-    let uas = SippBg::uas(
+    SippBg::uas_with_rtp(
         "agent_answer_refer.xml",
         port,
-        &[
-            ("rtp_port", rtp.port.to_string()),
-            ("pt", "0".into()),
-            ("refer_to", refer_to.to_string()),
-        ],
-        &["-d", "1500"],
+        0,
+        0x2a,
+        &["-set", "refer_to", refer_to, "-d", "1500"],
         Duration::from_secs(60),
-    );
-    (rtp, uas)
+    )
 }
 
+/// A patient of Dr Martin (PCMU 0x55) on the line, SIPp args `extra`.
 fn patient(engine: &Engine, extra: &[&str]) -> (RtpPeer, std::thread::JoinHandle<SippRun>) {
-    let rtp = RtpPeer::start(0, 0x55);
-    let run = sipp_thread(
+    common::patient(
+        engine,
+        MARTIN,
         "carrier_call.xml",
-        engine.sip,
-        vec![
-            ("called", "+33970000000".into()),
-            ("hdr", MARTIN.into()),
-            ("rtp_port", rtp.port.to_string()),
-        ],
-        extra.iter().map(|s| s.to_string()).collect(),
+        0x55,
+        extra,
         Duration::from_secs(60),
-    );
-    (rtp, run)
+    )
 }
 
 #[test]
 fn blind_transfer_to_the_practitioners_mobile_with_two_way_audio() {
     let (cfg, gw_port) = config();
     let engine = Engine::start(&cfg, &[]);
-    let mobile_rtp = RtpPeer::start(0, 0x4d);
-    let mobile = SippBg::uas(
+    let (mobile_rtp, mobile) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         gw_port,
-        &[
-            ("rtp_port", mobile_rtp.port.to_string()),
-            ("pt", "0".into()),
-        ],
+        0,
+        0x4d,
         &["-d", "300"],
         Duration::from_secs(60),
     );
     let (_alice_rtp, alice) = alice_transferring(&engine, "1");
     let (caller_rtp, carrier) = patient(&engine, &["-d", "9000"]);
     // Alice answered, transferred: she is released (BYE after the NOTIFYs).
-    let alice_run = alice.finish(Duration::from_secs(20));
-    assert!(
-        alice_run.success,
-        "alice: {}\n{}",
-        alice_run.errors, alice_run.messages
-    );
-    let notifies: Vec<String> = sip_messages_dir(&alice_run.messages)
-        .into_iter()
-        .filter(|(received, m)| *received && m.starts_with("NOTIFY "))
-        .map(|(_, m)| m)
-        .collect();
+    let alice_run = alice.finish_ok(Duration::from_secs(20), "alice");
+    let notifies = received_requests(&alice_run, "NOTIFY");
     assert!(
         notifies
             .iter()
@@ -115,15 +88,9 @@ fn blind_transfer_to_the_practitioners_mobile_with_two_way_audio() {
         mobile_rtp.wait_until(Duration::from_secs(5), |p| count_fill(p, 0x55) > 50),
         "the practitioner does not hear the caller"
     );
-    let run = carrier.join().expect("carrier");
-    assert!(run.success, "carrier: {}\n{}", run.errors, run.messages);
-    let gw = mobile.finish(Duration::from_secs(10));
-    assert!(gw.success, "gateway: {}\n{}", gw.errors, gw.messages);
-    let invite = sip_messages_dir(&gw.messages)
-        .into_iter()
-        .find(|(received, m)| *received && m.starts_with("INVITE "))
-        .map(|(_, m)| m)
-        .expect("INVITE at the gateway");
+    joined(carrier, "carrier");
+    let gw = mobile.finish_ok(Duration::from_secs(10), "gateway");
+    let invite = received_request(&gw, "INVITE").expect("INVITE at the gateway");
     assert!(
         invite.starts_with(&format!("INVITE sip:+33611223344@127.0.0.1:{gw_port}")),
         "{invite}"
@@ -150,16 +117,12 @@ fn a_transfer_outside_the_list_is_refused_and_the_call_goes_on() {
     // softphone (this scenario expects 202) fails; the call goes on.
     let port = free_udp_port();
     register_agent(engine.sip, "alice", "alice-demo", port);
-    let rtp = RtpPeer::start(0, 0x2a);
-    let alice = SippBg::uas(
+    let (_rtp, alice) = SippBg::uas_with_rtp(
         "agent_answer_refer.xml",
         port,
-        &[
-            ("rtp_port", rtp.port.to_string()),
-            ("pt", "0".into()),
-            ("refer_to", "+33899123456".into()),
-        ],
-        &["-d", "1000"],
+        0,
+        0x2a,
+        &["-set", "refer_to", "+33899123456", "-d", "1000"],
         Duration::from_secs(30),
     );
     let (caller_rtp, carrier) = patient(&engine, &["-d", "6000"]);
@@ -191,7 +154,7 @@ fn a_failed_transfer_brings_the_caller_back_to_the_head_of_the_queue() {
     let mobile = SippBg::uas("agent_busy.xml", gw_port, &[], &[], Duration::from_secs(60));
     let (_alice_rtp, alice) = alice_transferring(&engine, "1");
     let (caller_rtp, carrier) = patient(&engine, &["-d", "14000"]);
-    assert!(alice.finish(Duration::from_secs(20)).success, "alice");
+    alice.finish_ok(Duration::from_secs(20), "alice");
     // The caller hears why, and is back in the queue (Alice is in wrap-up):
     // Bob is offered the call and talks with the caller.
     let prompt = common::default_prompt("transfer_failed");
@@ -203,11 +166,11 @@ fn a_failed_transfer_brings_the_caller_back_to_the_head_of_the_queue() {
     );
     let bob_port = free_udp_port();
     register_agent(engine.sip, "bob", "bob-demo", bob_port);
-    let bob_rtp = RtpPeer::start(0, 0x3b);
-    let bob = SippBg::uas(
+    let (bob_rtp, bob) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         bob_port,
-        &[("rtp_port", bob_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x3b,
         &["-d", "300"],
         Duration::from_secs(60),
     );
@@ -216,9 +179,8 @@ fn a_failed_transfer_brings_the_caller_back_to_the_head_of_the_queue() {
         "the caller does not hear Bob"
     );
     assert!(bob_rtp.wait_until(Duration::from_secs(5), |p| count_fill(p, 0x55) > 50));
-    assert!(mobile.finish(Duration::from_secs(5)).success, "gateway");
-    let run = carrier.join().expect("carrier");
-    assert!(run.success, "carrier: {}\n{}", run.errors, run.messages);
+    mobile.finish_ok(Duration::from_secs(5), "gateway");
+    joined(carrier, "carrier");
     let _ = bob.finish(Duration::from_secs(10));
     let queued = engine.events("call.queued");
     assert_eq!(queued.len(), 2, "{queued:?}");
@@ -244,25 +206,24 @@ fn blind_transfer_to_a_colleague_rings_only_them() {
     );
     let bob_port = free_udp_port();
     register_agent(engine.sip, "bob", "bob-demo", bob_port);
-    let bob_rtp = RtpPeer::start(0, 0x3b);
-    let bob = SippBg::uas(
+    let (bob_rtp, bob) = SippBg::uas_with_rtp(
         "agent_answer.xml",
         bob_port,
-        &[("rtp_port", bob_rtp.port.to_string()), ("pt", "0".into())],
+        0,
+        0x3b,
         &["-d", "300"],
         Duration::from_secs(60),
     );
     let (_alice_rtp, alice) = alice_transferring(&engine, "bob");
     let (caller_rtp, carrier) = patient(&engine, &["-d", "9000"]);
-    assert!(alice.finish(Duration::from_secs(20)).success, "alice");
+    alice.finish_ok(Duration::from_secs(20), "alice");
     assert!(
         caller_rtp.wait_until(Duration::from_secs(10), |p| count_fill(p, 0x3b) > 50),
         "the caller does not hear Bob"
     );
     assert!(bob_rtp.wait_until(Duration::from_secs(5), |p| count_fill(p, 0x55) > 50));
-    let run = carrier.join().expect("carrier");
-    assert!(run.success, "carrier: {}\n{}", run.errors, run.messages);
-    assert!(bob.finish(Duration::from_secs(10)).success, "bob");
+    joined(carrier, "carrier");
+    bob.finish_ok(Duration::from_secs(10), "bob");
     // Carol's phone never rang with it.
     drop(carol);
     let offered: Vec<String> = engine

@@ -987,6 +987,33 @@ impl SippBg {
         Self::spawn(scenario, None, port, vars, extra, limit)
     }
 
+    /// Starts `scenario` listening on `port` (a softphone, or the carrier's
+    /// outbound gateway where a patient answers) with its media: an
+    /// [`RtpPeer`] sending `fill` bytes of payload type `pt`, announced to
+    /// the scenario as `rtp_port` and `pt`. Scenarios that never answer
+    /// (`agent_noanswer.xml`, `agent_busy.xml`) declare no media variables:
+    /// the peer is started but not announced. More SIPp variables go in
+    /// `extra` (`-set name value`).
+    pub fn uas_with_rtp(
+        scenario: &str,
+        port: u16,
+        pt: u8,
+        fill: u8,
+        extra: &[&str],
+        limit: Duration,
+    ) -> (RtpPeer, Self) {
+        let rtp = RtpPeer::start(pt, fill);
+        let text =
+            std::fs::read_to_string(repo().join("tests/sipp").join(scenario)).expect("scenario");
+        let vars = if text.contains("rtp_port") {
+            vec![("rtp_port", rtp.port.to_string()), ("pt", pt.to_string())]
+        } else {
+            Vec::new()
+        };
+        let uas = Self::uas(scenario, port, &vars, extra, limit);
+        (rtp, uas)
+    }
+
     /// Starts `scenario` as a UAC towards `target` (e.g. a carrier's
     /// call), from a free local port; unlike [`sipp`], its messages can be
     /// read while it runs ([`SippBg::messages`]).
@@ -1057,8 +1084,7 @@ impl SippBg {
                 break Some(st);
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.stop();
                 break None;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -1073,18 +1099,51 @@ impl SippBg {
         }
     }
 
+    /// [`SippBg::finish`], asserting that SIPp succeeded (`who`, its
+    /// errors and messages in the failure).
+    pub fn finish_ok(self, timeout: Duration, who: &str) -> SippRun {
+        let run = self.finish(timeout);
+        assert!(
+            run.success,
+            "{who}: SIPp failed\n{}\n{}",
+            run.errors, run.messages
+        );
+        run
+    }
+
     /// The messages exchanged so far.
     pub fn messages(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default()
     }
 }
 
+impl SippBg {
+    /// Stops SIPp: SIGTERM to the `timeout` wrapper, which passes it on to
+    /// SIPp (a SIGKILL of the wrapper alone would leave SIPp running), then
+    /// SIGKILL if it is still there after 2 s.
+    fn stop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for SippBg {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.stop();
     }
 }
 
@@ -1213,6 +1272,16 @@ impl Drop for RtpPeer {
     }
 }
 
+/// How many of `packets` are PCMU (payload type 0) carrying 160 bytes of
+/// `fill`: the audio of an [`RtpPeer`] started with `fill`, relayed
+/// unchanged.
+pub fn count_fill(packets: &[RtpPacket], fill: u8) -> usize {
+    packets
+        .iter()
+        .filter(|p| p.pt == 0 && p.payload.len() == 160 && p.payload.iter().all(|&b| b == fill))
+        .count()
+}
+
 /// Runs [`sipp`] (a UAC: the carrier) on a thread; join it for the result.
 pub fn sipp_thread(
     scenario: &'static str,
@@ -1225,6 +1294,52 @@ pub fn sipp_thread(
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         sipp(scenario, target, "127.0.0.1", &vars, &extra, limit)
     })
+}
+
+/// The SIPp variables of a carrier's call to the service number
+/// (+33970000000) forwarded by a practice: `hdr` is its `Diversion`
+/// header (or empty), `rtp_port` the caller's media.
+pub fn carrier_vars(hdr: &str, rtp_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("called", "+33970000000".to_string()),
+        ("hdr", hdr.to_string()),
+        ("rtp_port", rtp_port.to_string()),
+    ]
+}
+
+/// A patient calling a practice (`hdr`, see [`carrier_vars`]): an RTP
+/// peer sending PCMU `fill` bytes and a SIPp carrier running `scenario`
+/// (with `extra` args, e.g. `-d` for carrier_call.xml) on a thread,
+/// bounded by `limit`. Join the thread with [`joined`].
+pub fn patient(
+    engine: &Engine,
+    hdr: &str,
+    scenario: &'static str,
+    fill: u8,
+    extra: &[&str],
+    limit: Duration,
+) -> (RtpPeer, std::thread::JoinHandle<SippRun>) {
+    let rtp = RtpPeer::start(0, fill);
+    let run = sipp_thread(
+        scenario,
+        engine.sip,
+        carrier_vars(hdr, rtp.port),
+        extra.iter().map(|s| s.to_string()).collect(),
+        limit,
+    );
+    (rtp, run)
+}
+
+/// Joins a [`sipp_thread`] and asserts that SIPp succeeded (`who`, its
+/// output, errors and messages in the failure); returns the run.
+pub fn joined(h: std::thread::JoinHandle<SippRun>, who: &str) -> SippRun {
+    let run = h.join().expect("sipp thread");
+    assert!(
+        run.success,
+        "{who}: SIPp failed\n{}\n{}\n{}",
+        run.output, run.errors, run.messages
+    );
+    run
 }
 
 /// The SIP messages of a SIPp message log (`-trace_msg`), in order, with
@@ -1248,6 +1363,23 @@ pub fn sip_messages_dir(log: &str) -> Vec<(bool, String)> {
 /// The SIP messages of a SIPp message log, sent and received, in order.
 pub fn sip_messages(log: &str) -> Vec<String> {
     sip_messages_dir(log).into_iter().map(|(_, m)| m).collect()
+}
+
+/// The requests `method` (`INVITE`, `CANCEL`...) that a SIPp run
+/// received, in order (a retransmission is one more), each from its
+/// request line.
+pub fn received_requests(run: &SippRun, method: &str) -> Vec<String> {
+    let start = format!("{method} ");
+    sip_messages_dir(&run.messages)
+        .into_iter()
+        .filter(|(received, m)| *received && m.starts_with(&start))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// The first request `method` that a SIPp run received, if any.
+pub fn received_request(run: &SippRun, method: &str) -> Option<String> {
+    received_requests(run, method).into_iter().next()
 }
 
 /// A WAV file's format and samples.
