@@ -1,7 +1,9 @@
-//! Blind transfers (REFER, RFC 3515) from the telesecretary's softphone,
-//! with real peers: a SIPp carrier delivers the patient's call, a SIPp
-//! softphone answers and sends REFER, a SIPp UAS plays the outbound
-//! gateway where the practitioner's mobile answers (or is busy).
+//! Transfers (REFER, RFC 3515) from the telesecretary's softphone, with
+//! real peers: a SIPp carrier delivers the patient's call, a SIPp softphone
+//! answers and sends REFER, a SIPp UAS plays the outbound gateway where the
+//! practitioner's mobile answers (or is busy). Blind transfers name a
+//! target; an attended one names, with Replaces, the agent's consultation
+//! call (a second SIPp session of the same agent, an outbound call).
 
 mod common;
 
@@ -236,4 +238,137 @@ fn blind_transfer_to_a_colleague_rings_only_them() {
         .wait_event("call.ended", Duration::from_secs(5))
         .expect("ended");
     assert_eq!(field(&ended, "agent"), "bob");
+}
+
+// ---------------------------------------------------------------------------
+// Attended transfer: REFER with Replaces (RFC 3891) naming the agent's
+// consultation call, an outbound call of theirs.
+
+#[test]
+fn attended_transfer_joins_the_caller_with_the_agents_consultation_call() {
+    let (cfg, gw_port) = config();
+    let engine = Engine::start(&cfg, &[]);
+    // The practitioner's mobile answers Alice's consultation call.
+    let (mobile_rtp, mobile) = SippBg::uas_with_rtp(
+        "agent_answer.xml",
+        gw_port,
+        0,
+        0x4d,
+        &["-d", "300"],
+        Duration::from_secs(60),
+    );
+    // Alice answers the patient; 5 s later her softphone refers the
+    // patient to her consultation call (REFER with Replaces naming it).
+    let consult_id = format!("consult-{}@permanence.test", std::process::id());
+    let refer_uri = format!(
+        "sip:+33611223344@127.0.0.1:{}?Replaces={}%3Bto-tag%3Dunknown%3Bfrom-tag%3Dunknown",
+        engine.sip.port(),
+        consult_id.replace('@', "%40")
+    );
+    let alice_port = free_udp_port();
+    register_agent(engine.sip, "alice", "alice-demo", alice_port);
+    let (_alice_rtp, alice) = SippBg::uas_with_rtp(
+        "agent_attended_refer.xml",
+        alice_port,
+        0,
+        0x2a,
+        &["-set", "refer_uri", &refer_uri, "-d", "5000"],
+        Duration::from_secs(60),
+    );
+    let (caller_rtp, carrier) = patient(&engine, &["-d", "14000"]);
+    assert!(engine
+        .wait_event("acd.answered", Duration::from_secs(15))
+        .is_some());
+    // The consultation: Alice dials the mobile as Dr Martin.
+    let consult_rtp = RtpPeer::start(0, 0x2c);
+    let consult = SippBg::uac(
+        "agent_dial_wait_bye.xml",
+        engine.sip,
+        &[
+            ("user", "alice".to_string()),
+            ("rtp_port", consult_rtp.port.to_string()),
+        ],
+        &[
+            "-s",
+            "*81*0611223344",
+            "-au",
+            "alice",
+            "-ap",
+            "alice-demo",
+            "-mi",
+            "127.0.0.1",
+            "-cid_str",
+            &consult_id,
+        ],
+        Duration::from_secs(40),
+    );
+    assert!(
+        mobile_rtp.wait_until(Duration::from_secs(10), |p| count_fill(p, 0x2c) > 20),
+        "the consultation did not reach the mobile"
+    );
+    let refer = engine
+        .wait_for("call.refer", Duration::from_secs(15), |_| true)
+        .expect("call.refer");
+    assert_eq!(refer["attended"], serde_json::Value::Bool(true));
+    assert_eq!(refer["accepted"], serde_json::Value::Bool(true));
+    // The patient and the practitioner now talk, payload-checked.
+    assert!(
+        caller_rtp.wait_until(Duration::from_secs(10), |p| count_fill(p, 0x4d) > 50),
+        "the caller does not hear the practitioner"
+    );
+    assert!(
+        mobile_rtp.wait_until(Duration::from_secs(10), |p| count_fill(p, 0x55) > 50),
+        "the practitioner does not hear the caller"
+    );
+    // Alice was released from both calls by the engine.
+    alice.finish_ok(Duration::from_secs(20), "alice");
+    consult.finish_ok(Duration::from_secs(10), "consultation");
+    assert!(engine
+        .wait_event("outbound.transferred", Duration::from_secs(2))
+        .is_some());
+    joined(carrier, "carrier");
+    mobile.finish_ok(Duration::from_secs(10), "mobile");
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(5))
+        .expect("ended");
+    assert_eq!(field(&ended, "reason"), "transferred");
+}
+
+#[test]
+fn replaces_naming_no_call_of_the_agent_is_refused() {
+    let (cfg, _gw) = config();
+    let engine = Engine::start(&cfg, &[]);
+    // Replaces names a call that is not one of Alice's outbound calls.
+    let refer_uri = format!(
+        "sip:+33611223344@127.0.0.1:{}?Replaces=someone-else%40elsewhere%3Bto-tag%3Da%3Bfrom-tag%3Db",
+        engine.sip.port()
+    );
+    let alice_port = free_udp_port();
+    register_agent(engine.sip, "alice", "alice-demo", alice_port);
+    let (_alice_rtp, alice) = SippBg::uas_with_rtp(
+        "agent_attended_refer.xml",
+        alice_port,
+        0,
+        0x2a,
+        &["-set", "refer_uri", &refer_uri, "-d", "1000"],
+        Duration::from_secs(30),
+    );
+    let (caller_rtp, carrier) = patient(&engine, &["-d", "6000"]);
+    let refer = engine
+        .wait_for("call.refer", Duration::from_secs(15), |_| true)
+        .expect("call.refer");
+    assert_eq!(refer["accepted"], serde_json::Value::Bool(false));
+    let run = alice.finish(Duration::from_secs(15));
+    assert!(run.messages.contains("SIP/2.0 403"), "{}", run.messages);
+    // The conversation with Alice goes on.
+    let before = count_fill(&caller_rtp.received(), 0x2a);
+    assert!(
+        caller_rtp.wait_until(Duration::from_secs(3), |p| count_fill(p, 0x2a)
+            > before + 20)
+    );
+    let _ = carrier.join();
+    let ended = engine
+        .wait_event("call.ended", Duration::from_secs(10))
+        .expect("ended");
+    assert_eq!(field(&ended, "agent"), "alice");
 }
