@@ -483,7 +483,10 @@ impl Dispatcher {
         // A released call (a callback try the patient did not answer) was
         // no conversation: it would pull the average handle time, and so
         // the waits announced, towards zero.
-        if let Some(p) = pi.and_then(|p| self.practices.get_mut(p)).filter(|_| wrap_up) {
+        if let Some(p) = pi
+            .and_then(|p| self.practices.get_mut(p))
+            .filter(|_| wrap_up)
+        {
             p.aht_ms += alpha * (talk as f64 - p.aht_ms);
         }
         let _ = self.free_call(si);
