@@ -787,6 +787,22 @@ fn callbacks_are_listed_cancelled_and_audited_from_the_api_and_cli() {
             field(e, "reason") == "cancelled"
         })
         .is_some());
+    // The dispatcher's queue no longer holds it: nothing waits at Les
+    // Tilleuls (a cancelled request left queued would ring agents for ever).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (_, body, v) = api("GET", "/api/queues", SUPERVISOR);
+        let tilleuls = v
+            .as_array()
+            .and_then(|a| a.iter().find(|q| field(q, "practice") == "tilleuls"))
+            .cloned()
+            .unwrap_or_default();
+        if tilleuls["waiting"] == 0 && tilleuls["ringing"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still queued: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Closed: among the recent ones, cancelled.
     let (_, body, v) = api("GET", "/api/callbacks", SUPERVISOR);
     assert_eq!(v["open"].as_array().map(Vec::len), Some(0), "{body}");

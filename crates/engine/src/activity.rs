@@ -10,8 +10,8 @@
 //!   transfer (REFER with Replaces naming one) can take over its
 //!   destination's leg.
 //!
-//! Neither is on a hot path (one update per answered call or outbound
-//! call), so a mutex per map is enough.
+//! The recent practices are written once per answered call (a sharded
+//! map); the rest changes once per outbound call (a mutex is enough).
 
 use crate::call::far::FarSide;
 use crate::dispatch::DispatchHandle;
@@ -24,7 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 /// The agents' recent practices and outbound calls in progress.
 #[derive(Default)]
 pub struct AgentActivity {
-    recent: parking_lot::Mutex<HashMap<AgentId, (String, Instant)>>,
+    /// Written once per answered call: sharded, no lock every call takes.
+    recent: dashmap::DashMap<AgentId, (String, Instant)>,
     outbound: parking_lot::Mutex<HashMap<AgentId, u32>>,
     consults: parking_lot::Mutex<HashMap<String, (AgentId, mpsc::UnboundedSender<HandOver>)>>,
 }
@@ -53,7 +54,6 @@ impl AgentActivity {
     /// `agent` is talking with a caller of `practice` (at `at`, monotonic).
     pub fn talked(&self, agent: &AgentId, practice: &str, at: Instant) {
         self.recent
-            .lock()
             .insert(agent.clone(), (practice.to_string(), at));
     }
 
@@ -65,8 +65,8 @@ impl AgentActivity {
         within: Duration,
         now: Instant,
     ) -> Option<String> {
-        let recent = self.recent.lock();
-        let (practice, at) = recent.get(agent)?;
+        let entry = self.recent.get(agent)?;
+        let (practice, at) = entry.value();
         (!within.is_zero() && now.saturating_duration_since(*at) <= within)
             .then(|| practice.clone())
     }
@@ -146,7 +146,6 @@ impl AgentActivity {
     /// map holds only agents of the last hours).
     pub fn prune(&self, keep: Duration, now: Instant) {
         self.recent
-            .lock()
             .retain(|_, (_, at)| now.saturating_duration_since(*at) <= keep);
     }
 }

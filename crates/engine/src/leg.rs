@@ -557,7 +557,7 @@ impl LegTask {
         let refer_to = permanence_sip::extract::header_value(&request.headers, "Refer-To");
         let replaces = refer_to.and_then(permanence_sip::extract::refer_replaces_call_id);
         let target = refer_to
-            .map(|v| permanence_numbers::user_part(v).replace("%2B", "+"))
+            .and_then(|v| permanence_sip::extract::percent_decode(permanence_numbers::user_part(v)))
             .filter(|t| !t.is_empty());
         let Some(target) = target else {
             let _ = handle.reply(StatusCode::BadRequest).await;

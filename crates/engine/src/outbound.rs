@@ -148,7 +148,7 @@ pub struct OutboundDriver {
     /// Requests for the destination's leg (an attended transfer naming
     /// this call), and the registration that lets them arrive.
     hand_over: mpsc::UnboundedReceiver<HandOver>,
-    _consult: Consult,
+    _consult: Option<Consult>,
     record: OutboundRecord,
     /// When the conversation started (engine time), for its duration.
     talk_from: Option<DateTime<Utc>>,
@@ -169,7 +169,8 @@ impl OutboundDriver {
     ) -> Self {
         let n = NEXT_OUTBOUND.fetch_add(1, Ordering::Relaxed);
         let (hand_over_tx, hand_over) = mpsc::unbounded_channel();
-        let consult = ctx.activity.consult(&sip_call_id, &req.agent, hand_over_tx);
+        let consult = (!sip_call_id.is_empty())
+            .then(|| ctx.activity.consult(&sip_call_id, &req.agent, hand_over_tx));
         let limits = CallLimits {
             ring_timeout: ctx.config.load().outbound.ring_timeout,
             max_duration: ctx.options.max_call,

@@ -155,8 +155,9 @@ pub fn refer_replaces_call_id(refer_to: &str) -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
-/// `%XX` escapes decoded; `None` for a broken escape or non-UTF-8 bytes.
-fn percent_decode(s: &str) -> Option<String> {
+/// `%XX` escapes decoded (a URI's user part or header parameter); `None`
+/// for a broken escape or non-UTF-8 bytes.
+pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

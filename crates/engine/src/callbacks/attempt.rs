@@ -49,6 +49,8 @@ static NEXT_TRY: AtomicU64 = AtomicU64::new(1);
 struct TryDriver {
     ctx: Arc<CallContext>,
     manager: mpsc::UnboundedSender<Msg>,
+    /// This try's id for the callbacks task.
+    id: u64,
     info: TryInfo,
     core: Attempt,
     agent: Option<FarSide>,
@@ -62,6 +64,7 @@ struct TryDriver {
 pub(super) async fn run(
     ctx: Arc<CallContext>,
     manager: mpsc::UnboundedSender<Msg>,
+    id: u64,
     info: TryInfo,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
 ) {
@@ -72,6 +75,7 @@ pub(super) async fn run(
     let mut d = Box::new(TryDriver {
         ctx,
         manager,
+        id,
         info,
         core: Attempt::new(settings),
         agent: None,
@@ -191,6 +195,7 @@ impl TryDriver {
                     .input(AcdInput::OfferAnswered { call, agent });
                 let _ = self.manager.send(Msg::AttemptStarted {
                     key: self.info.key.clone(),
+                    id: self.id,
                     agent: self.info.agent.to_string(),
                 });
             }
@@ -399,9 +404,12 @@ impl TryDriver {
             self.record = Some(r);
             self.save();
         }
+        let outbound_id = self.record.as_ref().map(|r| r.id.clone());
         let _ = self.manager.send(Msg::AttemptDone {
             key: self.info.key.clone(),
+            id: self.id,
             outcome,
+            outbound_id,
         });
     }
 }

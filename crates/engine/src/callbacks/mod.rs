@@ -70,11 +70,15 @@ pub(crate) enum Msg {
     },
     AttemptStarted {
         key: String,
+        id: u64,
         agent: String,
     },
     AttemptDone {
         key: String,
+        id: u64,
         outcome: Outcome,
+        /// The try's outbound record (its call to the patient), if made.
+        outbound_id: Option<String>,
     },
     Close {
         key: String,
@@ -138,9 +142,43 @@ struct Meta {
     call_record: String,
     /// The dispatcher call while it is in the dispatcher.
     call: Option<CallId>,
-    /// The try in progress.
-    attempt: Option<mpsc::UnboundedSender<attempt::Cmd>>,
+    /// Tries still running: the current one (the book's offer) last; an
+    /// earlier one, whose offer the dispatcher withdrew, may still be
+    /// ending.
+    tries: Vec<TryRef>,
+    /// When the last try ended, and its call to the patient.
+    last_attempt_at: Option<DateTime<Utc>>,
+    outbound_id: Option<String>,
 }
+
+/// A try the task started.
+struct TryRef {
+    id: u64,
+    agent: permanence_acd::AgentId,
+    /// Whether the book still counts on it (its offer was not withdrawn).
+    current: bool,
+    tx: mpsc::UnboundedSender<attempt::Cmd>,
+}
+
+impl Meta {
+    fn new(practice: String, call_record: String) -> Self {
+        Self {
+            practice,
+            call_record,
+            call: None,
+            tries: Vec::new(),
+            last_attempt_at: None,
+            outbound_id: None,
+        }
+    }
+
+    fn current_try(&self) -> Option<&TryRef> {
+        self.tries.iter().rev().find(|t| t.current)
+    }
+}
+
+/// Tries of this process.
+static NEXT_TRY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The callbacks task.
 struct Manager {
@@ -212,12 +250,7 @@ impl Manager {
             let policy = self.policy(&s.practice_id);
             self.meta.insert(
                 s.key.clone(),
-                Meta {
-                    practice: s.practice_id.clone(),
-                    call_record: s.call_id.clone(),
-                    call: None,
-                    attempt: None,
-                },
+                Meta::new(s.practice_id.clone(), s.call_id.clone()),
             );
             let key = s.key.clone();
             let now = self.now();
@@ -239,19 +272,17 @@ impl Manager {
         match msg {
             Msg::Request(r) => self.add(*r),
             Msg::Cmd { key, call, cmd } => self.on_cmd(key, call, cmd),
-            Msg::AttemptStarted { key, agent } => {
-                self.feed(Input::AttemptStarted { key, agent }, now)
-            }
-            Msg::AttemptDone { key, outcome } => {
-                if let Some(m) = self.meta.get_mut(&key) {
-                    m.attempt = None;
+            Msg::AttemptStarted { key, id, agent } => {
+                if self.is_current_try(&key, id) {
+                    self.feed(Input::AttemptStarted { key, agent }, now)
                 }
-                let input = match outcome {
-                    Outcome::OfferFailed => Input::OfferEnded { key },
-                    Outcome::Attempted(result) => Input::AttemptFinished { key, result },
-                };
-                self.feed(input, now);
             }
+            Msg::AttemptDone {
+                key,
+                id,
+                outcome,
+                outbound_id,
+            } => self.attempt_done(key, id, outcome, outbound_id),
             Msg::Close {
                 key,
                 handled_by,
@@ -268,6 +299,53 @@ impl Manager {
                 let _ = reply.send(self.book.open().cloned().collect());
             }
         }
+    }
+
+    fn is_current_try(&self, key: &str, id: u64) -> bool {
+        self.meta
+            .get(key)
+            .and_then(Meta::current_try)
+            .is_some_and(|t| t.id == id)
+    }
+
+    /// A try ended: the book hears of it if it still counted on it (a try
+    /// whose offer was withdrawn was already given up).
+    fn attempt_done(
+        &mut self,
+        key: String,
+        id: u64,
+        outcome: Outcome,
+        outbound_id: Option<String>,
+    ) {
+        let now = self.now();
+        let current = self.is_current_try(&key, id);
+        if let Some(m) = self.meta.get_mut(&key) {
+            m.tries.retain(|t| t.id != id);
+            if let Outcome::Attempted(_) = outcome {
+                m.last_attempt_at = Some(now);
+                m.outbound_id = outbound_id.or(m.outbound_id.take());
+            }
+        }
+        if !current {
+            debug!(
+                event = "callback.stale_try",
+                key,
+                id,
+                outcome = outcome.as_str(),
+                "a try given up earlier ended"
+            );
+            if self.book.get(&key).is_none()
+                && self.meta.get(&key).is_some_and(|m| m.tries.is_empty())
+            {
+                self.meta.remove(&key);
+            }
+            return;
+        }
+        let input = match outcome {
+            Outcome::OfferFailed => Input::OfferEnded { key },
+            Outcome::Attempted(result) => Input::AttemptFinished { key, result },
+        };
+        self.feed(input, now);
     }
 
     /// Feeds an input; a refusal (a late input after a race) is logged.
@@ -307,15 +385,8 @@ impl Manager {
             policy: Policy::default(),
         };
         let policy = self.policy(&r.practice);
-        self.meta.insert(
-            r.key.clone(),
-            Meta {
-                practice: r.practice,
-                call_record: r.call_record,
-                call: None,
-                attempt: None,
-            },
-        );
+        self.meta
+            .insert(r.key.clone(), Meta::new(r.practice, r.call_record));
         if let Err(e) = self.book.handle(Input::Add(request, policy), now) {
             warn!(event = "callback.lost", key = r.key, error = %e, "callback request refused by the book");
             self.meta.remove(&r.key);
@@ -355,10 +426,13 @@ impl Manager {
         let Some(r) = self.book.get(key) else { return };
         let cfg = self.ctx.config.load();
         let Some(practice) = cfg.practice(&r.practice) else {
-            warn!(event = "callback.practice_gone", key, practice = %r.practice, "practice no longer configured: callback kept waiting");
+            // Nobody can call back for a practice that is gone: closed as
+            // cancelled (counted and recorded), never left open for ever.
+            warn!(event = "callback.practice_gone", key, practice = %r.practice, "practice no longer configured: callback request cancelled");
+            drop(cfg);
             let now = self.now();
             self.feed(
-                Input::Lost {
+                Input::Cancel {
                     key: key.to_string(),
                 },
                 now,
@@ -387,17 +461,31 @@ impl Manager {
         }
         match cmd {
             Some(CallCmd::Offer { agent }) => {
-                self.feed(
-                    Input::Offered {
-                        key: key.clone(),
-                        agent: agent.to_string(),
-                    },
-                    now,
-                );
-                self.start_attempt(&key, call, agent);
+                let offered = Input::Offered {
+                    key: key.clone(),
+                    agent: agent.to_string(),
+                };
+                match self.book.handle(offered, now) {
+                    Ok(()) => self.start_attempt(&key, call, agent),
+                    Err(e) => {
+                        // A try of this request is still going on: the
+                        // dispatcher gets its offer back.
+                        debug!(event = "callback.offer_refused", key, error = %e, "offer of a callback refused");
+                        self.ctx.dispatch.input(AcdInput::OfferFailed {
+                            call,
+                            agent,
+                            reason: permanence_acd::OfferFailure::Rejected,
+                        });
+                    }
+                }
             }
-            Some(CallCmd::CancelOffer { .. }) => self.to_attempt(&key, attempt::Cmd::Withdrawn),
-            Some(CallCmd::AnswerRefused { .. }) => self.to_attempt(&key, attempt::Cmd::Refused),
+            Some(CallCmd::CancelOffer { agent }) => {
+                self.withdraw_try(&key, &agent);
+                self.feed(Input::OfferEnded { key }, now);
+            }
+            Some(CallCmd::AnswerRefused { agent }) => {
+                self.to_try(&key, Some(&agent), attempt::Cmd::Refused)
+            }
             Some(CallCmd::Position { .. }) => {}
             Some(CallCmd::Overflow(_)) | Some(CallCmd::Closed) => {
                 // Not queued after all (the practice is closed): try again
@@ -415,9 +503,28 @@ impl Manager {
         }
     }
 
-    fn to_attempt(&self, key: &str, cmd: attempt::Cmd) {
-        if let Some(tx) = self.meta.get(key).and_then(|m| m.attempt.as_ref()) {
-            let _ = tx.send(cmd);
+    /// Sends `cmd` to the try of `agent`.
+    fn to_try(&self, key: &str, agent: Option<&permanence_acd::AgentId>, cmd: attempt::Cmd) {
+        let Some(m) = self.meta.get(key) else { return };
+        let t = match agent {
+            Some(a) => m.tries.iter().rev().find(|t| &t.agent == a),
+            None => m.current_try(),
+        };
+        if let Some(t) = t {
+            let _ = t.tx.send(cmd);
+        }
+    }
+
+    /// `agent`'s offer is withdrawn: their try is given up (it cancels the
+    /// agent's INVITE and ends on its own).
+    fn withdraw_try(&mut self, key: &str, agent: &permanence_acd::AgentId) {
+        self.to_try(key, Some(agent), attempt::Cmd::Withdrawn);
+        if let Some(t) = self
+            .meta
+            .get_mut(key)
+            .and_then(|m| m.tries.iter_mut().rev().find(|t| &t.agent == agent))
+        {
+            t.current = false;
         }
     }
 
@@ -433,20 +540,46 @@ impl Manager {
             attempt: r.attempts + 1,
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let id = NEXT_TRY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(m) = self.meta.get_mut(key) {
-            m.attempt = Some(tx);
+            m.tries.push(TryRef {
+                id,
+                agent: info.agent.clone(),
+                current: true,
+                tx,
+            });
         }
-        tokio::spawn(attempt::run(self.ctx.clone(), self.tx.clone(), info, rx));
+        tokio::spawn(attempt::run(
+            self.ctx.clone(),
+            self.tx.clone(),
+            id,
+            info,
+            rx,
+        ));
     }
 
     /// Carries out the book's outputs.
     fn pump(&mut self) {
         let mut changed = false;
+        let mut closed = Vec::new();
         while let Some(out) = self.book.poll_output() {
             changed = true;
+            if let Output::Action(Action::Persist(r)) = &out {
+                if !r.status.is_open() {
+                    closed.push(r.key.clone());
+                }
+            }
             match out {
                 Output::Action(a) => self.apply(a),
                 Output::Event(e) => self.observe(e),
+            }
+        }
+        // Forgotten once every output of the change is carried out (a
+        // withdrawal comes after the persist of the closing) and no try
+        // of it is still ending.
+        for key in closed {
+            if self.meta.get(&key).is_some_and(|m| m.tries.is_empty()) {
+                self.meta.remove(&key);
             }
         }
         if changed {
@@ -465,7 +598,17 @@ impl Manager {
             }
             Action::Withdraw(key) => {
                 let call = self.meta.get_mut(&key).and_then(|m| m.call.take());
-                self.to_attempt(&key, attempt::Cmd::Withdrawn);
+                let agent = self
+                    .meta
+                    .get(&key)
+                    .and_then(Meta::current_try)
+                    .map(|t| t.agent.clone());
+                if let Some(agent) = agent {
+                    self.withdraw_try(&key, &agent);
+                }
+                // The dispatcher takes the request out of its queue (it
+                // has no other way to drop a waiting call than as one
+                // whose caller left).
                 if let Some(call) = call {
                     self.ctx.dispatch.input(AcdInput::CallAbandoned { call });
                 }
@@ -481,12 +624,14 @@ impl Manager {
             .map(|m| m.call_record.clone())
             .unwrap_or_default();
         if let Some(rec) = &self.ctx.records {
-            if !rec.record_callback_state(state_of(r, &call_record, self.now())) {
+            let meta = self.meta.get(&r.key);
+            let tried = (
+                meta.and_then(|m| m.last_attempt_at),
+                meta.and_then(|m| m.outbound_id.clone()),
+            );
+            if !rec.record_callback_state(state_of(r, &call_record, tried, self.now())) {
                 warn!(event = "callback.persist_failed", key = %r.key, "callback state not written (records store full or closed)");
             }
-        }
-        if !r.status.is_open() {
-            self.meta.remove(&r.key);
         }
     }
 
@@ -603,8 +748,14 @@ fn metrics_origin(o: Origin) -> permanence_metrics::CallbackOrigin {
     }
 }
 
-/// The stored row of a request.
-fn state_of(r: &Request, call_record: &str, now: DateTime<Utc>) -> CallbackState {
+/// The stored row of a request; `tried`: when its last try ended and that
+/// try's outbound record, as the task saw them.
+fn state_of(
+    r: &Request,
+    call_record: &str,
+    tried: (Option<DateTime<Utc>>, Option<String>),
+    now: DateTime<Utc>,
+) -> CallbackState {
     let status = match r.status {
         Status::Waiting | Status::Queued | Status::Offered { .. } => CallbackStatus::Pending,
         Status::Dialling { .. } => CallbackStatus::Dialling,
@@ -634,7 +785,7 @@ fn state_of(r: &Request, call_record: &str, now: DateTime<Utc>) -> CallbackState
         status,
         attempts: r.attempts,
         next_attempt_at: r.next_attempt_at,
-        last_attempt_at: r.last_result.map(|_| now),
+        last_attempt_at: tried.0,
         last_result: r.last_result.map(|x| match x {
             AttemptResult::Answered => CallbackResult::Answered,
             AttemptResult::NoAnswer => CallbackResult::NoAnswer,
@@ -644,7 +795,7 @@ fn state_of(r: &Request, call_record: &str, now: DateTime<Utc>) -> CallbackState
         }),
         agent,
         completed_at: (!r.status.is_open()).then_some(now),
-        outbound_id: None,
+        outbound_id: tried.1,
     }
 }
 
