@@ -383,6 +383,19 @@ pub enum Event {
         practice: PracticeId,
         /// Its priority.
         priority: i32,
+        /// Back in the queue with the time it first joined
+        /// ([`CallArrival::joined_at`]: a callback request queued again, a
+        /// call transferred back by an agent): counted when it first
+        /// joined, not a new call.
+        #[serde(default)]
+        rejoined: bool,
+    },
+    /// A queued call's caller asked to be called back
+    /// ([`Input::CallbackRequested`]): the call stays queued as a callback
+    /// request, which the callbacks' own figures follow from now on.
+    CallbackKept {
+        /// The call.
+        call: CallId,
     },
     /// A call arrived while its practice was closed (terminal).
     Closed {

@@ -48,10 +48,12 @@ fn an_older_rearrival_goes_before_later_calls_of_the_same_priority() {
     h.advance(60);
     // Joined 90 s ago, i.e. 30 s before call 2: ahead of it.
     rejoin(&mut h, 3, "p", 90).expect("re-arrival");
+    // It is back in the queue, not a new call.
     assert!(h.events().contains(&Event::CallQueued {
         call: CallId(3),
         practice: "p".into(),
         priority: 0,
+        rejoined: true,
     }));
     // Joined 30 s ago: behind call 2, which joined 60 s ago.
     rejoin(&mut h, 4, "p", 30).expect("re-arrival");
@@ -414,6 +416,9 @@ fn a_callback_request_waits_past_the_maximum_wait() {
     h.arrive(2, "p");
     h.input(Input::CallbackRequested { call: CallId(2) })
         .expect("queued call");
+    assert!(h
+        .events()
+        .contains(&Event::CallbackKept { call: CallId(2) }));
     let mut again = CallArrival::new(CallId(3), "p");
     again.callback = true;
     h.input(Input::CallArrived(again)).expect("arrival");

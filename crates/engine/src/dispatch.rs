@@ -199,6 +199,7 @@ impl Driver {
     fn event_call(e: &Event) -> Option<CallId> {
         match e {
             Event::CallQueued { call, .. }
+            | Event::CallbackKept { call }
             | Event::Closed { call, .. }
             | Event::Offered { call, .. }
             | Event::Answered { call, .. }
@@ -225,6 +226,12 @@ impl Driver {
                     "call queued"
                 )
             }
+            Event::CallbackKept { call } => info!(
+                event = "acd.callback_kept",
+                call = call.0,
+                practice = p,
+                "queued call kept as a callback request"
+            ),
             Event::Closed { call, .. } => {
                 info!(
                     event = "acd.closed",

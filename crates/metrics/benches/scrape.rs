@@ -205,6 +205,7 @@ fn recorder(c: &mut Criterion) {
                         call,
                         practice,
                         priority: 0,
+                        rejoined: false,
                     },
                 ),
                 (

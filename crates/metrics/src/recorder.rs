@@ -92,6 +92,13 @@ impl AcdRecorder {
     /// dispatcher call that produced it.
     pub fn on_event(&mut self, event: &Event, now: DateTime<Utc>) {
         match event {
+            // Back with its first join time: counted when it first joined
+            // (a callback request queued again is followed by the
+            // callbacks' own figures, a call transferred back was answered).
+            Event::CallQueued { rejoined: true, .. } => {}
+            Event::CallbackKept { call } => {
+                self.calls.remove(call);
+            }
             Event::CallQueued { call, practice, .. } => {
                 if let Some(h) = self.handle(practice) {
                     h.call_offered();

@@ -130,6 +130,7 @@ fn reload_adds_new_practices_removes_deleted_ones_and_keeps_values() {
             call: CallId(1),
             practice: "d".into(),
             priority: 0,
+            rejoined: false,
         },
         Utc::now(),
     );

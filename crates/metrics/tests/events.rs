@@ -111,6 +111,7 @@ impl T {
                 call: CallId(call),
                 practice: practice.into(),
                 priority: 0,
+                rejoined: false,
             }],
             vec![one(
                 "permanence_calls_offered_total",
@@ -146,6 +147,37 @@ fn call_queued_counts_an_offered_call() {
     t.queue(1, "martin");
     t.queue(2, "caron");
     assert_eq!(t.r.tracked_calls(), 2);
+}
+
+#[test]
+fn a_call_back_in_the_queue_or_kept_as_a_callback_is_not_counted_again() {
+    let mut t = T::new();
+    t.queue(1, "martin");
+    // The caller asks to be called back: the callbacks' figures follow it.
+    t.check(0, &[Event::CallbackKept { call: CallId(1) }], vec![]);
+    assert_eq!(t.r.tracked_calls(), 0);
+    // Its answer by an agent (the try) is not a second answered call.
+    t.check(
+        30,
+        &[Event::Answered {
+            call: CallId(1),
+            agent: "alice".into(),
+            wait: Duration::from_secs(30),
+        }],
+        vec![],
+    );
+    // Queued again with its first join time: not a new offered call.
+    t.check(
+        40,
+        &[Event::CallQueued {
+            call: CallId(2),
+            practice: "martin".into(),
+            priority: 0,
+            rejoined: true,
+        }],
+        vec![],
+    );
+    assert_eq!(t.r.tracked_calls(), 0);
 }
 
 #[test]
@@ -579,6 +611,7 @@ fn a_practice_missing_from_the_set_is_added_on_first_event() {
             call: CallId(1),
             practice: "new-practice".into(),
             priority: 0,
+            rejoined: false,
         },
         t.at(0),
     );

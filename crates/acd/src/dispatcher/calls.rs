@@ -220,6 +220,7 @@ impl Dispatcher {
             call: a.call,
             practice: a.practice,
             priority,
+            rejoined: a.joined_at.is_some(),
         });
         self.index_call(si);
         self.dispatch_call(si);
@@ -341,6 +342,7 @@ impl Dispatcher {
         match self.call_mut(si) {
             Some(c) if c.phase != Phase::Connected => {
                 c.callback = true;
+                self.emit(Event::CallbackKept { call });
                 Ok(())
             }
             Some(_) => Err(AcdError::WrongCallPhase {
