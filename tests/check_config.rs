@@ -32,7 +32,8 @@ fn shipped_configuration_passes() {
 /// The outbound cases (practice codes, destination classes, caller IDs),
 /// the `[callback]` case (digit, ranges, settings without the offer) and
 /// the `[[transfers]]` case (codes, targets, numbers against the outbound
-/// allow-list) are among those checked below.
+/// allow-list) and the `[card]` case (text lengths, control characters,
+/// duplicate labels, unknown keys) are among those checked below.
 #[test]
 fn outbound_callback_and_transfer_cases_are_present() {
     let root = common::repo().join("tests/configs");
@@ -42,6 +43,7 @@ fn outbound_callback_and_transfer_cases_are_present() {
         "outbound-bad-caller-id",
         "callback-bad",
         "transfers-bad",
+        "card-bad",
     ] {
         assert!(
             root.join(case).join("expected.txt").is_file(),

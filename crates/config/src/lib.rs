@@ -61,11 +61,12 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
-    Agent, CallbackOffer, CallbackPolicy, Config, ConfiguredStep, DigestAlgorithm,
+    Agent, CallbackOffer, CallbackPolicy, CardEntry, Config, ConfiguredStep, DigestAlgorithm,
     DispatcherConfig, HttpConfig, HttpUser, NumberKind, OutboundSettings, OverflowTarget, Pool,
-    Practice, PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings,
-    RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig, SipLimits,
-    SrtpPolicy, Strategy, TlsFiles, TransferTarget, TransferTo, Triage, TriageOption, Trunk,
+    Practice, PracticeCard, PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings,
+    RecordsSettings, RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig,
+    SipLimits, SrtpPolicy, Strategy, TlsFiles, TransferTarget, TransferTo, Triage, TriageOption,
+    Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 

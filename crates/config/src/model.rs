@@ -746,6 +746,9 @@ pub struct Practice {
     /// practice may blind-transfer them (REFER to `sip:<code>@<engine>`),
     /// in file order, codes unique. Empty when absent: no transfer.
     pub transfers: Vec<TransferTarget>,
+    /// `[card]`: the practice's instructions for the telesecretaries
+    /// answering its calls ("consignes"). `None` when absent.
+    pub card: Option<PracticeCard>,
     /// The dialplan file.
     pub source: PathBuf,
 }
@@ -761,6 +764,46 @@ impl Practice {
     pub fn transfer(&self, code: &str) -> Option<&TransferTarget> {
         self.transfers.iter().find(|t| t.code == code)
     }
+}
+
+/// `[card]` of a dialplan: the instructions ("consignes") a telesecretary
+/// reads while answering a call of the practice, shown by the agents'
+/// console. Texts are free text for people: they may contain newlines and
+/// tabs but no other control character (they end up in a browser and in
+/// logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PracticeCard {
+    /// `summary`: what to know first about the practice, 1 to
+    /// [`PracticeCard::MAX_SUMMARY_CHARS`] characters.
+    pub summary: String,
+    /// `[[card.entries]]`: structured instructions, in display (file)
+    /// order, at most [`PracticeCard::MAX_ENTRIES`], labels unique
+    /// (ignoring case and surrounding spaces). Empty when absent.
+    pub entries: Vec<CardEntry>,
+}
+
+impl PracticeCard {
+    /// Maximum length of `summary`, in characters.
+    pub const MAX_SUMMARY_CHARS: usize = 2000;
+    /// Maximum number of entries.
+    pub const MAX_ENTRIES: usize = 50;
+}
+
+/// One `[[card.entries]]` of a dialplan: a titled instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardEntry {
+    /// `label`: the title ("Renouvellement d'ordonnance"), one line, 1 to
+    /// [`CardEntry::MAX_LABEL_CHARS`] characters.
+    pub label: String,
+    /// `text`: what to do, 1 to [`CardEntry::MAX_TEXT_CHARS`] characters.
+    pub text: String,
+}
+
+impl CardEntry {
+    /// Maximum length of `label`, in characters.
+    pub const MAX_LABEL_CHARS: usize = 80;
+    /// Maximum length of `text`, in characters.
+    pub const MAX_TEXT_CHARS: usize = 1000;
 }
 
 /// One `[[transfers]]` of a dialplan: a target a telesecretary may

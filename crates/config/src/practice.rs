@@ -17,9 +17,10 @@ use crate::check::{is_id, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::main_file::{elements, timezone, weekly};
 use crate::model::{
-    CallbackOffer, CallbackPolicy, ConfiguredStep, DispatcherConfig, OutboundSettings,
-    OverflowTarget, Practice, PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings,
-    Routing, RoutingStep, Selector, TransferTarget, TransferTo, Triage, TriageOption,
+    CallbackOffer, CallbackPolicy, CardEntry, ConfiguredStep, DispatcherConfig, OutboundSettings,
+    OverflowTarget, Practice, PracticeCard, PracticeOutbound, Prompt, PromptKind, Prompts,
+    QueueSettings, Routing, RoutingStep, Selector, TransferTarget, TransferTo, Triage,
+    TriageOption,
 };
 use crate::raw::{self, OverflowAction};
 use crate::source::{self, get, get_str, index, join, Source};
@@ -139,11 +140,15 @@ pub(crate) fn load_practice(
         shared,
     };
     let transfers = transfers(&mut ctx, &root, &place, &mut dialled);
+    let card = match get(&root, "card") {
+        Some(v) => card(&mut ctx, v).map(Some),
+        None => Some(None),
+    };
 
     let numbers = top.as_ref().map(|t| t.numbers.clone()).unwrap_or_default();
     let clean = ctx.clean_since(start);
     let practice = match (
-        top, hours, prompts, queue, triage, routing, outbound, callback, transfers,
+        top, hours, prompts, queue, triage, routing, outbound, callback, transfers, card,
     ) {
         (
             Some(t),
@@ -155,6 +160,7 @@ pub(crate) fn load_practice(
             Some(outbound),
             Some(callback),
             Some(transfers),
+            Some(card),
         ) if clean => Some(Practice {
             id: t.id,
             name: t.name,
@@ -174,6 +180,7 @@ pub(crate) fn load_practice(
             outbound,
             callback,
             transfers,
+            card,
             source: path.to_path_buf(),
         }),
         _ => None,
@@ -948,6 +955,119 @@ fn transfer_number(
     dialled.push((n.clone(), path.to_string()));
     // The form the trunk is given (an overseas number's own country code).
     Some(normalize(&d.dial, place.country).unwrap_or(n))
+}
+
+/// `[card]`, present at `v`. Each `[[card.entries]]` is deserialized on
+/// its own, so that a broken entry does not hide the problems of the
+/// next; a label is checked for duplicates even when the rest of its entry
+/// is broken.
+fn card(ctx: &mut Ctx<'_>, v: &Spanned<DeValue<'_>>) -> Option<PracticeCard> {
+    let m = ctx.mark();
+    let src = ctx.src;
+    let r: Option<raw::Card> = src.de_unit(v, "card", ctx.errors);
+    if let Some(r) = &r {
+        card_text(
+            ctx,
+            "card.summary",
+            &r.summary,
+            PracticeCard::MAX_SUMMARY_CHARS,
+            true,
+        );
+    }
+    let list = "card.entries";
+    let elements: Vec<(String, &Spanned<DeValue<'_>>)> =
+        match get(v, "entries").map(Spanned::get_ref) {
+            None => Vec::new(),
+            Some(DeValue::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (index(list, i), e))
+                .collect(),
+            Some(_) => {
+                ctx.err(list, format!("expected an array of tables ([[{list}]])"));
+                Vec::new()
+            }
+        };
+    if let Some((p, _)) = elements.get(PracticeCard::MAX_ENTRIES) {
+        ctx.err(
+            p,
+            format!(
+                "too many card entries: at most {}, got {}",
+                PracticeCard::MAX_ENTRIES,
+                elements.len()
+            ),
+        );
+    }
+    let mut labels: HashMap<String, String> = HashMap::new();
+    let mut entries = Vec::new();
+    for (p, e) in &elements {
+        if let Some(label) = get_str(e, "label") {
+            let key = label.trim().to_lowercase();
+            if let Some(first) = labels.get(&key) {
+                ctx.err(
+                    &join(p, "label"),
+                    format!("card entry label {label:?} is already used by {first} (labels are compared ignoring case and surrounding spaces)"),
+                );
+            } else {
+                labels.insert(key, p.clone());
+            }
+        }
+        let r: Option<raw::CardEntry> = src.de_unit(e, p, ctx.errors);
+        if let Some(r) = r {
+            card_text(
+                ctx,
+                &join(p, "label"),
+                &r.label,
+                CardEntry::MAX_LABEL_CHARS,
+                false,
+            );
+            card_text(
+                ctx,
+                &join(p, "text"),
+                &r.text,
+                CardEntry::MAX_TEXT_CHARS,
+                true,
+            );
+            entries.push(CardEntry {
+                label: r.label,
+                text: r.text,
+            });
+        }
+    }
+    let summary = r?.summary;
+    ctx.clean_since(m)
+        .then_some(PracticeCard { summary, entries })
+}
+
+/// Checks a card text at `path`: not blank, at most `max` characters
+/// (not bytes), no control character; with `multiline`, newlines (also
+/// as CRLF) and tabs are allowed.
+fn card_text(ctx: &mut Ctx<'_>, path: &str, s: &str, max: usize, multiline: bool) {
+    if s.trim().is_empty() {
+        ctx.err(path, "must not be empty");
+        return;
+    }
+    let n = s.chars().count();
+    if n > max {
+        ctx.err(path, format!("too long: at most {max} characters, got {n}"));
+    }
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let allowed =
+            multiline && (c == '\n' || c == '\t' || (c == '\r' && chars.peek() == Some(&'\n')));
+        if c.is_control() && !allowed {
+            let what = if multiline {
+                "control characters other than newline and tab"
+            } else {
+                "control characters (it is one line)"
+            };
+            ctx.err(
+                path,
+                format!("must not contain {what}: found U+{:04X}", u32::from(c)),
+            );
+            return;
+        }
+    }
 }
 
 /// `n` minutes.

@@ -230,6 +230,7 @@ pub(crate) struct PracticeTop {
     pub outbound: Option<IgnoredAny>,
     pub callback: Option<IgnoredAny>,
     pub transfers: Option<IgnoredAny>,
+    pub card: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,4 +377,22 @@ pub(crate) struct Callback {
     pub within_minutes: Option<i64>,
     pub max_attempts: Option<i64>,
     pub retry_minutes: Option<i64>,
+}
+
+/// `[card]` of a dialplan. The entries are deserialized one by one (see
+/// [`CardEntry`]), so that a broken entry does not hide the next ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct Card {
+    pub summary: String,
+    pub entries: Option<IgnoredAny>,
+}
+
+/// One `[[card.entries]]` of a dialplan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CardEntry {
+    pub label: String,
+    pub text: String,
 }

@@ -1,5 +1,5 @@
-//! Outbound settings, practice codes, the `[callback]` and `[[transfers]]`
-//! sections and
+//! Outbound settings, practice codes, the `[callback]`, `[[transfers]]`
+//! and `[card]` sections and
 //! [`Config::serves`] on small configurations written to a scratch
 //! directory.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use permanence_outbound::{AllowList, DestinationClass};
 
-use crate::{load, CallbackOffer, CallbackPolicy, Config, TransferTo};
+use crate::{load, CallbackOffer, CallbackPolicy, CardEntry, Config, PracticeCard, TransferTo};
 
 const MAIN: &str = r#"dialplans_dir = "dialplans"
 
@@ -915,5 +915,220 @@ transfers = "1""#,
             "dialplans/c.toml:24: transfers[0].phone: unknown field `phone`, expected one of `code`, `label`, `number`, `agent`, `pool`".to_string(),
             "dialplans/d.toml:7: transfers: expected an array of tables ([[transfers]])".to_string(),
         ]
+    );
+}
+
+/// `[[card.entries]]` tables, one per `(label, text)`.
+fn card_entries(entries: &[(&str, &str)]) -> String {
+    entries
+        .iter()
+        .map(|(l, t)| format!("[[card.entries]]\nlabel = {l:?}\ntext = {t:?}\n"))
+        .collect()
+}
+
+#[test]
+fn card_defaults_and_values() {
+    let long = |n: usize| "é".repeat(n);
+    let fifty: Vec<(String, String)> = (0..50)
+        .map(|i| (format!("Consigne {i}"), format!("Texte {i}")))
+        .collect();
+    let fifty: Vec<(&str, &str)> = fifty
+        .iter()
+        .map(|(l, t)| (l.as_str(), t.as_str()))
+        .collect();
+    let c =
+        ok(
+            "card-values",
+            &[],
+            &[
+                // No section: no card.
+                ("a.toml", transfer_practice("a", "+33450000001", "")),
+                // A summary only: no entries.
+                (
+                    "b.toml",
+                    transfer_practice(
+                        "b",
+                        "+33450000002",
+                        "[card]\nsummary = \"Médecin généraliste.\"",
+                    ),
+                ),
+                // Multi-line text with tabs and CRLF, entries in file order.
+                (
+                    "c.toml",
+                    transfer_practice(
+                        "c",
+                        "+33450000003",
+                        &format!(
+                        "[card]\nsummary = \"\"\"\nUrgences le matin.\r\n\tAvant 11 h.\"\"\"\n{}",
+                        card_entries(&[
+                            ("Résultats d'analyses", "Prendre un message.\nLe Dr rappelle."),
+                            ("Renouvellement d'ordonnance", "Proposer un rendez-vous."),
+                        ])
+                    ),
+                    ),
+                ),
+                // The limits, counted in characters (é is 2 bytes).
+                (
+                    "d.toml",
+                    transfer_practice(
+                        "d",
+                        "+33450000004",
+                        &format!(
+                            "[card]\nsummary = {:?}\n{}{}",
+                            long(2000),
+                            card_entries(&[(&long(80), &long(1000))]),
+                            card_entries(&fifty[1..]),
+                        ),
+                    ),
+                ),
+            ],
+        );
+    let card = |id: &str| c.practice(id).and_then(|p| p.card.clone());
+    assert_eq!(card("a"), None);
+    assert_eq!(
+        card("b"),
+        Some(PracticeCard {
+            summary: "Médecin généraliste.".to_string(),
+            entries: Vec::new(),
+        })
+    );
+    let entry = |l: &str, t: &str| CardEntry {
+        label: l.to_string(),
+        text: t.to_string(),
+    };
+    assert_eq!(
+        card("c"),
+        Some(PracticeCard {
+            summary: "Urgences le matin.\r\n\tAvant 11 h.".to_string(),
+            entries: vec![
+                entry(
+                    "Résultats d'analyses",
+                    "Prendre un message.\nLe Dr rappelle."
+                ),
+                entry("Renouvellement d'ordonnance", "Proposer un rendez-vous."),
+            ],
+        })
+    );
+    let d = card("d").expect("card d");
+    assert_eq!(d.summary.chars().count(), PracticeCard::MAX_SUMMARY_CHARS);
+    assert_eq!(d.entries.len(), PracticeCard::MAX_ENTRIES);
+    assert_eq!(d.entries[0], entry(&long(80), &long(1000)));
+    assert_eq!(d.entries[49], entry("Consigne 49", "Texte 49"));
+}
+
+#[test]
+fn card_errors() {
+    let fifty_one: Vec<(String, String)> = (0..51)
+        .map(|i| (format!("Consigne {i}"), "Texte".to_string()))
+        .collect();
+    let fifty_one: Vec<(&str, &str)> = fifty_one
+        .iter()
+        .map(|(l, t)| (l.as_str(), t.as_str()))
+        .collect();
+    let got = errors(
+        "card-errors",
+        &[],
+        &[
+            // Empty and too long.
+            (
+                "a.toml",
+                transfer_practice(
+                    "a",
+                    "+33450000001",
+                    &format!(
+                        "[card]\nsummary = \"\"\n{}",
+                        card_entries(&[
+                            (" ", "Texte"),
+                            ("Texte long", &"é".repeat(1001)),
+                            (&"é".repeat(81), "Texte"),
+                            ("Texte vide", "\n\t"),
+                        ])
+                    ),
+                ),
+            ),
+            // Control characters; a duplicate label.
+            (
+                "b.toml",
+                transfer_practice(
+                    "b",
+                    "+33450000002",
+                    r#"[card]
+summary = "Bip\u0007"
+[[card.entries]]
+label = "Urgences"
+text = "Texte\u001B[31m"
+[[card.entries]]
+label = "Deux\nlignes"
+text = "Texte"
+[[card.entries]]
+label = "URGENCES "
+text = "Texte"
+[[card.entries]]
+label = "Retour"
+text = "Texte\r"
+[[card.entries]]
+label = "Tabulation"
+text = "\tTexte\r\n\tsuite\u0085""#,
+                ),
+            ),
+            // Too many entries.
+            (
+                "c.toml",
+                transfer_practice(
+                    "c",
+                    "+33450000003",
+                    &format!("[card]\nsummary = \"Résumé\"\n{}", card_entries(&fifty_one)),
+                ),
+            ),
+            // Structure: unknown keys, a missing key, not an array.
+            (
+                "d.toml",
+                transfer_practice(
+                    "d",
+                    "+33450000004",
+                    "[card]\nsumary = \"Résumé\"\n[[card.entries]]\nlabel = \"A\"\ntexte = \"B\"\n[[card.entries]]\nlabel = \"C\"",
+                ),
+            ),
+            (
+                "e.toml",
+                transfer_practice(
+                    "e",
+                    "+33450000005",
+                    "[card]\nsummary = \"Résumé\"\nentries = \"A\"",
+                ),
+            ),
+            (
+                "f.toml",
+                transfer_practice(
+                    "f",
+                    "+33450000006",
+                    &format!("[card]\nsummary = {:?}", "x".repeat(2001)),
+                ),
+            ),
+        ],
+    );
+    assert_eq!(
+        got,
+        strings(&[
+            "dialplans/a.toml:21: card.summary: must not be empty",
+            "dialplans/a.toml:23: card.entries[0].label: must not be empty",
+            "dialplans/a.toml:27: card.entries[1].text: too long: at most 1000 characters, got 1001",
+            "dialplans/a.toml:29: card.entries[2].label: too long: at most 80 characters, got 81",
+            "dialplans/a.toml:33: card.entries[3].text: must not be empty",
+            "dialplans/b.toml:21: card.summary: must not contain control characters other than newline and tab: found U+0007",
+            "dialplans/b.toml:24: card.entries[0].text: must not contain control characters other than newline and tab: found U+001B",
+            "dialplans/b.toml:26: card.entries[1].label: must not contain control characters (it is one line): found U+000A",
+            "dialplans/b.toml:29: card.entries[2].label: card entry label \"URGENCES \" is already used by card.entries[0] (labels are compared ignoring case and surrounding spaces)",
+            "dialplans/b.toml:33: card.entries[3].text: must not contain control characters other than newline and tab: found U+000D",
+            "dialplans/b.toml:36: card.entries[4].text: must not contain control characters other than newline and tab: found U+0085",
+            "dialplans/c.toml:172: card.entries[50]: too many card entries: at most 50, got 51",
+            "dialplans/d.toml:20: card.summary: missing required field",
+            "dialplans/d.toml:21: card.sumary: unknown field `sumary`, expected `summary` or `entries`",
+            "dialplans/d.toml:22: card.entries[0].text: missing required field",
+            "dialplans/d.toml:24: card.entries[0].texte: unknown field `texte`, expected `label` or `text`",
+            "dialplans/d.toml:25: card.entries[1].text: missing required field",
+            "dialplans/e.toml:22: card.entries: expected an array of tables ([[card.entries]])",
+            "dialplans/f.toml:21: card.summary: too long: at most 2000 characters, got 2001",
+        ])
     );
 }

@@ -384,3 +384,35 @@ fn transfer_lists() {
         assert!(p.transfers.is_empty(), "{id}");
     }
 }
+
+#[test]
+fn practice_cards() {
+    let c = demo();
+    for p in c.practices() {
+        let card = p
+            .card
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no card", p.id));
+        assert!(!card.summary.trim().is_empty(), "{}", p.id);
+        assert!(
+            card.entries.len() >= 2,
+            "{}: {} entries",
+            p.id,
+            card.entries.len()
+        );
+    }
+    let labels: Vec<&str> = c
+        .practice("martin")
+        .and_then(|p| p.card.as_ref())
+        .map(|card| card.entries.iter().map(|e| e.label.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        labels,
+        [
+            "Renouvellement d'ordonnance",
+            "Résultats d'analyses",
+            "Urgence",
+            "Visites à domicile"
+        ]
+    );
+}
