@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::{field, sipp, Engine, TestConfig};
+use common::{field, sipp, tls_connect, Engine, TestConfig};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn limits(cfg: &mut TestConfig) -> &mut toml::Table {
@@ -289,52 +288,6 @@ fn at_the_descriptor_limit_udp_calls_still_work_and_the_log_stays_small() {
     assert!(cpu < Duration::from_secs(3), "no busy loop: {cpu:?}");
     drop(held);
     assert!(engine.is_alive());
-}
-
-/// A TLS client trusting only the certificate in `cert_pem`.
-fn tls_connect(
-    addr: SocketAddr,
-    cert_pem: &[u8],
-) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
-        roots
-            .add(c.map_err(std::io::Error::other)?)
-            .map_err(std::io::Error::other)?;
-    }
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
-        .map_err(std::io::Error::other)?
-        .to_owned();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
-    let sock = TcpStream::connect(addr)?;
-    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let mut stream = rustls::StreamOwned::new(conn, sock);
-    // Complete the handshake now (errors surface here).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while stream.conn.is_handshaking() {
-        if Instant::now() > deadline {
-            return Err(std::io::Error::other("handshake timeout"));
-        }
-        match stream.conn.complete_io(&mut stream.sock) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(stream)
 }
 
 fn tls_options(engine: &Engine, cert_pem: &[u8], branch: &str) -> std::io::Result<String> {

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -125,6 +127,8 @@ pub struct TestConfig {
     pub sip_port: u16,
     /// SIP over TLS.
     pub tls_port: u16,
+    /// SIP over WebSocket (browsers).
+    pub ws_port: u16,
     pub http_port: u16,
     pub rtp: (u16, u16),
     /// Scratch directory for files the configuration refers to (generated
@@ -142,6 +146,7 @@ impl TestConfig {
         let mut main = load_toml(&root.join("config/permanence.toml"));
         let sip_port = free_port();
         let tls_port = free_port();
+        let ws_port = free_port();
         let http_port = free_port();
         let rtp = free_rtp_range(40);
         {
@@ -160,6 +165,10 @@ impl TestConfig {
             sip.insert(
                 "listen_tls".into(),
                 toml::Value::Array(vec![format!("127.0.0.1:{tls_port}").into()]),
+            );
+            sip.insert(
+                "listen_ws".into(),
+                toml::Value::Array(vec![format!("127.0.0.1:{ws_port}").into()]),
             );
         }
         {
@@ -195,6 +204,7 @@ impl TestConfig {
             dialplans,
             sip_port,
             tls_port,
+            ws_port,
             http_port,
             rtp,
             scratch: None,
@@ -1615,4 +1625,50 @@ pub fn sub_table<'a>(t: &'a mut toml::Table, name: &str) -> &'a mut toml::Table 
 /// read back from disk before a reload).
 pub fn set_sip_limit(main: &mut toml::Table, key: &str, value: i64) {
     sub_table(sub_table(main, "sip"), "limits").insert(key.into(), value.into());
+}
+
+/// A TLS client trusting only the certificate in `cert_pem`.
+pub fn tls_connect(
+    addr: SocketAddr,
+    cert_pem: &[u8],
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
+        roots
+            .add(c.map_err(std::io::Error::other)?)
+            .map_err(std::io::Error::other)?;
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .map_err(std::io::Error::other)?
+        .to_owned();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let sock = std::net::TcpStream::connect(addr)?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut stream = rustls::StreamOwned::new(conn, sock);
+    // Complete the handshake now (errors surface here).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while stream.conn.is_handshaking() {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::other("handshake timeout"));
+        }
+        match stream.conn.complete_io(&mut stream.sock) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(stream)
 }

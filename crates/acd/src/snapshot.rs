@@ -101,6 +101,10 @@ pub struct AgentSnapshot {
     pub pending_logout: bool,
     /// Removed by a reconfiguration, finishing its call.
     pub retired: bool,
+    /// When the wrap-up ends (engine time), while in wrap-up: a console
+    /// counts down to it.
+    #[serde(default)]
+    pub wrap_up_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Agents eligible for a practice's calls (union of all routing steps).

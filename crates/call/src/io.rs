@@ -347,6 +347,9 @@ pub enum Input {
     },
     /// The telesecretary hung up (or their leg vanished).
     AgentBye,
+    /// The agent's softphone vanished mid-call without hanging up (a
+    /// browser tab closed, its network lost: its WebRTC media is gone).
+    AgentLost,
     /// The telesecretary put the caller on hold (re-INVITE sendonly).
     AgentHold,
     /// The telesecretary resumed the call.
@@ -518,6 +521,11 @@ pub enum Event {
         /// The agent.
         agent: AgentId,
     },
+    /// The telesecretary's softphone vanished mid-call (see
+    /// [`Input::AgentLost`]): the telesecretary is released and the caller
+    /// goes back to the head of the queue, told why ([`Event::Queued`]
+    /// follows).
+    AgentLost,
     /// The telesecretary put the caller on hold.
     Held,
     /// The telesecretary took the caller back.

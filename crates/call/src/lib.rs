@@ -367,6 +367,7 @@ impl Call {
             Input::AnswerRefused { agent } => self.on_answer_refused(agent),
             Input::AgentFailed { agent, reason } => self.on_agent_failed(agent, reason),
             Input::AgentBye => self.on_agent_bye(),
+            Input::AgentLost => self.on_agent_lost(now),
             Input::AgentHold => self.on_agent_hold(true),
             Input::AgentUnhold => self.on_agent_hold(false),
             Input::TransferRequested { to } => self.on_transfer_requested(to, now),
@@ -843,6 +844,19 @@ impl Call {
             }
             self.finish(EndReason::AgentHangup);
         }
+    }
+
+    /// The agent's softphone vanished while talking or holding: rather
+    /// than hang up on the caller, the call goes back to the head of the
+    /// queue (the caller hears that their party is unreachable), for the
+    /// next telesecretary. Elsewhere it is a hang-up.
+    fn on_agent_lost(&mut self, now: DateTime<Utc>) {
+        let Phase::Bridged { agent, .. } = self.phase.clone() else {
+            return self.on_agent_bye();
+        };
+        self.emit(Event::AgentLost);
+        self.release_agent(agent);
+        self.join_queue(vec![Prompt::TransferFailed], true, None, now);
     }
 
     /// The agent puts the caller on hold (`hold`) or takes them back.

@@ -660,6 +660,7 @@ fn input_strategy() -> impl proptest::strategy::Strategy<Value = Input> {
             reason: OfferFailure::Busy
         }),
         Just(Input::AgentBye),
+        Just(Input::AgentLost),
         Just(Input::AgentHold),
         Just(Input::AgentUnhold),
         prop_oneof![
@@ -821,8 +822,9 @@ proptest::proptest! {
                     let seen = current.take().map(|(a, _)| a);
                     proptest::prop_assert_eq!(seen.as_ref(), Some(agent));
                 }
-                // A blind transfer ends the talk with the telesecretary.
-                Output::Event(Event::TransferDialled { .. }) => {
+                // A blind transfer or a vanished softphone ends the talk
+                // with the telesecretary.
+                Output::Event(Event::TransferDialled { .. } | Event::AgentLost) => {
                     let talking = current.take().is_some_and(|(_, connected)| connected);
                     proptest::prop_assert!(talking, "transfer without a connected agent");
                 }
@@ -865,7 +867,8 @@ proptest::proptest! {
             }
         }
         proptest::prop_assert!(arrivals <= 1);
-        proptest::prop_assert!(returns <= transfers_asked, "head of the queue without a transfer");
+        let agents_lost = outputs.iter().filter(|o| matches!(o, Output::Event(Event::AgentLost))).count();
+        proptest::prop_assert!(returns <= transfers_asked + agents_lost, "head of the queue without a transfer or a lost agent");
         proptest::prop_assert!(!open_call, "enqueued call ended without a report: {:?}", all);
         proptest::prop_assert!(!c.holds_dispatcher_call());
 
@@ -2135,5 +2138,59 @@ fn attended_transfer_joins_the_caller_with_the_agents_other_call() {
     let mut q = queued(CallSettings::default());
     drain_all(&mut q);
     q.handle(Input::AttendedTransfer, t(10));
+    assert!(drain_all(&mut q).is_empty());
+}
+
+#[test]
+fn a_vanished_agent_sends_the_caller_back_to_the_head_of_the_queue() {
+    let mut c = talking(CallSettings::default());
+    drain_all(&mut c);
+    c.handle(Input::AgentLost, t(100));
+    let out = drain_all(&mut c);
+    assert_eq!(
+        out.get(..5),
+        Some(
+            &[
+                Output::Event(Event::AgentLost),
+                Output::Action(Action::Unbridge),
+                Output::Action(Action::HangUpAgent {
+                    agent: agent("alice")
+                }),
+                Output::Action(Action::ReportEnded),
+                Output::Event(Event::Queued { triage: Some('1') }),
+            ][..]
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Action(Action::Enqueue {
+                head: true,
+                target: None,
+                ..
+            })
+        )),
+        "{out:?}"
+    );
+    assert!(matches!(c.phase(), Phase::Queued { .. }));
+    // Another telesecretary takes the caller.
+    c.handle(
+        Input::Offer {
+            agent: agent("bob"),
+        },
+        t(101),
+    );
+    c.handle(
+        Input::AgentAnswered {
+            agent: agent("bob"),
+        },
+        t(104),
+    );
+    assert!(matches!(c.phase(), Phase::Bridged { .. }));
+    // Outside a conversation it is a hang-up (nothing while queued).
+    let mut q = queued(CallSettings::default());
+    drain_all(&mut q);
+    q.handle(Input::AgentLost, t(10));
     assert!(drain_all(&mut q).is_empty());
 }

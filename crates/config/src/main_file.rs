@@ -245,6 +245,32 @@ fn socket_list(ctx: &mut Ctx<'_>, path: &str, list: &[String]) -> Vec<SocketAddr
     out
 }
 
+/// Each stream listener (TCP, TLS, WS, WSS) needs a port of its own.
+fn stream_ports_apart(
+    ctx: &mut Ctx<'_>,
+    tcp: &[SocketAddr],
+    tls: &[SocketAddr],
+    ws: &[SocketAddr],
+    wss: &[SocketAddr],
+) {
+    let lists = [
+        ("listen_tcp", tcp),
+        ("listen_tls", tls),
+        ("listen_ws", ws),
+        ("listen_wss", wss),
+    ];
+    for (j, (name, list)) in lists.iter().enumerate().skip(2) {
+        for (i, a) in list.iter().enumerate() {
+            if let Some((other, _)) = lists.iter().take(j).find(|(_, l)| l.contains(a)) {
+                ctx.err(
+                    &index(&format!("sip.{name}"), i),
+                    format!("{a} is also in {other}: each transport needs its own port"),
+                );
+            }
+        }
+    }
+}
+
 fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
     let m = ctx.mark();
     let listen_udp = socket_list(ctx, "sip.listen_udp", &r.listen_udp);
@@ -258,6 +284,9 @@ fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
             );
         }
     }
+    let listen_ws = socket_list(ctx, "sip.listen_ws", &r.listen_ws);
+    let listen_wss = socket_list(ctx, "sip.listen_wss", &r.listen_wss);
+    stream_ports_apart(ctx, &listen_tcp, &listen_tls, &listen_ws, &listen_wss);
     let tls = tls_files(ctx, &r.tls);
     if r.listen_udp.is_empty() && r.listen_tcp.is_empty() {
         ctx.err(
@@ -319,6 +348,8 @@ fn sip(ctx: &mut Ctx<'_>, r: raw::Sip) -> Option<SipConfig> {
         listen_udp,
         listen_tcp,
         listen_tls,
+        listen_ws,
+        listen_wss,
         tls,
         realm: r.realm,
         public_host,
@@ -673,11 +704,19 @@ fn http(ctx: &mut Ctx<'_>, r: raw::Http, sip: Option<&SipConfig>) -> Option<Http
         }
     };
     let users = http_users(ctx, &r.users);
+    let console_minutes = ctx.opt_u32(
+        "http.console_session_minutes",
+        r.console_session_minutes,
+        HttpConfig::DEFAULT_CONSOLE_SESSION_MINUTES,
+        5,
+        1440,
+    );
     Some(HttpConfig {
         listen,
         admin_token,
         users,
         tls: r.tls,
+        console_session: std::time::Duration::from_secs(u64::from(console_minutes) * 60),
     })
 }
 

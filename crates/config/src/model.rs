@@ -247,6 +247,14 @@ pub struct SipConfig {
     /// `listen_tls`: SIP over TLS sockets to listen on (RFC 3261 §26.2;
     /// usually port 5061).
     pub listen_tls: Vec<SocketAddr>,
+    /// `listen_ws`: SIP over WebSocket sockets (RFC 7118, subprotocol
+    /// `sip`), for browser softphones and WebRTC SIP clients. Plain `ws:`
+    /// is only for 127.0.0.1 (a browser's secure context); use
+    /// `listen_wss` anywhere else.
+    pub listen_ws: Vec<SocketAddr>,
+    /// `listen_wss`: SIP over secure WebSocket sockets (TLS with the
+    /// certificate of `[sip.tls]`).
+    pub listen_wss: Vec<SocketAddr>,
     /// `[sip.tls]`: the certificate of the TLS listeners.
     pub tls: TlsFiles,
     /// `realm`: the digest authentication realm.
@@ -455,6 +463,15 @@ pub struct HttpConfig {
     /// `tls = true`: serve HTTPS, with the certificate of `[sip.tls]` (a
     /// self-signed one is created at first start without it).
     pub tls: bool,
+    /// `console_session_minutes`: a telesecretary's web console session
+    /// ends this long after login, used or not (5..=1440, default 600);
+    /// it also ends after an hour without a request.
+    pub console_session: Duration,
+}
+
+impl HttpConfig {
+    /// Default of `console_session_minutes` (a ten-hour shift).
+    pub const DEFAULT_CONSOLE_SESSION_MINUTES: u32 = 600;
 }
 
 /// One `[[http.users]]`.

@@ -46,6 +46,10 @@ pub(crate) struct Sip {
     #[serde(default)]
     pub listen_tls: Vec<String>,
     #[serde(default)]
+    pub listen_ws: Vec<String>,
+    #[serde(default)]
+    pub listen_wss: Vec<String>,
+    #[serde(default)]
     pub tls: Tls,
     pub realm: String,
     pub public_host: Option<String>,
@@ -111,6 +115,7 @@ pub(crate) struct Http {
     pub users: Vec<HttpUser>,
     #[serde(default)]
     pub tls: bool,
+    pub console_session_minutes: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

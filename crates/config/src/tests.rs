@@ -1132,3 +1132,36 @@ text = "\tTexte\r\n\tsuite\u0085""#,
         ])
     );
 }
+
+#[test]
+fn console_session_minutes_defaults_and_bounds() {
+    let dialplans = [("a.toml", practice("a", FWD, "", ""))];
+    let c = ok("console-default", &[], &dialplans);
+    assert_eq!(c.http.console_session, Duration::from_secs(600 * 60));
+    let listen = r#"listen = "127.0.0.1:8080""#;
+    let set = |m: &str| format!("{listen}\nconsole_session_minutes = {m}");
+    let c = ok("console-set", &[(listen, &set("90"))], &dialplans);
+    assert_eq!(c.http.console_session, Duration::from_secs(90 * 60));
+    for (tag, m, want) in [
+        ("console-low", "4", "must be between 5 and 1440, got 4"),
+        (
+            "console-high",
+            "1441",
+            "must be between 5 and 1440, got 1441",
+        ),
+        ("console-neg", "-1", "must be between 5 and 1440, got -1"),
+    ] {
+        assert_eq!(
+            errors(tag, &[(listen, &set(m))], &dialplans),
+            strings(&[&format!(
+                "permanence.toml:14: http.console_session_minutes: {want}"
+            )])
+        );
+    }
+    let got = errors("console-type", &[(listen, &set("\"long\""))], &dialplans);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("permanence.toml:14: http.console_session_minutes"),
+        "{got:?}"
+    );
+}

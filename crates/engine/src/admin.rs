@@ -2,7 +2,7 @@
 //! views (queues, agents, calls in progress, callback requests), agent
 //! and callback controls, reload and drain.
 
-mod callbacks;
+pub(crate) mod callbacks;
 
 use crate::audit::{Action, Outcome};
 use crate::live::LiveCall;
@@ -311,12 +311,7 @@ impl Backend for EngineBackend {
         agent: &str,
         action: AgentAction,
     ) -> Result<(), String> {
-        let (name, input) = agent_input(agent, action);
-        let result = if self.switch.config().agent(agent).is_none() {
-            Err(format!("unknown agent {agent:?}"))
-        } else {
-            self.switch.dispatch.input_checked(input).await
-        };
+        let (name, result) = apply_agent_action(&self.switch, agent, action).await;
         self.audit(who, source, name, Some(agent), &result);
         result
     }
@@ -406,6 +401,23 @@ impl EngineBackend {
                 .map(|e| e.lines().next().unwrap_or("").to_string()),
         });
     }
+}
+
+/// Applies an agent control (admin API, web console): the dispatcher input
+/// of `*21`/`*22`/`*31`/`*32`, refused for an agent not configured.
+/// Returns the action's audit name and the outcome (not audited here).
+pub(crate) async fn apply_agent_action(
+    switch: &Switch,
+    agent: &str,
+    action: AgentAction,
+) -> (&'static str, Result<(), String>) {
+    let (name, input) = agent_input(agent, action);
+    let result = if switch.config().agent(agent).is_none() {
+        Err(format!("unknown agent {agent:?}"))
+    } else {
+        switch.dispatch.input_checked(input).await
+    };
+    (name, result)
 }
 
 /// The audit name and the dispatcher input of an agent control.

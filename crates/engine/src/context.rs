@@ -40,6 +40,12 @@ pub struct SipContext {
     pub tcp_port: Option<u16>,
     /// Port of the first TLS listener, if any.
     pub tls_port: Option<u16>,
+    /// Port of the first WebSocket listener, if any.
+    pub ws_port: Option<u16>,
+    /// Port of the first secure WebSocket listener, if any.
+    pub wss_port: Option<u16>,
+    /// Where the WebRTC peers of browser agents open their sockets.
+    pub webrtc: permanence_webrtc::WebRtcSettings,
 }
 
 impl SipContext {
@@ -61,6 +67,8 @@ impl SipContext {
             Transport::Udp => self.contact(),
             Transport::Tcp => with(self.tcp_port, "tcp"),
             Transport::Tls => with(self.tls_port, "tls"),
+            Transport::Ws => with(self.ws_port, "ws"),
+            Transport::Wss => with(self.wss_port, "wss"),
         }
     }
 

@@ -54,8 +54,12 @@ pub struct EdgeSetup<'a> {
     pub tcp: &'a [SocketAddr],
     /// TLS sockets.
     pub tls: &'a [SocketAddr],
-    /// The certificate of the TLS sockets (needed when `tls` is not
-    /// empty).
+    /// SIP over WebSocket sockets (RFC 7118).
+    pub ws: &'a [SocketAddr],
+    /// SIP over secure WebSocket sockets.
+    pub wss: &'a [SocketAddr],
+    /// The certificate of the TLS and WSS sockets (needed when `tls` or
+    /// `wss` is not empty).
     pub tls_server: Option<Arc<TlsServer>>,
     /// Connection caps and idle timeout of the TCP and TLS connections.
     pub streams: StreamSettings,
@@ -153,7 +157,11 @@ pub struct SipEdge {
     pub tcp: Vec<SocketAddr>,
     /// Bound TLS addresses.
     pub tls: Vec<SocketAddr>,
-    /// The TCP and TLS connections.
+    /// Bound WebSocket addresses.
+    pub ws: Vec<SocketAddr>,
+    /// Bound secure WebSocket addresses.
+    pub wss: Vec<SocketAddr>,
+    /// The TCP, TLS and WebSocket connections.
     pub streams: Arc<StreamFront>,
 }
 
@@ -180,6 +188,8 @@ pub async fn start(
         udp,
         tcp,
         tls,
+        ws,
+        wss,
         tls_server,
         streams: stream_settings,
         user_agent,
@@ -227,7 +237,7 @@ pub async fn start(
     // Stream listeners: bound here (a port in use fails startup with a
     // clear error), accepted by our own loops once the endpoint exists.
     let mut listeners = Vec::new();
-    let tls_server = match (tls.is_empty(), tls_server) {
+    let tls_server = match (tls.is_empty() && wss.is_empty(), tls_server) {
         (true, _) => None,
         (false, Some(t)) => Some(t),
         (false, None) => {
@@ -236,7 +246,7 @@ pub async fn start(
             ))
         }
     };
-    for (addrs, name) in [(tcp, "tcp"), (tls, "tls")] {
+    for (addrs, name) in [(tcp, "tcp"), (tls, "tls"), (ws, "ws"), (wss, "wss")] {
         for addr in addrs {
             let listener = streams::bind(*addr).map_err(|source| EdgeError::Bind {
                 transport: name,
@@ -250,16 +260,14 @@ pub async fn start(
             })?;
             let kind = match (&tls_server, name) {
                 (Some(t), "tls") => Kind::Tls(t.clone()),
+                (Some(t), "wss") => Kind::Wss(t.clone()),
+                (_, "ws") => Kind::Ws,
                 _ => Kind::Tcp,
             };
             // rsipstack picks the Via and Record-Route of a transport among
             // its listeners: announce ours with a channel it never serves
             // (it logs once that it cannot serve it).
-            let transport = if name == "tls" {
-                rsipstack::sip::Transport::Tls
-            } else {
-                rsipstack::sip::Transport::Tcp
-            };
+            let transport = kind.transport();
             let (_never, idle_rx) = tokio::sync::mpsc::unbounded_channel();
             let (announce_tx, _) = tokio::sync::mpsc::unbounded_channel();
             let announce = ChannelConnection::create_connection(
@@ -298,10 +306,13 @@ pub async fn start(
         guard_stats.clone(),
     ));
     let (mut bound_tcp, mut bound_tls) = (Vec::new(), Vec::new());
+    let (mut bound_ws, mut bound_wss) = (Vec::new(), Vec::new());
     for (listener, kind, local) in listeners {
         match kind {
             Kind::Tcp => bound_tcp.push(local),
             Kind::Tls(_) => bound_tls.push(local),
+            Kind::Ws => bound_ws.push(local),
+            Kind::Wss(_) => bound_wss.push(local),
         }
         streams::spawn_listener(
             front.clone(),
@@ -319,6 +330,8 @@ pub async fn start(
             udp: bound_udp,
             tcp: bound_tcp,
             tls: bound_tls,
+            ws: bound_ws,
+            wss: bound_wss,
             streams: front,
         },
         incoming,

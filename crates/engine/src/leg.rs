@@ -8,6 +8,13 @@
 //! only). With `offer`, a target refusing the SRTP offer with 488 is
 //! invited again with the plain one; with `require`, an answer or a
 //! re-INVITE without SRTP ends the leg or is refused.
+//!
+//! WebRTC: a target registered over WebSocket (a browser) gets the offer of
+//! its own [`Peer`] instead (ICE, DTLS-SRTP; see `permanence_webrtc`). Once
+//! it answers, the call's media leg sends to and hears from the peer's relay
+//! socket, as from any softphone; the browser's re-INVITEs (hold, resume)
+//! are answered by the peer; a browser gone without a BYE (tab closed,
+//! network lost) ends the leg.
 
 use crate::context::SipContext;
 use permanence_call::OfferFailure;
@@ -18,6 +25,7 @@ use permanence_media::sdp::{
 use permanence_media::srtp::MasterKey;
 use permanence_media::{Direction, RemoteMedia};
 use permanence_types::{SrtpPolicy, Transport};
+use permanence_webrtc::Peer;
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -62,6 +70,8 @@ pub struct LegRequest {
     pub local_port: u16,
     /// Our SDP session (its `o=` line goes on in answers to re-INVITEs).
     pub session: LocalSession,
+    /// The media leg's IP (where a browser target's relay sends).
+    pub local_ip: IpAddr,
 }
 
 impl std::fmt::Debug for LegRequest {
@@ -102,6 +112,9 @@ pub enum LegEvent {
     },
     /// The far end hung up after answering.
     Bye,
+    /// The far end vanished after answering without hanging up: a
+    /// browser's WebRTC media is gone (tab closed, network lost).
+    Lost,
     /// The far end put the call on hold (re-INVITE sendonly/inactive),
     /// with its media as now negotiated.
     Hold(Box<RemoteMedia>),
@@ -147,6 +160,8 @@ pub(crate) fn sip_transport(t: Transport) -> rsipstack::sip::Transport {
         Transport::Udp => rsipstack::sip::Transport::Udp,
         Transport::Tcp => rsipstack::sip::Transport::Tcp,
         Transport::Tls => rsipstack::sip::Transport::Tls,
+        Transport::Ws => rsipstack::sip::Transport::Ws,
+        Transport::Wss => rsipstack::sip::Transport::Wss,
     }
 }
 
@@ -185,6 +200,8 @@ type ForkResult = (usize, Result<(u16, Vec<u8>), String>);
 /// The INVITEs of one leg, one per target ("forks").
 struct Forks {
     dialogs: Vec<Option<InviteDialog>>,
+    /// The WebRTC peer of each browser fork.
+    peers: Vec<Option<Peer>>,
     /// Whether each fork was offered SRTP.
     srtp: Vec<bool>,
     /// Final results, by fork index.
@@ -212,7 +229,7 @@ async fn run(
         events,
         peer_ip: None,
     };
-    let Some(mut forks) = task.invite(&targets) else {
+    let Some(mut forks) = Box::pin(task.invite(&targets)).await else {
         task.send(LegEvent::Failed {
             reason: OfferFailure::Unreachable,
             status: None,
@@ -225,6 +242,12 @@ async fn run(
         return;
     };
     task.peer_ip = targets.get(i).map(|t| t.destination.ip());
+    let peer = forks.peers.get_mut(i).and_then(Option::take);
+    forks.peers.clear();
+    if let Some(peer) = peer {
+        Box::pin(task.browser_answered(&win, peer, &answer, &mut forks.states)).await;
+        return;
+    }
     let offered_srtp = forks.srtp.get(i).copied().unwrap_or(false);
     let Some(remote) = task.answered(negotiated(&answer), offered_srtp) else {
         info!(tag = %task.tag, "answer without usable SDP: hanging up");
@@ -246,7 +269,7 @@ async fn run(
     // Only the dialog states are needed from now on: the forks' result
     // channel and the losing forks go (2.4 KB per call otherwise).
     let Forks { mut states, .. } = forks;
-    task.talk(&win, &mut states).await;
+    task.talk(&win, &mut states, None).await;
     task.sip.dialogs.remove_dialog(&win.id());
 }
 
@@ -290,13 +313,14 @@ impl LegTask {
     }
 
     /// Starts one INVITE per target; `None` if none could be sent.
-    fn invite(&self, targets: &[Target]) -> Option<Forks> {
+    async fn invite(&self, targets: &[Target]) -> Option<Forks> {
         let (results_tx, results) = mpsc::unbounded_channel();
         // One state channel for every fork: states name their dialog, so the
         // winner's are told apart by its id (no channel and task per fork).
         let (states_tx, states) = self.sip.dialogs.new_dialog_state_channel();
         let mut forks = Forks {
             dialogs: Vec::with_capacity(targets.len()),
+            peers: Vec::new(),
             srtp: Vec::with_capacity(targets.len()),
             results,
             results_tx,
@@ -306,17 +330,36 @@ impl LegTask {
         };
         for (i, t) in targets.iter().enumerate() {
             let srtp = self.req.srtp_for(t);
-            let dialog = self.invite_one(&forks, i, t, srtp);
+            let (peer, offer) = match t.transport.is_websocket() {
+                true => self.browser_offer().await,
+                false => (None, None),
+            };
+            let dialog = match (t.transport.is_websocket(), offer) {
+                (true, None) => None,
+                (_, offer) => self.invite_one(&forks, i, t, srtp, offer.as_deref()),
+            };
             forks.pending += usize::from(dialog.is_some());
             forks.dialogs.push(dialog);
             forks.srtp.push(srtp);
+            if peer.is_some() {
+                forks.peers.resize_with(i, || None);
+                forks.peers.push(peer);
+            }
         }
         (forks.pending > 0).then_some(forks)
     }
 
-    /// Sends the INVITE of fork `i` to `t`, with the SRTP offer or the
-    /// plain one; its final result comes on the forks' channel.
-    fn invite_one(&self, forks: &Forks, i: usize, t: &Target, srtp: bool) -> Option<InviteDialog> {
+    /// Sends the INVITE of fork `i` to `t`, with the SRTP offer, the plain
+    /// one, or a browser's WebRTC `webrtc` offer; its final result comes on
+    /// the forks' channel.
+    fn invite_one(
+        &self,
+        forks: &Forks,
+        i: usize,
+        t: &Target,
+        srtp: bool,
+        webrtc: Option<&str>,
+    ) -> Option<InviteDialog> {
         let caller =
             rsipstack::sip::Uri::try_from(self.sip.uri_for(&self.req.caller_user).as_str()).ok()?;
         let Ok(callee) = rsipstack::sip::Uri::try_from(t.uri.as_str()) else {
@@ -325,9 +368,10 @@ impl LegTask {
         };
         let contact =
             rsipstack::sip::Uri::try_from(self.sip.contact_over(t.transport).as_str()).ok()?;
-        let offer = match (&self.req.sdp_offer_srtp, srtp) {
-            (Some(o), true) => o,
-            _ => &self.req.sdp_offer,
+        let offer = match (&self.req.sdp_offer_srtp, srtp, webrtc) {
+            (_, _, Some(o)) => o,
+            (Some(o), true, None) => o.as_str(),
+            _ => self.req.sdp_offer.as_str(),
         };
         let opt = InviteOption {
             caller_display_name: Some(self.req.display_name.clone()),
@@ -338,7 +382,7 @@ impl LegTask {
                 addr: t.destination.into(),
             }),
             content_type: Some("application/sdp".into()),
-            offer: Some(offer.clone().into_bytes()),
+            offer: Some(offer.as_bytes().to_vec()),
             contact,
             headers: Some(self.req.headers.clone()),
             ..Default::default()
@@ -383,7 +427,7 @@ impl LegTask {
             tag = %self.tag,
             "SRTP offer refused (488): calling the contact again with plain RTP"
         );
-        let Some(dialog) = self.invite_one(forks, i, t, false) else {
+        let Some(dialog) = self.invite_one(forks, i, t, false, None) else {
             return false;
         };
         if let Some(slot) = forks.dialogs.get_mut(i) {
@@ -462,6 +506,7 @@ impl LegTask {
         &mut self,
         win: &InviteDialog,
         states: &mut rsipstack::dialog::dialog::DialogStateReceiver,
+        peer: Option<&Peer>,
     ) {
         let mut session = self.req.session.clone();
         let id = win.id();
@@ -471,6 +516,16 @@ impl LegTask {
                     if let Err(e) = Box::pin(win.bye()).await {
                         debug!(error = %e, "BYE to agent failed");
                     }
+                    return;
+                }
+                _ = webrtc::gone(peer) => {
+                    warn!(
+                        event = "leg.browser_gone",
+                        tag = %self.tag,
+                        "the browser's media is gone (tab closed, network lost): ending its leg"
+                    );
+                    self.send(LegEvent::Lost);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), Box::pin(win.bye())).await;
                     return;
                 }
                 st = states.recv() => match st {
@@ -483,15 +538,26 @@ impl LegTask {
                         self.send(LegEvent::Bye);
                         return;
                     }
-                    Some(st) => Box::pin(self.in_dialog(win, st, &mut session)).await,
+                    Some(st) => Box::pin(self.in_dialog(win, st, &mut session, peer)).await,
                 },
             }
         }
     }
 
     /// Answers a request of the far end inside the answered dialog.
-    async fn in_dialog(&self, win: &InviteDialog, st: DialogState, session: &mut LocalSession) {
+    async fn in_dialog(
+        &self,
+        win: &InviteDialog,
+        st: DialogState,
+        session: &mut LocalSession,
+        peer: Option<&Peer>,
+    ) {
         match st {
+            DialogState::Updated(_, request, handle) if peer.is_some() => {
+                if let Some(peer) = peer {
+                    Box::pin(self.browser_reoffer(peer, &request, handle)).await;
+                }
+            }
             DialogState::Updated(_, request, handle) => {
                 // re-INVITE (hold/unhold) or UPDATE with SDP; under
                 // `require`, one that drops SRTP is refused.
@@ -540,6 +606,8 @@ impl LegTask {
         }
     }
 }
+
+mod webrtc;
 
 impl LegTask {
     /// A REFER from the answered far end (a blind transfer, or an attended

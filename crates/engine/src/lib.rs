@@ -32,6 +32,7 @@ pub mod audit;
 pub mod call;
 pub mod callbacks;
 pub mod clock;
+pub mod console;
 pub mod context;
 pub mod dispatch;
 pub mod edge;

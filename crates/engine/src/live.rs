@@ -68,6 +68,7 @@ impl LiveCall {
                 ("talking", Some(agent.clone()))
             }
             Event::Held => ("on-hold", self.agent.clone()),
+            Event::AgentLost => ("queued", None),
             Event::Resumed => ("talking", self.agent.clone()),
             Event::RouteDialled { .. } => ("transferring", None),
             Event::RouteConnected => ("transferred", None),

@@ -250,6 +250,7 @@ impl OutboundDriver {
                 break;
             }
             let deadline = self.ctx.clock.instant_or_idle(self.core.poll_timeout());
+            let browser_gone = self.agent_side.browser_gone();
             tokio::select! {
                 st = self.agent_side.states.recv() => {
                     if let Some(input) = self.agent_side.on_dialog(st).await {
@@ -257,6 +258,10 @@ impl OutboundDriver {
                     }
                 }
                 ev = self.agent_side.media_events.recv() => self.on_agent_media(ev),
+                _ = browser_gone => {
+                    info!(event = "outbound.browser_gone", agent = %self.req.agent, "the agent's browser is gone: ending the call");
+                    self.on_agent(permanence_call::Input::CallerBye);
+                }
                 ev = far::next(&mut self.far) => self.on_far(ev).await,
                 Some(req) = self.hand_over.recv() => self.on_hand_over(req),
                 _ = tokio::time::sleep_until(deadline) => {
@@ -309,7 +314,7 @@ impl OutboundDriver {
                 self.close_far().await;
                 Input::FarFailed { status }
             }
-            FarNews::Gone => {
+            FarNews::Gone | FarNews::Lost => {
                 self.close_far().await;
                 Input::FarBye
             }

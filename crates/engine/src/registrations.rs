@@ -369,6 +369,26 @@ impl Registrations {
         }
     }
 
+    /// A connection closed: a browser's contacts registered over it go at
+    /// once (the dispatcher hears that the agent is unreachable), instead
+    /// of being offered calls until their registration expires.
+    pub fn connection_closed(
+        &self,
+        source: std::net::SocketAddr,
+        transport: permanence_types::Transport,
+    ) {
+        let mut inner = self.core.lock();
+        if inner.core.connection_closed(source, transport) == 0 {
+            return;
+        }
+        let changes = self.take_events(&mut inner);
+        drop(inner);
+        for (user, reachable) in changes {
+            self.notify(&user, reachable);
+        }
+        self.wake.notify_one();
+    }
+
     /// Answers a REGISTER. The reachability changes it causes are returned,
     /// to announce (with [`Registered::announce`]) once the 200 OK is sent:
     /// an agent who becomes reachable may be offered a call at once, and

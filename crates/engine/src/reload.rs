@@ -98,6 +98,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.sip.listen_udp != new.sip.listen_udp
         || old.sip.listen_tcp != new.sip.listen_tcp
         || old.sip.listen_tls != new.sip.listen_tls
+        || old.sip.listen_ws != new.sip.listen_ws
+        || old.sip.listen_wss != new.sip.listen_wss
     {
         restart.push("sip listen addresses");
     }
@@ -106,6 +108,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.http.listen != new.http.listen {
         restart.push("http.listen");
+    }
+    if old.http.console_session != new.http.console_session {
+        restart.push("http.console_session_minutes");
     }
     if old.records.path != new.records.path {
         restart.push("records.path");

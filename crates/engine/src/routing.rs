@@ -209,7 +209,16 @@ async fn handle_invite(switch: Arc<Switch>, mut tx: Box<Transaction>, source: So
         .map(str::to_string)
         .unwrap_or_default();
     let feature_code = dialled.starts_with('*') || dialled.starts_with("%2A");
-    let trunk = cfg.trunk_for(source.ip()).filter(|_| !feature_code);
+    // A browser (SIP over WebSocket) is never a carrier, whatever its
+    // address: it must authenticate like any telesecretary.
+    let websocket = tx
+        .connection
+        .as_ref()
+        .and_then(connection_transport)
+        .is_some_and(Transport::is_websocket);
+    let trunk = cfg
+        .trunk_for(source.ip())
+        .filter(|_| !feature_code && !websocket);
     let Some(trunk) = trunk else {
         // Not a carrier (or a feature code, which no carrier delivers):
         // only an authenticated telesecretary may call in.

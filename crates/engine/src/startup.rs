@@ -123,10 +123,12 @@ impl Engine {
             Registrations::new(new_registrar(&config), clock.clone(), metrics.clone());
         let user_agent = config.sip.user_agent.clone();
         let limits = gate_settings(&config.sip.limits);
-        let (listen_udp, listen_tcp, listen_tls) = (
+        let (listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss) = (
             config.sip.listen_udp.clone(),
             config.sip.listen_tcp.clone(),
             config.sip.listen_tls.clone(),
+            config.sip.listen_ws.clone(),
+            config.sip.listen_wss.clone(),
         );
         let tls = tls_server(&config)?;
         let stream_settings = stream_settings(&config.sip.limits);
@@ -137,6 +139,8 @@ impl Engine {
                 udp: &listen_udp,
                 tcp: &listen_tcp,
                 tls: &listen_tls,
+                ws: &listen_ws,
+                wss: &listen_wss,
                 tls_server: tls.clone(),
                 streams: stream_settings,
                 user_agent: &user_agent,
@@ -153,13 +157,21 @@ impl Engine {
         let recorder = open_records(&cfg);
         let records = recorder.as_ref().map(|r| r.handle());
         let mut saved = recover(&records, &cfg, &metrics).await;
+        let console_events = crate::console::ConsoleEvents::default();
         let (dispatch, dispatch_task) =
-            start_dispatcher(&cfg, &records, &metrics, &clock, &cancel)?;
+            start_dispatcher(&cfg, &records, &metrics, &console_events, &clock, &cancel)?;
         wire_reachability(&cfg, &dispatch, &registrations);
         let saved_callbacks = std::mem::take(&mut saved.callbacks);
         restore(saved, &cfg, &dispatch, &registrations);
         if let Some(h) = &records {
             registrations.save_to(h.clone());
+        }
+        {
+            let regs = registrations.clone();
+            edge.streams
+                .set_close_listener(Box::new(move |peer, transport| {
+                    regs.connection_closed(peer, transport)
+                }));
         }
         let sip = Arc::new(SipContext {
             endpoint: edge.inner(),
@@ -168,6 +180,9 @@ impl Engine {
             contact_port: contact_port(&edge),
             tcp_port: edge.tcp.first().map(|a| a.port()),
             tls_port: edge.tls.first().map(|a| a.port()),
+            ws_port: edge.ws.first().map(|a| a.port()),
+            wss_port: edge.wss.first().map(|a| a.port()),
+            webrtc: webrtc_settings(&cfg.rtp),
         });
         let switch = Arc::new(Switch::new(
             Parts {
@@ -204,7 +219,7 @@ impl Engine {
             switch.sip.contact_host.clone(),
             cancel.clone(),
         )));
-        let (http_addr, http_task) = serve_http(&switch, &cancel).await?;
+        let (http_addr, http_task) = serve_http(&switch, console_events, &cancel).await?;
         tasks.push(http_task);
         let s = switch.clone();
         tasks.push(tokio::spawn(async move {
@@ -311,15 +326,31 @@ pub(crate) fn stream_settings(l: &permanence_config::SipLimits) -> StreamSetting
     }
 }
 
+/// Browser agents' WebRTC sockets: on the media address, announcing the
+/// advertised one when it differs (1:1 NAT).
+fn webrtc_settings(rtp: &permanence_config::RtpConfig) -> permanence_webrtc::WebRtcSettings {
+    let mut w = permanence_webrtc::WebRtcSettings::on(rtp.bind);
+    if rtp.advertise != rtp.bind {
+        w.advertise = Some(rtp.advertise);
+    }
+    w
+}
+
 /// The TLS certificate when SIP TLS listeners or HTTPS are configured:
 /// `[sip.tls]`, or a self-signed one created at first start.
 fn tls_server(cfg: &Config) -> Result<Option<Arc<TlsServer>>, EngineError> {
-    if cfg.sip.listen_tls.is_empty() && !cfg.http.tls {
+    if cfg.sip.listen_tls.is_empty() && cfg.sip.listen_wss.is_empty() && !cfg.http.tls {
         return Ok(None);
     }
     let mut names = vec![cfg.sip.public_host.clone()];
     let https = cfg.http.tls.then_some(cfg.http.listen);
-    for a in cfg.sip.listen_tls.iter().chain(https.iter()) {
+    for a in cfg
+        .sip
+        .listen_tls
+        .iter()
+        .chain(cfg.sip.listen_wss.iter())
+        .chain(https.iter())
+    {
         if !a.ip().is_unspecified() {
             names.push(a.ip().to_string());
         }
@@ -377,17 +408,19 @@ fn contact_port(edge: &edge::SipEdge) -> u16 {
         .unwrap_or(5060)
 }
 
-/// Starts the dispatcher task, observed by metrics and the queue log.
+/// Starts the dispatcher task, observed by metrics, the queue log and the
+/// web consoles.
 fn start_dispatcher(
     cfg: &Config,
     records: &Option<permanence_records::RecorderHandle>,
     metrics: &Arc<permanence_metrics::Metrics>,
+    console: &crate::console::ConsoleEvents,
     clock: &Clock,
     cancel: &CancellationToken,
 ) -> Result<(DispatchHandle, JoinHandle<()>), EngineError> {
     let dispatcher = permanence_acd::Dispatcher::new(acd_map::acd_config(cfg))
         .map_err(|e| startup("dispatcher")(e.to_string()))?;
-    let mut observers: Vec<Arc<dyn EventObserver>> = Vec::new();
+    let mut observers: Vec<Arc<dyn EventObserver>> = vec![Arc::new(console.clone())];
     if let Some(h) = records {
         observers.push(Arc::new(records::QueueLog::new(h.clone())));
         observers.push(Arc::new(records::AgentStateLog::new(h.clone())));
@@ -524,9 +557,10 @@ fn serve_sip(
     })
 }
 
-/// Serves `/metrics`, `/healthz` and the admin API.
+/// Serves `/metrics`, `/healthz`, the admin API and the web console.
 async fn serve_http(
     switch: &Arc<Switch>,
+    console: crate::console::ConsoleEvents,
     cancel: &CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), EngineError> {
     let cfg = switch.config();
@@ -542,7 +576,8 @@ async fn serve_http(
         .as_ref()
         .filter(|_| cfg.http.tls)
         .map(|t| t.acceptor());
-    permanence_http::serve(cfg.http.listen, backend, tls, cancel.clone())
+    let app = permanence_http::router(backend).merge(crate::console::router(switch, console));
+    permanence_http::serve_router(cfg.http.listen, app, tls, cancel.clone())
         .await
         .map_err(|e| startup("http")(e.to_string()))
 }

@@ -1,4 +1,5 @@
-//! SIP over TCP and TLS: our own accept loops and connection tasks.
+//! SIP over TCP, TLS and WebSocket: our own accept loops and connection
+//! tasks (WebSocket framing in [`websocket`]).
 //!
 //! rsipstack 0.7.14's listeners accept without any cap, retry a failing
 //! `accept` at once (at the descriptor limit: a 100 % CPU loop and a log
@@ -25,6 +26,8 @@
 //! connection table finds it for requests to a registered contact, and
 //! rsipstack never reads the socket itself. A connection is handed to
 //! rsipstack with its first valid message only.
+
+mod websocket;
 
 use crate::tls::TlsServer;
 use permanence_sip::guard::{check_datagram_as, stateless_reply, FrontDoor, GuardStats, Judged};
@@ -95,7 +98,13 @@ pub struct StreamFront {
     /// Counters.
     pub stats: StreamStats,
     refusals: parking_lot::Mutex<Throttle>,
+    /// Told when a connection closes (the registrar drops a browser's
+    /// contacts).
+    on_close: std::sync::OnceLock<CloseListener>,
 }
+
+/// Called with a closed connection's peer and transport.
+pub type CloseListener = Box<dyn Fn(SocketAddr, permanence_types::Transport) + Send + Sync>;
 
 impl StreamFront {
     /// A front with `settings`, judging messages with `door`.
@@ -107,7 +116,13 @@ impl StreamFront {
             guard,
             stats: StreamStats::default(),
             refusals: parking_lot::Mutex::new(Throttle::default()),
+            on_close: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets what to tell when a connection closes (once).
+    pub fn set_close_listener(&self, l: CloseListener) {
+        let _ = self.on_close.set(l);
     }
 
     /// Applies new settings (reload); open connections stay.
@@ -223,20 +238,27 @@ impl Throttle {
     }
 }
 
-/// TCP or TLS.
+/// TCP, TLS, WebSocket or secure WebSocket.
 #[derive(Clone)]
 pub enum Kind {
     /// Plain TCP.
     Tcp,
     /// TLS, with the certificate holder.
     Tls(Arc<TlsServer>),
+    /// WebSocket (RFC 7118), see [`crate::websocket`].
+    Ws,
+    /// WebSocket over TLS, with the certificate holder.
+    Wss(Arc<TlsServer>),
 }
 
 impl Kind {
-    fn transport(&self) -> Transport {
+    /// The transport rsipstack knows the connections by.
+    pub fn transport(&self) -> Transport {
         match self {
             Kind::Tcp => Transport::Tcp,
             Kind::Tls(_) => Transport::Tls,
+            Kind::Ws => Transport::Ws,
+            Kind::Wss(_) => Transport::Wss,
         }
     }
 
@@ -244,6 +266,19 @@ impl Kind {
         match self {
             Kind::Tcp => "tcp",
             Kind::Tls(_) => "tls",
+            Kind::Ws => "ws",
+            Kind::Wss(_) => "wss",
+        }
+    }
+
+    fn is_websocket(&self) -> bool {
+        matches!(self, Kind::Ws | Kind::Wss(_))
+    }
+
+    fn tls(&self) -> Option<&Arc<TlsServer>> {
+        match self {
+            Kind::Tls(t) | Kind::Wss(t) => Some(t),
+            Kind::Tcp | Kind::Ws => None,
         }
     }
 }
@@ -352,7 +387,9 @@ async fn accept_loop(
                 "accepting SIP connections again"
             );
         }
-        let trusted = front.door.is_trusted(peer.ip());
+        // A browser is never a carrier nor exempt from the caps, even from
+        // a trunk's or a trusted address.
+        let trusted = !kind.is_websocket() && front.door.is_trusted(peer.ip());
         if !front.admit(peer.ip(), trusted) {
             drop(stream);
             continue;
@@ -366,14 +403,19 @@ async fn accept_loop(
             trusted,
             cancel: cancel.child_token(),
         };
-        match &kind {
-            Kind::Tcp => {
+        let websocket = kind.is_websocket();
+        match kind.tls() {
+            None if websocket => {
+                tokio::spawn(conn.serve_ws(stream));
+            }
+            None => {
                 tokio::spawn(conn.serve(stream));
             }
-            Kind::Tls(tls) => {
+            Some(tls) => {
                 let acceptor = tls.acceptor();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) if websocket => conn.serve_ws(s).await,
                         Ok(Ok(s)) => conn.serve(s).await,
                         Ok(Err(e)) => {
                             conn.front.stats.tls_failed.fetch_add(1, Ordering::Relaxed);
@@ -400,7 +442,7 @@ struct Failing {
 }
 
 /// One accepted connection.
-struct Conn {
+pub(crate) struct Conn {
     front: Arc<StreamFront>,
     endpoint: EndpointInnerRef,
     peer: SocketAddr,
@@ -411,17 +453,19 @@ struct Conn {
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(crate) enum End {
     Closed,
     Idle,
     Framing,
     Banned,
     Io,
     Cancelled,
+    /// The WebSocket opening handshake failed or was refused.
+    Handshake,
 }
 
 /// The connection as rsipstack knows it, once handed over.
-struct Handover {
+pub(crate) struct Handover {
     connection: SipConnection,
     /// Feeds rsipstack (dropping it retires the connection there).
     inject: tokio::sync::mpsc::UnboundedSender<TransportEvent>,
@@ -434,11 +478,16 @@ impl Conn {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let end = self.run(stream).await;
+        self.finish(end);
+    }
+
+    /// Counts how the connection ended and releases its place.
+    pub(crate) fn finish(&self, end: End) {
         match end {
             End::Idle => {
                 self.front.stats.closed_idle.fetch_add(1, Ordering::Relaxed);
             }
-            End::Framing => {
+            End::Framing | End::Handshake => {
                 self.front
                     .stats
                     .closed_framing
@@ -447,6 +496,12 @@ impl Conn {
             _ => {}
         }
         debug!(peer = %self.peer, ?end, "SIP connection closed");
+        if let (Some(l), Some(t)) = (
+            self.front.on_close.get(),
+            permanence_types::Transport::parse(&self.transport.to_string()),
+        ) {
+            l(self.peer, t);
+        }
         self.cancel.cancel();
         self.front.release(self.peer.ip());
     }
@@ -581,7 +636,7 @@ impl Conn {
     }
 
     /// Hands a checked message to rsipstack.
-    async fn pass(
+    pub(crate) async fn pass(
         &self,
         msg: &[u8],
         handover: &mut Option<Handover>,
@@ -636,7 +691,7 @@ impl Conn {
 }
 
 /// Writes all of `data`; false if the peer is gone or does not read.
-async fn write<W: AsyncWrite + Unpin>(wr: &mut W, data: &[u8]) -> bool {
+pub(crate) async fn write<W: AsyncWrite + Unpin>(wr: &mut W, data: &[u8]) -> bool {
     matches!(
         tokio::time::timeout(WRITE_TIMEOUT, async {
             wr.write_all(data).await?;

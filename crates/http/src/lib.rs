@@ -692,13 +692,25 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     cancel: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
+    serve_router(addr, router(backend), tls, cancel).await
+}
+
+/// As [`serve`], for any router (this crate's merged with others, such as
+/// the web console's); its handlers get the peer as
+/// `ConnectInfo<PeerAddr>`.
+pub async fn serve_router(
+    addr: SocketAddr,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HttpError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
-    let app = router(backend).into_make_service_with_connect_info::<PeerAddr>();
+    let app = app.into_make_service_with_connect_info::<PeerAddr>();
     let shutdown = async move { cancel.cancelled().await };
     let task = match tls {
         None => tokio::spawn(async move {

@@ -17,6 +17,7 @@ pub(crate) struct Families {
     pub agents: IntGaugeVec,
     pub active_calls: IntGauge,
     pub registered_contacts: IntGauge,
+    pub agents_lost: IntCounter,
     // Outbound calls (the per-practice ones are practice families).
     pub outbound_active: IntGauge,
     pub outbound_refused: IntCounterVec,
@@ -127,6 +128,11 @@ impl Families {
                 "SIP responses sent to received requests, by request method and status code.",
                 &["method", "code"],
             )?,
+            agents_lost: counter(
+                r,
+                "permanence_agents_lost_total",
+                "Conversations whose telesecretary's softphone vanished without hanging up (a browser tab closed, its network lost); the caller went back to the head of the queue.",
+            )?,
             sip_retransmissions: counter(
                 r,
                 "permanence_sip_retransmissions_total",
@@ -229,6 +235,7 @@ impl Families {
             g(&self.agents),
             g(&self.active_calls),
             g(&self.registered_contacts),
+            g(&self.agents_lost),
             g(&self.outbound_active),
             g(&self.outbound_refused),
             g(&self.memory_heap),

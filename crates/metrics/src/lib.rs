@@ -481,6 +481,12 @@ impl Metrics {
         self.f.sip_retransmissions.inc();
     }
 
+    /// A telesecretary's softphone vanished mid-conversation (the caller
+    /// was queued again).
+    pub fn agent_lost(&self) {
+        self.f.agents_lost.inc();
+    }
+
     /// A SIP request was refused.
     pub fn sip_rejected(&self, reason: SipReject) {
         if let Some(c) = self.sip_rejected.get(reason as usize) {

@@ -288,6 +288,18 @@ impl RecordReader {
         crate::outbound::read(&self.conn, practice, limit)
     }
 
+    /// One agent's figures from `since` on (see
+    /// [`AgentFigures`](crate::AgentFigures)): a count over the day's
+    /// calls (by their reception time index), the callback requests and
+    /// the agent's outbound calls (by their agent index).
+    pub fn agent_figures(
+        &self,
+        agent: &str,
+        since: DateTime<Utc>,
+    ) -> Result<crate::AgentFigures, RecordsError> {
+        crate::figures::agent_figures(&self.conn, agent, since)
+    }
+
     /// Total rows in the `calls` and `queue_events` tables.
     pub fn row_counts(&self) -> Result<(u64, u64), RecordsError> {
         let calls: i64 = self

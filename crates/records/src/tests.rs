@@ -198,3 +198,82 @@ fn outbound_calls_share_the_channel_and_the_dropped_counter() {
     assert_eq!(r.outbound_calls(None, 100).expect("outbound").len(), 2);
     assert_eq!(r.row_counts().expect("counts"), (1, 0));
 }
+
+#[test]
+fn an_agents_figures_count_their_own_work_since_a_time() {
+    use crate::{CallbackOrigin, CallbackState, CallbackStatus};
+    let dir = TempDir::new("agent-figures");
+    let rec = Recorder::open(RecordsConfig::new(dir.0.join("records.db"))).expect("open");
+    let h = rec.handle();
+    let at = |h, m| Utc.with_ymd_and_hms(2025, 1, 6, h, m, 0).unwrap();
+    let answered = |id, agent: &str, received, answered, talk: Option<f64>| CallRecord {
+        received_at: received,
+        agent_answered_at: Some(answered),
+        ended_at: talk.map(|_| answered),
+        agent: Some(agent.into()),
+        talk_secs: talk,
+        ..call(id)
+    };
+    // Before midnight (received the day before, answered after: counted).
+    h.record_call(answered(
+        1,
+        "alice",
+        at(0, 0) - chrono::Duration::minutes(5),
+        at(0, 1),
+        Some(60.0),
+    ));
+    h.record_call(answered(2, "alice", at(9, 0), at(9, 1), Some(120.0)));
+    h.record_call(answered(3, "bob", at(9, 0), at(9, 1), Some(30.0)));
+    // In progress: not counted yet.
+    h.record_call(answered(4, "alice", at(10, 0), at(10, 1), None));
+    h.record_call(answered(
+        5,
+        "alice",
+        at(0, 0) - chrono::Duration::hours(2),
+        at(0, 0) - chrono::Duration::hours(1),
+        Some(10.0),
+    ));
+    let cb = |key: &str, status, agent: &str, done| CallbackState {
+        key: key.into(),
+        origin: CallbackOrigin::Caller,
+        call_id: format!("call-{key}"),
+        practice_id: "p".into(),
+        number: "+33612345678".into(),
+        requested_at: at(8, 0),
+        joined_at: at(8, 0),
+        priority: 0,
+        triage_digit: None,
+        deadline_at: at(9, 0),
+        status,
+        attempts: 1,
+        next_attempt_at: None,
+        last_attempt_at: None,
+        last_result: None,
+        agent: Some(agent.into()),
+        completed_at: Some(done),
+        outbound_id: None,
+    };
+    h.record_callback_state(cb("a", CallbackStatus::Completed, "alice", at(8, 30)));
+    h.record_callback_state(cb("b", CallbackStatus::Handled, "alice", at(8, 40)));
+    h.record_callback_state(cb("c", CallbackStatus::Failed, "alice", at(8, 50)));
+    h.record_callback_state(cb("d", CallbackStatus::Completed, "bob", at(8, 50)));
+    let out = |id, outcome| OutboundRecord {
+        agent: "alice".into(),
+        started_at: at(11, 0),
+        outcome,
+        ..outbound(id)
+    };
+    h.record_outbound(out(1, OutboundOutcome::Answered));
+    h.record_outbound(out(2, OutboundOutcome::NoAnswer));
+    h.record_outbound(out(3, OutboundOutcome::Refused));
+    h.flush().expect("flush");
+    let r = RecordReader::open(rec.path()).expect("reader");
+    let f = r.agent_figures("alice", at(0, 0)).expect("figures");
+    assert_eq!(f.calls, 2);
+    assert_eq!(f.talk_secs_avg, Some(90.0));
+    assert_eq!(f.callbacks_done, 2);
+    assert_eq!(f.outbound_calls, 2);
+    let none = r.agent_figures("carol", at(0, 0)).expect("figures");
+    assert_eq!(none, crate::AgentFigures::default());
+    rec.shutdown().expect("shutdown");
+}

@@ -236,6 +236,10 @@ pub enum UnregisterReason {
     Expired,
     /// Evicted by a newer contact beyond the per-agent limit.
     Replaced,
+    /// The connection it registered over closed, and it cannot be reached
+    /// any other way (a browser over WebSocket: RFC 7118 §5, its contact's
+    /// host is a `.invalid` name).
+    ConnectionClosed,
 }
 
 /// One registered contact.
@@ -781,6 +785,34 @@ impl Registrar {
             })
             .flatten()
             .min()
+    }
+
+    /// The connection from `source` over `transport` closed: the contacts
+    /// registered over it are removed when the transport is a WebSocket
+    /// (nothing else can reach a browser); returns how many. A softphone
+    /// over TCP or TLS keeps its binding (it may be reached on a new
+    /// connection, and reconnects to refresh it).
+    pub fn connection_closed(&mut self, source: SocketAddr, transport: Transport) -> usize {
+        if !transport.is_websocket() {
+            return 0;
+        }
+        let mut removed = 0;
+        for (user, list) in self.bindings.iter_mut() {
+            list.retain(|b| {
+                let gone = b.source == source && b.transport == transport;
+                if gone {
+                    removed += 1;
+                    self.events.push_back(RegistrationEvent::Unregistered {
+                        user: user.clone(),
+                        contact: b.uri.clone(),
+                        reason: UnregisterReason::ConnectionClosed,
+                    });
+                }
+                !gone
+            });
+        }
+        self.bindings.retain(|_, l| !l.is_empty());
+        removed
     }
 
     /// Expires registrations and overdue probes.

@@ -14,16 +14,29 @@ pub enum Transport {
     Tcp,
     /// TLS over TCP (RFC 3261 §26.2).
     Tls,
+    /// WebSocket (RFC 7118): browser softphones, media in WebRTC.
+    Ws,
+    /// Secure WebSocket (RFC 7118, over TLS).
+    Wss,
 }
 
 impl Transport {
-    /// The token of a Via header (`UDP`, `TCP`, `TLS`).
+    /// The token of a Via header (`UDP`, `TCP`, `TLS`, `WS`, `WSS`).
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
+    }
+
+    /// Whether this is a WebSocket transport: its peers are browsers (or
+    /// WebRTC SIP clients) whose media is WebRTC (ICE, DTLS-SRTP), never a
+    /// carrier.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
     }
 
     /// Parses a Via or `transport=` token, case-insensitively.
@@ -35,6 +48,10 @@ impl Transport {
             Some(Transport::Tcp)
         } else if s.eq_ignore_ascii_case("tls") {
             Some(Transport::Tls)
+        } else if s.eq_ignore_ascii_case("ws") {
+            Some(Transport::Ws)
+        } else if s.eq_ignore_ascii_case("wss") {
+            Some(Transport::Wss)
         } else {
             None
         }
@@ -50,7 +67,8 @@ impl std::fmt::Display for Transport {
 /// When Permanence offers SRTP (SDES keys, RFC 4568) to an agent's
 /// softphone (`[[agents]] srtp`). SDES keys travel in the SDP, so they are
 /// only secret when the signalling is encrypted (RFC 4568 §8.3): SRTP is
-/// only ever offered to contacts registered over TLS.
+/// only ever offered to contacts registered over TLS. Browsers (contacts
+/// registered over WebSocket) always get WebRTC's DTLS-SRTP instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SrtpPolicy {
     /// Never: plain RTP to every contact.
@@ -88,8 +106,9 @@ impl SrtpPolicy {
     }
 
     /// Whether a contact registered over `transport` may be called at all.
+    /// A WebSocket contact always is: its media is DTLS-SRTP (WebRTC).
     pub fn allows(self, transport: Transport) -> bool {
-        self != SrtpPolicy::Require || transport == Transport::Tls
+        self != SrtpPolicy::Require || transport == Transport::Tls || transport.is_websocket()
     }
 }
 

@@ -241,6 +241,7 @@ impl Dispatcher {
             call: a.call.and_then(|s| self.call_ref(s)).map(|c| c.id),
             pending_logout: a.pending_logout,
             retired: a.retired,
+            wrap_up_until: (a.state == AgentState::WrapUp).then(|| time_of(a.wrap_until)),
         }
     }
 }

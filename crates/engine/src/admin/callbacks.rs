@@ -88,7 +88,7 @@ fn stored_view(s: CallbackState, now: DateTime<Utc>, reveal: bool) -> CallbackVi
 
 /// Reads the store (after flushing what is queued for it) off the async
 /// workers; `None` without a store or when it cannot be read (logged).
-async fn read_store<T: Send + 'static>(
+pub(crate) async fn read_store<T: Send + 'static>(
     switch: &Switch,
     read: impl FnOnce(&permanence_records::RecordReader) -> Result<T, permanence_records::RecordsError>
         + Send
@@ -146,7 +146,7 @@ pub(super) async fn list(switch: &Switch, practice: Option<&str>, reveal: bool) 
 }
 
 /// `POST /api/callbacks/{key}/cancel|handled` (not audited here).
-pub(super) async fn close(
+pub(crate) async fn close(
     switch: &Switch,
     by: &str,
     key: &str,

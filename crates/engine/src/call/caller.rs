@@ -1,7 +1,9 @@
 //! The caller's side of a forwarded call: rsipstack's server dialog for the
 //! carrier's INVITE and the caller's RTP leg. Turns what happens there into
 //! the call core's inputs. An agent's outbound call uses it for the agent's
-//! INVITE too (the agent is the calling party there).
+//! INVITE too (the agent is the calling party there); a browser's INVITE
+//! (WebRTC offer) is answered by its own WebRTC peer, whose relay socket is
+//! the media leg's remote (see `permanence_webrtc`).
 
 use crate::context::CallContext;
 use crate::reply;
@@ -10,11 +12,12 @@ use permanence_media::sdp::{
     build_answer, negotiate, LocalSession, Negotiated, SessionDescription,
 };
 use permanence_media::{Direction, Leg, MediaError, MediaEvent, RemoteMedia};
+use permanence_webrtc::Peer;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::Transaction;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -33,6 +36,14 @@ pub struct Caller {
     /// Where the carrier's INVITE came from: RTP is learnt from there or
     /// from the SDP address only.
     signalling_ip: Option<IpAddr>,
+    /// A browser caller's WebRTC peer and our answer to its offer.
+    browser: Option<Box<Browser>>,
+}
+
+/// A browser on the calling side.
+struct Browser {
+    peer: Peer,
+    answer: String,
 }
 
 impl Caller {
@@ -40,6 +51,9 @@ impl Caller {
     /// caller's media leg and creates the server dialog. On failure the
     /// INVITE is answered here (488, 503, 500) and `None` returned.
     pub async fn take(ctx: &CallContext, mut tx: Box<Transaction>, call_id: &str) -> Option<Self> {
+        if std::str::from_utf8(&tx.original.body).is_ok_and(permanence_webrtc::is_webrtc_offer) {
+            return Box::pin(Self::take_browser(ctx, tx, call_id)).await;
+        }
         // A carrier always sends an offer (late offer is not supported).
         let offer = std::str::from_utf8(&tx.original.body)
             .map_err(|_| permanence_media::sdp::SdpError::NoAudio)
@@ -86,7 +100,71 @@ impl Caller {
             session: LocalSession::new(ctx.media.advertise),
             negotiated,
             signalling_ip,
+            browser: None,
         })
+    }
+
+    /// Takes a browser's INVITE: its WebRTC offer is answered by a new
+    /// peer relaying to the media leg (488 if that fails).
+    async fn take_browser(
+        ctx: &CallContext,
+        mut tx: Box<Transaction>,
+        call_id: &str,
+    ) -> Option<Self> {
+        let (media, media_events) = match ctx.media.engine.open_leg() {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(event = "media.unavailable", call_id, error = %e, "cannot open a media leg");
+                reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
+                return None;
+            }
+        };
+        let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
+        let at = SocketAddr::new(media.local_addr().ip(), media.port());
+        let (peer, answer) = match Peer::answer(ctx.sip.webrtc, at, &offer).await {
+            Ok(x) => x,
+            Err(e) => {
+                info!(event = "invite.bad_sdp", call_id, error = %e, "unusable WebRTC offer");
+                reply(&mut tx, StatusCode::NotAcceptableHere, vec![]).await;
+                media.close().await;
+                return None;
+            }
+        };
+        let relay = peer.relay_addr();
+        let sd = match ctx.sip.server_dialog(*tx) {
+            Ok(sd) => sd,
+            Err(boxed) => {
+                let (mut tx, e) = *boxed;
+                warn!(call_id, error = %e, "cannot create dialog");
+                reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
+                media.close().await;
+                peer.close().await;
+                return None;
+            }
+        };
+        Some(Self {
+            dialog: sd.dialog,
+            states: sd.states,
+            invite_task: sd.stop,
+            media,
+            media_events,
+            session: LocalSession::new(ctx.media.advertise),
+            negotiated: relay_negotiated(relay),
+            signalling_ip: Some(relay.ip()),
+            browser: Some(Box::new(Browser { peer, answer })),
+        })
+    }
+
+    /// Resolves when a browser caller's media is gone (tab closed, network
+    /// lost); never for a SIP caller.
+    pub fn browser_gone(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let signal = self.browser.as_ref().map(|b| b.peer.gone_signal());
+        async move {
+            match signal {
+                Some(s) => s.await,
+                None => std::future::pending().await,
+            }
+        }
     }
 
     /// The codec negotiated with the carrier.
@@ -130,6 +208,9 @@ impl Caller {
     }
 
     fn answer_sdp(&mut self) -> String {
+        if let Some(b) = &self.browser {
+            return b.answer.clone();
+        }
         build_answer(
             &mut self.session,
             self.media.port(),
@@ -185,7 +266,10 @@ impl Caller {
                 info_digit(&req.body).map(Input::Dtmf)
             }
             DialogState::Updated(_, req, handle) => {
-                let (code, body) = self.reinvite(&req.body);
+                let (code, body) = match &self.browser {
+                    Some(b) => browser_reinvite(&b.peer, &req.body).await,
+                    None => self.reinvite(&req.body),
+                };
                 let _ = match body {
                     Some(b) => {
                         handle
@@ -244,11 +328,46 @@ impl Caller {
         }
     }
 
-    /// Releases the dialog, the media leg and the INVITE task.
+    /// Releases the dialog, the media leg, the browser's peer and the
+    /// INVITE task.
     pub async fn close(self, ctx: &CallContext) {
         self.media.close().await;
+        if let Some(b) = self.browser {
+            b.peer.close().await;
+        }
         ctx.sip.dialogs.remove_dialog(&self.dialog.id());
         self.invite_task.stop();
+    }
+}
+
+/// The media leg's view of a browser: its peer's relay socket, PCMU, DTMF.
+fn relay_negotiated(relay: SocketAddr) -> Negotiated {
+    Negotiated {
+        codec: permanence_media::Codec::Pcmu,
+        payload_type: permanence_webrtc::PCMU,
+        dtmf_payload_type: Some(permanence_webrtc::TELEPHONE_EVENT),
+        remote: Some(relay),
+        remote_direction: Direction::SendRecv,
+        ptime: None,
+        origin: None,
+        profile: permanence_media::sdp::Profile::Avp,
+        srtp: None,
+    }
+}
+
+/// A browser caller's re-INVITE (hold, resume, ICE restart): answered by
+/// its peer; without a body, our last answer is repeated by the peer.
+async fn browser_reinvite(peer: &Peer, body: &[u8]) -> (StatusCode, Option<String>) {
+    let offer = std::str::from_utf8(body).unwrap_or("");
+    if offer.trim().is_empty() {
+        return (StatusCode::OK, None);
+    }
+    match peer.answer_offer(offer).await {
+        Ok(answer) => (StatusCode::OK, Some(answer)),
+        Err(e) => {
+            info!(error = %e, "browser re-INVITE refused");
+            (StatusCode::NotAcceptableHere, None)
+        }
     }
 }
 

@@ -80,6 +80,9 @@ pub enum FarNews {
     },
     /// Hung up after the answer, or the leg's task ended.
     Gone,
+    /// Vanished after the answer without hanging up (a browser's media
+    /// gone).
+    Lost,
     /// Put on hold by the far end (its media applied).
     Hold,
     /// Taken off hold (its media applied).
@@ -114,6 +117,7 @@ impl FarSide {
                 FarNews::Failed { reason, status }
             }
             FarEvent::Leg(Some(LegEvent::Bye) | None) => FarNews::Gone,
+            FarEvent::Leg(Some(LegEvent::Lost)) => FarNews::Lost,
             FarEvent::Leg(Some(LegEvent::Refer(r))) => FarNews::Refer(r),
             FarEvent::Leg(Some(LegEvent::Hold(remote))) => {
                 let _ = self.media.set_remote(*remote);
@@ -312,6 +316,7 @@ pub fn dial(
         srtp,
         srtp_key,
         local_port: media.port(),
+        local_ip: media.local_addr().ip(),
         session,
     };
     let leg = leg::start(ctx.sip.clone(), targets, req, party.to_string());

@@ -239,6 +239,16 @@ impl CallDriver {
             .live
             .observe(self.id.0, event, self.ctx.clock.wall());
         match event {
+            Event::AgentLost => {
+                self.ctx.metrics.agent_lost();
+                warn!(
+                    event = "call.agent_lost",
+                    practice = %self.practice.id,
+                    call_id = %self.incoming.sip_call_id,
+                    call = self.id.0,
+                    "the telesecretary's softphone vanished: the caller goes back to the head of the queue"
+                );
+            }
             Event::Queued { triage } => info!(
                 event = "call.queued",
                 practice = %self.practice.id,
@@ -349,7 +359,7 @@ impl CallDriver {
         };
         match news {
             FarNews::Refer(r) => return Box::pin(self.on_refer(&party, *r)).await,
-            FarNews::Failed { .. } | FarNews::Gone => self.close_far().await,
+            FarNews::Failed { .. } | FarNews::Gone | FarNews::Lost => self.close_far().await,
             // The far side's media stopped once answered: it vanished.
             FarNews::MediaTimeout => {
                 info!(call_id = %self.incoming.sip_call_id, "agent RTP timeout: ending the call");
@@ -519,17 +529,18 @@ fn far_input(party: &OtherParty, news: FarNews) -> Option<Input> {
             reason,
         },
         (OtherParty::Agent(_), FarNews::Gone) => Input::AgentBye,
+        (OtherParty::Agent(_), FarNews::Lost) => Input::AgentLost,
         (OtherParty::Agent(_), FarNews::Hold) => Input::AgentHold,
         // Answered by `on_far` before this mapping.
         (_, FarNews::MediaTimeout | FarNews::Refer(_)) => return None,
         (OtherParty::Agent(_), FarNews::Unhold) => Input::AgentUnhold,
         (OtherParty::Route(_), FarNews::Answered) => Input::TransferAnswered,
         (OtherParty::Route(_), FarNews::Failed { .. }) => Input::TransferFailed,
-        (OtherParty::Route(_), FarNews::Gone) => Input::TransferBye,
+        (OtherParty::Route(_), FarNews::Gone | FarNews::Lost) => Input::TransferBye,
         (OtherParty::Route(_), FarNews::Ringing | FarNews::Hold | FarNews::Unhold) => return None,
         (OtherParty::TransferNumber, FarNews::Answered) => Input::TransferAnswered,
         (OtherParty::TransferNumber, FarNews::Failed { .. }) => Input::TransferFailed,
-        (OtherParty::TransferNumber, FarNews::Gone) => Input::TransferBye,
+        (OtherParty::TransferNumber, FarNews::Gone | FarNews::Lost) => Input::TransferBye,
         // A forwarded call never dials an outbound destination itself.
         (OtherParty::Destination | OtherParty::TransferNumber, _) => return None,
     })

@@ -139,7 +139,7 @@ impl TryDriver {
                     reason: agent_failure(reason),
                 }
             }
-            FarNews::Gone => {
+            FarNews::Gone | FarNews::Lost => {
                 self.close_agent().await;
                 Input::AgentBye
             }
@@ -168,7 +168,7 @@ impl TryDriver {
                 self.close_patient().await;
                 Input::PatientFailed { status }
             }
-            FarNews::Gone => {
+            FarNews::Gone | FarNews::Lost => {
                 self.close_patient().await;
                 Input::PatientBye
             }
