@@ -457,6 +457,118 @@ fn jssip_softphone_registers_over_websocket_and_answers() {
     assert_eq!(field(&ended, "agent"), "alice", "{ended}");
 }
 
+/// The console's dialler calls a patient as the practice: the browser's
+/// own INVITE (a WebRTC offer, answered by the engine's peer) goes out
+/// through the trunk's gateway with Dr Martin's number, and the two talk.
+#[test]
+fn console_dials_a_patient_as_the_practice() {
+    let _one = serial();
+    let (cfg, _ws, gw_port) = config();
+    let engine = Engine::start(&cfg, &[]);
+    let dir = TempDir::new("console-dial");
+    let mut b = browser(&dir);
+    let (patient_rtp, gateway) = SippBg::uas_with_rtp(
+        "agent_answer.xml",
+        gw_port,
+        0,
+        0x55,
+        &["-d", "300"],
+        secs(40),
+    );
+    log_in(&mut b, &engine);
+    b.select("#dial-practice", "martin");
+    b.type_into("#dial-number", "06 12 34 56 78");
+    b.click("#btn-dial");
+    wait_data(&mut b, "#call-status", "status", "connected", secs(15));
+    // The patient hears the browser's tone; the page hears the patient.
+    let t = Instant::now();
+    let pcm = || {
+        patient_rtp
+            .received()
+            .into_iter()
+            .filter(|p| p.pt == 0)
+            .collect::<Vec<_>>()
+    };
+    wait_tone("the patient", &pcm, t, BROWSER_HZ, secs(10));
+    b.wait_for("window.permanenceConsole.remoteAudioLevel() > 0.001", secs(10));
+    b.click("#btn-hangup");
+    let gw = gateway.finish_ok(secs(10), "gateway");
+    let invite = common::received_request(&gw, "INVITE").expect("INVITE at the gateway");
+    assert!(
+        invite.starts_with(&format!("INVITE sip:+33612345678@127.0.0.1:{gw_port}")),
+        "{invite}"
+    );
+    assert!(
+        invite.contains("From: \"Cabinet du Dr Martin\" <sip:+33450000001@"),
+        "{invite}"
+    );
+    let placed = engine
+        .wait_event("outbound.ended", secs(5))
+        .or_else(|| engine.wait_event("outbound.answered", secs(1)));
+    assert!(placed.is_some(), "the outbound call is logged");
+}
+
+/// The console's API without a session, with a wrong CSRF token, and
+/// under password guessing, against the real engine.
+#[test]
+fn console_api_refuses_strangers_and_throttles_guessing() {
+    let (cfg, _ws, _gw) = config();
+    let engine = Engine::start(&cfg, &[]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(secs(10)))
+        .build()
+        .into();
+    let url = |p: &str| format!("http://{}{p}", engine.http);
+    for path in ["/console/api/me", "/console/api/state", "/console/api/today"] {
+        let r = agent.get(&url(path)).call().expect("GET");
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+    }
+    let r = agent
+        .post(&url("/console/api/state"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"action":"pause"}"#)
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 401);
+    let login = |password: &str| {
+        agent
+            .post(&url("/console/api/login"))
+            .header("Content-Type", "application/json")
+            .send(format!(r#"{{"username":"alice","password":"{password}"}}"#))
+            .expect("login")
+    };
+    // The right password: a session cookie, HttpOnly, SameSite=Strict.
+    let ok = login("alice-demo");
+    assert_eq!(ok.status().as_u16(), 200);
+    let cookie = ok
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap_or("").to_string();
+    // A POST with the session but without the CSRF token: 403.
+    let r = agent
+        .post(&url("/console/api/state"))
+        .header("Content-Type", "application/json")
+        .header("Cookie", &session)
+        .send(r#"{"action":"pause"}"#)
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 403);
+    // Guessing: wrong answers are throttled (429 with Retry-After), and
+    // audited.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(login(&format!("guess-{i}")).status().as_u16());
+    }
+    assert_eq!(statuses.first(), Some(&401), "{statuses:?}");
+    assert!(statuses.contains(&429), "never throttled: {statuses:?}");
+    let (_, audit) = http_call(&engine, "GET", "/api/audit?limit=50", ADMIN, None);
+    assert!(audit.contains("console"), "logins audited: {audit}");
+    assert!(!audit.contains("guess-"), "no password in the audit log");
+}
+
 /// A browser that vanishes mid-call (its tab closed: no BYE, its
 /// WebSocket gone, its WebRTC media stops): its registration goes at once,
 /// the engine notices the media is gone within seconds, counts it, and the
