@@ -326,3 +326,38 @@ fn secure_websocket_with_the_engines_certificate() {
         .expect("registered");
     assert_eq!(common::field(&reg, "agent"), "bob");
 }
+
+/// Whether a WebSocket handshake to `port` succeeds (the connection is
+/// dropped at once).
+fn opens(port: u16) -> Option<WebSocket<TcpStream>> {
+    let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    handshake(s, "ws", port, Some("sip")).ok()
+}
+
+#[test]
+fn browsers_are_capped_per_source_unless_their_office_is_trusted() {
+    // Two connections per source: the third browser from 127.0.0.1 is
+    // refused, although 127.0.0.1 is the demo trunk's address.
+    let mut cfg = TestConfig::martin_direct(1.0);
+    cfg.sip_limit("max_connections_per_source", 2);
+    let engine = Engine::start(&cfg, &[]);
+    let held: Vec<_> = (0..2).map(|_| opens(cfg.ws_port)).collect();
+    assert!(held.iter().all(Option::is_some), "two browsers admitted");
+    assert!(opens(cfg.ws_port).is_none(), "the third is refused");
+    drop(held);
+    drop(engine);
+    // The office network is trusted: its browsers share its address.
+    let mut cfg = TestConfig::martin_direct(1.0);
+    cfg.sip_limit("max_connections_per_source", 2);
+    common::sub_table(cfg.main_table("sip"), "limits").insert(
+        "trusted".into(),
+        toml::Value::Array(vec!["127.0.0.1/32".into()]),
+    );
+    let _engine = Engine::start(&cfg, &[]);
+    let held: Vec<_> = (0..5).map(|_| opens(cfg.ws_port)).collect();
+    assert!(
+        held.iter().all(Option::is_some),
+        "an office's browsers are not capped per source"
+    );
+}

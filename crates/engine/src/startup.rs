@@ -172,6 +172,9 @@ impl Engine {
                 .set_close_listener(Box::new(move |peer, transport| {
                     regs.connection_closed(peer, transport)
                 }));
+            let cfg = config.clone();
+            edge.streams
+                .set_websocket_trust(Box::new(move |ip| cfg.load().sip.limits.is_trusted(ip)));
         }
         let sip = Arc::new(SipContext {
             endpoint: edge.inner(),

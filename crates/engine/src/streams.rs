@@ -101,7 +101,15 @@ pub struct StreamFront {
     /// Told when a connection closes (the registrar drops a browser's
     /// contacts).
     on_close: std::sync::OnceLock<CloseListener>,
+    /// Whether a browser's address is in a trusted network (`[sip.limits]
+    /// trusted`: the telesecretaries' office, whose agents share one
+    /// address), exempt from the per-source cap. A trunk's address is not
+    /// trusted for WebSocket connections.
+    websocket_trust: std::sync::OnceLock<TrustCheck>,
 }
+
+/// Whether an address is trusted.
+pub type TrustCheck = Box<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 /// Called with a closed connection's peer and transport.
 pub type CloseListener = Box<dyn Fn(SocketAddr, permanence_types::Transport) + Send + Sync>;
@@ -117,6 +125,23 @@ impl StreamFront {
             stats: StreamStats::default(),
             refusals: parking_lot::Mutex::new(Throttle::default()),
             on_close: std::sync::OnceLock::new(),
+            websocket_trust: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets which browser addresses are trusted (once).
+    pub fn set_websocket_trust(&self, check: TrustCheck) {
+        let _ = self.websocket_trust.set(check);
+    }
+
+    /// Whether a connection from `ip` over `kind` is trusted: a trunk or
+    /// a trusted network for SIP over TCP/TLS, a trusted network only for
+    /// WebSocket (a browser is never a carrier).
+    fn trusts(&self, ip: IpAddr, kind: &Kind) -> bool {
+        if kind.is_websocket() {
+            self.websocket_trust.get().is_some_and(|t| t(ip))
+        } else {
+            self.door.is_trusted(ip)
         }
     }
 
@@ -387,9 +412,7 @@ async fn accept_loop(
                 "accepting SIP connections again"
             );
         }
-        // A browser is never a carrier nor exempt from the caps, even from
-        // a trunk's or a trusted address.
-        let trusted = !kind.is_websocket() && front.door.is_trusted(peer.ip());
+        let trusted = front.trusts(peer.ip(), &kind);
         if !front.admit(peer.ip(), trusted) {
             drop(stream);
             continue;
