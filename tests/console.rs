@@ -490,7 +490,10 @@ fn console_dials_a_patient_as_the_practice() {
             .collect::<Vec<_>>()
     };
     wait_tone("the patient", &pcm, t, BROWSER_HZ, secs(10));
-    b.wait_for("window.permanenceConsole.remoteAudioLevel() > 0.001", secs(10));
+    b.wait_for(
+        "window.permanenceConsole.remoteAudioLevel() > 0.001",
+        secs(10),
+    );
     b.click("#btn-hangup");
     let gw = gateway.finish_ok(secs(10), "gateway");
     let invite = common::received_request(&gw, "INVITE").expect("INVITE at the gateway");
@@ -520,7 +523,11 @@ fn console_api_refuses_strangers_and_throttles_guessing() {
         .build()
         .into();
     let url = |p: &str| format!("http://{}{p}", engine.http);
-    for path in ["/console/api/me", "/console/api/state", "/console/api/today"] {
+    for path in [
+        "/console/api/me",
+        "/console/api/state",
+        "/console/api/today",
+    ] {
         let r = agent.get(&url(path)).call().expect("GET");
         assert_eq!(r.status().as_u16(), 401, "{path}");
     }
@@ -546,7 +553,10 @@ fn console_api_refuses_strangers_and_throttles_guessing() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap_or("").to_string();
     // A POST with the session but without the CSRF token: 403.
     let r = agent
