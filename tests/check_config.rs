@@ -44,6 +44,7 @@ fn outbound_callback_and_transfer_cases_are_present() {
         "callback-bad",
         "transfers-bad",
         "card-bad",
+        "voicemail-mail-bad",
     ] {
         assert!(
             root.join(case).join("expected.txt").is_file(),

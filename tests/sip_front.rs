@@ -86,7 +86,8 @@ fn diversion_lands_on_martin_with_audio_and_bye() {
         })
         .expect("call ended");
     // Three seconds in, the caller was still hearing the greeting.
-    assert_eq!(field(&ended, "reason"), "caller-hangup-before-queue");
+    assert_eq!(field(&ended, "reason"), "abandoned-greeting");
+    assert_eq!(field(&ended, "abandon_phase"), "greeting");
 }
 
 #[test]

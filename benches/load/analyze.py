@@ -286,15 +286,32 @@ def main():
         )
         res["zero_failed_calls"] = bool(ok)
     else:
+        # media mode: rtpload.json; webrtc mode: webrtc_agents.json (the
+        # same report, plus the browser agents' SIP counters, and a last
+        # "final" line written when the client stops).
         rp = os.path.join(rd, "rtpload.json")
+        if not os.path.exists(rp):
+            rp = os.path.join(rd, "webrtc_agents.json")
         rt = None
+        final = None
         if os.path.exists(rp):
             with open(rp) as f:
                 for line in f:
                     line = line.strip()
-                    if line.startswith("{") and "window_s" in line:
-                        rt = json.loads(line)
+                    try:
+                        if line.startswith("{") and "window_s" in line:
+                            rt = json.loads(line)
+                        elif line.startswith("{") and '"final"' in line:
+                            final = json.loads(line)
+                    except ValueError:
+                        pass
         res["rtp"] = rt
+        fpath = os.path.join(rd, "footprint.json")
+        if os.path.exists(fpath):
+            try:
+                res["footprint"] = json.load(open(fpath))
+            except ValueError:
+                pass
         e = procs.get("engine", [])
         if rt and e:
             w0, w1 = rt["window_start_unix"], rt["window_end_unix"]
@@ -311,6 +328,16 @@ def main():
                 "per_call_kb": round((mid - idle) / n, 1),
             }
             res["engine_threads"] = max(s[3] for s in e)
+            cl = procs.get("webrtc_agents", [])
+            if cl:
+                res["client"] = {
+                    "cores_in_window": (res["cpu_window"].get("webrtc_agents") or {}).get("cores"),
+                    "rss_kb_window_mid": at(cl, (w0 + w1) / 2)[2],
+                    "threads": max(s[3] for s in cl),
+                    "sip_at_end": (final or {}).get("sip"),
+                    "peer_answer_ms": rt.get("peer_answer_ms"),
+                    "peer_connected_ms": rt.get("peer_connected_ms"),
+                }
             eng = res["cpu_window"].get("engine") or {}
             if eng.get("cores") is not None:
                 res["engine_cpu_per_call_pct_of_core"] = round(100 * eng["cores"] / n, 4)

@@ -12,7 +12,15 @@ Usage: genconf.py RUNDIR --agents N --sip-port P --http-port P
                    [--triage-timeout 2] [--hold-s 20] [--announce-every 30]
                    [--wrap-up 0] [--agents-b 0]]
                   [--callbacks --gateway-port P [--queue-delay 5]]
+                  [--ws-port P [--max-connections-per-source N]]
 Prints the main configuration path.
+
+--ws-port P (the WebRTC agents benchmark, run.sh webrtc): SIP over WebSocket
+on 127.0.0.1:P ([sip] listen_ws), for browser agents (webrtc_agents.rs).
+Every WebSocket connection counts against [sip.limits]
+max_connections_per_source (a WebSocket peer is never trusted, even from
+the trunk's address): --max-connections-per-source N (default: agents + 64)
+lets N connections from 127.0.0.1 in; max_connections is raised to match.
 
 --soak (the soak benchmark, run.sh soak): the practice gets realistic audio
 instead of the 20 ms silent greeting, generated here as 8 kHz mono 16-bit
@@ -147,6 +155,8 @@ def main():
     ap.add_argument("--callbacks", action="store_true")
     ap.add_argument("--gateway-port", type=int, default=0)
     ap.add_argument("--queue-delay", type=int, default=0)
+    ap.add_argument("--ws-port", type=int, default=0)
+    ap.add_argument("--max-connections-per-source", type=int, default=0)
     a = ap.parse_args()
     if a.callbacks and not a.gateway_port:
         ap.error("--callbacks needs --gateway-port")
@@ -170,6 +180,10 @@ def main():
         "[sip]",
         f'listen_udp = ["127.0.0.1:{a.sip_port}"]',
         f'listen_tcp = ["127.0.0.1:{a.sip_port}"]',
+    ]
+    if a.ws_port:
+        lines.append(f'listen_ws = ["127.0.0.1:{a.ws_port}"]')
+    lines += [
         f'realm = "{REALM}"',
         'public_host = "127.0.0.1"',
         'user_agent = "Permanence-load"',
@@ -186,6 +200,14 @@ def main():
         "[sip.limits]",
         f"max_calls = {a.max_calls}",
         f"max_heap_mb = {a.max_heap_mb}",
+    ]
+    if a.ws_port:
+        per_source = a.max_connections_per_source or a.agents + 64
+        lines += [
+            f"max_connections_per_source = {per_source}",
+            f"max_connections = {max(1024, per_source + 64)}",
+        ]
+    lines += [
         "",
         "[rtp]",
         'bind = "127.0.0.1"',

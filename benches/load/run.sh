@@ -9,6 +9,8 @@
 #                             [--agents N] [--agents-b K] [--short]
 #   benches/load/run.sh callbacks [--rate 20] [--duration 60] [--share 30] [--agents N] [--hold-ms 1000]
 #                             [--queue-delay 5] [--gw-busy 0] [--drain-timeout 120]
+#   benches/load/run.sh webrtc [--calls 50,100] [--setup-rate 10] [--measure 45] [--settle 3] [--agents N]
+#                             [--compare] [--client-threads 2]
 #
 # rate : a carrier calls the practice at a fixed rate (calls/s) for --duration
 #        seconds; the engine answers (20 ms silent greeting), queues the call,
@@ -65,6 +67,23 @@
 #        Engine log: ENGINE_RUST_LOG defaults to
 #        "warn,permanence_engine::callbacks=info" here (one line per request,
 #        try and completion).
+#
+# webrtc: the media mode with browser telesecretaries (issue 11): the agents
+#        are webrtc_agents (benches/load/webrtc_agents.rs, built with cargo
+#        in release): N agents on SIP over WebSocket (the engine's
+#        listen_ws, max_connections_per_source raised to let them in from
+#        127.0.0.1), each call answered by a WebRTC peer (ICE, DTLS-SRTP)
+#        whose decrypted audio goes to an RTP endpoint of the client; the
+#        same client plays the callers (the SIPp carrier's SDP points at
+#        it), like rtpload in media mode. For each --calls value (a comma
+#        list): --calls bridged calls set up at --setup-rate, measured for
+#        --measure seconds once all flow both ways: loss and latency per
+#        direction, engine CPU per call, engine RSS and heap per call
+#        (footprint.py; "steady" needs --measure above 35 s), the client's
+#        CPU. --compare runs the plain media mode with the same number of
+#        calls first (same machine, same method: the RTP bridge figure the
+#        WebRTC one is compared with). --client-threads: the client's tokio
+#        worker threads (2).
 #
 # Options for all modes: --out DIR (default /tmp/permanence-load-<date>),
 # --no-build (use PERMANENCE_BIN or the existing binary), --perf (profile the
@@ -128,6 +147,9 @@ SHARE=30
 QUEUE_DELAY=5
 GW_BUSY=0
 DRAIN_TIMEOUT=120
+MEASURE_SET=0
+COMPARE=0
+CLIENT_THREADS=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --rate) RATES="$2"; RATE_SET=1; shift 2 ;;
@@ -145,7 +167,7 @@ while [ $# -gt 0 ]; do
         --agents-b) AGENTS_B="$2"; shift 2 ;;
         --calls) CALLS="$2"; shift 2 ;;
         --setup-rate) SETUP_RATE="$2"; shift 2 ;;
-        --measure) MEASURE="$2"; shift 2 ;;
+        --measure) MEASURE="$2"; MEASURE_SET=1; shift 2 ;;
         --settle) SETTLE="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --rtp-range) RTP_MIN="${2%-*}"; RTP_MAX="${2#*-}"; shift 2 ;;
@@ -160,11 +182,14 @@ while [ $# -gt 0 ]; do
         --drain-timeout) DRAIN_TIMEOUT="$2"; shift 2 ;;
         --max-calls) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-calls $2"; shift 2 ;;
         --max-heap-mb) GENCONF_EXTRA="${GENCONF_EXTRA:-} --max-heap-mb $2"; shift 2 ;;
+        --compare) COMPARE=1; shift ;;
+        --client-threads) CLIENT_THREADS="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
 case "$MODE" in
     rate|media|queue) ;;
+    webrtc) [ "$MEASURE_SET" = 1 ] || MEASURE=45 ;;
     soak)
         [ "$RATE_SET" = 1 ] || RATES=200
         [ "$DURATION_SET" = 1 ] || DURATION=3600
@@ -206,6 +231,16 @@ else
 fi
 [ -x "$BIN" ] || { echo "no engine binary at $BIN" >&2; exit 1; }
 rustc -O --edition 2021 "$HERE/rtpload.rs" -o "$OUT/rtpload"
+if [ "$MODE" = webrtc ]; then
+    WA_TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+    WA_BIN="${WEBRTC_AGENTS_BIN:-$WA_TARGET/release/webrtc_agents}"
+    if [ "$BUILD" = 1 ] && [ -z "${WEBRTC_AGENTS_BIN:-}" ]; then
+        echo "building the load client (cargo build --release -p permanence-benches --bin webrtc_agents)"
+        (cd "$REPO" && CARGO_TARGET_DIR="$WA_TARGET" cargo build --release -p permanence-benches \
+            --bin webrtc_agents --quiet)
+    fi
+    [ -x "$WA_BIN" ] || { echo "no load client at $WA_BIN" >&2; exit 1; }
+fi
 
 # File descriptors: every RTP leg is a socket.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -583,12 +618,22 @@ run_media() {
     write_meta "$rd" "\"calls\": $calls, \"setup_rate\": $SETUP_RATE, \"measure_s\": $MEASURE, \"hold_s\": $hold_s, \"agents\": $agents, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1"
     python3 "$HERE/footprint.py" "$rd" --calls "$calls" --kind bridged || true
     python3 "$HERE/analyze.py" "$rd" >"$rd/summary.txt"
-    python3 - "$rd/summary.json" <<'EOF'
+    print_media_summary "$rd"
+}
+
+# Prints the media/webrtc summary of a run directory.
+print_media_summary() { # RUNDIR
+    python3 - "$1/summary.json" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 rt = s.get("rtp") or {}
 c, a = s["carrier"], s["agent"]
-print(f"calls: carrier {c['successful']}/{c['created']} ok, agent {a['successful']}/{a['incoming']} ok; "
+if s["meta"]["mode"] == "webrtc":
+    sip = rt.get("sip") or {}
+    agent_ok = f"browser agents registered {sip.get('registered')}, answered {sip.get('answered')}, peers connected {sip.get('peers_connected')}, answer failures {sip.get('answer_failed')}"
+else:
+    agent_ok = f"agent {a['successful']}/{a['incoming']} ok"
+print(f"calls: carrier {c['successful']}/{c['created']} ok, {agent_ok}; "
       f"established {rt.get('established')} ({rt.get('bridged_streams')})")
 for d in ("caller_to_agent", "agent_to_caller"):
     x = rt.get(d) or {}
@@ -609,6 +654,13 @@ q = s.get("udp_queues_window", {})
 print("  socket queues (mean/max bytes waiting): " + ", ".join(
       f"{k} {v['queued_bytes_mean']}/{v['queued_bytes_max']}" + (f" drops {v['drops']}" if v['drops'] else "")
       for k, v in q.items()))
+fp = s.get("footprint") or {}
+if fp:
+    print(f"  engine memory per call (footprint.py): heap early {fp.get('heap_early_per_call_kib')} KiB, "
+          f"steady {fp.get('heap_steady_per_call_kib')} KiB; RSS early {fp.get('rss_early_per_call_kib')} KiB, "
+          f"steady {fp.get('rss_steady_per_call_kib')} KiB")
+if s.get("client"):
+    print(f"  load client: {s['client']}")
 print(f"  engine {s.get('engine_exit')}; zero loss: {s.get('zero_loss')}")
 EOF
 }
@@ -853,6 +905,90 @@ run_callbacks() {
     SOAK_STATUS=$st
 }
 
+# WebRTC agents (see the header): one engine per --calls value; the load
+# client plays the browser agents and the callers.
+run_webrtc() {
+    local calls="$CALLS"
+    local agents="${AGENTS:-$((calls + calls / 10 + 10))}"
+    local rd="$OUT/webrtc-$calls"
+    local setup_s=$(((calls + SETUP_RATE - 1) / SETUP_RATE))
+    local hold_s=$((setup_s + SETTLE + MEASURE + 30))
+    local reg_s=$((agents / 50 + 30))
+    local limit=$((reg_s + setup_s + hold_s + 120))
+    local ws_port
+    ws_port="$(free_ports 1)"
+    echo "=== webrtc: $calls bridged calls to browser agents (set up at $SETUP_RATE/s), $agents agents" \
+        "on SIP over WebSocket (127.0.0.1:$ws_port), measure ${MEASURE}s"
+    local saved_extra="${GENCONF_EXTRA:-}"
+    GENCONF_EXTRA="${GENCONF_EXTRA:-} --ws-port $ws_port --max-connections-per-source $((agents + 64))"
+    NO_REGISTER=1 start_engine "$rd" "$agents"
+    GENCONF_EXTRA="$saved_extra"
+    local mm
+    mm="$(start_metricsmon "$rd" "$limit")"
+    PIDS+=("$mm")
+    # The agents register over the WebSocket (50/s), then the client waits
+    # for the calls, measures and reports (webrtc_agents.json, same fields
+    # as rtpload.json), and keeps the calls up until SIGTERM.
+    "$WA_BIN" --ws "127.0.0.1:$ws_port" --agents "$agents" --register-rate 50 \
+        --caller-port "$RTP_A" --calls "$calls" --max-wait $((setup_s + 20)) --settle "$SETTLE" \
+        --measure "$MEASURE" --linger $((hold_s + setup_s)) --threads "$CLIENT_THREADS" \
+        >"$rd/webrtc_agents.json" 2>"$rd/webrtc_agents.log" &
+    local wa=$!
+    PIDS+=("$wa")
+    local i
+    for ((i = 0; i < reg_s * 10; i++)); do
+        grep -q '"ready"' "$rd/webrtc_agents.json" 2>/dev/null && break
+        kill -0 "$wa" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "--- $(grep -o '"registered":[0-9]*,"register_failed":[0-9]*' "$rd/webrtc_agents.json" || echo 'client not ready')" \
+        "(engine RSS $(rss_mb) MB)"
+    if [ "$PERF" = 1 ]; then
+        local psecs=$MEASURE
+        [ "$psecs" -gt 15 ] && psecs=15
+        profile_engine "$rd" 1 "$psecs" "$rd/webrtc_agents.log" measuring &
+        PERF_JOB=$!
+        PIDS+=("$PERF_JOB")
+    fi
+    python3 "$HERE/procmon.py" "$rd/procmon.csv" --interval 0.5 $(port_groups) engine="$ENGINE_PID" \
+        webrtc_agents="$wa" &
+    PIDS+=("$!"); local mon=$!
+    sleep 1
+    local t0
+    t0="$(now)"
+    (cd "$rd" && exec timeout -k 5 "$limit" sipp "127.0.0.1:$SIP_PORT" -sf "$HERE/sipp/carrier.xml" \
+        -i 127.0.0.1 -p "$CARRIER_PORT" -r "$SETUP_RATE" -m "$calls" -l $((calls + 10)) \
+        -d $((hold_s * 1000)) -nostdin -set called +33980000099 -set rtp_port "$RTP_A" \
+        -recv_timeout 15000 -buff_size 8388608 -trace_stat -stf carrier_stat.csv -fd 1 \
+        -trace_logs -log_file carrier_logs.log -trace_err -error_file carrier_err.log \
+        >carrier_screen.log 2>&1) &
+    local carrier=$!
+    PIDS+=("$carrier")
+    sleep 0.3
+    local sipp_carrier_pid
+    sipp_carrier_pid="$(pgrep -P "$carrier" | head -1 || true)"
+    python3 "$HERE/procmon.py" "$rd/procmon_carrier.csv" --interval 0.5 \
+        sipp_carrier="${sipp_carrier_pid:-0}" &
+    PIDS+=("$!"); local mon2=$!
+    wait "$carrier" || true
+    local t1
+    t1="$(now)"
+    # The engine's BYEs reach the agents; then the client prints its last
+    # counters on SIGTERM.
+    sleep 3
+    stop_pid "$wa" 10
+    [ -z "${PERF_JOB:-}" ] || wait_pid "$PERF_JOB" 180 || true
+    PERF_JOB=""
+    engine_epilogue
+    stop_pid "$mon" 3; stop_pid "$mon2" 3; stop_pid "$mm" 3
+    cat "$rd/procmon_carrier.csv" >>"$rd/procmon.csv"
+    stop_engine
+    write_meta "$rd" "\"calls\": $calls, \"setup_rate\": $SETUP_RATE, \"measure_s\": $MEASURE, \"hold_s\": $hold_s, \"agents\": $agents, \"client_threads\": $CLIENT_THREADS, \"t_carrier_start\": $t0, \"t_carrier_end\": $t1"
+    python3 "$HERE/footprint.py" "$rd" --calls "$calls" --kind bridged || true
+    python3 "$HERE/analyze.py" "$rd" >"$rd/summary.txt"
+    print_media_summary "$rd"
+}
+
 SOAK_STATUS=0
 if [ "$MODE" = rate ]; then
     IFS=, read -r -a RLIST <<<"$RATES"
@@ -865,6 +1001,15 @@ elif [ "$MODE" = callbacks ]; then
     run_callbacks
 elif [ "$MODE" = queue ]; then
     run_queue
+elif [ "$MODE" = webrtc ]; then
+    IFS=, read -r -a CLIST <<<"$CALLS"
+    for c in "${CLIST[@]}"; do
+        CALLS="$c"
+        # meta.json records MODE: the comparison run is a media run.
+        [ "$COMPARE" = 0 ] || { MODE=media; run_media; MODE=webrtc; }
+        run_webrtc
+    done
+    python3 "$HERE/table.py" "$OUT" || true
 else
     run_media
 fi

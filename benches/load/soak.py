@@ -55,7 +55,7 @@ from analyze import cpu_of, failures, procmon, sipp_stats  # noqa: E402
 MB = 1024.0  # procmon RSS is in kB
 
 EXPECTED = {
-    "1": {"caller-hangup-before-queue"},
+    "1": {"abandoned-greeting", "abandoned-triage"},
     "2": {"abandoned-queue", "abandoned-ringing"},
     "3": {"agent-hangup"},
     "4": {"caller-hangup"},

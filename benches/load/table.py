@@ -29,7 +29,8 @@ def g(d, *ks):
 
 
 def main():
-    rate_rows, media_rows = [], []
+    rate_rows, media_rows, cmp_rows = [], [], []
+    any_webrtc = False
     for rd in runs(sys.argv[1:]):
         s = json.load(open(os.path.join(rd, "summary.json")))
         m = s["meta"]
@@ -49,7 +50,10 @@ def main():
                 f"| {round((rss.get('peak') or 0) / 1024)} MB "
                 f"| {g(s, 'udp_queues_steady', 'engine_sip', 'drops')} |"
             ))
-        else:
+        if m["mode"] in ("media", "webrtc"):
+            any_webrtc |= m["mode"] == "webrtc"
+            cmp_rows.append((m["calls"], m["mode"] == "webrtc", compare_row(s)))
+        if m["mode"] != "rate":
             rt = s.get("rtp") or {}
             cpu = s.get("cpu_window", {})
             rss = s.get("engine_rss_kb", {})
@@ -60,7 +64,7 @@ def main():
                 f"| {c2a.get('lost')} / {a2c.get('lost')} (of {c2a.get('sent')} / {a2c.get('sent')}) "
                 f"| {g(c2a, 'latency_us', 'p50')} / {g(c2a, 'latency_us', 'p99')} / {g(c2a, 'latency_us', 'max')} "
                 f"| {g(cpu, 'engine', 'cores')} | {s.get('engine_cpu_us_per_packet_relayed')} "
-                f"| {g(cpu, 'rtpload', 'cores')} | {g(cpu, 'other_processes_on_machine', 'cores')} "
+                f"| {g(cpu, 'rtpload', 'cores') or g(cpu, 'webrtc_agents', 'cores')} | {g(cpu, 'other_processes_on_machine', 'cores')} "
                 f"| {round((rss.get('idle_registered') or 0) / 1024)} → {round((rss.get('window_mid') or 0) / 1024)} MB "
                 f"| {rss.get('per_call_kb')} kB |"
             ))
@@ -78,6 +82,33 @@ def main():
               "| rtpload cores | other processes | engine RSS (idle → window) | RSS per call |")
         print("|" + "---:|" * 11)
         print("\n".join(r for *_, r in sorted(media_rows)))
+    if any_webrtc:
+        print()
+        print("| bridged calls | agents | carrier ok | loss c→a / a→c | latency c→a p50 / p99 (µs) "
+              "| latency a→c p50 / p99 (µs) | engine cores | engine % of a core per call "
+              "| engine heap per call (KiB, steady) | engine RSS per call (KiB, steady) "
+              "| load client cores | other processes (cores) |")
+        print("|---:|---|" + "---:|" * 10)
+        print("\n".join(r for *_, r in sorted(cmp_rows)))
+
+
+def compare_row(s):
+    """One row of the plain RTP bridge vs WebRTC agents table."""
+    m = s["meta"]
+    rt = s.get("rtp") or {}
+    cpu = s.get("cpu_window", {})
+    fp = s.get("footprint") or {}
+    c2a, a2c = rt.get("caller_to_agent", {}), rt.get("agent_to_caller", {})
+    client = "rtpload" if m["mode"] == "media" else "webrtc_agents"
+    kind = "SIPp UDP + RTP" if m["mode"] == "media" else "browser (WS + WebRTC)"
+    return (f"| {m['calls']} | {kind} | {g(s, 'carrier', 'successful')}/{g(s, 'carrier', 'created')} "
+            f"| {c2a.get('loss_pct')} % / {a2c.get('loss_pct')} % "
+            f"| {g(c2a, 'latency_us', 'p50')} / {g(c2a, 'latency_us', 'p99')} "
+            f"| {g(a2c, 'latency_us', 'p50')} / {g(a2c, 'latency_us', 'p99')} "
+            f"| {g(cpu, 'engine', 'cores')} | {s.get('engine_cpu_per_call_pct_of_core')} "
+            f"| {fp.get('heap_steady_per_call_kib', fp.get('heap_early_per_call_kib'))} "
+            f"| {fp.get('rss_steady_per_call_kib', fp.get('rss_early_per_call_kib'))} "
+            f"| {g(cpu, client, 'cores')} | {g(cpu, 'other_processes_on_machine', 'cores')} |")
 
 
 if __name__ == "__main__":

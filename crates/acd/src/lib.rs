@@ -111,4 +111,6 @@ pub use io::{
     Event, Input, OfferFailure, Output, OverflowReason, SkillRequirement,
 };
 pub use permanence_calendar::Schedule;
-pub use snapshot::{AgentSnapshot, CallPhase, CallSnapshot, EligibleAgents, QueueSnapshot};
+pub use snapshot::{
+    AgentSnapshot, CallPhase, CallSnapshot, EligibleAgents, Presence, QueueSnapshot,
+};

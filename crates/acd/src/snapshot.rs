@@ -107,6 +107,80 @@ pub struct AgentSnapshot {
     pub wrap_up_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// What an agent is doing as operators see it (the `state` label of
+/// `permanence_agents`, the web console's state): the dispatcher's
+/// [`AgentState`] with the softphone's reachability and the outbound calls
+/// folded in. One definition for every view of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Not logged in to the queues.
+    LoggedOut,
+    /// Logged in and free, but no registered softphone (or browser)
+    /// answers: offered no call, so not available.
+    Unreachable,
+    /// Logged in, free and reachable: may be offered a call.
+    Available,
+    /// A call rings on their softphone.
+    Offered,
+    /// Talking: a queued call, or an outbound call of their own.
+    OnCall,
+    /// After-call work.
+    WrapUp,
+    /// Paused.
+    Paused,
+}
+
+impl Presence {
+    /// Every presence, in the order of their counts.
+    pub const ALL: [Presence; 7] = [
+        Presence::LoggedOut,
+        Presence::Unreachable,
+        Presence::Available,
+        Presence::Offered,
+        Presence::OnCall,
+        Presence::WrapUp,
+        Presence::Paused,
+    ];
+
+    /// Stable name (metric label, serde form): `logged_out`,
+    /// `unreachable`, `available`, `offered`, `on_call`, `wrap_up`,
+    /// `paused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::LoggedOut => "logged_out",
+            Presence::Unreachable => "unreachable",
+            Presence::Available => "available",
+            Presence::Offered => "offered",
+            Presence::OnCall => "on_call",
+            Presence::WrapUp => "wrap_up",
+            Presence::Paused => "paused",
+        }
+    }
+
+    /// Position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl AgentSnapshot {
+    /// The agent's [`Presence`]: an available agent on an outbound call is
+    /// on the phone; one whose softphone is unreachable is not available.
+    pub fn presence(&self) -> Presence {
+        match self.state {
+            AgentState::LoggedOut => Presence::LoggedOut,
+            AgentState::Available if self.outbound_calls > 0 => Presence::OnCall,
+            AgentState::Available if !self.reachable => Presence::Unreachable,
+            AgentState::Available => Presence::Available,
+            AgentState::Offered => Presence::Offered,
+            AgentState::OnCall => Presence::OnCall,
+            AgentState::WrapUp => Presence::WrapUp,
+            AgentState::Paused => Presence::Paused,
+        }
+    }
+}
+
 /// Agents eligible for a practice's calls (union of all routing steps).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EligibleAgents {

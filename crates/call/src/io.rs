@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use permanence_outbound::AllowList;
-use permanence_types::{AgentId, OfferFailure, OverflowKind};
+use permanence_types::{AbandonPhase, AgentId, OfferFailure, OverflowKind};
 
 /// A prompt, named by role; the driver maps it to the practice's audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -200,8 +200,14 @@ impl Default for CallSettings {
 pub enum EndReason {
     /// The caller cancelled before the answer.
     CallerCancel,
-    /// The caller hung up before reaching the queue (greeting, triage).
-    CallerHangupBeforeQueue,
+    /// The caller hung up during the practice's greeting.
+    AbandonedGreeting,
+    /// The caller hung up in the triage menu (played, or waiting for a
+    /// digit).
+    AbandonedTriage,
+    /// The caller hung up while the number of a direct-route triage option
+    /// was ringing (nobody had answered yet).
+    AbandonedRoute,
     /// The caller hung up while waiting in the queue.
     AbandonedInQueue,
     /// The caller hung up while a telesecretary's phone was ringing.
@@ -246,7 +252,9 @@ impl EndReason {
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::CallerCancel => "caller-cancel",
-            EndReason::CallerHangupBeforeQueue => "caller-hangup-before-queue",
+            EndReason::AbandonedGreeting => "abandoned-greeting",
+            EndReason::AbandonedTriage => "abandoned-triage",
+            EndReason::AbandonedRoute => "abandoned-route",
             EndReason::AbandonedInQueue => "abandoned-queue",
             EndReason::AbandonedRinging => "abandoned-ringing",
             EndReason::CallerHangup => "caller-hangup",
@@ -278,6 +286,22 @@ impl EndReason {
                 | EndReason::Transferred
                 | EndReason::AbandonedTransfer
         )
+    }
+
+    /// Where the caller was, for a caller who hung up before anyone
+    /// answered (the abandons of the figures); `None` for every other end.
+    /// The call core decides the call's [`permanence_types::Disposition`]
+    /// with it ([`crate::Call::disposition`]).
+    pub fn abandon_phase(self) -> Option<AbandonPhase> {
+        match self {
+            EndReason::AbandonedGreeting => Some(AbandonPhase::Greeting),
+            EndReason::AbandonedTriage => Some(AbandonPhase::Triage),
+            EndReason::AbandonedRoute => Some(AbandonPhase::Route),
+            EndReason::AbandonedInQueue => Some(AbandonPhase::Queue),
+            EndReason::AbandonedRinging => Some(AbandonPhase::Ringing),
+            EndReason::AbandonedCallbackPrompt => Some(AbandonPhase::CallbackPrompt),
+            _ => None,
+        }
     }
 }
 

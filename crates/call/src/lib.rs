@@ -71,7 +71,7 @@ pub use io::{
     Action, CallSettings, CallbackSettings, EndReason, Event, Input, Output, Phase, Playlist,
     Prompt, QueueTarget, TransferTo, TriageChoice, TriageMenu,
 };
-pub use permanence_types::{AgentId, OfferFailure, OverflowKind};
+pub use permanence_types::{AbandonPhase, AgentId, Disposition, OfferFailure, OverflowKind};
 
 /// Silence allowed in the callback menu: after the number is spoken back,
 /// and between two digits of a typed number.
@@ -89,6 +89,12 @@ pub struct Call {
     settings: CallSettings,
     phase: Phase,
     started: Option<DateTime<Utc>>,
+    /// Whether the practice was open at the start (`None`: not started).
+    open: Option<bool>,
+    /// The dispatcher refused the call as closed.
+    queue_closed: bool,
+    /// A telesecretary or the direct-route number answered at some point.
+    answered: bool,
     /// The dispatcher holds the call (queued, ringing or talking).
     in_dispatcher: bool,
     triage_choice: Option<char>,
@@ -112,6 +118,9 @@ impl Call {
             settings,
             phase: Phase::New,
             started: None,
+            open: None,
+            queue_closed: false,
+            answered: false,
             in_dispatcher: false,
             triage_choice: None,
             next_announce: None,
@@ -145,6 +154,37 @@ impl Call {
     /// instead of 202 Accepted; the core ignores the input anyway.
     pub fn can_transfer(&self) -> bool {
         matches!(self.phase, Phase::Bridged { .. })
+    }
+
+    /// What the call counts as in the practice's figures, once it has
+    /// ended (`None` before): the one definition the metrics, the call
+    /// record and the admin API follow.
+    pub fn disposition(&self) -> Option<Disposition> {
+        let Phase::Ended(reason) = self.phase else {
+            return None;
+        };
+        Some(if self.answered || reason.was_answered() {
+            Disposition::Answered
+        } else if self.open == Some(false) || self.queue_closed || reason == EndReason::Closed {
+            Disposition::Closed
+        } else if self.open.is_none() {
+            Disposition::Unanswered
+        } else if let Some(phase) = reason.abandon_phase() {
+            Disposition::Abandoned(phase)
+        } else {
+            match reason {
+                EndReason::Voicemail => Disposition::Overflowed(OverflowKind::Voicemail),
+                EndReason::Callback => Disposition::Overflowed(OverflowKind::Callback),
+                EndReason::OverflowHangup => Disposition::Overflowed(OverflowKind::Hangup),
+                EndReason::CallbackRequested => Disposition::CallbackRequested,
+                _ => Disposition::Failed,
+            }
+        })
+    }
+
+    /// When the engine answered the caller (engine time), if it has.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.started
     }
 
     /// Whether the call is over.
@@ -245,7 +285,8 @@ impl Call {
         let phase = std::mem::replace(&mut self.phase, Phase::New);
         let reason = match phase {
             Phase::New => EndReason::CallerCancel,
-            Phase::Greeting | Phase::Triage { .. } => EndReason::CallerHangupBeforeQueue,
+            Phase::Greeting => EndReason::AbandonedGreeting,
+            Phase::Triage { .. } => EndReason::AbandonedTriage,
             Phase::CallbackConfirm { .. } | Phase::CallbackEnter { .. } => {
                 if self.in_dispatcher {
                     self.push(Action::ReportAbandoned);
@@ -273,7 +314,12 @@ impl Call {
                 self.release_agent(agent);
                 EndReason::CallerHangup
             }
-            Phase::Transferring { .. } | Phase::Transferred => {
+            // The direct-route number still rings: nobody answered.
+            Phase::Transferring { .. } => {
+                self.push(Action::HangUpTransfer);
+                EndReason::AbandonedRoute
+            }
+            Phase::Transferred => {
                 self.push(Action::HangUpTransfer);
                 EndReason::Transferred
             }
@@ -385,6 +431,7 @@ impl Call {
             return;
         }
         self.started = Some(now);
+        self.open = Some(open);
         self.push(Action::Answer);
         self.emit(Event::Answered { open });
         if open {
@@ -694,6 +741,7 @@ impl Call {
     fn on_queue_closed(&mut self) {
         // Only a queued call can be refused by the dispatcher.
         if let Some(ringing) = self.waiting() {
+            self.queue_closed = true;
             self.in_dispatcher = false;
             self.held_announcement = None;
             if let Some(agent) = ringing {
@@ -803,6 +851,7 @@ impl Call {
             agent: agent.clone(),
             held: false,
         };
+        self.answered = true;
         self.emit(Event::Connected {
             agent: agent.clone(),
         });
@@ -929,6 +978,7 @@ impl Call {
             _ => return,
         };
         self.phase = Phase::Transferred;
+        self.answered = true;
         self.emit(event);
         self.push(Action::Bridge);
     }

@@ -222,6 +222,7 @@ fn direct_route_then_fallback_to_queue() {
     let a = drain(&mut c);
     assert!(a.contains(&Action::Bridge));
     assert_eq!(a.last(), Some(&Action::Finished(EndReason::Transferred)));
+    assert_eq!(c.disposition(), Some(Disposition::Answered));
 }
 
 #[test]
@@ -442,8 +443,118 @@ fn hangup_before_queue_is_not_reported_to_the_dispatcher() {
     c.handle(Input::CallerBye, t(2));
     assert_eq!(
         drain(&mut c),
-        vec![Action::Finished(EndReason::CallerHangupBeforeQueue)]
+        vec![Action::Finished(EndReason::AbandonedGreeting)]
     );
+    assert_eq!(
+        c.disposition(),
+        Some(Disposition::Abandoned(AbandonPhase::Greeting))
+    );
+}
+
+/// Ends a call after `inputs` (from `Start { open }` at 0 s, one second
+/// apart) with the caller's BYE; its disposition.
+fn disposition_after(settings: CallSettings, open: bool, inputs: Vec<Input>) -> Disposition {
+    let mut c = Call::new(settings);
+    c.handle(Input::Start { open }, t(0));
+    let n = inputs.len() as i64;
+    for (i, input) in (1..).zip(inputs) {
+        c.handle(input, t(i));
+    }
+    c.handle(Input::CallerBye, t(n + 1));
+    drain(&mut c);
+    c.disposition().expect("ended")
+}
+
+#[test]
+fn every_pre_answer_phase_is_an_abandon_with_its_phase() {
+    let triage = || CallSettings {
+        triage: Some(menu()),
+        ..CallSettings::default()
+    };
+    let bob = || agent("bob");
+    let cases = [
+        (vec![], AbandonPhase::Greeting),
+        (vec![Input::PlaybackFinished], AbandonPhase::Triage),
+        (
+            vec![Input::PlaybackFinished, Input::PlaybackFinished],
+            AbandonPhase::Triage,
+        ),
+        (
+            vec![Input::PlaybackFinished, Input::Dtmf('7')],
+            AbandonPhase::Route,
+        ),
+        (
+            vec![Input::PlaybackFinished, Input::Dtmf('1')],
+            AbandonPhase::Queue,
+        ),
+        (
+            vec![
+                Input::PlaybackFinished,
+                Input::Dtmf('1'),
+                Input::Offer { agent: bob() },
+            ],
+            AbandonPhase::Ringing,
+        ),
+    ];
+    for (inputs, phase) in cases {
+        assert_eq!(
+            disposition_after(triage(), true, inputs.clone()),
+            Disposition::Abandoned(phase),
+            "{inputs:?}"
+        );
+    }
+    let menu_open = vec![Input::PlaybackFinished, Input::Dtmf('2')];
+    assert_eq!(
+        disposition_after(
+            with_callback(Some("+33612345678"), 0),
+            true,
+            menu_open.clone()
+        ),
+        Disposition::Abandoned(AbandonPhase::CallbackPrompt)
+    );
+}
+
+#[test]
+fn answered_overflowed_closed_and_unanswered_calls_are_told_apart() {
+    let bob = || agent("bob");
+    let talk = vec![
+        Input::PlaybackFinished,
+        Input::Offer { agent: bob() },
+        Input::AgentAnswered { agent: bob() },
+    ];
+    assert_eq!(
+        disposition_after(CallSettings::default(), true, talk),
+        Disposition::Answered
+    );
+    let overflow = vec![
+        Input::PlaybackFinished,
+        Input::Overflow(OverflowKind::Voicemail),
+        Input::PlaybackFinished,
+    ];
+    assert_eq!(
+        disposition_after(CallSettings::default(), true, overflow),
+        Disposition::Overflowed(OverflowKind::Voicemail)
+    );
+    // Closed by the hours, or by the dispatcher once queued: not offered,
+    // even when the caller hangs up during the closed prompt.
+    assert_eq!(
+        disposition_after(CallSettings::default(), false, vec![]),
+        Disposition::Closed
+    );
+    let refused = vec![Input::PlaybackFinished, Input::Closed];
+    assert_eq!(
+        disposition_after(CallSettings::default(), true, refused),
+        Disposition::Closed
+    );
+    // A media timeout before any answer is a failure, after it an answer.
+    let mut c = queued(CallSettings::default());
+    c.handle(Input::MediaTimeout, t(40));
+    assert_eq!(c.disposition(), Some(Disposition::Failed));
+    // Gone before the engine answered: never offered.
+    let mut c = Call::new(CallSettings::default());
+    assert_eq!(c.disposition(), None);
+    c.handle(Input::CallerCancel, t(0));
+    assert_eq!(c.disposition(), Some(Disposition::Unanswered));
 }
 
 #[test]
@@ -748,7 +859,8 @@ proptest::proptest! {
             callback: with_callback.then(|| callback(presented, offer_after)),
         });
         let mut now = t(0);
-        c.handle(Input::Start { open: open || answered }, now);
+        let open_at_start = open || answered;
+        c.handle(Input::Start { open: open_at_start }, now);
         let answered = answered.then(|| (
             vec![
                 Input::PlaybackFinished,
@@ -805,6 +917,20 @@ proptest::proptest! {
         };
         proptest::prop_assert_eq!(Some(end), Some(&Output::Event(Event::Ended(finished_reason.unwrap_or(EndReason::Failure)))));
         proptest::prop_assert!(finished_reason.is_some(), "Ended not followed by Finished");
+        // The figures: answered exactly when someone talked with the
+        // caller; offered when the open practice answered and the
+        // dispatcher did not refuse the call as closed; an abandon's phase
+        // is its end reason's.
+        let disposition = c.disposition();
+        let seen = |f: &dyn Fn(&Event) -> bool| outputs.iter().any(|o| matches!(o, Output::Event(e) if f(e)));
+        let connected = seen(&|e| matches!(e, Event::Connected { .. } | Event::RouteConnected | Event::TransferConnected));
+        let refused = seen(&|e| matches!(e, Event::QueueClosed));
+        let offered = connected || open_at_start && !refused;
+        proptest::prop_assert_eq!(disposition == Some(Disposition::Answered), connected);
+        proptest::prop_assert_eq!(disposition.map(Disposition::offered), Some(offered));
+        if let Some(Disposition::Abandoned(phase)) = disposition {
+            proptest::prop_assert_eq!(finished_reason.and_then(EndReason::abandon_phase), Some(phase));
+        }
         // Observers see one agent at a time: offered, then connected or
         // ended (a refused answer ends a connection), or the call moves on.
         let mut current: Option<(AgentId, bool)> = None;

@@ -66,6 +66,22 @@ pub(crate) fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// An e-mail address as the SMTP envelope takes it: `local@domain`, the
+/// local part printable ASCII without spaces, quotes, angle brackets,
+/// commas or semicolons, the domain a host name with a dot.
+pub(crate) fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"<>(),;:@[]\\".contains(&b))
+        && domain.contains('.')
+        && is_hostname(domain)
+}
+
 /// Shown to people or put in SIP headers: no control characters, not blank.
 pub(crate) fn is_text(s: &str) -> bool {
     !s.trim().is_empty() && !s.chars().any(char::is_control)

@@ -62,11 +62,11 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
     Agent, CallbackOffer, CallbackPolicy, CardEntry, Config, ConfiguredStep, DigestAlgorithm,
-    DispatcherConfig, HttpConfig, HttpUser, NumberKind, OutboundSettings, OverflowTarget, Pool,
-    Practice, PracticeCard, PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings,
-    RecordsSettings, RegistrarConfig, Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig,
-    SipLimits, SrtpPolicy, Strategy, TlsFiles, TransferTarget, TransferTo, Triage, TriageOption,
-    Trunk,
+    DispatcherConfig, HttpConfig, HttpUser, MailPassword, MailSettings, NumberKind,
+    OutboundSettings, OverflowTarget, Pool, Practice, PracticeCard, PracticeOutbound, Prompt,
+    PromptKind, Prompts, QueueSettings, RecordsSettings, RegistrarConfig, Role, Routing,
+    RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, SrtpPolicy, StartTls, Strategy,
+    TlsFiles, TransferTarget, TransferTo, Triage, TriageOption, Trunk,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 
@@ -297,6 +297,7 @@ fn assemble(main: MainParts, parts: Vec<PracticeParts>) -> Option<Config> {
         dispatcher: main.dispatcher,
         records: main.records,
         outbound: main.outbound,
+        mail: main.mail,
         trunks: main.trunks,
         agents: main.agents,
         pools: main.pools,

@@ -11,12 +11,12 @@ use serde::de::DeserializeOwned;
 use toml::de::DeValue;
 use toml::Spanned;
 
-use crate::check::{is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
+use crate::check::{is_email, is_hostname, is_id, is_text, is_username, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::model::{
-    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, OutboundSettings, Pool,
-    RecordsSettings, RegistrarConfig, Role, RtpConfig, SipConfig, SipLimits, SrtpPolicy, TlsFiles,
-    Trunk,
+    Agent, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, MailPassword, MailSettings,
+    OutboundSettings, Pool, RecordsSettings, RegistrarConfig, Role, RtpConfig, SipConfig,
+    SipLimits, SrtpPolicy, StartTls, TlsFiles, Trunk,
 };
 use crate::raw;
 use crate::source::{self, get, get_str, index, join, Source};
@@ -34,6 +34,9 @@ pub(crate) struct MainParts {
     /// `[outbound]` (defaults when absent or broken: its errors are in the
     /// loader's list).
     pub outbound: OutboundSettings,
+    /// `[mail]`, `None` when absent or broken (its errors are in the
+    /// loader's list).
+    pub mail: Option<MailSettings>,
     pub trunks: Vec<Trunk>,
     pub agents: Vec<Agent>,
     pub pools: Vec<Pool>,
@@ -99,6 +102,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
     let disp_raw: Option<raw::Dispatcher> = section(&src, &root, "dispatcher", errors);
     let records_raw: Option<raw::Records> = section(&src, &root, "records", errors);
     let outbound_raw: Option<raw::Outbound> = section(&src, &root, "outbound", errors);
+    let mail_raw: Option<raw::Mail> = section(&src, &root, "mail", errors);
 
     let mut warnings = Vec::new();
     let mut ctx = Ctx { src: &src, errors };
@@ -113,6 +117,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
     let dispatcher = dispatcher(&mut ctx, disp_raw.unwrap_or_default());
     let records = records(&mut ctx, records_raw.unwrap_or_default());
     let outbound = outbound(&mut ctx, outbound_raw.unwrap_or_default());
+    let mail = mail_raw.and_then(|r| mail(&mut ctx, r));
 
     // Trunks.
     let mut trunks: Vec<Trunk> = Vec::new();
@@ -211,6 +216,7 @@ pub(crate) fn load_main(path: &Path, errors: &mut Vec<ConfigError>) -> Option<Ma
         dispatcher,
         records,
         outbound,
+        mail,
         trunks,
         agents,
         pools,
@@ -814,6 +820,116 @@ fn records(ctx: &mut Ctx<'_>, r: raw::Records) -> RecordsSettings {
         voicemail_dir,
         voicemail_max: vm,
     }
+}
+
+/// `[mail]`; `None` when it has errors.
+fn mail(ctx: &mut Ctx<'_>, r: raw::Mail) -> Option<MailSettings> {
+    const P: &str = "mail";
+    let m = ctx.mark();
+    let server = r.server.trim().to_owned();
+    if server.parse::<IpAddr>().is_err() && !is_hostname(&server) {
+        ctx.err(
+            &join(P, "server"),
+            format!("not a host name or IP address: {server:?}"),
+        );
+    }
+    let port = ctx.opt_u32(&join(P, "port"), r.port, 587, 1, 65_535);
+    let starttls = match r.starttls.as_deref().map(str::trim) {
+        None | Some("required") => StartTls::Required,
+        Some("opportunistic") => StartTls::Opportunistic,
+        Some("off") => StartTls::Off,
+        Some(other) => {
+            ctx.err(
+                &join(P, "starttls"),
+                format!(
+                    "unknown value {other:?}: expected \"required\", \"opportunistic\" or \"off\""
+                ),
+            );
+            StartTls::Required
+        }
+    };
+    let password = mail_password(ctx, &r);
+    if r.username.is_some() != password.is_some() {
+        ctx.err(
+            &join(P, "username"),
+            "username and password (or password_file) go together",
+        );
+    }
+    if let Some(u) = &r.username {
+        ctx.text(&join(P, "username"), u);
+        if starttls == StartTls::Off && !is_loopback(&server) {
+            ctx.err(
+                &join(P, "starttls"),
+                "\"off\" with a username would send the password in clear: use \"required\"",
+            );
+        }
+    }
+    if !is_email(r.from.trim()) {
+        ctx.err(
+            &join(P, "from"),
+            format!("not an e-mail address: {:?}", r.from),
+        );
+    }
+    let retry = retry_schedule(ctx, r.retry_seconds.as_deref());
+    let expire = ctx.opt_u32(&join(P, "expire_hours"), r.expire_hours, 72, 1, 720);
+    let timeout = ctx.opt_secs(&join(P, "timeout_seconds"), r.timeout_seconds, 30, 1, 300);
+    ctx.clean_since(m).then(|| MailSettings {
+        server,
+        port: u16::try_from(port).unwrap_or(587),
+        starttls,
+        username: r.username.clone(),
+        password,
+        from: r.from.trim().to_owned(),
+        retry,
+        expire_after: std::time::Duration::from_secs(u64::from(expire) * 3600),
+        timeout,
+    })
+}
+
+/// `mail.password` or `mail.password_file`, not both.
+fn mail_password(ctx: &mut Ctx<'_>, r: &raw::Mail) -> Option<MailPassword> {
+    match (&r.password, &r.password_file) {
+        (Some(_), Some(_)) => {
+            ctx.err(
+                "mail.password_file",
+                "give password or password_file, not both",
+            );
+            None
+        }
+        (Some(p), None) if p.is_empty() => {
+            ctx.err("mail.password", "must not be empty");
+            None
+        }
+        (Some(p), None) => Some(MailPassword::Inline(p.clone())),
+        (None, Some(f)) if f.trim().is_empty() => {
+            ctx.err("mail.password_file", "must not be empty");
+            None
+        }
+        (None, Some(f)) => Some(MailPassword::File(PathBuf::from(f.trim()))),
+        (None, None) => None,
+    }
+}
+
+/// `mail.retry_seconds`: 1 to 20 delays of 1 s to 1 day.
+fn retry_schedule(ctx: &mut Ctx<'_>, v: Option<&[i64]>) -> Vec<std::time::Duration> {
+    let Some(list) = v else {
+        return [60, 300, 900, 1800, 3600]
+            .map(std::time::Duration::from_secs)
+            .to_vec();
+    };
+    if list.is_empty() || list.len() > 20 {
+        ctx.err("mail.retry_seconds", "needs 1 to 20 delays");
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| ctx.secs(&index("mail.retry_seconds", i), *s, 1, 86_400))
+        .collect()
+}
+
+/// Whether the SMTP server is on this machine (no password crosses the
+/// network).
+fn is_loopback(server: &str) -> bool {
+    server == "localhost" || server.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 fn dispatcher(ctx: &mut Ctx<'_>, r: raw::Dispatcher) -> DispatcherConfig {

@@ -42,6 +42,9 @@ pub struct Config {
     /// `[outbound]`: calls placed by telesecretaries through the outbound
     /// trunk (default allow-list, limits).
     pub outbound: OutboundSettings,
+    /// `[mail]`: the SMTP server voicemail messages are e-mailed through;
+    /// `None` when absent (messages are recorded, not e-mailed).
+    pub mail: Option<MailSettings>,
     pub(crate) trunks: Vec<Trunk>,
     pub(crate) agents: Vec<Agent>,
     pub(crate) pools: Vec<Pool>,
@@ -525,6 +528,63 @@ impl Default for RecordsSettings {
     }
 }
 
+/// `[mail]`: the SMTP server the voicemail messages are e-mailed through,
+/// and how failed deliveries are retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    /// `server`: host name or IP address of the SMTP server.
+    pub server: String,
+    /// `port` (default 587, submission with STARTTLS).
+    pub port: u16,
+    /// `starttls` (default `required`).
+    pub starttls: StartTls,
+    /// `username`, with `password` or `password_file`: SMTP AUTH; `None`:
+    /// no authentication.
+    pub username: Option<String>,
+    /// `password` or `password_file`.
+    pub password: Option<MailPassword>,
+    /// `from`: the sender address (`permanence@telesecretariat.example`).
+    pub from: String,
+    /// `retry_seconds` (default `[60, 300, 900, 1800, 3600]`): the wait
+    /// after the 1st, 2nd... failed attempt; the last one repeats.
+    pub retry: Vec<Duration>,
+    /// `expire_hours` (default 72, 1..=720): a message still undelivered
+    /// after that is given up (counted `expired`; its WAV stays on disk).
+    pub expire_after: Duration,
+    /// `timeout_seconds` (default 30, 1..=300): one SMTP attempt at most.
+    pub timeout: Duration,
+}
+
+/// `mail.starttls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartTls {
+    /// `required`: no message without TLS (the certificate is checked).
+    Required,
+    /// `opportunistic`: TLS when the server offers it, else in clear.
+    Opportunistic,
+    /// `off`: in clear (a local relay only).
+    Off,
+}
+
+/// Where the SMTP password is. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MailPassword {
+    /// `password`: in the main file.
+    Inline(String),
+    /// `password_file`: read at start-up (relative to the working
+    /// directory), trailing newline removed.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for MailPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailPassword::Inline(_) => f.write_str("Inline(<redacted>)"),
+            MailPassword::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
 /// `[dispatcher]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatcherConfig {
@@ -766,6 +826,9 @@ pub struct Practice {
     /// `[card]`: the practice's instructions for the telesecretaries
     /// answering its calls ("consignes"). `None` when absent.
     pub card: Option<PracticeCard>,
+    /// `[voicemail] email`: where the practice's voicemail messages are
+    /// e-mailed. Required when the overflow goes to voicemail.
+    pub voicemail_email: Vec<String>,
     /// The dialplan file.
     pub source: PathBuf,
 }

@@ -13,7 +13,7 @@ use permanence_outbound::{classify, AllowList, DestinationClass};
 use toml::de::DeValue;
 use toml::Spanned;
 
-use crate::check::{is_id, Ctx, ID_RULE};
+use crate::check::{is_email, is_id, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::main_file::{elements, timezone, weekly};
 use crate::model::{
@@ -85,6 +85,8 @@ pub(crate) fn load_practice(
     let routing_raw: Option<raw::Routing> = unit(&src, &root, "routing", errors);
     let outbound_raw: Option<raw::PracticeOutbound> = unit(&src, &root, "outbound", errors);
     let callback_raw: Option<raw::Callback> = unit(&src, &root, "callback", errors);
+    let voicemail_raw: Option<raw::Voicemail> = unit(&src, &root, "voicemail", errors);
+    let has_voicemail = get(&root, "voicemail").is_some();
     let has = |k: &str| get(&root, k).is_some();
     let (has_prompts, has_queue, has_triage) = (has("prompts"), has("queue"), has("triage"));
     let (has_outbound, has_callback) = (has("outbound"), has("callback"));
@@ -144,23 +146,37 @@ pub(crate) fn load_practice(
         Some(v) => card(&mut ctx, v).map(Some),
         None => Some(None),
     };
+    let voicemail_raw = if has_voicemail {
+        voicemail_raw
+    } else {
+        Some(raw::Voicemail::default())
+    };
+    let voicemail_email =
+        voicemail_raw.and_then(|v| voicemail(&mut ctx, v, routing.as_ref(), has_voicemail));
 
     let numbers = top.as_ref().map(|t| t.numbers.clone()).unwrap_or_default();
     let clean = ctx.clean_since(start);
     let practice = match (
-        top, hours, prompts, queue, triage, routing, outbound, callback, transfers, card,
+        (top, hours, prompts, queue, triage),
+        (
+            routing,
+            outbound,
+            callback,
+            transfers,
+            card,
+            voicemail_email,
+        ),
     ) {
         (
-            Some(t),
-            Some(hours),
-            Some(prompts),
-            Some(queue),
-            Some(triage),
-            Some(routing),
-            Some(outbound),
-            Some(callback),
-            Some(transfers),
-            Some(card),
+            (Some(t), Some(hours), Some(prompts), Some(queue), Some(triage)),
+            (
+                Some(routing),
+                Some(outbound),
+                Some(callback),
+                Some(transfers),
+                Some(card),
+                Some(voicemail_email),
+            ),
         ) if clean => Some(Practice {
             id: t.id,
             name: t.name,
@@ -181,6 +197,7 @@ pub(crate) fn load_practice(
             callback,
             transfers,
             card,
+            voicemail_email,
             source: path.to_path_buf(),
         }),
         _ => None,
@@ -730,6 +747,45 @@ fn outbound(
 /// There is no conflict check of the digit: nothing else listens to keys
 /// while a call waits in the queue (the triage menu is answered before the
 /// call is queued), see [`CallbackOffer::digit`].
+/// `[voicemail] email`: valid, distinct addresses; at least one when the
+/// overflow goes to voicemail (the messages must reach the practice).
+fn voicemail(
+    ctx: &mut Ctx<'_>,
+    r: raw::Voicemail,
+    routing: Option<&Routing>,
+    present: bool,
+) -> Option<Vec<String>> {
+    let m = ctx.mark();
+    let mut out: Vec<String> = Vec::new();
+    for (i, a) in r.email.iter().enumerate() {
+        let p = index("voicemail.email", i);
+        let a = a.trim();
+        if !is_email(a) {
+            ctx.err(&p, format!("not an e-mail address: {a:?}"));
+        } else if out.iter().any(|o| o.eq_ignore_ascii_case(a)) {
+            ctx.err(&p, format!("{a} is listed twice"));
+        } else {
+            out.push(a.to_owned());
+        }
+    }
+    let to_voicemail = routing.is_some_and(|r| r.overflow == OverflowTarget::Voicemail);
+    if to_voicemail && r.email.is_empty() {
+        let (path, what) = if present {
+            ("voicemail.email", "is empty")
+        } else {
+            ("routing.overflow.action", "is \"voicemail\"")
+        };
+        ctx.err(
+            path,
+            format!(
+                "{what} but the practice has no e-mail address for its messages: \
+                 add [voicemail] email = [\"secretariat@...\"]"
+            ),
+        );
+    }
+    ctx.clean_since(m).then_some(out)
+}
+
 fn callback(ctx: &mut Ctx<'_>, r: raw::Callback) -> Option<CallbackPolicy> {
     let m = ctx.mark();
     let offer = if r.offer.unwrap_or(false) {

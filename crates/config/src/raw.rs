@@ -34,6 +34,7 @@ pub(crate) struct MainTop {
     pub pools: Option<IgnoredAny>,
     pub records: Option<IgnoredAny>,
     pub outbound: Option<IgnoredAny>,
+    pub mail: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +153,23 @@ pub(crate) struct Dispatcher {
     pub default_handle_seconds: Option<i64>,
 }
 
+/// `[mail]` of the main file: the SMTP server voicemail messages go
+/// through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Mail {
+    pub server: String,
+    pub port: Option<i64>,
+    pub starttls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub from: String,
+    pub retry_seconds: Option<Vec<i64>>,
+    pub expire_hours: Option<i64>,
+    pub timeout_seconds: Option<i64>,
+}
+
 /// `[outbound]` of the main file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +254,7 @@ pub(crate) struct PracticeTop {
     pub callback: Option<IgnoredAny>,
     pub transfers: Option<IgnoredAny>,
     pub card: Option<IgnoredAny>,
+    pub voicemail: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,6 +401,14 @@ pub(crate) struct Callback {
     pub within_minutes: Option<i64>,
     pub max_attempts: Option<i64>,
     pub retry_minutes: Option<i64>,
+}
+
+/// `[voicemail]` of a dialplan.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Voicemail {
+    #[serde(default)]
+    pub email: Vec<String>,
 }
 
 /// `[card]` of a dialplan. The entries are deserialized one by one (see

@@ -416,3 +416,33 @@ fn practice_cards() {
         ]
     );
 }
+
+#[test]
+fn voicemail_mail_settings() {
+    let c = demo();
+    // The demo mails through a local sink, in clear, without a password.
+    let m = c.mail.as_ref().expect("[mail]");
+    assert_eq!((m.server.as_str(), m.port), ("127.0.0.1", 2525));
+    assert_eq!(m.starttls, permanence_config::StartTls::Off);
+    assert_eq!((m.username.as_ref(), m.password.as_ref()), (None, None));
+    assert_eq!(m.from, "permanence@telesecretariat.example");
+    assert_eq!(
+        m.retry,
+        [60, 300, 900, 1800, 3600].map(Duration::from_secs).to_vec()
+    );
+    assert_eq!(m.expire_after, Duration::from_secs(72 * 3600));
+    assert_eq!(m.timeout, Duration::from_secs(30));
+    // Every demo practice has an address; Dr Martin, whose overflow is
+    // voicemail, two.
+    for p in c.practices() {
+        assert!(!p.voicemail_email.is_empty(), "{}", p.id);
+    }
+    let martin = c.practice("martin").expect("martin");
+    assert_eq!(
+        martin.voicemail_email,
+        [
+            "secretariat@cabinet-martin.fr",
+            "dr.martin@cabinet-martin.fr"
+        ]
+    );
+}

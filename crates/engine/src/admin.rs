@@ -1,8 +1,9 @@
 //! What the HTTP side sees of the engine: metrics scrapes, the admin API
-//! views (queues, agents, calls in progress, callback requests), agent
-//! and callback controls, reload and drain.
+//! views (queues, agents, calls in progress, callback requests, a
+//! practice's figures), agent and callback controls, reload and drain.
 
 pub(crate) mod callbacks;
+mod figures;
 
 use crate::audit::{Action, Outcome};
 use crate::live::LiveCall;
@@ -11,7 +12,8 @@ use chrono::{DateTime, Utc};
 use permanence_acd::{AgentId, AgentState, Input};
 use permanence_http::{
     AgentAction, AgentView, AuditView, Backend, CallView, CallbackAction, CallbackRefused,
-    CallbacksView, Degraded, Denied, Health, Principal, QueueView,
+    CallbacksView, Degraded, Denied, FiguresQuery, FiguresRefused, FiguresView, Health, Principal,
+    QueueView,
 };
 use permanence_metrics::AcdGauges;
 use std::net::IpAddr;
@@ -212,6 +214,7 @@ impl Backend for EngineBackend {
             .into_iter()
             .map(|a| {
                 let id = a.agent.to_string();
+                let presence = a.presence().as_str().to_string();
                 AgentView {
                     display_name: cfg
                         .agent(&id)
@@ -223,6 +226,7 @@ impl Backend for EngineBackend {
                     pause_reason: a.pause_reason,
                     in_shift: a.in_shift,
                     reachable: a.reachable,
+                    presence,
                     strikes: a.strikes,
                 }
             })
@@ -358,6 +362,10 @@ impl Backend for EngineBackend {
 
     async fn callbacks(&self, practice: Option<&str>, reveal_numbers: bool) -> CallbacksView {
         callbacks::list(&self.switch, practice, reveal_numbers).await
+    }
+
+    async fn figures(&self, query: &FiguresQuery) -> Result<FiguresView, FiguresRefused> {
+        figures::figures(&self.switch, query).await
     }
 
     async fn callback_action(

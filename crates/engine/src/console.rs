@@ -19,7 +19,7 @@ use crate::audit::{Action, Outcome};
 use crate::dispatch::EventObserver;
 use crate::switch::Switch;
 use chrono::{DateTime, Utc};
-use permanence_acd::{AgentSnapshot, AgentState, Event};
+use permanence_acd::{AgentSnapshot, Event, Presence};
 use permanence_config::{Config, Practice};
 use permanence_console::{
     AgentAction, AgentInfo, AuditOutcome, CallbackItem, CallbackRefused, Card, CardEntry,
@@ -206,14 +206,11 @@ fn state_view(snap: Option<AgentSnapshot>, registered: bool, now: DateTime<Utc>)
             registered,
         };
     };
-    let state = match a.state {
-        AgentState::LoggedOut => "logged_out",
-        AgentState::Available if !a.reachable => "unreachable",
-        AgentState::Available => "available",
-        AgentState::Offered => "ringing",
-        AgentState::OnCall => "on_call",
-        AgentState::WrapUp => "wrap_up",
-        AgentState::Paused => "paused",
+    // One definition of what an agent is doing (the metrics' too); the
+    // console calls an offered call ringing.
+    let state = match a.presence() {
+        Presence::Offered => "ringing",
+        p => p.as_str(),
     };
     let remaining = a.wrap_up_until.map(|until| {
         u64::try_from((until - now).num_milliseconds())
@@ -488,6 +485,7 @@ impl ConsoleBackend for EngineConsole {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use permanence_acd::AgentState;
 
     fn snap(state: AgentState) -> AgentSnapshot {
         AgentSnapshot {
@@ -536,6 +534,9 @@ mod tests {
         let mut away = snap(AgentState::Available);
         away.reachable = false;
         assert_eq!(state_view(Some(away), false, now).state, "unreachable");
+        let mut outbound = snap(AgentState::Available);
+        outbound.outbound_calls = 1;
+        assert_eq!(state_view(Some(outbound), true, now).state, "on_call");
         let mut wrap = snap(AgentState::WrapUp);
         wrap.wrap_up_until = Some(now + chrono::Duration::milliseconds(12_300));
         assert_eq!(

@@ -174,6 +174,8 @@ pub struct CallContext {
     pub activity: Arc<crate::activity::AgentActivity>,
     /// Callback requests (the callbacks task).
     pub callbacks: crate::callbacks::CallbackHandle,
+    /// Recorded voicemail messages, to be e-mailed (the mailer task).
+    pub mailer: crate::mailer::MailerHandle,
 }
 
 /// What an agent's own call (a feature code) uses.

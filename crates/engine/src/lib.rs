@@ -39,6 +39,7 @@ pub mod edge;
 pub mod features;
 pub mod leg;
 pub mod live;
+pub mod mailer;
 pub mod media;
 pub mod outbound;
 pub mod records;

@@ -162,6 +162,7 @@ impl Engine {
             start_dispatcher(&cfg, &records, &metrics, &console_events, &clock, &cancel)?;
         wire_reachability(&cfg, &dispatch, &registrations);
         let saved_callbacks = std::mem::take(&mut saved.callbacks);
+        let saved_voicemails = std::mem::take(&mut saved.voicemails);
         restore(saved, &cfg, &dispatch, &registrations);
         if let Some(h) = &records {
             registrations.save_to(h.clone());
@@ -217,6 +218,7 @@ impl Engine {
                 saved_callbacks,
             ));
         }
+        tasks.extend(start_mailer(&switch, &cfg, saved_voicemails, &cancel));
         tasks.push(tokio::spawn(switch.registrations.clone().run(
             switch.sip.endpoint.clone(),
             switch.sip.contact_host.clone(),
@@ -437,6 +439,36 @@ fn start_dispatcher(
     ))
 }
 
+/// Starts the voicemail e-mail driver when `[mail]` is configured (else
+/// says that messages are only recorded).
+fn start_mailer(
+    switch: &Switch,
+    cfg: &Config,
+    saved: Vec<permanence_records::VoicemailDeliveryRow>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let inbox = switch.mailer_inbox.lock().take()?;
+    let Some(settings) = cfg.mail.clone() else {
+        warn!(
+            event = "voicemail.mail_disabled",
+            kept = saved.len(),
+            "no [mail]: voicemail messages are recorded but not e-mailed"
+        );
+        return None;
+    };
+    crate::mailer::start(
+        inbox,
+        crate::mailer::MailerParts {
+            settings,
+            records: switch.records.clone(),
+            saved,
+            metrics: switch.metrics.clone(),
+            clock: switch.clock.clone(),
+            cancel: cancel.clone(),
+        },
+    )
+}
+
 /// What a previous run left to take up again.
 #[derive(Default)]
 struct Saved {
@@ -444,6 +476,8 @@ struct Saved {
     registrations: Vec<permanence_records::RegistrationRow>,
     /// Open callback requests, in place order.
     callbacks: Vec<permanence_records::CallbackState>,
+    /// Voicemail e-mails not delivered yet, in queue order.
+    voicemails: Vec<permanence_records::VoicemailDeliveryRow>,
 }
 
 /// Closes the call records a crash left open (counted and logged) and
@@ -460,17 +494,23 @@ async fn recover(
     let work = tokio::task::spawn_blocking(move || {
         let interrupted = handle.close_interrupted();
         let reader = permanence_records::RecordReader::open(&path);
-        let (states, regs, callbacks) = match &reader {
+        let (states, regs, callbacks, voicemails) = match &reader {
             Ok(r) => (
                 r.agent_states(),
                 r.registrations(chrono::Utc::now()),
                 r.pending_callbacks(),
+                r.pending_voicemail_deliveries(),
             ),
-            Err(_) => (Ok(Vec::new()), Ok(Vec::new()), Ok(Vec::new())),
+            Err(_) => (
+                Ok(Vec::new()),
+                Ok(Vec::new()),
+                Ok(Vec::new()),
+                Ok(Vec::new()),
+            ),
         };
-        (interrupted, states, regs, callbacks)
+        (interrupted, states, regs, (callbacks, voicemails))
     });
-    let Ok((interrupted, states, regs, callbacks)) = work.await else {
+    let Ok((interrupted, states, regs, (callbacks, voicemails))) = work.await else {
         return Saved::default();
     };
     match interrupted {
@@ -495,6 +535,7 @@ async fn recover(
         agent_states: or_log("agent states", states),
         registrations: or_log("registrations", regs),
         callbacks: or_log("pending callbacks", callbacks),
+        voicemails: or_log("pending voicemail e-mails", voicemails),
     }
 }
 

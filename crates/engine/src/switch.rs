@@ -70,6 +70,8 @@ pub struct Switch {
     pub(crate) callbacks: crate::callbacks::CallbackHandle,
     /// Where the callbacks task's messages wait until startup starts it.
     pub(crate) callbacks_inbox: parking_lot::Mutex<Option<crate::callbacks::CallbackInbox>>,
+    /// The mailer task's inbox, until it starts.
+    pub(crate) mailer_inbox: parking_lot::Mutex<Option<crate::mailer::MailerInbox>>,
 }
 
 /// The engine's parts, once started (see [`crate::Engine::start`]).
@@ -96,6 +98,7 @@ impl Switch {
         let config = p.config;
         let live = Arc::new(LiveCalls::default());
         let (callbacks, callbacks_inbox) = crate::callbacks::channel();
+        let (mailer, mailer_inbox) = crate::mailer::channel();
         let calls = Arc::new(CallContext {
             config: config.clone(),
             sip: p.sip.clone(),
@@ -112,6 +115,7 @@ impl Switch {
             clock: p.clock.clone(),
             activity: Arc::default(),
             callbacks: callbacks.clone(),
+            mailer,
         });
         let audit = crate::audit::AuditLog::new(p.records.clone(), p.clock.clone());
         let features = Arc::new(FeatureContext {
@@ -146,6 +150,7 @@ impl Switch {
             cancel: p.cancel,
             callbacks,
             callbacks_inbox: parking_lot::Mutex::new(Some(callbacks_inbox)),
+            mailer_inbox: parking_lot::Mutex::new(Some(mailer_inbox)),
         }
     }
 

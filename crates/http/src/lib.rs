@@ -14,7 +14,10 @@
 //!   - viewer: `GET /api/queues`, `GET /api/agents`, `GET /api/calls`,
 //!     `GET /api/callbacks?practice=ID` (open callback requests and the
 //!     latest closed ones, see [`CallbacksView`]; patients' numbers masked
-//!     below the supervisor role);
+//!     below the supervisor role), `GET
+//!     /api/figures?practice=ID&since=RFC3339&until=RFC3339` (the
+//!     practice's calls over the period, from the call records, as the
+//!     metrics count them: see [`FiguresView`]);
 //!   - supervisor: `POST /api/agents/{agent}/pause` (body
 //!     `{"reason": "..."}`, optional), `/unpause`, `/login`, `/logout`;
 //!     `POST /api/callbacks/{key}/cancel` and `/handled` (404 for an
@@ -128,6 +131,12 @@ pub struct AgentView {
     pub in_shift: bool,
     /// Softphone registered and answering.
     pub reachable: bool,
+    /// What the agent is doing, as the metrics count it (the `state` label
+    /// of `permanence_agents`): `logged_out`, `unreachable` (free but no
+    /// softphone answers), `available`, `offered`, `on_call`, `wrap_up`,
+    /// `paused`.
+    #[serde(default)]
+    pub presence: String,
     /// Registered contacts.
     pub contacts: u32,
     /// Consecutive unanswered offers.
@@ -250,6 +259,82 @@ pub enum CallbackRefused {
     Conflict(String),
 }
 
+/// Which figures `GET /api/figures` returns: `practice` (required), the
+/// calls received from `since` (RFC 3339; default: every call still
+/// retained) until `until` (RFC 3339, excluded; default: now).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiguresQuery {
+    /// The practice id.
+    #[serde(default)]
+    pub practice: String,
+    /// Start of the period (calls received at or after it).
+    pub since: Option<String>,
+    /// End of the period (calls received before it).
+    pub until: Option<String>,
+}
+
+/// A practice's call figures over a period, computed from the call records
+/// with the same definition as the `permanence_calls_*_total` metrics:
+/// `offered = answered + sum(abandoned) + sum(overflowed) + failed` (the
+/// label values are the metrics').
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiguresView {
+    /// The practice id.
+    pub practice: String,
+    /// Start of the period, RFC 3339.
+    pub since: String,
+    /// End of the period (excluded), RFC 3339.
+    pub until: String,
+    /// Calls that reached the open practice and have ended.
+    pub offered: u64,
+    /// Offered calls someone answered.
+    pub answered: u64,
+    /// Offered calls abandoned before an answer, by phase (`greeting`,
+    /// `triage`, `route`, `queue`, `ringing`, `callback_prompt`;
+    /// `before_queue` for calls recorded before the phases were told
+    /// apart).
+    pub abandoned: std::collections::BTreeMap<String, u64>,
+    /// Offered calls sent to a defined exit, by target (`voicemail`,
+    /// `callback`, `hangup`, `callback_request`).
+    pub overflowed: std::collections::BTreeMap<String, u64>,
+    /// Offered calls ended by a technical failure before an answer.
+    pub failed: u64,
+    /// Not offered: closed-hours calls.
+    pub closed: u64,
+    /// Not offered: callers gone before the engine answered.
+    pub unanswered: u64,
+    /// Not offered: calls refused at the door.
+    pub rejected: u64,
+    /// Calls in progress (or cut by a crash), counted nowhere else.
+    pub in_progress: u64,
+    /// `answered / offered`, `None` without offered calls.
+    pub pickup_rate: Option<f64>,
+}
+
+/// Why `GET /api/figures` has no figures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FiguresRefused {
+    /// A bad query: no practice, a date that is not RFC 3339 (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such practice (404).
+    #[error("{0}")]
+    UnknownPractice(String),
+    /// The call records cannot be read (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl FiguresRefused {
+    fn status(&self) -> StatusCode {
+        match self {
+            FiguresRefused::BadRequest(_) => StatusCode::BAD_REQUEST,
+            FiguresRefused::UnknownPractice(_) => StatusCode::NOT_FOUND,
+            FiguresRefused::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 /// An agent control.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AgentAction {
@@ -355,6 +440,8 @@ pub trait Backend: Send + Sync + 'static {
     /// latest [`RECENT_CALLBACKS`] closed ones; numbers in clear when
     /// `reveal_numbers`, else masked.
     async fn callbacks(&self, practice: Option<&str>, reveal_numbers: bool) -> CallbacksView;
+    /// A practice's call figures over a period, from the call records.
+    async fn figures(&self, query: &FiguresQuery) -> Result<FiguresView, FiguresRefused>;
     /// Closes a callback request for `who` (audited).
     async fn callback_action(
         &self,
@@ -571,6 +658,25 @@ async fn agent_action(
     }
 }
 
+async fn figures(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+    Query(q): Query<FiguresQuery>,
+) -> Response {
+    if let Err(r) = admit(&app, &headers, src.ip(), Role::Viewer, "figures").await {
+        return r;
+    }
+    match app.backend.figures(&q).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (
+            e.status(),
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct CallbacksQuery {
     practice: Option<String>,
@@ -679,6 +785,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/drain", post(drain))
         .route("/api/audit", get(audit))
+        .route("/api/figures", get(figures))
         .route("/api/callbacks", get(callbacks))
         .route("/api/callbacks/{key}/{action}", post(callback_action))
         .with_state(app)
@@ -882,6 +989,9 @@ mod tests {
                 open: vec![view],
                 recent: vec![],
             }
+        }
+        async fn figures(&self, q: &FiguresQuery) -> Result<FiguresView, FiguresRefused> {
+            Err(FiguresRefused::UnknownPractice(q.practice.clone()))
         }
         async fn callback_action(
             &self,

@@ -59,17 +59,17 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
     for (i, id) in ids.iter().enumerate() {
         let h = m.practice(id).expect("practice");
         let s = (i % 400) as u64;
-        h.call_offered();
-        h.call_closed();
-        h.call_answered(Duration::from_secs(s), Some(Duration::from_secs(s % 20)));
+        h.queue_entered();
+        h.call_ended(permanence_types::Disposition::Closed, Duration::ZERO);
+        h.queue_answered(Duration::from_secs(s), Some(Duration::from_secs(s % 20)));
         h.call_completed(Duration::from_secs(s * 3));
         h.wrap_up_done(Duration::from_secs(s % 60));
         for phase in [AbandonPhase::Queue, AbandonPhase::Ringing] {
-            h.call_abandoned(phase, Duration::from_secs(2), true);
-            h.call_abandoned(phase, Duration::from_secs(s), false);
+            h.queue_abandoned(phase, Duration::from_secs(2), true);
+            h.queue_abandoned(phase, Duration::from_secs(s), false);
         }
         for t in overflow_targets() {
-            h.call_overflowed(&t);
+            h.queue_overflowed(&t);
         }
         for r in OfferResult::ALL {
             h.offer_ended(r);
@@ -100,7 +100,7 @@ fn populated() -> (std::sync::Arc<Metrics>, AcdGauges) {
             eligible: (i % 5) as u32,
         });
     }
-    gauges.agents = AgentCounts([40, 300, 20, 250, 60, 30]);
+    gauges.agents = AgentCounts([40, 10, 290, 20, 250, 60, 30]);
     for method in SipMethod::ALL {
         m.sip_request(method);
         for code in [

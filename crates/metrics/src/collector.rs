@@ -10,8 +10,9 @@ use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use crate::atomics::{AtomicHistogram, HistogramSnapshot};
 use crate::callbacks::{CallbackAttemptResult, CallbackFailure, CallbackOrigin, TIMELINESS_LABELS};
 use crate::outbound::OutboundOutcome;
-use crate::practice::{OfferResult, OVERFLOW_LABELS};
+use crate::practice::{OfferResult, CALL_OVERFLOW_LABELS, OVERFLOW_LABELS};
 use crate::{MetricsError, PracticeMetrics, PracticeSet, BUCKETS};
+use permanence_types::AbandonPhase;
 
 /// A per-practice family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,11 @@ pub(crate) enum PracticeFamily {
     Closed,
     Abandoned,
     Overflowed,
+    Failed,
+    QueueEntered,
+    QueueAnswered,
+    QueueAbandoned,
+    QueueOverflowed,
     Offers,
     Wait,
     Ring,
@@ -81,9 +87,17 @@ type SeriesSink<'a> = dyn FnMut(&[(&str, &str)], Value) + 'a;
 /// `outcome` values of `permanence_wait_seconds`, sorted.
 pub(crate) const WAIT_OUTCOMES: [&str; 2] = ["abandoned", "answered"];
 
-/// `phase` values of `permanence_calls_abandoned_total`, sorted (index of
-/// [`PracticeMetrics::abandoned`]).
+/// `phase` values of `permanence_queue_abandoned_total`, sorted (index of
+/// [`PracticeMetrics::queue_abandoned`]).
 pub(crate) const PHASES: [&str; 2] = ["queue", "ringing"];
+
+/// The phases of `permanence_calls_abandoned_total` in label order (the
+/// counters are indexed by [`AbandonPhase::index`]).
+pub(crate) fn call_phases_sorted() -> [AbandonPhase; 6] {
+    let mut all = AbandonPhase::ALL;
+    all.sort_by_key(|p| p.as_str());
+    all
+}
 
 /// `short` values, sorted (second index of [`PracticeMetrics::abandoned`]).
 pub(crate) const SHORT: [&str; 2] = ["false", "true"];
@@ -100,12 +114,17 @@ pub(crate) const OFFER_ORDER: [OfferResult; 6] = [
 
 impl PracticeFamily {
     /// Every per-practice family.
-    pub const ALL: [PracticeFamily; 25] = [
+    pub const ALL: [PracticeFamily; 30] = [
         PracticeFamily::Offered,
         PracticeFamily::Answered,
         PracticeFamily::Closed,
         PracticeFamily::Abandoned,
         PracticeFamily::Overflowed,
+        PracticeFamily::Failed,
+        PracticeFamily::QueueEntered,
+        PracticeFamily::QueueAnswered,
+        PracticeFamily::QueueAbandoned,
+        PracticeFamily::QueueOverflowed,
         PracticeFamily::Offers,
         PracticeFamily::Wait,
         PracticeFamily::Ring,
@@ -135,27 +154,52 @@ impl PracticeFamily {
         match self {
             Offered => (
                 "permanence_calls_offered_total",
-                "Calls that joined the practice's queue (calls arriving while it is closed are counted in permanence_calls_closed_total instead).",
+                "Forwarded calls that reached the open practice (the engine answered with its greeting), counted when they end: each is also counted in exactly one of permanence_calls_answered_total, permanence_calls_abandoned_total, permanence_calls_overflowed_total or permanence_calls_failed_total. Closed-hours calls, calls refused at the door and callers gone before the engine answered are not offered.",
                 P,
             ),
             Answered => (
                 "permanence_calls_answered_total",
-                "Queued calls answered by an agent.",
+                "Offered calls a telesecretary (or the number of a direct-route triage option) answered, counted when they end. Pickup rate = this / permanence_calls_offered_total.",
                 P,
             ),
             Closed => (
                 "permanence_calls_closed_total",
-                "Calls that arrived while the practice was closed (closed prompt, not queued).",
+                "Calls that arrived while the practice was closed, or that the dispatcher refused as closed (closed prompt; not offered), counted when they end.",
                 P,
             ),
             Abandoned => (
                 "permanence_calls_abandoned_total",
-                "Queued calls whose caller hung up before an answer, by phase (queue, or ringing an agent); short=\"true\" when within the short-abandon threshold (pocket dials, wrong numbers).",
+                "Offered calls whose caller hung up before anyone answered, by phase (greeting, triage, route: a direct-route number ringing, queue, ringing: a telesecretary's phone ringing, callback_prompt); short=\"true\" when within the short-abandon threshold of the engine's answer (pocket dials, wrong numbers).",
                 &["phase", "practice", "short"],
             ),
             Overflowed => (
                 "permanence_calls_overflowed_total",
-                "Calls sent to an overflow target at their maximum wait (voicemail, callback, hangup: they leave the queue; pool: they stay queued and an overflow pool's agents are added).",
+                "Offered calls sent to a defined exit instead of an answer: the practice's overflow at maximum wait (voicemail, callback, hangup), or callback_request (the caller asked from the queue to be called back, keeping their place).",
+                &["practice", "target"],
+            ),
+            Failed => (
+                "permanence_calls_failed_total",
+                "Offered calls ended by a technical cause before anyone answered (no RTP from the caller, maximum duration, a driver failure).",
+                P,
+            ),
+            QueueEntered => (
+                "permanence_queue_entered_total",
+                "Calls that joined the practice's queue in the dispatcher (the queue's own figure: callers lost during the greeting or the triage never get there; for the practice's pickup rate use permanence_calls_*).",
+                P,
+            ),
+            QueueAnswered => (
+                "permanence_queue_answered_total",
+                "Queued calls answered by an agent (dispatcher figure; a call sent back to the queue by a transfer and answered again counts again).",
+                P,
+            ),
+            QueueAbandoned => (
+                "permanence_queue_abandoned_total",
+                "Queued calls whose caller hung up before an answer, by phase (queue, or ringing an agent); short=\"true\" when within the short-abandon threshold of joining the queue.",
+                &["phase", "practice", "short"],
+            ),
+            QueueOverflowed => (
+                "permanence_queue_overflowed_total",
+                "Calls the dispatcher sent to an overflow target at their maximum wait (voicemail, callback, hangup: they leave the queue; pool: they stay queued and an overflow pool's agents are added).",
                 &["practice", "target"],
             ),
             Offers => (
@@ -265,7 +309,8 @@ impl PracticeFamily {
     pub fn kind(self) -> Kind {
         use PracticeFamily::*;
         match self {
-            Offered | Answered | Closed | Abandoned | Overflowed | Offers | OutboundCalls
+            Offered | Answered | Closed | Abandoned | Overflowed | Failed | QueueEntered
+            | QueueAnswered | QueueAbandoned | QueueOverflowed | Offers | OutboundCalls
             | OutboundTalk | CallbacksRequested | CallbackAttempts | CallbacksCompleted
             | CallbacksFailed | CallbacksHandled => Kind::Counter,
             Wait | Ring | Talk | Wrapup => Kind::Histogram,
@@ -291,22 +336,40 @@ impl PracticeFamily {
         use PracticeFamily::*;
         let c = |v: &crate::atomics::Counter| Value::Counter(v.get());
         match self {
-            Offered => f(&[], c(&p.offered)),
-            Answered => f(&[], c(&p.answered)),
+            Offered => f(&[], c(&p.calls_offered)),
+            Answered => f(&[], c(&p.calls_answered)),
             Closed => f(&[], c(&p.closed)),
             Abandoned => {
-                for (pi, phase) in PHASES.iter().enumerate() {
+                for phase in call_phases_sorted() {
                     for (si, short) in SHORT.iter().enumerate() {
                         f(
-                            &[("phase", phase), ("short", short)],
-                            c(&p.abandoned[pi][si]),
+                            &[("phase", phase.as_str()), ("short", short)],
+                            c(&p.calls_abandoned[phase.index()][si]),
                         );
                     }
                 }
             }
             Overflowed => {
+                for (i, label) in CALL_OVERFLOW_LABELS.iter().enumerate() {
+                    f(&[("target", label)], c(&p.calls_overflowed[i]));
+                }
+            }
+            Failed => f(&[], c(&p.calls_failed)),
+            QueueEntered => f(&[], c(&p.queue_entered)),
+            QueueAnswered => f(&[], c(&p.queue_answered)),
+            QueueAbandoned => {
+                for (pi, phase) in PHASES.iter().enumerate() {
+                    for (si, short) in SHORT.iter().enumerate() {
+                        f(
+                            &[("phase", phase), ("short", short)],
+                            c(&p.queue_abandoned[pi][si]),
+                        );
+                    }
+                }
+            }
+            QueueOverflowed => {
                 for (i, label) in OVERFLOW_LABELS.iter().enumerate() {
-                    f(&[("target", label)], c(&p.overflowed[i]));
+                    f(&[("target", label)], c(&p.queue_overflowed[i]));
                 }
             }
             Offers => {

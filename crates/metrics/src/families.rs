@@ -84,7 +84,12 @@ impl Families {
             reg(r, PracticeCollector::new(f, set.clone())?)?;
         }
         Ok(Self {
-            agents: int_gauge_vec(r, "permanence_agents", "Agents by state.", &["state"])?,
+            agents: int_gauge_vec(
+                r,
+                "permanence_agents",
+                "Agents by state: logged_out, unreachable (logged in and free but no registered softphone or browser answers: offered no call), available (free and reachable), offered (ringing), on_call (a queued call or an outbound call), wrap_up, paused.",
+                &["state"],
+            )?,
             active_calls: int_gauge(
                 r,
                 "permanence_active_calls",

@@ -3,54 +3,23 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use permanence_acd::{AgentState, Dispatcher, PracticeId};
+use permanence_acd::{Dispatcher, PracticeId, Presence};
 
-/// Every agent state, in the order of [`AgentCounts`].
-pub const AGENT_STATES: [AgentState; 6] = [
-    AgentState::LoggedOut,
-    AgentState::Available,
-    AgentState::Offered,
-    AgentState::OnCall,
-    AgentState::WrapUp,
-    AgentState::Paused,
-];
-
-/// The `state` label value of an agent state.
-pub fn agent_state_label(s: AgentState) -> &'static str {
-    match s {
-        AgentState::LoggedOut => "logged_out",
-        AgentState::Available => "available",
-        AgentState::Offered => "offered",
-        AgentState::OnCall => "on_call",
-        AgentState::WrapUp => "wrap_up",
-        AgentState::Paused => "paused",
-    }
-}
-
-pub(crate) fn agent_state_index(s: AgentState) -> usize {
-    match s {
-        AgentState::LoggedOut => 0,
-        AgentState::Available => 1,
-        AgentState::Offered => 2,
-        AgentState::OnCall => 3,
-        AgentState::WrapUp => 4,
-        AgentState::Paused => 5,
-    }
-}
-
-/// Number of agents in each state, indexed like [`AGENT_STATES`].
+/// Number of agents in each [`Presence`] (the `state` label of
+/// `permanence_agents`: an agent whose softphone is unreachable is counted
+/// as `unreachable`, never `available`), indexed like [`Presence::ALL`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AgentCounts(pub [u32; 6]);
+pub struct AgentCounts(pub [u32; 7]);
 
 impl AgentCounts {
-    /// Counts one more agent in `state`.
-    pub fn add(&mut self, state: AgentState) {
-        self.0[agent_state_index(state)] += 1;
+    /// Counts one more agent in `presence`.
+    pub fn add(&mut self, presence: Presence) {
+        self.0[presence.index()] += 1;
     }
 
-    /// Agents in `state`.
-    pub fn get(&self, state: AgentState) -> u32 {
-        self.0[agent_state_index(state)]
+    /// Agents in `presence`.
+    pub fn get(&self, presence: Presence) -> u32 {
+        self.0[presence.index()]
     }
 }
 
@@ -106,13 +75,7 @@ impl AcdGauges {
             .collect();
         let mut agents = AgentCounts::default();
         for a in d.agents() {
-            // An available agent on an outbound call is busy on the phone.
-            let outbound = a.state == AgentState::Available && a.outbound_calls > 0;
-            agents.add(if outbound {
-                AgentState::OnCall
-            } else {
-                a.state
-            });
+            agents.add(a.presence());
         }
         Self { practices, agents }
     }

@@ -102,6 +102,7 @@ mod render;
 mod rtp;
 mod security;
 mod sip;
+mod voicemail;
 
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
@@ -117,8 +118,9 @@ pub use callbacks::{
 };
 pub use collector::Kind as MetricKind;
 use families::Families;
-pub use gauges::{agent_state_label, AcdGauges, AgentCounts, PracticeGauges, AGENT_STATES};
+pub use gauges::{AcdGauges, AgentCounts, PracticeGauges};
 pub use outbound::{OutboundOutcome, OutboundRefusal};
+pub use permanence_acd::Presence;
 pub use practice::{OfferResult, PracticeMetrics};
 pub use recorder::AcdRecorder;
 pub use rtp::RtpTotals;
@@ -127,6 +129,7 @@ pub use security::{
     FLOOD_REASONS,
 };
 pub use sip::{ParseErrorAction, SipMethod, SipReject};
+pub use voicemail::{VoicemailMetrics, VOICEMAIL_RESULTS};
 
 /// Upper bounds (seconds) of every duration histogram's buckets: the
 /// service-level thresholds, so that "answered within 20 s" is the
@@ -230,6 +233,8 @@ pub struct Metrics {
     records_write_failures_seen: AtomicU64,
     /// Floods and authentication failures.
     security: SecurityMetrics,
+    /// Voicemail messages e-mailed to the practices.
+    voicemail: VoicemailMetrics,
 }
 
 impl Metrics {
@@ -262,12 +267,9 @@ impl Metrics {
                     .get_metric_with_label_values(&[r.as_str()])
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let agents = AGENT_STATES
+        let agents = Presence::ALL
             .iter()
-            .map(|s| {
-                f.agents
-                    .get_metric_with_label_values(&[agent_state_label(*s)])
-            })
+            .map(|s| f.agents.get_metric_with_label_values(&[s.as_str()]))
             .collect::<Result<Vec<_>, _>>()?;
         let pe = |a: ParseErrorAction| {
             f.sip_parse_errors
@@ -280,9 +282,12 @@ impl Metrics {
         let security = SecurityMetrics::new(&registry)?;
         let mut blocks = f.blocks();
         blocks.extend(security.blocks());
+        let voicemail = VoicemailMetrics::new(&registry)?;
+        blocks.extend(voicemail.blocks());
         blocks.sort_by_key(render::Block::name);
         Ok(Arc::new(Self {
             security,
+            voicemail,
             blocks,
             sip_parse_errors: [
                 pe(ParseErrorAction::Answered)?,
@@ -304,6 +309,13 @@ impl Metrics {
             agents,
             records_write_failures_seen: AtomicU64::new(0),
         }))
+    }
+
+    /// The voicemail e-mail delivery families
+    /// (`permanence_voicemail_deliveries_total{result}`, `..._pending`,
+    /// `permanence_voicemail_oldest_pending_age_seconds`).
+    pub fn voicemail(&self) -> &VoicemailMetrics {
+        &self.voicemail
     }
 
     /// The SIP front door's families (floods, authentication).

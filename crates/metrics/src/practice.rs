@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use permanence_acd::{AbandonPhase, OfferFailure, OverflowTarget, PracticeId};
+use permanence_types::{Disposition, OverflowKind};
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
 use crate::callbacks::{
@@ -68,8 +69,26 @@ impl From<OfferFailure> for OfferResult {
     }
 }
 
+/// How an offered call left to a defined exit: the `target` label values
+/// of `permanence_calls_overflowed_total`, in exposition order
+/// (`callback_request`: the caller asked from the queue to be called back,
+/// keeping their place).
+pub(crate) const CALL_OVERFLOW_LABELS: [&str; 4] =
+    ["callback", "callback_request", "hangup", "voicemail"];
+
+/// Index of a call's exit in [`CALL_OVERFLOW_LABELS`] (`None`: the
+/// caller's callback request).
+fn call_overflow_index(kind: Option<OverflowKind>) -> usize {
+    match kind {
+        Some(OverflowKind::Callback) => 0,
+        None => 1,
+        Some(OverflowKind::Hangup) => 2,
+        Some(OverflowKind::Voicemail) => 3,
+    }
+}
+
 /// Where an overflowing call went: the `target` label values of
-/// `permanence_calls_overflowed_total`, in exposition order. A pool
+/// `permanence_queue_overflowed_total`, in exposition order. A pool
 /// overflow is counted too (the call stays queued and an overflow pool's
 /// agents are added), under `pool` whatever the pool.
 pub(crate) const OVERFLOW_LABELS: [&str; 4] = ["callback", "hangup", "pool", "voicemail"];
@@ -98,13 +117,23 @@ pub struct PracticeMetrics {
     /// The id escaped as a label value (rendering).
     pub(crate) escaped: Box<str>,
     pub(crate) short_abandon: Duration,
-    pub(crate) offered: Counter,
-    pub(crate) answered: Counter,
+    // The practice's calls, by their disposition (counted when they end).
+    pub(crate) calls_offered: Counter,
+    pub(crate) calls_answered: Counter,
+    /// `[phase][short]`: [`permanence_types::AbandonPhase::index`] ×
+    /// (false, true).
+    pub(crate) calls_abandoned: [[Counter; 2]; 6],
+    /// By [`CALL_OVERFLOW_LABELS`] index.
+    pub(crate) calls_overflowed: [Counter; 4],
+    pub(crate) calls_failed: Counter,
     pub(crate) closed: Counter,
+    // The dispatcher's queue (counted as its events happen).
+    pub(crate) queue_entered: Counter,
+    pub(crate) queue_answered: Counter,
     /// `[phase][short]`: (queue, ringing) × (false, true).
-    pub(crate) abandoned: [[Counter; 2]; 2],
+    pub(crate) queue_abandoned: [[Counter; 2]; 2],
     /// By [`OVERFLOW_LABELS`] index.
-    pub(crate) overflowed: [Counter; 4],
+    pub(crate) queue_overflowed: [Counter; 4],
     /// By [`OfferResult`] index.
     pub(crate) offers: [Counter; 6],
     pub(crate) wait_answered: AtomicHistogram,
@@ -148,11 +177,16 @@ impl PracticeMetrics {
             escaped: crate::render::escape(id.as_str(), true).into(),
             id,
             short_abandon,
-            offered: Counter::default(),
-            answered: Counter::default(),
+            calls_offered: Counter::default(),
+            calls_answered: Counter::default(),
+            calls_abandoned: Default::default(),
+            calls_overflowed: Default::default(),
+            calls_failed: Counter::default(),
             closed: Counter::default(),
-            abandoned: Default::default(),
-            overflowed: Default::default(),
+            queue_entered: Counter::default(),
+            queue_answered: Counter::default(),
+            queue_abandoned: Default::default(),
+            queue_overflowed: Default::default(),
             offers: Default::default(),
             wait_answered: AtomicHistogram::default(),
             wait_abandoned: AtomicHistogram::default(),
@@ -183,22 +217,46 @@ impl PracticeMetrics {
         &self.id
     }
 
-    /// A call joined the practice's queue (`permanence_calls_offered_total`).
-    pub fn call_offered(&self) {
-        self.offered.inc();
+    /// A forwarded call of the practice ended with `disposition`, `since_answer`
+    /// after the engine answered it (zero if it never did): the
+    /// practice's call figures (`permanence_calls_*_total`), one count per
+    /// call. An offered call is counted in `permanence_calls_offered_total`
+    /// and in exactly one of answered, abandoned (with its phase, `short`
+    /// when `since_answer <= short_abandon`), overflowed or failed.
+    pub fn call_ended(&self, disposition: Disposition, since_answer: Duration) {
+        if disposition.offered() {
+            self.calls_offered.inc();
+        }
+        match disposition {
+            Disposition::Closed => self.closed.inc(),
+            Disposition::Unanswered => {}
+            Disposition::Answered => self.calls_answered.inc(),
+            Disposition::Abandoned(phase) => {
+                let short = since_answer <= self.short_abandon;
+                self.calls_abandoned[phase.index()][usize::from(short)].inc();
+            }
+            Disposition::Overflowed(kind) => {
+                self.calls_overflowed[call_overflow_index(Some(kind))].inc()
+            }
+            Disposition::CallbackRequested => {
+                self.calls_overflowed[call_overflow_index(None)].inc()
+            }
+            Disposition::Failed => self.calls_failed.inc(),
+        }
     }
 
-    /// A call arrived while the practice was closed
-    /// (`permanence_calls_closed_total`; not counted as offered).
-    pub fn call_closed(&self) {
-        self.closed.inc();
+    /// A call joined the practice's queue, in the dispatcher
+    /// (`permanence_queue_entered_total`).
+    pub fn queue_entered(&self) {
+        self.queue_entered.inc();
     }
 
-    /// An agent answered after `wait` in queue; `ring` is how long the
+    /// An agent answered after `wait` in queue
+    /// (`permanence_queue_answered_total`); `ring` is how long the
     /// answering agent's phone rang, if known. Also counts the offer as
     /// answered.
-    pub fn call_answered(&self, wait: Duration, ring: Option<Duration>) {
-        self.answered.inc();
+    pub fn queue_answered(&self, wait: Duration, ring: Option<Duration>) {
+        self.queue_answered.inc();
         self.wait_answered.observe(wait.as_secs_f64());
         self.offers[OfferResult::Answered.index()].inc();
         if let Some(r) = ring {
@@ -206,26 +264,27 @@ impl PracticeMetrics {
         }
     }
 
-    /// The caller hung up before an answer after `wait`; `short` is
-    /// `wait <= short_abandon` (the threshold given to
-    /// [`crate::Metrics::new`]). Also counts the ringing offer as cancelled
-    /// when `offer_ringing`.
-    pub fn call_abandoned(&self, phase: AbandonPhase, wait: Duration, offer_ringing: bool) {
+    /// The caller hung up in the queue before an answer after `wait`
+    /// (`permanence_queue_abandoned_total`); `short` is `wait <=
+    /// short_abandon` (the threshold given to [`crate::Metrics::new`]).
+    /// Also counts the ringing offer as cancelled when `offer_ringing`.
+    pub fn queue_abandoned(&self, phase: AbandonPhase, wait: Duration, offer_ringing: bool) {
         let short = wait <= self.short_abandon;
         let pi = match phase {
             AbandonPhase::Queue => 0,
             AbandonPhase::Ringing => 1,
         };
-        self.abandoned[pi][usize::from(short)].inc();
+        self.queue_abandoned[pi][usize::from(short)].inc();
         self.wait_abandoned.observe(wait.as_secs_f64());
         if offer_ringing {
             self.offers[OfferResult::Cancelled.index()].inc();
         }
     }
 
-    /// The call overflowed (left to `target`, or retargeted to a pool).
-    pub fn call_overflowed(&self, target: &OverflowTarget) {
-        self.overflowed[overflow_index(target)].inc();
+    /// The call overflowed in the dispatcher (left to `target`, or
+    /// retargeted to a pool: `permanence_queue_overflowed_total`).
+    pub fn queue_overflowed(&self, target: &OverflowTarget) {
+        self.queue_overflowed[overflow_index(target)].inc();
     }
 
     /// An offer to an agent ended without an answer (an answered offer is

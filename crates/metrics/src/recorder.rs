@@ -101,7 +101,7 @@ impl AcdRecorder {
             }
             Event::CallQueued { call, practice, .. } => {
                 if let Some(h) = self.handle(practice) {
-                    h.call_offered();
+                    h.queue_entered();
                     self.calls.insert(
                         *call,
                         CallTrack {
@@ -111,11 +111,8 @@ impl AcdRecorder {
                     );
                 }
             }
-            Event::Closed { practice, .. } => {
-                if let Some(h) = self.handle(practice) {
-                    h.call_closed();
-                }
-            }
+            // Counted by the call itself, as closed (its disposition).
+            Event::Closed { .. } => {}
             Event::Offered { call, .. } => {
                 if let Some(c) = self.calls.get_mut(call) {
                     c.ringing_since = Some(now);
@@ -124,7 +121,7 @@ impl AcdRecorder {
             Event::Answered { call, wait, .. } => {
                 if let Some(c) = self.calls.get_mut(call) {
                     let ring = c.ringing_since.take().map(|t| elapsed(t, now));
-                    c.practice.call_answered(*wait, ring);
+                    c.practice.queue_answered(*wait, ring);
                 }
             }
             Event::CallCompleted { call, agent, talk } => {
@@ -144,7 +141,7 @@ impl AcdRecorder {
             } => {
                 if let Some(c) = self.calls.remove(call) {
                     let ringing = c.ringing_since.is_some() || *phase == AbandonPhase::Ringing;
-                    c.practice.call_abandoned(*phase, *wait, ringing);
+                    c.practice.queue_abandoned(*phase, *wait, ringing);
                 }
             }
             Event::Rona { call, .. } => self.offer_ended(*call, OfferResult::NoAnswer),
@@ -155,7 +152,7 @@ impl AcdRecorder {
             Event::Retargeted { call, pool, .. } => {
                 if let Some(c) = self.calls.get(call) {
                     c.practice
-                        .call_overflowed(&OverflowTarget::Pool(pool.clone()));
+                        .queue_overflowed(&OverflowTarget::Pool(pool.clone()));
                 }
             }
             Event::Overflowed { call, target, .. } => {
@@ -163,7 +160,7 @@ impl AcdRecorder {
                     if c.ringing_since.is_some() {
                         c.practice.offer_ended(OfferResult::Cancelled);
                     }
-                    c.practice.call_overflowed(target);
+                    c.practice.queue_overflowed(target);
                 }
             }
             Event::AgentStateChanged {

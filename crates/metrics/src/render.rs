@@ -18,9 +18,11 @@ use prometheus::TextEncoder;
 
 use crate::atomics::{AtomicHistogram, Counter, FloatGauge, IntGauge};
 use crate::callbacks::{CallbackAttemptResult, CallbackFailure, CallbackOrigin, TIMELINESS_LABELS};
-use crate::collector::{PracticeFamily, OFFER_ORDER, PHASES, SHORT, WAIT_OUTCOMES};
+use crate::collector::{
+    call_phases_sorted, PracticeFamily, OFFER_ORDER, PHASES, SHORT, WAIT_OUTCOMES,
+};
 use crate::outbound::OutboundOutcome;
-use crate::practice::OVERFLOW_LABELS;
+use crate::practice::{CALL_OVERFLOW_LABELS, OVERFLOW_LABELS};
 use crate::{FamilyInfo, MetricKind, PracticeMetrics, PracticeSet};
 
 /// One family of the exposition.
@@ -157,6 +159,33 @@ pub(crate) fn escape(v: &str, quote: bool) -> Cow<'_, str> {
     Cow::Owned(s)
 }
 
+/// Writes a family labelled `phase`, `practice`, `short` in `gather` order
+/// (phase-major): `phases` are the label values, sorted, with the index of
+/// their counters; `cell(p, phase index, short index)` reads one.
+fn phase_family(
+    out: &mut String,
+    name: &str,
+    ps: &[Arc<PracticeMetrics>],
+    phases: &[(&str, usize)],
+    cell: impl Fn(&PracticeMetrics, usize, usize) -> u64,
+) {
+    for (phase, pi) in phases {
+        for p in ps {
+            for (si, short) in SHORT.iter().enumerate() {
+                out.push_str(name);
+                out.push_str("{phase=\"");
+                out.push_str(phase);
+                out.push_str("\",practice=\"");
+                out.push_str(&p.escaped);
+                out.push_str("\",short=\"");
+                out.push_str(short);
+                out.push_str("\"}");
+                value_u64(out, cell(p, *pi, si));
+            }
+        }
+    }
+}
+
 /// Writes the series of a per-practice family in `gather` order: sorted by
 /// label values, label names taken in sorted order.
 fn write_family(
@@ -186,32 +215,37 @@ fn write_family(
         }
     };
     match family {
-        Offered => counter(out, |p| &p.offered),
-        Answered => counter(out, |p| &p.answered),
+        Offered => counter(out, |p| &p.calls_offered),
+        Answered => counter(out, |p| &p.calls_answered),
         Closed => counter(out, |p| &p.closed),
         Abandoned => {
-            // Labels phase, practice, short: phase-major.
-            for (pi, phase) in PHASES.iter().enumerate() {
-                for p in ps {
-                    for (si, short) in SHORT.iter().enumerate() {
-                        out.push_str(name);
-                        out.push_str("{phase=\"");
-                        out.push_str(phase);
-                        out.push_str("\",practice=\"");
-                        out.push_str(&p.escaped);
-                        out.push_str("\",short=\"");
-                        out.push_str(short);
-                        out.push_str("\"}");
-                        value_u64(out, p.abandoned[pi][si].get());
-                    }
-                }
-            }
+            let phases = call_phases_sorted().map(|ph| (ph.as_str(), ph.index()));
+            phase_family(out, name, ps, &phases, |p, pi, si| {
+                p.calls_abandoned[pi][si].get()
+            });
         }
         Overflowed => {
             for p in ps {
+                for (i, label) in CALL_OVERFLOW_LABELS.iter().enumerate() {
+                    practice_labels(out, name, p, Some(("target", label)));
+                    value_u64(out, p.calls_overflowed[i].get());
+                }
+            }
+        }
+        Failed => counter(out, |p| &p.calls_failed),
+        QueueEntered => counter(out, |p| &p.queue_entered),
+        QueueAnswered => counter(out, |p| &p.queue_answered),
+        QueueAbandoned => {
+            let phases = [(PHASES[0], 0), (PHASES[1], 1)];
+            phase_family(out, name, ps, &phases, |p, pi, si| {
+                p.queue_abandoned[pi][si].get()
+            });
+        }
+        QueueOverflowed => {
+            for p in ps {
                 for (i, label) in OVERFLOW_LABELS.iter().enumerate() {
                     practice_labels(out, name, p, Some(("target", label)));
-                    value_u64(out, p.overflowed[i].get());
+                    value_u64(out, p.queue_overflowed[i].get());
                 }
             }
         }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use permanence_acd::{
-    AcdConfig, AgentProfile, AgentState, CallArrival, CallId, Dispatcher, Input, Output,
-    PracticeId, PracticePolicy,
+    AcdConfig, AgentProfile, CallArrival, CallId, Dispatcher, Input, Output, PracticeId,
+    PracticePolicy,
 };
 use permanence_metrics::{
-    AcdGauges, AcdRecorder, AgentCounts, Metrics, PracticeGauges, RtpTotals, SipMethod, SipReject,
-    BUCKETS, CONTENT_TYPE, DEFAULT_SHORT_ABANDON,
+    AcdGauges, AcdRecorder, AgentCounts, Metrics, PracticeGauges, Presence, RtpTotals, SipMethod,
+    SipReject, BUCKETS, CONTENT_TYPE, DEFAULT_SHORT_ABANDON,
 };
 
 fn series(m: &Metrics) -> BTreeMap<String, String> {
@@ -89,31 +89,31 @@ fn reload_adds_new_practices_removes_deleted_ones_and_keeps_values() {
     assert_eq!(practices_in(&m), ["a", "b"]);
     let a = m.practice("a").expect("a");
     let b = m.practice("b").expect("b");
-    a.call_offered();
-    b.call_offered();
-    b.call_offered();
+    a.queue_entered();
+    b.queue_entered();
+    b.queue_entered();
     let mut recorder = m.recorder();
 
     m.practices(&["b", "c"]).expect("reload");
     recorder.reload();
     assert_eq!(practices_in(&m), ["b", "c"]);
     assert_eq!(
-        value(&m, "permanence_calls_offered_total{practice=\"b\"}"),
+        value(&m, "permanence_queue_entered_total{practice=\"b\"}"),
         2.0
     );
     assert_eq!(
-        value(&m, "permanence_calls_offered_total{practice=\"c\"}"),
+        value(&m, "permanence_queue_entered_total{practice=\"c\"}"),
         0.0
     );
     // Same handle for a kept practice.
     assert!(std::sync::Arc::ptr_eq(&b, &m.practice("b").expect("b")));
     // A removed practice's handle still works, unexported.
-    a.call_offered();
+    a.queue_entered();
     assert!(!m.render().contains("practice=\"a\""));
     // Re-adding it starts from zero.
     m.practices(&["a", "b", "c"]).expect("reload");
     assert_eq!(
-        value(&m, "permanence_calls_offered_total{practice=\"a\"}"),
+        value(&m, "permanence_queue_entered_total{practice=\"a\"}"),
         0.0
     );
     // Duplicates are harmless.
@@ -135,7 +135,7 @@ fn reload_adds_new_practices_removes_deleted_ones_and_keeps_values() {
         Utc::now(),
     );
     assert_eq!(
-        value(&m, "permanence_calls_offered_total{practice=\"d\"}"),
+        value(&m, "permanence_queue_entered_total{practice=\"d\"}"),
         1.0
     );
     // The registry's own gather sees the same set.
@@ -143,7 +143,7 @@ fn reload_adds_new_practices_removes_deleted_ones_and_keeps_values() {
         .registry()
         .gather()
         .iter()
-        .filter(|f| f.name() == "permanence_calls_offered_total")
+        .filter(|f| f.name() == "permanence_queue_entered_total")
         .flat_map(|f| f.get_metric().to_vec())
         .map(|m| m.get_label()[0].value().to_string())
         .collect();
@@ -157,6 +157,7 @@ fn gauges_are_set_from_a_snapshot() {
     // Every agent state is exported, zeros included.
     for s in [
         "logged_out",
+        "unreachable",
         "available",
         "offered",
         "on_call",
@@ -169,9 +170,10 @@ fn gauges_are_set_from_a_snapshot() {
         );
     }
     let mut agents = AgentCounts::default();
-    agents.add(AgentState::Available);
-    agents.add(AgentState::Available);
-    agents.add(AgentState::WrapUp);
+    agents.add(Presence::Available);
+    agents.add(Presence::Available);
+    agents.add(Presence::WrapUp);
+    agents.add(Presence::Unreachable);
     m.set_gauges_from(&AcdGauges {
         practices: vec![
             PracticeGauges {
@@ -236,6 +238,7 @@ fn gauges_are_set_from_a_snapshot() {
     assert_eq!(g("permanence_agents{state=\"available\"}"), Some("2"));
     assert_eq!(g("permanence_agents{state=\"wrap_up\"}"), Some("1"));
     assert_eq!(g("permanence_agents{state=\"paused\"}"), Some("0"));
+    assert_eq!(g("permanence_agents{state=\"unreachable\"}"), Some("1"));
     assert!(!m.render().contains("ghost"));
 
     m.set_active_calls(7);
@@ -565,11 +568,11 @@ fn a_real_dispatcher_feeds_the_recorder() {
     let s = series(&m);
     let g = |k: &str| s.get(k).map(String::as_str);
     assert_eq!(
-        g("permanence_calls_offered_total{practice=\"martin\"}"),
+        g("permanence_queue_entered_total{practice=\"martin\"}"),
         Some("1")
     );
     assert_eq!(
-        g("permanence_calls_answered_total{practice=\"martin\"}"),
+        g("permanence_queue_answered_total{practice=\"martin\"}"),
         Some("1")
     );
     assert_eq!(
@@ -601,11 +604,11 @@ fn a_real_dispatcher_feeds_the_recorder() {
         Some("1")
     );
     assert_eq!(
-        g("permanence_calls_offered_total{practice=\"caron\"}"),
+        g("permanence_queue_entered_total{practice=\"caron\"}"),
         Some("1")
     );
     assert_eq!(
-        g("permanence_calls_abandoned_total{phase=\"queue\",practice=\"caron\",short=\"false\"}"),
+        g("permanence_queue_abandoned_total{phase=\"queue\",practice=\"caron\",short=\"false\"}"),
         Some("1")
     );
     assert_eq!(
@@ -614,4 +617,59 @@ fn a_real_dispatcher_feeds_the_recorder() {
     );
     assert_eq!(r.tracked_calls(), 0);
     assert_eq!(r.tracked_agents(), 0);
+}
+
+/// The practice's call figures follow each call's disposition: every
+/// offered call in exactly one outcome, closed and unanswered calls not
+/// offered, abandons by phase with `short` measured from the engine's
+/// answer.
+#[test]
+fn call_dispositions_give_balanced_call_figures() {
+    use permanence_types::{AbandonPhase, Disposition, OverflowKind};
+    let m = Metrics::new(DEFAULT_SHORT_ABANDON).expect("metrics");
+    m.practices(&["tilleuls"]).expect("practices");
+    let h = m.practice("tilleuls").expect("practice");
+    let s = Duration::from_secs;
+    for (d, since) in [
+        (Disposition::Abandoned(AbandonPhase::Greeting), s(2)),
+        (Disposition::Abandoned(AbandonPhase::Triage), s(9)),
+        (Disposition::Abandoned(AbandonPhase::Queue), s(40)),
+        (Disposition::Abandoned(AbandonPhase::Ringing), s(50)),
+        (Disposition::Abandoned(AbandonPhase::CallbackPrompt), s(70)),
+        (Disposition::Answered, s(300)),
+        (Disposition::Overflowed(OverflowKind::Voicemail), s(200)),
+        (Disposition::CallbackRequested, s(90)),
+        (Disposition::Failed, s(100)),
+        (Disposition::Closed, s(10)),
+        (Disposition::Unanswered, s(0)),
+    ] {
+        h.call_ended(d, since);
+    }
+    let v = |k: &str| value(&m, k);
+    let p = "practice=\"tilleuls\"";
+    assert_eq!(v(&format!("permanence_calls_offered_total{{{p}}}")), 9.0);
+    assert_eq!(v(&format!("permanence_calls_answered_total{{{p}}}")), 1.0);
+    assert_eq!(v(&format!("permanence_calls_failed_total{{{p}}}")), 1.0);
+    assert_eq!(v(&format!("permanence_calls_closed_total{{{p}}}")), 1.0);
+    let abandoned = |phase: &str, short: &str| {
+        v(&format!(
+            "permanence_calls_abandoned_total{{phase=\"{phase}\",{p},short=\"{short}\"}}"
+        ))
+    };
+    assert_eq!(abandoned("greeting", "true"), 1.0);
+    assert_eq!(abandoned("triage", "false"), 1.0);
+    assert_eq!(abandoned("queue", "false"), 1.0);
+    assert_eq!(abandoned("ringing", "false"), 1.0);
+    assert_eq!(abandoned("callback_prompt", "false"), 1.0);
+    assert_eq!(abandoned("route", "false"), 0.0);
+    let overflowed = |t: &str| {
+        v(&format!(
+            "permanence_calls_overflowed_total{{{p},target=\"{t}\"}}"
+        ))
+    };
+    assert_eq!(overflowed("voicemail"), 1.0);
+    assert_eq!(overflowed("callback_request"), 1.0);
+    assert_eq!(overflowed("callback"), 0.0);
+    // The queue's own figures did not move.
+    assert_eq!(v(&format!("permanence_queue_entered_total{{{p}}}")), 0.0);
 }

@@ -194,6 +194,8 @@ fn dashboard_parses_and_names_only_exported_metrics() {
         "permanence_calls_answered_total",
         "permanence_calls_abandoned_total",
         "permanence_calls_overflowed_total",
+        "permanence_calls_failed_total",
+        "permanence_calls_closed_total",
         "permanence_wait_seconds",
         "permanence_queue_waiting",
         "permanence_queue_oldest_wait_seconds",

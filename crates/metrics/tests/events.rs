@@ -114,7 +114,7 @@ impl T {
                 rejoined: false,
             }],
             vec![one(
-                "permanence_calls_offered_total",
+                "permanence_queue_entered_total",
                 &format!("practice=\"{practice}\""),
             )],
         );
@@ -181,7 +181,10 @@ fn a_call_back_in_the_queue_or_kept_as_a_callback_is_not_counted_again() {
 }
 
 #[test]
-fn closed_counts_a_closed_call_not_an_offered_one() {
+fn closed_moves_nothing_the_call_counts_itself() {
+    // The call's own disposition counts it as closed
+    // (`PracticeMetrics::call_ended`): the dispatcher's refusal does not
+    // count it twice.
     let mut t = T::new();
     t.check(
         0,
@@ -189,7 +192,7 @@ fn closed_counts_a_closed_call_not_an_offered_one() {
             call: CallId(1),
             practice: "martin".into(),
         }],
-        vec![one("permanence_calls_closed_total", M)],
+        vec![],
     );
     assert_eq!(t.r.tracked_calls(), 0);
 }
@@ -208,7 +211,7 @@ fn answered_call_records_wait_ring_talk_and_wrap_up() {
             wait: Duration::from_secs(12),
         }],
         vec![
-            one("permanence_calls_answered_total", M),
+            one("permanence_queue_answered_total", M),
             offers("answered"),
             hist(
                 "permanence_wait_seconds",
@@ -301,7 +304,7 @@ fn abandon_in_queue_within_the_threshold_is_short() {
         }],
         vec![
             one(
-                "permanence_calls_abandoned_total",
+                "permanence_queue_abandoned_total",
                 "phase=\"queue\",practice=\"martin\",short=\"true\"",
             ),
             hist(
@@ -328,7 +331,7 @@ fn abandon_in_queue_after_the_threshold_is_not_short() {
         }],
         vec![
             one(
-                "permanence_calls_abandoned_total",
+                "permanence_queue_abandoned_total",
                 "phase=\"queue\",practice=\"martin\",short=\"false\"",
             ),
             hist(
@@ -355,7 +358,7 @@ fn short_threshold_is_configurable() {
         }],
         vec![
             one(
-                "permanence_calls_abandoned_total",
+                "permanence_queue_abandoned_total",
                 "phase=\"queue\",practice=\"martin\",short=\"true\"",
             ),
             hist(
@@ -382,7 +385,7 @@ fn abandon_while_ringing_cancels_the_offer() {
         }],
         vec![
             one(
-                "permanence_calls_abandoned_total",
+                "permanence_queue_abandoned_total",
                 "phase=\"ringing\",practice=\"martin\",short=\"false\"",
             ),
             hist(
@@ -456,7 +459,7 @@ fn unanswered_offers_count_by_result() {
             wait: Duration::from_secs(60),
         }],
         vec![
-            one("permanence_calls_answered_total", M),
+            one("permanence_queue_answered_total", M),
             offers("answered"),
             hist(
                 "permanence_wait_seconds",
@@ -479,7 +482,7 @@ fn retargeting_to_a_pool_counts_a_pool_overflow_and_keeps_the_call() {
             wait: Duration::from_secs(180),
         }],
         vec![one(
-            "permanence_calls_overflowed_total",
+            "permanence_queue_overflowed_total",
             "practice=\"martin\",target=\"pool\"",
         )],
     );
@@ -504,7 +507,7 @@ fn overflow_counts_its_target_and_cancels_a_ringing_offer() {
                 reason: OverflowReason::MaxWait,
             }],
             vec![one(
-                "permanence_calls_overflowed_total",
+                "permanence_queue_overflowed_total",
                 &format!("practice=\"martin\",target=\"{label}\""),
             )],
         );
@@ -521,7 +524,7 @@ fn overflow_counts_its_target_and_cancels_a_ringing_offer() {
         }],
         vec![
             one(
-                "permanence_calls_overflowed_total",
+                "permanence_queue_overflowed_total",
                 "practice=\"martin\",target=\"voicemail\"",
             ),
             offers("cancelled"),
@@ -617,7 +620,7 @@ fn a_practice_missing_from_the_set_is_added_on_first_event() {
     );
     let after = series(&t.m);
     assert_eq!(
-        after.get("permanence_calls_offered_total{practice=\"new-practice\"}"),
+        after.get("permanence_queue_entered_total{practice=\"new-practice\"}"),
         Some(&1.0)
     );
     // All its series appeared at once (zeros included).
@@ -625,14 +628,15 @@ fn a_practice_missing_from_the_set_is_added_on_first_event() {
     assert_eq!(new.len(), series_per_practice());
 }
 
-/// Series of one practice: 3 call counters, 4 abandoned, 4 overflowed,
-/// 6 offers, 5 histograms (wait × 2 outcomes, ring, talk, wrap-up) × 14
-/// lines, 5 gauges, 5 outbound outcomes, the outbound talk time, and the
-/// callbacks: 2 origins, 4 attempt results, 2 timeliness, 5 failure
-/// reasons, handled, and 3 gauges (pending, oldest age, deadline
-/// margin): 115.
+/// Series of one practice: the calls' 4 counters (offered, answered,
+/// closed, failed), 12 abandoned (6 phases × short), 4 overflowed; the
+/// queue's 2 counters, 4 abandoned, 4 overflowed; 6 offers, 5 histograms
+/// (wait × 2 outcomes, ring, talk, wrap-up) × 14 lines, 5 gauges, 5
+/// outbound outcomes, the outbound talk time, and the callbacks: 2
+/// origins, 4 attempt results, 2 timeliness, 5 failure reasons, handled,
+/// and 3 gauges (pending, oldest age, deadline margin): 134.
 fn series_per_practice() -> usize {
-    3 + 4 + 4 + 6 + 5 * (BUCKETS.len() + 3) + 5 + 5 + 1 + (2 + 4 + 2 + 5 + 1 + 3)
+    (4 + 12 + 4) + (2 + 4 + 4) + 6 + 5 * (BUCKETS.len() + 3) + 5 + 5 + 1 + (2 + 4 + 2 + 5 + 1 + 3)
 }
 
 /// The one series of a new practice that does not start at 0: the
@@ -647,7 +651,7 @@ fn practices_precreate_every_series_at_zero() {
     let s = series(&m);
     let new: Vec<(&String, &f64)> = s.iter().filter(|(k, _)| !empty.contains_key(*k)).collect();
     assert_eq!(new.len(), series_per_practice());
-    assert_eq!(series_per_practice(), 115);
+    assert_eq!(series_per_practice(), 134);
     for (k, v) in &new {
         assert!(k.contains("practice=\"martin\""), "{k}");
         let want = if k.starts_with(&format!("{MARGIN}{{")) {

@@ -9,6 +9,7 @@ use permanence_metrics::{
     OfferResult, OutboundOutcome, OutboundRefusal, PracticeGauges, RtpTotals, SipMethod, SipReject,
     DEFAULT_SHORT_ABANDON,
 };
+use permanence_types::{AbandonPhase as CallPhase, Disposition, OverflowKind};
 use prometheus::{Encoder, TextEncoder};
 
 fn reference(m: &Metrics) -> String {
@@ -47,29 +48,41 @@ fn populated_metrics_render_like_the_encoder() {
     for (i, id) in ids.iter().enumerate() {
         let h = m.practice(id).expect("practice");
         for _ in 0..=i {
-            h.call_offered();
+            h.queue_entered();
         }
-        h.call_answered(
+        h.queue_answered(
             Duration::from_millis(1234 * i as u64),
             Some(Duration::from_millis(700)),
         );
-        h.call_abandoned(
+        h.queue_abandoned(
             AbandonPhase::Queue,
             Duration::from_secs(i as u64 * 4),
             false,
         );
-        h.call_abandoned(AbandonPhase::Ringing, Duration::from_millis(10), true);
+        h.queue_abandoned(AbandonPhase::Ringing, Duration::from_millis(10), true);
         let targets = [
             OverflowTarget::Voicemail,
             OverflowTarget::Callback,
             OverflowTarget::Hangup,
             OverflowTarget::Pool("shared".into()),
         ];
-        h.call_overflowed(&targets[i % 4]);
+        h.queue_overflowed(&targets[i % 4]);
         h.offer_ended(OfferResult::ALL[i % 6]);
         h.call_completed(Duration::from_secs(400 + i as u64));
         h.wrap_up_done(Duration::from_millis(29_999));
-        h.call_closed();
+        h.call_ended(Disposition::Closed, Duration::ZERO);
+        h.call_ended(Disposition::Answered, Duration::from_secs(30));
+        h.call_ended(
+            Disposition::Abandoned(CallPhase::ALL[i % 6]),
+            Duration::from_secs(i as u64 * 3),
+        );
+        h.call_ended(
+            Disposition::Overflowed(OverflowKind::ALL[i % 3]),
+            Duration::from_secs(60),
+        );
+        h.call_ended(Disposition::CallbackRequested, Duration::from_secs(60));
+        h.call_ended(Disposition::Failed, Duration::from_secs(60));
+        h.call_ended(Disposition::Unanswered, Duration::ZERO);
         m.outbound_started();
         m.outbound_ended(
             id,
@@ -105,7 +118,7 @@ fn populated_metrics_render_like_the_encoder() {
             eligible: 2 * i as u32,
         });
     }
-    gauges.agents = AgentCounts([1, 2, 3, 4, 5, 6]);
+    gauges.agents = AgentCounts([1, 2, 3, 4, 5, 6, 7]);
     m.set_gauges_from(&gauges);
     m.sip_request(SipMethod::Invite);
     m.sip_request(SipMethod::parse("FOO"));

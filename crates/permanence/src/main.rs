@@ -142,9 +142,15 @@ enum CallbackCommand {
     },
 }
 
+/// Logs without `RUST_LOG`: ours at info; rsipstack at warn (it logs SIP
+/// messages, SDES keys included, below); the WebRTC stack at error (it
+/// warns per packet while a browser's DTLS is being set up, and per stray
+/// STUN request: thousands of lines at load, none actionable).
+const DEFAULT_LOG_FILTER: &str = "info,rsipstack=warn,rtc=error,webrtc=error";
+
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder

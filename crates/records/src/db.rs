@@ -15,7 +15,7 @@ use crate::types::{
 use crate::RecordsError;
 
 /// Schema version written by this build.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// How long a reader connection waits for a lock held by another
 /// connection (the writer's is [`RecordsConfig::busy_timeout`](crate::RecordsConfig::busy_timeout)).
@@ -103,6 +103,8 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     crate::audit::SCHEMA_V4,
     crate::outbound::SCHEMA_V5,
     crate::callbacks::SCHEMA_V6,
+    crate::figures::SCHEMA_V7,
+    crate::voicemail::SCHEMA_V8,
 ];
 
 /// Columns of `calls`, in the order used by inserts and selects.
@@ -273,6 +275,9 @@ pub(crate) enum PendingRow {
     Audit(Box<crate::AuditEntry>),
     /// An outbound call, replacing an earlier row with the same id.
     Outbound(Box<crate::OutboundRecord>),
+    /// A voicemail delivery's state, replacing the row with the same call
+    /// id.
+    Voicemail(Box<crate::VoicemailDeliveryRow>),
 }
 
 /// Whether a failed insert is the store's fault (retry the same rows
@@ -398,6 +403,7 @@ impl<'t> Inserts<'t> {
             }
             PendingRow::AgentState(a) => crate::state::upsert_agent_state(self.tx, a)?,
             PendingRow::Audit(a) => crate::audit::insert(self.tx, a)?,
+            PendingRow::Voicemail(v) => crate::voicemail::upsert(self.tx, v)?,
             PendingRow::Outbound(o) => {
                 let st = prepared(&mut self.outbound, self.tx, &crate::outbound::insert_sql())?;
                 crate::outbound::insert(st, o, policy)?;
@@ -531,6 +537,8 @@ pub(crate) fn purge(conn: &mut Connection, cutoff: DateTime<Utc>) -> Result<Purg
     let events = tx.execute("DELETE FROM queue_events WHERE at < ?1", [&cutoff])?;
     let callbacks = crate::callbacks::purge(&tx, &cutoff)?;
     let outbound = crate::outbound::purge(&tx, &cutoff)?;
+    // Closed voicemail deliveries go with the calls (not counted apart).
+    crate::voicemail::purge(&tx, &cutoff)?;
     tx.commit()?;
     Ok(Purged {
         calls: calls as u64,

@@ -1,10 +1,181 @@
-//! One agent's figures over a period (the web console's "today" panel),
-//! read from the calls, callback requests and outbound calls tables.
+//! Figures read from the records: one agent's over a period (the web
+//! console's "today" panel, from the calls, callback requests and outbound
+//! calls tables), and one practice's calls by outcome and abandon phase
+//! (the admin API's `/api/figures`), with the schema step (version 7) that
+//! gave every abandon its phase.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use crate::{db, CallbackStatus, OutboundOutcome, RecordsError};
+use crate::{db, AbandonPhase, CallbackStatus, OutboundOutcome, Outcome, RecordsError};
+
+/// The outcome of a call row written before version 7: a caller who
+/// cancelled before the engine answered was `abandoned`; now
+/// `unanswered` (not offered).
+macro_rules! v7_outcome {
+    () => {
+        "CASE WHEN outcome = 'abandoned' AND end_reason = 'caller-cancel' \
+         THEN 'unanswered' ELSE outcome END"
+    };
+}
+
+/// The abandon phase of a call row written before version 7: a caller
+/// gone during the greeting or the triage menu had none; now
+/// `before-queue` (the two cannot be told apart afterwards).
+macro_rules! v7_phase {
+    () => {
+        "CASE WHEN outcome = 'abandoned' AND abandon_phase IS NULL \
+         AND end_reason = 'caller-hangup-before-queue' THEN 'before-queue' \
+         ELSE abandon_phase END"
+    };
+}
+
+/// Version 7 of the schema: every abandoned call has its phase, and a call
+/// the caller cancelled before the engine answered is `unanswered`. New
+/// rows are written that way by the engine (phases `greeting`, `triage`,
+/// `route` are new); this step rewrites the older rows (see
+/// [`v7_outcome`] and [`v7_phase`]). The index serves the per-practice
+/// figures.
+pub(crate) const SCHEMA_V7: &str = concat!(
+    "UPDATE calls SET abandon_phase = ",
+    v7_phase!(),
+    ", outcome = ",
+    v7_outcome!(),
+    " WHERE outcome = 'abandoned';\n",
+    "CREATE INDEX IF NOT EXISTS calls_practice_outcome ON calls (practice_id, outcome);\n"
+);
+
+/// What [`practice_figures`] reads for a database of schema `version`: the
+/// table from version 7; before (a read-only reader opened before any
+/// writer of this build migrated the file), the table with the columns
+/// computed as [`SCHEMA_V7`] will rewrite them.
+fn calls_source(version: i64) -> &'static str {
+    if version >= 7 {
+        "calls"
+    } else {
+        concat!(
+            "(SELECT practice_id, received_at, overflow_target, ",
+            v7_outcome!(),
+            " AS outcome, ",
+            v7_phase!(),
+            " AS abandon_phase FROM calls)"
+        )
+    }
+}
+
+/// A practice's forwarded calls received in a period, by what they count
+/// as: the same definition as the metrics
+/// (`permanence_types::Disposition`). For the ended calls,
+/// `offered == answered + abandoned + overflowed + callback_requested +
+/// failed` (see [`PracticeFigures::balanced`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PracticeFigures {
+    /// Calls that reached the open practice (the engine answered with its
+    /// greeting) and have ended.
+    pub offered: u64,
+    /// Offered calls a telesecretary (or a direct-route number) answered.
+    pub answered: u64,
+    /// Offered calls whose caller hung up before an answer, by phase.
+    pub abandoned: BTreeMap<AbandonPhase, u64>,
+    /// Offered calls sent to the practice's overflow, by target
+    /// (`voicemail`, `callback`, `hangup`).
+    pub overflowed: BTreeMap<String, u64>,
+    /// Offered calls whose caller asked to be called back from the queue.
+    pub callback_requested: u64,
+    /// Offered calls ended by a technical failure before an answer.
+    pub failed: u64,
+    /// Not offered: the practice was closed.
+    pub closed: u64,
+    /// Not offered: the caller hung up before the engine answered.
+    pub unanswered: u64,
+    /// Not offered: refused at the door (overload, draining...).
+    pub rejected: u64,
+    /// Calls still in progress, or cut by a crash (`interrupted`): not
+    /// counted anywhere else.
+    pub open_or_interrupted: u64,
+}
+
+impl PracticeFigures {
+    /// All abandons, every phase.
+    pub fn abandoned_total(&self) -> u64 {
+        self.abandoned.values().sum()
+    }
+
+    /// All overflows, every target.
+    pub fn overflowed_total(&self) -> u64 {
+        self.overflowed.values().sum()
+    }
+
+    /// Whether every offered call is counted in exactly one outcome.
+    pub fn balanced(&self) -> bool {
+        self.offered
+            == self.answered
+                + self.abandoned_total()
+                + self.overflowed_total()
+                + self.callback_requested
+                + self.failed
+    }
+
+    /// Adds `n` calls of `outcome` (with their phase and overflow target).
+    fn add(
+        &mut self,
+        outcome: Outcome,
+        phase: Option<AbandonPhase>,
+        overflow: Option<String>,
+        n: u64,
+    ) {
+        let offered = match outcome {
+            Outcome::Answered => &mut self.answered,
+            Outcome::Abandoned => {
+                let phase = phase.unwrap_or(AbandonPhase::BeforeQueue);
+                self.abandoned.entry(phase).or_insert(0)
+            }
+            Outcome::Overflowed => {
+                let target = overflow.unwrap_or_else(|| "unknown".into());
+                self.overflowed.entry(target).or_insert(0)
+            }
+            Outcome::CallbackRequested => &mut self.callback_requested,
+            Outcome::Failed => &mut self.failed,
+            Outcome::Closed => return self.closed += n,
+            Outcome::Unanswered => return self.unanswered += n,
+            Outcome::Rejected => return self.rejected += n,
+            Outcome::InProgress | Outcome::Interrupted => return self.open_or_interrupted += n,
+        };
+        *offered += n;
+        self.offered += n;
+    }
+}
+
+/// See [`RecordReader::practice_figures`](crate::RecordReader::practice_figures).
+pub(crate) fn practice_figures(
+    conn: &Connection,
+    practice: &str,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<PracticeFigures, RecordsError> {
+    let version = db::schema_version(conn)?.unwrap_or(0);
+    let mut st = conn.prepare(&format!(
+        "SELECT outcome, abandon_phase, overflow_target, count(*) FROM {} \
+         WHERE practice_id = ?1 AND received_at >= ?2 AND received_at < ?3 \
+         GROUP BY outcome, abandon_phase, overflow_target",
+        calls_source(version)
+    ))?;
+    let mut rows = st.query(rusqlite::params![practice, db::ts(&since), db::ts(&until)])?;
+    let mut figures = PracticeFigures::default();
+    while let Some(row) = rows.next()? {
+        let outcome: String = row.get(0)?;
+        let phase: Option<String> = row.get(1)?;
+        let outcome = outcome.parse().map_err(|e| db::corrupt("outcome", e))?;
+        let phase = phase
+            .map(|p| p.parse())
+            .transpose()
+            .map_err(|e| db::corrupt("abandon_phase", e))?;
+        figures.add(outcome, phase, row.get(2)?, count(row.get(3)?));
+    }
+    Ok(figures)
+}
 
 /// How long before `since` a call may have been received and still be
 /// answered after it (longer than the longest call the engine allows).

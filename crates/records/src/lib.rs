@@ -70,11 +70,17 @@
 //!   list them with [`RecordReader::outbound_calls`].
 //! * [`RecordReader`] reads through its own read-only connection.
 //!
-//! # Schema (version 6)
+//! # Schema (version 8)
 //!
 //! * `schema_version(version, applied_at)`
 //! * `calls`: one row per [`CallRecord`], keyed by `call_id`; indexes on
-//!   `(practice_id, received_at)`, `received_at` and `caller`.
+//!   `(practice_id, received_at)`, `received_at`, `caller` and (since
+//!   version 7) `(practice_id, outcome)`. Since version 7 every
+//!   `abandoned` call has its [`AbandonPhase`] (`greeting`, `triage`,
+//!   `route` are new; older rows lost before the queue are
+//!   `before-queue`) and a caller gone before the engine answered is
+//!   `unanswered`, not `abandoned`: [`RecordReader::practice_figures`]
+//!   counts a practice's calls as the metrics do.
 //! * `queue_events`: one row per [`QueueEvent`] (`detail` as JSON text);
 //!   indexes on `(call_id, at)`, `(practice_id, at)` and `at`.
 //! * `callbacks` (since version 2): one row per [`CallbackRequest`], with
@@ -96,6 +102,14 @@
 //!   keyed by `id`, with `direction` always `outbound` and
 //!   `destination_hashed`; indexes on `(practice_id, started_at)`,
 //!   `started_at` and `(agent, started_at)`.
+//! * `voicemail_deliveries` (since version 8): one row per
+//!   [`VoicemailDeliveryRow`], keyed by `call_id`: a voicemail message on
+//!   its way to the practice by e-mail (status `pending`, `delivered`,
+//!   `expired`, attempts, next try). The engine writes each step with
+//!   [`RecorderHandle::record_voicemail_delivery`] and resumes the pending
+//!   ones at start-up from [`RecordReader::pending_voicemail_deliveries`].
+//!   The caller's number is kept while pending only. A pending row is
+//!   never purged; closed ones go with the calls' retention.
 //!
 //! Opening a database of an older version with [`Recorder::open`] migrates
 //! it in place (in one transaction) and records each version applied in
@@ -120,6 +134,7 @@ mod reader;
 mod recorder;
 mod state;
 mod types;
+mod voicemail;
 
 #[cfg(test)]
 mod tests;
@@ -128,7 +143,7 @@ pub use audit::AuditEntry;
 pub use config::RecordsConfig;
 pub use db::{hash_caller, Purged};
 pub use error::RecordsError;
-pub use figures::AgentFigures;
+pub use figures::{AgentFigures, PracticeFigures};
 pub use health::{RecordsHealth, RecordsState, WriteFailure};
 pub use reader::{CallFilter, RecordReader};
 pub use recorder::{Clock, Recorder, RecorderHandle, RecorderStats};
@@ -138,3 +153,4 @@ pub use types::{
     CallbackStatus, IdentifiedBy, OutboundOrigin, OutboundOutcome, OutboundRecord, Outcome,
     QueueEvent, QueueEventKind, RtpCounters, StoredCallback, TriageChoice, UnknownValue,
 };
+pub use voicemail::VoicemailDeliveryRow;

@@ -233,6 +233,25 @@ impl RecordReader {
         crate::callbacks::by_key(&self.conn, version, key)
     }
 
+    /// The voicemail deliveries still pending, in queue order (the
+    /// engine resumes them at start-up); empty before version 8.
+    pub fn pending_voicemail_deliveries(
+        &self,
+    ) -> Result<Vec<crate::VoicemailDeliveryRow>, RecordsError> {
+        let version = db::schema_version(&self.conn)?.unwrap_or(0);
+        crate::voicemail::list(&self.conn, version, true, usize::MAX)
+    }
+
+    /// Every voicemail delivery (pending or closed), oldest first, at most
+    /// `limit`; empty before version 8.
+    pub fn voicemail_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::VoicemailDeliveryRow>, RecordsError> {
+        let version = db::schema_version(&self.conn)?.unwrap_or(0);
+        crate::voicemail::list(&self.conn, version, false, limit)
+    }
+
     /// Every stored agent state (see [`AgentStateRow`](crate::AgentStateRow));
     /// empty on a database older than version 3.
     pub fn agent_states(&self) -> Result<Vec<crate::AgentStateRow>, RecordsError> {
@@ -298,6 +317,19 @@ impl RecordReader {
         since: DateTime<Utc>,
     ) -> Result<crate::AgentFigures, RecordsError> {
         crate::figures::agent_figures(&self.conn, agent, since)
+    }
+
+    /// One practice's forwarded calls received in `[since, until)`, by what
+    /// they count as (offered, answered, abandoned by phase, overflowed...;
+    /// see [`PracticeFigures`](crate::PracticeFigures)): the figures the
+    /// metrics count, from the call records alone.
+    pub fn practice_figures(
+        &self,
+        practice: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<crate::PracticeFigures, RecordsError> {
+        crate::figures::practice_figures(&self.conn, practice, since, until)
     }
 
     /// Total rows in the `calls` and `queue_events` tables.

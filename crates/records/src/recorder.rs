@@ -164,6 +164,7 @@ enum Msg {
     Registrations(Box<(String, Vec<RegistrationRow>)>),
     Audit(Box<crate::AuditEntry>),
     Outbound(Box<OutboundRecord>),
+    Voicemail(Box<crate::VoicemailDeliveryRow>),
     CloseInterrupted(SyncSender<Result<u64, RecordsError>>),
     Flush(SyncSender<Result<(), RecordsError>>),
     Purge(
@@ -270,6 +271,14 @@ impl RecorderHandle {
     /// when [`RecordsConfig::hash_callers`] is on.
     pub fn record_outbound(&self, rec: OutboundRecord) -> bool {
         self.send(Msg::Outbound(Box::new(rec)), "outbound call record")
+    }
+
+    /// Queues a voicemail delivery's state for writing (insert or replace
+    /// by [`call_id`](crate::VoicemailDeliveryRow::call_id)); same
+    /// contract, channel and back-off as [`record_call`](Self::record_call).
+    /// The caller's number is stored while the delivery is pending only.
+    pub fn record_voicemail_delivery(&self, row: crate::VoicemailDeliveryRow) -> bool {
+        self.send(Msg::Voicemail(Box::new(row)), "voicemail delivery")
     }
 
     /// Closes the call records and outbound call records a crash left
@@ -873,6 +882,7 @@ impl Writer {
             Msg::Registrations(r) => self.add(PendingRow::Registrations(r)),
             Msg::Audit(a) => self.add(PendingRow::Audit(a)),
             Msg::Outbound(o) => self.add(PendingRow::Outbound(o)),
+            Msg::Voicemail(v) => self.add(PendingRow::Voicemail(v)),
             Msg::CloseInterrupted(reply) => {
                 let _ = self.write_pending();
                 let result = match &self.conn {

@@ -373,7 +373,8 @@ text_enum! {
     Outcome, "outcome", "kebab-case" {
         /// An agent answered.
         Answered => "answered",
-        /// The caller hung up before an agent answered.
+        /// The caller hung up before an agent answered (offered to the
+        /// practice; the phase is in [`CallRecord::abandon_phase`]).
         Abandoned => "abandoned",
         /// The call was sent to its overflow target.
         Overflowed => "overflowed",
@@ -385,8 +386,13 @@ text_enum! {
         Closed => "closed",
         /// The call was refused (unknown practice, untrusted source, …).
         Rejected => "rejected",
-        /// A technical failure ended the call.
+        /// A technical failure ended the call before anyone answered.
         Failed => "failed",
+        /// The caller hung up while the engine let the call ring, before
+        /// it answered: the practice's greeting was never heard, the call
+        /// is not offered (records before schema version 7 said
+        /// `abandoned`, end reason `caller-cancel`).
+        Unanswered => "unanswered",
         /// The call is still going on (its record is updated as it goes).
         InProgress => "in-progress",
         /// The engine stopped (crash, kill) during the call; closed at the
@@ -398,6 +404,15 @@ text_enum! {
 text_enum! {
     /// Where an abandoned caller was when they hung up.
     AbandonPhase, "abandon phase", "kebab-case" {
+        /// During the practice's greeting.
+        Greeting => "greeting",
+        /// In the triage menu.
+        Triage => "triage",
+        /// While the number of a direct-route triage option was ringing.
+        Route => "route",
+        /// Before joining the queue, greeting or triage not told apart:
+        /// calls recorded before schema version 7 only.
+        BeforeQueue => "before-queue",
         /// Waiting in the queue.
         Queue => "queue",
         /// While an agent's phone was ringing.

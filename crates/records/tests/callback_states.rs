@@ -772,7 +772,7 @@ fn a_version_5_database_is_migrated_in_place() {
     let applied = versions(&path);
     assert_eq!(
         applied.iter().map(|v| v.0).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
     assert_eq!(applied[4].1, "2025-03-01T09:00:00.000000Z", "v5 row kept");
 
@@ -880,7 +880,7 @@ fn a_version_5_database_is_migrated_in_place() {
     assert_eq!(schema_of(&path), schema_of(&fresh));
     assert_eq!(
         versions(&fresh).iter().map(|v| v.0).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
 
     // Opening again is a no-op for the schema and keeps every row.
@@ -890,5 +890,5 @@ fn a_version_5_database_is_migrated_in_place() {
     assert_eq!(r.callbacks_list(None, &[], 10).expect("list").len(), 4);
     drop(r);
     rec.shutdown().expect("shutdown");
-    assert_eq!(versions(&path).len(), 6);
+    assert_eq!(versions(&path).len(), 8);
 }

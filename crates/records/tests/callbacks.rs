@@ -409,7 +409,7 @@ fn a_version_1_database_is_migrated_in_place() {
             .expect("versions");
         assert_eq!(
             versions.iter().map(|v| v.0).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4, 5, 6]
+            vec![1, 2, 3, 4, 5, 6, 7, 8]
         );
         assert_eq!(versions[0].1, "2025-01-06T09:00:00.000000Z", "v1 row kept");
         let columns: Vec<(String, String, bool, Option<String>)> = c

@@ -548,7 +548,7 @@ fn a_version_4_database_is_migrated_in_place() {
     let applied = versions(&path);
     assert_eq!(
         applied.iter().map(|v| v.0).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
     assert_eq!(applied[3].1, "2025-02-24T09:00:00.000000Z", "v4 row kept");
 
@@ -624,7 +624,7 @@ fn a_version_4_database_is_migrated_in_place() {
     assert_eq!(schema_of(&path), schema_of(&fresh));
     assert_eq!(
         versions(&fresh).iter().map(|v| v.0).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
 
     // Opening again is a no-op for the schema and keeps every row.
@@ -634,5 +634,5 @@ fn a_version_4_database_is_migrated_in_place() {
     assert_eq!(r.outbound_calls(None, 10).expect("out"), vec![out]);
     drop(r);
     rec.shutdown().expect("shutdown");
-    assert_eq!(versions(&path).len(), 6);
+    assert_eq!(versions(&path).len(), 8);
 }

@@ -14,7 +14,10 @@
 //!   an offer to an agent failed ([`OfferFailure`]);
 //! - [`sip`]: SIP [`Transport`], digest [`DigestAlgorithm`], agents'
 //!   [`SrtpPolicy`];
-//! - [`access`]: the [`Role`] of a user of the admin API.
+//! - [`access`]: the [`Role`] of a user of the admin API;
+//! - [`disposition`]: what an ended call counts as in a practice's figures
+//!   ([`Disposition`]) and where an abandoning caller was
+//!   ([`AbandonPhase`]).
 //!
 //! Each type has a stable text form (`as_str`, also its serde form) for
 //! logs, labels and stored records: `Debug` output is never stored as data.
@@ -25,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod disposition;
 pub mod ids;
 pub mod overflow;
 pub mod routing;
@@ -32,6 +36,7 @@ pub mod serde_secs;
 pub mod sip;
 
 pub use access::Role;
+pub use disposition::{AbandonPhase, Disposition};
 pub use ids::{AgentId, PauseReason, PoolId, PracticeId};
 pub use overflow::{OverflowKind, OverflowTarget};
 pub use routing::{OfferFailure, RoutingStep, Selector, Strategy};

@@ -158,19 +158,22 @@ async fn inbound(track: Arc<dyn TrackRemote>, relay: Arc<UdpSocket>, media: Sock
     }
 }
 
-/// The media leg's packets, from the relay socket to the browser's track.
+/// The media leg's packets, from the relay socket to the browser's track,
+/// once the browser is connected (before, DTLS has no keys: the packets
+/// are dropped here rather than refused by the stack one by one).
 async fn outbound(
     relay: Arc<UdpSocket>,
     media: SocketAddr,
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
+    state: watch::Receiver<PeerState>,
 ) {
     let mut buf = [0u8; MAX_PACKET];
     loop {
         let Ok((n, from)) = relay.recv_from(&mut buf).await else {
             return;
         };
-        if from != media {
+        if from != media || *state.borrow() != PeerState::Connected {
             continue;
         }
         let mut bytes = buf.get(..n).unwrap_or(&[]);
@@ -288,7 +291,7 @@ impl Peer {
                 return Err(e);
             }
         };
-        let outbound = tokio::spawn(outbound(relay, media, track, ssrc));
+        let outbound = tokio::spawn(outbound(relay, media, track, ssrc, state.clone()));
         let peer = Peer {
             pc,
             relay_addr,

@@ -27,7 +27,8 @@ use chrono::{DateTime, Utc};
 use far::{FarEvent, FarNews, FarSide, OtherParty};
 use permanence_acd::CallId;
 use permanence_call::{
-    Call, CallSettings, EndReason, Event, Input, Output, TriageChoice, TriageMenu,
+    AbandonPhase, Call, CallSettings, Disposition, EndReason, Event, Input, Output, TriageChoice,
+    TriageMenu,
 };
 use permanence_config::Practice;
 use permanence_media::MediaEvent;
@@ -143,11 +144,6 @@ impl CallDriver {
             permanence_numbers::mask(&incoming.caller),
             ctx.clock.wall(),
         ));
-        if !incoming.open {
-            if let Ok(m) = ctx.metrics.practice(&practice.id) {
-                m.call_closed();
-            }
-        }
         let core = Call::new(settings(&ctx, &practice, &incoming.caller));
         Self {
             ctx,
@@ -464,8 +460,22 @@ impl CallDriver {
         }
     }
 
+    /// Counts the ended call in its practice's figures
+    /// (`permanence_calls_*_total`), from the disposition the core decided;
+    /// `short` abandons are measured from the engine's answer.
+    fn count(&self, disposition: Disposition) {
+        let since_answer = self
+            .core
+            .started_at()
+            .and_then(|t| (self.now() - t).to_std().ok())
+            .unwrap_or_default();
+        if let Ok(m) = self.ctx.metrics.practice(&self.practice.id) {
+            m.call_ended(disposition, since_answer);
+        }
+    }
+
     /// After the core finished: release every leg, account for media and
-    /// the voicemail, write the record and the log line.
+    /// the voicemail, count the call, write the record and the log line.
     async fn finish(mut self) {
         let reason = self.ended.unwrap_or(EndReason::Failure);
         self.close_far().await;
@@ -479,6 +489,9 @@ impl CallDriver {
                 &mut self.caller,
             )
             .await;
+        let disposition = self.core.disposition().unwrap_or(Disposition::Failed);
+        self.count(disposition);
+        self.mail_voicemail();
         let stats = self.caller.media.stats();
         let mut rtp = self.rtp_far;
         rtp += far::rtp_totals(&stats);
@@ -488,6 +501,7 @@ impl CallDriver {
             let practice = &self.practice;
             r.record_call(self.record.finish(
                 reason,
+                disposition,
                 permanence_records::RtpCounters {
                     packets_in: stats.packets_in,
                     packets_out: stats.packets_out,
@@ -504,6 +518,8 @@ impl CallDriver {
             event = "call.ended",
             practice = %self.practice.id,
             reason = reason.as_str(),
+            offered = disposition.offered(),
+            abandon_phase = disposition.abandon_phase().map_or("", AbandonPhase::as_str),
             call_id = %self.incoming.sip_call_id,
             call = self.id.0,
             agent = self.record.agent().map(|a| a.as_str()).unwrap_or(""),
@@ -514,6 +530,42 @@ impl CallDriver {
             "call ended"
         );
         self.caller.close(&self.ctx).await;
+    }
+}
+
+impl CallDriver {
+    /// Hands a finalised voicemail message to the mailer: e-mailed to the
+    /// practice's `[voicemail] email` addresses with the caller's number,
+    /// the time, the triage choice and the duration.
+    fn mail_voicemail(&self) {
+        let Some((wav, at, duration)) = self.voicemail.message() else {
+            return;
+        };
+        let p = &self.practice;
+        let caller = &self.incoming.caller;
+        let message = permanence_mailer::VoicemailMessage {
+            call_id: self.record.id().to_owned(),
+            practice_id: p.id.clone(),
+            practice_name: p.name.clone(),
+            timezone: p.timezone.name().to_owned(),
+            recipients: p.voicemail_email.clone(),
+            wav: wav.to_path_buf(),
+            caller: (!caller.is_empty() && caller != "anonymous").then(|| caller.clone()),
+            recorded_at: at,
+            duration_secs: duration.as_secs_f64(),
+            triage: self
+                .record
+                .triage()
+                .map(|d| format!("{} (touche {d})", triage_label(p, d))),
+        };
+        if p.voicemail_email.is_empty() || !self.ctx.mailer.deliver(message) {
+            info!(
+                event = "voicemail.not_mailed",
+                practice = %p.id,
+                call = self.id.0,
+                "voicemail message kept on disk only (no e-mail configured)"
+            );
+        }
     }
 }
 

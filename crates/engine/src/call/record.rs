@@ -3,7 +3,8 @@
 //! hand in the driver.
 
 use chrono::{DateTime, Utc};
-use permanence_call::{AgentId, EndReason, Event, OverflowKind};
+use permanence_call::{AbandonPhase, AgentId, Disposition, EndReason, Event, OverflowKind};
+use permanence_records::AbandonPhase as StoredPhase;
 use permanence_records::{CallRecord, IdentifiedBy, Outcome, RtpCounters, TriageChoice};
 use permanence_sip::intake::NumberSource;
 
@@ -67,6 +68,11 @@ impl CallRecordBuilder {
         self.queued_at
     }
 
+    /// The caller's triage choice, if any.
+    pub fn triage(&self) -> Option<char> {
+        self.triage
+    }
+
     /// Who answered, if someone did.
     pub fn agent(&self) -> Option<&AgentId> {
         self.agent.as_ref()
@@ -95,27 +101,23 @@ impl CallRecordBuilder {
         }
     }
 
-    /// The record of the ended call. `now` is engine time; `wall_offset`
-    /// (wall clock minus engine time) moves the timestamps to the wall
-    /// clock; `triage_label` names the triage option chosen.
+    /// The record of the ended call: its outcome and abandon phase follow
+    /// its `disposition` (decided by the call core, the same the metrics
+    /// count). `now` is engine time; `wall_offset` (wall clock minus engine
+    /// time) moves the timestamps to the wall clock; `triage_label` names
+    /// the triage option chosen.
     pub fn finish(
         &self,
         reason: EndReason,
+        disposition: Disposition,
         rtp: RtpCounters,
         now: DateTime<Utc>,
         wall_offset: chrono::Duration,
         triage_label: impl Fn(char) -> String,
     ) -> CallRecord {
         let mut r = self.record(now, wall_offset, triage_label);
-        r.outcome = self.outcome(reason);
-        r.abandon_phase = match reason {
-            EndReason::AbandonedInQueue => Some(permanence_records::AbandonPhase::Queue),
-            EndReason::AbandonedRinging => Some(permanence_records::AbandonPhase::Ringing),
-            EndReason::AbandonedCallbackPrompt => {
-                Some(permanence_records::AbandonPhase::CallbackPrompt)
-            }
-            _ => None,
-        };
+        r.outcome = outcome(disposition);
+        r.abandon_phase = disposition.abandon_phase().map(stored_phase);
         r.ended_at = Some(now + wall_offset);
         r.end_reason = Some(reason.as_str().to_string());
         r.rtp = Some(rtp);
@@ -175,24 +177,30 @@ impl CallRecordBuilder {
             rtp: None,
         }
     }
+}
 
-    fn outcome(&self, reason: EndReason) -> Outcome {
-        if self.agent_answered_at.is_some() || reason == EndReason::Transferred {
-            return Outcome::Answered;
-        }
-        match reason {
-            EndReason::CallerCancel
-            | EndReason::CallerHangupBeforeQueue
-            | EndReason::AbandonedInQueue
-            | EndReason::AbandonedRinging
-            | EndReason::AbandonedCallbackPrompt => Outcome::Abandoned,
-            EndReason::CallbackRequested => Outcome::CallbackRequested,
-            EndReason::Voicemail | EndReason::Callback | EndReason::OverflowHangup => {
-                Outcome::Overflowed
-            }
-            EndReason::Closed => Outcome::Closed,
-            _ => Outcome::Failed,
-        }
+/// The stored outcome of a call that ended with `d`.
+fn outcome(d: Disposition) -> Outcome {
+    match d {
+        Disposition::Closed => Outcome::Closed,
+        Disposition::Unanswered => Outcome::Unanswered,
+        Disposition::Answered => Outcome::Answered,
+        Disposition::Abandoned(_) => Outcome::Abandoned,
+        Disposition::Overflowed(_) => Outcome::Overflowed,
+        Disposition::CallbackRequested => Outcome::CallbackRequested,
+        Disposition::Failed => Outcome::Failed,
+    }
+}
+
+/// The stored form of an abandon phase.
+fn stored_phase(p: AbandonPhase) -> StoredPhase {
+    match p {
+        AbandonPhase::Greeting => StoredPhase::Greeting,
+        AbandonPhase::Triage => StoredPhase::Triage,
+        AbandonPhase::Route => StoredPhase::Route,
+        AbandonPhase::Queue => StoredPhase::Queue,
+        AbandonPhase::Ringing => StoredPhase::Ringing,
+        AbandonPhase::CallbackPrompt => StoredPhase::CallbackPrompt,
     }
 }
 

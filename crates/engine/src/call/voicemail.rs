@@ -14,8 +14,12 @@ use tracing::{info, warn};
 #[derive(Debug, Default)]
 pub struct Voicemail {
     path: Option<PathBuf>,
+    /// When the recording started (wall clock).
+    started_at: Option<DateTime<Utc>>,
     /// The media engine gave its verdict.
     done: bool,
+    /// The message's length, once the WAV is finalised.
+    recorded: Option<Duration>,
 }
 
 impl Voicemail {
@@ -36,6 +40,7 @@ impl Voicemail {
             tokio::fs::create_dir_all(&dir).await.is_ok() && leg.record(&path, max).is_ok();
         if started {
             self.path = Some(path);
+            self.started_at = Some(at);
         } else {
             warn!(call = call.0, dir = %dir.display(), "cannot record voicemail");
         }
@@ -50,7 +55,16 @@ impl Voicemail {
         verdict: Result<Duration, &str>,
     ) {
         self.done = true;
+        if let Ok(d) = verdict {
+            self.recorded = Some(d);
+        }
         log(practice, call_id, path, verdict);
+    }
+
+    /// The finalised message: its WAV, when it started and its length;
+    /// `None` without one (or if the recording failed).
+    pub fn message(&self) -> Option<(&Path, DateTime<Utc>, Duration)> {
+        Some((self.path.as_deref()?, self.started_at?, self.recorded?))
     }
 
     /// The message's path for the call's log line (empty without one).

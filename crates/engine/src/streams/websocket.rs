@@ -67,10 +67,14 @@ fn choose_sip(req: &Request, mut resp: Response) -> Result<Response, ErrorRespon
     Ok(resp)
 }
 
+/// Messages capped; a 4 KiB read buffer (tungstenite's default of 128 KiB
+/// per connection made each idle browser cost 155 KiB: benches/README.md,
+/// "WebRTC agents").
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
+        .read_buffer_size(4 * 1024)
 }
 
 impl Conn {
