@@ -45,6 +45,7 @@ fn outbound_callback_and_transfer_cases_are_present() {
         "transfers-bad",
         "card-bad",
         "voicemail-mail-bad",
+        "announcements-bad",
     ] {
         assert!(
             root.join(case).join("expected.txt").is_file(),

@@ -160,6 +160,37 @@ fn api_figures(engine: &Engine) -> Figures {
     )
 }
 
+/// The monthly report of this month (`GET /api/report`, JSON: what
+/// `permanence report` prints).
+fn report_figures(engine: &Engine) -> Figures {
+    let month = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .format("%Y-%m")
+        .to_string();
+    let r = api(
+        engine,
+        "GET",
+        &format!("/api/report?practice=martin&month={month}&format=json"),
+    );
+    let c = &r["calls"];
+    let map = |v: &serde_json::Value| -> BTreeMap<String, u64> {
+        v.as_object()
+            .expect("object")
+            .iter()
+            .map(|(k, n)| (k.clone(), n.as_u64().expect("count")))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    };
+    let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k}: {r}"));
+    (
+        n("offered"),
+        n("answered"),
+        map(&c["abandoned_by_phase"]),
+        map(&c["overflowed"]),
+        n("failed"),
+    )
+}
+
 /// Counted row by row from the call records (not through the API's
 /// aggregation).
 fn records_figures(engine: &Engine) -> Figures {
@@ -291,6 +322,7 @@ fn metrics_records_and_admin_api_agree_on_a_mixed_set_of_calls() {
     assert_eq!(api_figures(&engine), expected, "admin API");
     assert_eq!(records_figures(&engine), expected, "call records");
     assert_eq!(metrics_figures(&engine), expected, "metrics");
+    assert_eq!(report_figures(&engine), expected, "the monthly report");
     let f = api(&engine, "GET", "/api/figures?practice=martin");
     assert_eq!(f["pickup_rate"].as_f64(), Some(1.0 / 6.0));
 

@@ -367,12 +367,28 @@ impl TestConfig {
         }
         for (name, t) in &self.dialplans {
             let mut t = t.clone();
+            let abs = |v: &mut toml::Value| {
+                if let Some(s) = v.as_str() {
+                    *v = root
+                        .join("dialplans")
+                        .join(s)
+                        .to_string_lossy()
+                        .to_string()
+                        .into();
+                }
+            };
             if let Some(prompts) = t.get_mut("prompts").and_then(|v| v.as_table_mut()) {
                 for (_, v) in prompts.iter_mut() {
-                    if let Some(s) = v.as_str() {
-                        let abs = root.join("dialplans").join(s);
-                        *v = abs.to_string_lossy().to_string().into();
+                    match v.as_table_mut() {
+                        // [prompts.en]: the English recordings.
+                        Some(en) => en.iter_mut().for_each(|(_, v)| abs(v)),
+                        None => abs(v),
                     }
+                }
+            }
+            if let Some(list) = t.get_mut("announcements").and_then(|v| v.as_array_mut()) {
+                for a in list.iter_mut().filter_map(|a| a.as_table_mut()) {
+                    a.get_mut("file").into_iter().for_each(abs);
                 }
             }
             std::fs::write(dp_dir.join(name), toml::to_string(&t).expect("toml")).expect("write");

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use permanence_outbound::AllowList;
-use permanence_types::{AbandonPhase, AgentId, OfferFailure, OverflowKind};
+use permanence_types::{
+    AbandonPhase, AgentId, AnnouncementMode, Language, OfferFailure, OverflowKind,
+};
 
 /// A prompt, named by role; the driver maps it to the practice's audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +55,12 @@ pub enum Prompt {
     /// de file...": the number a telesecretary transferred the caller to
     /// did not answer; the caller waits again, first in the queue.
     TransferFailed,
+    /// "For English, press 9" (the digit of [`CallSettings::english`]),
+    /// after the greeting of a practice that offers English.
+    EnglishOffer,
+    /// The practice's dated announcement of the day: the `n`th of its
+    /// `[[announcements]]` ([`Announcement::index`]).
+    Dated(u16),
 }
 
 /// What a caller leg should hear.
@@ -168,6 +176,16 @@ pub enum QueueTarget {
     Pool(String),
 }
 
+/// The practice's dated announcement active on the day of the call (the
+/// driver resolved it from the wall clock in the practice's time zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announcement {
+    /// Which one, for the driver's audio ([`Prompt::Dated`]).
+    pub index: u16,
+    /// After the greeting then on as usual, or instead of the queue.
+    pub mode: AnnouncementMode,
+}
+
 /// Settings of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSettings {
@@ -181,6 +199,15 @@ pub struct CallSettings {
     pub voicemail_max: Duration,
     /// The callback offered while queued (`None`: not offered).
     pub callback: Option<CallbackSettings>,
+    /// The digit that switches the caller to English (9), when the
+    /// practice's languages include English: offered after the greeting,
+    /// taken during the greeting and the triage menu. `None`: French only.
+    pub english: Option<char>,
+    /// The dated announcement of the day, if any.
+    pub announcement: Option<Announcement>,
+    /// When closed, record a voicemail message after the closed prompt
+    /// (`[hours] when_closed = "voicemail"`) instead of hanging up.
+    pub closed_voicemail: bool,
 }
 
 impl Default for CallSettings {
@@ -191,6 +218,9 @@ impl Default for CallSettings {
             announce_every: None,
             voicemail_max: Duration::from_secs(120),
             callback: None,
+            english: None,
+            announcement: None,
+            closed_voicemail: false,
         }
     }
 }
@@ -427,7 +457,13 @@ pub enum Action {
         head: bool,
         /// Who to offer the call to; `None`: the practice's routing steps.
         target: Option<QueueTarget>,
+        /// The caller's language: English needs an agent who speaks it.
+        language: Language,
     },
+    /// From now on, play the caller's prompts in this language (the
+    /// practice's own recording for that language if it has one, else the
+    /// built-in set): the caller chose it.
+    SetLanguage(Language),
     /// Ask the dispatcher for the position and estimated wait.
     RequestPosition,
     /// Tell the dispatcher the caller hung up (abandon).
@@ -517,6 +553,8 @@ pub enum Event {
     },
     /// The triage menu plays.
     TriageMenu,
+    /// The caller chose to be served in this language.
+    LanguageChosen(Language),
     /// The caller left the callback menu without a request (two invalid
     /// numbers, or silence) and waits in the queue again (the call never
     /// left it).
@@ -690,8 +728,13 @@ pub enum Phase {
         /// When the recording is cut.
         until: DateTime<Utc>,
     },
-    /// Closed prompt playing; the call ends when it finishes.
+    /// Closed prompt playing (after the greeting and the dated
+    /// announcement when the announcement replaces the queue); then the
+    /// call ends, or records a voicemail message when the practice takes
+    /// them when closed ([`CallSettings::closed_voicemail`]).
     ClosedMessage,
+    /// Closed, voicemail prompt playing; the recording follows.
+    ClosedVoicemail,
     /// Over.
     Ended(EndReason),
 }

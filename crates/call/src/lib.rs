@@ -46,8 +46,27 @@
 //!    the telesecretary or pool named, and the offer/answer of step 5
 //!    applies. The caller never hears silence and is never dropped.
 //!
+//! A practice's **dated announcement** of the day (holidays, an epidemic
+//! notice: [`CallSettings::announcement`]) plays right after the greeting
+//! (a triage digit pressed during it counts, a hang-up is a greeting
+//! abandon), then the call goes on; one that replaces the queue
+//! ([`AnnouncementMode::InsteadOfQueue`]) makes the day closed: greeting,
+//! announcement, closed prompt, then the closed exit below, counted as a
+//! closed-hours call.
+//!
+//! A practice whose languages include English ([`CallSettings::english`])
+//! says "For English, press 9" right after its greeting. The digit,
+//! pressed during the greeting, the offer or the triage menu, switches the
+//! call to English ([`Call::language`]): [`Action::SetLanguage`] (the
+//! driver plays English prompts from then on), the greeting again in
+//! English, the menu in English, and the call is queued with the English
+//! requirement ([`Action::Enqueue`]'s `language`). Without a triage menu
+//! the caller has a few seconds after the offer to press it.
+//!
 //! Other exits: a closed practice plays the closed prompt (dial 15 in an
-//! emergency) and hangs up; at max wait the dispatcher sends the call to
+//! emergency) and hangs up, or, when it takes messages when closed
+//! ([`CallSettings::closed_voicemail`]), plays the voicemail prompt and
+//! records one (still a closed-hours call in the figures); at max wait the dispatcher sends the call to
 //! its overflow (voicemail: prompt then recording; callback: prompt and the
 //! request recorded; hangup: apology then BYE); the caller may hang up at
 //! any point (abandon, reported to the dispatcher with the phase); RTP
@@ -68,10 +87,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use io::{
-    Action, CallSettings, CallbackSettings, EndReason, Event, Input, Output, Phase, Playlist,
-    Prompt, QueueTarget, TransferTo, TriageChoice, TriageMenu,
+    Action, Announcement, CallSettings, CallbackSettings, EndReason, Event, Input, Output, Phase,
+    Playlist, Prompt, QueueTarget, TransferTo, TriageChoice, TriageMenu,
 };
-pub use permanence_types::{AbandonPhase, AgentId, Disposition, OfferFailure, OverflowKind};
+pub use permanence_types::{
+    AbandonPhase, AgentId, AnnouncementMode, Disposition, Language, OfferFailure, OverflowKind,
+};
 
 /// Silence allowed in the callback menu: after the number is spoken back,
 /// and between two digits of a typed number.
@@ -82,6 +103,10 @@ const CALLBACK_MAX_DIGITS: usize = 20;
 
 /// Invalid numbers typed before the caller goes back to waiting.
 const CALLBACK_MAX_ATTEMPTS: u8 = 2;
+
+/// Silence allowed after "For English, press 9" when no triage menu
+/// follows, before the call is queued in French.
+const LANGUAGE_WAIT: Duration = Duration::from_secs(3);
 
 /// One caller's call.
 #[derive(Debug)]
@@ -108,6 +133,11 @@ pub struct Call {
     /// A position announcement that arrived during the callback menu, for
     /// the return to the queue.
     held_announcement: Option<Prompt>,
+    /// The caller's language: French until they press the English digit.
+    language: Language,
+    /// When the call is queued in French if the English digit is not
+    /// pressed (a practice offering English, without a triage menu).
+    language_wait: Option<DateTime<Utc>>,
     outputs: VecDeque<Output>,
 }
 
@@ -128,6 +158,8 @@ impl Call {
             offer_at: None,
             offer_made: false,
             held_announcement: None,
+            language: Language::Fr,
+            language_wait: None,
             outputs: VecDeque::new(),
         }
     }
@@ -140,6 +172,12 @@ impl Call {
     /// The triage digit chosen (or defaulted), if any.
     pub fn triage_choice(&self) -> Option<char> {
         self.triage_choice
+    }
+
+    /// The language the caller is served in (prompts, and the agents the
+    /// dispatcher may offer the call to).
+    pub fn language(&self) -> Language {
+        self.language
     }
 
     /// Whether the dispatcher still holds this call (queued, ringing or
@@ -239,6 +277,7 @@ impl Call {
             triage: self.triage_choice,
             head,
             target,
+            language: self.language,
         });
         self.queue_audio(lead, now);
         self.next_announce = self.settings.announce_every.map(|e| now + e);
@@ -335,7 +374,7 @@ impl Call {
                 self.push(Action::StopRecording);
                 EndReason::Voicemail
             }
-            Phase::ClosedMessage => EndReason::Closed,
+            Phase::ClosedMessage | Phase::ClosedVoicemail => EndReason::Closed,
             Phase::Ended(r) => {
                 self.phase = Phase::Ended(r);
                 return;
@@ -366,14 +405,58 @@ impl Call {
     }
 
     fn after_greeting(&mut self, now: DateTime<Utc>) {
-        match &self.settings.triage {
-            Some(_) => {
-                self.phase = Phase::Triage { deadline: None };
-                self.emit(Event::TriageMenu);
-                self.push(Action::Play(Playlist::once(Prompt::Triage)));
-            }
-            None => self.enqueue(now),
+        if self.settings.triage.is_some() {
+            self.phase = Phase::Triage { deadline: None };
+            self.emit(Event::TriageMenu);
+            self.push(Action::Play(Playlist::once(Prompt::Triage)));
+        } else if !self.await_language(now) {
+            self.enqueue(now);
         }
+    }
+
+    // ------------------------------------------------ the language choice
+
+    /// "For English, press 9", after the greeting while the caller may
+    /// still choose English.
+    fn english_offer(&self) -> Option<Prompt> {
+        self.english_digit().map(|_| Prompt::EnglishOffer)
+    }
+
+    /// The digit that switches to English, while it still can: the
+    /// practice offers English and the caller has not chosen it yet.
+    fn english_digit(&self) -> Option<char> {
+        self.settings
+            .english
+            .filter(|_| self.language == Language::Fr)
+    }
+
+    /// No triage menu follows the offer: give the caller a moment to press
+    /// the English digit before queueing (once). True if now waiting.
+    fn await_language(&mut self, now: DateTime<Utc>) -> bool {
+        if self.english_digit().is_none() || self.language_wait.is_some() {
+            return false;
+        }
+        self.language_wait = Some(now + LANGUAGE_WAIT);
+        true
+    }
+
+    /// The caller pressed the English digit during the greeting or the
+    /// triage menu: English from now on (prompts, and an English-speaking
+    /// agent), the greeting again in English, then on as usual.
+    fn choose_english(&mut self) {
+        self.language = Language::En;
+        self.language_wait = None;
+        self.phase = Phase::Greeting;
+        self.emit(Event::LanguageChosen(Language::En));
+        self.push(Action::SetLanguage(Language::En));
+        let dated = self.settings.announcement.map(|a| Prompt::Dated(a.index));
+        self.push(Action::Play(Playlist {
+            items: [Some(Prompt::Greeting), dated]
+                .into_iter()
+                .flatten()
+                .collect(),
+            loop_last: false,
+        }));
     }
 
     fn overflow(&mut self, kind: OverflowKind) {
@@ -426,21 +509,65 @@ impl Call {
 
     // --------------------------------------------------- the caller's side
 
+    /// Answers: the greeting (then the dated announcement of the day, if
+    /// any) when the practice is open; the closed prompt when it is closed.
+    /// An announcement that replaces the queue makes the day closed: the
+    /// greeting, the announcement, then the closed prompt (it names the
+    /// 15), and the call counts as a closed-hours call (`open` false).
     fn on_start(&mut self, open: bool, now: DateTime<Utc>) {
         if self.phase != Phase::New {
             return;
         }
+        let dated = self.settings.announcement;
+        let closed_today = dated.is_some_and(|a| a.mode == AnnouncementMode::InsteadOfQueue);
+        let dated = dated.map(|a| Prompt::Dated(a.index));
+        let open_now = open && !closed_today;
         self.started = Some(now);
-        self.open = Some(open);
+        self.open = Some(open_now);
         self.push(Action::Answer);
-        self.emit(Event::Answered { open });
-        if open {
+        self.emit(Event::Answered { open: open_now });
+        let items: Vec<Prompt> = if open_now {
             self.phase = Phase::Greeting;
-            self.push(Action::Play(Playlist::once(Prompt::Greeting)));
+            [Some(Prompt::Greeting), self.english_offer(), dated]
+                .into_iter()
+                .flatten()
+                .collect()
         } else {
             self.phase = Phase::ClosedMessage;
-            self.push(Action::Play(Playlist::once(Prompt::Closed)));
+            let greeting = open.then_some(Prompt::Greeting);
+            // Closed by the hours: the closure's announcement, if one
+            // replaces the queue today, comes first; a notice that plays
+            // after the greeting is not played.
+            let dated = dated.filter(|_| closed_today);
+            [greeting, dated, Some(Prompt::Closed)]
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        self.push(Action::Play(Playlist {
+            items,
+            loop_last: false,
+        }));
+    }
+
+    /// The closed prompt has played: the voicemail prompt then a recording
+    /// when the practice takes messages when closed, else hang up.
+    fn after_closed_prompt(&mut self) {
+        if self.settings.closed_voicemail {
+            self.phase = Phase::ClosedVoicemail;
+            self.push(Action::Play(Playlist::once(Prompt::Voicemail)));
+        } else {
+            self.push(Action::HangUp);
+            self.finish(EndReason::Closed);
         }
+    }
+
+    /// The voicemail prompt has played: record the caller's message.
+    fn start_recording(&mut self, now: DateTime<Utc>) {
+        let until = now + self.settings.voicemail_max;
+        self.phase = Phase::Recording { until };
+        self.emit(Event::Recording);
+        self.push(Action::StartRecording(self.settings.voicemail_max));
     }
 
     fn on_playback_finished(&mut self, now: DateTime<Utc>) {
@@ -457,15 +584,9 @@ impl Call {
                     deadline: Some(now + timeout),
                 };
             }
-            Phase::ClosedMessage => {
-                self.push(Action::HangUp);
-                self.finish(EndReason::Closed);
-            }
-            Phase::Overflowing(OverflowKind::Voicemail) => {
-                let until = now + self.settings.voicemail_max;
-                self.phase = Phase::Recording { until };
-                self.emit(Event::Recording);
-                self.push(Action::StartRecording(self.settings.voicemail_max));
+            Phase::ClosedMessage => self.after_closed_prompt(),
+            Phase::Overflowing(OverflowKind::Voicemail) | Phase::ClosedVoicemail => {
+                self.start_recording(now)
             }
             Phase::Overflowing(kind) => {
                 self.push(Action::HangUp);
@@ -509,6 +630,9 @@ impl Call {
             .as_ref()
             .is_some_and(|m| m.option(d).is_some());
         match self.phase {
+            Phase::Greeting | Phase::Triage { .. } if self.english_digit() == Some(d) => {
+                self.choose_english()
+            }
             Phase::Greeting | Phase::Triage { .. } if menu_has => self.triage_decided(Some(d), now),
             // A wrong key during the menu: play it again.
             Phase::Triage { .. } => {
@@ -1019,6 +1143,7 @@ impl Call {
         }
         let max = self.started.map(|s| s + self.settings.max_duration);
         let phase = match &self.phase {
+            Phase::Greeting => self.language_wait,
             Phase::Triage { deadline } => *deadline,
             Phase::Recording { until } => Some(*until),
             Phase::CallbackConfirm { deadline, .. } | Phase::CallbackEnter { deadline, .. } => {
@@ -1049,6 +1174,10 @@ impl Call {
             }
         }
         match self.phase.clone() {
+            Phase::Greeting if self.language_wait.is_some_and(|d| now >= d) => {
+                self.language_wait = None;
+                self.enqueue(now);
+            }
             Phase::Triage {
                 deadline: Some(d), ..
             } if now >= d => {
@@ -1137,3 +1266,9 @@ fn national_form(number: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod english_tests;
+
+#[cfg(test)]
+mod dated_tests;

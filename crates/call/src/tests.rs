@@ -67,6 +67,7 @@ fn enqueue(triage: Option<char>) -> Action {
         triage,
         head: false,
         target: None,
+        language: Language::Fr,
     }
 }
 
@@ -857,6 +858,7 @@ proptest::proptest! {
             announce_every: Some(Duration::from_secs(30)),
             voicemail_max: Duration::from_secs(60),
             callback: with_callback.then(|| callback(presented, offer_after)),
+            ..CallSettings::default()
         });
         let mut now = t(0);
         let open_at_start = open || answered;
@@ -1817,6 +1819,7 @@ fn back_at_the_head(target: Option<QueueTarget>, lead: &[Prompt]) -> Vec<Output>
             triage: Some('1'),
             head: true,
             target,
+            language: Language::Fr,
         }),
         Output::Action(Action::Play(Playlist {
             items,

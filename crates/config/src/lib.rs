@@ -45,6 +45,7 @@
     )
 )]
 
+mod announcements;
 mod check;
 mod error;
 mod main_file;
@@ -61,12 +62,12 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use model::{
-    Agent, CallbackOffer, CallbackPolicy, CardEntry, Config, ConfiguredStep, DigestAlgorithm,
-    DispatcherConfig, HttpConfig, HttpUser, MailPassword, MailSettings, NumberKind,
-    OutboundSettings, OverflowTarget, Pool, Practice, PracticeCard, PracticeOutbound, Prompt,
-    PromptKind, Prompts, QueueSettings, RecordsSettings, RegistrarConfig, Role, Routing,
-    RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, SrtpPolicy, StartTls, Strategy,
-    TlsFiles, TransferTarget, TransferTo, Triage, TriageOption, Trunk,
+    Agent, AnnouncementMode, CallbackOffer, CallbackPolicy, CardEntry, Config, ConfiguredStep,
+    DatedAnnouncement, DigestAlgorithm, DispatcherConfig, HttpConfig, HttpUser, MailPassword,
+    MailSettings, NumberKind, OutboundSettings, OverflowTarget, Pool, Practice, PracticeCard,
+    PracticeOutbound, Prompt, PromptKind, Prompts, QueueSettings, RecordsSettings, RegistrarConfig,
+    Role, Routing, RoutingStep, RtpConfig, Selector, SipConfig, SipLimits, SrtpPolicy, StartTls,
+    Strategy, TlsFiles, TransferTarget, TransferTo, Triage, TriageOption, Trunk, WhenClosed,
 };
 pub use wav::{inspect_wav, parse_wav_header, WavError, WavInfo, MAX_PROMPT_BYTES};
 

@@ -16,7 +16,8 @@ use permanence_numbers::{normalize, Country, E164};
 use permanence_outbound::AllowList;
 use permanence_types::{AgentId, PoolId};
 pub use permanence_types::{
-    DigestAlgorithm, OverflowTarget, Role, RoutingStep, Selector, SrtpPolicy, Strategy,
+    AnnouncementMode, DigestAlgorithm, OverflowTarget, Role, RoutingStep, Selector, SrtpPolicy,
+    Strategy,
 };
 
 use crate::error::{ConfigError, Origin};
@@ -789,7 +790,8 @@ pub struct Practice {
     /// `language`: default language of the callers (ISO 639-1).
     pub language: String,
     /// `languages`: languages offered (default `[language]`); always
-    /// contains `language`, first.
+    /// contains `language`, first. With `"en"`, callers hear "For English,
+    /// press 9" after the greeting ([`Practice::english_digit`]).
     pub languages: Vec<String>,
     /// `timezone`: the zone the hours are read in.
     pub timezone: Tz,
@@ -827,13 +829,43 @@ pub struct Practice {
     /// answering its calls ("consignes"). `None` when absent.
     pub card: Option<PracticeCard>,
     /// `[voicemail] email`: where the practice's voicemail messages are
-    /// e-mailed. Required when the overflow goes to voicemail.
+    /// e-mailed. Required when the overflow goes to voicemail, or when the
+    /// practice takes messages when closed.
     pub voicemail_email: Vec<String>,
+    /// `[hours] when_closed`: after the closed prompt, hang up (default)
+    /// or record a voicemail message.
+    pub when_closed: WhenClosed,
+    /// `[[announcements]]`: dated messages, in file order, their date
+    /// ranges never overlapping (so at most one applies on a day).
+    pub announcements: Vec<DatedAnnouncement>,
     /// The dialplan file.
     pub source: PathBuf,
 }
 
 impl Practice {
+    /// The digit that switches a caller to English (« For English, press
+    /// 9 »); no triage option may use it in a practice offering English.
+    pub const ENGLISH_DIGIT: char = '9';
+
+    /// [`Practice::ENGLISH_DIGIT`] if the practice's `languages` include
+    /// English, else `None` (French only, no offer).
+    pub fn english_digit(&self) -> Option<char> {
+        offers_english(&self.languages).then_some(Self::ENGLISH_DIGIT)
+    }
+
+    /// The dated announcement of the day `at` falls on in the practice's
+    /// time zone, with its index in [`Practice::announcements`].
+    pub fn announcement_at(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(usize, &DatedAnnouncement)> {
+        let day = at.with_timezone(&self.timezone).date_naive();
+        self.announcements
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.covers(day))
+    }
+
     /// All the numbers of the practice (forwarded-from first, then DIDs).
     pub fn numbers(&self) -> impl Iterator<Item = &E164> {
         self.forwarded_from.iter().chain(self.dids.iter())
@@ -843,6 +875,45 @@ impl Practice {
     /// REFER's `Refer-To`), if the practice has one.
     pub fn transfer(&self, code: &str) -> Option<&TransferTarget> {
         self.transfers.iter().find(|t| t.code == code)
+    }
+}
+
+/// `[hours] when_closed` of a dialplan: what a closed practice does after
+/// its closed prompt (which always names the 15).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum WhenClosed {
+    /// Hang up (`"hangup"`, the default).
+    #[default]
+    Hangup,
+    /// The voicemail prompt, then record a message, e-mailed like any
+    /// other (`"voicemail"`; needs `[voicemail] email`).
+    Voicemail,
+}
+
+/// One `[[announcements]]` of a dialplan: a message for a date range, e.g.
+/// « Le cabinet est fermé du 24 décembre au 2 janvier... » or an epidemic
+/// notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatedAnnouncement {
+    /// `from`: first day, in the practice's time zone.
+    pub from: chrono::NaiveDate,
+    /// `to`: last day, inclusive (default: `from`).
+    pub to: chrono::NaiveDate,
+    /// `file`: the recording (8 kHz mono 16-bit PCM WAV).
+    pub prompt: Prompt,
+    /// `mode`: after the greeting (default) or instead of the queue.
+    pub mode: AnnouncementMode,
+    /// `label`: what it is, for people (logs, the console).
+    pub label: String,
+}
+
+impl DatedAnnouncement {
+    /// At most this many per practice.
+    pub const MAX: usize = 50;
+
+    /// Whether it applies on `day` (the practice's local date).
+    pub fn covers(&self, day: chrono::NaiveDate) -> bool {
+        self.from <= day && day <= self.to
     }
 }
 
@@ -1092,6 +1163,9 @@ pub struct Prompts {
     pub callback: Option<Prompt>,
     /// `triage`.
     pub triage: Option<Prompt>,
+    /// `[prompts.en]`: the practice's English recordings (same keys), for
+    /// callers who pressed 9 (a practice whose `languages` include `"en"`).
+    pub en: Option<Box<Prompts>>,
 }
 
 impl Prompts {
@@ -1105,6 +1179,21 @@ impl Prompts {
             PromptKind::Callback => self.callback.as_ref(),
             PromptKind::Triage => self.triage.as_ref(),
         }
+    }
+
+    /// The prompt of a kind a caller speaking `language` hears, if the
+    /// practice recorded one: in English, its English recording, else its
+    /// own (French) one; `None`: the built-in prompt of that language.
+    pub fn get_in(
+        &self,
+        kind: PromptKind,
+        language: permanence_types::Language,
+    ) -> Option<&Prompt> {
+        let english = match language {
+            permanence_types::Language::En => self.en.as_ref().and_then(|en| en.get(kind)),
+            permanence_types::Language::Fr => None,
+        };
+        english.or_else(|| self.get(kind))
     }
 
     pub(crate) fn slot(&mut self, kind: PromptKind) -> &mut Option<Prompt> {
@@ -1224,4 +1313,9 @@ pub struct ConfiguredStep {
     pub step: RoutingStep,
     /// Where the step is defined.
     pub origin: Origin,
+}
+
+/// Whether a practice's `languages` include English.
+pub(crate) fn offers_english(languages: &[String]) -> bool {
+    languages.iter().any(|l| l == "en")
 }

@@ -13,6 +13,7 @@ use permanence_outbound::{classify, AllowList, DestinationClass};
 use toml::de::DeValue;
 use toml::Spanned;
 
+use crate::announcements::announcements;
 use crate::check::{is_email, is_id, Ctx, ID_RULE};
 use crate::error::{ConfigError, Origin};
 use crate::main_file::{elements, timezone, weekly};
@@ -20,7 +21,7 @@ use crate::model::{
     CallbackOffer, CallbackPolicy, CardEntry, ConfiguredStep, DispatcherConfig, OutboundSettings,
     OverflowTarget, Practice, PracticeCard, PracticeOutbound, Prompt, PromptKind, Prompts,
     QueueSettings, Routing, RoutingStep, Selector, TransferTarget, TransferTo, Triage,
-    TriageOption,
+    TriageOption, WhenClosed,
 };
 use crate::raw::{self, OverflowAction};
 use crate::source::{self, get, get_str, index, join, Source};
@@ -101,10 +102,12 @@ pub(crate) fn load_practice(
     let country = top.as_ref().map_or(Country::Fr, |t| t.country);
     let languages = top.as_ref().map(|t| t.languages.clone());
 
+    let when_closed = when_closed(&mut ctx, hours_raw.as_ref());
     let hours = hours_raw.and_then(|h| hours(&mut ctx, h, tz, &mut warnings));
     let dir = path.parent().unwrap_or(Path::new(""));
+    let announcements = announcements(&mut ctx, &root, dir);
     let prompts = if has_prompts {
-        prompts_raw.and_then(|p| prompts(&mut ctx, p, dir))
+        prompts_raw.and_then(|p| prompts(&mut ctx, p, dir, languages.as_deref()))
     } else {
         Some(Prompts::default())
     };
@@ -151,8 +154,15 @@ pub(crate) fn load_practice(
     } else {
         Some(raw::Voicemail::default())
     };
-    let voicemail_email =
-        voicemail_raw.and_then(|v| voicemail(&mut ctx, v, routing.as_ref(), has_voicemail));
+    let voicemail_email = voicemail_raw.and_then(|v| {
+        let needs = VoicemailUse {
+            overflow: routing
+                .as_ref()
+                .is_some_and(|r| r.overflow == OverflowTarget::Voicemail),
+            closed: when_closed == WhenClosed::Voicemail,
+        };
+        voicemail(&mut ctx, v, needs, has_voicemail)
+    });
 
     let numbers = top.as_ref().map(|t| t.numbers.clone()).unwrap_or_default();
     let clean = ctx.clean_since(start);
@@ -165,6 +175,7 @@ pub(crate) fn load_practice(
             transfers,
             card,
             voicemail_email,
+            announcements,
         ),
     ) {
         (
@@ -176,6 +187,7 @@ pub(crate) fn load_practice(
                 Some(transfers),
                 Some(card),
                 Some(voicemail_email),
+                Some(announcements),
             ),
         ) if clean => Some(Practice {
             id: t.id,
@@ -198,6 +210,8 @@ pub(crate) fn load_practice(
             transfers,
             card,
             voicemail_email,
+            when_closed,
+            announcements,
             source: path.to_path_buf(),
         }),
         _ => None,
@@ -330,7 +344,8 @@ fn top_level(ctx: &mut Ctx<'_>, r: raw::PracticeTop) -> Top {
     }
 }
 
-fn date(ctx: &mut Ctx<'_>, path: &str, v: &toml::Value) -> Option<NaiveDate> {
+/// A date at `path`: a TOML local date (`2026-08-03`) or a string.
+pub(crate) fn date(ctx: &mut Ctx<'_>, path: &str, v: &toml::Value) -> Option<NaiveDate> {
     match v {
         toml::Value::String(s) => match parse_date(s) {
             Ok(d) => Some(d),
@@ -481,8 +496,34 @@ fn hours(
     })
 }
 
-fn prompts(ctx: &mut Ctx<'_>, r: raw::Prompts, dir: &Path) -> Option<Prompts> {
+/// `[prompts]`, with `[prompts.en]` for a practice whose `languages`
+/// include `"en"` (elsewhere it is an error: nobody would hear it).
+fn prompts(
+    ctx: &mut Ctx<'_>,
+    mut r: raw::Prompts,
+    dir: &Path,
+    languages: Option<&[String]>,
+) -> Option<Prompts> {
     let m = ctx.mark();
+    let en = r.en.take();
+    let mut out = prompt_files(ctx, r, dir, "prompts");
+    if let Some(mut en) = en {
+        if en.en.take().is_some() {
+            ctx.err("prompts.en.en", "unknown field `en`");
+        }
+        if languages.is_some_and(|l| !l.iter().any(|x| x == "en")) {
+            ctx.err(
+                "prompts.en",
+                "the practice's languages do not include \"en\"",
+            );
+        }
+        out.en = Some(Box::new(prompt_files(ctx, *en, dir, "prompts.en")));
+    }
+    ctx.clean_since(m).then_some(out)
+}
+
+/// The prompt files of one `[prompts]` table at `base`.
+fn prompt_files(ctx: &mut Ctx<'_>, r: raw::Prompts, dir: &Path, base: &str) -> Prompts {
     let mut out = Prompts::default();
     for kind in PromptKind::ALL {
         let value = match kind {
@@ -494,32 +535,41 @@ fn prompts(ctx: &mut Ctx<'_>, r: raw::Prompts, dir: &Path) -> Option<Prompts> {
             PromptKind::Triage => &r.triage,
         };
         let Some(rel) = value else { continue };
-        let p = join("prompts", kind.key());
-        if rel.trim().is_empty() {
-            ctx.err(&p, "must not be empty");
-            continue;
-        }
-        let path = dir.join(rel);
-        match inspect_wav(&path) {
-            Err(WavError::Io(why)) => ctx.err(&p, format!("prompt file {rel:?}: {why}")),
-            Err(e) => ctx.err(&p, format!("prompt file {rel:?}: {e}")),
-            Ok(info) if !info.is_telephony_pcm() => ctx.err(
-                &p,
-                format!(
-                    "prompt file {rel:?} must be 8000 Hz mono 16-bit PCM WAV, found {}",
-                    info.describe()
-                ),
-            ),
-            Ok(info) => {
-                *out.slot(kind) = Some(Prompt {
-                    path,
-                    duration: info.duration(),
-                    origin: origin(ctx.src, &p),
-                });
-            }
+        let p = join(base, kind.key());
+        if let Some(prompt) = prompt_file(ctx, &p, rel, dir) {
+            *out.slot(kind) = Some(prompt);
         }
     }
-    ctx.clean_since(m).then_some(out)
+    out
+}
+
+/// The prompt file `rel` (relative to `dir`) configured at `p`: it must
+/// exist and be an 8 kHz mono 16-bit PCM WAV.
+pub(crate) fn prompt_file(ctx: &mut Ctx<'_>, p: &str, rel: &str, dir: &Path) -> Option<Prompt> {
+    if rel.trim().is_empty() {
+        ctx.err(p, "must not be empty");
+        return None;
+    }
+    let path = dir.join(rel);
+    match inspect_wav(&path) {
+        Err(WavError::Io(why)) => ctx.err(p, format!("prompt file {rel:?}: {why}")),
+        Err(e) => ctx.err(p, format!("prompt file {rel:?}: {e}")),
+        Ok(info) if !info.is_telephony_pcm() => ctx.err(
+            p,
+            format!(
+                "prompt file {rel:?} must be 8000 Hz mono 16-bit PCM WAV, found {}",
+                info.describe()
+            ),
+        ),
+        Ok(info) => {
+            return Some(Prompt {
+                path,
+                duration: info.duration(),
+                origin: origin(ctx.src, p),
+            })
+        }
+    }
+    None
 }
 
 fn queue(ctx: &mut Ctx<'_>, r: raw::Queue) -> QueueSettings {
@@ -605,6 +655,12 @@ fn triage(
                 ctx.err(
                     &join(&p, "digit"),
                     format!("digit \"{d}\" is already used by {first}"),
+                );
+            }
+            if d == Practice::ENGLISH_DIGIT && languages.is_some_and(crate::model::offers_english) {
+                ctx.err(
+                    &join(&p, "digit"),
+                    "digit \"9\" is « For English, press 9 » in a practice whose languages include \"en\"",
                 );
             }
             digits.push((d, p.clone()));
@@ -747,12 +803,40 @@ fn outbound(
 /// There is no conflict check of the digit: nothing else listens to keys
 /// while a call waits in the queue (the triage menu is answered before the
 /// call is queued), see [`CallbackOffer::digit`].
+/// `[hours] when_closed` (hang up when absent); refused with
+/// `always_open = true`, where it would have no effect.
+fn when_closed(ctx: &mut Ctx<'_>, r: Option<&raw::Hours>) -> WhenClosed {
+    let Some(r) = r else {
+        return WhenClosed::Hangup;
+    };
+    if r.when_closed.is_some() && r.always_open == Some(true) {
+        ctx.err(
+            "hours.when_closed",
+            "cannot be combined with always_open = true (the practice is never closed)",
+        );
+    }
+    match r.when_closed {
+        Some(raw::WhenClosed::Voicemail) => WhenClosed::Voicemail,
+        Some(raw::WhenClosed::Hangup) | None => WhenClosed::Hangup,
+    }
+}
+
+/// What records voicemail messages in a practice.
+#[derive(Clone, Copy)]
+struct VoicemailUse {
+    /// `routing.overflow.action = "voicemail"`.
+    overflow: bool,
+    /// `hours.when_closed = "voicemail"`.
+    closed: bool,
+}
+
 /// `[voicemail] email`: valid, distinct addresses; at least one when the
-/// overflow goes to voicemail (the messages must reach the practice).
+/// overflow goes to voicemail or the practice takes messages when closed
+/// (the messages must reach the practice).
 fn voicemail(
     ctx: &mut Ctx<'_>,
     r: raw::Voicemail,
-    routing: Option<&Routing>,
+    needs: VoicemailUse,
     present: bool,
 ) -> Option<Vec<String>> {
     let m = ctx.mark();
@@ -768,12 +852,13 @@ fn voicemail(
             out.push(a.to_owned());
         }
     }
-    let to_voicemail = routing.is_some_and(|r| r.overflow == OverflowTarget::Voicemail);
-    if to_voicemail && r.email.is_empty() {
+    if (needs.overflow || needs.closed) && r.email.is_empty() {
         let (path, what) = if present {
             ("voicemail.email", "is empty")
-        } else {
+        } else if needs.overflow {
             ("routing.overflow.action", "is \"voicemail\"")
+        } else {
+            ("hours.when_closed", "is \"voicemail\"")
         };
         ctx.err(
             path,

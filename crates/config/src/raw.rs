@@ -255,6 +255,7 @@ pub(crate) struct PracticeTop {
     pub transfers: Option<IgnoredAny>,
     pub card: Option<IgnoredAny>,
     pub voicemail: Option<IgnoredAny>,
+    pub announcements: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +272,29 @@ pub(crate) struct Hours {
     pub sun: Option<Vec<String>>,
     #[serde(default)]
     pub exceptions: Vec<Exception>,
+    /// What a closed practice does after its closed prompt.
+    pub when_closed: Option<WhenClosed>,
+}
+
+/// `[hours] when_closed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WhenClosed {
+    Hangup,
+    Voicemail,
+}
+
+/// One `[[announcements]]` of a dialplan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Announcement {
+    /// A TOML local date (`2026-12-24`) or a string (`"2026-12-24"`).
+    pub from: toml::Value,
+    pub to: Option<toml::Value>,
+    pub file: String,
+    pub mode: Option<permanence_types::AnnouncementMode>,
+    #[serde(default)]
+    pub label: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +318,8 @@ pub(crate) struct Prompts {
     pub voicemail: Option<String>,
     pub callback: Option<String>,
     pub triage: Option<String>,
+    /// `[prompts.en]`: the same keys, English recordings.
+    pub en: Option<Box<Prompts>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

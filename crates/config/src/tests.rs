@@ -1165,3 +1165,67 @@ fn console_session_minutes_defaults_and_bounds() {
         "{got:?}"
     );
 }
+
+/// `languages` with `"en"`: « For English, press 9 » (digit 9 reserved in
+/// the triage menu), `[prompts.en]` only for such a practice.
+#[test]
+fn english_offer_and_its_checks() {
+    let fr_en = r#"forwarded_from = ["+33450000001"]
+languages = ["fr", "en"]"#;
+    let c = ok(
+        "english-ok",
+        &[],
+        &[
+            ("a.toml", practice("a", fr_en, "", "")),
+            (
+                "b.toml",
+                practice("b", r#"forwarded_from = ["+33450000002"]"#, "", ""),
+            ),
+        ],
+    );
+    let a = c.practice("a").expect("a");
+    assert_eq!(a.english_digit(), Some('9'));
+    assert!(a.prompts.en.is_none());
+    assert_eq!(c.practice("b").expect("b").english_digit(), None);
+
+    let menu = "[triage]\n[[triage.options]]\ndigit = \"1\"\nlabel = \"rdv\"\n[[triage.options]]\ndigit = \"9\"\nlabel = \"autre\"";
+    let got = errors(
+        "english-errors",
+        &[],
+        &[
+            ("a.toml", practice("a", fr_en, "", menu)),
+            (
+                "b.toml",
+                practice(
+                    "b",
+                    r#"forwarded_from = ["+33450000002"]"#,
+                    "",
+                    "[prompts.en]\ngreeting = \"hello.wav\"",
+                ),
+            ),
+        ],
+    );
+    let has = |file: &str, needle: &str| {
+        got.iter()
+            .any(|e| e.starts_with(file) && e.contains(needle))
+    };
+    assert!(
+        has(
+            "dialplans/a.toml:",
+            "triage.options[1].digit: digit \"9\" is « For English, press 9 »"
+        ),
+        "{got:#?}"
+    );
+    assert!(
+        has(
+            "dialplans/b.toml:",
+            "prompts.en: the practice's languages do not include \"en\""
+        ),
+        "{got:#?}"
+    );
+    // Each with its line.
+    assert!(got.iter().all(|e| e
+        .split(':')
+        .nth(1)
+        .is_some_and(|l| l.parse::<u32>().is_ok())));
+}

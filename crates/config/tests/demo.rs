@@ -207,12 +207,21 @@ fn practices_content() {
     let caron = c.practice("caron").expect("caron");
     assert_eq!(caron.languages, ["fr", "en"]);
     assert_eq!(caron.routing.dedicated, ["bob"]);
-    let en = caron
-        .triage
-        .as_ref()
-        .and_then(|t| t.option('9'))
-        .expect("english");
-    assert_eq!(en.language.as_deref(), Some("en"));
+    // « For English, press 9 »: the built-in offer, not a triage option;
+    // the practice's English recordings in [prompts.en].
+    assert_eq!(caron.english_digit(), Some('9'));
+    assert!(caron.triage.as_ref().and_then(|t| t.option('9')).is_none());
+    let en = caron.prompts.en.as_ref().expect("[prompts.en]");
+    for kind in [PromptKind::Greeting, PromptKind::Triage] {
+        let p = en.get(kind).expect("English recording");
+        assert!(p.path.is_file());
+        assert_eq!(p.origin.field, format!("prompts.en.{}", kind.key()));
+        assert!(caron.prompts.get_in(kind, permanence_types::Language::En) == Some(p));
+    }
+    assert!(caron
+        .prompts
+        .get_in(PromptKind::Hold, permanence_types::Language::En)
+        .is_none());
     // Summer closure 2027-08-02..20: Tuesday 2027-08-10 10:00 Paris is closed.
     assert!(!caron.hours.is_open(utc("2027-08-10T08:00:00Z")));
     assert!(caron.hours.is_open(utc("2027-08-24T08:00:00Z")));
@@ -445,4 +454,39 @@ fn voicemail_mail_settings() {
             "dr.martin@cabinet-martin.fr"
         ]
     );
+}
+
+/// Dr Dupont's year-end holidays: a dated announcement replacing the
+/// queue, inclusive, read in the practice's time zone; messages are taken
+/// when closed. The other demo practices have neither.
+#[test]
+fn dupont_holidays_announcement_and_voicemail_when_closed() {
+    use chrono::TimeZone;
+    use permanence_config::{AnnouncementMode, WhenClosed};
+    let c = demo();
+    let kine = c.practice("kine-dupont").expect("kine");
+    assert_eq!(kine.when_closed, WhenClosed::Voicemail);
+    assert_eq!(kine.announcements.len(), 1);
+    let a = &kine.announcements[0];
+    assert_eq!(a.mode, AnnouncementMode::InsteadOfQueue);
+    assert!(a.prompt.path.ends_with("prompts/kine-dupont-conges.wav"));
+    assert!(a.prompt.duration > Duration::from_secs(3));
+    let at = |y, mo, d, h, mi| {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("t")
+    };
+    // 23 December 23:30 UTC is already the 24th in Paris (UTC+1).
+    assert_eq!(
+        kine.announcement_at(at(2026, 12, 23, 23, 30)).map(|x| x.0),
+        Some(0)
+    );
+    assert!(kine.announcement_at(at(2026, 12, 23, 22, 59)).is_none());
+    // The last day is included, the next one is not.
+    assert!(kine.announcement_at(at(2027, 1, 2, 22, 59)).is_some());
+    assert!(kine.announcement_at(at(2027, 1, 2, 23, 0)).is_none());
+    for p in c.practices().iter().filter(|p| p.id != "kine-dupont") {
+        assert!(p.announcements.is_empty(), "{}", p.id);
+        assert_eq!(p.when_closed, WhenClosed::Hangup, "{}", p.id);
+    }
 }

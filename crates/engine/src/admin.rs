@@ -4,6 +4,7 @@
 
 pub(crate) mod callbacks;
 mod figures;
+mod report;
 
 use crate::audit::{Action, Outcome};
 use crate::live::LiveCall;
@@ -366,6 +367,13 @@ impl Backend for EngineBackend {
 
     async fn figures(&self, query: &FiguresQuery) -> Result<FiguresView, FiguresRefused> {
         figures::figures(&self.switch, query).await
+    }
+
+    async fn report(
+        &self,
+        query: &permanence_http::ReportQuery,
+    ) -> Result<permanence_http::ReportDocument, FiguresRefused> {
+        report::report(&self.switch, query).await
     }
 
     async fn callback_action(

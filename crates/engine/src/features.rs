@@ -16,7 +16,7 @@ use crate::context::FeatureContext;
 use crate::reply;
 use permanence_acd::{AgentId, Input};
 use permanence_media::sdp::{build_answer, negotiate, LocalSession, SessionDescription};
-use permanence_media::{Direction, FrenchPrompts, MediaEvent, Playlist, RemoteMedia};
+use permanence_media::{Direction, Language, MediaEvent, Playlist, Prompts, RemoteMedia};
 use rsipstack::dialog::dialog::DialogState;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::Transaction;
@@ -113,7 +113,7 @@ pub async fn agent_call(
         error = applied.as_ref().err().map(String::as_str).unwrap_or(""),
         "agent feature code"
     );
-    let Ok(prompts) = FrenchPrompts::get() else {
+    let Ok(prompts) = Prompts::get(Language::Fr) else {
         reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
         return;
     };

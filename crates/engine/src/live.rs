@@ -57,6 +57,7 @@ impl LiveCall {
             Event::Answered { open: true } => ("greeting", None),
             Event::Answered { open: false } | Event::QueueClosed => ("closed", None),
             Event::TriageMenu => ("triage", None),
+            Event::LanguageChosen(_) => (self.phase, self.agent.clone()),
             Event::Queued { .. } => {
                 self.queued_at = Some(at);
                 ("queued", None)

@@ -389,7 +389,7 @@ impl OutboundDriver {
     /// Early media with the refusal's reason (the final status follows
     /// when it has played).
     fn play_refusal(&mut self, refusal: Refusal) {
-        let prompt = permanence_media::FrenchPrompts::get()
+        let prompt = permanence_media::Prompts::get(permanence_media::Language::Fr)
             .ok()
             .map(|p| match refusal {
                 Refusal::InvalidNumber => p.outbound_invalid.clone(),
@@ -410,7 +410,7 @@ impl OutboundDriver {
     /// early media (183 with our SDP), whatever their softphone plays by
     /// itself; the bridge replaces it when the destination answers.
     fn ring_agent(&mut self) {
-        let ringback = permanence_media::FrenchPrompts::get()
+        let ringback = permanence_media::Prompts::get(permanence_media::Language::Fr)
             .ok()
             .map(|p| p.ringback.clone());
         let playing = ringback.is_some_and(|r| {

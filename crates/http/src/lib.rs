@@ -17,7 +17,10 @@
 //!     below the supervisor role), `GET
 //!     /api/figures?practice=ID&since=RFC3339&until=RFC3339` (the
 //!     practice's calls over the period, from the call records, as the
-//!     metrics count them: see [`FiguresView`]);
+//!     metrics count them: see [`FiguresView`]), `GET
+//!     /api/report?practice=ID&month=YYYY-MM` (or `week=YYYY-Www`;
+//!     `format=html|csv|json`, default html: the practice's report, see
+//!     [`ReportQuery`]);
 //!   - supervisor: `POST /api/agents/{agent}/pause` (body
 //!     `{"reason": "..."}`, optional), `/unpause`, `/login`, `/logout`;
 //!     `POST /api/callbacks/{key}/cancel` and `/handled` (404 for an
@@ -311,6 +314,34 @@ pub struct FiguresView {
     pub pickup_rate: Option<f64>,
 }
 
+/// Which report `GET /api/report` returns: `practice` (required), one of
+/// `month` (`YYYY-MM`) or `week` (`YYYY-Www`), in the practice's time
+/// zone, and `format` (`html`, `csv` or `json`; default `html`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportQuery {
+    /// The practice id.
+    #[serde(default)]
+    pub practice: String,
+    /// A calendar month, `YYYY-MM`.
+    pub month: Option<String>,
+    /// An ISO week, `YYYY-Www`.
+    pub week: Option<String>,
+    /// `html`, `csv` or `json`.
+    pub format: Option<String>,
+}
+
+/// A rendered report: its content type and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportDocument {
+    /// `text/html; charset=utf-8`, `text/csv; charset=utf-8` or
+    /// `application/json`.
+    pub content_type: &'static str,
+    /// The suggested file name (`rapport-martin-2025-03.html`).
+    pub file_name: String,
+    /// The report itself.
+    pub body: String,
+}
+
 /// Why `GET /api/figures` has no figures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FiguresRefused {
@@ -442,6 +473,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn callbacks(&self, practice: Option<&str>, reveal_numbers: bool) -> CallbacksView;
     /// A practice's call figures over a period, from the call records.
     async fn figures(&self, query: &FiguresQuery) -> Result<FiguresView, FiguresRefused>;
+    /// A practice's report over a month or a week, from the call records
+    /// (refused as unavailable unless the backend makes reports).
+    async fn report(&self, query: &ReportQuery) -> Result<ReportDocument, FiguresRefused> {
+        let _ = query;
+        Err(FiguresRefused::Unavailable(
+            "reports are not available".into(),
+        ))
+    }
     /// Closes a callback request for `who` (audited).
     async fn callback_action(
         &self,
@@ -677,6 +716,35 @@ async fn figures(
     }
 }
 
+async fn report(
+    State(app): State<AppState>,
+    ConnectInfo(src): Source,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    if let Err(r) = admit(&app, &headers, src.ip(), Role::Viewer, "report").await {
+        return r;
+    }
+    match app.backend.report(&q).await {
+        Ok(doc) => {
+            let disposition = format!("inline; filename=\"{}\"", doc.file_name);
+            (
+                [
+                    (header::CONTENT_TYPE, doc.content_type.to_string()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                doc.body,
+            )
+                .into_response()
+        }
+        Err(e) => (
+            e.status(),
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct CallbacksQuery {
     practice: Option<String>,
@@ -786,6 +854,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/api/drain", post(drain))
         .route("/api/audit", get(audit))
         .route("/api/figures", get(figures))
+        .route("/api/report", get(report))
         .route("/api/callbacks", get(callbacks))
         .route("/api/callbacks/{key}/{action}", post(callback_action))
         .with_state(app)

@@ -30,7 +30,7 @@ use permanence_media::rtp::{
 use permanence_media::source::SourceGuard;
 use permanence_media::srtp::{MasterKey, SrtpReceiver, SrtpSender, Suite, SuiteKey, MAX_TAG_LEN};
 use permanence_media::{
-    g711, Codec, FrenchPrompts, MediaConfig, MediaEngine, Playlist, RemoteMedia,
+    g711, Codec, Language, MediaConfig, MediaEngine, Playlist, Prompts, RemoteMedia,
 };
 use rtp_rs::{RtpPacketBuilder, RtpReader};
 
@@ -184,7 +184,7 @@ fn srtp_benches(c: &mut Criterion) {
 }
 
 fn playout_benches(c: &mut Criterion) {
-    let fr = FrenchPrompts::get().expect("embedded prompts");
+    let fr = Prompts::get(Language::Fr).expect("embedded prompts");
     let mut player = Player::new(Playlist::looping(fr.hold_music.clone()));
     let mut stream = TxStream::with_ids(1, 0, 0);
     let mut buf = [0u8; MAX_PACKET];

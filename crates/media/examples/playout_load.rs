@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use permanence_media::{Codec, FrenchPrompts, MediaConfig, MediaEngine, Playlist, RemoteMedia};
+use permanence_media::{Codec, Language, MediaConfig, MediaEngine, Playlist, Prompts, RemoteMedia};
 
 /// User + system CPU time of this process, from /proc/self/stat.
 fn cpu_time() -> Option<Duration> {
@@ -23,7 +23,10 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let legs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
     let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let hold = FrenchPrompts::get().expect("prompts").hold_music.clone();
+    let hold = Prompts::get(Language::Fr)
+        .expect("prompts")
+        .hold_music
+        .clone();
     let mut cfg = MediaConfig::new("127.0.0.1".parse().unwrap(), 43000, 47999);
     cfg.rtp_timeout = Duration::from_secs(3600);
     let engine = MediaEngine::new(cfg).expect("engine");

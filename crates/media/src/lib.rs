@@ -3,7 +3,7 @@
 //!
 //! * [`g711`]: µ-law / A-law tables and PCMU<->PCMA transcoding.
 //! * [`Prompt`]: WAV prompts pre-encoded into 20 ms frames of both laws;
-//!   [`prompts`]: the default French prompts embedded in the binary and the
+//!   [`prompts`]: the default French and English prompts embedded in the binary and the
 //!   queue announcement composer.
 //! * [`sdp`]: offer/answer parsing, negotiation and building.
 //! * [`MediaEngine`] / [`Leg`]: RTP legs on random even ports with
@@ -34,7 +34,7 @@ pub use engine::{
 };
 pub use g711::Codec;
 pub use prompt::{Prompt, PromptError};
-pub use prompts::{announcement, FrenchPrompts};
+pub use prompts::{announcement, Language, Prompts};
 pub use record::RecordingEnd;
 pub use rtp::{Playlist, RemoteMedia};
 pub use sdp::Direction;

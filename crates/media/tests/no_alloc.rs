@@ -12,7 +12,7 @@ use permanence_media::rtp::{
 };
 use permanence_media::source::{SourceGuard, Verdict};
 use permanence_media::srtp::{MasterKey, SrtpReceiver, SrtpSender, Suite, SuiteKey, MAX_TAG_LEN};
-use permanence_media::{g711, Codec, FrenchPrompts, Playlist};
+use permanence_media::{g711, Codec, Language, Playlist, Prompts};
 use rtp_rs::{RtpPacketBuilder, RtpReader};
 
 struct Counting;
@@ -44,7 +44,7 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn hot_paths_do_not_allocate() {
-    let fr = FrenchPrompts::get().unwrap();
+    let fr = Prompts::get(Language::Fr).unwrap();
     let packets: Vec<Vec<u8>> = (0..64u32)
         .map(|i| {
             let pt = if i % 8 == 7 { 101 } else { 0 };

@@ -5,11 +5,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use permanence_media::{g711, Codec, FrenchPrompts, MediaEvent, Playlist, RemoteMedia};
+use permanence_media::{g711, Codec, Language, MediaEvent, Playlist, Prompts, RemoteMedia};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greeting_is_sent_as_pcmu_frames_and_is_audible() {
-    let fr = FrenchPrompts::get().unwrap();
+    let fr = Prompts::get(Language::Fr).unwrap();
     let engine = engine();
     let (leg, _ev) = engine.open_leg().unwrap();
     let peer = peer().await;
@@ -40,7 +40,7 @@ async fn greeting_is_sent_as_pcmu_frames_and_is_audible() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intro_then_looped_hold_music_continues_the_stream() {
-    let fr = FrenchPrompts::get().unwrap();
+    let fr = Prompts::get(Language::Fr).unwrap();
     let engine = engine();
     let (leg, mut ev) = engine.open_leg().unwrap();
     let peer = peer().await;
@@ -114,7 +114,7 @@ async fn finite_playlist_emits_playback_finished_after_every_frame() {
 async fn closed_prompt_is_played_as_is() {
     // The real closed prompt is ~10 s long: check its start goes out intact
     // and audible (the end-of-playlist event is covered with short prompts).
-    let fr = FrenchPrompts::get().unwrap();
+    let fr = Prompts::get(Language::Fr).unwrap();
     let engine = engine();
     let (leg, _ev) = engine.open_leg().unwrap();
     let peer = peer().await;

@@ -1,6 +1,7 @@
 //! `permanence`: the binary. It only wires the crates together.
 
 mod admin;
+mod report;
 
 /// mimalloc, counted, giving memory back when threads go idle
 /// (`permanence_memory`); the C library's malloc with the
@@ -103,6 +104,30 @@ enum Command {
         practice: Option<String>,
         #[command(subcommand)]
         action: Option<CallbackCommand>,
+    },
+    /// Make a practice's monthly or weekly report (calls offered, answered,
+    /// abandoned by phase, waits, service level, callbacks, voicemail,
+    /// hours, outbound calls, minutes) from the call records database,
+    /// read directly: works with the engine running or stopped.
+    Report {
+        /// Main configuration file (records path, practices).
+        #[arg(long, default_value = "config/permanence.toml")]
+        config: PathBuf,
+        /// The practice id.
+        #[arg(long)]
+        practice: String,
+        /// A calendar month, `YYYY-MM`, in the practice's time zone.
+        #[arg(long, conflicts_with = "week", required_unless_present = "week")]
+        month: Option<String>,
+        /// An ISO week, `YYYY-Www` (Monday to Sunday).
+        #[arg(long)]
+        week: Option<String>,
+        /// `html` (one self-contained page, in French), `csv` or `json`.
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Make a bearer token for a user of the admin API: prints the token
     /// (give it to the user, it is shown once) and the `[[http.users]]`
@@ -312,6 +337,21 @@ fn main() -> ExitCode {
         Command::Agents { config } => admin::agents(&config),
         Command::Calls { config } => admin::calls(&config),
         Command::Audit { config, limit } => admin::audit(&config, limit),
+        Command::Report {
+            config,
+            practice,
+            month,
+            week,
+            format,
+            output,
+        } => report::report(&report::ReportArgs {
+            config: &config,
+            practice: &practice,
+            month: month.as_deref(),
+            week: week.as_deref(),
+            format: &format,
+            output: output.as_deref(),
+        }),
         Command::Callbacks {
             config,
             practice,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use crate::{db, AbandonPhase, CallbackStatus, OutboundOutcome, Outcome, RecordsError};
+use crate::{db, AbandonPhase, CallRecord, CallbackStatus, OutboundOutcome, Outcome, RecordsError};
 
 /// The outcome of a call row written before version 7: a caller who
 /// cancelled before the engine answered was `abandoned`; now
@@ -118,6 +118,19 @@ impl PracticeFigures {
                 + self.failed
     }
 
+    /// The figures of `calls` (every call given is counted, whatever its
+    /// practice or time): the same classification as
+    /// [`RecordReader::practice_figures`](crate::RecordReader::practice_figures)
+    /// does in SQL, for code that already holds the rows (the reports).
+    pub fn tally<'a>(calls: impl IntoIterator<Item = &'a CallRecord>) -> Self {
+        let mut figures = PracticeFigures::default();
+        for c in calls {
+            let (outcome, phase) = v7_row(c);
+            figures.add(outcome, phase, c.overflow_target.clone(), 1);
+        }
+        figures
+    }
+
     /// Adds `n` calls of `outcome` (with their phase and overflow target).
     fn add(
         &mut self,
@@ -145,6 +158,20 @@ impl PracticeFigures {
         };
         *offered += n;
         self.offered += n;
+    }
+}
+
+/// A call row's outcome and abandon phase as schema version 7 counts
+/// them (see [`v7_outcome`] and [`v7_phase`]): the same for rows written
+/// since, rewritten for older rows read before a writer migrated them.
+pub(crate) fn v7_row(c: &CallRecord) -> (Outcome, Option<AbandonPhase>) {
+    if c.outcome != Outcome::Abandoned || c.abandon_phase.is_some() {
+        return (c.outcome, c.abandon_phase);
+    }
+    match c.end_reason.as_deref() {
+        Some("caller-cancel") => (Outcome::Unanswered, None),
+        Some("caller-hangup-before-queue") => (c.outcome, Some(AbandonPhase::BeforeQueue)),
+        _ => (c.outcome, None),
     }
 }
 

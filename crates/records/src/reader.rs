@@ -332,6 +332,34 @@ impl RecordReader {
         crate::figures::practice_figures(&self.conn, practice, since, until)
     }
 
+    /// One practice's calls received in `[since, until)`, oldest first:
+    /// the rows behind [`practice_figures`](Self::practice_figures) (for
+    /// the reports). On a database not yet migrated to version 7, the
+    /// outcome and abandon phase of each row are read as the migration
+    /// will rewrite them.
+    pub fn practice_calls(
+        &self,
+        practice: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<CallRecord>, RecordsError> {
+        let version = db::schema_version(&self.conn)?.unwrap_or(0);
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE practice_id = ?1 \
+             AND received_at >= ?2 AND received_at < ?3 ORDER BY received_at, call_id"
+        ))?;
+        let mut rows = st.query(rusqlite::params![practice, db::ts(&since), db::ts(&until)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut call = db::decode_call(row)?;
+            if version < 7 {
+                (call.outcome, call.abandon_phase) = crate::figures::v7_row(&call);
+            }
+            out.push(call);
+        }
+        Ok(out)
+    }
+
     /// Total rows in the `calls` and `queue_events` tables.
     pub fn row_counts(&self) -> Result<(u64, u64), RecordsError> {
         let calls: i64 = self

@@ -17,7 +17,10 @@
 //! - [`access`]: the [`Role`] of a user of the admin API;
 //! - [`disposition`]: what an ended call counts as in a practice's figures
 //!   ([`Disposition`]) and where an abandoning caller was
-//!   ([`AbandonPhase`]).
+//!   ([`AbandonPhase`]);
+//! - [`announcement`]: where a practice's dated announcement plays
+//!   ([`AnnouncementMode`]);
+//! - [`language`]: the [`Language`] a caller is served in.
 //!
 //! Each type has a stable text form (`as_str`, also its serde form) for
 //! logs, labels and stored records: `Debug` output is never stored as data.
@@ -28,16 +31,20 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod announcement;
 pub mod disposition;
 pub mod ids;
+pub mod language;
 pub mod overflow;
 pub mod routing;
 pub mod serde_secs;
 pub mod sip;
 
 pub use access::Role;
+pub use announcement::AnnouncementMode;
 pub use disposition::{AbandonPhase, Disposition};
 pub use ids::{AgentId, PauseReason, PoolId, PracticeId};
+pub use language::Language;
 pub use overflow::{OverflowKind, OverflowTarget};
 pub use routing::{OfferFailure, RoutingStep, Selector, Strategy};
 pub use sip::{DigestAlgorithm, SrtpPolicy, Transport};

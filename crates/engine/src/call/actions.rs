@@ -6,7 +6,7 @@ use super::far::{self, OtherParty, Presentation};
 use super::CallDriver;
 use crate::dispatch::DispatchMsg;
 use permanence_acd::{ArrivalTarget, CallArrival, Input as AcdInput, SkillRequirement};
-use permanence_call::{Action, AgentId, Input, QueueTarget};
+use permanence_call::{Action, AgentId, Input, Language, QueueTarget};
 use permanence_config::Practice;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -17,7 +17,8 @@ impl CallDriver {
         match action {
             Action::Answer => self.answer(),
             Action::Play(pl) => {
-                if self.caller.media.play(self.prompts.playlist(&pl)).is_err() {
+                let audio = self.prompts.playlist(&pl, self.core.language());
+                if self.caller.media.play(audio).is_err() {
                     self.input(Input::DriverFailure);
                 }
             }
@@ -26,7 +27,16 @@ impl CallDriver {
                 triage,
                 head,
                 target,
-            } => self.enqueue(triage, head, target),
+                language,
+            } => self.enqueue(triage, head, target, language),
+            Action::SetLanguage(language) => info!(
+                event = "call.language",
+                practice = %self.practice.id,
+                call_id = %self.incoming.sip_call_id,
+                call = self.id.0,
+                language = language.code(),
+                "the caller chose a language"
+            ),
             Action::RequestPosition => self.to_dispatcher(DispatchMsg::Position { call: self.id }),
             Action::ReportAbandoned => self.to_acd(AcdInput::CallAbandoned { call: self.id }),
             Action::ReportAnswered { agent } => self.to_acd(AcdInput::OfferAnswered {
@@ -115,9 +125,19 @@ impl CallDriver {
     /// A call coming back from an agent (a transfer to a colleague or a
     /// pool, or a failed transfer to a number) keeps the time it first
     /// joined (its waits, its routing steps), goes to the head of the
-    /// queue when `head`, and only to `target` when given.
-    fn enqueue(&mut self, triage: Option<char>, head: bool, target: Option<QueueTarget>) {
+    /// queue when `head`, and only to `target` when given. A caller who
+    /// chose English needs an agent who speaks it.
+    fn enqueue(
+        &mut self,
+        triage: Option<char>,
+        head: bool,
+        target: Option<QueueTarget>,
+        language: Language,
+    ) {
         let mut a = arrival(&self.practice, self.id, triage);
+        if language != Language::Fr {
+            a.language = Some(language.code().to_string());
+        }
         if head || target.is_some() {
             a.joined_at = self.record.queued_at();
             a.head = head;

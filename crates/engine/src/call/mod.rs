@@ -252,6 +252,7 @@ impl CallDriver {
                 call = self.id.0,
                 triage = triage.map(String::from).unwrap_or_default(),
                 triage_label = triage.map(|d| self.triage_label(d)).unwrap_or_default(),
+                language = self.core.language().code(),
                 "call queued"
             ),
             Event::Ended(reason) => self.ended = Some(*reason),
@@ -652,6 +653,7 @@ fn settings(ctx: &CallContext, practice: &Practice, caller: &str) -> CallSetting
                 .collect(),
         }),
         announce_every: (q.announce_position || q.announce_wait).then_some(q.announce_every),
+        english: practice.english_digit(),
         voicemail_max: ctx.config.load().records.voicemail_max,
         callback: practice
             .callback
@@ -664,7 +666,27 @@ fn settings(ctx: &CallContext, practice: &Practice, caller: &str) -> CallSetting
                     .map(|n| n.as_str().to_string()),
                 accept: practice.outbound.allow.clone(),
             }),
+        announcement: announcement(ctx, practice),
+        closed_voicemail: practice.when_closed == permanence_config::WhenClosed::Voicemail,
     }
+}
+
+/// The practice's dated announcement of today (wall clock, in its time
+/// zone), for the call core.
+fn announcement(ctx: &CallContext, practice: &Practice) -> Option<permanence_call::Announcement> {
+    let (index, a) = practice.announcement_at(ctx.clock.wall())?;
+    info!(
+        event = "call.announcement",
+        practice = %practice.id,
+        index,
+        mode = a.mode.as_str(),
+        label = %a.label,
+        "dated announcement of the day"
+    );
+    Some(permanence_call::Announcement {
+        index: u16::try_from(index).ok()?,
+        mode: a.mode,
+    })
 }
 
 async fn next_cmd(rx: &mut Option<mpsc::UnboundedReceiver<CallCmd>>) -> Option<CallCmd> {

@@ -263,7 +263,7 @@ impl TryDriver {
     }
 
     fn play_ringback(&mut self) {
-        let ringback = permanence_media::FrenchPrompts::get()
+        let ringback = permanence_media::Prompts::get(permanence_media::Language::Fr)
             .ok()
             .map(|p| p.ringback.clone());
         if let (Some(r), Some(a)) = (ringback, self.agent.as_ref()) {
