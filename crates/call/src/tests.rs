@@ -2323,3 +2323,28 @@ fn a_vanished_agent_sends_the_caller_back_to_the_head_of_the_queue() {
     q.handle(Input::AgentLost, t(10));
     assert!(drain_all(&mut q).is_empty());
 }
+
+#[test]
+fn callback_digit_after_a_triage_timeout() {
+    let mut s = with_callback(Some("+33612345678"), 0);
+    if let Some(cb) = s.callback.as_mut() {
+        cb.digit = '8';
+    }
+    s.triage = Some(menu());
+    let mut c = Call::new(s);
+    c.handle(Input::Start { open: true }, t(0));
+    c.handle(Input::PlaybackFinished, t(2)); // greeting done
+    c.handle(Input::PlaybackFinished, t(4)); // menu played
+    c.handle_timeout(t(10)); // no key: the default option
+    drain_all(&mut c);
+    assert_eq!(c.phase(), &Phase::Queued { ringing: None }, "queued");
+    c.handle(Input::PlaybackFinished, t(12)); // the callback offer played
+    drain_all(&mut c);
+    c.handle(Input::Dtmf('8'), t(13));
+    let out = drain_all(&mut c);
+    assert!(
+        matches!(c.phase(), Phase::CallbackConfirm { .. }),
+        "{:?} {out:?}",
+        c.phase()
+    );
+}
