@@ -39,10 +39,51 @@ fn config() -> TestConfig {
         "steps".into(),
         toml::Value::Array(vec![toml::Value::Table(step)]),
     );
+    // Callbacks that keep the caller's place, offered as soon as the
+    // caller is queued (digit 8).
+    let mut callback = toml::Table::new();
+    callback.insert("offer".into(), true.into());
+    callback.insert("digit".into(), "8".into());
+    callback.insert("offer_after_seconds".into(), 0.into());
+    cfg.practice("martin")
+        .insert("callback".into(), toml::Value::Table(callback));
     cfg.no_qualify();
     cfg.main_table("http")
         .insert("admin_token".into(), TOKEN.into());
     cfg
+}
+
+/// A patient of Martin, queued while nobody can answer, asks to be called
+/// back on their number: hears the offer, presses 8, confirms with 1 as
+/// soon as the number is being read back (the 10 s maximum wait would
+/// send them to voicemail before the read-back ends), hears that their
+/// place is kept; the engine hangs up. Waits until the call has ended in
+/// the engine (the `n`th).
+fn ask_callback(engine: &Engine, n: usize) {
+    let heard = |rtp: &RtpPeer, prompt: &str| {
+        let p = default_prompt(prompt);
+        rtp.wait_until(Duration::from_secs(15), |pk| prompt_coverage(pk, &p) > 0.8)
+    };
+    let (rtp, run) = patient(
+        engine,
+        MARTIN,
+        "carrier_wait_bye.xml",
+        0x55,
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(heard(&rtp, "callback_offer"), "no callback offer heard");
+    rtp.press('8');
+    assert!(heard(&rtp, "callback_confirm_prefix"), "no read-back");
+    rtp.press('1');
+    assert!(
+        heard(&rtp, "callback_kept_place"),
+        "no kept-place confirmation"
+    );
+    joined(run, "patient (callback)");
+    engine
+        .wait_n("call.ended", n, Duration::from_secs(10), |_| true)
+        .unwrap_or_else(|| panic!("call {n} did not end\n{}", engine.dump()));
 }
 
 /// A patient calls Martin and hangs up `hang_up_ms` after the answer;
@@ -172,6 +213,9 @@ fn report_figures(engine: &Engine) -> Figures {
         "GET",
         &format!("/api/report?practice=martin&month={month}&format=json"),
     );
+    // The callback request is in the report's callbacks too, still open.
+    assert_eq!(r["callbacks"]["requested"], 1, "{}", r["callbacks"]);
+    assert_eq!(r["callbacks"]["open"], 1, "{}", r["callbacks"]);
     let c = &r["calls"];
     let map = |v: &serde_json::Value| -> BTreeMap<String, u64> {
         v.as_object()
@@ -291,6 +335,12 @@ fn metrics_records_and_admin_api_agree_on_a_mixed_set_of_calls() {
     call_and_hang_up(&engine, 9000, 6);
     answers.finish_ok(Duration::from_secs(20), "alice (answers)");
 
+    // 7. Alice paused again: a caller asks to be called back, keeping
+    //    their place (the request stays open: nobody takes it here).
+    api(&engine, "POST", "/api/agents/alice/pause");
+    alice_is(&engine, "paused");
+    ask_callback(&engine, 7);
+
     let reasons: Vec<String> = engine
         .events("call.ended")
         .iter()
@@ -304,18 +354,23 @@ fn metrics_records_and_admin_api_agree_on_a_mixed_set_of_calls() {
             "abandoned-queue",
             "voicemail",
             "abandoned-ringing",
-            "caller-hangup"
+            "caller-hangup",
+            "callback-requested"
         ]
     );
 
     let expected: Figures = (
-        6,
+        7,
         1,
         [("greeting", 1), ("triage", 1), ("queue", 1), ("ringing", 1)]
             .into_iter()
             .map(|(k, n)| (k.to_string(), n))
             .collect(),
-        [("voicemail".to_string(), 1)].into(),
+        [
+            ("callback_request".to_string(), 1),
+            ("voicemail".to_string(), 1),
+        ]
+        .into(),
         0,
     );
     // The API flushes the records before reading them.
@@ -324,9 +379,18 @@ fn metrics_records_and_admin_api_agree_on_a_mixed_set_of_calls() {
     assert_eq!(metrics_figures(&engine), expected, "metrics");
     assert_eq!(report_figures(&engine), expected, "the monthly report");
     let f = api(&engine, "GET", "/api/figures?practice=martin");
-    assert_eq!(f["pickup_rate"].as_f64(), Some(1.0 / 6.0));
+    assert_eq!(f["pickup_rate"].as_f64(), Some(1.0 / 7.0));
+    let (_, text) = http_get(&engine, "/metrics");
+    assert_eq!(
+        metric(
+            &text,
+            r#"permanence_callbacks_requested_total{origin="caller",practice="martin"}"#
+        ),
+        Some(1.0),
+        "the callback request in the callbacks' own figures"
+    );
 
-    // The queue's own figure is another thing: the four calls that got
+    // The queue's own figure is another thing: the five calls that got
     // past the greeting and the triage menu entered the queue.
     let (_, text) = http_get(&engine, "/metrics");
     assert_eq!(
@@ -334,7 +398,7 @@ fn metrics_records_and_admin_api_agree_on_a_mixed_set_of_calls() {
             &text,
             r#"permanence_queue_entered_total{practice="martin"}"#
         ),
-        Some(4.0)
+        Some(5.0)
     );
     // Bad queries are refused.
     let (code, _) = http_call(&engine, "GET", "/api/figures?practice=nobody", TOKEN, None);
