@@ -19,6 +19,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod french;
+
 pub use chrono::Weekday;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 pub use chrono_tz::Tz;

@@ -19,26 +19,6 @@ pub struct Letter {
     pub attachment_name: String,
 }
 
-/// Weekday names, Monday first.
-const DAYS: [&str; 7] = [
-    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
-];
-/// Month names, January first.
-const MONTHS: [&str; 12] = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-];
-
 /// The letter for `m`. An unknown time zone falls back to Europe/Paris.
 pub fn compose(m: &VoicemailMessage) -> Letter {
     let tz: Tz = m.timezone.parse().unwrap_or(chrono_tz::Europe::Paris);
@@ -74,8 +54,8 @@ pub fn compose(m: &VoicemailMessage) -> Letter {
 
 /// « mardi 3 mars 2026 à 14 h 05 (Europe/Paris) ».
 fn french_time(t: &DateTime<Tz>, zone: &str) -> String {
-    let day = DAYS[t.weekday().num_days_from_monday() as usize % 7];
-    let month = MONTHS[t.month0() as usize % 12];
+    let day = permanence_calendar::french::weekday(t.weekday());
+    let month = permanence_calendar::french::month(t.month0());
     format!(
         "{day} {} {month} {} à {} h {:02} ({zone})",
         t.day(),

@@ -97,6 +97,12 @@ pub struct PracticeFigures {
     pub open_or_interrupted: u64,
 }
 
+/// The metrics' label form of a stored name (`callback-prompt` →
+/// `callback_prompt`).
+fn metric_label(s: &str) -> String {
+    s.replace('-', "_")
+}
+
 impl PracticeFigures {
     /// All abandons, every phase.
     pub fn abandoned_total(&self) -> u64 {
@@ -106,6 +112,34 @@ impl PracticeFigures {
     /// All overflows, every target.
     pub fn overflowed_total(&self) -> u64 {
         self.overflowed.values().sum()
+    }
+
+    /// Abandons by phase, named as the metrics' `phase` label
+    /// (`callback_prompt`).
+    pub fn abandoned_by_label(&self) -> BTreeMap<String, u64> {
+        self.abandoned
+            .iter()
+            .map(|(k, v)| (metric_label(k.as_str()), *v))
+            .collect()
+    }
+
+    /// Overflows by target, named as the metrics' `target` label, the
+    /// caller's own callback requests as `callback_request`.
+    pub fn overflowed_by_label(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = self
+            .overflowed
+            .iter()
+            .map(|(k, v)| (metric_label(k), *v))
+            .collect();
+        if self.callback_requested > 0 {
+            out.insert("callback_request".into(), self.callback_requested);
+        }
+        out
+    }
+
+    /// Answered / offered; `None` without offered calls.
+    pub fn pickup_rate(&self) -> Option<f64> {
+        (self.offered > 0).then(|| self.answered as f64 / self.offered as f64)
     }
 
     /// Whether every offered call is counted in exactly one outcome.

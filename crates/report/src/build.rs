@@ -240,27 +240,18 @@ fn ratio(n: u64, d: u64) -> Option<f64> {
 }
 
 fn call_figures(f: &PracticeFigures) -> CallFigures {
-    let mut overflowed: BTreeMap<String, u64> =
-        f.overflowed.iter().map(|(k, v)| (label(k), *v)).collect();
-    if f.callback_requested > 0 {
-        overflowed.insert("callback_request".into(), f.callback_requested);
-    }
     CallFigures {
         offered: f.offered,
         answered: f.answered,
         abandoned: f.abandoned_total(),
-        abandoned_by_phase: f
-            .abandoned
-            .iter()
-            .map(|(k, v)| (label(k.as_str()), *v))
-            .collect(),
-        overflowed,
+        abandoned_by_phase: f.abandoned_by_label(),
+        overflowed: f.overflowed_by_label(),
         failed: f.failed,
         closed: f.closed,
         unanswered: f.unanswered,
         rejected: f.rejected,
         in_progress: f.open_or_interrupted,
-        pickup_rate: ratio(f.answered, f.offered),
+        pickup_rate: f.pickup_rate(),
     }
 }
 

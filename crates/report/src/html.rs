@@ -5,11 +5,6 @@ use std::fmt::Write;
 
 use crate::{Bucket, Report};
 
-/// French names of the weekdays, Monday first.
-const DAYS: [&str; 7] = [
-    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
-];
-
 const STYLE: &str = "body{font-family:system-ui,'Segoe UI',Arial,sans-serif;color:#1d2733;\
 margin:2rem auto;max-width:60rem;padding:0 1rem;line-height:1.4}\
 h1{font-size:1.5rem;margin:0}h2{font-size:1.1rem;border-bottom:2px solid #2b5d8a;\
@@ -234,7 +229,10 @@ fn bucket_table(h: &mut String, head: &str, labels: &[String], buckets: &[Bucket
 
 fn hours(h: &mut String, r: &Report) {
     h.push_str("<h2>Appels présentés par jour de la semaine</h2>");
-    let days: Vec<String> = DAYS.iter().map(|d| d.to_string()).collect();
+    let days: Vec<String> = permanence_calendar::french::WEEKDAYS
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
     bucket_table(h, "jour", &days, &r.by_weekday);
     h.push_str("<h2>Appels présentés par heure</h2>");
     let (labels, buckets): (Vec<String>, Vec<Bucket>) = r
@@ -272,7 +270,10 @@ fn heat_map(h: &mut String, r: &Report) {
         let _ = write!(h, "<th>{hour}</th>");
     }
     h.push_str("</tr></thead><tbody>");
-    for (day, cells) in DAYS.iter().zip(&r.heat_map) {
+    for (day, cells) in permanence_calendar::french::WEEKDAYS
+        .iter()
+        .zip(&r.heat_map)
+    {
         let _ = write!(h, "<tr><th class=\"l\">{day}</th>");
         for n in cells {
             let text = if *n == 0 {

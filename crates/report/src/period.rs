@@ -8,22 +8,6 @@ use serde::Serialize;
 
 use crate::ReportError;
 
-/// French month names, January first.
-const MONTHS: [&str; 12] = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-];
-
 /// A calendar period, in local dates (first day included, last excluded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,7 +102,7 @@ impl Period {
             Period::Month { year, month } => {
                 let name = (month as usize)
                     .checked_sub(1)
-                    .and_then(|i| MONTHS.get(i))
+                    .and_then(|i| permanence_calendar::french::MONTHS.get(i))
                     .copied()
                     .unwrap_or("?");
                 format!("{name} {year}")

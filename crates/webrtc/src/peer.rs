@@ -169,12 +169,20 @@ async fn outbound(
     state: watch::Receiver<PeerState>,
 ) {
     let mut buf = [0u8; MAX_PACKET];
+    // Read from the state's watch only until connected: not per packet.
+    let mut connected = false;
     loop {
         let Ok((n, from)) = relay.recv_from(&mut buf).await else {
             return;
         };
-        if from != media || *state.borrow() != PeerState::Connected {
+        if from != media {
             continue;
+        }
+        if !connected {
+            connected = *state.borrow() == PeerState::Connected;
+            if !connected {
+                continue;
+            }
         }
         let mut bytes = buf.get(..n).unwrap_or(&[]);
         let Ok(mut pkt) = rtp::packet::Packet::unmarshal(&mut bytes) else {

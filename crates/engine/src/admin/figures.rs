@@ -51,12 +51,6 @@ fn view(
     until: DateTime<Utc>,
     f: &PracticeFigures,
 ) -> FiguresView {
-    let label = |s: &str| s.replace('-', "_");
-    let mut overflowed: std::collections::BTreeMap<String, u64> =
-        f.overflowed.iter().map(|(k, v)| (label(k), *v)).collect();
-    if f.callback_requested > 0 {
-        overflowed.insert("callback_request".into(), f.callback_requested);
-    }
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
     FiguresView {
         practice: practice.to_string(),
@@ -64,18 +58,14 @@ fn view(
         until: time(until),
         offered: f.offered,
         answered: f.answered,
-        abandoned: f
-            .abandoned
-            .iter()
-            .map(|(k, v)| (label(k.as_str()), *v))
-            .collect(),
-        overflowed,
+        abandoned: f.abandoned_by_label(),
+        overflowed: f.overflowed_by_label(),
         failed: f.failed,
         closed: f.closed,
         unanswered: f.unanswered,
         rejected: f.rejected,
         in_progress: f.open_or_interrupted,
-        pickup_rate: (f.offered > 0).then(|| f.answered as f64 / f.offered as f64),
+        pickup_rate: f.pickup_rate(),
     }
 }
 

@@ -46,6 +46,38 @@ struct Browser {
     answer: String,
 }
 
+/// The caller's media before the dialog exists.
+struct Media {
+    leg: Leg,
+    events: mpsc::Receiver<MediaEvent>,
+    negotiated: Negotiated,
+    signalling_ip: Option<IpAddr>,
+    browser: Option<Box<Browser>>,
+}
+
+/// Opens the caller's media leg; without one the INVITE gets 503 (ports
+/// exhausted, counted as overload) or 500, and `None`.
+async fn open_media(
+    ctx: &CallContext,
+    tx: &mut Transaction,
+    call_id: &str,
+) -> Option<(Leg, mpsc::Receiver<MediaEvent>)> {
+    match ctx.media.engine.open_leg() {
+        Ok(x) => Some(x),
+        Err(e) => {
+            warn!(event = "media.unavailable", call_id, error = %e, "cannot open a media leg");
+            ctx.metrics
+                .sip_rejected(permanence_metrics::SipReject::Overload);
+            let code = match e {
+                MediaError::PortsExhausted { .. } => StatusCode::ServiceUnavailable,
+                _ => StatusCode::ServerInternalError,
+            };
+            reply(tx, code, vec![]).await;
+            None
+        }
+    }
+}
+
 impl Caller {
     /// Takes the carrier's INVITE: negotiates its SDP offer, opens the
     /// caller's media leg and creates the server dialog. On failure the
@@ -67,41 +99,15 @@ impl Caller {
             }
         };
         let signalling_ip = crate::signalling_ip(&tx);
-        let (media, media_events) = match ctx.media.engine.open_leg() {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(event = "media.unavailable", call_id, error = %e, "cannot open a media leg");
-                ctx.metrics
-                    .sip_rejected(permanence_metrics::SipReject::Overload);
-                let code = match e {
-                    MediaError::PortsExhausted { .. } => StatusCode::ServiceUnavailable,
-                    _ => StatusCode::ServerInternalError,
-                };
-                reply(&mut tx, code, vec![]).await;
-                return None;
-            }
-        };
-        let sd = match ctx.sip.server_dialog(*tx) {
-            Ok(sd) => sd,
-            Err(boxed) => {
-                let (mut tx, e) = *boxed;
-                warn!(call_id, error = %e, "cannot create dialog");
-                reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
-                media.close().await;
-                return None;
-            }
-        };
-        Some(Self {
-            dialog: sd.dialog,
-            states: sd.states,
-            invite_task: sd.stop,
-            media,
-            media_events,
-            session: LocalSession::new(ctx.media.advertise),
+        let (media, media_events) = open_media(ctx, &mut tx, call_id).await?;
+        let media = Media {
+            leg: media,
+            events: media_events,
             negotiated,
             signalling_ip,
             browser: None,
-        })
+        };
+        Self::with_dialog(ctx, tx, call_id, media).await
     }
 
     /// Takes a browser's INVITE: its WebRTC offer is answered by a new
@@ -111,14 +117,7 @@ impl Caller {
         mut tx: Box<Transaction>,
         call_id: &str,
     ) -> Option<Self> {
-        let (media, media_events) = match ctx.media.engine.open_leg() {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(event = "media.unavailable", call_id, error = %e, "cannot open a media leg");
-                reply(&mut tx, StatusCode::ServiceUnavailable, vec![]).await;
-                return None;
-            }
-        };
+        let (media, media_events) = open_media(ctx, &mut tx, call_id).await?;
         let offer = String::from_utf8_lossy(&tx.original.body).into_owned();
         let at = SocketAddr::new(media.local_addr().ip(), media.port());
         let (peer, answer) = match Peer::answer(ctx.sip.webrtc, at, &offer).await {
@@ -131,14 +130,34 @@ impl Caller {
             }
         };
         let relay = peer.relay_addr();
+        let media = Media {
+            leg: media,
+            events: media_events,
+            negotiated: relay_negotiated(relay),
+            signalling_ip: Some(relay.ip()),
+            browser: Some(Box::new(Browser { peer, answer })),
+        };
+        Self::with_dialog(ctx, tx, call_id, media).await
+    }
+
+    /// Creates the server dialog of the INVITE around the caller's media;
+    /// on failure the INVITE gets 500 and the media is closed.
+    async fn with_dialog(
+        ctx: &CallContext,
+        tx: Box<Transaction>,
+        call_id: &str,
+        m: Media,
+    ) -> Option<Self> {
         let sd = match ctx.sip.server_dialog(*tx) {
             Ok(sd) => sd,
             Err(boxed) => {
                 let (mut tx, e) = *boxed;
                 warn!(call_id, error = %e, "cannot create dialog");
                 reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
-                media.close().await;
-                peer.close().await;
+                m.leg.close().await;
+                if let Some(b) = m.browser {
+                    b.peer.close().await;
+                }
                 return None;
             }
         };
@@ -146,12 +165,12 @@ impl Caller {
             dialog: sd.dialog,
             states: sd.states,
             invite_task: sd.stop,
-            media,
-            media_events,
+            media: m.leg,
+            media_events: m.events,
             session: LocalSession::new(ctx.media.advertise),
-            negotiated: relay_negotiated(relay),
-            signalling_ip: Some(relay.ip()),
-            browser: Some(Box::new(Browser { peer, answer })),
+            negotiated: m.negotiated,
+            signalling_ip: m.signalling_ip,
+            browser: m.browser,
         })
     }
 
